@@ -1,0 +1,184 @@
+"""Candle data: a small columnar container and loaders.
+
+The engine works on ``Candles`` (numpy arrays; timestamps are candle open times in
+int64 milliseconds UTC). pandas is imported lazily, only when a DataFrame or CSV
+is actually involved, to keep the engine's import cheap for CLI and Celery calls.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import BacktestError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+COLUMNS = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True, eq=False)
+class Candles:
+    """OHLCV columns as float64 arrays plus int64 millisecond open timestamps."""
+
+    timestamp: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.timestamp)
+        for name in COLUMNS:
+            if len(getattr(self, name)) != n:
+                raise BacktestError(
+                    f"candle column {name!r} has a different length than timestamp"
+                )
+
+    def __len__(self) -> int:
+        return len(self.timestamp)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        timestamp: Any,
+        open: Any,
+        high: Any,
+        low: Any,
+        close: Any,
+        volume: Any = None,
+    ) -> Candles:
+        """Build from array-likes; ``volume`` defaults to zeros."""
+        ts = np.ascontiguousarray(timestamp, dtype=np.int64)
+        cols = [
+            np.ascontiguousarray(c, dtype=np.float64) for c in (open, high, low, close)
+        ]
+        vol = (
+            np.zeros(len(ts))
+            if volume is None
+            else np.ascontiguousarray(volume, dtype=np.float64)
+        )
+        return cls(ts, *cols, vol)
+
+    @classmethod
+    def from_frame(cls, df: pd.DataFrame) -> Candles:
+        """From a DataFrame with a UTC DatetimeIndex (or a ms ``timestamp`` column) and OHLCV columns."""
+        missing = [c for c in COLUMNS if c not in df.columns]
+        if missing:
+            raise BacktestError(f"candle data lacks columns: {', '.join(missing)}")
+        if "timestamp" in df.columns:
+            ts = df["timestamp"].to_numpy(dtype=np.int64)
+        else:
+            index = df.index
+            if not hasattr(index, "tz"):
+                raise BacktestError(
+                    "candle DataFrame needs a DatetimeIndex or a 'timestamp' column"
+                )
+            if index.tz is None:
+                index = index.tz_localize("UTC")
+            # as_unit keeps this independent of the index resolution (ns, us, ms).
+            ts = index.as_unit("ms").asi8.astype(np.int64)
+        return cls.from_arrays(
+            ts,
+            df["open"].to_numpy(dtype=np.float64),
+            df["high"].to_numpy(dtype=np.float64),
+            df["low"].to_numpy(dtype=np.float64),
+            df["close"].to_numpy(dtype=np.float64),
+            df["volume"].to_numpy(dtype=np.float64),
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """As a DataFrame with a UTC DatetimeIndex (what the market-data service returns)."""
+        import pandas as pd
+
+        index = pd.DatetimeIndex(
+            pd.to_datetime(self.timestamp, unit="ms", utc=True), name="timestamp"
+        )
+        return pd.DataFrame(
+            {name: getattr(self, name) for name in COLUMNS}, index=index
+        )
+
+    def slice(self, start: int, stop: int) -> Candles:
+        """Rows ``start:stop`` (views, no copy)."""
+        return Candles(
+            *(getattr(self, name)[start:stop] for name in ("timestamp", *COLUMNS))
+        )
+
+    def between(self, start_ms: int | None, end_ms: int | None) -> Candles:
+        """Candles with ``start_ms <= timestamp < end_ms`` (either bound optional)."""
+        lo = (
+            0
+            if start_ms is None
+            else int(np.searchsorted(self.timestamp, start_ms, side="left"))
+        )
+        hi = (
+            len(self)
+            if end_ms is None
+            else int(np.searchsorted(self.timestamp, end_ms, side="left"))
+        )
+        return self.slice(lo, max(lo, hi))
+
+    def bar_ms(self) -> int:
+        """The candle interval: the most common gap between timestamps (robust to missing rows)."""
+        if len(self) < 2:
+            return 60_000
+        diffs = np.diff(self.timestamp[: min(len(self), 10_001)])
+        values, counts = np.unique(diffs[diffs > 0], return_counts=True)
+        return int(values[np.argmax(counts)]) if len(values) else 60_000
+
+    def validate(self) -> None:
+        """Raise ``BacktestError`` for data the engine cannot simulate honestly."""
+        if len(self) == 0:
+            raise BacktestError("no candles in the selected range")
+        if len(self) > 1 and np.any(np.diff(self.timestamp) <= 0):
+            raise BacktestError("candle timestamps must be strictly increasing")
+        prices = (self.open, self.high, self.low, self.close)
+        if not all(np.all(np.isfinite(p)) for p in prices):
+            raise BacktestError("candle prices contain NaN or infinite values")
+        if np.any(self.low <= 0):
+            raise BacktestError("candle prices must be positive")
+        bad = (self.high < np.maximum(self.open, self.close)) | (
+            self.low > np.minimum(self.open, self.close)
+        )
+        if np.any(bad):
+            first = int(np.argmax(bad))
+            raise BacktestError(
+                f"candle {first} has high/low inconsistent with open/close"
+            )
+
+
+def to_candles(data: Any) -> Candles:
+    """Accept ``Candles`` or a pandas DataFrame (duck-typed, so pandas is not imported here)."""
+    if isinstance(data, Candles):
+        return data
+    if hasattr(data, "columns") and hasattr(data, "index"):
+        return Candles.from_frame(data)
+    raise BacktestError(
+        "data must be a Candles object or a pandas DataFrame of OHLCV candles"
+    )
+
+
+def load_csv(path: str | Path) -> Candles:
+    """Read ``timestamp,open,high,low,close,volume`` (timestamp in ms) from a CSV or CSV.gz file."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise BacktestError(f"data file not found: {path}")
+    try:
+        df = pd.read_csv(
+            path,
+            dtype={"timestamp": "int64", **{c: "float64" for c in COLUMNS}},
+            usecols=["timestamp", *COLUMNS],
+        )
+    except (ValueError, KeyError) as exc:
+        raise BacktestError(
+            f"cannot read {path.name}: expected columns timestamp,open,high,low,close,volume ({exc})"
+        ) from exc
+    candles = Candles.from_arrays(*(df[c].to_numpy() for c in ("timestamp", *COLUMNS)))
+    return candles
