@@ -102,6 +102,14 @@ def _num(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _annualize(growth: float, days: float) -> float | None:
+    """``growth ** (365 / days) - 1``; None when it overflows (a very short, very good run)."""
+    try:
+        return _num(math.exp(math.log(growth) * PERIODS_PER_YEAR / days) - 1.0)
+    except OverflowError:
+        return None
+
+
 def daily_returns(
     timestamps: np.ndarray, values: np.ndarray, start_value: float
 ) -> np.ndarray:
@@ -224,9 +232,7 @@ def compute_metrics(
     m["total_return"] = _num(end / start - 1.0) if start > 0 else None
     days = (int(ts[-1]) + bar - int(ts[0])) / DAY_MS
     if start > 0 and days > 0:
-        m["annualized_return"] = (
-            -1.0 if end <= 0 else _num((end / start) ** (PERIODS_PER_YEAR / days) - 1.0)
-        )
+        m["annualized_return"] = -1.0 if end <= 0 else _annualize(end / start, days)
 
     r = daily_returns(ts, eq, start)
     m["trading_days"] = len(r)
