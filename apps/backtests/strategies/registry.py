@@ -106,7 +106,7 @@ def warm_up() -> None:
     n = 80
     close = 100.0 + np.sin(np.arange(n) / 4.0) * 5.0
     candles = Candles.from_arrays(
-        np.arange(n, dtype=np.int64) * 60_000, close, close + 1.0, close - 1.0, close, np.ones(n)
+        np.arange(n, dtype=np.int64) * 86_400_000, close, close + 1.0, close - 1.0, close, np.ones(n)
     )
     run_backtest(candles, build_strategy("sma_crossover", {"fast": 3, "slow": 8}), BacktestConfig())
     run_backtest(candles, build_strategy("dca", {}), BacktestConfig())
