@@ -146,9 +146,14 @@ def _differences(full: np.ndarray, part: np.ndarray) -> np.ndarray:
 
 
 class _OrderRecorder:
-    """Wraps the trading API of one event-strategy instance to log its decisions."""
+    """Wraps the trading API of one event-strategy instance to log its decisions.
 
-    def __init__(self, strategy: Strategy) -> None:
+    A decision belongs to the candle being processed when it is made: the
+    candle passed to ``on_data``, or the candle an order filled in for calls
+    made from ``on_fill`` (which runs before that candle's ``on_data``).
+    """
+
+    def __init__(self, strategy: Strategy, timestamps: np.ndarray) -> None:
         self.strategy = strategy
         self.log: list[tuple[int, str, tuple[Any, ...]]] = []
         self.index = -1
@@ -158,11 +163,20 @@ class _OrderRecorder:
                 setattr(strategy, name, self._wrap(name, original))
         on_data = strategy.on_data
 
-        def counting_on_data(candle: Any) -> Any:
-            self.index += 1
+        def recorded_on_data(candle: Any) -> Any:
+            self.index = candle.index
             return on_data(candle)
 
-        strategy.on_data = counting_on_data  # type: ignore[method-assign]
+        strategy.on_data = recorded_on_data  # type: ignore[method-assign]
+        on_fill = getattr(strategy, "on_fill", None)
+        if on_fill is not None:
+
+            def recorded_on_fill(fill: Any) -> Any:
+                if fill.fill_time is not None:
+                    self.index = int(np.searchsorted(timestamps, fill.fill_time, side="right")) - 1
+                return on_fill(fill)
+
+            strategy.on_fill = recorded_on_fill  # type: ignore[attr-defined]
 
     def _wrap(self, name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         def recorded(*args: Any, **kwargs: Any) -> Any:
@@ -185,7 +199,7 @@ def _event_decisions(factory: Callable[[], Strategy], data: Candles) -> dict[int
     from apps.backtests.engine import BacktestConfig, run_backtest
 
     strategy = factory()
-    recorder = _OrderRecorder(strategy)
+    recorder = _OrderRecorder(strategy, data.timestamp)
     run_backtest(data, strategy, BacktestConfig())
     return recorder.by_candle()
 

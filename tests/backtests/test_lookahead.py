@@ -1,0 +1,97 @@
+"""Lookahead-bias check: catches strategies that use future candles, passes the built-ins."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from apps.backtests.engine import Candles, Param, SignalStrategy, Signals, Strategy, load_csv
+from apps.backtests.strategies import indicators as ta
+from apps.backtests.strategies.lookahead import LookaheadReport, check_lookahead
+from apps.backtests.strategies.registry import build_strategy, list_strategies
+
+
+@pytest.fixture(scope="module")
+def btc(request) -> Candles:
+    # Same rule as the shared_data_dir fixture: $SHARED_DATA_DIR or ../shared/data from the repo root.
+    root = Path(__file__).resolve().parents[2]
+    data = Path(os.environ.get("SHARED_DATA_DIR") or root.parent / "shared" / "data")
+    candles = load_csv(data / "ohlcv" / "binance_BTCUSDT_1h.csv.gz")
+    return candles.slice(len(candles) - 3000, len(candles))
+
+
+class PeekingSma(SignalStrategy):
+    """Uses tomorrow's close: ``shift(-1)``, the classic one-candle peek."""
+
+    name = "peeking_sma"
+    params = {"period": Param("int", 20, min=2)}
+
+    def signals(self, data):
+        close = pd.Series(data.close)
+        tomorrow = close.shift(-1)
+        sma = close.rolling(self.p.period).mean()
+        return Signals(long_entries=(tomorrow > sma).to_numpy() & (close <= sma).to_numpy(), long_exits=(tomorrow < sma).to_numpy())
+
+
+class GlobalNormalisation(SignalStrategy):
+    """Scales by the maximum of the WHOLE series: every signal depends on the future."""
+
+    name = "global_max"
+
+    def signals(self, data):
+        scaled = np.asarray(data.close) / np.max(data.close)
+        return Signals(long_entries=ta.crossed_above(scaled, 0.9), long_exits=ta.crossed_below(scaled, 0.85))
+
+
+class PeekingEvent(Strategy):
+    """Reads the next candle's close straight from the broker's data."""
+
+    name = "peeking_event"
+
+    def on_data(self, candle):
+        closes = self.broker.data.close
+        i = candle.index
+        if i + 1 < len(closes) and closes[i + 1] > candle.close * 1.01 and self.get_position_size() == 0:
+            self.buy(0.01)
+        elif self.get_position_size() > 0 and i % 5 == 0:
+            self.close_position()
+
+
+def test_catches_a_strategy_that_peeks_one_candle_ahead(btc):
+    report = check_lookahead(lambda: PeekingSma(), btc)
+    assert not report.ok
+    assert report.total_changes >= 1
+    change = report.changes[0]
+    assert change.signal in ("long_entries", "long_exits")
+    # the decision that changes is the last candle before the cut: it lost its future
+    assert change.index == change.window_end - 1
+    assert "lookahead bias" in report.summary()
+
+
+def test_catches_a_global_normalisation(btc):
+    report = check_lookahead(lambda: GlobalNormalisation(), btc)
+    assert not report.ok
+
+
+def test_catches_an_event_strategy_reading_future_candles(btc):
+    report = check_lookahead(lambda: PeekingEvent(), btc.slice(0, 800))
+    assert not report.ok
+    assert report.changes[0].signal == "orders"
+
+
+@pytest.mark.parametrize("name", [info.name for info in list_strategies()])
+def test_every_builtin_passes(name, btc):
+    report = check_lookahead(lambda: build_strategy(name), btc)
+    assert report.ok, report.summary()
+    assert report.windows_checked >= 10
+
+
+def test_report_round_trips_through_json(btc):
+    report = check_lookahead(lambda: PeekingSma(), btc.slice(0, 500), windows=5, max_signal_windows=5)
+    again = LookaheadReport.from_dict(report.to_dict())
+    assert again.to_dict() == report.to_dict()
+    assert report.to_dict()["ok"] is False
