@@ -689,13 +689,14 @@ class SimulatedBroker:
         if size != 0.0 and (size > 0) != (order.side > 0):
             # Reverse: close the whole position; the sized new one follows in _execute.
             return abs(size)
+        stop_price = None
         if self.sizing["type"] == "risk_per_trade":
             stop_frac = order.bracket[0] if order.bracket else None
             if stop_frac is None:
                 raise BacktestError(
                     "risk_per_trade sizing needs a stop loss: pass stop_loss= with the order"
                 )
-            price * (1 - order.side * stop_frac)
+            stop_price = price * (1 - order.side * stop_frac)
         ts = self._ts[i]
         return order_size(
             self.sizing,
@@ -705,6 +706,7 @@ class SimulatedBroker:
             leverage=leverage if self.futures else 1.0,
             fee_rate=self.fees.rate(order.type == "limit", ts),
             fixed_fee=self.fees.fixed,
+            stop_price=stop_price,
         )
 
     def _execute(
