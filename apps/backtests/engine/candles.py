@@ -137,16 +137,16 @@ class Candles:
             raise BacktestError("no candles in the selected range")
         if len(self) > 1 and np.any(np.diff(self.timestamp) <= 0):
             raise BacktestError("candle timestamps must be strictly increasing")
-        prices = (self.open, self.high, self.low, self.close)
-        if not all(np.all(np.isfinite(p)) for p in prices):
-            raise BacktestError("candle prices contain NaN or infinite values")
-        if np.any(self.low <= 0):
-            raise BacktestError("candle prices must be positive")
-        bad = (self.high < np.maximum(self.open, self.close)) | (
-            self.low > np.minimum(self.open, self.close)
-        )
-        if np.any(bad):
-            first = int(np.argmax(bad))
+        o, h, lo, c = self.open, self.high, self.low, self.close
+        # One pass of comparisons; NaN fails every comparison, so it is caught too.
+        ok = (lo > 0) & (lo <= o) & (lo <= c) & (h >= o) & (h >= c) & (h < np.inf)
+        if not ok.all():
+            first = int(np.argmin(ok))
+            values = (o[first], h[first], lo[first], c[first])
+            if not all(np.isfinite(values)):
+                raise BacktestError(f"candle {first} has NaN or infinite prices")
+            if lo[first] <= 0:
+                raise BacktestError(f"candle {first} has a non-positive price")
             raise BacktestError(
                 f"candle {first} has high/low inconsistent with open/close"
             )

@@ -131,10 +131,14 @@ def drawdown_curve(equity: np.ndarray, start_value: float) -> np.ndarray:
     """``equity / running_peak - 1`` (<= 0), the starting value counting as the first peak."""
     if len(equity) == 0:
         return np.empty(0)
-    peak = np.maximum.accumulate(np.maximum(equity, start_value))
+    peak = np.maximum.accumulate(equity)
+    np.maximum(peak, start_value, out=peak)
+    if start_value > 0:
+        return equity / peak - 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        dd = np.where(peak > 0, equity / np.where(peak > 0, peak, 1.0) - 1.0, 0.0)
-    return np.minimum(dd, 0.0)
+        return np.minimum(
+            np.where(peak > 0, equity / np.where(peak > 0, peak, 1.0) - 1.0, 0.0), 0.0
+        )
 
 
 def _max_drawdown_duration(timestamps: np.ndarray, drawdown: np.ndarray) -> float:
@@ -208,6 +212,7 @@ def compute_metrics(
     position_size: np.ndarray | None = None,
     close: np.ndarray | None = None,
     bar_ms: int | None = None,
+    drawdown: np.ndarray | None = None,
 ) -> dict[str, float | int | None]:
     """Every metric in ``METRIC_NAMES`` from an equity curve and (optionally) trades.
 
@@ -216,7 +221,8 @@ def compute_metrics(
     ``return_pct``, ``duration``, ``side``, ``exit_reason``), a list of dicts or of
     objects with those attributes, or None for an equity curve alone (trade metrics
     are then None). ``benchmark_close`` (same timestamps) enables buy-and-hold,
-    alpha and beta; ``position_size`` plus ``close`` enable exposure and leverage.
+    alpha and beta; ``position_size`` plus ``close`` enable exposure and leverage;
+    ``drawdown`` may pass an already computed ``drawdown_curve``.
     """
     ts = np.asarray(equity_timestamps, dtype=np.int64)
     eq = np.asarray(equity, dtype=np.float64)
@@ -252,7 +258,7 @@ def compute_metrics(
         if std > 0:
             m["sharpe_ratio"] = _num(r.mean() / std * ann)
 
-    dd = drawdown_curve(eq, start)
+    dd = drawdown if drawdown is not None else drawdown_curve(eq, start)
     mdd = float(dd.min())
     m["max_drawdown"] = mdd
     m["max_drawdown_duration"] = _max_drawdown_duration(ts, dd)
@@ -277,15 +283,16 @@ def compute_metrics(
         and len(position_size) == len(eq)
     ):
         size = np.abs(np.asarray(position_size, dtype=np.float64))
-        exposed = size > 0
-        m["exposure_time"] = float(exposed.mean())
-        if exposed.any():
+        exposed = int(np.count_nonzero(size))
+        m["exposure_time"] = exposed / len(eq)
+        if exposed:
+            # Effective leverage per candle; flat candles add 0 and are left out of the mean.
             with np.errstate(divide="ignore", invalid="ignore"):
-                lev = size[exposed] * np.asarray(close)[exposed] / eq[exposed]
-            lev = lev[np.isfinite(lev) & (eq[exposed] > 0)]
-            if len(lev):
-                m["avg_leverage"] = _num(lev.mean())
-                m["max_leverage"] = _num(lev.max())
+                lev = np.where(
+                    eq > 0, size * np.asarray(close) / np.where(eq > 0, eq, 1.0), 0.0
+                )
+            m["avg_leverage"] = _num(lev.sum() / exposed)
+            m["max_leverage"] = _num(lev.max())
         else:
             m["avg_leverage"] = 0.0
             m["max_leverage"] = 0.0

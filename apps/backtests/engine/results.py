@@ -87,10 +87,34 @@ class BacktestResult:
     equity: np.ndarray
     drawdown: np.ndarray
     position_size: np.ndarray
-    positions: list[dict[str, Any]]
+    position_columns: dict[str, np.ndarray]
     config: dict[str, Any] = field(default_factory=dict)
     strategy: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def positions(self) -> list[dict[str, Any]]:
+        """Position timeline: one row per change (timestamp, size, side, avg_price, leverage)."""
+        cols = self.position_columns
+        rows = []
+        for t, size, price, lev in zip(
+            cols["timestamp"].tolist(),
+            cols["size"].tolist(),
+            cols["avg_price"].tolist(),
+            cols["leverage"].tolist(),
+            strict=True,
+        ):
+            side = "long" if size > 0 else ("short" if size < 0 else "flat")
+            rows.append(
+                {
+                    "timestamp": t,
+                    "size": size,
+                    "side": side,
+                    "avg_price": price if size else None,
+                    "leverage": lev,
+                }
+            )
+        return rows
 
     @property
     def trades(self) -> list[Trade]:

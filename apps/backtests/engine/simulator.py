@@ -340,25 +340,26 @@ def _vectorized(
     n = len(candles)
     o, h, lo, c = candles.open, candles.high, candles.low, candles.close
     le, lx, se, sx = _effective_signals(sig, n, config.allow_short)
-    idx = np.arange(n)
-    # Desired position after the signals of candle t (see Signals): the last entry's
-    # direction, unless an exit of that direction came after it.
-    entry_dir = le.astype(np.int8) - se.astype(np.int8)
-    last_entry = np.maximum.accumulate(np.where(entry_dir != 0, idx, -1))
-    last_lx = np.maximum.accumulate(np.where(lx, idx, -1))
-    last_sx = np.maximum.accumulate(np.where(sx, idx, -1))
+    # Only candles with a signal can change the desired position, so the state machine
+    # runs on those alone: the desired position after a signal candle is the last
+    # entry's direction, unless an exit of that direction came after it.
+    ev = np.flatnonzero(le | lx | se | sx)
+    k = np.arange(len(ev))
+    entry_dir = le[ev].astype(np.int8) - se[ev].astype(np.int8)
+    last_entry = np.maximum.accumulate(np.where(entry_dir != 0, k, -1))
+    last_lx = np.maximum.accumulate(np.where(lx[ev], k, -1))
+    last_sx = np.maximum.accumulate(np.where(sx[ev], k, -1))
     direction = np.where(last_entry >= 0, entry_dir[np.maximum(last_entry, 0)], 0)
-    open_long = (direction > 0) & (last_lx < last_entry)
-    open_short = (direction < 0) & (last_sx < last_entry)
-    state = open_long.astype(np.int8) - open_short.astype(np.int8)
-    pos = np.empty(
-        n, dtype=np.int8
-    )  # position held during candle t (filled at its open)
-    pos[0] = 0
-    pos[1:] = state[:-1]
-    change = np.flatnonzero(pos[1:] != pos[:-1]) + 1
-    starts = change[pos[change] != 0]
-    if len(starts) == 0:
+    state = ((direction > 0) & (last_lx < last_entry)).astype(np.int8) - (
+        (direction < 0) & (last_sx < last_entry)
+    ).astype(np.int8)
+    flip = np.flatnonzero(state != np.concatenate(([0], state[:-1])))
+    change = ev[flip] + 1  # the candle whose open executes the change
+    new_state = state[flip]
+    keep = change < n  # a signal on the last candle has no next open
+    change, new_state = change[keep], new_state[keep]
+    opening = np.flatnonzero(new_state != 0)
+    if len(opening) == 0:
         return _assemble(
             candles,
             config,
@@ -366,14 +367,18 @@ def _vectorized(
             ev_idx=np.empty(0, dtype=np.int64),
             ev_base=np.empty(0),
             ev_size=np.empty(0),
-            timeline=[],
+            timeline=_timeline_from_events(
+                candles.timestamp,
+                np.empty(0, dtype=np.int64),
+                np.empty(0),
+                np.empty(0),
+                1.0,
+            ),
             info={"path": "vectorized"},
         )
-    bounds = np.concatenate((change, [n]))
-    ends = bounds[
-        np.searchsorted(bounds, starts, side="right")
-    ]  # first candle after the trade
-    d = pos[starts].astype(np.float64)
+    starts = change[opening]
+    ends = np.concatenate((change, [n]))[opening + 1]  # first candle after the trade
+    d = new_state[opening].astype(np.float64)
     at_end = ends >= n
     if at_end.any() and not config.close_at_end:
         return None  # rare; the broker path handles an open position at the end
@@ -489,23 +494,12 @@ def _timeline_from_events(
     ev_size: np.ndarray,
     ev_price: np.ndarray,
     lev: float,
-) -> list[dict[str, Any]]:
-    out = []
-    for i, size, price in zip(
-        ev_idx.tolist(), ev_size.tolist(), ev_price.tolist(), strict=True
-    ):
-        out.append(_position_row(int(ts[i]), size, price, lev if size else 0.0))
-    return out
-
-
-def _position_row(t: int, size: float, price: float, lev: float) -> dict[str, Any]:
-    side = "long" if size > 0 else ("short" if size < 0 else "flat")
+) -> dict[str, np.ndarray]:
     return {
-        "timestamp": t,
-        "size": size,
-        "side": side,
-        "avg_price": price if size else None,
-        "leverage": lev,
+        "timestamp": ts[ev_idx],
+        "size": ev_size,
+        "avg_price": ev_price,
+        "leverage": np.where(ev_size != 0, lev, 0.0),
     }
 
 
@@ -520,7 +514,13 @@ def _assemble_from_broker(
         cols["exit_reason"] = cols["exit_reason"].astype(object)
     else:
         cols = empty_trade_columns()
-    timeline = [_position_row(t, s, p, lev) for (t, s, p, lev) in broker.timeline]
+    rows = broker.timeline
+    timeline = {
+        "timestamp": np.asarray([r[0] for r in rows], dtype=np.int64),
+        "size": np.asarray([r[1] for r in rows], dtype=np.float64),
+        "avg_price": np.asarray([r[2] for r in rows], dtype=np.float64),
+        "leverage": np.asarray([r[3] for r in rows], dtype=np.float64),
+    }
     return _assemble(
         candles,
         config,
@@ -545,7 +545,7 @@ def _assemble(
     ev_idx: np.ndarray,
     ev_base: np.ndarray,
     ev_size: np.ndarray,
-    timeline: list[dict[str, Any]],
+    timeline: dict[str, np.ndarray],
     info: dict[str, Any],
 ) -> BacktestResult:
     """Per-candle equity from the state changes, trade excursions, metrics."""
@@ -553,12 +553,13 @@ def _assemble(
     close = candles.close
     e0 = config.initial_cash
     if len(ev_idx):
-        # State in force at each candle's close: the last change at or before it.
-        which = np.searchsorted(ev_idx, np.arange(n), side="right") - 1
-        valid = which >= 0
-        safe = np.maximum(which, 0)
-        base = np.where(valid, ev_base[safe], e0)
-        size = np.where(valid, ev_size[safe], 0.0)
+        # State in force at each candle's close: the last change at or before it. Runs of
+        # candles share a state, so repeat each state over its run (zero-length for a
+        # state superseded within the same candle).
+        lengths = np.diff(np.concatenate((ev_idx, [n])))
+        head = int(ev_idx[0])
+        base = np.concatenate((np.full(head, e0), np.repeat(ev_base, lengths)))
+        size = np.concatenate((np.zeros(head), np.repeat(ev_size, lengths)))
         equity = base + size * close
     else:
         size = np.zeros(n)
@@ -578,6 +579,7 @@ def _assemble(
         position_size=size,
         close=close,
         bar_ms=candles.bar_ms(),
+        drawdown=drawdown,
     )
     info = {
         **info,
@@ -592,7 +594,7 @@ def _assemble(
         equity=equity,
         drawdown=drawdown,
         position_size=size,
-        positions=timeline,
+        position_columns=timeline,
         config=config.to_dict(),
         info=info,
     )
