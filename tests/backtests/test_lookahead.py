@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from apps.backtests.engine import Candles, Param, SignalStrategy, Signals, Strategy, load_csv
+from apps.backtests.engine import (
+    Candles,
+    Param,
+    Signals,
+    SignalStrategy,
+    Strategy,
+    load_csv,
+)
 from apps.backtests.strategies import indicators as ta
 from apps.backtests.strategies.lookahead import LookaheadReport, check_lookahead
 from apps.backtests.strategies.registry import build_strategy, list_strategies
@@ -34,7 +41,10 @@ class PeekingSma(SignalStrategy):
         close = pd.Series(data.close)
         tomorrow = close.shift(-1)
         sma = close.rolling(self.p.period).mean()
-        return Signals(long_entries=(tomorrow > sma).to_numpy() & (close <= sma).to_numpy(), long_exits=(tomorrow < sma).to_numpy())
+        return Signals(
+            long_entries=(tomorrow > sma).to_numpy() & (close <= sma).to_numpy(),
+            long_exits=(tomorrow < sma).to_numpy(),
+        )
 
 
 class GlobalNormalisation(SignalStrategy):
@@ -44,7 +54,10 @@ class GlobalNormalisation(SignalStrategy):
 
     def signals(self, data):
         scaled = np.asarray(data.close) / np.max(data.close)
-        return Signals(long_entries=ta.crossed_above(scaled, 0.9), long_exits=ta.crossed_below(scaled, 0.85))
+        return Signals(
+            long_entries=ta.crossed_above(scaled, 0.9),
+            long_exits=ta.crossed_below(scaled, 0.85),
+        )
 
 
 class PeekingEvent(Strategy):
@@ -55,7 +68,11 @@ class PeekingEvent(Strategy):
     def on_data(self, candle):
         closes = self.broker.data.close
         i = candle.index
-        if i + 1 < len(closes) and closes[i + 1] > candle.close * 1.01 and self.get_position_size() == 0:
+        if (
+            i + 1 < len(closes)
+            and closes[i + 1] > candle.close * 1.01
+            and self.get_position_size() == 0
+        ):
             self.buy(0.01)
         elif self.get_position_size() > 0 and i % 5 == 0:
             self.close_position()
@@ -91,7 +108,9 @@ def test_every_builtin_passes(name, btc):
 
 
 def test_report_round_trips_through_json(btc):
-    report = check_lookahead(lambda: PeekingSma(), btc.slice(0, 500), windows=5, max_signal_windows=5)
+    report = check_lookahead(
+        lambda: PeekingSma(), btc.slice(0, 500), windows=5, max_signal_windows=5
+    )
     again = LookaheadReport.from_dict(report.to_dict())
     assert again.to_dict() == report.to_dict()
     assert report.to_dict()["ok"] is False

@@ -18,7 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from apps.backtests.engine import BacktestCancelled, BacktestConfig, Candles, StrategyError, run_backtest
+from apps.backtests.engine import (
+    BacktestCancelled,
+    BacktestConfig,
+    Candles,
+    StrategyError,
+    run_backtest,
+)
 from apps.backtests.engine.errors import ParamError
 from apps.backtests.strategies.registry import build_strategy
 from apps.backtests.strategies.sandbox import (
@@ -29,9 +35,9 @@ from apps.backtests.strategies.sandbox import (
     SandboxViolation,
     describe_user_strategy,
     run_user_backtest,
+    runner,
     validate_code,
 )
-from apps.backtests.strategies.sandbox import runner
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,13 +107,29 @@ def candles() -> Candles:
     open_ = np.concatenate(([100.0], close[:-1]))
     high = np.maximum(open_, close) * 1.002
     low = np.minimum(open_, close) * 0.998
-    return Candles.from_arrays(np.arange(n, dtype=np.int64) * 3_600_000, open_, high, low, close, np.full(n, 5.0))
+    return Candles.from_arrays(
+        np.arange(n, dtype=np.int64) * 3_600_000,
+        open_,
+        high,
+        low,
+        close,
+        np.full(n, 5.0),
+    )
 
 
 def run_unvalidated(source: str, candles: Candles, limits: SandboxLimits | None = None):
     """Run source in the sandbox WITHOUT static validation (tests the runtime layers)."""
-    header = {"task": "backtest", "source": source, "params": {}, "config": BacktestConfig().to_dict()}
-    return runner._run(header, runner._candle_arrays(candles), limits or SandboxLimits(cpu_seconds=10, wall_seconds=30))
+    header = {
+        "task": "backtest",
+        "source": source,
+        "params": {},
+        "config": BacktestConfig().to_dict(),
+    }
+    return runner._run(
+        header,
+        runner._candle_arrays(candles),
+        limits or SandboxLimits(cpu_seconds=10, wall_seconds=30),
+    )
 
 
 def messages(issues) -> str:
@@ -123,7 +145,9 @@ def test_valid_signal_and_event_strategies_pass_validation():
 
 
 def test_syntax_error_is_reported_with_its_line():
-    issues = validate_code("class A(SignalStrategy):\n    def signals(self, data)\n        return 1\n")
+    issues = validate_code(
+        "class A(SignalStrategy):\n    def signals(self, data)\n        return 1\n"
+    )
     assert len(issues) == 1
     assert issues[0].line == 2
     assert "syntax error" in issues[0].message
@@ -140,7 +164,10 @@ def test_syntax_error_is_reported_with_its_line():
         ("from numpy import load", "importing 'load' from 'numpy' is not allowed"),
         ("from math import *", "import names explicitly"),
         ("x = open('/etc/passwd').read()", "'open': file access is not allowed"),
-        ("x = ().__class__.__bases__[0].__subclasses__()", "dunder attribute '__class__'"),
+        (
+            "x = ().__class__.__bases__[0].__subclasses__()",
+            "dunder attribute '__class__'",
+        ),
         ("x = getattr((), '__cl' + 'ass__')", "'getattr': dynamic attribute access"),
         ("x = eval('1')", "'eval': eval is not allowed"),
         ("exec('x = 1')", "'exec': exec is not allowed"),
@@ -152,8 +179,14 @@ def test_syntax_error_is_reported_with_its_line():
         ("x = 'a'.__len__", "dunder attribute"),
         ("x = data._secret", "private attribute '_secret'"),
         ("x = '__subclasses__'", "strings naming dunder attributes"),
-        ("import numpy as np\nx = np.fromfile('/etc/passwd')", "attribute 'fromfile' is not allowed"),
-        ("import pandas as pd\nx = pd.read_csv('/etc/passwd')", "attribute 'read_csv' is not allowed"),
+        (
+            "import numpy as np\nx = np.fromfile('/etc/passwd')",
+            "attribute 'fromfile' is not allowed",
+        ),
+        (
+            "import pandas as pd\nx = pd.read_csv('/etc/passwd')",
+            "attribute 'read_csv' is not allowed",
+        ),
         ("x = type(1)", "type() is not allowed"),
     ],
 )
@@ -167,17 +200,25 @@ def test_dangerous_code_is_refused_with_line_numbers(snippet, expected):
 
 def test_missing_strategy_class_or_method_is_reported():
     assert "no strategy class found" in messages(validate_code("x = 1\n"))
-    issues = validate_code("class A(SignalStrategy):\n    def other(self):\n        pass\n")
+    issues = validate_code(
+        "class A(SignalStrategy):\n    def other(self):\n        pass\n"
+    )
     assert "must define a method 'signals'" in messages(issues)
     assert issues[0].line == 1
-    issues = validate_code("class A(Strategy):\n    def initialize(self):\n        pass\n")
+    issues = validate_code(
+        "class A(Strategy):\n    def initialize(self):\n        pass\n"
+    )
     assert "must define a method 'on_data'" in messages(issues)
-    two = "class A(Strategy):\n    def on_data(self, c):\n        pass\nclass B(Strategy):\n    def on_data(self, c):\n        pass\n"
+    one = "(Strategy):\n    def on_data(self, c):\n        pass\n"
+    two = f"class A{one}class B{one}"
     assert "exactly one strategy class" in messages(validate_code(two))
 
 
 def test_init_and_metaclasses_are_refused():
-    source = "class A(Strategy, metaclass=X):\n    def __init__(self):\n        pass\n    def on_data(self, c):\n        pass\n"
+    source = (
+        "class A(Strategy, metaclass=X):\n    def __init__(self):\n        pass\n"
+        "    def on_data(self, c):\n        pass\n"
+    )
     text = messages(validate_code(source))
     assert "metaclasses" in text
     assert "put set-up code in initialize()" in text
@@ -196,8 +237,12 @@ def test_run_user_backtest_refuses_invalid_code_before_starting_a_process(candle
 def test_user_signal_strategy_gives_the_same_result_as_the_builtin(candles):
     config = BacktestConfig(fee=0.001)
     progress: list[float] = []
-    user = run_user_backtest(SMA_USER, candles, {"fast": 5, "slow": 12}, config, progress=progress.append)
-    builtin = run_backtest(candles, build_strategy("sma_crossover", {"fast": 5, "slow": 12}), config)
+    user = run_user_backtest(
+        SMA_USER, candles, {"fast": 5, "slow": 12}, config, progress=progress.append
+    )
+    builtin = run_backtest(
+        candles, build_strategy("sma_crossover", {"fast": 5, "slow": 12}), config
+    )
     assert user.metrics["total_trades"] > 3
     user_dict, builtin_dict = user.to_dict(), builtin.to_dict()
     assert user_dict.pop("strategy")["name"] == "my_sma"
@@ -207,7 +252,10 @@ def test_user_signal_strategy_gives_the_same_result_as_the_builtin(candles):
 
 
 def test_user_event_strategy_runs_and_its_prints_are_captured(candles):
-    source = EVENT_USER.replace("self.count += 1", "self.count += 1\n        if self.count == 1:\n            print('first', candle.close)")
+    source = EVENT_USER.replace(
+        "self.count += 1",
+        "self.count += 1\n        if self.count == 1:\n            print('first', candle.close)",
+    )
     result = run_user_backtest(source, candles, {"every": 25}, BacktestConfig())
     assert result.metrics["total_trades"] >= 10
     assert result.logs.startswith("first ")
@@ -241,13 +289,19 @@ def test_reading_a_file_is_stopped_at_runtime_by_every_layer(candles):
         run_unvalidated(wrap_signals("open('/etc/passwd').read()"), candles)
     assert info.value.line == 4
     # kernel layer: pandas opening a file fails, no descriptor can be created
-    with pytest.raises(SandboxViolation, match="file, network and process access are not allowed"):
-        run_unvalidated(wrap_signals("import pandas as pd\npd.read_csv('/etc/passwd')"), candles)
+    with pytest.raises(
+        SandboxViolation, match="file, network and process access are not allowed"
+    ):
+        run_unvalidated(
+            wrap_signals("import pandas as pd\npd.read_csv('/etc/passwd')"), candles
+        )
 
 
 def test_importing_os_subprocess_or_socket_is_refused_at_runtime(candles):
     for module in ("os", "subprocess", "socket"):
-        with pytest.raises(SandboxViolation, match=f"import of '{module}' is not allowed"):
+        with pytest.raises(
+            SandboxViolation, match=f"import of '{module}' is not allowed"
+        ):
             run_unvalidated(wrap_signals(f"import {module}"), candles)
 
 
@@ -272,7 +326,9 @@ def test_dunder_escape_reaches_nothing_outside_the_sandbox(candles, monkeypatch)
     )
     source = wrap_signals(escape)
     assert any("dunder attribute" in i.message for i in validate_code(source))
-    with pytest.raises(SandboxViolation, match="file, network and process access are not allowed"):
+    with pytest.raises(
+        SandboxViolation, match="file, network and process access are not allowed"
+    ):
         run_unvalidated(source, candles)
     reply, _ = run_unvalidated(
         wrap_signals(escape.replace("real_os.open('/etc/passwd', 0)", "")), candles
@@ -301,7 +357,9 @@ def test_opening_a_socket_is_refused_even_through_an_escape(candles):
         modules['_socket'].socket()
         """
     )
-    with pytest.raises(SandboxViolation, match="file, network and process access are not allowed"):
+    with pytest.raises(
+        SandboxViolation, match="file, network and process access are not allowed"
+    ):
         run_unvalidated(raw, candles)
 
 
@@ -309,36 +367,72 @@ def test_infinite_loop_is_stopped_by_the_cpu_limit(candles):
     source = wrap_signals("while True:\n    n += 1")
     started = time.monotonic()
     with pytest.raises(SandboxTimeout, match="CPU-time limit of 1 s"):
-        run_user_backtest(source, candles, {}, BacktestConfig(), limits=SandboxLimits(cpu_seconds=1, wall_seconds=30))
+        run_user_backtest(
+            source,
+            candles,
+            {},
+            BacktestConfig(),
+            limits=SandboxLimits(cpu_seconds=1, wall_seconds=30),
+        )
     assert time.monotonic() - started < 15
 
 
 def test_wall_clock_limit_stops_a_run_that_does_not_finish(candles):
     source = wrap_signals("while True:\n    n += 1")
     with pytest.raises(SandboxTimeout, match="wall-clock limit of 3 s"):
-        run_user_backtest(source, candles, {}, BacktestConfig(), limits=SandboxLimits(cpu_seconds=60, wall_seconds=3))
+        run_user_backtest(
+            source,
+            candles,
+            {},
+            BacktestConfig(),
+            limits=SandboxLimits(cpu_seconds=60, wall_seconds=3),
+        )
 
 
 def test_memory_bomb_is_stopped_by_the_memory_limit(candles):
-    for bomb in ("x = bytearray(50 * 1024 ** 3)", "x = [0] * (10 ** 10)", "x = []\nwhile True:\n    x.append(' ' * 10 ** 6)"):
+    for bomb in (
+        "x = bytearray(50 * 1024 ** 3)",
+        "x = [0] * (10 ** 10)",
+        "x = []\nwhile True:\n    x.append(' ' * 10 ** 6)",
+    ):
         with pytest.raises(SandboxMemoryError, match="ran out of memory"):
-            run_user_backtest(wrap_signals(bomb), candles, {}, BacktestConfig(), limits=SandboxLimits(memory_mb=1024))
+            run_user_backtest(
+                wrap_signals(bomb),
+                candles,
+                {},
+                BacktestConfig(),
+                limits=SandboxLimits(memory_mb=1024),
+            )
 
 
 def test_cancel_kills_the_sandbox_process(candles):
     source = wrap_signals("while True:\n    n += 1")
     started = time.monotonic()
     with pytest.raises(BacktestCancelled):
-        run_user_backtest(source, candles, {}, BacktestConfig(), should_cancel=lambda: time.monotonic() - started > 1.5)
+        run_user_backtest(
+            source,
+            candles,
+            {},
+            BacktestConfig(),
+            should_cancel=lambda: time.monotonic() - started > 1.5,
+        )
     assert time.monotonic() - started < 5
 
 
 def test_calling_process_is_unharmed_after_abuse(candles, tmp_path):
     before_children = _child_pids()
     with pytest.raises(SandboxTimeout):
-        run_user_backtest(wrap_signals("while True:\n    n += 1"), candles, {}, BacktestConfig(), limits=SandboxLimits(cpu_seconds=1))
+        run_user_backtest(
+            wrap_signals("while True:\n    n += 1"),
+            candles,
+            {},
+            BacktestConfig(),
+            limits=SandboxLimits(cpu_seconds=1),
+        )
     with pytest.raises(SandboxMemoryError):
-        run_user_backtest(wrap_signals("x = bytearray(50 * 1024 ** 3)"), candles, {}, BacktestConfig())
+        run_user_backtest(
+            wrap_signals("x = bytearray(50 * 1024 ** 3)"), candles, {}, BacktestConfig()
+        )
     # no sandbox process left behind, files and sockets still work here, and the
     # next sandboxed run succeeds
     assert _child_pids() == before_children
@@ -379,9 +473,14 @@ def test_lockdown_blocks_files_sockets_and_processes_for_unrestricted_code():
         """
     )
     out = subprocess.run(
-        [sys.executable, "-I", "-c", script, str(REPO_ROOT)], capture_output=True, timeout=60, check=False
+        [sys.executable, "-I", "-c", script, str(REPO_ROOT)],
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
-    assert out.stdout.decode() == "open:refused socket:refused pipe:refused fork:refused", out.stderr.decode()
+    assert (
+        out.stdout.decode() == "open:refused socket:refused pipe:refused fork:refused"
+    ), out.stderr.decode()
 
 
 def _child_pids() -> set[int]:

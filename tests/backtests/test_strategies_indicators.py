@@ -13,7 +13,12 @@ nan = math.nan
 
 
 def assert_series(actual, expected):
-    np.testing.assert_allclose(np.asarray(actual, dtype=float), np.asarray(expected, dtype=float), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(actual, dtype=float),
+        np.asarray(expected, dtype=float),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 def test_sma_averages_the_last_period_values():

@@ -14,12 +14,10 @@ rolling windows.
 
 from __future__ import annotations
 
-from typing import Union
-
 import numpy as np
 import pandas as pd
 
-ArrayLike = Union[np.ndarray, pd.Series, list]
+ArrayLike = np.ndarray | pd.Series | list
 
 __all__ = [
     "atr",
@@ -141,9 +139,7 @@ def macd(
     return line, signal_line, line - signal_line
 
 
-def donchian_channel(
-    high: ArrayLike, low: ArrayLike, period: int = 20
-) -> tuple[np.ndarray, np.ndarray]:
+def donchian_channel(high: ArrayLike, low: ArrayLike, period: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """Donchian channel of the PREVIOUS ``period`` candles: (lower, upper).
 
     The current candle is excluded, so ``close > upper`` means a breakout above

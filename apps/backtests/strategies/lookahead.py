@@ -239,7 +239,9 @@ def check_lookahead(
     if isinstance(probe, SignalStrategy):
         full = _signal_arrays(probe, candles)
         active = [
-            np.flatnonzero(values.astype(bool)) if values.dtype.kind == "b" else np.flatnonzero(~np.isnan(values))
+            np.flatnonzero(values.astype(bool))
+            if values.dtype.kind == "b"
+            else np.flatnonzero(~np.isnan(values))
             for values in full.values()
         ]
         decisions = np.unique(np.concatenate(active)) if active else np.array([], dtype=np.int64)

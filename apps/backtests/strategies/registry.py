@@ -40,7 +40,12 @@ class StrategyInfo:
     params: dict[str, dict[str, Any]]  # JSON schema from ``schema_to_json``
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "style": self.style, "params": self.params}
+        return {
+            "name": self.name,
+            "description": self.description,
+            "style": self.style,
+            "params": self.params,
+        }
 
 
 _REGISTRY: dict[str, StrategyClass] = {}

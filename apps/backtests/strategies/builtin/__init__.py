@@ -22,4 +22,16 @@ BUILTIN_STRATEGIES = (
     Scalping,
 )
 
-__all__ = ["BUILTIN_STRATEGIES", *(cls.__name__ for cls in BUILTIN_STRATEGIES)]
+__all__ = [
+    "BUILTIN_STRATEGIES",
+    "BollingerMeanReversion",
+    "BuyAndHold",
+    "Dca",
+    "DonchianBreakout",
+    "EmaCrossover",
+    "Grid",
+    "Macd",
+    "RsiMeanReversion",
+    "Scalping",
+    "SmaCrossover",
+]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from apps.backtests.engine import Candles, SignalStrategy, Signals
+from apps.backtests.engine import Candles, Signals, SignalStrategy
 
 
 class BuyAndHold(SignalStrategy):

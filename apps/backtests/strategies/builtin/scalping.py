@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from apps.backtests.engine import Candles, Param, SignalStrategy, Signals
+from apps.backtests.engine import Candles, Param, Signals, SignalStrategy
 from apps.backtests.engine.errors import ParamError
 
 from .. import indicators as ta

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.backtests.engine import Candles, Param, SignalStrategy, Signals
+from apps.backtests.engine import Candles, Param, Signals, SignalStrategy
 from apps.backtests.engine.errors import ParamError
 
 from .. import indicators as ta
@@ -36,7 +36,9 @@ class _Crossover(SignalStrategy):
 
 class SmaCrossover(_Crossover):
     name = "sma_crossover"
-    description = "Long when the fast simple moving average crosses above the slow one; exit on the cross back."
+    description = (
+        "Long when the fast simple moving average crosses above the slow one; exit on the cross back."
+    )
     params = {
         "fast": Param("int", 20, min=2, max=1000, step=1, help="fast SMA period (candles)"),
         "slow": Param("int", 50, min=3, max=5000, step=1, help="slow SMA period (candles)"),
@@ -48,7 +50,9 @@ class SmaCrossover(_Crossover):
 
 class EmaCrossover(_Crossover):
     name = "ema_crossover"
-    description = "Long when the fast exponential moving average crosses above the slow one; exit on the cross back."
+    description = (
+        "Long when the fast exponential moving average crosses above the slow one; exit on the cross back."
+    )
     params = {
         "fast": Param("int", 12, min=2, max=1000, step=1, help="fast EMA period (candles)"),
         "slow": Param("int", 26, min=3, max=5000, step=1, help="slow EMA period (candles)"),

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from .errors import CodeValidationError, SandboxCrash, SandboxMemoryError, SandboxTimeout, SandboxViolation
-from .runner import SandboxLimits, describe_user_strategy, run_user_backtest, run_user_lookahead, validate_or_raise
+from .runner import (
+    SandboxLimits,
+    describe_user_strategy,
+    run_user_backtest,
+    run_user_lookahead,
+    validate_or_raise,
+)
 from .validation import CodeIssue, validate_code
 
 __all__ = [

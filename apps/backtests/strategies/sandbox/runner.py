@@ -77,9 +77,7 @@ def _candle_arrays(data: Any) -> dict[str, np.ndarray]:
     from apps.backtests.engine.candles import to_candles
 
     candles: Candles = to_candles(data)
-    return {
-        name: getattr(candles, name) for name in ("timestamp", "open", "high", "low", "close", "volume")
-    }
+    return {name: getattr(candles, name) for name in ("timestamp", "open", "high", "low", "close", "volume")}
 
 
 class _Session:
@@ -90,7 +88,7 @@ class _Session:
         self.messages: queue.Queue[tuple[dict[str, Any], dict[str, np.ndarray]] | None] = queue.Queue()
         self.stderr = bytearray()
         self.protocol_error: str | None = None
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
+        self.proc = subprocess.Popen(
             [sys.executable, "-I", "-c", _BOOT, _REPO_ROOT],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -270,7 +268,10 @@ def run_user_backtest(
         progress=progress,
         should_cancel=should_cancel,
     )
-    return message_to_result(reply, arrays)
+    try:
+        return message_to_result(reply, arrays)
+    except ProtocolError as exc:
+        raise SandboxCrash(f"the sandbox returned a malformed result ({exc})") from exc
 
 
 def run_user_lookahead(

@@ -152,9 +152,7 @@ def _check_strategy_class(tree: ast.Module) -> list[CodeIssue]:
         ]
     cls, base = candidates[0]
     method = policy.STRATEGY_BASES[base]
-    defined = {
-        item.name for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
-    }
+    defined = {item.name for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
     if method not in defined:
         return [
             CodeIssue(

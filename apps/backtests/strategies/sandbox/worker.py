@@ -78,7 +78,9 @@ class _Log:
         return "".join(self.parts)
 
 
-def _guarded_import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
+def _guarded_import(
+    name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+) -> Any:
     if level:
         raise _Violation("relative imports are not allowed")
     problem = policy.module_problem(name)
@@ -113,7 +115,7 @@ def _safe_builtins(log: _Log) -> dict[str, Any]:
 
 
 def _user_namespace(log: _Log) -> dict[str, Any]:
-    from apps.backtests.engine import Param, SignalStrategy, Signals, Strategy
+    from apps.backtests.engine import Param, Signals, SignalStrategy, Strategy
     from apps.backtests.strategies import indicators
 
     namespace: dict[str, Any] = {
@@ -288,7 +290,11 @@ def _classify(exc: BaseException) -> dict[str, Any]:
         if isinstance(item, _Violation):
             return {"kind": "violation", "message": str(item), "line": line}
         if isinstance(item, RecursionError):
-            return {"kind": "strategy", "message": "RecursionError: maximum recursion depth exceeded", "line": line}
+            return {
+                "kind": "strategy",
+                "message": "RecursionError: maximum recursion depth exceeded",
+                "line": line,
+            }
         if isinstance(item, OSError) and item.errno in (24, 13, 1):  # EMFILE, EACCES, EPERM
             return {
                 "kind": "violation",
@@ -331,7 +337,9 @@ def _run_job(header: dict[str, Any], arrays: dict[str, np.ndarray], channel: _Ch
             }
         )
         return
-    candles = Candles.from_arrays(*(arrays[c] for c in ("timestamp", "open", "high", "low", "close", "volume")))
+    candles = Candles.from_arrays(
+        *(arrays[c] for c in ("timestamp", "open", "high", "low", "close", "volume"))
+    )
     params = header.get("params") or {}
     strategy = cls(**params)
     if task == "lookahead":
@@ -365,8 +373,10 @@ def main() -> None:
         _preload()
         channel.fd = _dense_fds(reply_fd)
         _lock_down(header["limits"])
-    except BaseException as exc:  # noqa: BLE001 - report set-up failures instead of dying silently
-        channel.send({"type": "error", "kind": "internal", "message": f"sandbox set-up failed: {_describe(exc)}"})
+    except BaseException as exc:
+        channel.send(
+            {"type": "error", "kind": "internal", "message": f"sandbox set-up failed: {_describe(exc)}"}
+        )
         raise SystemExit(3) from exc
     log = _Log()
     try:

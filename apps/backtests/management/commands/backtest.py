@@ -1,0 +1,307 @@
+"""``manage.py backtest``: run one backtest from the command line and write its JSON result.
+
+Examples::
+
+    python manage.py backtest --data ../shared/data/ohlcv/binance_BTCUSDT_1h.csv.gz \\
+        --symbol BTC/USDT --timeframe 1h --strategy sma_crossover \\
+        --params '{"fast": 20, "slow": 50}' --cash 10000 --fee 0.001 --output result.json
+
+    python manage.py backtest --symbol BTC/USDT --timeframe 1m --start 2025-06-01 \\
+        --end 2025-07-01 --strategy-file my_strategy.py --check-lookahead --output r.json
+
+Without ``--data`` the candles come from the candle store (market-data service).
+Bad input exits with a non-zero status and a message; a lookahead-bias finding
+writes the output and then exits with status 3.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.backtests.engine import BacktestConfig, Candles, load_csv, run_backtest
+from apps.backtests.engine.candles import to_candles
+from apps.backtests.engine.errors import BacktestError
+
+LOOKAHEAD_EXIT_STATUS = 3
+
+
+def _parse_time(value: str | None, option: str) -> datetime | None:
+    """ISO date/datetime (UTC unless it says otherwise) or epoch milliseconds."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        if text.lstrip("-").isdigit():
+            return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
+        parsed = datetime.fromisoformat(text)  # 3.11 accepts a trailing Z
+    except (ValueError, OverflowError, OSError) as exc:
+        raise CommandError(
+            f"{option}: expected an ISO date/time or epoch milliseconds, got {value!r}"
+        ) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _parse_spec(value: str | None, option: str) -> Any:
+    """A number (shorthand) or a JSON object spec."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        spec = json.loads(value)
+    except ValueError as exc:
+        raise CommandError(f"{option}: expected a number or a JSON object, got {value!r}") from exc
+    if not isinstance(spec, dict):
+        raise CommandError(f"{option}: expected a number or a JSON object")
+    return spec
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace non-finite floats by None so the output is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _ms(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp() * 1000)
+
+
+class Command(BaseCommand):
+    help = "Run a backtest of a built-in strategy or a strategy file and write the result as JSON."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        source = parser.add_argument_group("data")
+        source.add_argument("--data", help="CSV or CSV.gz file: timestamp(ms),open,high,low,close,volume")
+        source.add_argument(
+            "--exchange", default="binance", help="exchange of the candle store (default binance)"
+        )
+        source.add_argument("--symbol", help="market symbol, e.g. BTC/USDT")
+        source.add_argument("--timeframe", help="candle timeframe, e.g. 1m, 1h")
+        source.add_argument("--start", help="first candle (ISO date/time, UTC, or epoch ms), inclusive")
+        source.add_argument("--end", help="end of the range (ISO date/time, UTC, or epoch ms), exclusive")
+
+        strategy = parser.add_argument_group("strategy").add_mutually_exclusive_group(required=True)
+        strategy.add_argument("--strategy", help="name of a built-in strategy (see --list-strategies)")
+        strategy.add_argument("--strategy-file", help="Python file with one Strategy/SignalStrategy class")
+        strategy.add_argument("--list-strategies", action="store_true", help="print the built-ins and exit")
+        parser.add_argument("--params", default="{}", help='strategy parameters as JSON, e.g. {"fast": 20}')
+
+        run = parser.add_argument_group("simulation")
+        run.add_argument("--cash", type=float, default=10_000.0, help="initial cash (quote currency)")
+        run.add_argument("--fee", default="0", help="fee rate (0.001 = 0.1%%) or a JSON fee model")
+        run.add_argument("--slippage", default=None, help="slippage fraction or a JSON slippage model")
+        run.add_argument(
+            "--sizing", default=None, help='JSON sizing, default {"type": "percent_equity", "value": 1}'
+        )
+        run.add_argument(
+            "--leverage", type=float, default=None, help="leverage (implies --market-type futures)"
+        )
+        run.add_argument("--market-type", choices=("spot", "futures"), default=None)
+        run.add_argument("--margin-mode", choices=("isolated", "cross"), default="isolated")
+        run.add_argument("--allow-short", action="store_true", help="trade short signals too (futures)")
+        run.add_argument("--check-lookahead", action="store_true", help="also run the lookahead-bias check")
+        parser.add_argument("--output", help="write the JSON result to this file (default: stdout)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["list_strategies"]:
+            from apps.backtests.strategies.registry import list_strategies
+
+            for info in list_strategies():
+                self.stdout.write(json.dumps(info.to_dict()))
+            return
+        for option in ("symbol", "timeframe"):
+            if not options[option]:
+                raise CommandError(f"--{option} is required")
+        started = time.perf_counter()
+        params = self._params(options["params"])
+        config = self._config(options)
+        candles = self._candles(options)
+        try:
+            if options["strategy_file"]:
+                result, report, label = self._run_file(options, candles, params, config)
+            else:
+                result, report, label = self._run_builtin(options, candles, params, config)
+        except BacktestError as exc:
+            raise CommandError(str(exc)) from exc
+
+        output = {
+            **result.to_dict(),
+            "data": {
+                "source": options["data"] or "store",
+                "exchange": options["exchange"],
+                "symbol": options["symbol"],
+                "timeframe": options["timeframe"],
+                "candles": len(candles),
+                "first": int(candles.timestamp[0]),
+                "last": int(candles.timestamp[-1]),
+            },
+        }
+        if label:
+            output["strategy"] = {**output.get("strategy", {}), "file": label}
+        if report is not None:
+            output["lookahead"] = report.to_dict()
+        text = json.dumps(_json_safe(output), allow_nan=False)
+        if options["output"]:
+            try:
+                Path(options["output"]).write_text(text + "\n")
+            except OSError as exc:
+                raise CommandError(f"cannot write {options['output']}: {exc}") from exc
+        else:
+            self.stdout.write(text)
+        self._summary(result, options, time.perf_counter() - started)
+        if report is not None and not report.ok:
+            raise CommandError(report.summary(), returncode=LOOKAHEAD_EXIT_STATUS)
+        if report is not None:
+            self.stderr.write(report.summary())
+
+    # ------------------------------------------------------------------ inputs
+    @staticmethod
+    def _params(text: str) -> dict[str, Any]:
+        try:
+            params = json.loads(text)
+        except ValueError as exc:
+            raise CommandError(f"--params is not valid JSON: {exc}") from exc
+        if not isinstance(params, dict):
+            raise CommandError('--params must be a JSON object, e.g. {"fast": 20, "slow": 50}')
+        return params
+
+    @staticmethod
+    def _config(options: dict[str, Any]) -> BacktestConfig:
+        leverage = options["leverage"]
+        market_type = options["market_type"] or ("futures" if (leverage or 1.0) != 1.0 else "spot")
+        if options["allow_short"] and not options["market_type"]:
+            market_type = "futures"
+        sizing = options["sizing"]
+        if sizing is not None:
+            try:
+                sizing = json.loads(sizing)
+            except ValueError as exc:
+                raise CommandError(f"--sizing is not valid JSON: {exc}") from exc
+        start, end = _parse_time(options["start"], "--start"), _parse_time(options["end"], "--end")
+        if start and end and start >= end:
+            raise CommandError("--start must be before --end")
+        try:
+            return BacktestConfig(
+                initial_cash=options["cash"],
+                market_type=market_type,
+                leverage=leverage or 1.0,
+                margin_mode=options["margin_mode"],
+                fee=_parse_spec(options["fee"], "--fee"),
+                slippage=_parse_spec(options["slippage"], "--slippage"),
+                sizing=sizing,
+                allow_short=options["allow_short"],
+            )
+        except BacktestError as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _candles(self, options: dict[str, Any]) -> Candles:
+        start = _parse_time(options["start"], "--start")
+        end = _parse_time(options["end"], "--end")
+        if options["data"]:
+            try:
+                candles = load_csv(options["data"])
+            except BacktestError as exc:
+                raise CommandError(str(exc)) from exc
+            except (OSError, ValueError, EOFError) as exc:
+                raise CommandError(f"cannot read {options['data']}: {exc}") from exc
+            candles = candles.between(_ms(start), _ms(end))
+        else:
+            candles = self._store_candles(options, start, end)
+        if len(candles) == 0:
+            raise CommandError("no candles in the selected range")
+        try:
+            candles.validate()
+        except BacktestError as exc:
+            raise CommandError(str(exc)) from exc
+        return candles
+
+    @staticmethod
+    def _store_candles(options: dict[str, Any], start: datetime | None, end: datetime | None) -> Candles:
+        try:
+            from apps.marketdata.selectors import candles as stored_candles
+        except ImportError as exc:
+            raise CommandError("the candle store is not available here; pass --data FILE") from exc
+        try:
+            frame = stored_candles(
+                exchange=options["exchange"],
+                symbol=options["symbol"],
+                timeframe=options["timeframe"],
+                start=start,
+                end=end,
+            )
+        except (ValueError, LookupError) as exc:
+            raise CommandError(f"cannot load candles from the store: {exc}") from exc
+        if frame is None or len(frame) == 0:
+            raise CommandError(
+                f"no candles in the store for {options['exchange']} {options['symbol']} "
+                f"{options['timeframe']} in the selected range"
+            )
+        return to_candles(frame)
+
+    # ------------------------------------------------------------------ runs
+    @staticmethod
+    def _run_builtin(
+        options: dict[str, Any], candles: Candles, params: dict[str, Any], config: BacktestConfig
+    ) -> tuple[Any, Any, str | None]:
+        from apps.backtests.strategies.registry import build_strategy
+
+        name = options["strategy"]
+        strategy = build_strategy(name, params)  # UnknownStrategy / ParamError are BacktestErrors
+        report = None
+        if options["check_lookahead"]:
+            from apps.backtests.strategies.lookahead import check_lookahead
+
+            report = check_lookahead(lambda: build_strategy(name, params), candles)
+        return run_backtest(candles, strategy, config), report, None
+
+    @staticmethod
+    def _run_file(
+        options: dict[str, Any], candles: Candles, params: dict[str, Any], config: BacktestConfig
+    ) -> tuple[Any, Any, str | None]:
+        from apps.backtests.strategies.sandbox import run_user_backtest, run_user_lookahead
+
+        path = Path(options["strategy_file"])
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CommandError(f"cannot read strategy file {path}: {exc}") from exc
+        report = None
+        if options["check_lookahead"]:
+            report = run_user_lookahead(source, candles, params)
+        return run_user_backtest(source, candles, params, config), report, path.name
+
+    def _summary(self, result: Any, options: dict[str, Any], seconds: float) -> None:
+        metrics = result.metrics
+
+        def pct(key: str) -> str:
+            value = metrics.get(key)
+            return "n/a" if value is None else f"{value:.2%}"
+
+        sharpe = metrics.get("sharpe_ratio")
+        lines = [
+            (
+                f"total return {pct('total_return')}, max drawdown {pct('max_drawdown')}, "
+                f"sharpe {'n/a' if sharpe is None else f'{sharpe:.2f}'}, trades {metrics.get('total_trades')}, "
+                f"{seconds:.2f} s"
+            ),
+        ]
+        if options["output"]:
+            lines.append(f"result written to {options['output']}")
+        # The JSON may be on stdout, so the human summary goes to stderr.
+        stream = self.stderr if not options["output"] else self.stdout
+        for line in lines:
+            stream.write(line)
