@@ -36,11 +36,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from apps.backtests.engine import (  # noqa: E402
+from apps.backtests.engine import (
     BacktestConfig,
     Candles,
-    SignalStrategy,
     Signals,
+    SignalStrategy,
     Strategy,
     load_csv,
     run_backtest,
@@ -256,7 +256,7 @@ def main() -> None:
         for name, params in (("grid", {"levels": 10}), ("dca", {})):
             try:
                 strat = build_strategy(name, params)
-            except Exception as exc:  # part B's strategy may not exist yet
+            except Exception as exc:  # noqa: BLE001 - part B's strategy may not exist yet
                 print(f"{name}: not available ({exc})")
                 continue
             t_s, r_s = timed(

@@ -731,7 +731,7 @@ class SimulatedBroker:
             filled += close_qty
             qty -= close_qty
             changed = True
-            if order.reduce_only or qty <= DUST:
+            if order.reduce_only:
                 qty = 0.0
             elif order.amount is None and order.type == "market":
                 # Reversal with configured sizing: size the new position on the post-close equity.
