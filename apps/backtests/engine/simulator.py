@@ -442,10 +442,10 @@ def _vectorized(
     ev_idx = np.concatenate((starts, exit_idx))
     ev_base = np.concatenate((base, e_after))
     ev_size = np.concatenate((size, np.zeros(len(starts))))
-    # A reversal's exit and the next entry share a candle: the entry must win.
-    order = np.lexsort(
-        (np.concatenate((np.ones(len(starts)), np.zeros(len(starts)))), ev_idx)
-    )
+    # Within one candle: an exit at the open comes before an entry at that open (a
+    # reversal), and a close at the last candle's close comes after everything.
+    rank = np.concatenate((np.ones(len(starts)), np.where(at_end, 2.0, 0.0)))
+    order = np.lexsort((rank, ev_idx))
     ev_idx, ev_base, ev_size = ev_idx[order], ev_base[order], ev_size[order]
     timeline = _timeline_from_events(
         ts, ev_idx, ev_size, np.concatenate((pe, np.zeros(len(starts))))[order], lev
