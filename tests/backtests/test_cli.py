@@ -127,11 +127,6 @@ def test_futures_long_and_short_with_leverage(btc_1h, tmp_path):
     assert {t["side"] for t in result["trades"]} == {"long", "short"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: the broker path (used with random slippage) closes a short on a long entry "
-    "signal instead of reversing, unlike the vectorized path; reported to the engine owner",
-)
 def test_futures_long_and_short_with_random_slippage(btc_1h, tmp_path):
     out = tmp_path / "result.json"
     run(*base_args(
