@@ -38,7 +38,7 @@ def sma(x, n):
 
 class Cross(SignalStrategy):
     name = "cross"
-    params = {
+    params = {  # noqa: RUF012
         "fast": Param("int", 10, min=2),
         "slow": Param("int", 30, min=3),
         "short": Param("bool", False),
