@@ -132,7 +132,8 @@ from apps.backtests.strategies.registry import build_strategy
 a = np.load({path!r})
 c = Candles.from_arrays(a[0].astype(np.int64), a[1], a[2], a[3], a[4], a[5])
 r = run_backtest(c, build_strategy("sma_crossover", {{"fast": 20, "slow": 50}}), BacktestConfig(fee=0.001))
-print(time.perf_counter() - t0, r.metrics["total_trades"])
+import resource
+print(time.perf_counter() - t0, r.metrics["total_trades"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 
 FRESH_ENGINE_ONLY = """
@@ -146,7 +147,8 @@ from apps.backtests.engine import BacktestConfig, Candles, run_backtest
 a = np.load({path!r})
 c = Candles.from_arrays(a[0].astype(np.int64), a[1], a[2], a[3], a[4], a[5])
 r = run_backtest(c, SmaCross(), BacktestConfig(fee=0.001))
-print(time.perf_counter() - t0, r.metrics["total_trades"])
+import resource
+print(time.perf_counter() - t0, r.metrics["total_trades"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 
 
@@ -186,7 +188,11 @@ def fresh_process(
                 return float("nan"), float("nan"), proc.stderr.strip().splitlines()[-1]
             out = proc.stdout.split()
             inner.append(float(out[0]))
-        return statistics.median(walls), statistics.median(inner), out[1]
+        return (
+            statistics.median(walls),
+            statistics.median(inner),
+            f"{out[1]} trades, peak RSS {out[2]} MiB",
+        )
 
 
 def main() -> None:
@@ -241,7 +247,7 @@ def main() -> None:
 
     wall, inner, trades = fresh_process(candles, repeat, FRESH_ENGINE_ONLY)
     print(
-        f"first backtest in a fresh process (engine + numpy strategy): {wall:.3f} s wall incl. interpreter start; {inner:.3f} s imports+run ({trades} trades)"
+        f"first backtest in a fresh process (engine + numpy strategy): {wall:.3f} s wall incl. interpreter start; {inner:.3f} s imports+run ({trades})"
     )
     if build_strategy is not None:
         wall, inner, trades = fresh_process(candles, repeat, FRESH)
