@@ -154,7 +154,10 @@ class Command(BaseCommand):
             output["strategy"] = {**output.get("strategy", {}), "file": label}
         if report is not None:
             output["lookahead"] = report.to_dict()
-        text = json.dumps(_json_safe(output), allow_nan=False)
+        try:
+            text = json.dumps(output, allow_nan=False)
+        except ValueError:  # a non-finite float slipped through: write null, not invalid JSON
+            text = json.dumps(_json_safe(output), allow_nan=False)
         if options["output"]:
             try:
                 Path(options["output"]).write_text(text + "\n")
