@@ -191,7 +191,8 @@ def test_syntax_error_is_reported_with_its_line():
     ],
 )
 def test_dangerous_code_is_refused_with_line_numbers(snippet, expected):
-    source = f"x = 0\n{snippet}\n\nclass A(SignalStrategy):\n    def signals(self, data):\n        return None\n"
+    strategy = "class A(SignalStrategy):\n    def signals(self, data):\n        return None\n"
+    source = f"x = 0\n{snippet}\n\n{strategy}"
     issues = validate_code(source)
     assert issues, snippet
     assert expected in messages(issues)

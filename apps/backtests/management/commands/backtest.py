@@ -295,10 +295,11 @@ class Command(BaseCommand):
             return "n/a" if value is None else f"{value:.2%}"
 
         sharpe = metrics.get("sharpe_ratio")
+        sharpe_text = "n/a" if sharpe is None else f"{sharpe:.2f}"
         lines = [
             (
                 f"total return {pct('total_return')}, max drawdown {pct('max_drawdown')}, "
-                f"sharpe {'n/a' if sharpe is None else f'{sharpe:.2f}'}, trades {metrics.get('total_trades')}, "
+                f"sharpe {sharpe_text}, trades {metrics.get('total_trades')}, "
                 f"{seconds:.2f} s"
             ),
         ]
