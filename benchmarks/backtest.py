@@ -84,9 +84,7 @@ def numpy_sma_crossover(c: Candles, cash: float) -> tuple[int, float]:
     """Plain numpy: same signals, fills at the next open, 0.1% fee each way, compounding."""
     above = sma(c.close, FAST) > sma(c.close, SLOW)
     prev = np.concatenate(([False], above[:-1]))
-    held = np.concatenate(
-        ([False], above[:-1])
-    )  # in position during candle t (entered at its open)
+    held = np.concatenate(([False], above[:-1]))  # in position during candle t (entered at its open)
     entries = np.flatnonzero(held & ~np.concatenate(([False], held[:-1])))
     exits = np.flatnonzero(~held & np.concatenate(([False], held[:-1])))
     if len(exits) < len(entries):
@@ -152,9 +150,7 @@ print(time.perf_counter() - t0, r.metrics["total_trades"], resource.getrusage(re
 """
 
 
-def fresh_process(
-    candles: Candles, repeat: int, script: str
-) -> tuple[float, float, str]:
+def fresh_process(candles: Candles, repeat: int, script: str) -> tuple[float, float, str]:
     """Wall time of a new interpreter running one backtest (startup + imports + run)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "candles.npy")
@@ -171,9 +167,7 @@ def fresh_process(
                 ]
             ),
         )
-        code = script.format(
-            root=str(ROOT), path=path, bench=str(Path(__file__).parent)
-        )
+        code = script.format(root=str(ROOT), path=path, bench=str(Path(__file__).parent))
         walls, inner, out = [], [], ""
         for _ in range(repeat):
             t = time.perf_counter()
@@ -207,12 +201,8 @@ def main() -> None:
     )
 
     config = BacktestConfig(fee=FEE)
-    run_backtest(
-        candles.slice(0, 1000), SmaCross(), config
-    )  # warm numpy's code paths once
-    t_np, (np_trades, np_equity) = timed(
-        lambda: numpy_sma_crossover(candles, config.initial_cash), repeat
-    )
+    run_backtest(candles.slice(0, 1000), SmaCross(), config)  # warm numpy's code paths once
+    t_np, (np_trades, np_equity) = timed(lambda: numpy_sma_crossover(candles, config.initial_cash), repeat)
     t_engine, result = timed(lambda: run_backtest(candles, SmaCross(), config), repeat)
     m = result.metrics
     print(
@@ -223,9 +213,7 @@ def main() -> None:
         f"SMA crossover, plain numpy:                {t_np:.4f} s ({np_trades} trades, final equity {np_equity:.2f})"
     )
     print(f"ratio engine / numpy:                      {t_engine / t_np:.2f}x")
-    agree = (
-        np_trades == m["total_trades"] and abs(np_equity / m["end_equity"] - 1) < 1e-9
-    )
+    agree = np_trades == m["total_trades"] and abs(np_equity / m["end_equity"] - 1) < 1e-9
     print(f"engine and numpy agree on trades and final equity: {agree}")
 
     try:
@@ -262,13 +250,11 @@ def main() -> None:
         for name, params in (("grid", {"levels": 10}), ("dca", {})):
             try:
                 strat = build_strategy(name, params)
-            except Exception as exc:  # noqa: BLE001 - part B's strategy may not exist yet
+            except Exception as exc:
                 print(f"{name}: not available ({exc})")
                 continue
             t_s, r_s = timed(
-                lambda name=name, params=params: run_backtest(
-                    candles, build_strategy(name, params), config
-                ),
+                lambda name=name, params=params: run_backtest(candles, build_strategy(name, params), config),
                 repeat,
             )
             del strat
@@ -277,11 +263,7 @@ def main() -> None:
             )
 
     real = ROOT.parent / "shared" / "data" / "ohlcv" / "binance_BTCUSDT_1m.csv.gz"
-    real = (
-        Path(os.environ.get("SHARED_DATA_DIR", real.parent.parent))
-        / "ohlcv"
-        / "binance_BTCUSDT_1m.csv.gz"
-    )
+    real = Path(os.environ.get("SHARED_DATA_DIR", real.parent.parent)) / "ohlcv" / "binance_BTCUSDT_1m.csv.gz"
     if real.exists():
         btc = load_csv(real)
         t_r, r_r = timed(lambda: run_backtest(btc, SmaCross(), config), repeat)

@@ -14,10 +14,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 _t0 = time.perf_counter()
-import numpy as np  # noqa: E402
+import numpy as np
 
-from apps.backtests.engine import BacktestConfig, Candles, run_backtest  # noqa: E402
-from apps.backtests.strategies.registry import build_strategy  # noqa: E402
+from apps.backtests.engine import BacktestConfig, Candles, run_backtest
+from apps.backtests.strategies.registry import build_strategy
 
 IMPORT_SECONDS = time.perf_counter() - _t0
 N = 525_600  # one year of one-minute candles

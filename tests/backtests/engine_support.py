@@ -23,20 +23,14 @@ def shared_data_dir() -> Path:
     return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
-def candles(
-    rows: list[tuple[float, ...]], *, step: int = MINUTE, start: int = T0
-) -> Candles:
+def candles(rows: list[tuple[float, ...]], *, step: int = MINUTE, start: int = T0) -> Candles:
     """Rows of (open, high, low, close[, volume]) to ``Candles``."""
     arr = np.array([r if len(r) == 5 else (*r, 1000.0) for r in rows], dtype=float)
     ts = start + np.arange(len(rows), dtype=np.int64) * step
-    return Candles.from_arrays(
-        ts, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4]
-    )
+    return Candles.from_arrays(ts, arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4])
 
 
-def random_walk(
-    n: int, *, seed: int = 7, step: int = MINUTE, vol: float = 0.002
-) -> Candles:
+def random_walk(n: int, *, seed: int = 7, step: int = MINUTE, vol: float = 0.002) -> Candles:
     rng = np.random.default_rng(seed)
     close = 100.0 * np.exp(np.cumsum(rng.normal(0, vol, n)))
     open_ = np.concatenate(([100.0], close[:-1])) * np.exp(rng.normal(0, vol / 4, n))
@@ -51,9 +45,7 @@ class Script(Strategy):
 
     name = "script"
 
-    def __init__(
-        self, actions: dict[int, Callable[[Strategy], object]] | None = None
-    ) -> None:
+    def __init__(self, actions: dict[int, Callable[[Strategy], object]] | None = None) -> None:
         super().__init__()
         self.actions = actions or {}
         self.seen: list[tuple[float, float, float, float | None]] = []

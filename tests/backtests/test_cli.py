@@ -48,9 +48,7 @@ PEEKING = textwrap.dedent(
 @pytest.fixture(scope="module")
 def btc_1h() -> Path:
     # Same rule as the shared_data_dir fixture: $SHARED_DATA_DIR or ../shared/data from the repo root.
-    data = Path(
-        os.environ.get("SHARED_DATA_DIR") or REPO_ROOT.parent / "shared" / "data"
-    )
+    data = Path(os.environ.get("SHARED_DATA_DIR") or REPO_ROOT.parent / "shared" / "data")
     return data / "ohlcv" / "binance_BTCUSDT_1h.csv.gz"
 
 
@@ -237,9 +235,7 @@ def test_bad_input_is_a_command_error(btc_1h, tmp_path, extra, message):
         run(*base_args(btc_1h, tmp_path / "r.json", *extra))
 
 
-def test_empty_range_missing_files_and_invalid_code_are_command_errors(
-    btc_1h, tmp_path
-):
+def test_empty_range_missing_files_and_invalid_code_are_command_errors(btc_1h, tmp_path):
     out = tmp_path / "r.json"
     args = [
         "--data",
@@ -287,9 +283,7 @@ def test_empty_range_missing_files_and_invalid_code_are_command_errors(
     with pytest.raises(CommandError, match="line 1: import of 'os' is not allowed"):
         run(*args, "--start", START, "--end", END, "--strategy-file", str(bad))
     broken = tmp_path / "broken.py"
-    broken.write_text(
-        USER_SMA.replace("fast = indicators", "fast = 1 / 0 + indicators")
-    )
+    broken.write_text(USER_SMA.replace("fast = indicators", "fast = 1 / 0 + indicators"))
     with pytest.raises(CommandError, match="line 6: ZeroDivisionError"):
         run(*args, "--start", START, "--end", END, "--strategy-file", str(broken))
     assert not out.exists()
@@ -303,9 +297,7 @@ def test_check_lookahead_flags_a_peeking_strategy_file(btc_1h, tmp_path):
         run(*base_args(btc_1h, out, "--strategy-file", str(peek), "--check-lookahead"))
     assert info.value.returncode == 3
     result = json.loads(out.read_text())
-    assert (
-        result["lookahead"]["ok"] is False and result["lookahead"]["total_changes"] > 0
-    )
+    assert result["lookahead"]["ok"] is False and result["lookahead"]["total_changes"] > 0
 
 
 def test_check_lookahead_passes_a_builtin(btc_1h, tmp_path):

@@ -66,16 +66,10 @@ def test_tiered_fee_drops_after_volume_threshold_and_the_window_expires():
         }
     )
     assert model.charge(600, False, 0) == pytest.approx(1.2)
-    assert model.charge(600, False, 1) == pytest.approx(
-        1.2
-    )  # 600 traded before: still tier 0
-    assert model.charge(100, True, 2) == pytest.approx(
-        0.05
-    )  # 1200 in the window: tier 1 maker
+    assert model.charge(600, False, 1) == pytest.approx(1.2)  # 600 traded before: still tier 0
+    assert model.charge(100, True, 2) == pytest.approx(0.05)  # 1200 in the window: tier 1 maker
     assert model.rate(False, DAY - 1) == 0.001  # 1300 traded in the trailing day
-    assert (
-        model.rate(False, DAY) == 0.002
-    )  # the first fill left the window: 700, tier 0 again
+    assert model.rate(False, DAY) == 0.002  # the first fill left the window: 700, tier 0 again
 
 
 def test_fee_spec_errors_are_reported_per_field():
@@ -93,12 +87,8 @@ def test_fee_spec_errors_are_reported_per_field():
 
 # -------------------------------------------------------------------- slippage
 def test_percentage_and_fixed_slippage_move_the_price_against_the_trader():
-    r, _ = run(
-        {0: lambda st: st.buy(1), 1: lambda st: st.close_position()}, slippage=0.01
-    )
-    assert r.trades[0].entry_price == pytest.approx(101) and r.trades[
-        0
-    ].exit_price == pytest.approx(99)
+    r, _ = run({0: lambda st: st.buy(1), 1: lambda st: st.close_position()}, slippage=0.01)
+    assert r.trades[0].entry_price == pytest.approx(101) and r.trades[0].exit_price == pytest.approx(99)
     r, _ = run(
         {0: lambda st: st.buy(1), 1: lambda st: st.close_position()},
         slippage={"type": "fixed", "amount": 0.5},
@@ -108,12 +98,8 @@ def test_percentage_and_fixed_slippage_move_the_price_against_the_trader():
 
 def test_volume_slippage_scales_with_order_size_over_candle_volume():
     model = SlippageModel({"type": "volume", "impact": 0.1, "base": 0.001, "max": 0.05})
-    assert model.apply(100, 1, size=2, candle_volume=100) == pytest.approx(
-        100 * (1 + 0.001 + 0.1 * 2 / 100)
-    )
-    assert model.apply(100, -1, size=2, candle_volume=0) == pytest.approx(
-        95
-    )  # no volume: the cap
+    assert model.apply(100, 1, size=2, candle_volume=100) == pytest.approx(100 * (1 + 0.001 + 0.1 * 2 / 100))
+    assert model.apply(100, -1, size=2, candle_volume=0) == pytest.approx(95)  # no volume: the cap
 
 
 def test_random_slippage_is_seeded_and_bounded():

@@ -30,9 +30,7 @@ def test_isolated_liquidation_price_long_and_short():
     assert liquidation_price(1, 100, 1, 10, 0.005) == pytest.approx(90 / 0.995)
     assert liquidation_price(-1, 100, 1, 10, 0.005) == pytest.approx(110 / 1.005)
     # textbook form entry*(1 -/+ 1/L)/(1 -/+ mmr)
-    assert liquidation_price(1, 200, 3, 3 * 200 / 20, 0.01) == pytest.approx(
-        200 * (1 - 1 / 20) / 0.99
-    )
+    assert liquidation_price(1, 200, 3, 3 * 200 / 20, 0.01) == pytest.approx(200 * (1 - 1 / 20) / 0.99)
 
 
 def test_cross_liquidation_price_uses_the_wallet():
@@ -88,9 +86,7 @@ def test_cross_margin_long_survives_where_isolated_is_liquidated():
     rows = [FLAT, FLAT, (100, 100, 89, 95), FLAT]
     buy_quarter = {0: lambda st: st.buy(25)}  # 2500 notional, 10x: 250 isolated margin
     iso = run_backtest(candles(rows), Script(buy_quarter), fut(leverage=10))
-    cross = run_backtest(
-        candles(rows), Script(buy_quarter), fut(leverage=10, margin_mode="cross")
-    )
+    cross = run_backtest(candles(rows), Script(buy_quarter), fut(leverage=10, margin_mode="cross"))
     assert iso.trades[0].exit_reason == "liquidation"
     assert iso.trades[0].exit_price == pytest.approx((100 - 10) / 0.995)
     assert cross.trades[0].exit_reason == "end_of_data"
@@ -109,9 +105,7 @@ def test_stop_above_the_liquidation_price_fills_first():
     rows = [FLAT, FLAT, (100, 100, 85, 88), FLAT]
     s = Script({0: lambda st: st.buy(stop_loss=0.05)})
     r = run_backtest(candles(rows), s, fut(leverage=10))
-    assert r.trades[0].exit_reason == "stop_loss" and r.trades[
-        0
-    ].exit_price == pytest.approx(95)
+    assert r.trades[0].exit_reason == "stop_loss" and r.trades[0].exit_price == pytest.approx(95)
 
 
 def test_spot_has_no_leverage_and_no_short():
@@ -123,9 +117,7 @@ def test_spot_has_no_leverage_and_no_short():
     with pytest.raises(ConfigError):
         fut(leverage=126)
     with pytest.raises(ConfigError):
-        fut(
-            leverage=125, maintenance_margin_rate=0.01
-        )  # 1/125 = 0.8% < mmr: instant liquidation
+        fut(leverage=125, maintenance_margin_rate=0.01)  # 1/125 = 0.8% < mmr: instant liquidation
 
 
 def test_margin_ratio_through_the_strategy_api():
@@ -140,13 +132,9 @@ def test_margin_ratio_through_the_strategy_api():
 # ---------------------------------------------------------------------- funding
 def test_funding_schedule_maps_times_to_candle_opens_and_sums_collisions():
     ts = T0 + MINUTE * __import__("numpy").array([0, 1, 5, 6])
-    idx, rates = funding_schedule(
-        [[T0, 0.001], [T0 + 2 * MINUTE, 0.002], [T0 + 3 * MINUTE, 0.003]], ts
-    )
+    idx, rates = funding_schedule([[T0, 0.001], [T0 + 2 * MINUTE, 0.002], [T0 + 3 * MINUTE, 0.003]], ts)
     assert idx == [0, 2] and rates == pytest.approx([0.001, 0.005])
-    idx, rates = funding_schedule(
-        0.0001, T0 + 3_600_000 * __import__("numpy").arange(24)
-    )
+    idx, rates = funding_schedule(0.0001, T0 + 3_600_000 * __import__("numpy").arange(24))
     assert idx == [0, 8, 16] and rates == [0.0001] * 3
 
 

@@ -38,7 +38,7 @@ def sma(x, n):
 
 class Cross(SignalStrategy):
     name = "cross"
-    params = {  # noqa: RUF012
+    params = {
         "fast": Param("int", 10, min=2),
         "slow": Param("int", 30, min=3),
         "short": Param("bool", False),
@@ -58,11 +58,7 @@ class Bracketed(Strategy):
 
     def on_data(self, candle):
         h = self.history(20)
-        if (
-            len(h) == 20
-            and not self.get_position_size()
-            and candle.close > h.close.mean()
-        ):
+        if len(h) == 20 and not self.get_position_size() and candle.close > h.close.mean():
             self.buy(stop_loss=0.01, take_profit=0.02, trailing_stop=0.015)
 
 
@@ -106,15 +102,11 @@ def test_float64_engine_matches_exact_decimal_arithmetic(btc_1h):
     equity = Decimal(10000)
     for t in trades:
         # exact replay of each trade from the raw prices (100% of equity, fee on both fills)
-        entry = Decimal(
-            repr(float(btc_1h.open[np.searchsorted(btc_1h.timestamp, t.entry_time)]))
-        )
+        entry = Decimal(repr(float(btc_1h.open[np.searchsorted(btc_1h.timestamp, t.entry_time)])))
         if t.exit_reason == "end_of_data":
             exit_ = Decimal(repr(float(btc_1h.close[-1])))
         else:
-            exit_ = Decimal(
-                repr(float(btc_1h.open[np.searchsorted(btc_1h.timestamp, t.exit_time)]))
-            )
+            exit_ = Decimal(repr(float(btc_1h.open[np.searchsorted(btc_1h.timestamp, t.exit_time)])))
         qty = equity / (entry * (1 + fee))
         before = equity
         equity = equity - qty * entry * (1 + fee) + qty * exit_ * (1 - fee)
@@ -140,9 +132,7 @@ def test_float64_engine_matches_exact_decimal_arithmetic(btc_1h):
 )
 def test_real_btc_candles_signal_strategy(btc_1h, config):
     short = config.get("allow_short", False)
-    r = run_backtest(
-        btc_1h, Cross(fast=20, slow=50, short=short), BacktestConfig(**config)
-    )
+    r = run_backtest(btc_1h, Cross(fast=20, slow=50, short=short), BacktestConfig(**config))
     m = r.metrics
     assert m["total_trades"] > 500 and m["end_equity"] > 0
     assert -1 <= m["max_drawdown"] < 0
@@ -192,9 +182,7 @@ def test_start_end_select_a_range(btc_1h):
     r = run_backtest(btc_1h, Cross(), cfg)
     assert len(r.equity) == 31 * 24
     with pytest.raises(BacktestError, match="no candles"):
-        run_backtest(
-            btc_1h, Cross(), BacktestConfig(start="2030-01-01", end="2030-02-01")
-        )
+        run_backtest(btc_1h, Cross(), BacktestConfig(start="2030-01-01", end="2030-02-01"))
 
 
 # ----------------------------------------------------------- API and errors
@@ -205,9 +193,7 @@ def test_progress_is_reported_at_most_about_100_times_and_cancel_stops_the_run()
     assert 50 <= len(calls) <= 102 and calls[-1] == 1.0 and calls == sorted(calls)
     polls = iter(range(1000))
     with pytest.raises(BacktestCancelled):
-        run_backtest(
-            data, Bracketed(), BacktestConfig(), should_cancel=lambda: next(polls) > 10
-        )
+        run_backtest(data, Bracketed(), BacktestConfig(), should_cancel=lambda: next(polls) > 10)
 
 
 def test_strategy_exception_is_reported_with_its_line():

@@ -19,9 +19,7 @@ class Fixed(SignalStrategy):
         self.stops = stops
 
     def signals(self, data):
-        le, lx, se, sx = (
-            None if a is None else np.asarray(a, dtype=bool) for a in self.arrays
-        )
+        le, lx, se, sx = (None if a is None else np.asarray(a, dtype=bool) for a in self.arrays)
         return Signals(le, lx, se, sx, **self.stops)
 
 
@@ -48,16 +46,12 @@ def test_entry_signal_fills_at_next_open_and_exit_at_the_open_after_the_exit_sig
 def test_signal_on_the_last_candle_is_not_filled_and_open_trade_closes_at_the_end():
     r = run_backtest(candles(ROWS), Fixed([0, 0, 0, 0, 1]), BacktestConfig())
     assert r.trades == []
-    r = run_backtest(
-        candles(ROWS), Fixed([0, 0, 0, 1, 0]), BacktestConfig(initial_cash=1000)
-    )
+    r = run_backtest(candles(ROWS), Fixed([0, 0, 0, 1, 0]), BacktestConfig(initial_cash=1000))
     assert r.trades[0].exit_reason == "end_of_data" and r.trades[0].exit_price == 108
 
 
 def test_exit_wins_over_entry_on_the_same_candle_and_opposite_entries_cancel():
-    r = run_backtest(
-        candles(ROWS), Fixed([1, 0, 0, 0, 0], [1, 0, 0, 0, 0]), BacktestConfig()
-    )
+    r = run_backtest(candles(ROWS), Fixed([1, 0, 0, 0, 0], [1, 0, 0, 0, 0]), BacktestConfig())
     assert r.trades == []
     cfg = BacktestConfig(market_type="futures", allow_short=True)
     r = run_backtest(candles(ROWS), Fixed([1, 0, 0, 0, 0], None, [1, 0, 0, 0, 0]), cfg)
@@ -68,22 +62,12 @@ def test_reversal_closes_and_opens_at_the_same_open():
     cfg = BacktestConfig(initial_cash=1000, market_type="futures", allow_short=True)
     r = run_backtest(candles(ROWS), Fixed([1, 0, 0, 0, 0], None, [0, 1, 0, 0, 0]), cfg)
     long, short = r.trades
-    assert (
-        long.side == "long"
-        and long.exit_price == 104
-        and long.exit_time == short.entry_time
-    )
-    assert (
-        short.side == "short"
-        and short.entry_price == 104
-        and short.exit_reason == "end_of_data"
-    )
+    assert long.side == "long" and long.exit_price == 104 and long.exit_time == short.entry_time
+    assert short.side == "short" and short.entry_price == 104 and short.exit_reason == "end_of_data"
 
 
 def test_short_signals_are_ignored_unless_shorting_is_allowed():
-    r = run_backtest(
-        candles(ROWS), Fixed([0] * 5, None, [1, 0, 0, 0, 0]), BacktestConfig()
-    )
+    r = run_backtest(candles(ROWS), Fixed([0] * 5, None, [1, 0, 0, 0, 0]), BacktestConfig())
     assert r.trades == []
 
 
@@ -91,9 +75,7 @@ def test_signal_stops_use_the_broker_path():
     rows = [(100, 100, 100, 100), (100, 101, 94, 99), (99, 99, 99, 99)]
     r = run_backtest(candles(rows), Fixed([1, 0, 0], stop_loss=0.05), BacktestConfig())
     assert r.info["path"] == "broker"
-    assert r.trades[0].exit_reason == "stop_loss" and r.trades[
-        0
-    ].exit_price == pytest.approx(95)
+    assert r.trades[0].exit_reason == "stop_loss" and r.trades[0].exit_price == pytest.approx(95)
 
 
 def random_signals(n, seed, p=0.03):
@@ -135,9 +117,7 @@ def test_vectorized_path_matches_the_broker_path(extra, seed):
     data = random_walk(3000, seed=seed)
     strat = Fixed(*random_signals(len(data), seed))
     fast = run_backtest(data, strat, BacktestConfig(**extra))
-    slow = run_backtest(
-        data, strat, BacktestConfig(**extra, extra={"force_broker": True})
-    )
+    slow = run_backtest(data, strat, BacktestConfig(**extra, extra={"force_broker": True}))
     assert slow.info["path"] == "broker"
     if extra.get("leverage", 1) < 10:
         assert fast.info["path"] == "vectorized"
@@ -145,9 +125,7 @@ def test_vectorized_path_matches_the_broker_path(extra, seed):
     assert len(a["pnl"]) == len(b["pnl"]) > 10
     for name in ("entry_time", "exit_time"):
         assert np.array_equal(a[name], b[name])
-    assert list(a["side"]) == list(b["side"]) and list(a["exit_reason"]) == list(
-        b["exit_reason"]
-    )
+    assert list(a["side"]) == list(b["side"]) and list(a["exit_reason"]) == list(b["exit_reason"])
     for name in (
         "size",
         "entry_price",
@@ -171,9 +149,7 @@ def test_vectorized_path_matches_the_broker_path(extra, seed):
 def test_high_leverage_run_reports_liquidations():
     data = random_walk(3000, seed=4)
     strat = Fixed(*random_signals(len(data), 4))
-    cfg = BacktestConfig(
-        market_type="futures", allow_short=True, leverage=50, fee=0.0004
-    )
+    cfg = BacktestConfig(market_type="futures", allow_short=True, leverage=50, fee=0.0004)
     r = run_backtest(data, strat, cfg)
     assert r.info["path"] == "broker"
     assert r.metrics["liquidations"] > 0

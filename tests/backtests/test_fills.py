@@ -26,9 +26,7 @@ def test_path_takes_the_adverse_extreme_first_when_holding():
 
 def test_scalar_limit_buy_fills_at_limit_or_better_open():
     assert evaluate_order("limit", 1, 100, 101, 98, 100, price=99)[0] == 99
-    assert (
-        evaluate_order("limit", 1, 97, 101, 96, 100, price=99)[0] == 97
-    )  # gapped below: open
+    assert evaluate_order("limit", 1, 97, 101, 96, 100, price=99)[0] == 97  # gapped below: open
     assert evaluate_order("limit", 1, 100, 101, 99.5, 100, price=99)[0] is None
 
 
@@ -36,9 +34,7 @@ def test_scalar_stop_sell_fills_at_stop_or_worse_open():
     assert evaluate_order("stop_market", -1, 100, 101, 94, 99, stop_price=95)[0] == 95
     assert evaluate_order("stop_market", -1, 93, 94, 90, 92, stop_price=95)[0] == 93
     assert evaluate_order("stop_market", 1, 100, 106, 99, 101, stop_price=105)[0] == 105
-    assert (
-        evaluate_order("stop_market", 1, 107, 108, 106, 107, stop_price=105)[0] == 107
-    )
+    assert evaluate_order("stop_market", 1, 107, 108, 106, 107, stop_price=105)[0] == 107
 
 
 def test_scalar_take_profit_sell_and_buy():
@@ -64,24 +60,13 @@ def test_scalar_trailing_sell_triggers_on_the_way_down_from_the_high():
 def test_scalar_stop_limit_marketable_and_resting():
     # sell stop 95 limit 94: triggers at 95, marketable (95 >= 94) -> 95
     assert (
-        evaluate_order(
-            "stop_limit", -1, 100, 101, 93, 96, stop_price=95, price=94, position_side=1
-        )[0]
-        == 95
+        evaluate_order("stop_limit", -1, 100, 101, 93, 96, stop_price=95, price=94, position_side=1)[0] == 95
     )
     # gap to 92 below the limit: rests as a sell limit at 94, the later high 96 fills it at 94
-    assert (
-        evaluate_order(
-            "stop_limit", -1, 92, 96, 91, 95, stop_price=95, price=94, position_side=1
-        )[0]
-        == 94
-    )
+    assert evaluate_order("stop_limit", -1, 92, 96, 91, 95, stop_price=95, price=94, position_side=1)[0] == 94
     # gap below and never back above the limit: no fill
     assert (
-        evaluate_order(
-            "stop_limit", -1, 92, 93, 91, 92, stop_price=95, price=94, position_side=1
-        )[0]
-        is None
+        evaluate_order("stop_limit", -1, 92, 93, 91, 92, stop_price=95, price=94, position_side=1)[0] is None
     )
 
 
@@ -107,9 +92,7 @@ def test_market_order_from_a_signal_fills_at_the_next_open():
     assert t.size == pytest.approx(1000 / 102)
     assert t.pnl == pytest.approx(1000 / 102 * 2)
     assert t.exit_reason == "signal"
-    assert (
-        t.entry_time == r.equity_timestamps[1] and t.exit_time == r.equity_timestamps[2]
-    )
+    assert t.entry_time == r.equity_timestamps[1] and t.exit_time == r.equity_timestamps[2]
     # nothing happened at candle 0's close: the account only changes from candle 1
     assert r.equity[0] == 1000 and r.equity[1] == pytest.approx(1000)
 
@@ -168,25 +151,18 @@ def test_stop_first_when_stop_and_target_touched_in_one_candle_long_and_short():
     rows = [(100, 100, 100, 100), (100, 106, 94, 100), (100, 100, 100, 100)]
     s = Script({0: lambda st: st.buy(1, stop_loss=0.05, take_profit=0.05)})
     r = run_backtest(candles(rows), s, cfg())
-    assert r.trades[0].exit_reason == "stop_loss" and r.trades[
-        0
-    ].exit_price == pytest.approx(95)
+    assert r.trades[0].exit_reason == "stop_loss" and r.trades[0].exit_price == pytest.approx(95)
     s = Script({0: lambda st: st.sell(1, stop_loss=0.05, take_profit=0.05)})
     r = run_backtest(candles(rows), s, cfg(market_type="futures", allow_short=True))
     assert r.trades[0].side == "short"
-    assert r.trades[0].exit_reason == "stop_loss" and r.trades[
-        0
-    ].exit_price == pytest.approx(105)
+    assert r.trades[0].exit_reason == "stop_loss" and r.trades[0].exit_price == pytest.approx(105)
 
 
 def test_bracket_is_active_in_the_entry_candle():
     rows = [(100, 100, 100, 100), (100, 101, 97, 100), (100, 100, 100, 100)]
     s = Script({0: lambda st: st.buy(1, stop_loss=0.02)})
     r = run_backtest(candles(rows), s, cfg())
-    assert (
-        r.trades[0].exit_price == pytest.approx(98)
-        and r.trades[0].entry_time == r.equity_timestamps[1]
-    )
+    assert r.trades[0].exit_price == pytest.approx(98) and r.trades[0].entry_time == r.equity_timestamps[1]
 
 
 def test_trailing_stop_follows_the_peak_across_candles_and_inside_one():

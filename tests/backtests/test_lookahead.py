@@ -68,11 +68,7 @@ class PeekingEvent(Strategy):
     def on_data(self, candle):
         closes = self.broker.data.close
         i = candle.index
-        if (
-            i + 1 < len(closes)
-            and closes[i + 1] > candle.close * 1.01
-            and self.get_position_size() == 0
-        ):
+        if i + 1 < len(closes) and closes[i + 1] > candle.close * 1.01 and self.get_position_size() == 0:
             self.buy(0.01)
         elif self.get_position_size() > 0 and i % 5 == 0:
             self.close_position()
@@ -108,9 +104,7 @@ def test_every_builtin_passes(name, btc):
 
 
 def test_report_round_trips_through_json(btc):
-    report = check_lookahead(
-        lambda: PeekingSma(), btc.slice(0, 500), windows=5, max_signal_windows=5
-    )
+    report = check_lookahead(lambda: PeekingSma(), btc.slice(0, 500), windows=5, max_signal_windows=5)
     again = LookaheadReport.from_dict(report.to_dict())
     assert again.to_dict() == report.to_dict()
     assert report.to_dict()["ok"] is False

@@ -75,9 +75,7 @@ def test_daily_returns_start_from_the_initial_equity():
     assert daily_returns(TS, EQ, 100.0) == pytest.approx(R)
     # several candles a day: only each day's last equity counts
     ts = T0 + np.array([0, 3600_000, DAY, DAY + 3600_000])
-    assert daily_returns(
-        ts, np.array([1.0, 105.0, 90.0, 84.0]), 100.0
-    ) == pytest.approx([0.05, 84 / 105 - 1])
+    assert daily_returns(ts, np.array([1.0, 105.0, 90.0, 84.0]), 100.0) == pytest.approx([0.05, 84 / 105 - 1])
 
 
 def test_returns(m):
@@ -115,9 +113,7 @@ def test_var_and_cvar(m):
     # numpy linear interpolation: position 0.05 * 3 = 0.15 between the sorted -0.1 and 0.0
     assert m["var_95"] == pytest.approx(-0.1 + 0.15 * 0.1)
     assert m["cvar_95"] == pytest.approx(-0.1)
-    assert m["best_day"] == pytest.approx(R[3]) and m["worst_day"] == pytest.approx(
-        -0.1
-    )
+    assert m["best_day"] == pytest.approx(R[3]) and m["worst_day"] == pytest.approx(-0.1)
     assert m["trading_days"] == 4
 
 
@@ -151,17 +147,13 @@ def test_risk_of_ruin_formula():
 def test_benchmark_alpha_beta_and_buy_and_hold():
     bench = np.array([50.0, 55.0, 49.5, 60.5])
     strat = 100.0 + 2 * (bench - 50.0)  # twice the benchmark's moves in money, from 100
-    m = compute_metrics(
-        TS, strat, initial_equity=100.0, benchmark_close=bench, benchmark_start=50.0
-    )
+    m = compute_metrics(TS, strat, initial_equity=100.0, benchmark_close=bench, benchmark_start=50.0)
     assert m["buy_and_hold_return"] == pytest.approx(0.21)
     r = daily_returns(TS, strat, 100.0)
     b = daily_returns(TS, bench, 50.0)
     beta = statistics.covariance(list(r), list(b)) / statistics.variance(list(b))
     assert m["beta"] == pytest.approx(beta)
-    assert m["alpha"] == pytest.approx(
-        (statistics.mean(r) - beta * statistics.mean(b)) * 365
-    )
+    assert m["alpha"] == pytest.approx((statistics.mean(r) - beta * statistics.mean(b)) * 365)
 
 
 def test_exposure_and_leverage():
@@ -181,17 +173,9 @@ def test_equity_curve_alone_leaves_trade_metrics_undefined():
 
 
 def test_undefined_values_are_none_never_nan():
-    m = compute_metrics(
-        TS, np.full(4, 100.0), {"pnl": np.array([])}, initial_equity=100.0
-    )
-    assert (
-        m["sharpe_ratio"] is None
-        and m["sortino_ratio"] is None
-        and m["calmar_ratio"] is None
-    )
-    assert (
-        m["profit_factor"] is None and m["win_rate"] is None and m["max_drawdown"] == 0
-    )
+    m = compute_metrics(TS, np.full(4, 100.0), {"pnl": np.array([])}, initial_equity=100.0)
+    assert m["sharpe_ratio"] is None and m["sortino_ratio"] is None and m["calmar_ratio"] is None
+    assert m["profit_factor"] is None and m["win_rate"] is None and m["max_drawdown"] == 0
     assert all(v is None or math.isfinite(v) for v in m.values())
 
 
@@ -207,6 +191,4 @@ def test_trades_as_list_of_dicts():
         }
     ]
     m = compute_metrics(TS, EQ, rows)
-    assert (
-        m["total_trades"] == 1 and m["win_rate"] == 1.0 and m["profit_factor"] is None
-    )
+    assert m["total_trades"] == 1 and m["win_rate"] == 1.0 and m["profit_factor"] is None

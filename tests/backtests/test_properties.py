@@ -22,11 +22,7 @@ from .engine_support import MINUTE, T0
 def ohlc(draw, min_size=5, max_size=60):
     n = draw(st.integers(min_size, max_size))
     moves = draw(st.lists(st.floats(-0.2, 0.2), min_size=n, max_size=n))
-    wicks = draw(
-        st.lists(
-            st.tuples(st.floats(0, 0.1), st.floats(0, 0.1)), min_size=n, max_size=n
-        )
-    )
+    wicks = draw(st.lists(st.tuples(st.floats(0, 0.1), st.floats(0, 0.1)), min_size=n, max_size=n))
     gaps = draw(st.lists(st.floats(-0.1, 0.1), min_size=n, max_size=n))
     close = 100.0 * np.exp(np.cumsum(moves))
     open_ = np.concatenate(([100.0], close[:-1])) * np.exp(gaps)
@@ -101,9 +97,7 @@ class Random(Strategy):
         i = candle.index
         size = self.get_position_size()
         entry = self.get_entry_price()
-        self.rows.append(
-            (i, self.get_equity(), self.get_cash(), size, entry, candle.close)
-        )
+        self.rows.append((i, self.get_equity(), self.get_cash(), size, entry, candle.close))
         if i >= len(self.actions):
             return
         kind, amount, factor = self.actions[i]
@@ -137,9 +131,7 @@ def test_equity_is_cash_plus_marked_position_and_never_negative(data, config, ac
     result = run_backtest(data, strat, config)
     futures = config.market_type == "futures"
     for i, equity, cash, size, entry, close in strat.rows:
-        marked = (
-            cash + size * (close - entry) if futures and size else cash + size * close
-        )
+        marked = cash + size * (close - entry) if futures and size else cash + size * close
         assert abs(equity - marked) <= 1e-9 * max(1.0, abs(equity))
         assert cash >= 0 and equity >= -1e-9 * config.initial_cash
         if not futures:
@@ -180,12 +172,8 @@ class RandomSignals(SignalStrategy):
                 slippage=0.002,
                 sizing={"type": "percent_equity", "value": 0.7},
             ),
-            BacktestConfig(
-                market_type="futures", allow_short=True, leverage=5, fee=0.0004
-            ),
-            BacktestConfig(
-                market_type="futures", allow_short=True, leverage=3, margin_mode="cross"
-            ),
+            BacktestConfig(market_type="futures", allow_short=True, leverage=5, fee=0.0004),
+            BacktestConfig(market_type="futures", allow_short=True, leverage=3, margin_mode="cross"),
         ]
     ),
 )
@@ -193,12 +181,8 @@ def test_vectorized_and_broker_paths_agree_on_any_signals(data, seed, config):
     rng = np.random.default_rng(seed)
     arrays = [rng.random(len(data)) < 0.3 for _ in range(4)]
     fast = run_backtest(data, RandomSignals(arrays), config)
-    slow_cfg = BacktestConfig.from_dict(
-        {**config.to_dict(), "extra": {"force_broker": True}}
-    )
+    slow_cfg = BacktestConfig.from_dict({**config.to_dict(), "extra": {"force_broker": True}})
     slow = run_backtest(data, RandomSignals(arrays), slow_cfg)
     assert len(fast.trade_columns["pnl"]) == len(slow.trade_columns["pnl"])
     np.testing.assert_allclose(fast.equity, slow.equity, rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(
-        fast.trade_columns["pnl"], slow.trade_columns["pnl"], rtol=1e-9, atol=1e-9
-    )
+    np.testing.assert_allclose(fast.trade_columns["pnl"], slow.trade_columns["pnl"], rtol=1e-9, atol=1e-9)

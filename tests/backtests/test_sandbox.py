@@ -145,9 +145,7 @@ def test_valid_signal_and_event_strategies_pass_validation():
 
 
 def test_syntax_error_is_reported_with_its_line():
-    issues = validate_code(
-        "class A(SignalStrategy):\n    def signals(self, data)\n        return 1\n"
-    )
+    issues = validate_code("class A(SignalStrategy):\n    def signals(self, data)\n        return 1\n")
     assert len(issues) == 1
     assert issues[0].line == 2
     assert "syntax error" in issues[0].message
@@ -201,14 +199,10 @@ def test_dangerous_code_is_refused_with_line_numbers(snippet, expected):
 
 def test_missing_strategy_class_or_method_is_reported():
     assert "no strategy class found" in messages(validate_code("x = 1\n"))
-    issues = validate_code(
-        "class A(SignalStrategy):\n    def other(self):\n        pass\n"
-    )
+    issues = validate_code("class A(SignalStrategy):\n    def other(self):\n        pass\n")
     assert "must define a method 'signals'" in messages(issues)
     assert issues[0].line == 1
-    issues = validate_code(
-        "class A(Strategy):\n    def initialize(self):\n        pass\n"
-    )
+    issues = validate_code("class A(Strategy):\n    def initialize(self):\n        pass\n")
     assert "must define a method 'on_data'" in messages(issues)
     one = "(Strategy):\n    def on_data(self, c):\n        pass\n"
     two = f"class A{one}class B{one}"
@@ -238,12 +232,8 @@ def test_run_user_backtest_refuses_invalid_code_before_starting_a_process(candle
 def test_user_signal_strategy_gives_the_same_result_as_the_builtin(candles):
     config = BacktestConfig(fee=0.001)
     progress: list[float] = []
-    user = run_user_backtest(
-        SMA_USER, candles, {"fast": 5, "slow": 12}, config, progress=progress.append
-    )
-    builtin = run_backtest(
-        candles, build_strategy("sma_crossover", {"fast": 5, "slow": 12}), config
-    )
+    user = run_user_backtest(SMA_USER, candles, {"fast": 5, "slow": 12}, config, progress=progress.append)
+    builtin = run_backtest(candles, build_strategy("sma_crossover", {"fast": 5, "slow": 12}), config)
     assert user.metrics["total_trades"] > 3
     user_dict, builtin_dict = user.to_dict(), builtin.to_dict()
     assert user_dict.pop("strategy")["name"] == "my_sma"
@@ -290,19 +280,13 @@ def test_reading_a_file_is_stopped_at_runtime_by_every_layer(candles):
         run_unvalidated(wrap_signals("open('/etc/passwd').read()"), candles)
     assert info.value.line == 4
     # kernel layer: pandas opening a file fails, no descriptor can be created
-    with pytest.raises(
-        SandboxViolation, match="file, network and process access are not allowed"
-    ):
-        run_unvalidated(
-            wrap_signals("import pandas as pd\npd.read_csv('/etc/passwd')"), candles
-        )
+    with pytest.raises(SandboxViolation, match="file, network and process access are not allowed"):
+        run_unvalidated(wrap_signals("import pandas as pd\npd.read_csv('/etc/passwd')"), candles)
 
 
 def test_importing_os_subprocess_or_socket_is_refused_at_runtime(candles):
     for module in ("os", "subprocess", "socket"):
-        with pytest.raises(
-            SandboxViolation, match=f"import of '{module}' is not allowed"
-        ):
+        with pytest.raises(SandboxViolation, match=f"import of '{module}' is not allowed"):
             run_unvalidated(wrap_signals(f"import {module}"), candles)
 
 
@@ -327,13 +311,9 @@ def test_dunder_escape_reaches_nothing_outside_the_sandbox(candles, monkeypatch)
     )
     source = wrap_signals(escape)
     assert any("dunder attribute" in i.message for i in validate_code(source))
-    with pytest.raises(
-        SandboxViolation, match="file, network and process access are not allowed"
-    ):
+    with pytest.raises(SandboxViolation, match="file, network and process access are not allowed"):
         run_unvalidated(source, candles)
-    reply, _ = run_unvalidated(
-        wrap_signals(escape.replace("real_os.open('/etc/passwd', 0)", "")), candles
-    )
+    reply, _ = run_unvalidated(wrap_signals(escape.replace("real_os.open('/etc/passwd', 0)", "")), candles)
     logs = reply["logs"]
     assert "no secret" in logs
     assert "fork refused" in logs
@@ -358,9 +338,7 @@ def test_opening_a_socket_is_refused_even_through_an_escape(candles):
         modules['_socket'].socket()
         """
     )
-    with pytest.raises(
-        SandboxViolation, match="file, network and process access are not allowed"
-    ):
+    with pytest.raises(SandboxViolation, match="file, network and process access are not allowed"):
         run_unvalidated(raw, candles)
 
 
@@ -431,9 +409,7 @@ def test_calling_process_is_unharmed_after_abuse(candles, tmp_path):
             limits=SandboxLimits(cpu_seconds=1),
         )
     with pytest.raises(SandboxMemoryError):
-        run_user_backtest(
-            wrap_signals("x = bytearray(50 * 1024 ** 3)"), candles, {}, BacktestConfig()
-        )
+        run_user_backtest(wrap_signals("x = bytearray(50 * 1024 ** 3)"), candles, {}, BacktestConfig())
     # no sandbox process left behind, files and sockets still work here, and the
     # next sandboxed run succeeds
     assert _child_pids() == before_children
@@ -479,9 +455,7 @@ def test_lockdown_blocks_files_sockets_and_processes_for_unrestricted_code():
         timeout=60,
         check=False,
     )
-    assert (
-        out.stdout.decode() == "open:refused socket:refused pipe:refused fork:refused"
-    ), out.stderr.decode()
+    assert out.stdout.decode() == "open:refused socket:refused pipe:refused fork:refused", out.stderr.decode()
 
 
 def _child_pids() -> set[int]:

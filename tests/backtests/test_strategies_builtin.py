@@ -45,9 +45,7 @@ def make_candles(close, *, high=None, low=None, open_=None, step_ms=60_000) -> C
     high = np.maximum(open_, close) if high is None else np.asarray(high, dtype=float)
     low = np.minimum(open_, close) if low is None else np.asarray(low, dtype=float)
     n = len(close)
-    return Candles.from_arrays(
-        np.arange(n, dtype=np.int64) * step_ms, open_, high, low, close, np.ones(n)
-    )
+    return Candles.from_arrays(np.arange(n, dtype=np.int64) * step_ms, open_, high, low, close, np.ones(n))
 
 
 def indices(mask) -> list[int]:
@@ -71,9 +69,7 @@ def test_registry_lists_every_builtin_with_a_json_schema():
 
 
 def test_unknown_strategy_is_reported_with_the_available_names():
-    with pytest.raises(
-        UnknownStrategy, match=r"unknown strategy 'nope'.*sma_crossover"
-    ):
+    with pytest.raises(UnknownStrategy, match=r"unknown strategy 'nope'.*sma_crossover"):
         build_strategy("nope", {})
     with pytest.raises(UnknownStrategy):
         get_strategy_class("nope")
@@ -87,9 +83,7 @@ def test_params_are_validated_with_every_problem_listed():
         build_strategy("sma_crossover", {"fast": 50, "slow": 20})
     assert "must be less than slow" in info.value.fields["fast"]
     with pytest.raises(ParamError) as info:
-        build_strategy(
-            "dca", {"base_order": 0.5, "safety_order": 0.3, "max_safety_orders": 3}
-        )
+        build_strategy("dca", {"base_order": 0.5, "safety_order": 0.3, "max_safety_orders": 3})
     assert "of equity" in info.value.fields["safety_order"]
     strategy = build_strategy("sma_crossover", {"fast": "5", "slow": 9.0})
     assert (strategy.p.fast, strategy.p.slow) == (5, 9)
@@ -150,23 +144,17 @@ def test_bollinger_mean_reversion_enters_below_the_lower_band_and_exits_at_the_m
     # window 10,10,10,10,7: mean 9.4, std 1.2, lower band at 1.5 std = 7.6 > 7
     # next window 10,10,10,7,10: mean 9.4, close 10 above the middle
     candles = make_candles([10, 10, 10, 10, 7, 10])
-    signals = build_strategy(
-        "bollinger_mean_reversion", {"period": 5, "num_std": 1.5}
-    ).signals(candles)
+    signals = build_strategy("bollinger_mean_reversion", {"period": 5, "num_std": 1.5}).signals(candles)
     assert indices(signals.long_entries) == [4]
     assert indices(signals.long_exits) == [5]
-    upper = build_strategy(
-        "bollinger_mean_reversion", {"period": 5, "num_std": 1.5, "exit_at": "upper"}
-    )
+    upper = build_strategy("bollinger_mean_reversion", {"period": 5, "num_std": 1.5, "exit_at": "upper"})
     assert indices(upper.signals(candles).long_exits) == []
 
 
 def test_macd_crosses_match_the_indicator():
     close = list(range(60, 30, -1)) + list(range(31, 80))
     candles = make_candles(close)
-    signals = build_strategy("macd", {"fast": 3, "slow": 6, "signal": 3}).signals(
-        candles
-    )
+    signals = build_strategy("macd", {"fast": 3, "slow": 6, "signal": 3}).signals(candles)
     line, signal_line, _ = ta.macd(close, 3, 6, 3)
     assert indices(signals.long_entries) == indices(ta.crossed_above(line, signal_line))
     assert len(indices(signals.long_entries)) == 1
@@ -178,9 +166,7 @@ def test_donchian_breakout_uses_the_previous_candles_channel():
     high = [c + 0.5 for c in close]
     low = [c - 0.5 for c in close]
     candles = make_candles(close, high=high, low=low)
-    signals = build_strategy(
-        "donchian_breakout", {"entry_period": 3, "exit_period": 2}
-    ).signals(candles)
+    signals = build_strategy("donchian_breakout", {"entry_period": 3, "exit_period": 2}).signals(candles)
     # candle 4: close 12 > max(high[1:4]) = 10.5; candle 6: close 9 < min(low[4:6]) = 10.5
     assert indices(signals.long_entries) == [4]
     assert indices(signals.long_exits) == [6]
@@ -204,13 +190,9 @@ def test_scalping_uses_trend_filter_rsi_trigger_and_a_bracket():
 
 def test_buy_and_hold_buys_at_the_second_open_and_holds():
     candles = make_candles([100, 110, 120, 90, 130], step_ms=86_400_000)
-    result = run_backtest(
-        candles, build_strategy("buy_and_hold"), BacktestConfig(initial_cash=1000.0)
-    )
+    result = run_backtest(candles, build_strategy("buy_and_hold"), BacktestConfig(initial_cash=1000.0))
     (trade,) = result.trades
-    assert trade.entry_price == pytest.approx(
-        100.0
-    )  # open of candle 1 = close of candle 0
+    assert trade.entry_price == pytest.approx(100.0)  # open of candle 1 = close of candle 0
     assert trade.exit_price == pytest.approx(130.0)
     assert result.metrics["total_return"] == pytest.approx(0.3)
 
@@ -230,9 +212,7 @@ def test_grid_buys_on_a_line_and_sells_one_line_higher():
     low = [104, 103, 99, 99, 104, 107]
     open_ = [105, 105, 104, 99, 104, 111]
     candles = make_candles(close, high=high, low=low, open_=open_, step_ms=86_400_000)
-    strategy = build_strategy(
-        "grid", {"lower": 90, "upper": 110, "levels": 3, "investment": 1.0}
-    )
+    strategy = build_strategy("grid", {"lower": 90, "upper": 110, "levels": 3, "investment": 1.0})
     result = run_backtest(candles, strategy, BacktestConfig(initial_cash=10_000.0))
     (trade,) = result.trades
     assert trade.entry_price == pytest.approx(100.0)
@@ -250,9 +230,7 @@ def test_grid_stocks_lines_above_the_start_price_and_sells_them_higher():
     high = [107, 107, 116, 116]
     low = [107, 107, 107, 116]
     candles = make_candles(close, high=high, low=low, open_=open_, step_ms=86_400_000)
-    strategy = build_strategy(
-        "grid", {"lower": 100, "upper": 115, "levels": 4, "investment": 0.9}
-    )
+    strategy = build_strategy("grid", {"lower": 100, "upper": 115, "levels": 4, "investment": 0.9})
     result = run_backtest(candles, strategy, BacktestConfig(initial_cash=9000.0))
     (trade,) = result.trades
     # 9000 * 0.9 / 3 = 2700 quote per line -> 2700 / 110 units bought at 107, sold at 115
@@ -322,6 +300,4 @@ def test_every_builtin_on_real_btc_candles(name, btc_1h):
     assert np.all(np.isfinite(result.equity)) and np.all(result.equity >= 0)
     assert metrics["total_fees"] > 0
     again = run_backtest(btc_1h, build_strategy(name), config)
-    assert json.dumps(again.to_dict(), sort_keys=True) == json.dumps(
-        result.to_dict(), sort_keys=True
-    )
+    assert json.dumps(again.to_dict(), sort_keys=True) == json.dumps(result.to_dict(), sort_keys=True)

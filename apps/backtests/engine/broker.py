@@ -50,13 +50,9 @@ class Broker(Protocol):
 
     def limit(self, side: int, amount: float, price: float) -> int: ...
 
-    def stop_market(
-        self, side: int, amount: float | None, stop_price: float
-    ) -> int: ...
+    def stop_market(self, side: int, amount: float | None, stop_price: float) -> int: ...
 
-    def stop_limit(
-        self, side: int, amount: float | None, stop_price: float, limit_price: float
-    ) -> int: ...
+    def stop_limit(self, side: int, amount: float | None, stop_price: float, limit_price: float) -> int: ...
 
     def take_profit(self, side: int, amount: float | None, price: float) -> int: ...
 
@@ -92,9 +88,7 @@ class SimulatedBroker:
     the per-candle loop cheap.
     """
 
-    def __init__(
-        self, data: Candles, config: BacktestConfig, *, on_fill: Any = None
-    ) -> None:
+    def __init__(self, data: Candles, config: BacktestConfig, *, on_fill: Any = None) -> None:
         self.data = data
         self.config = config
         self.futures = config.market_type == "futures"
@@ -131,9 +125,7 @@ class SimulatedBroker:
         self._n_trailing = 0
         self._i = -1
 
-        self._fund_idx, self._fund_rates = funding_schedule(
-            config.funding_rates, data.timestamp
-        )
+        self._fund_idx, self._fund_rates = funding_schedule(config.funding_rates, data.timestamp)
         self._fund_ptr = 0
         self.fund_i = self._fund_idx[0] if self._fund_idx else -1
         self.funding_total = 0.0
@@ -184,9 +176,7 @@ class SimulatedBroker:
         self.busy = True
         return order.id
 
-    def _default_side(
-        self, side: int, amount: float | None, what: str
-    ) -> tuple[int, bool]:
+    def _default_side(self, side: int, amount: float | None, what: str) -> tuple[int, bool]:
         """Resolve side 0 to 'close the position'; such orders are reduce-only."""
         if side != 0:
             if amount is None:
@@ -197,32 +187,20 @@ class SimulatedBroker:
                 return side, True
             return side, False
         if self.size == 0.0:
-            raise BacktestError(
-                f"{what}: no open position to close; pass side='buy' or 'sell' and an amount"
-            )
+            raise BacktestError(f"{what}: no open position to close; pass side='buy' or 'sell' and an amount")
         return (-1 if self.size > 0 else 1), True
 
     @staticmethod
     def _check_amount(amount: float | None, what: str) -> None:
         if amount is not None and (
-            not isinstance(amount, (int, float))
-            or not amount > 0
-            or not math.isfinite(amount)
+            not isinstance(amount, (int, float)) or not amount > 0 or not math.isfinite(amount)
         ):
-            raise BacktestError(
-                f"{what}: amount must be a positive number of base units, got {amount!r}"
-            )
+            raise BacktestError(f"{what}: amount must be a positive number of base units, got {amount!r}")
 
     @staticmethod
     def _check_price(price: Any, what: str) -> float:
-        if (
-            not isinstance(price, (int, float))
-            or not price > 0
-            or not math.isfinite(price)
-        ):
-            raise BacktestError(
-                f"{what}: price must be a positive number, got {price!r}"
-            )
+        if not isinstance(price, (int, float)) or not price > 0 or not math.isfinite(price):
+            raise BacktestError(f"{what}: price must be a positive number, got {price!r}")
         return float(price)
 
     # ------------------------------------------------------------ Broker API
@@ -249,12 +227,8 @@ class SimulatedBroker:
             ("take_profit", take_profit),
             ("trailing_stop", trailing_stop),
         ):
-            if value is not None and not (
-                isinstance(value, (int, float)) and value > 0
-            ):
-                raise BacktestError(
-                    f"{name} must be a positive fraction of the entry price"
-                )
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise BacktestError(f"{name} must be a positive fraction of the entry price")
         bracket = None
         if stop_loss or take_profit or trailing_stop:
             bracket = (stop_loss, take_profit, trailing_stop)
@@ -269,9 +243,7 @@ class SimulatedBroker:
         )
         return self._submit(order)
 
-    def close_position(
-        self, percentage: float = 100.0, *, reason: str = "signal"
-    ) -> int | None:
+    def close_position(self, percentage: float = 100.0, *, reason: str = "signal") -> int | None:
         """Reduce-only market order for ``percentage`` of the position at the next open."""
         if not 0 < percentage <= 100:
             raise BacktestError("close_position: percentage must be in (0, 100]")
@@ -324,9 +296,7 @@ class SimulatedBroker:
             )
         )
 
-    def stop_limit(
-        self, side: int, amount: float | None, stop_price: float, limit_price: float
-    ) -> int:
+    def stop_limit(self, side: int, amount: float | None, stop_price: float, limit_price: float) -> int:
         """Stop-limit order: becomes a limit at ``limit_price`` once ``stop_price`` trades."""
         self._check_amount(amount, "stop-limit order")
         side, reduce_only = self._default_side(side, amount, "stop-limit order")
@@ -367,9 +337,7 @@ class SimulatedBroker:
         self._check_amount(amount, "trailing stop")
         side, reduce_only = self._default_side(side, amount, "trailing stop")
         if not isinstance(trail, (int, float)) or not 0 < trail < 1:
-            raise BacktestError(
-                "trailing stop: trail must be a fraction between 0 and 1 (0.02 is 2%)"
-            )
+            raise BacktestError("trailing stop: trail must be a fraction between 0 and 1 (0.02 is 2%)")
         order = Order(
             self._new_id(),
             "trailing_stop",
@@ -411,9 +379,7 @@ class SimulatedBroker:
             return 0.0
         mark = self._mark()
         collateral = self._cash if self.cross else self.margin
-        return margin_ratio(
-            self.size, mark, collateral, self._unrealized(mark), self.mmr
-        )
+        return margin_ratio(self.size, mark, collateral, self._unrealized(mark), self.mmr)
 
     def entry_price(self) -> float | None:
         return self.entry if self.size != 0.0 else None
@@ -462,9 +428,7 @@ class SimulatedBroker:
             return
         collateral = self._cash if self.cross else self.margin
         side = 1 if self.size > 0 else -1
-        price = liquidation_price(
-            side, self.entry, abs(self.size), collateral, self.mmr
-        )
+        price = liquidation_price(side, self.entry, abs(self.size), collateral, self.mmr)
         self.liq = None if (side > 0 and price <= 0.0) else price
 
     # --------------------------------------------------------------- per candle
@@ -505,9 +469,7 @@ class SimulatedBroker:
                 for order in self.resting:
                     if order.type == "trailing_stop":
                         order.extreme = (
-                            max(order.extreme, point)
-                            if order.side < 0
-                            else min(order.extreme, point)
+                            max(order.extreme, point) if order.side < 0 else min(order.extreme, point)
                         )
                         order.refresh_trigger()
             prev = point
@@ -520,11 +482,7 @@ class SimulatedBroker:
     def _apply_funding(self, i: int, mark: float) -> bool:
         rate = self._fund_rates[self._fund_ptr]
         self._fund_ptr += 1
-        self.fund_i = (
-            self._fund_idx[self._fund_ptr]
-            if self._fund_ptr < len(self._fund_idx)
-            else -1
-        )
+        self.fund_i = self._fund_idx[self._fund_ptr] if self._fund_ptr < len(self._fund_idx) else -1
         if self.size == 0.0:
             return False
         payment = self.size * mark * rate  # positive: the long pays
@@ -547,9 +505,7 @@ class SimulatedBroker:
             if order.direction != direction:
                 continue
             level = order.level
-            if (direction == LOW and level > best_level) or (
-                direction == HIGH and level < best_level
-            ):
+            if (direction == LOW and level > best_level) or (direction == HIGH and level < best_level):
                 best, best_level = order, level
         return best, best_level
 
@@ -558,9 +514,7 @@ class SimulatedBroker:
         changed = False
         for _ in range(10_000):
             liq = self.liq
-            if liq is not None and (
-                (self.size > 0 and point <= liq) or (self.size < 0 and point >= liq)
-            ):
+            if liq is not None and ((self.size > 0 and point <= liq) or (self.size < 0 and point >= liq)):
                 self._liquidate(i)
                 changed = True
                 continue
@@ -585,26 +539,18 @@ class SimulatedBroker:
             # The segment starts at a price the path has reached: trailing extremes follow it.
             for order in self.resting:
                 if order.type == "trailing_stop":
-                    order.extreme = (
-                        max(order.extreme, start)
-                        if order.side < 0
-                        else min(order.extreme, start)
-                    )
+                    order.extreme = max(order.extreme, start) if order.side < 0 else min(order.extreme, start)
                     order.refresh_trigger()
         for _ in range(10_000):
             order, level = self._candidates(direction)
             liq = self.liq
             # The liquidation price counts as one more level on the position's adverse side.
-            adverse = (direction == LOW and self.size > 0) or (
-                direction == HIGH and self.size < 0
-            )
+            adverse = (direction == LOW and self.size > 0) or (direction == HIGH and self.size < 0)
             liq_first = (
                 liq is not None
                 and adverse
                 and (
-                    order is None
-                    or (direction == LOW and liq > level)
-                    or (direction == HIGH and liq < level)
+                    order is None or (direction == LOW and liq > level) or (direction == HIGH and liq < level)
                 )
             )
             if liq_first:
@@ -622,9 +568,7 @@ class SimulatedBroker:
             # A level already beyond the segment start became active mid-path: it fills at the start.
             beyond = level >= start if direction == LOW else level <= start
             price = start if beyond else level
-            changed |= self._fill_resting(
-                i, order, price, at_open=False, exact=not beyond
-            )  # type: ignore[arg-type]
+            changed |= self._fill_resting(i, order, price, at_open=False, exact=not beyond)  # type: ignore[arg-type]
         return changed
 
     # -------------------------------------------------------------------- fills
@@ -693,9 +637,7 @@ class SimulatedBroker:
         if self.sizing["type"] == "risk_per_trade":
             stop_frac = order.bracket[0] if order.bracket else None
             if stop_frac is None:
-                raise BacktestError(
-                    "risk_per_trade sizing needs a stop loss: pass stop_loss= with the order"
-                )
+                raise BacktestError("risk_per_trade sizing needs a stop loss: pass stop_loss= with the order")
             stop_price = price * (1 - order.side * stop_frac)
         ts = self._ts[i]
         return order_size(
@@ -709,9 +651,7 @@ class SimulatedBroker:
             stop_price=stop_price,
         )
 
-    def _execute(
-        self, i: int, order: Order, qty: float, price: float, *, maker: bool
-    ) -> bool:
+    def _execute(self, i: int, order: Order, qty: float, price: float, *, maker: bool) -> bool:
         """Apply a fill of ``qty`` at ``price``: reduce/close/reverse or open/add, then bookkeeping."""
         if qty <= DUST:
             self._reject(order)
@@ -758,34 +698,22 @@ class SimulatedBroker:
             self.resting.remove(order)
             if order.type == "trailing_stop":
                 self._n_trailing -= 1
-        self.fills.append(
-            (ts, order.id, side, filled, price, self._fee_acc, order.reason)
-        )
-        if (
-            order.bracket is not None
-            and self.size != 0.0
-            and (self.size > 0) == (side > 0)
-        ):
+        self.fills.append((ts, order.id, side, filled, price, self._fee_acc, order.reason))
+        if order.bracket is not None and self.size != 0.0 and (self.size > 0) == (side > 0):
             self._attach_bracket(order.bracket, price)
         self._after_position_change()
         if self.on_fill is not None:
             self.on_fill(order.info())
         return changed
 
-    def _open(
-        self, i: int, order: Order, qty: float, price: float, maker: bool
-    ) -> float:
+    def _open(self, i: int, order: Order, qty: float, price: float, maker: bool) -> float:
         """Open or add to a position in ``order.side``; returns the quantity actually opened."""
         ts = self._ts[i]
         side = order.side
         if self.size == 0.0:
-            leverage = (
-                (order.leverage or self.default_leverage) if self.futures else 1.0
-            )
+            leverage = (order.leverage or self.default_leverage) if self.futures else 1.0
         else:
-            leverage = (
-                self.pos_leverage
-            )  # leverage is a per-position setting, as on exchanges
+            leverage = self.pos_leverage  # leverage is a per-position setting, as on exchanges
         rate = self.fees.rate(maker, ts)
         available = self._available(price)
         # Cap at what the free balance pays for: margin (spot: cost) plus fee.
@@ -834,9 +762,7 @@ class SimulatedBroker:
         trade["max_size"] = max(trade["max_size"], new)
         return qty
 
-    def _reduce(
-        self, i: int, qty: float, price: float, fee: float, reason: str
-    ) -> None:
+    def _reduce(self, i: int, qty: float, price: float, fee: float, reason: str) -> None:
         """Close ``qty`` of the position at ``price``; a full close records the trade."""
         size = self.size
         direction = 1.0 if size > 0 else -1.0
@@ -871,11 +797,7 @@ class SimulatedBroker:
         assert trade is not None
         self._trade = None
         entry_price = trade["entry_cost"] / trade["entry_qty"]
-        exit_price = (
-            trade["exit_value"] / trade["exit_qty"]
-            if trade["exit_qty"]
-            else entry_price
-        )
+        exit_price = trade["exit_value"] / trade["exit_qty"] if trade["exit_qty"] else entry_price
         pnl = trade["gross"] - trade["fees"] - trade["funding"]
         committed = trade["entry_cost"] / trade["leverage"]
         self.trades.append(
@@ -902,9 +824,7 @@ class SimulatedBroker:
         assert price is not None
         qty = abs(self.size)
         fee = self.fees.charge(qty * price, False, self._ts[i])
-        self.fills.append(
-            (self._ts[i], 0, -1 if self.size > 0 else 1, qty, price, fee, "liquidation")
-        )
+        self.fills.append((self._ts[i], 0, -1 if self.size > 0 else 1, qty, price, fee, "liquidation"))
         self._reduce(i, qty, price, fee, "liquidation")
         self._after_position_change()
 
@@ -967,11 +887,7 @@ class SimulatedBroker:
     def _after_position_change(self) -> None:
         """Cancel reduce-only orders that no longer reduce anything; refresh liquidation and triggers."""
         size = self.size
-        stale = [
-            o
-            for o in self.resting
-            if o.reduce_only and (size == 0.0 or (size > 0) == (o.side > 0))
-        ]
+        stale = [o for o in self.resting if o.reduce_only and (size == 0.0 or (size > 0) == (o.side > 0))]
         for order in stale:
             order.status = "cancelled"
             self.orders.pop(order.id, None)

@@ -36,9 +36,7 @@ class Candles:
         n = len(self.timestamp)
         for name in COLUMNS:
             if len(getattr(self, name)) != n:
-                raise BacktestError(
-                    f"candle column {name!r} has a different length than timestamp"
-                )
+                raise BacktestError(f"candle column {name!r} has a different length than timestamp")
 
     def __len__(self) -> int:
         return len(self.timestamp)
@@ -55,14 +53,8 @@ class Candles:
     ) -> Candles:
         """Build from array-likes; ``volume`` defaults to zeros."""
         ts = np.ascontiguousarray(timestamp, dtype=np.int64)
-        cols = [
-            np.ascontiguousarray(c, dtype=np.float64) for c in (open, high, low, close)
-        ]
-        vol = (
-            np.zeros(len(ts))
-            if volume is None
-            else np.ascontiguousarray(volume, dtype=np.float64)
-        )
+        cols = [np.ascontiguousarray(c, dtype=np.float64) for c in (open, high, low, close)]
+        vol = np.zeros(len(ts)) if volume is None else np.ascontiguousarray(volume, dtype=np.float64)
         return cls(ts, *cols, vol)
 
     @classmethod
@@ -76,9 +68,7 @@ class Candles:
         else:
             index = df.index
             if not hasattr(index, "tz"):
-                raise BacktestError(
-                    "candle DataFrame needs a DatetimeIndex or a 'timestamp' column"
-                )
+                raise BacktestError("candle DataFrame needs a DatetimeIndex or a 'timestamp' column")
             if index.tz is None:
                 index = index.tz_localize("UTC")
             # as_unit keeps this independent of the index resolution (ns, us, ms).
@@ -96,31 +86,17 @@ class Candles:
         """As a DataFrame with a UTC DatetimeIndex (what the market-data service returns)."""
         import pandas as pd
 
-        index = pd.DatetimeIndex(
-            pd.to_datetime(self.timestamp, unit="ms", utc=True), name="timestamp"
-        )
-        return pd.DataFrame(
-            {name: getattr(self, name) for name in COLUMNS}, index=index
-        )
+        index = pd.DatetimeIndex(pd.to_datetime(self.timestamp, unit="ms", utc=True), name="timestamp")
+        return pd.DataFrame({name: getattr(self, name) for name in COLUMNS}, index=index)
 
     def slice(self, start: int, stop: int) -> Candles:
         """Rows ``start:stop`` (views, no copy)."""
-        return Candles(
-            *(getattr(self, name)[start:stop] for name in ("timestamp", *COLUMNS))
-        )
+        return Candles(*(getattr(self, name)[start:stop] for name in ("timestamp", *COLUMNS)))
 
     def between(self, start_ms: int | None, end_ms: int | None) -> Candles:
         """Candles with ``start_ms <= timestamp < end_ms`` (either bound optional)."""
-        lo = (
-            0
-            if start_ms is None
-            else int(np.searchsorted(self.timestamp, start_ms, side="left"))
-        )
-        hi = (
-            len(self)
-            if end_ms is None
-            else int(np.searchsorted(self.timestamp, end_ms, side="left"))
-        )
+        lo = 0 if start_ms is None else int(np.searchsorted(self.timestamp, start_ms, side="left"))
+        hi = len(self) if end_ms is None else int(np.searchsorted(self.timestamp, end_ms, side="left"))
         return self.slice(lo, max(lo, hi))
 
     def bar_ms(self) -> int:
@@ -147,9 +123,7 @@ class Candles:
                 raise BacktestError(f"candle {first} has NaN or infinite prices")
             if lo[first] <= 0:
                 raise BacktestError(f"candle {first} has a non-positive price")
-            raise BacktestError(
-                f"candle {first} has high/low inconsistent with open/close"
-            )
+            raise BacktestError(f"candle {first} has high/low inconsistent with open/close")
 
 
 def to_candles(data: Any) -> Candles:
@@ -158,9 +132,7 @@ def to_candles(data: Any) -> Candles:
         return data
     if hasattr(data, "columns") and hasattr(data, "index"):
         return Candles.from_frame(data)
-    raise BacktestError(
-        "data must be a Candles object or a pandas DataFrame of OHLCV candles"
-    )
+    raise BacktestError("data must be a Candles object or a pandas DataFrame of OHLCV candles")
 
 
 def load_csv(path: str | Path) -> Candles:

@@ -61,21 +61,13 @@ class BacktestConfig:
         if not _is_number(self.leverage) or not 1 <= self.leverage <= MAX_LEVERAGE:
             errors["leverage"] = f"must be between 1 and {MAX_LEVERAGE:g}"
         elif self.market_type == "spot" and self.leverage != 1:
-            errors["leverage"] = (
-                "spot trading has no leverage; use market_type 'futures'"
-            )
+            errors["leverage"] = "spot trading has no leverage; use market_type 'futures'"
         if self.market_type == "spot" and self.allow_short:
-            errors["allow_short"] = (
-                "spot cannot be sold short; use market_type 'futures'"
-            )
+            errors["allow_short"] = "spot cannot be sold short; use market_type 'futures'"
         mmr = self.maintenance_margin_rate
         if not _is_number(mmr) or not 0 <= mmr < 0.5:
             errors["maintenance_margin_rate"] = "must be a fraction between 0 and 0.5"
-        elif (
-            _is_number(self.leverage)
-            and self.leverage >= 1
-            and mmr >= 1.0 / self.leverage
-        ):
+        elif _is_number(self.leverage) and self.leverage >= 1 and mmr >= 1.0 / self.leverage:
             errors["maintenance_margin_rate"] = (
                 "must be below 1/leverage, or every position is liquidated at once"
             )
@@ -150,9 +142,7 @@ def _to_ms(value: Any) -> int | None:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            raise ValueError(
-                f"must be an ISO-8601 date or epoch milliseconds, got {value!r}"
-            ) from None
+            raise ValueError(f"must be an ISO-8601 date or epoch milliseconds, got {value!r}") from None
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=UTC)

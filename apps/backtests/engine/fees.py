@@ -50,28 +50,20 @@ def normalize_fee(spec: Any) -> dict[str, Any]:
         return {"type": "percentage", "maker": maker, "taker": taker}
     if kind == "fixed":
         amount = spec.get("amount")
-        if (
-            not isinstance(amount, (int, float))
-            or isinstance(amount, bool)
-            or amount < 0
-        ):
+        if not isinstance(amount, (int, float)) or isinstance(amount, bool) or amount < 0:
             raise ConfigError({"fee.amount": "must be a non-negative number"})
         return {"type": "fixed", "amount": float(amount)}
     if kind == "tiered":
         tiers = spec.get("tiers")
         if not isinstance(tiers, list) or not tiers:
-            raise ConfigError(
-                {"fee.tiers": "must be a non-empty list of {volume, maker, taker}"}
-            )
+            raise ConfigError({"fee.tiers": "must be a non-empty list of {volume, maker, taker}"})
         out = []
         for k, tier in enumerate(tiers):
             if not isinstance(tier, dict):
                 raise ConfigError({f"fee.tiers[{k}]": "must be an object"})
             volume = tier.get("volume", 0)
             if not isinstance(volume, (int, float)) or volume < 0:
-                raise ConfigError(
-                    {f"fee.tiers[{k}].volume": "must be a non-negative number"}
-                )
+                raise ConfigError({f"fee.tiers[{k}].volume": "must be a non-negative number"})
             out.append(
                 {
                     "volume": float(volume),
@@ -90,14 +82,8 @@ def normalize_fee(spec: Any) -> dict[str, Any]:
 
 
 def _fraction(value: Any, name: str) -> float:
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not 0 <= value < 0.5
-    ):
-        raise ConfigError(
-            {name: "must be a fraction between 0 and 0.5 (0.001 is 0.1%)"}
-        )
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 0.5:
+        raise ConfigError({name: "must be a fraction between 0 and 0.5 (0.001 is 0.1%)"})
     return float(value)
 
 

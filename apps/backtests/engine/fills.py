@@ -101,9 +101,7 @@ def market_fill_price(
     return open_ if slippage is None else slippage.apply(open_, side, size, volume)
 
 
-def triggered_fill_price(
-    order_type: str, side: int, level: float, point: float, at_open: bool
-) -> float:
+def triggered_fill_price(order_type: str, side: int, level: float, point: float, at_open: bool) -> float:
     """Price of an order triggered at ``level`` while the path is at ``point``.
 
     ``at_open`` marks a gap: the level was already crossed at the candle's open
@@ -183,9 +181,7 @@ def evaluate_order(
     return (None if hit is None else hit[1]), extreme
 
 
-def _first_cross(
-    path: tuple[float, ...], direction: int, level: float
-) -> tuple[int, float] | None:
+def _first_cross(path: tuple[float, ...], direction: int, level: float) -> tuple[int, float] | None:
     """First path index where ``level`` is crossed and the fill price there (rule 4 at the open)."""
     if crossed(direction, level, path[0]):
         return 0, path[0]
@@ -195,9 +191,7 @@ def _first_cross(
     return None
 
 
-def partial_fill_size(
-    size: float, candle_volume: float, max_volume_fraction: float | None
-) -> float:
+def partial_fill_size(size: float, candle_volume: float, max_volume_fraction: float | None) -> float:
     """Rule 7: cap a fill at ``max_volume_fraction`` of the candle's volume (None: no cap)."""
     if max_volume_fraction is None:
         return size

@@ -32,9 +32,7 @@ from .errors import ConfigError
 FUNDING_INTERVAL_MS = 8 * 3_600_000
 
 
-def liquidation_price(
-    side: int, entry: float, size: float, collateral: float, mmr: float
-) -> float:
+def liquidation_price(side: int, entry: float, size: float, collateral: float, mmr: float) -> float:
     """Price at which ``collateral + pnl == mmr * notional``; ``side`` +1 long, -1 short.
 
     ``size`` is the absolute position size; ``collateral`` the isolated margin or, in
@@ -48,9 +46,7 @@ def liquidation_price(
     return (entry + per_unit) / (1.0 + mmr)
 
 
-def margin_ratio(
-    size: float, mark: float, collateral: float, unrealized: float, mmr: float
-) -> float:
+def margin_ratio(size: float, mark: float, collateral: float, unrealized: float, mmr: float) -> float:
     """Maintenance margin / margin balance (1.0 or more means liquidation); 0.0 when flat."""
     if size == 0:
         return 0.0
@@ -70,55 +66,35 @@ def normalize_funding(spec: Any) -> Any:
     if spec is None:
         return None
     if isinstance(spec, bool):
-        raise ConfigError(
-            {"funding_rates": "must be a rate or a series of [timestamp_ms, rate]"}
-        )
+        raise ConfigError({"funding_rates": "must be a rate or a series of [timestamp_ms, rate]"})
     if isinstance(spec, (int, float)):
         if not math.isfinite(spec) or abs(spec) >= 0.1:
-            raise ConfigError(
-                {
-                    "funding_rates": "a funding rate must be a small fraction (0.0001 is 0.01%)"
-                }
-            )
+            raise ConfigError({"funding_rates": "a funding rate must be a small fraction (0.0001 is 0.01%)"})
         return float(spec)
     if hasattr(spec, "index") and hasattr(spec, "to_numpy"):  # pandas Series
         index = spec.index
-        ts = (
-            index.as_unit("ms").asi8
-            if hasattr(index, "as_unit")
-            else np.asarray(index, dtype=np.int64)
-        )
+        ts = index.as_unit("ms").asi8 if hasattr(index, "as_unit") else np.asarray(index, dtype=np.int64)
         pairs = list(zip(ts.tolist(), spec.to_numpy(dtype=float).tolist(), strict=True))
     elif isinstance(spec, dict):
         pairs = [(k, v) for k, v in spec.items()]
     elif isinstance(spec, (list, tuple)):
         pairs = list(spec)
     else:
-        raise ConfigError(
-            {"funding_rates": "must be a rate or a series of [timestamp_ms, rate]"}
-        )
+        raise ConfigError({"funding_rates": "must be a rate or a series of [timestamp_ms, rate]"})
     out = []
     for pair in pairs:
         try:
             ts, rate = int(pair[0]), float(pair[1])
         except (TypeError, ValueError, IndexError):
-            raise ConfigError(
-                {"funding_rates": "each entry must be [timestamp_ms, rate]"}
-            ) from None
+            raise ConfigError({"funding_rates": "each entry must be [timestamp_ms, rate]"}) from None
         if not math.isfinite(rate) or abs(rate) >= 0.1:
-            raise ConfigError(
-                {
-                    "funding_rates": f"funding rate {rate} at {ts} is not a small fraction"
-                }
-            )
+            raise ConfigError({"funding_rates": f"funding rate {rate} at {ts} is not a small fraction"})
         out.append([ts, rate])
     out.sort()
     return out
 
 
-def funding_schedule(
-    spec: Any, timestamps: np.ndarray
-) -> tuple[list[int], list[float]]:
+def funding_schedule(spec: Any, timestamps: np.ndarray) -> tuple[list[int], list[float]]:
     """Map funding events onto candle indices: ``(indices, rates)``.
 
     Each funding time is charged at the open of the first candle whose open time
@@ -133,11 +109,7 @@ def funding_schedule(
         times = np.arange(start, last + 1, FUNDING_INTERVAL_MS, dtype=np.int64)
         rates = np.full(len(times), spec)
     else:
-        arr = (
-            np.asarray(spec, dtype=np.float64).reshape(-1, 2)
-            if spec
-            else np.empty((0, 2))
-        )
+        arr = np.asarray(spec, dtype=np.float64).reshape(-1, 2) if spec else np.empty((0, 2))
         times = arr[:, 0].astype(np.int64)
         rates = arr[:, 1]
         keep = (times >= first) & (times <= last)

@@ -110,9 +110,7 @@ def _annualize(growth: float, days: float) -> float | None:
         return None
 
 
-def daily_returns(
-    timestamps: np.ndarray, values: np.ndarray, start_value: float
-) -> np.ndarray:
+def daily_returns(timestamps: np.ndarray, values: np.ndarray, start_value: float) -> np.ndarray:
     """Returns between the last values of consecutive UTC days, starting from ``start_value``."""
     if len(values) == 0:
         return np.empty(0)
@@ -121,9 +119,7 @@ def daily_returns(
     closes = np.concatenate(([start_value], values[last], values[-1:]))
     prev = closes[:-1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        returns = np.where(
-            prev > 0, closes[1:] / np.where(prev > 0, prev, 1.0) - 1.0, 0.0
-        )
+        returns = np.where(prev > 0, closes[1:] / np.where(prev > 0, prev, 1.0) - 1.0, 0.0)
     return returns
 
 
@@ -136,9 +132,7 @@ def drawdown_curve(equity: np.ndarray, start_value: float) -> np.ndarray:
     if start_value > 0:
         return equity / peak - 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.minimum(
-            np.where(peak > 0, equity / np.where(peak > 0, peak, 1.0) - 1.0, 0.0), 0.0
-        )
+        return np.minimum(np.where(peak > 0, equity / np.where(peak > 0, peak, 1.0) - 1.0, 0.0), 0.0)
 
 
 def _max_drawdown_duration(timestamps: np.ndarray, drawdown: np.ndarray) -> float:
@@ -277,20 +271,14 @@ def compute_metrics(
                 m["beta"] = _num(beta)
                 m["alpha"] = _num((r.mean() - beta * b.mean()) * PERIODS_PER_YEAR)
 
-    if (
-        position_size is not None
-        and close is not None
-        and len(position_size) == len(eq)
-    ):
+    if position_size is not None and close is not None and len(position_size) == len(eq):
         size = np.abs(np.asarray(position_size, dtype=np.float64))
         exposed = int(np.count_nonzero(size))
         m["exposure_time"] = exposed / len(eq)
         if exposed:
             # Effective leverage per candle; flat candles add 0 and are left out of the mean.
             with np.errstate(divide="ignore", invalid="ignore"):
-                lev = np.where(
-                    eq > 0, size * np.asarray(close) / np.where(eq > 0, eq, 1.0), 0.0
-                )
+                lev = np.where(eq > 0, size * np.asarray(close) / np.where(eq > 0, eq, 1.0), 0.0)
             m["avg_leverage"] = _num(lev.sum() / exposed)
             m["max_leverage"] = _num(lev.max())
         else:
@@ -311,13 +299,9 @@ def _trade_metrics(m: dict[str, Any], cols: dict[str, np.ndarray]) -> None:
     reason = cols.get("exit_reason")
     m["long_trades"] = int(np.sum(side == "long")) if side is not None and n else 0
     m["short_trades"] = int(np.sum(side == "short")) if side is not None and n else 0
-    m["liquidations"] = (
-        int(np.sum(reason == "liquidation")) if reason is not None and n else 0
-    )
+    m["liquidations"] = int(np.sum(reason == "liquidation")) if reason is not None and n else 0
     m["total_fees"] = float(np.sum(cols["fees"])) if "fees" in cols and n else 0.0
-    m["total_funding"] = (
-        float(np.sum(cols["funding"])) if "funding" in cols and n else 0.0
-    )
+    m["total_funding"] = float(np.sum(cols["funding"])) if "funding" in cols and n else 0.0
     wins, losses = pnl > 0, pnl < 0
     m["winning_trades"] = int(wins.sum())
     m["losing_trades"] = int(losses.sum())
@@ -337,18 +321,14 @@ def _trade_metrics(m: dict[str, Any], cols: dict[str, np.ndarray]) -> None:
         m["avg_win"] = _num(pnl[wins].mean())
         m["largest_win"] = _num(pnl[wins].max())
     if "duration" in cols:
-        m["avg_trade_duration"] = _num(
-            np.mean(np.asarray(cols["duration"], dtype=np.float64))
-        )
+        m["avg_trade_duration"] = _num(np.mean(np.asarray(cols["duration"], dtype=np.float64)))
     if "return_pct" in cols:
         rets = np.asarray(cols["return_pct"], dtype=np.float64)
         m["avg_trade_return"] = _num(rets.mean())
         m["risk_of_ruin"] = risk_of_ruin(rets)
 
 
-def risk_of_ruin(
-    trade_returns: np.ndarray, ruin_level: float = RUIN_LEVEL
-) -> float | None:
+def risk_of_ruin(trade_returns: np.ndarray, ruin_level: float = RUIN_LEVEL) -> float | None:
     """Probability of losing ``ruin_level`` of the account (see module docstring)."""
     rets = np.asarray(trade_returns, dtype=np.float64)
     if len(rets) == 0:

@@ -103,11 +103,7 @@ class Order:
             self.level = self.price  # type: ignore[assignment]
         elif kind == "trailing_stop":
             trail = self.trail or 0.0
-            self.level = (
-                self.extreme * (1.0 - trail)
-                if self.side < 0
-                else self.extreme * (1.0 + trail)
-            )
+            self.level = self.extreme * (1.0 - trail) if self.side < 0 else self.extreme * (1.0 + trail)
         else:
             self.level = self.stop_price  # type: ignore[assignment]
 

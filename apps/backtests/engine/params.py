@@ -32,9 +32,7 @@ class Param:
 
     def __post_init__(self) -> None:
         if self.type not in PARAM_TYPES:
-            raise ValueError(
-                f"Param type must be one of {PARAM_TYPES}, got {self.type!r}"
-            )
+            raise ValueError(f"Param type must be one of {PARAM_TYPES}, got {self.type!r}")
         if self.choices is not None and not isinstance(self.choices, tuple):
             object.__setattr__(self, "choices", tuple(self.choices))
         if self.type == "choice" and not self.choices:
@@ -118,9 +116,7 @@ def _coerce(param: Param, value: Any) -> tuple[Any, str | None]:
     return coerced, None
 
 
-def validate_params(
-    schema: Mapping[str, Param], params: Mapping[str, Any] | None
-) -> dict[str, Any]:
+def validate_params(schema: Mapping[str, Param], params: Mapping[str, Any] | None) -> dict[str, Any]:
     """Coerce ``params`` against ``schema`` and fill in defaults.
 
     Raises ``ParamError`` listing every problem at once (unknown key, wrong type,
@@ -161,21 +157,13 @@ def param_values(param: Param, *, max_points: int = 10) -> list[Any]:
         return [False, True]
     if param.type == "choice":
         return list(param.choices or ())
-    if (
-        param.type in ("int", "float")
-        and param.min is not None
-        and param.max is not None
-    ):
+    if param.type in ("int", "float") and param.min is not None and param.max is not None:
         lo, hi = param.min, param.max
         if param.step:
             count = math.floor((hi - lo) / param.step + 1e-9) + 1
             values = [lo + k * param.step for k in range(count)]
         else:
-            count = (
-                max_points
-                if param.type == "float"
-                else min(max_points, int(hi - lo) + 1)
-            )
+            count = max_points if param.type == "float" else min(max_points, int(hi - lo) + 1)
             values = [lo + (hi - lo) * k / max(count - 1, 1) for k in range(count)]
         if param.type == "int":
             return sorted({round(v) for v in values})
@@ -212,9 +200,7 @@ def grid(
         yield validate_params(schema, dict(zip(names, combo, strict=True)))
 
 
-def default_grid(
-    schema: Mapping[str, Param], *, max_points: int = 10
-) -> dict[str, list[Any]]:
+def default_grid(schema: Mapping[str, Param], *, max_points: int = 10) -> dict[str, list[Any]]:
     """Per-parameter default value lists (see ``param_values``), usable as ``grid`` overrides."""
     return {name: param_values(p, max_points=max_points) for name, p in schema.items()}
 

@@ -126,19 +126,11 @@ class BacktestResult:
         cols = self.trade_columns
         lists = {name: cols[name].tolist() for name in TRADE_FIELDS}
         count = len(lists["pnl"])
-        return [
-            {name: _clean(lists[name][k]) for name in TRADE_FIELDS}
-            for k in range(count)
-        ]
+        return [{name: _clean(lists[name][k]) for name in TRADE_FIELDS} for k in range(count)]
 
     def equity_pairs(self) -> list[list[Any]]:
         """``[[timestamp_ms, equity], ...]``."""
-        return [
-            list(p)
-            for p in zip(
-                self.equity_timestamps.tolist(), self.equity.tolist(), strict=True
-            )
-        ]
+        return [list(p) for p in zip(self.equity_timestamps.tolist(), self.equity.tolist(), strict=True)]
 
     def to_dict(self, *, include_curves: bool = True) -> dict[str, Any]:
         """Deterministic JSON-able dict: the same inputs give byte-identical ``json.dumps(..., sort_keys=True)``."""
@@ -152,10 +144,6 @@ class BacktestResult:
         }
         if include_curves:
             ts = self.equity_timestamps.tolist()
-            out["equity"] = [
-                [t, _clean(e)] for t, e in zip(ts, self.equity.tolist(), strict=True)
-            ]
-            out["drawdown"] = [
-                [t, _clean(d)] for t, d in zip(ts, self.drawdown.tolist(), strict=True)
-            ]
+            out["equity"] = [[t, _clean(e)] for t, e in zip(ts, self.equity.tolist(), strict=True)]
+            out["drawdown"] = [[t, _clean(d)] for t, d in zip(ts, self.drawdown.tolist(), strict=True)]
         return out

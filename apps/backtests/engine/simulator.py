@@ -93,11 +93,7 @@ def _strategy_line(exc: BaseException) -> int | None:
     line = None
     for frame, lineno in traceback.walk_tb(exc.__traceback__):
         filename = frame.f_code.co_filename
-        if (
-            "/backtests/engine/" not in filename
-            and "numpy" not in filename
-            and "pandas" not in filename
-        ):
+        if "/backtests/engine/" not in filename and "numpy" not in filename and "pandas" not in filename:
             line = lineno
     return line
 
@@ -108,9 +104,7 @@ def _call_strategy(fn: Callable[[], Any]) -> Any:
     except BacktestError:
         raise
     except Exception as exc:  # the strategy's own bug: report it with its line
-        raise StrategyError(
-            f"{type(exc).__name__}: {exc}", _strategy_line(exc)
-        ) from exc
+        raise StrategyError(f"{type(exc).__name__}: {exc}", _strategy_line(exc)) from exc
 
 
 def _check_signals(signals: Any, n: int, config: BacktestConfig) -> Signals:
@@ -122,9 +116,7 @@ def _check_signals(signals: Any, n: int, config: BacktestConfig) -> Signals:
             continue
         arr = np.asarray(value)
         if arr.shape != (n,):
-            raise StrategyError(
-                f"signals.{name} has shape {arr.shape}, expected ({n},) like the candles"
-            )
+            raise StrategyError(f"signals.{name} has shape {arr.shape}, expected ({n},) like the candles")
         if arr.dtype != np.bool_:
             if arr.dtype.kind == "f":
                 arr = np.nan_to_num(arr, nan=0.0)
@@ -139,9 +131,7 @@ def _chunks(n: int) -> list[tuple[int, int]]:
     return [(s, min(n, s + step)) for s in range(0, n, step)]
 
 
-def _report(
-    progress: ProgressFn | None, should_cancel: CancelFn | None, done: int, n: int
-) -> None:
+def _report(progress: ProgressFn | None, should_cancel: CancelFn | None, done: int, n: int) -> None:
     if should_cancel is not None and should_cancel():
         raise BacktestCancelled("backtest cancelled")
     if progress is not None:
@@ -204,9 +194,7 @@ def _run_events(
     except BacktestError:
         raise
     except Exception as exc:
-        raise StrategyError(
-            f"{type(exc).__name__}: {exc}", _strategy_line(exc)
-        ) from exc
+        raise StrategyError(f"{type(exc).__name__}: {exc}", _strategy_line(exc)) from exc
     if config.close_at_end:
         broker.close_at_end(n - 1)
     return _assemble_from_broker(candles, broker, config)
@@ -258,16 +246,12 @@ def _run_signals_on_broker(
             size = broker.size
             if size > 0:
                 if se_l[i]:
-                    broker.market(
-                        -1, None, stop_loss=sl, take_profit=tp, trailing_stop=tr
-                    )
+                    broker.market(-1, None, stop_loss=sl, take_profit=tp, trailing_stop=tr)
                 elif lx_l[i]:
                     broker.close_position(100.0)
             elif size < 0:
                 if le_l[i]:
-                    broker.market(
-                        1, None, stop_loss=sl, take_profit=tp, trailing_stop=tr
-                    )
+                    broker.market(1, None, stop_loss=sl, take_profit=tp, trailing_stop=tr)
                 elif sx_l[i]:
                     broker.close_position(100.0)
             elif le_l[i]:
@@ -282,9 +266,7 @@ def _run_signals_on_broker(
     return _assemble_from_broker(candles, broker, config)
 
 
-def _effective_signals(
-    sig: Signals, n: int, allow_short: bool
-) -> tuple[np.ndarray, ...]:
+def _effective_signals(sig: Signals, n: int, allow_short: bool) -> tuple[np.ndarray, ...]:
     """Apply the conflict rules: exit beats entry of the same side; opposite entries cancel."""
     zeros = np.zeros(n, dtype=bool)
     le = sig.long_entries
@@ -324,9 +306,7 @@ def _run_signals(
         result = _vectorized(candles, sig, config, fees, slip)
         if result is not None:
             return result
-    return _run_signals_on_broker(
-        candles, sig, config, (sl, tp, tr), progress, should_cancel
-    )
+    return _run_signals_on_broker(candles, sig, config, (sl, tp, tr), progress, should_cancel)
 
 
 def _vectorized(
@@ -403,9 +383,7 @@ def _vectorized(
         collateral = e_before - fee_in if config.margin_mode == "cross" else margin
         per_unit = collateral / qty
         mmr = config.maintenance_margin_rate
-        liq = np.where(
-            d > 0, (pe - per_unit) / (1.0 - mmr), (pe + per_unit) / (1.0 + mmr)
-        )
+        liq = np.where(d > 0, (pe - per_unit) / (1.0 - mmr), (pe + per_unit) / (1.0 + mmr))
         # Adverse extremes while held: full candles [start, end) plus the exit candle's open.
         seg_lo, seg_hi = _segment_extremes(lo, h, starts, ends, n)
         exit_open = o[np.minimum(ends, n - 1)]
@@ -600,9 +578,7 @@ def _assemble(
     )
 
 
-def _finish_trades(
-    candles: Candles, cols: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
+def _finish_trades(candles: Candles, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Add mae, mfe and duration (see ``Trade``)."""
     if "entry_index" not in cols or len(cols["entry_index"]) == 0:
         return empty_trade_columns()
@@ -619,9 +595,7 @@ def _finish_trades(
     b_full = np.where(at_close, b + 1, b)
     full = b_full > a
     if full.any():
-        seg_lo, seg_hi = _segment_extremes(
-            candles.low, candles.high, a[full], b_full[full], n
-        )
+        seg_lo, seg_hi = _segment_extremes(candles.low, candles.high, a[full], b_full[full], n)
         lo[full] = np.minimum(lo[full], seg_lo)
         hi[full] = np.maximum(hi[full], seg_hi)
     opened = b_full == b  # the exit candle's open was seen before the exit
@@ -631,9 +605,7 @@ def _finish_trades(
     cols = dict(cols)
     cols["mae"] = np.where(long, lo / entry - 1.0, 1.0 - hi / entry)
     cols["mfe"] = np.where(long, hi / entry - 1.0, 1.0 - lo / entry)
-    cols["duration"] = (
-        cols["exit_time"].astype(np.int64) - cols["entry_time"].astype(np.int64)
-    ) / 1000.0
+    cols["duration"] = (cols["exit_time"].astype(np.int64) - cols["entry_time"].astype(np.int64)) / 1000.0
     cols["entry_time"] = cols["entry_time"].astype(np.int64)
     cols["exit_time"] = cols["exit_time"].astype(np.int64)
     for name in (

@@ -27,11 +27,7 @@ def normalize_sizing(spec: Any) -> dict[str, Any]:
     if spec is None:
         return {"type": "percent_equity", "value": 1.0}
     if not isinstance(spec, dict):
-        raise ConfigError(
-            {
-                "sizing": "must be an object like {'type': 'percent_equity', 'value': 1.0}"
-            }
-        )
+        raise ConfigError({"sizing": "must be an object like {'type': 'percent_equity', 'value': 1.0}"})
     kind = spec.get("type", "percent_equity")
     if kind not in SIZING_TYPES:
         raise ConfigError({"sizing.type": f"must be one of {', '.join(SIZING_TYPES)}"})
@@ -40,22 +36,14 @@ def normalize_sizing(spec: Any) -> dict[str, Any]:
         raise ConfigError({"sizing.value": "must be a positive number"})
     if kind == "percent_equity" and value > 1:
         raise ConfigError(
-            {
-                "sizing.value": "percent_equity is a fraction of equity: at most 1.0 (leverage multiplies it)"
-            }
+            {"sizing.value": "percent_equity is a fraction of equity: at most 1.0 (leverage multiplies it)"}
         )
     if kind == "risk_per_trade" and value >= 1:
-        raise ConfigError(
-            {
-                "sizing.value": "risk_per_trade is a fraction of equity below 1 (0.01 is 1%)"
-            }
-        )
+        raise ConfigError({"sizing.value": "risk_per_trade is a fraction of equity below 1 (0.01 is 1%)"})
     return {"type": kind, "value": float(value)}
 
 
-def max_affordable_notional(
-    available: float, price_rate: float, fixed_fee: float, leverage: float
-) -> float:
+def max_affordable_notional(available: float, price_rate: float, fixed_fee: float, leverage: float) -> float:
     """The largest notional whose margin plus fee fits in ``available``.
 
     ``notional / leverage + notional * rate + fixed <= available``.
@@ -82,9 +70,7 @@ def order_size(
     value = spec["value"]
     cap = max_affordable_notional(available, fee_rate, fixed_fee, leverage)
     if kind == "percent_equity":
-        notional = max_affordable_notional(
-            equity * value, fee_rate, fixed_fee, leverage
-        )
+        notional = max_affordable_notional(equity * value, fee_rate, fixed_fee, leverage)
     elif kind == "fixed_quantity":
         notional = value * price
     elif kind == "fixed_quote":

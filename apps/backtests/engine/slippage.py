@@ -64,9 +64,7 @@ def normalize_slippage(spec: Any) -> dict[str, Any]:
             "max": _frac(spec.get("max"), "slippage.max"),
             "seed": seed,
         }
-    raise ConfigError(
-        {"slippage.type": "must be one of none, fixed, percentage, volume, random"}
-    )
+    raise ConfigError({"slippage.type": "must be one of none, fixed, percentage, volume, random"})
 
 
 def _non_negative(value: Any, name: str) -> float:
@@ -76,11 +74,7 @@ def _non_negative(value: Any, name: str) -> float:
 
 
 def _frac(value: Any, name: str) -> float:
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not 0 <= value < 0.5
-    ):
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 0.5:
         raise ConfigError({name: "must be a fraction between 0 and 0.5"})
     return float(value)
 
@@ -105,9 +99,7 @@ class SlippageModel:
         """True when the slipped price does not depend on order size."""
         return self.kind != "volume"
 
-    def apply(
-        self, price: float, side: int, size: float = 0.0, candle_volume: float = 0.0
-    ) -> float:
+    def apply(self, price: float, side: int, size: float = 0.0, candle_volume: float = 0.0) -> float:
         """The fill price after slippage for a taker order of ``size`` at reference ``price``."""
         kind = self.kind
         if kind == "none":

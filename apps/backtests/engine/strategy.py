@@ -202,9 +202,7 @@ class Strategy(_ParamsMixin):
         """Resting limit sell at ``price``."""
         return self.broker.limit(-1, amount, price)
 
-    def stop_market(
-        self, amount: float | None, stop_price: float, side: str | None = None
-    ) -> int:
+    def stop_market(self, amount: float | None, stop_price: float, side: str | None = None) -> int:
         """Stop-market order; ``side`` defaults to closing the position (amount None: all of it)."""
         return self.broker.stop_market(_side(side), amount, stop_price)
 
@@ -218,15 +216,11 @@ class Strategy(_ParamsMixin):
         """Stop-limit order: at ``stop_price`` becomes a limit order at ``limit_price``."""
         return self.broker.stop_limit(_side(side), amount, stop_price, limit_price)
 
-    def take_profit(
-        self, amount: float | None, price: float, side: str | None = None
-    ) -> int:
+    def take_profit(self, amount: float | None, price: float, side: str | None = None) -> int:
         """Take-profit (market-if-touched) order; defaults to closing the position."""
         return self.broker.take_profit(_side(side), amount, price)
 
-    def trailing_stop(
-        self, trail: float, amount: float | None = None, side: str | None = None
-    ) -> int:
+    def trailing_stop(self, trail: float, amount: float | None = None, side: str | None = None) -> int:
         """Trailing stop ``trail`` (fraction, 0.02 = 2%) behind the best price since placement."""
         return self.broker.trailing_stop(_side(side), amount, trail)
 

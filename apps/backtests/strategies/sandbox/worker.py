@@ -385,22 +385,22 @@ def main() -> None:
     log = _Log()
     try:
         _run_job(header, arrays, channel, log)
-    except BaseException as exc:  # noqa: BLE001 - everything the user code does ends up here
+    except BaseException as exc:
         try:
             # For operators: the runner keeps the (bounded) stderr for its logs.
             traceback.print_exception(exc, file=sys.stderr)
-        except BaseException:  # noqa: BLE001, S110 - best effort only
+        except BaseException:  # noqa: S110 - best effort only
             pass
         try:
             reply = _classify(exc)
-        except BaseException:  # noqa: BLE001
+        except BaseException:
             reply = {"kind": "strategy", "message": type(exc).__name__}
         # Free what the failed code still holds through its frames (a memory
         # bomb's list, say), so there is room to send the reply.
         _clear_frames(exc)
         try:
             channel.send({"type": "error", **reply, "logs": log.text()})
-        except BaseException:  # noqa: BLE001 - e.g. no memory left to encode the reply
+        except BaseException:
             os._exit(4)
     # Skip interpreter teardown: nothing to flush, and user objects' finalizers must not run.
     os._exit(0)

@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    """Platform plumbing shared by every app: API errors, pagination, live events, health."""
+
+    name = "apps.core"
+    label = "core"
+    verbose_name = "Platform"
+
+    def ready(self) -> None:
+        from apps.core import signals  # noqa: F401

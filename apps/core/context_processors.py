@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.conf import settings
+
+NAVIGATION = [
+    ("Dashboard", "core:dashboard"),
+    ("Markets", "marketdata:index"),
+    ("Backtests", "backtests:index"),
+    ("Bots", "bots:index"),
+    ("Orders", "orders:index"),
+    ("Portfolio", "portfolio:index"),
+    ("Risk", "risk:index"),
+    ("Exchanges", "exchanges:index"),
+    ("Settings", "accounts:settings"),
+]
+
+
+def platform(request):
+    return {"NAVIGATION": NAVIGATION, "EMBEDDED_MODE": settings.EMBEDDED}

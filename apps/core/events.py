@@ -1,0 +1,59 @@
+"""Push live events to a user's browser.
+
+The one helper every app and every Celery task uses::
+
+    from apps.core.events import publish_event
+    publish_event(user.id, "backtest.progress", {"id": run.id, "progress": 42})
+
+Each browser tab holds a WebSocket on ``/ws/events/`` that joins the user's
+group; the consumer forwards ``{"type": event_type, "data": payload, "ts": ...}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+BROADCAST_GROUP = "broadcast"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def _send(group: str, event_type: str, payload: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {
+        "type": "event.message",
+        "event": {"type": event_type, "data": payload, "ts": time.time()},
+    }
+    try:
+        async_to_sync(layer.group_send)(group, message)
+    except Exception:  # a full or unreachable layer must never fail the caller's work
+        logger.exception("could not publish %s to %s", event_type, group)
+
+
+def publish_event(
+    user_id: int | None, event_type: str, payload: dict[str, Any] | None = None, *, on_commit: bool = False
+) -> None:
+    """Send ``event_type`` with a JSON-able ``payload`` to one user's browsers.
+
+    ``user_id=None`` sends to everybody connected. ``on_commit=True`` waits for
+    the current transaction to commit, so nothing is announced for a write that
+    is rolled back.
+    """
+    group = BROADCAST_GROUP if user_id is None else user_group(user_id)
+    payload = payload or {}
+    if on_commit:
+        transaction.on_commit(lambda: _send(group, event_type, payload))
+    else:
+        _send(group, event_type, payload)

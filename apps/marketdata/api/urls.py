@@ -1,0 +1,9 @@
+from __future__ import annotations
+
+from rest_framework.routers import SimpleRouter
+
+app_name = "marketdata-api"
+
+router = SimpleRouter()
+
+urlpatterns = router.urls

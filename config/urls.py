@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.core.api.views import api_root
+
+api_v1 = [
+    path("", api_root, name="api-root"),
+    path("auth/", include("apps.accounts.api.urls")),
+    path("exchanges/", include("apps.exchanges.api.urls")),
+    path("market-data/", include("apps.marketdata.api.urls")),
+    path("bots/", include("apps.bots.api.urls")),
+    path("orders/", include("apps.orders.api.urls")),
+    path("risk/", include("apps.risk.api.urls")),
+    path("backtests/", include("apps.backtests.api.urls")),
+    path("portfolio/", include("apps.portfolio.api.urls")),
+]
+
+urlpatterns = [
+    path("", include("apps.core.urls")),
+    path("accounts/", include("apps.accounts.urls")),
+    path("exchanges/", include("apps.exchanges.urls")),
+    path("markets/", include("apps.marketdata.urls")),
+    path("bots/", include("apps.bots.urls")),
+    path("orders/", include("apps.orders.urls")),
+    path("risk/", include("apps.risk.urls")),
+    path("backtests/", include("apps.backtests.urls")),
+    path("portfolio/", include("apps.portfolio.urls")),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]
+
+handler404 = "apps.core.views_errors.not_found"
+handler500 = "apps.core.views_errors.server_error"

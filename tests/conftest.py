@@ -1,0 +1,89 @@
+"""Shared fixtures.
+
+Real services: tests marked ``worker`` start a real Celery worker on Redis,
+and ``live_server_url`` a real daphne ASGI server, both on the test database.
+They need ``DATABASE_URL`` (PostgreSQL) and ``REDIS_URL``; without them those
+tests are skipped with the reason (``.ci/run`` always sets both).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from tests.factories import PASSWORD, UserFactory
+from tests.support import servers
+
+ROOT = Path(__file__).resolve().parents[1]
+LOG_DIR = ROOT / "var" / "test-logs"
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The real exchange data beside the repo (``SHARED_DATA_DIR``, default ``../shared/data``)."""
+    path = Path(os.environ.get("SHARED_DATA_DIR", ROOT.parent / "shared" / "data"))
+    if not (path / "ohlcv").is_dir():
+        pytest.fail(f"shared data not found at {path}; set SHARED_DATA_DIR")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _generous_login_throttle(settings):
+    # Every test logs in from 127.0.0.1; the throttle's own test lowers it again.
+    settings.LOGIN_THROTTLE_RATE = "10000/minute"
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def other_user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def auth_client(user) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def _require_real_services() -> None:
+    if not settings.REDIS_URL:
+        pytest.skip("needs REDIS_URL (a real Redis); .ci/run sets it")
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("needs DATABASE_URL pointing at PostgreSQL; .ci/run sets it")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real ``celery worker`` process on Redis, using the test database."""
+    _require_real_services()
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with servers.celery_worker(log_path=LOG_DIR / "celery-worker.log") as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker):
+    """A real daphne ASGI server (HTTP + WebSockets) on a free port, using the test database."""
+    _require_real_services()
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with servers.asgi_server(log_path=LOG_DIR / "asgi-server.log") as url:
+        yield url

@@ -1,0 +1,141 @@
+"""Real processes for tests: a Celery worker on Redis and an ASGI server.
+
+Both run against the *test* database that pytest-django created, so tests that
+use them must commit their data (``django_db(transaction=True)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    """The URL of the test database pytest-django created (PostgreSQL only)."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        raise RuntimeError("real worker/server tests need DATABASE_URL pointing at PostgreSQL")
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db.get('USER') or 'postgres'}{password}@{host}:{port}/{db['NAME']}"
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=database_url(),
+        REDIS_URL=settings.REDIS_URL,
+        DJANGO_ENV="test",
+        PYTHONUNBUFFERED="1",
+        SHARED_DATA_DIR=str(settings.SHARED_DATA_DIR),
+    )
+    env.update(extra)
+    return env
+
+
+def _stop(process: subprocess.Popen, timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextlib.contextmanager
+def celery_worker(
+    *, concurrency: int = 2, hostname: str = "test-worker", log_path: Path | None = None
+) -> Iterator[subprocess.Popen]:
+    """Start ``celery -A config worker`` on Redis; yields once it answers a ping."""
+    from config.celery import app
+
+    log = open(log_path or os.devnull, "w")  # noqa: SIM115 - closed below
+    name = f"{hostname}-{os.getpid()}-{time.monotonic_ns()}@localhost"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=threads",
+            f"--concurrency={concurrency}",
+            f"--hostname={name}",
+            "--queues=default,backtests",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel=INFO",
+        ],
+        cwd=ROOT,
+        env=child_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"celery worker exited with {process.returncode}")
+            replies = app.control.ping(destination=[name], timeout=0.5)
+            if replies:
+                break
+        else:
+            raise RuntimeError("celery worker did not answer a ping within 30 s")
+        process.celery_hostname = name  # type: ignore[attr-defined]
+        yield process
+    finally:
+        _stop(process)
+        log.close()
+
+
+@contextlib.contextmanager
+def asgi_server(*, log_path: Path | None = None) -> Iterator[str]:
+    """Start daphne serving ``config.asgi`` on a free port; yields its base URL."""
+    port = free_port()
+    log = open(log_path or os.devnull, "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        cwd=ROOT,
+        env=child_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"daphne exited with {process.returncode}")
+            try:
+                with urllib.request.urlopen(f"{base}/health/", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        yield base
+    finally:
+        _stop(process)
+        log.close()
