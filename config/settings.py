@@ -185,6 +185,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+if TESTING:
+    # Hashing strength is not under test; a fast hasher keeps the suite quick.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "core:dashboard"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -213,6 +216,7 @@ USE_TZ = True
 # -------------------------------------------------------------------- static files
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns about a missing root before collectstatic
 STATICFILES_DIRS = [
     BASE_DIR / "static",
     # Plotly's own bundled JS, straight from the installed package: no CDN.
@@ -270,6 +274,26 @@ SPECTACULAR_SETTINGS = {
 SHARED_DATA_DIR = Path(env.str("SHARED_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data")))
 # The heartbeat proves the browser <- Channels <- Celery path end to end.
 HEARTBEAT_SECONDS = env.int("HEARTBEAT_SECONDS", default=15)
+
+# Exchange API credentials are encrypted at rest with MultiFernet: the first key
+# encrypts, every key decrypts (``manage.py rotate_encryption_keys`` re-encrypts
+# with the first). Production must set them; development/test generate one dev
+# key once and keep it under VAR_DIR so stored credentials survive restarts.
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+if not FIELD_ENCRYPTION_KEYS:
+    if PRODUCTION:
+        raise environ.ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS is required in production (comma-separated Fernet keys, newest first; "
+            'generate one with: python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())")'
+        )
+    _dev_key_file = VAR_DIR / "field_encryption.dev.key"
+    if not _dev_key_file.exists():
+        from cryptography.fernet import Fernet
+
+        _dev_key_file.write_text(Fernet.generate_key().decode())
+        _dev_key_file.chmod(0o600)
+    FIELD_ENCRYPTION_KEYS = [_dev_key_file.read_text().strip()]
 
 # ---------------------------------------------------------------------- logging
 LOGGING = {

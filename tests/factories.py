@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 import factory
 
 from apps.accounts.models import User
@@ -12,7 +14,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         model = User
         skip_postgeneration_save = True
 
-    email = factory.Sequence(lambda n: f"trader{n}-{factory.random.randgen.randint(0, 10**9)}@example.com")
+    email = factory.Sequence(lambda n: f"trader{n}-{uuid.uuid4().hex[:8]}@example.com")
     display_name = factory.Faker("first_name")
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 

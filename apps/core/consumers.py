@@ -18,6 +18,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            # Accept, then close with our code: a refused handshake would only
+            # show the browser a generic failure, and live.js stops retrying on 4401.
+            await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.groups_joined = [user_group(user.pk), BROADCAST_GROUP]

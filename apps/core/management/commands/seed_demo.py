@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from django.core.management import call_command, get_commands
+from django.core.management.base import BaseCommand
+
+from apps.accounts.models import User
+
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "demo-trader-2026"
+
+# Each app that has demo content provides a seed command; run those that exist.
+APP_SEED_COMMANDS = ["seed_demo_marketdata", "seed_demo_exchanges", "seed_demo_backtests"]
+
+
+class Command(BaseCommand):
+    help = "Create the demo user and the apps' demo data (idempotent). Prints the demo login."
+
+    def handle(self, *args, **options):
+        user = User.objects.filter(email=DEMO_EMAIL).first()
+        if user is None:
+            user = User.objects.create_user(
+                email=DEMO_EMAIL, password=DEMO_PASSWORD, display_name="Demo Trader"
+            )
+            self.stdout.write(f"Created demo user {DEMO_EMAIL}")
+        available = get_commands()
+        for name in APP_SEED_COMMANDS:
+            if name in available:
+                call_command(name, user=user.email, stdout=self.stdout, stderr=self.stderr)
+        self.stdout.write(
+            self.style.SUCCESS(
+                "\n  Demo login:  email    "
+                + DEMO_EMAIL
+                + "\n               password "
+                + DEMO_PASSWORD
+                + "\n"
+            )
+        )

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Run the platform with demo data on http://127.0.0.1:8000
+#   no environment: SQLite + in-process background jobs (embedded default)
+#   DATABASE_URL / REDIS_URL set: PostgreSQL + Redis, with a separate Celery worker and beat
+source "$(dirname "$0")/bootstrap.sh"
+HOST="${HOST:-127.0.0.1}"
+PORT="${PORT:-8000}"
+
+python manage.py migrate --noinput
+python manage.py seed_demo
+
+if [ -n "${REDIS_URL:-}" ]; then
+  echo "==> starting Celery worker and beat (Redis)"
+  mkdir -p var/log
+  celery -A config worker --pool=threads --concurrency=4 --queues=default,backtests --loglevel=INFO \
+    > var/log/worker.log 2>&1 &
+  WORKER=$!
+  celery -A config beat --loglevel=INFO > var/log/beat.log 2>&1 &
+  BEAT=$!
+  trap 'kill $WORKER $BEAT 2>/dev/null || true' EXIT
+fi
+exec python manage.py serve --host "$HOST" --port "$PORT"
