@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand
 from apps.accounts.models import User
 
 DEMO_EMAIL = "demo@example.com"
-DEMO_PASSWORD = "demo-trader-2026"
+DEMO_PASSWORD = "demo-trader-2026"  # noqa: S105 - a published demo login, printed on purpose
 
 # Each app that has demo content provides a seed command; run those that exist.
 APP_SEED_COMMANDS = ["seed_demo_marketdata", "seed_demo_exchanges", "seed_demo_backtests"]
