@@ -1,3 +1,176 @@
+"""Market data: the exchange/market catalog, the candle store and watchlists."""
+
 from __future__ import annotations
 
-from django.db import models  # noqa: F401
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import models
+
+from apps.marketdata.timeframes import TIMEFRAME_CHOICES
+
+# Catalog amounts (precision steps, minimums, fees) are exact exchange values:
+# Decimal with room for 1e-18 steps and very large notional minimums.
+AMOUNT_DIGITS = 36
+AMOUNT_PLACES = 18
+
+
+def _amount(**kwargs) -> models.DecimalField:
+    return models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, **kwargs)
+
+
+class Exchange(models.Model):
+    slug = models.SlugField(max_length=40, unique=True, help_text="ccxt exchange id, e.g. binance")
+    name = models.CharField(max_length=80)
+    is_active = models.BooleanField(default=True)
+    markets_loaded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+
+class MarketQuerySet(models.QuerySet):
+    def active(self) -> MarketQuerySet:
+        return self.filter(active=True)
+
+
+class Market(models.Model):
+    class Type(models.TextChoices):
+        SPOT = "spot", "Spot"
+        FUTURE = "future", "Future"
+        SWAP = "swap", "Perpetual swap"
+
+    exchange = models.ForeignKey(Exchange, on_delete=models.CASCADE, related_name="markets")
+    symbol = models.CharField(max_length=60, help_text="ccxt unified symbol, e.g. BTC/USDT")
+    exchange_symbol = models.CharField(max_length=60, blank=True, help_text="the exchange's id, e.g. BTCUSDT")
+    base = models.CharField(max_length=20)
+    quote = models.CharField(max_length=20)
+    type = models.CharField(max_length=10, choices=Type.choices, default=Type.SPOT)
+    # Precision is stored as the step ("0.01"), whatever ccxt's precisionMode.
+    precision_amount = _amount(null=True, blank=True)
+    precision_price = _amount(null=True, blank=True)
+    min_amount = _amount(null=True, blank=True)
+    min_notional = _amount(null=True, blank=True)
+    maker_fee = models.DecimalField(max_digits=12, decimal_places=8, default=0)
+    taker_fee = models.DecimalField(max_digits=12, decimal_places=8, default=0)
+    active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MarketQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["exchange__slug", "symbol"]
+        constraints = [
+            models.UniqueConstraint(fields=["exchange", "symbol"], name="marketdata_market_unique_symbol"),
+        ]
+        indexes = [models.Index(fields=["quote", "type"])]
+
+    def __str__(self) -> str:
+        return f"{self.exchange.slug}:{self.symbol}"
+
+
+class Candle(models.Model):
+    """One OHLCV candle.
+
+    Storage choice: float8 (``double precision``), not ``numeric``. Candles feed
+    analytics (indicators, resampling, backtests), which all compute in float64;
+    float8 is 8 fixed bytes that COPY/numpy read without a per-value Decimal
+    conversion (numeric costs ~10x on the bulk reads that matter here). A
+    double holds 15-17 significant digits, so every exchange price and volume
+    (at most ~15 digits) round-trips exactly to its shortest decimal string:
+    ``Decimal(repr(x))`` gives back the exchange's value. Money that is *owned*
+    (orders, fills, balances) stays ``numeric``/Decimal in the apps that own it.
+
+    ``open_time`` is the candle's open time in integer milliseconds since the
+    epoch (UTC), as exchanges send it: no time-zone conversion on the hot read
+    path and a direct int64 numpy column. ``open_at`` gives the datetime.
+    """
+
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="candles")
+    timeframe = models.CharField(max_length=3, choices=TIMEFRAME_CHOICES)
+    open_time = models.BigIntegerField(help_text="open time, ms since the Unix epoch (UTC)")
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.FloatField()
+
+    class Meta:
+        ordering = ["market", "timeframe", "open_time"]
+        constraints = [
+            # The unique index is also *the* read index: every range read is
+            # market = ? AND timeframe = ? AND open_time BETWEEN ..., an index
+            # range scan in time order with no extra sort.
+            models.UniqueConstraint(
+                fields=["market", "timeframe", "open_time"], name="marketdata_candle_unique_time"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.market_id} {self.timeframe} {self.open_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def open_at(self) -> datetime:
+        return datetime.fromtimestamp(self.open_time / 1000, tz=UTC)
+
+    @property
+    def exchange(self) -> Exchange:
+        return self.market.exchange
+
+
+class Subscription(models.Model):
+    """A market on a user's watchlist; watched markets are what the price poller polls."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="subscriptions")
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="subscriptions")
+    timeframe = models.CharField(max_length=3, choices=TIMEFRAME_CHOICES, default="1h")
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "market"], name="marketdata_subscription_unique_market"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} watches {self.market}"
+
+
+class ImportJob(models.Model):
+    """A candle import or download started from the dashboard/API (Baserow job model)."""
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "Import file"
+        DOWNLOAD = "download", "Download via ccxt"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    exchange = models.CharField(max_length=40)
+    symbol = models.CharField(max_length=60)
+    timeframe = models.CharField(max_length=3, choices=TIMEFRAME_CHOICES)
+    params = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    progress = models.FloatField(default=0)
+    inserted = models.IntegerField(default=0)
+    skipped = models.IntegerField(default=0)
+    error = models.TextField(blank=True)
+    human_readable_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.exchange}:{self.symbol} {self.timeframe} ({self.state})"

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+
+@pytest.fixture
+def ohlcv_file(shared_data_dir):
+    def get(name: str) -> Path:
+        return shared_data_dir / "ohlcv" / name
+
+    return get
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    """Write ``text`` to ``tmp_path/name`` (gzip when the name ends in .gz)."""
+
+    def write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        data = text.encode()
+        path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+        return path
+
+    return write
+
+
+def read_reference(path: Path) -> pd.DataFrame:
+    """The file read independently with pandas: UTC index named timestamp, float64 OHLCV."""
+    df = pd.read_csv(path)
+    df.index = pd.DatetimeIndex(pd.to_datetime(df.pop("timestamp"), unit="ms", utc=True), name="timestamp")
+    return df.astype("float64")
