@@ -87,3 +87,41 @@ def live_server_url(django_db_setup, django_db_blocker):
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     with servers.asgi_server(log_path=LOG_DIR / "asgi-server.log") as url:
         yield url
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium driven by Playwright."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium; .ci/run does it)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an asyncio loop on this thread; the test's own
+    # ORM calls are still plain synchronous code, so Django's guard is a false alarm.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser, live_server_url):
+    """A fresh browser page on the live server; collects console errors in ``page.console_errors``."""
+    context = browser.new_context(base_url=live_server_url)
+    page = context.new_page()
+    page.console_errors = []
+    page.on(
+        "console",
+        lambda message: (
+            message.type == "error"
+            and page.console_errors.append(f"{message.text} at {message.location.get('url')}")
+        ),
+    )
+    page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+    yield page
+    context.close()

@@ -95,3 +95,21 @@ def test_periodic_tasks_are_installed_after_migrate():
     from django_celery_beat.models import PeriodicTask
 
     assert PeriodicTask.objects.filter(task="apps.core.tasks.heartbeat", enabled=True).exists()
+
+
+def test_pages_load_no_asset_from_another_host():
+    """Every JS/CSS asset comes from our static files, so the app works offline."""
+    import re
+
+    offenders = []
+    for template in [*ROOT.glob("templates/**/*.html"), *ROOT.glob("apps/*/templates/**/*.html")]:
+        for match in re.finditer(r'(?:src|href)="(https?:)?//[^"]+"', template.read_text()):
+            offenders.append(f"{template.relative_to(ROOT)}: {match.group(0)}")
+    assert offenders == []
+
+
+@pytest.mark.django_db
+def test_swagger_ui_assets_are_local(client):
+    page = client.get("/api/docs/").content.decode()
+    assert "cdn." not in page
+    assert "/static/drf_spectacular_sidecar/" in page
