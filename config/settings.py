@@ -278,6 +278,16 @@ SPECTACULAR_SETTINGS = {
 SHARED_DATA_DIR = Path(env.str("SHARED_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data")))
 # The heartbeat proves the browser <- Channels <- Celery path end to end.
 HEARTBEAT_SECONDS = env.int("HEARTBEAT_SECONDS", default=15)
+# Market data. Offline (the default under tests) no exchange is contacted and
+# live prices come from the replay feed over stored candles.
+MARKETDATA_ONLINE = env.bool("MARKETDATA_ONLINE", default=not TESTING)
+# {"binance": "http://127.0.0.1:8123"}: send an exchange's API calls elsewhere (a proxy, a fake).
+MARKETDATA_API_OVERRIDES = env.json("MARKETDATA_API_OVERRIDES", default={})
+MARKETDATA_CCXT_TIMEOUT_MS = env.int("MARKETDATA_CCXT_TIMEOUT_MS", default=10_000)
+MARKETDATA_TICKER_CACHE_SECONDS = env.int("MARKETDATA_TICKER_CACHE_SECONDS", default=3)
+MARKETDATA_POLL_SECONDS = env.int("MARKETDATA_POLL_SECONDS", default=5)
+# Stored minutes replayed per wall-clock minute by the offline replay feed.
+MARKETDATA_REPLAY_SPEED = env.float("MARKETDATA_REPLAY_SPEED", default=1.0)
 
 # Exchange API credentials are encrypted at rest with MultiFernet: the first key
 # encrypts, every key decrypts (``manage.py rotate_encryption_keys`` re-encrypts
