@@ -44,7 +44,7 @@ def start(*, concurrency: int = 4, with_beat: bool = True) -> None:
     _worker_thread = threading.Thread(target=worker.start, name="celery-embedded-worker", daemon=True)
     _worker_thread.start()
     if with_beat:
-        _beat_service = beat.EmbeddedService(app, thread=True)
+        _beat_service = beat.EmbeddedService(app, thread=True, scheduler_cls=app.conf.beat_scheduler)
         _beat_service.start()
     logger.info("embedded Celery worker started (%d threads, beat=%s)", concurrency, with_beat)
 
