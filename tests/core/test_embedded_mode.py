@@ -36,7 +36,7 @@ def embedded_server(tmp_path):
         deadline = time.monotonic() + 30
         while True:
             try:
-                urllib.request.urlopen(f"{base}/health/", timeout=1)  # noqa: S310
+                urllib.request.urlopen(f"{base}/health/", timeout=1)
                 break
             except OSError:
                 assert process.poll() is None, (tmp_path / "serve.log").read_text()
@@ -53,12 +53,12 @@ def post_json(url: str, payload: dict) -> dict:
     request = urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
     )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 
 def test_embedded_server_runs_jobs_in_process_and_pushes_events(embedded_server):
-    with urllib.request.urlopen(f"{embedded_server}/health/ready/", timeout=10) as response:  # noqa: S310
+    with urllib.request.urlopen(f"{embedded_server}/health/ready/", timeout=10) as response:
         report = json.loads(response.read())
     assert report["status"] == "ok"
     assert report["checks"]["database"]["detail"] == "sqlite"
