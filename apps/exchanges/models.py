@@ -1,3 +1,270 @@
+"""Exchange connections (encrypted credentials) and the paper exchange's accounts.
+
+Money columns are ``numeric`` (Decimal) with ``AMOUNT_PLACES`` places: crypto
+amounts need 18 places (wei-like units), totals need room above that.
+"""
+
 from __future__ import annotations
 
-from django.db import models  # noqa: F401
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apps.exchanges.catalog import exchange_choices
+from apps.exchanges.crypto import EncryptedTextField, mask
+
+AMOUNT_DIGITS = 38
+AMOUNT_PLACES = 18
+ZERO = Decimal("0")
+
+
+def amount_field(**kwargs) -> models.DecimalField:
+    kwargs.setdefault("default", ZERO)
+    return models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, **kwargs)
+
+
+class ExchangeConnectionQuerySet(models.QuerySet):
+    def alive(self) -> ExchangeConnectionQuerySet:
+        return self.filter(deleted_at__isnull=True)
+
+
+class ExchangeConnection(models.Model):
+    """A user's API credentials for one exchange account. Soft-deleted (``deleted_at``)."""
+
+    class Status(models.TextChoices):
+        UNTESTED = "untested", "Not tested"
+        CONNECTED = "connected", "Connected"
+        DISCONNECTED = "disconnected", "Disconnected"
+        ERROR = "error", "Error"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exchange_connections"
+    )
+    exchange = models.CharField(max_length=40, choices=exchange_choices(), help_text="ccxt exchange id")
+    label = models.CharField(max_length=80)
+    api_key = EncryptedTextField()
+    api_secret = EncryptedTextField()
+    passphrase = EncryptedTextField(blank=True, default="")
+    testnet = models.BooleanField(default=False, help_text="use the exchange's sandbox/testnet")
+    status = models.CharField(max_length=15, choices=Status.choices, default=Status.UNTESTED)
+    last_error = models.TextField(blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    # Permissions detected on the last successful test.
+    can_trade_spot = models.BooleanField(default=False)
+    can_trade_futures = models.BooleanField(default=False)
+    read_only = models.BooleanField(default=False)
+    can_withdraw = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ExchangeConnectionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "label"],
+                condition=Q(deleted_at__isnull=True),
+                name="exchanges_connection_unique_live_label",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.exchange}, key {self.api_key_masked})"
+
+    def __repr__(self) -> str:
+        # The default repr would be harmless, but be explicit: no secret in any repr.
+        return f"<ExchangeConnection {self.pk} {self.exchange} key={self.api_key_masked}>"
+
+    @property
+    def api_key_masked(self) -> str:
+        return mask(self.api_key)
+
+    @property
+    def has_passphrase(self) -> bool:
+        return bool(self.passphrase)
+
+    @property
+    def permissions(self) -> list[str]:
+        flags = {
+            "spot": self.can_trade_spot,
+            "futures": self.can_trade_futures,
+            "read_only": self.read_only,
+            "withdraw": self.can_withdraw,
+        }
+        return [name for name, on in flags.items() if on]
+
+    @property
+    def warnings(self) -> list[str]:
+        if self.can_withdraw:
+            return [
+                "This API key can withdraw funds. A trading bot never needs that: create a key "
+                "without withdrawal permission and replace this one."
+            ]
+        return []
+
+
+class PaperAccount(models.Model):
+    """A simulated exchange account: one per user, or one per bot when a bot asks for its own.
+
+    ``bot_id`` is a plain id (not a foreign key) so that the paper exchange does
+    not depend on the bots app; the bots app owns the meaning of the number.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="paper_accounts"
+    )
+    bot_id = models.PositiveBigIntegerField(null=True, blank=True)
+    exchange = models.CharField(max_length=40, default="binance", help_text="whose prices fill the orders")
+    initial_balances = models.JSONField(default=dict, help_text='{"USDT": "10000"}: what a reset restores')
+    maker_fee = models.DecimalField(max_digits=12, decimal_places=8, default=Decimal("0.001"))
+    taker_fee = models.DecimalField(max_digits=12, decimal_places=8, default=Decimal("0.001"))
+    slippage = models.JSONField(
+        default=dict, blank=True, help_text="backtest slippage spec; empty = 0.05% against the trader"
+    )
+    max_volume_fraction = models.DecimalField(
+        max_digits=6,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        default=Decimal("0.1"),
+        help_text="a fill takes at most this fraction of a candle's volume (empty: no cap)",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    reset_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["user_id", "bot_id", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"], condition=Q(bot_id__isnull=True), name="exchanges_paper_one_user_account"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "bot_id"],
+                condition=Q(bot_id__isnull=False),
+                name="exchanges_paper_one_bot_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"paper {self.user_id}" + (f" bot {self.bot_id}" if self.bot_id else "")
+
+
+class PaperBalance(models.Model):
+    account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="balances")
+    asset = models.CharField(max_length=20)
+    free = amount_field()
+    used = amount_field(help_text="reserved by open orders")
+
+    class Meta:
+        ordering = ["account", "asset"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "asset"], name="exchanges_paper_balance_unique_asset"),
+            models.CheckConstraint(
+                condition=Q(free__gte=0) & Q(used__gte=0), name="exchanges_paper_balance_ge0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset} {self.free}+{self.used}"
+
+    @property
+    def total(self) -> Decimal:
+        return self.free + self.used
+
+
+class PaperOrderQuerySet(models.QuerySet):
+    def open(self) -> PaperOrderQuerySet:
+        return self.filter(status=PaperOrder.Status.OPEN)
+
+
+class PaperOrder(models.Model):
+    class Side(models.TextChoices):
+        BUY = "buy", "Buy"
+        SELL = "sell", "Sell"
+
+    class Type(models.TextChoices):
+        MARKET = "market", "Market"
+        LIMIT = "limit", "Limit"
+        STOP_MARKET = "stop_market", "Stop market"
+        STOP_LIMIT = "stop_limit", "Stop limit"
+        TAKE_PROFIT = "take_profit", "Take profit"
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        CLOSED = "closed", "Filled"
+        CANCELED = "canceled", "Canceled"
+        REJECTED = "rejected", "Rejected"
+
+    account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="orders")
+    client_order_id = models.CharField(max_length=64)
+    symbol = models.CharField(max_length=60)
+    base = models.CharField(max_length=20)
+    quote = models.CharField(max_length=20)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    type = models.CharField(max_length=12, choices=Type.choices)
+    amount = amount_field()
+    price = amount_field(null=True, blank=True, default=None)
+    stop_price = amount_field(null=True, blank=True, default=None)
+    filled = amount_field()
+    cost = amount_field(help_text="quote value of the fills")
+    fee = amount_field()
+    fee_asset = models.CharField(max_length=20, blank=True)
+    reserved = amount_field(help_text="balance still held for the unfilled part")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    reason = models.CharField(max_length=200, blank=True)
+    triggered = models.BooleanField(default=False, help_text="stop-limit: stop reached, now a limit")
+    # Candles with an open time at or after this (ms) can fill the order: an
+    # order never fills on a candle that started before it was placed.
+    rests_from = models.BigIntegerField()
+    checked_until = models.BigIntegerField(help_text="open time (ms) after the last candle evaluated")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PaperOrderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "client_order_id"], name="exchanges_paper_order_unique_client_id"
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "status"])]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.amount} {self.symbol} {self.type} ({self.status})"
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.amount - self.filled
+
+    @property
+    def average(self) -> Decimal | None:
+        return self.cost / self.filled if self.filled else None
+
+
+class PaperTrade(models.Model):
+    """One fill of a paper order."""
+
+    order = models.ForeignKey(PaperOrder, on_delete=models.CASCADE, related_name="trades")
+    account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="trades")
+    symbol = models.CharField(max_length=60)
+    side = models.CharField(max_length=4, choices=PaperOrder.Side.choices)
+    price = amount_field()
+    amount = amount_field()
+    cost = amount_field()
+    fee = amount_field()
+    fee_asset = models.CharField(max_length=20)
+    maker = models.BooleanField()
+    timestamp = models.BigIntegerField(help_text="ms; the candle's open time for candle fills")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.amount} {self.symbol} @ {self.price}"

@@ -1,0 +1,260 @@
+"""Writes and exchange calls for connections and paper accounts.
+
+Credentials leave this module only as a gateway built for one call; errors,
+logs and return values carry the masked key at most.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.core.errors import Conflict, ValidationFailed
+from apps.exchanges.catalog import SUPPORTED_EXCHANGES
+from apps.exchanges.gateway.base import AccountBalance, ConnectionCheck, ExchangeGateway
+from apps.exchanges.gateway.errors import AuthenticationFailed, ExchangeError, ExchangeUnavailable
+from apps.exchanges.gateway.paper import PaperGateway, paper_account_reset
+from apps.exchanges.gateway.prices import PriceSource
+from apps.exchanges.models import ExchangeConnection, PaperAccount
+
+logger = logging.getLogger(__name__)
+
+TEST_TIMEOUT_SECONDS = 10
+DEFAULT_PAPER_BALANCES = {"USDT": "10000"}
+
+
+def _validate_credentials(
+    *, exchange: str, api_key: str, api_secret: str, passphrase: str, testnet: bool
+) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    info = SUPPORTED_EXCHANGES.get(exchange)
+    if info is None:
+        errors["exchange"] = f"Unknown exchange {exchange!r}; supported: {', '.join(SUPPORTED_EXCHANGES)}."
+        return errors
+    if not api_key.strip():
+        errors["api_key"] = "The API key is required."
+    if not api_secret.strip():
+        errors["api_secret"] = "The API secret is required."  # noqa: S105 - a message, not a secret
+    if info.needs_passphrase and not passphrase.strip():
+        errors["passphrase"] = f"{info.name} API keys have a passphrase; it is required."
+    if testnet and not info.has_testnet:
+        errors["testnet"] = f"{info.name} has no testnet in ccxt."
+    return errors
+
+
+def _save(connection: ExchangeConnection) -> ExchangeConnection:
+    try:
+        with transaction.atomic():
+            connection.save()
+    except IntegrityError as exc:
+        raise Conflict(
+            "You already have a connection with this label.", fields={"label": "already used"}
+        ) from exc
+    return connection
+
+
+def connection_create(
+    *,
+    user,
+    exchange: str,
+    label: str,
+    api_key: str,
+    api_secret: str,
+    passphrase: str = "",
+    testnet: bool = False,
+) -> ExchangeConnection:
+    """Store a new connection with encrypted credentials (status "untested")."""
+    exchange = (exchange or "").strip().lower()
+    errors = _validate_credentials(
+        exchange=exchange,
+        api_key=api_key or "",
+        api_secret=api_secret or "",
+        passphrase=passphrase or "",
+        testnet=testnet,
+    )
+    if not (label or "").strip():
+        label = SUPPORTED_EXCHANGES[exchange].name if exchange in SUPPORTED_EXCHANGES else ""
+    if errors:
+        raise ValidationFailed(next(iter(errors.values())), fields=errors)
+    connection = ExchangeConnection(
+        user=user,
+        exchange=exchange,
+        label=label.strip(),
+        api_key=api_key.strip(),
+        api_secret=api_secret.strip(),
+        passphrase=(passphrase or "").strip(),
+        testnet=testnet,
+    )
+    _save(connection)
+    logger.info(
+        "exchange connection %s created for user %s (key %s)",
+        connection.pk,
+        user.pk,
+        connection.api_key_masked,
+    )
+    return connection
+
+
+def connection_update(*, connection: ExchangeConnection, data: dict[str, Any]) -> ExchangeConnection:
+    """Change label/testnet, or replace credentials (blank secret fields keep the stored ones)."""
+    if "label" in data and str(data["label"]).strip():
+        connection.label = str(data["label"]).strip()
+    if "testnet" in data:
+        connection.testnet = bool(data["testnet"])
+    credentials_changed = False
+    for field in ("api_key", "api_secret", "passphrase"):
+        value = data.get(field)
+        if value:
+            setattr(connection, field, str(value).strip())
+            credentials_changed = True
+    errors = _validate_credentials(
+        exchange=connection.exchange,
+        api_key=connection.api_key,
+        api_secret=connection.api_secret,
+        passphrase=connection.passphrase,
+        testnet=connection.testnet,
+    )
+    if errors:
+        raise ValidationFailed(next(iter(errors.values())), fields=errors)
+    if credentials_changed or "testnet" in data:
+        # New credentials have not been checked yet: the old status would lie.
+        connection.status = ExchangeConnection.Status.UNTESTED
+        connection.last_error = ""
+        connection.can_trade_spot = connection.can_trade_futures = False
+        connection.read_only = connection.can_withdraw = False
+    return _save(connection)
+
+
+def connection_delete(*, connection: ExchangeConnection) -> None:
+    """Soft delete: the row stays (orders reference it), hidden from every read."""
+    connection.deleted_at = timezone.now()
+    connection.status = ExchangeConnection.Status.DISCONNECTED
+    connection.save(update_fields=["deleted_at", "status", "updated_at"])
+
+
+def gateway_for_connection(
+    connection: ExchangeConnection, *, timeout_seconds: float | None = None, **options: Any
+) -> ExchangeGateway:
+    """A ccxt gateway for this connection (credentials decrypted only into the ccxt client)."""
+    from apps.exchanges.gateway.ccxt_gateway import CcxtGateway
+
+    return CcxtGateway(
+        connection.exchange,
+        api_key=connection.api_key,
+        secret=connection.api_secret,
+        passphrase=connection.passphrase or None,
+        testnet=connection.testnet,
+        timeout_ms=int((timeout_seconds or 30) * 1000),
+        **options,
+    )
+
+
+def connection_test(
+    *, connection: ExchangeConnection, gateway: ExchangeGateway | None = None
+) -> ConnectionCheck:
+    """Check the key live (10 s timeout), record status, permissions and the error if any."""
+    gateway = gateway or gateway_for_connection(connection, timeout_seconds=TEST_TIMEOUT_SECONDS, retries=0)
+    try:
+        check = gateway.check_connection()
+    except AuthenticationFailed as exc:
+        check = ConnectionCheck(ok=False, message=exc.message)
+        connection.status = ExchangeConnection.Status.ERROR
+    except ExchangeUnavailable as exc:
+        check = ConnectionCheck(ok=False, message=exc.message)
+        connection.status = ExchangeConnection.Status.DISCONNECTED
+    except ExchangeError as exc:
+        check = ConnectionCheck(ok=False, message=exc.message)
+        connection.status = ExchangeConnection.Status.ERROR
+    else:
+        connection.status = ExchangeConnection.Status.CONNECTED
+        connection.can_trade_spot = check.spot
+        connection.can_trade_futures = check.futures
+        connection.read_only = check.read_only
+        connection.can_withdraw = check.withdraw
+    connection.last_error = "" if check.ok else check.message
+    connection.last_checked_at = timezone.now()
+    connection.save(
+        update_fields=[
+            "status",
+            "last_error",
+            "last_checked_at",
+            "can_trade_spot",
+            "can_trade_futures",
+            "read_only",
+            "can_withdraw",
+            "updated_at",
+        ]
+    )
+    logger.info(
+        "exchange connection %s tested: %s (key %s)",
+        connection.pk,
+        connection.status,
+        connection.api_key_masked,
+    )
+    return check
+
+
+def connection_balance(
+    *, connection: ExchangeConnection, gateway: ExchangeGateway | None = None
+) -> AccountBalance:
+    """The exchange account's balances through the gateway."""
+    gateway = gateway or gateway_for_connection(connection, timeout_seconds=TEST_TIMEOUT_SECONDS)
+    return gateway.fetch_balance()
+
+
+# ------------------------------------------------------------------ paper
+def _parse_balances(balances: dict[str, Any]) -> dict[str, Decimal]:
+    if not isinstance(balances, dict) or not balances:
+        raise ValidationFailed(
+            'Give at least one balance, e.g. {"USDT": "10000"}.', fields={"balances": "required"}
+        )
+    out: dict[str, Decimal] = {}
+    errors: dict[str, str] = {}
+    for asset, amount in balances.items():
+        name = str(asset).strip().upper()
+        if not name.isalnum() or len(name) > 20:
+            errors[str(asset)] = "not an asset code"
+            continue
+        try:
+            value = Decimal(str(amount))
+        except (InvalidOperation, ValueError):
+            errors[name] = "not a number"
+            continue
+        if not value.is_finite() or value < 0 or value > Decimal("1e18"):
+            errors[name] = "must be between 0 and 1e18"
+            continue
+        out[name] = value
+    if errors:
+        raise ValidationFailed("Invalid balances.", fields={"balances": errors})
+    return out
+
+
+@transaction.atomic
+def paper_account_get_or_create(
+    *, user, bot_id: int | None = None, exchange: str = "binance"
+) -> PaperAccount:
+    """The user's paper account (or the bot's own one), created with the default balances."""
+    account, created = PaperAccount.objects.get_or_create(
+        user=user, bot_id=bot_id, defaults={"exchange": exchange, "initial_balances": DEFAULT_PAPER_BALANCES}
+    )
+    if created:
+        account = paper_account_reset(account=account)
+    return account
+
+
+def paper_account_set_balances(*, account: PaperAccount, balances: dict[str, Any]) -> PaperAccount:
+    """Set new initial balances and reset the account to them (open orders are dropped)."""
+    return paper_account_reset(account=account, balances=_parse_balances(balances))
+
+
+def paper_account_restart(*, account: PaperAccount) -> PaperAccount:
+    """Reset to the account's initial balances: orders and trades are dropped."""
+    return paper_account_reset(account=account)
+
+
+def paper_gateway(account: PaperAccount, *, prices: PriceSource | None = None) -> PaperGateway:
+    return PaperGateway(account, prices=prices)
