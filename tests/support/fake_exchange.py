@@ -215,9 +215,16 @@ class FakeBinance:
     ) -> None:  # fmt: skip
         """Make the next ``times`` requests to ``path`` fail (status/body, or dropped connection)."""
         if body is None:
-            body = {429: {"code": -1003, "msg": "Too many requests; current limit is 6000 request weight per 1 MINUTE."},
-                    418: {"code": -1003, "msg": "Way too many requests; IP banned until 1700000000000."}}.get(
-                status, {"code": -1000, "msg": "An unknown error occured while processing the request."})  # fmt: skip
+            body = {
+                429: {
+                    "code": -1003,
+                    "msg": "Too many requests; current limit is 6000 request weight per 1 MINUTE.",
+                },
+                418: {"code": -1003, "msg": "Way too many requests; IP banned until 1700000000000."},
+            }.get(
+                status,
+                {"msg": "Service Unavailable."} if status >= 500 else {"code": -1000, "msg": "Bad request."},
+            )
         item: FakeResponse | object = DROP if drop else FakeResponse(status, body, headers or {}, delay)
         with self._lock:
             self._failures.setdefault((method.upper(), path), []).extend([item] * times)
