@@ -278,6 +278,10 @@ SPECTACULAR_SETTINGS = {
 SHARED_DATA_DIR = Path(env.str("SHARED_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data")))
 # The heartbeat proves the browser <- Channels <- Celery path end to end.
 HEARTBEAT_SECONDS = env.int("HEARTBEAT_SECONDS", default=15)
+# Backtests: a run is stopped (failed, "timeout") past this; a running job whose worker sent no
+# heartbeat for this long is marked failed ("worker_lost") by the reaper task.
+BACKTEST_TIME_LIMIT_SECONDS = env.int("BACKTEST_TIME_LIMIT_SECONDS", default=30 * 60)
+BACKTEST_HEARTBEAT_TIMEOUT_SECONDS = env.int("BACKTEST_HEARTBEAT_TIMEOUT_SECONDS", default=60)
 # Market data. Offline (the default under tests) no exchange is contacted and
 # live prices come from the replay feed over stored candles.
 MARKETDATA_ONLINE = env.bool("MARKETDATA_ONLINE", default=not TESTING)

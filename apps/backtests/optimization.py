@@ -1,0 +1,673 @@
+"""Parameter optimization (grid / random search) and walk-forward analysis across Celery workers.
+
+Flow: ``optimization_create`` validates and stores a pending ``Optimization``
+and enqueues ``optimization_start``; ``optimization_dispatch`` (on a worker)
+plans the combinations and the chunks, then sends one ``optimization_chunk``
+task per chunk as a Celery group, so every worker listening on the
+``backtests`` queue (on any machine) takes a share. Each chunk stores its
+trials and bumps ``chunks_done`` under a row lock; whichever chunk finishes
+last runs ``_finalize`` (best parameters; for walk-forward, the out-of-sample
+tests). That "last one finalizes" counter does a chord's job without depending
+on the result backend, and survives a chunk being redelivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.backtests.engine import METRIC_NAMES, BacktestCancelled, Candles
+from apps.backtests.engine.errors import BacktestError, ParamError
+from apps.backtests.engine.params import validate_params
+from apps.backtests.models import JobStatus, Optimization, OptimizationKind, OptimizationTrial, StrategyKind
+from apps.backtests.services import (
+    JobMonitor,
+    TimeLimitExceeded,
+    _cancel_key,
+    _error_fields,
+    execute_strategy,
+    load_candles,
+    time_limit_seconds,
+)
+from apps.backtests.specs import parse_run_spec
+from apps.core.errors import Conflict, DomainError, ValidationFailed
+from apps.core.events import publish_event
+
+logger = logging.getLogger(__name__)
+
+MAX_COMBINATIONS = 5000
+MAX_TRIALS = 20_000
+EXTRA_KEYS = frozenset(
+    {"kind", "space", "objective", "maximize", "samples", "seed", "walk_forward", "chunk_size"}
+)
+
+
+# ================================================================== validation
+def _axis_values(name: str, spec: Any) -> list[Any]:
+    if isinstance(spec, list):
+        if not spec or len(spec) > 1000:
+            raise ValidationFailed(
+                f"space.{name}: give 1 to 1000 values.", fields={f"space.{name}": ["1 to 1000 values"]}
+            )
+        return spec
+    if isinstance(spec, dict) and set(spec) <= {"min", "max", "step"} and {"min", "max"} <= set(spec):
+        lo, hi, step = spec["min"], spec["max"], spec.get("step")
+        nums = [v for v in (lo, hi, step) if v is not None]
+        if any(isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) for v in nums):
+            raise ValidationFailed(
+                f"space.{name}: min/max/step must be numbers.",
+                fields={f"space.{name}": ["min/max/step must be numbers"]},
+            )
+        if hi < lo:
+            raise ValidationFailed(
+                f"space.{name}: max must be >= min.", fields={f"space.{name}": ["max must be >= min"]}
+            )
+        if step is None:
+            step = 1 if isinstance(lo, int) and isinstance(hi, int) else (hi - lo) / 9 or 1
+        if step <= 0:
+            raise ValidationFailed(
+                f"space.{name}: step must be positive.", fields={f"space.{name}": ["step must be positive"]}
+            )
+        count = math.floor((hi - lo) / step + 1e-9) + 1
+        if count > 1000:
+            raise ValidationFailed(
+                f"space.{name}: more than 1000 values.", fields={f"space.{name}": ["more than 1000 values"]}
+            )
+        values = [lo + k * step for k in range(count)]
+        if all(isinstance(v, int) for v in (lo, hi, step)):
+            return [int(v) for v in values]
+        return [round(v, 12) for v in values]
+    raise ValidationFailed(
+        f"space.{name}: give a list of values or {{min, max, step}}.",
+        fields={f"space.{name}": ["a list of values or {min, max, step}"]},
+    )
+
+
+def build_combinations(
+    *, ref, fixed: dict[str, Any], space: dict[str, Any]
+) -> tuple[list[dict[str, Any]], int]:
+    """Every valid combination of ``space`` (plus the ``fixed`` params), in a stable order.
+
+    Combinations a strategy refuses (e.g. ``fast >= slow``) are skipped and counted.
+    """
+    schema = ref.schema
+    unknown = [k for k in list(space) + list(fixed) if k not in schema]
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown parameter(s): {', '.join(unknown)}.",
+            fields={f"space.{k}": ["unknown parameter"] for k in unknown},
+        )
+    names = list(space)
+    axes = [_axis_values(n, space[n]) for n in names]
+    total = math.prod(len(a) for a in axes)
+    if total > MAX_COMBINATIONS:
+        raise ValidationFailed(
+            f"The space has {total} combinations; at most {MAX_COMBINATIONS}.",
+            fields={"space": [f"{total} combinations, at most {MAX_COMBINATIONS}"]},
+        )
+    combos, skipped, first_error = [], 0, None
+    import itertools
+
+    for values in itertools.product(*axes):
+        params = {**fixed, **dict(zip(names, values, strict=True))}
+        try:
+            if ref.kind == StrategyKind.BUILTIN:
+                from apps.backtests.strategies.registry import build_strategy
+
+                combos.append(dict(build_strategy(ref.name, params).p))
+            else:
+                combos.append(validate_params(schema, params))
+        except ParamError as exc:
+            skipped += 1
+            first_error = first_error or exc
+    if not combos:
+        fields = {f"space.{k}": [v] for k, v in (first_error.fields if first_error else {}).items()}
+        raise ValidationFailed(f"No valid parameter combination in the space: {first_error}", fields=fields)
+    return combos, skipped
+
+
+def optimization_create(*, user, data: Any, enqueue: bool = True) -> Optimization:
+    """Validate an optimization request and store it as pending; its planning task runs after the commit."""
+    spec = parse_run_spec(user=user, data=data, extra_keys=EXTRA_KEYS, check_params=False)
+    kind = data.get("kind", "grid")
+    if kind not in OptimizationKind.values:
+        raise ValidationFailed(
+            "kind must be grid, random or walk_forward.",
+            fields={"kind": [f"one of {', '.join(OptimizationKind.values)}"]},
+        )
+    space = data.get("space")
+    if not isinstance(space, dict) or not space:
+        raise ValidationFailed(
+            "space must map parameter names to values.", fields={"space": ["a non-empty object"]}
+        )
+    objective = data.get("objective", "sharpe_ratio")
+    if objective not in METRIC_NAMES:
+        raise ValidationFailed(
+            f"Unknown objective metric {objective!r}.", fields={"objective": ["not a metric name"]}
+        )
+    maximize = data.get("maximize", True)
+    if not isinstance(maximize, bool):
+        raise ValidationFailed("maximize must be true or false.", fields={"maximize": ["must be a boolean"]})
+    seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValidationFailed(
+            "seed must be a non-negative integer.", fields={"seed": ["non-negative integer"]}
+        )
+    samples = data.get("samples")
+    if kind == OptimizationKind.RANDOM and samples is None:
+        samples = 50
+    if samples is not None and (
+        isinstance(samples, bool) or not isinstance(samples, int) or not 1 <= samples <= MAX_COMBINATIONS
+    ):
+        raise ValidationFailed(
+            "samples must be an integer from 1 to 5000.", fields={"samples": ["1 to 5000"]}
+        )
+    chunk_size = data.get("chunk_size")
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not 1 <= chunk_size <= 1000
+    ):
+        raise ValidationFailed("chunk_size must be from 1 to 1000.", fields={"chunk_size": ["1 to 1000"]})
+    fixed = data.get("params") or {}
+    combos, skipped = build_combinations(ref=spec.strategy, fixed=fixed, space=space)
+    if samples is not None and samples < len(combos):
+        # Random search: a seeded sample of the grid, in grid order (reproducible).
+        picked = np.sort(np.random.default_rng(seed).choice(len(combos), size=samples, replace=False))
+        combos = [combos[i] for i in picked]
+    wf: dict[str, Any] = {}
+    if kind == OptimizationKind.WALK_FORWARD:
+        wf = _walk_forward_options(data.get("walk_forward"))
+        if len(combos) * wf["windows"] > MAX_TRIALS:
+            raise ValidationFailed(
+                f"Too many trials (combinations x windows > {MAX_TRIALS}).",
+                fields={"walk_forward.windows": ["too many trials"]},
+            )
+    elif data.get("walk_forward") is not None:
+        raise ValidationFailed(
+            "walk_forward options need kind walk_forward.",
+            fields={"walk_forward": ["only for kind walk_forward"]},
+        )
+    windows = wf.get("windows", 1) if kind == OptimizationKind.WALK_FORWARD else 1
+    with transaction.atomic():
+        fields = spec.model_fields()
+        fields["params"] = fixed
+        optimization = Optimization.objects.create(
+            owner=user,
+            kind=kind,
+            space=space,
+            objective=objective,
+            maximize=maximize,
+            samples=samples,
+            seed=seed,
+            walk_forward_options=wf,
+            plan={"combinations": combos, "skipped": skipped, "chunk_size": chunk_size},
+            total=len(combos) * windows,
+            **fields,
+        )
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue_start(optimization.id))
+    return optimization
+
+
+def _walk_forward_options(raw: Any) -> dict[str, Any]:
+    raw = raw if raw is not None else {}
+    if not isinstance(raw, dict):
+        raise ValidationFailed(
+            "walk_forward must be an object.", fields={"walk_forward": ["must be an object"]}
+        )
+    unknown = sorted(set(raw) - {"windows", "in_sample_fraction", "anchored"})
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown walk_forward option(s): {', '.join(unknown)}.",
+            fields={f"walk_forward.{k}": ["unknown option"] for k in unknown},
+        )
+    windows = raw.get("windows", 4)
+    fraction = raw.get("in_sample_fraction", 0.75)
+    anchored = raw.get("anchored", False)
+    if isinstance(windows, bool) or not isinstance(windows, int) or not 1 <= windows <= 50:
+        raise ValidationFailed(
+            "walk_forward.windows must be 1 to 50.", fields={"walk_forward.windows": ["1 to 50"]}
+        )
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0.1 <= fraction <= 0.95:
+        raise ValidationFailed(
+            "walk_forward.in_sample_fraction must be 0.1 to 0.95.",
+            fields={"walk_forward.in_sample_fraction": ["0.1 to 0.95"]},
+        )
+    if not isinstance(anchored, bool):
+        raise ValidationFailed(
+            "walk_forward.anchored must be a boolean.",
+            fields={"walk_forward.anchored": ["must be a boolean"]},
+        )
+    return {"windows": windows, "in_sample_fraction": float(fraction), "anchored": anchored}
+
+
+def walk_forward_windows(
+    first_ms: int, end_ms: int, *, windows: int, in_sample_fraction: float, anchored: bool
+) -> list[dict[str, int]]:
+    """Rolling (or anchored) windows: in-sample ``[is_start, is_end)``, out-of-sample ``[is_end, oos_end)``.
+
+    With ``n`` windows and in-sample fraction ``f`` the span is ``I + n*O`` with
+    ``I/(I+O) = f``; windows step by ``O``, so the out-of-sample parts tile the
+    end of the data without overlap.
+    """
+    span = end_ms - first_ms
+    oos = span / (windows + in_sample_fraction / (1 - in_sample_fraction))
+    ins = oos * in_sample_fraction / (1 - in_sample_fraction)
+    out = []
+    for k in range(windows):
+        is_start = first_ms if anchored else first_ms + k * oos
+        is_end = first_ms + ins + k * oos
+        oos_end = end_ms if k == windows - 1 else first_ms + ins + (k + 1) * oos
+        out.append(
+            {
+                "index": k,
+                "is_start": int(is_start),
+                "is_end": int(is_end),
+                "oos_start": int(is_end),
+                "oos_end": int(oos_end),
+            }
+        )
+    return out
+
+
+def _enqueue_start(optimization_id: int) -> None:
+    from apps.backtests.tasks import optimization_start
+
+    result = optimization_start.apply_async(args=[optimization_id])
+    Optimization.objects.filter(id=optimization_id, task_id="").update(task_id=result.id or "")
+
+
+# =================================================================== execution
+_CANDLE_CACHE: OrderedDict[int, Candles] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def _candles_for(optimization: Optimization) -> Candles:
+    """The optimization's candles, read once per worker process (chunks of one sweep share them)."""
+    with _CACHE_LOCK:
+        cached = _CANDLE_CACHE.get(optimization.id)
+        if cached is not None:
+            _CANDLE_CACHE.move_to_end(optimization.id)
+            return cached
+    candles = load_candles(
+        exchange=optimization.exchange,
+        symbol=optimization.symbol,
+        timeframe=optimization.timeframe,
+        start=optimization.start,
+        end=optimization.end,
+    )
+    with _CACHE_LOCK:
+        _CANDLE_CACHE[optimization.id] = candles
+        while len(_CANDLE_CACHE) > 2:
+            _CANDLE_CACHE.popitem(last=False)
+    return candles
+
+
+def _status_payload(opt: Optimization) -> dict[str, Any]:
+    return {
+        "id": opt.id,
+        "status": opt.status,
+        "progress": _pct(opt),
+        "error": opt.error,
+        "best": _best_brief(opt),
+    }
+
+
+def _best_brief(opt: Optimization) -> dict[str, Any] | None:
+    return None if opt.best_params is None else {"params": opt.best_params, "value": opt.best_value}
+
+
+def _pct(opt: Optimization) -> int:
+    if opt.status == JobStatus.COMPLETED:
+        return 100
+    return int(100 * opt.completed / opt.total) if opt.total else 0
+
+
+def _fail(optimization_id: int, **fields: Any) -> None:
+    updated = Optimization.objects.filter(id=optimization_id, status=JobStatus.RUNNING).update(
+        status=JobStatus.FAILED, finished_at=timezone.now(), **fields
+    )
+    if updated:
+        opt = Optimization.objects.get(id=optimization_id)
+        publish_event(opt.owner_id, "optimization.status", _status_payload(opt))
+
+
+def optimization_dispatch(*, optimization_id: int, worker: str = "") -> None:
+    """Claim a pending optimization, plan its chunks and send them to the workers as a group."""
+    from celery import group
+
+    from apps.backtests.tasks import optimization_chunk
+
+    now = timezone.now()
+    if not Optimization.objects.filter(id=optimization_id, status=JobStatus.PENDING).update(
+        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200]
+    ):
+        return
+    opt = Optimization.objects.get(id=optimization_id)
+    publish_event(opt.owner_id, "optimization.status", _status_payload(opt))
+    try:
+        candles = _candles_for(opt)
+        if len(candles) < 2:
+            raise ValidationFailed("Not enough candles in the selected range.", code="no_candles")
+        combos = opt.plan["combinations"]
+        windows: list[dict[str, int]] = [{"index": None}]  # type: ignore[dict-item]
+        if opt.kind == OptimizationKind.WALK_FORWARD:
+            bar = candles.bar_ms()
+            windows = walk_forward_windows(
+                int(candles.timestamp[0]), int(candles.timestamp[-1]) + bar, **opt.walk_forward_options
+            )
+        size = opt.plan.get("chunk_size") or max(1, min(50, math.ceil(len(combos) * len(windows) / 16)))
+        chunks = [
+            [w["index"], lo, min(lo + size, len(combos))]
+            for w in windows
+            for lo in range(0, len(combos), size)
+        ]
+        plan = {
+            **opt.plan,
+            "windows": windows if opt.kind == OptimizationKind.WALK_FORWARD else [],
+            "chunks": chunks,
+        }
+        Optimization.objects.filter(id=opt.id).update(
+            plan=plan, chunks_total=len(chunks), heartbeat_at=timezone.now()
+        )
+    except (BacktestError, DomainError) as exc:
+        _fail(opt.id, **_error_fields(exc))
+        return
+    group(optimization_chunk.s(opt.id, k) for k in range(len(chunks))).apply_async()
+
+
+def _is_cancelled(optimization_id: int) -> bool:
+    return bool(cache.get(_cancel_key("opt", optimization_id)))
+
+
+def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = "") -> None:
+    """Evaluate one chunk: each combination's backtest, stored as trials; the last chunk finalizes."""
+    opt = Optimization.objects.select_related("strategy_version").filter(id=optimization_id).first()
+    if opt is None or opt.status != JobStatus.RUNNING:
+        return
+    window_index, lo, hi = opt.plan["chunks"][chunk]
+    if OptimizationTrial.objects.filter(optimization=opt, window=window_index, index=lo).exists():
+        return  # a redelivered chunk that already ran
+    combos = opt.plan["combinations"]
+    source = opt.strategy_version.source if opt.strategy_version else None
+    monitor = JobMonitor(
+        model=Optimization,
+        job_id=opt.id,
+        owner_id=opt.owner_id,
+        kind="opt",
+        event=None,
+        time_limit=time_limit_seconds(),
+    )
+    try:
+        candles = _candles_for(opt)
+        if window_index is not None:
+            win = opt.plan["windows"][window_index]
+            candles = candles.between(win["is_start"], win["is_end"])
+        trials = []
+        for k in range(lo, hi):
+            if monitor.should_cancel():
+                raise BacktestCancelled("optimization cancelled")
+            try:
+                result = execute_strategy(
+                    strategy_kind=opt.strategy_kind,
+                    strategy_name=opt.strategy_name,
+                    source=source,
+                    params=combos[k],
+                    candles=candles,
+                    config=opt.config,
+                    should_cancel=monitor.should_cancel,
+                )
+                metrics, error = _clean_metrics(result.metrics), ""
+            except BacktestCancelled:
+                raise
+            except BacktestError as exc:  # one bad combination does not sink the sweep
+                metrics, error = {}, str(exc)[:2000]
+            trials.append(
+                OptimizationTrial(
+                    optimization_id=opt.id,
+                    index=k,
+                    window=window_index,
+                    params=combos[k],
+                    metrics=metrics,
+                    error=error,
+                )
+            )
+            Optimization.objects.filter(id=opt.id).update(
+                completed=F("completed") + 1, heartbeat_at=timezone.now()
+            )
+            _publish_progress(opt.id)
+        OptimizationTrial.objects.bulk_create(trials, ignore_conflicts=True)
+    except TimeLimitExceeded as exc:
+        _fail(opt.id, **_error_fields(exc))
+        return
+    except BacktestCancelled:
+        _mark_cancelled(opt.id)
+        return
+    except (BacktestError, DomainError) as exc:
+        _fail(opt.id, **_error_fields(exc))
+        return
+    except Exception as exc:
+        logger.exception("optimization %s chunk %s failed", optimization_id, chunk)
+        _fail(opt.id, error_code="internal_error", error_message=f"Internal error ({type(exc).__name__}).")
+        return
+    with transaction.atomic():
+        locked = Optimization.objects.select_for_update().get(id=opt.id)
+        locked.chunks_done += 1
+        Optimization.objects.filter(id=opt.id).update(chunks_done=locked.chunks_done)
+        last = locked.chunks_done >= locked.chunks_total
+    if last:
+        _finalize(opt.id)
+
+
+_LAST_PROGRESS: dict[int, float] = {}
+
+
+def _publish_progress(optimization_id: int) -> None:
+    now = time.monotonic()
+    if now - _LAST_PROGRESS.get(optimization_id, 0.0) < 0.2:
+        return
+    _LAST_PROGRESS[optimization_id] = now
+    opt = (
+        Optimization.objects.filter(id=optimization_id)
+        .values("owner_id", "completed", "total", "progress")
+        .first()
+    )
+    if not opt:
+        return
+    pct = int(100 * opt["completed"] / opt["total"]) if opt["total"] else 0
+    Optimization.objects.filter(id=optimization_id, status=JobStatus.RUNNING).update(progress=min(pct, 99))
+    publish_event(
+        opt["owner_id"],
+        "optimization.progress",
+        {
+            "id": optimization_id,
+            "completed": opt["completed"],
+            "total": opt["total"],
+            "progress": pct,
+            "best": None,
+        },
+    )
+
+
+def _mark_cancelled(optimization_id: int) -> None:
+    if Optimization.objects.filter(
+        id=optimization_id, status__in=[JobStatus.RUNNING, JobStatus.PENDING]
+    ).update(status=JobStatus.CANCELLED, finished_at=timezone.now()):
+        opt = Optimization.objects.get(id=optimization_id)
+        publish_event(opt.owner_id, "optimization.status", _status_payload(opt))
+
+
+def _clean_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None
+        out[key] = value
+    return out
+
+
+def best_trial(trials: list[dict[str, Any]], *, objective: str, maximize: bool) -> dict[str, Any] | None:
+    """The trial with the best objective (None values lose; ties go to the earliest index)."""
+    best, best_key = None, None
+    for trial in trials:
+        value = (trial.get("metrics") or {}).get(objective)
+        if value is None:
+            continue
+        key = value if maximize else -value
+        if best is None or key > best_key:
+            best, best_key = trial, key
+    return best
+
+
+def _finalize(optimization_id: int) -> None:
+    opt = Optimization.objects.select_related("strategy_version").get(id=optimization_id)
+    if opt.status != JobStatus.RUNNING:
+        return
+    try:
+        rows = list(
+            OptimizationTrial.objects.filter(optimization=opt)
+            .order_by("window", "index")
+            .values("index", "window", "params", "metrics")
+        )
+        updates: dict[str, Any] = {}
+        if opt.kind == OptimizationKind.WALK_FORWARD:
+            updates.update(_walk_forward_report(opt, rows))
+        else:
+            best = best_trial(rows, objective=opt.objective, maximize=opt.maximize)
+            if best is not None:
+                updates.update(
+                    best_params=best["params"],
+                    best_metrics=best["metrics"],
+                    best_value=best["metrics"].get(opt.objective),
+                )
+    except BacktestCancelled:
+        _mark_cancelled(opt.id)
+        return
+    except (BacktestError, DomainError) as exc:
+        _fail(opt.id, **_error_fields(exc))
+        return
+    updated = Optimization.objects.filter(id=opt.id, status=JobStatus.RUNNING).update(
+        status=JobStatus.COMPLETED, progress=100, finished_at=timezone.now(), **updates
+    )
+    if updated:
+        opt.refresh_from_db()
+        publish_event(opt.owner_id, "optimization.status", _status_payload(opt))
+
+
+def _mean(values: list[float | None]) -> float | None:
+    nums = [v for v in values if v is not None]
+    return float(np.mean(nums)) if nums else None
+
+
+def _walk_forward_report(opt: Optimization, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per window: the in-sample best params, then their out-of-sample backtest."""
+    candles = _candles_for(opt)
+    source = opt.strategy_version.source if opt.strategy_version else None
+    report = []
+    for win in opt.plan["windows"]:
+        in_window = [r for r in rows if r["window"] == win["index"]]
+        best = best_trial(in_window, objective=opt.objective, maximize=opt.maximize)
+        entry: dict[str, Any] = {
+            "index": win["index"],
+            "in_sample": {"start": win["is_start"], "end": win["is_end"]},
+            "out_of_sample": {"start": win["oos_start"], "end": win["oos_end"]},
+            "best_params": best["params"] if best else None,
+            "in_sample_metrics": best["metrics"] if best else None,
+            "out_of_sample_metrics": None,
+            "error": None,
+        }
+        oos = candles.between(win["oos_start"], win["oos_end"])
+        if best is not None and len(oos) >= 2:
+            if _is_cancelled(opt.id):
+                raise BacktestCancelled("optimization cancelled")
+            try:
+                result = execute_strategy(
+                    strategy_kind=opt.strategy_kind,
+                    strategy_name=opt.strategy_name,
+                    source=source,
+                    params=best["params"],
+                    candles=oos,
+                    config=opt.config,
+                )
+                entry["out_of_sample_metrics"] = _clean_metrics(result.metrics)
+            except BacktestError as exc:
+                entry["error"] = str(exc)
+        report.append(entry)
+    obj = opt.objective
+    is_vals = [(w["in_sample_metrics"] or {}).get(obj) for w in report]
+    oos_vals = [(w["out_of_sample_metrics"] or {}).get(obj) for w in report]
+    is_ret = [(w["in_sample_metrics"] or {}).get("total_return") for w in report]
+    oos_ret = [(w["out_of_sample_metrics"] or {}).get("total_return") for w in report]
+    compounded = (
+        float(np.prod([1 + r for r in oos_ret if r is not None]) - 1)
+        if any(r is not None for r in oos_ret)
+        else None
+    )
+    is_mean, oos_mean = _mean(is_vals), _mean(oos_vals)
+    summary = {
+        "objective": obj,
+        "in_sample_objective_mean": is_mean,
+        "out_of_sample_objective_mean": oos_mean,
+        "in_sample_total_return_mean": _mean(is_ret),
+        "out_of_sample_total_return_mean": _mean(oos_ret),
+        "out_of_sample_total_return_compounded": compounded,
+        # Walk-forward efficiency: how much of the in-sample result survives out of sample.
+        "efficiency": (oos_mean / is_mean) if is_mean not in (None, 0) and oos_mean is not None else None,
+    }
+    last = next((w for w in reversed(report) if w["best_params"] is not None), None)
+    out: dict[str, Any] = {"walk_forward": {"windows": report, "summary": summary}}
+    if last:
+        out.update(
+            best_params=last["best_params"],
+            best_metrics=last["out_of_sample_metrics"] or last["in_sample_metrics"],
+            best_value=(last["out_of_sample_metrics"] or {}).get(obj),
+        )
+    return out
+
+
+# ==================================================================== control
+def optimization_cancel(*, optimization: Optimization) -> Optimization:
+    """Cancel a pending or running optimization (chunks stop at their next check)."""
+    cache.set(_cancel_key("opt", optimization.id), True, timeout=24 * 3600)
+    if Optimization.objects.filter(
+        id=optimization.id, status__in=[JobStatus.PENDING, JobStatus.RUNNING]
+    ).update(status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()):
+        optimization.refresh_from_db()
+        publish_event(optimization.owner_id, "optimization.status", _status_payload(optimization))
+        return optimization
+    optimization.refresh_from_db()
+    raise Conflict(
+        f"The optimization is already {optimization.status}.", fields={"status": [optimization.status]}
+    )
+
+
+def optimization_delete(*, optimization: Optimization) -> None:
+    cache.set(_cancel_key("opt", optimization.id), True, timeout=24 * 3600)
+    optimization.delete()
+
+
+def optimization_reap_stale(*, cutoff) -> list[int]:
+    """Fail running optimizations with no progress from any worker since well before ``cutoff``."""
+    # Chunks may wait in the queue behind other work, so allow five heartbeat periods.
+    limit = cutoff - (timezone.now() - cutoff) * 4
+    ids = list(
+        Optimization.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=limit).values_list(
+            "id", flat=True
+        )
+    )
+    for opt_id in ids:
+        _fail(
+            opt_id,
+            error_code="worker_lost",
+            error_message="No worker made progress on this optimization for too long (workers killed or crashed). Run it again.",
+        )
+    return ids
