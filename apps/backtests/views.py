@@ -1,9 +1,222 @@
+"""Backtests dashboard: thin pages over ``apps.backtests.selectors`` / ``services`` and the JSON API.
+
+Forms post to views that call the same services as the API (so the rules and
+the error messages are the API's); result pages render a shell and their
+scripts read the run's JSON endpoints with the session cookie.
+"""
+
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.paginator import Paginator
+from django.db.models import Exists, OuterRef
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods
+
+from apps.backtests import selectors, services
+from apps.backtests.engine import METRIC_NAMES
+from apps.backtests.forms import BacktestForm, OptimizationForm, StrategyOption, strategy_options
+from apps.backtests.optimization import optimization_create
+from apps.core.errors import NotFound, ValidationFailed
+from apps.marketdata.models import Candle
+from apps.marketdata.selectors import market_list
+
+SECTION = "Backtests"
+PAGE_SIZE = 25
+MAX_COMPARE = 10
+
+# SignalStrategy, Strategy, Param, Signals and indicators are provided to user code (no import needed).
+STRATEGY_TEMPLATE = '''class MyStrategy(SignalStrategy):
+    """Long when the fast SMA crosses above the slow one; out when it crosses back."""
+
+    name = "my_strategy"
+    description = "SMA crossover written in the editor"
+    params = {
+        "fast": Param("int", 20, min=2, max=500, help="fast SMA period"),
+        "slow": Param("int", 50, min=3, max=1000, help="slow SMA period"),
+    }
+
+    def signals(self, data):
+        fast = indicators.sma(data.close, self.p.fast)
+        slow = indicators.sma(data.close, self.p.slow)
+        return Signals(
+            long_entries=indicators.crossed_above(fast, slow),
+            long_exits=indicators.crossed_below(fast, slow),
+        )
+'''
+
+
+def _page(request: HttpRequest, template: str, context: dict[str, Any] | None = None) -> HttpResponse:
+    return render(
+        request, f"backtests/{template}", {"section": SECTION, "api_base": _api_base(), **(context or {})}
+    )
+
+
+def _or_404(selector, **kwargs):
+    # Selectors raise the domain NotFound (another user's object included); pages answer a plain 404.
+    try:
+        return selector(**kwargs)
+    except NotFound as exc:
+        raise Http404(exc.message) from None
+
+
+def _api_base() -> str:
+    return reverse("backtests-api:run-list")
+
+
+def _market_choices() -> list[tuple[str, str]]:
+    """Markets that have stored candles (an EXISTS probe on the candle index per market)."""
+    markets = market_list().filter(Exists(Candle.objects.filter(market=OuterRef("pk")))).order_by("symbol")
+    return [(f"{m.exchange.slug}|{m.symbol}", f"{m.symbol} · {m.exchange.name}") for m in markets]
+
+
+def _strategy_options(user) -> list[StrategyOption]:
+    return strategy_options(
+        builtins=selectors.builtin_strategies(), user_strategies=selectors.strategy_list(user=user)
+    )
+
+
+def _form_context(form) -> dict[str, Any]:
+    return {
+        "form": form,
+        "strategies_json": [o.to_json() for o in form.strategies],
+        "has_markets": bool(form.fields["market"].choices),
+    }
+
+
+# ------------------------------------------------------------------ runs
+@login_required
+def index(request: HttpRequest) -> HttpResponse:
+    runs = Paginator(selectors.backtest_list(user=request.user), PAGE_SIZE).get_page(request.GET.get("page"))
+    return _page(request, "index.html", {"runs": runs})
 
 
 @login_required
-def index(request):
-    return render(request, "backtests/index.html", {"section": "Backtests"})
+@require_http_methods(["GET", "POST"])
+def backtest_new(request: HttpRequest) -> HttpResponse:
+    options = _strategy_options(request.user)
+    markets = _market_choices()
+    if request.method == "POST":
+        form = BacktestForm(request.POST, strategies=options, markets=markets)
+        if form.is_valid():
+            try:
+                run = services.backtest_create(user=request.user, data=form.to_body())
+            except ValidationFailed as exc:
+                form.apply_errors(exc.message, exc.fields)
+            else:
+                return redirect("backtests:detail", pk=run.pk)
+    else:
+        # Links prefill the form from the query string (strategy, market, p__<strategy>__<param> ...).
+        form = BacktestForm(initial=request.GET.dict(), strategies=options, markets=markets)
+    return _page(request, "new.html", _form_context(form))
+
+
+@login_required
+def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = _or_404(selectors.backtest_get, user=request.user, pk=pk)
+    api = reverse("backtests-api:run-detail", kwargs={"pk": run.pk})
+    return _page(
+        request, "detail.html", {"run": run, "page_data": {"id": run.pk, "api": api, "status": run.status}}
+    )
+
+
+@login_required
+def compare(request: HttpRequest) -> HttpResponse:
+    raw = request.GET.getlist("ids") or request.GET.get("ids", "").split(",")
+    try:
+        ids = list(dict.fromkeys(int(value) for value in ",".join(raw).split(",") if value.strip()))
+    except ValueError:
+        raise Http404("ids must be run numbers") from None
+    runs = [_or_404(selectors.backtest_get, user=request.user, pk=pk) for pk in ids[:MAX_COMPARE]]
+    return _page(
+        request,
+        "compare.html",
+        {"runs": runs, "page_data": {"ids": [run.pk for run in runs], "metrics": list(METRIC_NAMES)}},
+    )
+
+
+# ------------------------------------------------------------------ strategies
+@login_required
+def strategy_list(request: HttpRequest) -> HttpResponse:
+    return _page(
+        request,
+        "strategies.html",
+        {
+            "builtins": selectors.builtin_strategies(),
+            "strategies": selectors.strategy_list(user=request.user),
+        },
+    )
+
+
+@login_required
+def strategy_new(request: HttpRequest) -> HttpResponse:
+    return _page(
+        request, "editor.html", {"strategy": None, "page_data": {"id": None, "source": STRATEGY_TEMPLATE}}
+    )
+
+
+@login_required
+def strategy_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    strategy = _or_404(selectors.strategy_get, user=request.user, pk=pk)
+    return _page(
+        request,
+        "editor.html",
+        {
+            "strategy": strategy,
+            "page_data": {"id": strategy.pk, "source": strategy.source, "version": strategy.version},
+        },
+    )
+
+
+# ------------------------------------------------------------------ optimizations
+@login_required
+def optimization_list(request: HttpRequest) -> HttpResponse:
+    items = Paginator(selectors.optimization_list(user=request.user), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    return _page(request, "optimizations.html", {"optimizations": items})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def optimization_new(request: HttpRequest) -> HttpResponse:
+    options = _strategy_options(request.user)
+    markets = _market_choices()
+    if request.method == "POST":
+        form = OptimizationForm(request.POST, strategies=options, markets=markets)
+        if form.is_valid():
+            try:
+                optimization = optimization_create(user=request.user, data=form.to_body())
+            except ValidationFailed as exc:
+                form.apply_errors(exc.message, exc.fields)
+            else:
+                return redirect("backtests:optimization", pk=optimization.pk)
+    else:
+        form = OptimizationForm(initial=request.GET.dict(), strategies=options, markets=markets)
+    return _page(request, "optimization_new.html", _form_context(form))
+
+
+@login_required
+def optimization_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    optimization = _or_404(selectors.optimization_get, user=request.user, pk=pk)
+    api = reverse("backtests-api:optimization-detail", kwargs={"pk": optimization.pk})
+    template = "walk_forward.html" if optimization.kind == "walk_forward" else "optimization.html"
+    return _page(
+        request,
+        template,
+        {
+            "optimization": optimization,
+            "page_data": {
+                "id": optimization.pk,
+                "api": api,
+                "status": optimization.status,
+                "params": list(optimization.space or {}),
+                "objective": optimization.objective,
+                "metrics": list(METRIC_NAMES),
+            },
+        },
+    )
