@@ -285,6 +285,7 @@ class OptimizationTrial(models.Model):
     params = models.JSONField()
     metrics = models.JSONField(default=dict)
     error = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="the Celery worker that ran it")
 
     class Meta:
         ordering = ["optimization", "window", "index"]

@@ -439,6 +439,7 @@ def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = ""
                     params=combos[k],
                     metrics=metrics,
                     error=error,
+                    worker=worker[:200],
                 )
             )
             Optimization.objects.filter(id=opt.id).update(

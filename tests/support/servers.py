@@ -64,7 +64,11 @@ def _stop(process: subprocess.Popen, timeout: float = 10) -> None:
 
 @contextlib.contextmanager
 def celery_worker(
-    *, concurrency: int = 2, hostname: str = "test-worker", log_path: Path | None = None
+    *,
+    concurrency: int = 2,
+    hostname: str = "test-worker",
+    log_path: Path | None = None,
+    queues: str = "default,backtests",
 ) -> Iterator[subprocess.Popen]:
     """Start ``celery -A config worker`` on Redis; yields once it answers a ping."""
     from config.celery import app
@@ -82,7 +86,7 @@ def celery_worker(
             "--pool=threads",
             f"--concurrency={concurrency}",
             f"--hostname={name}",
-            "--queues=default,backtests",
+            f"--queues={queues}",
             "--without-gossip",
             "--without-mingle",
             "--loglevel=INFO",
