@@ -341,17 +341,13 @@ def _fail(optimization_id: int, **fields: Any) -> None:
         publish_event(opt.owner_id, "optimization.status", _status_payload(opt))
 
 
-def optimization_dispatch(*, optimization_id: int, worker: str = "") -> None:
-    """Claim a pending optimization, plan its chunks and send them to the workers as a group."""
-    from celery import group
-
-    from apps.backtests.tasks import optimization_chunk
-
+def optimization_plan(*, optimization_id: int, worker: str = "") -> int:
+    """Claim a pending optimization and split it into chunks; returns the number of chunks (0: nothing to do)."""
     now = timezone.now()
     if not Optimization.objects.filter(id=optimization_id, status=JobStatus.PENDING).update(
         status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200]
     ):
-        return
+        return 0
     opt = Optimization.objects.get(id=optimization_id)
     publish_event(opt.owner_id, "optimization.status", _status_payload(opt))
     try:
@@ -359,12 +355,14 @@ def optimization_dispatch(*, optimization_id: int, worker: str = "") -> None:
         if len(candles) < 2:
             raise ValidationFailed("Not enough candles in the selected range.", code="no_candles")
         combos = opt.plan["combinations"]
-        windows: list[dict[str, int]] = [{"index": None}]  # type: ignore[dict-item]
+        windows: list[dict[str, Any]] = [{"index": None}]
         if opt.kind == OptimizationKind.WALK_FORWARD:
-            bar = candles.bar_ms()
             windows = walk_forward_windows(
-                int(candles.timestamp[0]), int(candles.timestamp[-1]) + bar, **opt.walk_forward_options
+                int(candles.timestamp[0]),
+                int(candles.timestamp[-1]) + candles.bar_ms(),
+                **opt.walk_forward_options,
             )
+        # ~16 chunks spread the work over many workers while each still amortizes its candle read.
         size = opt.plan.get("chunk_size") or max(1, min(50, math.ceil(len(combos) * len(windows) / 16)))
         chunks = [
             [w["index"], lo, min(lo + size, len(combos))]
@@ -381,8 +379,19 @@ def optimization_dispatch(*, optimization_id: int, worker: str = "") -> None:
         )
     except (BacktestError, DomainError) as exc:
         _fail(opt.id, **_error_fields(exc))
-        return
-    group(optimization_chunk.s(opt.id, k) for k in range(len(chunks))).apply_async()
+        return 0
+    return len(chunks)
+
+
+def optimization_dispatch(*, optimization_id: int, worker: str = "") -> None:
+    """Plan an optimization and send its chunks to the workers as one Celery group."""
+    from celery import group
+
+    from apps.backtests.tasks import optimization_chunk
+
+    count = optimization_plan(optimization_id=optimization_id, worker=worker)
+    if count:
+        group(optimization_chunk.s(optimization_id, k) for k in range(count)).apply_async()
 
 
 def _is_cancelled(optimization_id: int) -> bool:
