@@ -8,10 +8,12 @@ import json
 
 import pytest
 import websockets
+import websockets.exceptions
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.core.tasks import heartbeat
 from tests.factories import PASSWORD, UserFactory
+from tests.support import aio
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -55,7 +57,7 @@ def test_task_on_real_worker_reaches_websocket_client_with_jwt(celery_worker, li
             await ws.send(json.dumps({"type": "ping"}))
             assert (await receive_until(ws, "pong"))["type"] == "pong"
 
-    asyncio.run(scenario())
+    aio.run(scenario())
 
 
 def test_websocket_accepts_session_cookie(live_server_url):
@@ -72,7 +74,7 @@ def test_websocket_accepts_session_cookie(live_server_url):
         ) as ws:
             assert (await receive_until(ws, "connected"))["data"]["user"] == user.pk
 
-    asyncio.run(scenario())
+    aio.run(scenario())
 
 
 @pytest.mark.parametrize("query", ["", "?token=garbage"])
@@ -82,7 +84,7 @@ def test_websocket_refuses_anonymous_and_bad_tokens(live_server_url, query):
             await ws.recv()
 
     with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
-        asyncio.run(scenario())
+        aio.run(scenario())
     assert closed.value.rcvd.code == 4401
 
 
