@@ -13,7 +13,7 @@ from itertools import pairwise
 
 import numpy as np
 import pandas as pd
-from django.db.models import QuerySet
+from django.db.models import Max, Min, QuerySet
 
 from apps.core.errors import ValidationFailed
 from apps.marketdata import store
@@ -151,16 +151,28 @@ def candle_arrays(
     timeframe: str,
     start: datetime | int | None = None,
     end: datetime | int | None = None,
+    limit: int | None = None,
 ) -> CandleArrays:
     """Like ``candles()`` but as numpy arrays (``timestamp`` in int64 ms)."""
     timeframe_ms(timeframe)
     market = market_get(exchange=exchange, symbol=symbol)
     start_ms, end_ms = _to_ms(start, "start"), _to_ms(end, "end")
     _check_range(start_ms, end_ms)
+    if limit is not None and limit < 1:
+        raise ValidationFailed("limit must be at least 1.", fields={"limit": ["must be at least 1"]})
     source = resolve_source_timeframe(market=market, timeframe=timeframe)
     if source == timeframe:
-        ts, ohlcv = store.read(market_id=market.id, timeframe=source, start_ms=start_ms, end_ms=end_ms)
+        ts, ohlcv = store.read(
+            market_id=market.id, timeframe=source, start_ms=start_ms, end_ms=end_ms, newest=limit
+        )
     else:
+        if limit is not None and start_ms is None:
+            # Bound the read: the last ``limit`` buckets before end (or the newest candle).
+            anchor = end_ms
+            if anchor is None:
+                last = store.last_open_time(market_id=market.id, timeframe=source) or 0
+                anchor = last + timeframe_ms(source)
+            start_ms = int(bucket_start(max(0, anchor - limit * timeframe_ms(timeframe)), timeframe))
         # Read whole buckets (start rounded down, end widened by one bucket) so
         # every returned candle is complete, then keep start <= open < end.
         read_start = None if start_ms is None else int(bucket_start(start_ms, timeframe))
@@ -174,6 +186,8 @@ def candle_arrays(
             keep &= ts < end_ms
         if not keep.all():
             ts, ohlcv = ts[keep], ohlcv[keep]
+        if limit is not None and len(ts) > limit:
+            ts, ohlcv = ts[-limit:], ohlcv[-limit:]
     return CandleArrays(
         timestamp=ts,
         open=ohlcv[:, 0],
@@ -201,6 +215,7 @@ def candles(
     start: datetime | None = None,
     end: datetime | None = None,
     as_arrays: bool = False,
+    limit: int | None = None,
 ) -> pd.DataFrame | CandleArrays:
     """Stored candles for one market, ``start <= open time < end``.
 
@@ -210,9 +225,11 @@ def candles(
     the finest stored timeframe that tiles it. Missing candles are not filled;
     see ``gap_report``. Raises ``UnknownMarket``, ``UnknownTimeframe``,
     ``NoCandles`` (nothing stored at all) or ``ValidationFailed`` (start > end).
-    An empty range returns an empty frame.
+    An empty range returns an empty frame. ``limit=N`` keeps the newest N.
     """
-    arrays = candle_arrays(exchange=exchange, symbol=symbol, timeframe=timeframe, start=start, end=end)
+    arrays = candle_arrays(
+        exchange=exchange, symbol=symbol, timeframe=timeframe, start=start, end=end, limit=limit
+    )
     return arrays if as_arrays else arrays_to_frame(arrays)
 
 
@@ -353,3 +370,26 @@ def subscription_get(*, user, pk: int) -> Subscription:
         return subscription_list(user=user).get(pk=pk)
     except Subscription.DoesNotExist:
         raise NotFound("Subscription not found.") from None
+
+
+def store_overview() -> list[dict]:
+    """Per market and timeframe: first/last candle and count (one grouped query over the index)."""
+    from django.db.models import Count
+
+    rows = (
+        Candle.objects.values("market_id", "market__exchange__slug", "market__symbol", "timeframe")
+        .annotate(first=Min("open_time"), last=Max("open_time"), count=Count("id"))
+        .order_by("market__exchange__slug", "market__symbol", "timeframe")
+    )
+    return [
+        {
+            "market_id": r["market_id"],
+            "exchange": r["market__exchange__slug"],
+            "symbol": r["market__symbol"],
+            "timeframe": r["timeframe"],
+            "first": _dt(r["first"]).isoformat(),
+            "last": _dt(r["last"]).isoformat(),
+            "count": r["count"],
+        }
+        for r in rows
+    ]

@@ -173,3 +173,129 @@ def subscription_update(
 
 def subscription_delete(*, subscription: Subscription) -> None:
     subscription.delete()
+
+
+# ------------------------------------------------------------ live prices
+def prices_publish() -> int:
+    """Publish a ``price`` event to every user for each market they watch; returns markets polled.
+
+    One ticker per market however many users watch it (the ticker is cached
+    briefly too), so the poller's cost grows with markets, not users.
+    """
+    import logging
+    from collections import defaultdict
+
+    from apps.core.errors import DomainError
+    from apps.core.events import publish_event
+    from apps.marketdata import live
+
+    watchers: dict[int, list[int]] = defaultdict(list)
+    markets: dict[int, tuple[str, str]] = {}
+    rows = Subscription.objects.values_list(
+        "user_id", "market_id", "market__exchange__slug", "market__symbol"
+    )
+    for user_id, market_id, exchange, symbol in rows:
+        watchers[market_id].append(user_id)
+        markets[market_id] = (exchange, symbol)
+    for market_id, (exchange, symbol) in markets.items():
+        try:
+            data = live.ticker(exchange=exchange, symbol=symbol)
+        except DomainError as exc:  # no data for one market must not stop the others
+            logging.getLogger(__name__).info("no price for %s %s: %s", exchange, symbol, exc.message)
+            continue
+        for user_id in watchers[market_id]:
+            publish_event(user_id, "price", data)
+    return len(markets)
+
+
+# ------------------------------------------------------------------ jobs
+def job_create(*, user, kind: str, exchange: str, symbol: str, timeframe: str, params: dict[str, Any]):
+    """Record an import/download job and enqueue it after commit; progress arrives as ``marketdata.job`` events."""
+    from apps.marketdata.models import ImportJob
+    from apps.marketdata.tasks import run_job
+
+    validate_timeframe(timeframe)
+    market = market_ensure(exchange=exchange, symbol=symbol)
+    job = ImportJob.objects.create(
+        user=user, kind=kind, exchange=exchange, symbol=market.symbol, timeframe=timeframe, params=params
+    )
+    transaction.on_commit(lambda: run_job.delay(job.id))
+    return job
+
+
+def job_run(*, job_id: int) -> None:
+    """Run a job (in a worker): claim it, report progress over Channels, record the outcome."""
+    from django.utils import timezone
+
+    from apps.core.errors import DomainError
+    from apps.core.events import publish_event
+    from apps.marketdata.models import ImportJob
+
+    # Claim with a conditional update so a redelivered task does not run twice.
+    if not ImportJob.objects.filter(id=job_id, state=ImportJob.State.PENDING).update(
+        state=ImportJob.State.RUNNING
+    ):
+        return
+    job = ImportJob.objects.get(id=job_id)
+    last_sent = [0.0]
+
+    def event(**extra: Any) -> dict[str, Any]:
+        return {
+            "id": job.id,
+            "kind": job.kind,
+            "state": job.state,
+            "progress": job.progress,
+            "symbol": job.symbol,
+            "timeframe": job.timeframe,
+            **extra,
+        }
+
+    def progress(done: int, total: int) -> None:
+        job.progress = round(100.0 * done / total, 1) if total else 100.0
+        now = time.monotonic()
+        if now - last_sent[0] > 0.5 or done >= total:
+            last_sent[0] = now
+            ImportJob.objects.filter(id=job.id).update(progress=job.progress)
+            publish_event(job.user_id, "marketdata.job", event())
+
+    publish_event(job.user_id, "marketdata.job", event())
+    message = ""
+    try:
+        if job.kind == ImportJob.Kind.IMPORT:
+            report = candles_import_file(
+                path=job.params["path"], exchange=job.exchange, symbol=job.symbol, timeframe=job.timeframe,
+                progress=progress,
+            )  # fmt: skip
+            job.inserted, job.skipped = report.inserted, report.skipped
+            message = report.summary()
+        else:
+            from apps.marketdata.download import candles_download
+
+            start = job.params.get("start")
+            end = job.params.get("end")
+            report = candles_download(
+                exchange=job.exchange,
+                symbol=job.symbol,
+                timeframe=job.timeframe,
+                start=datetime.fromisoformat(start) if start else None,
+                end=datetime.fromisoformat(end) if end else None,
+                progress=progress,
+            )
+            job.inserted = report.inserted
+            message = report.summary()
+        job.state, job.progress = ImportJob.State.DONE, 100.0
+    except DomainError as exc:
+        job.state, job.error, job.human_readable_error, message = (
+            ImportJob.State.FAILED,
+            repr(exc),
+            exc.message,
+            exc.message,
+        )
+    except Exception as exc:
+        job.state, job.error = ImportJob.State.FAILED, repr(exc)
+        job.human_readable_error = message = "The job failed unexpectedly; the error has been logged."
+        raise
+    finally:
+        job.finished_at = timezone.now()
+        job.save()
+        publish_event(job.user_id, "marketdata.job", event(message=message))

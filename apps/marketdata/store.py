@@ -117,9 +117,14 @@ def _upsert_portable(market_id, timeframe, ts, ohlcv, progress, total) -> int:
 
 
 def read(
-    *, market_id: int, timeframe: str, start_ms: int | None = None, end_ms: int | None = None
+    *,
+    market_id: int,
+    timeframe: str,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    newest: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Candles with ``start_ms <= open_time < end_ms``, oldest first.
+    """Candles with ``start_ms <= open_time < end_ms``, oldest first (only the last ``newest`` if given).
 
     Returns ``(ts, ohlcv)``: int64 open times (ms) and a float64 (n, 5) array.
     """
@@ -132,6 +137,11 @@ def read(
         where.append("open_time < %s")
         params.append(int(end_ms))
     query = f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE {' AND '.join(where)} ORDER BY open_time"
+    if newest is not None:
+        # The newest N via a backward index scan, then back into time order.
+        inner = f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE {' AND '.join(where)} ORDER BY open_time DESC LIMIT %s"
+        params.append(int(newest))
+        query = f"SELECT * FROM ({inner}) AS newest ORDER BY open_time"
     if _is_postgres():
         return _read_postgres(query, params)
     with connection.cursor() as cur:

@@ -33,3 +33,29 @@ def read_reference(path: Path) -> pd.DataFrame:
     df = pd.read_csv(path)
     df.index = pd.DatetimeIndex(pd.to_datetime(df.pop("timestamp"), unit="ms", utc=True), name="timestamp")
     return df.astype("float64")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache_and_clients():
+    """Tickers and the offline flag live in the cache (Redis under PostgreSQL runs): start clean."""
+    from django.core.cache import cache
+
+    from apps.marketdata import ccxt_client
+
+    cache.clear()
+    ccxt_client.reset_clients()
+    yield
+    ccxt_client.reset_clients()
+
+
+@pytest.fixture
+def btc_hourly(db, shared_data_dir):
+    """BTC/USDT 1h and ETH/USDT 1d imported from the shared data."""
+    from apps.marketdata import services
+
+    services.candles_import_file(
+        path=shared_data_dir / "ohlcv" / "binance_BTCUSDT_1h.csv.gz", symbol="BTC/USDT", timeframe="1h"
+    )
+    services.candles_import_file(
+        path=shared_data_dir / "ohlcv" / "binance_ETHUSDT_1d.csv.gz", symbol="ETH/USDT", timeframe="1d"
+    )

@@ -29,10 +29,10 @@ def client(fake):
     return fake.attach(ccxt.binance({"enableRateLimit": False, "timeout": 3000}))
 
 
-@pytest.fixture
-def btc_1m(ohlcv_file):
+@pytest.fixture(scope="module")
+def btc_1m(shared_data_dir):
     """Three days of real BTC/USDT 1m candles (2025-06-02 .. 06-05, no gaps)."""
-    df = pd.read_csv(ohlcv_file("binance_BTCUSDT_1m.csv.gz"))
+    df = pd.read_csv(shared_data_dir / "ohlcv" / "binance_BTCUSDT_1m.csv.gz")
     lo = int(datetime(2025, 6, 2, tzinfo=UTC).timestamp() * 1000)
     hi = int(datetime(2025, 6, 5, tzinfo=UTC).timestamp() * 1000)
     return df[(df.timestamp >= lo) & (df.timestamp < hi)].to_numpy().tolist()
@@ -120,7 +120,7 @@ def test_persistent_failure_gives_a_clear_error_and_keeps_earlier_pages(fake, cl
         return original(request)
 
     fake.route("GET", "/api/v3/klines", flaky)
-    with pytest.raises(ExchangeUnavailable, match="rate-limiting us.*Gave up after 4 attempts"):
+    with pytest.raises(ExchangeUnavailable, match=r"rate-limiting us.*Gave up after 4 attempts"):
         candles_download(exchange="binance", symbol="BTC/USDT", timeframe="1m", start=datetime(2025, 6, 2),
                          end=datetime(2025, 6, 5), client=client, sleep=lambda s: None, max_retries=3)  # fmt: skip
     # the two pages fetched before the failure are committed: a rerun resumes after them

@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rest_framework import serializers
+
+from apps.marketdata.models import ImportJob, Market, Subscription
+from apps.marketdata.timeframes import TIMEFRAMES
+
+MAX_CANDLES = 5000
+
+
+class FlexibleDateTimeField(serializers.DateTimeField):
+    """ISO-8601 or integer milliseconds since the epoch (what charts send)."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+            try:
+                return datetime.fromtimestamp(int(value) / 1000, tz=UTC)
+            except (OverflowError, OSError, ValueError):
+                self.fail("invalid", format="ISO-8601 or milliseconds")
+        return super().to_internal_value(value)
+
+
+class TimeframeField(serializers.CharField):
+    def to_internal_value(self, value):
+        value = super().to_internal_value(value)
+        if value not in TIMEFRAMES:
+            raise serializers.ValidationError(
+                f"Unknown timeframe {value!r}; use one of {', '.join(TIMEFRAMES)}."
+            )
+        return value
+
+
+class MarketQuerySerializer(serializers.Serializer):
+    exchange = serializers.SlugField(default="binance", max_length=40)
+    symbol = serializers.CharField(max_length=60)
+
+
+class CandleQuerySerializer(MarketQuerySerializer):
+    timeframe = TimeframeField(default="1h")
+    start = FlexibleDateTimeField(required=False, default=None, allow_null=True)
+    end = FlexibleDateTimeField(required=False, default=None, allow_null=True)
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_CANDLES, default=1000)
+
+    def validate(self, attrs):
+        if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
+            raise serializers.ValidationError({"start": ["start must not be after end."]})
+        return attrs
+
+
+class GapQuerySerializer(MarketQuerySerializer):
+    timeframe = TimeframeField(default="1h")
+    start = FlexibleDateTimeField(required=False, default=None, allow_null=True)
+    end = FlexibleDateTimeField(required=False, default=None, allow_null=True)
+
+    validate = CandleQuerySerializer.validate
+
+
+class DepthQuerySerializer(MarketQuerySerializer):
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=20)
+
+
+class MarketSerializer(serializers.ModelSerializer):
+    exchange = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Market
+        fields = [
+            "id", "exchange", "symbol", "exchange_symbol", "base", "quote", "type", "precision_amount",
+            "precision_price", "min_amount", "min_notional", "maker_fee", "taker_fee", "active", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class SubscriptionSerializer(serializers.ModelSerializer):
+    exchange = serializers.SlugField(write_only=True, default="binance")
+    symbol = serializers.CharField(write_only=True, max_length=60)
+    market = MarketSerializer(read_only=True)
+    timeframe = TimeframeField(default="1h")
+
+    class Meta:
+        model = Subscription
+        fields = ["id", "exchange", "symbol", "market", "timeframe", "note", "created_at"]
+        read_only_fields = ["id", "market", "created_at"]
+
+
+class SubscriptionUpdateSerializer(serializers.ModelSerializer):
+    timeframe = TimeframeField(required=False)
+
+    class Meta:
+        model = Subscription
+        fields = ["timeframe", "note"]
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ImportJob
+        fields = [
+            "id", "kind", "exchange", "symbol", "timeframe", "params", "state", "progress", "inserted",
+            "skipped", "human_readable_error", "created_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ImportJobCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=ImportJob.Kind.choices)
+    exchange = serializers.SlugField(default="binance")
+    symbol = serializers.CharField(max_length=60)
+    timeframe = TimeframeField()
+    start = FlexibleDateTimeField(required=False, allow_null=True, default=None)
+    end = FlexibleDateTimeField(required=False, allow_null=True, default=None)
+    file = serializers.FileField(required=False, allow_null=True, default=None)
+
+    def validate(self, attrs):
+        if attrs["kind"] == ImportJob.Kind.IMPORT and not attrs.get("file"):
+            raise serializers.ValidationError({"file": ["An import needs a candle file."]})
+        CandleQuerySerializer.validate(self, attrs)
+        return attrs

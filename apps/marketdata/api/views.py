@@ -1,0 +1,285 @@
+"""Market-data API: thin views over selectors/services (``/api/v1/market-data/``)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.marketdata import live, selectors, services
+from apps.marketdata.api import serializers as s
+from apps.marketdata.models import ImportJob
+
+MARKET_PARAMS = [
+    OpenApiParameter("exchange", str, description="ccxt exchange id (default binance)"),
+    OpenApiParameter("symbol", str, required=True, description="e.g. BTC/USDT"),
+]
+CANDLE_PARAMS = [
+    *MARKET_PARAMS,
+    OpenApiParameter("timeframe", str, description="1m 3m 5m 15m 30m 1h 2h 4h 6h 8h 12h 1d 3d 1w 1M"),
+    OpenApiParameter("start", str, description="ISO-8601 or ms; inclusive"),
+    OpenApiParameter("end", str, description="ISO-8601 or ms; exclusive"),
+    OpenApiParameter("limit", int, description="newest N candles in range, 1..5000 (default 1000)"),
+]
+
+
+def _query(serializer_class, request: Request) -> dict:
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class MarketViewSet(viewsets.ReadOnlyModelViewSet):
+    """The market catalog; filter with ``?exchange=&quote=&type=&search=``."""
+
+    serializer_class = s.MarketSerializer
+    filter_backends: list = []
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return selectors.market_list(
+            exchange=params.get("exchange"),
+            quote=params.get("quote"),
+            type=params.get("type"),
+            search=params.get("search"),
+        )
+
+
+class CandlesView(APIView):
+    """Candles as rows ``[timestamp_ms, open, high, low, close, volume]`` (newest ``limit`` in range)."""
+
+    @extend_schema(parameters=CANDLE_PARAMS, responses=dict)
+    def get(self, request: Request) -> Response:
+        q = _query(s.CandleQuerySerializer, request)
+        arrays = selectors.candles(as_arrays=True, **q)
+        rows = [
+            [t, o, h, lo, c, v]
+            for t, o, h, lo, c, v in zip(
+                arrays.timestamp.tolist(), arrays.open.tolist(), arrays.high.tolist(), arrays.low.tolist(),
+                arrays.close.tolist(), arrays.volume.tolist(), strict=True,
+            )
+        ]  # fmt: skip
+        return Response(
+            {
+                "exchange": q["exchange"],
+                "symbol": q["symbol"],
+                "timeframe": q["timeframe"],
+                "source_timeframe": arrays.source_timeframe,
+                "count": len(rows),
+                "columns": ["timestamp", "open", "high", "low", "close", "volume"],
+                "candles": rows,
+            }
+        )
+
+
+class OhlcView(APIView):
+    """Candles as columns (what Plotly wants): ``{"timestamp": [...], "open": [...], ...}``."""
+
+    @extend_schema(parameters=CANDLE_PARAMS, responses=dict)
+    def get(self, request: Request) -> Response:
+        q = _query(s.CandleQuerySerializer, request)
+        arrays = selectors.candles(as_arrays=True, **q)
+        return Response(
+            {
+                "exchange": q["exchange"],
+                "symbol": q["symbol"],
+                "timeframe": q["timeframe"],
+                "source_timeframe": arrays.source_timeframe,
+                "count": len(arrays),
+                "timestamp": arrays.timestamp.tolist(),
+                **{name: getattr(arrays, name).tolist() for name in selectors.COLUMNS},
+            }
+        )
+
+
+class GapsView(APIView):
+    """Missing candles between the first and last stored candle in range."""
+
+    @extend_schema(parameters=CANDLE_PARAMS[:-1], responses=dict)
+    def get(self, request: Request) -> Response:
+        return Response(selectors.gap_report(**_query(s.GapQuerySerializer, request)).as_dict())
+
+
+class PriceView(APIView):
+    @extend_schema(parameters=MARKET_PARAMS, responses=dict)
+    def get(self, request: Request) -> Response:
+        quote = live.price_quote(**_query(s.MarketQuerySerializer, request))
+        return Response(
+            {
+                "exchange": quote.exchange,
+                "symbol": quote.symbol,
+                "price": str(quote.price),
+                "timestamp": quote.timestamp,
+                "source": quote.source,
+            }
+        )
+
+
+class TickerView(APIView):
+    """Last price and 24h statistics (``source``: live or replay)."""
+
+    @extend_schema(parameters=MARKET_PARAMS, responses=dict)
+    def get(self, request: Request) -> Response:
+        return Response(live.ticker(**_query(s.MarketQuerySerializer, request)))
+
+
+class OrderBookView(APIView):
+    @extend_schema(parameters=[*MARKET_PARAMS, OpenApiParameter("limit", int)], responses=dict)
+    def get(self, request: Request) -> Response:
+        return Response(live.order_book(**_query(s.DepthQuerySerializer, request)))
+
+
+class TradesView(APIView):
+    @extend_schema(parameters=[*MARKET_PARAMS, OpenApiParameter("limit", int)], responses=dict)
+    def get(self, request: Request) -> Response:
+        return Response(live.trades(**_query(s.DepthQuerySerializer, request)))
+
+
+class StatsView(APIView):
+    """24h statistics for one market (``?symbol=``) ."""
+
+    @extend_schema(parameters=MARKET_PARAMS, responses=dict)
+    def get(self, request: Request) -> Response:
+        return Response(live.ticker(**_query(s.MarketQuerySerializer, request)))
+
+
+class WatchedStatsView(APIView):
+    """24h statistics for every market the user watches."""
+
+    @extend_schema(responses=dict)
+    def get(self, request: Request) -> Response:
+        return Response({"results": selectors_watched_stats(request.user)})
+
+
+def selectors_watched_stats(user) -> list[dict]:
+    from apps.core.errors import DomainError
+
+    out = []
+    for sub in selectors.subscription_list(user=user):
+        try:
+            data = live.ticker(exchange=sub.market.exchange.slug, symbol=sub.market.symbol)
+        except DomainError as exc:
+            data = {
+                "exchange": sub.market.exchange.slug,
+                "symbol": sub.market.symbol,
+                "market_id": sub.market_id,
+                "source": None,
+                "last": None,
+                "error": exc.message,
+            }
+        out.append({**data, "subscription_id": sub.id, "timeframe": sub.timeframe})
+    return out
+
+
+class OverviewView(APIView):
+    """What is stored per market and timeframe (first/last candle, count), plus watched prices."""
+
+    @extend_schema(responses=dict)
+    def get(self, request: Request) -> Response:
+        return Response(
+            {"stored": selectors.store_overview(), "watched": selectors_watched_stats(request.user)}
+        )
+
+
+class SubscriptionViewSet(
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """The user's watchlist (owner-scoped: another user's subscription is a 404)."""
+
+    serializer_class = s.SubscriptionSerializer
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return selectors.subscription_list(user=self.request.user)
+
+    def get_serializer_class(self):
+        if self.action in {"update", "partial_update"}:
+            return s.SubscriptionUpdateSerializer
+        return s.SubscriptionSerializer
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        serializer.instance = services.subscription_create(
+            user=self.request.user,
+            exchange=data["exchange"],
+            symbol=data["symbol"],
+            timeframe=data.get("timeframe", "1h"),
+            note=data.get("note", ""),
+        )
+
+    def perform_update(self, serializer):
+        data = serializer.validated_data
+        services.subscription_update(
+            subscription=serializer.instance, timeframe=data.get("timeframe"), note=data.get("note")
+        )
+
+    def update(self, request, *args, **kwargs):
+        super().update(request, *args, **kwargs)
+        return Response(s.SubscriptionSerializer(self.get_object()).data)
+
+    def perform_destroy(self, instance):
+        services.subscription_delete(subscription=instance)
+
+
+class ImportJobViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Candle import (file upload) and download jobs; progress arrives as ``marketdata.job`` events."""
+
+    serializer_class = s.ImportJobSerializer
+    filter_backends: list = []
+
+    def get_queryset(self):
+        return ImportJob.objects.filter(user=self.request.user)
+
+    @extend_schema(request=s.ImportJobCreateSerializer, responses=s.ImportJobSerializer)
+    def create(self, request: Request, *args, **kwargs) -> Response:
+        form = s.ImportJobCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        params: dict = {}
+        if data["kind"] == ImportJob.Kind.IMPORT:
+            params["path"] = str(_save_upload(data["file"]))
+            params["filename"] = data["file"].name
+        for key in ("start", "end"):
+            if data.get(key):
+                params[key] = data[key].isoformat()
+        job = services.job_create(
+            user=request.user,
+            kind=data["kind"],
+            exchange=data["exchange"],
+            symbol=data["symbol"],
+            timeframe=data["timeframe"],
+            params=params,
+        )
+        return Response(s.ImportJobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=False, methods=["get"])
+    def timeframes(self, request: Request) -> Response:
+        from apps.marketdata.timeframes import TIMEFRAMES
+
+        return Response({"timeframes": list(TIMEFRAMES)})
+
+
+def _save_upload(upload) -> Path:
+    folder = Path(settings.VAR_DIR) / "uploads" / "marketdata"
+    folder.mkdir(parents=True, exist_ok=True)
+    # A random prefix: the name is the user's, never trusted as a path.
+    safe = "".join(ch for ch in Path(upload.name).name if ch.isalnum() or ch in "._-")[:100] or "candles.csv"
+    path = folder / f"{uuid.uuid4().hex}_{safe}"
+    with path.open("wb") as handle:
+        for chunk in upload.chunks():
+            handle.write(chunk)
+    return path

@@ -1,0 +1,285 @@
+"""Live prices: ccxt public ticker/order book/trades, cached briefly, and the offline replay feed.
+
+When the exchange cannot be reached (``MARKETDATA_ONLINE=false``, no network,
+rate limited) prices come from the **replay feed**: stored candles played
+forward, one stored candle per ``step / MARKETDATA_REPLAY_SPEED`` of wall time,
+with the price moving from the candle's open to its close. The feed is a pure
+function of the wall clock and the stored candles, so every process (web,
+worker, beat) sees the same replay price without shared state. Replay walks
+candles by position, not by time, so multi-month holes between stored
+segments do not freeze it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Max, Min, Sum
+
+from apps.marketdata import ccxt_client
+from apps.marketdata.errors import ExchangeUnavailable, NoCandles
+from apps.marketdata.models import Candle, Market
+from apps.marketdata.selectors import market_get
+from apps.marketdata.timeframes import TIMEFRAMES, timeframe_ms
+
+logger = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+OFFLINE_SECONDS = 30  # after a failed call, skip the exchange for this long (no timeout per request)
+
+
+@dataclass(frozen=True)
+class PriceQuote:
+    exchange: str
+    symbol: str
+    price: Decimal
+    timestamp: int  # ms: exchange time (live) or the replayed candle time (replay)
+    source: str  # "live" | "replay"
+
+
+def _quantize(value: float | None, market: Market) -> str | None:
+    """A float price as a decimal string at the market's tick (what the exchange would show)."""
+    if value is None:
+        return None
+    number = Decimal(repr(float(value)))
+    step = market.precision_price
+    if step and step > 0:
+        number = (number / step).to_integral_value(ROUND_HALF_EVEN) * step
+    return format(number.normalize(), "f")
+
+
+def _offline_key(exchange: str) -> str:
+    return f"marketdata:offline:{exchange}"
+
+
+def _live_client(exchange: str) -> Any | None:
+    """The ccxt client, or None when live access is off or recently failed."""
+    if not ccxt_client.online() or cache.get(_offline_key(exchange)):
+        return None
+    try:
+        return ccxt_client.client_for(exchange)
+    except ExchangeUnavailable:
+        cache.set(_offline_key(exchange), True, OFFLINE_SECONDS)
+        return None
+
+
+def _live_call(exchange: str, method: str, *args: Any) -> Any | None:
+    client = _live_client(exchange)
+    if client is None:
+        return None
+    try:
+        return ccxt_client.call(getattr(client, method), *args, exchange=exchange)
+    except ExchangeUnavailable:
+        logger.warning("%s unreachable; using the replay feed for %ds", exchange, OFFLINE_SECONDS)
+        cache.set(_offline_key(exchange), True, OFFLINE_SECONDS)
+        return None
+
+
+# ------------------------------------------------------------------ replay
+def _replay_source(market: Market) -> tuple[str, int]:
+    """(finest stored timeframe, candle count), cached for a minute."""
+    key = f"marketdata:replay:{market.id}"
+    found = cache.get(key)
+    if found is None:
+        for tf in TIMEFRAMES:
+            count = Candle.objects.filter(market=market, timeframe=tf).count()
+            if count:
+                found = (tf, count)
+                break
+        if found is None:
+            raise NoCandles(
+                f"No live prices for {market.exchange.slug} {market.symbol}: the exchange is not reachable "
+                "and no candles are stored to replay. Import or download candles first.",
+            )
+        cache.set(key, found, 60)
+    return found
+
+
+def replay_state(market: Market, *, now_ms: int | None = None) -> dict[str, Any]:
+    """The replay feed for ``market`` at wall time ``now_ms``: current candle, price, 24h window."""
+    tf, count = _replay_source(market)
+    step = timeframe_ms(tf)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    replay_units = now_ms * float(settings.MARKETDATA_REPLAY_SPEED) / step
+    index = int(replay_units) % count
+    fraction = replay_units - int(replay_units)
+    row = (
+        Candle.objects.filter(market=market, timeframe=tf)
+        .order_by("open_time")
+        .values_list("open_time", "open", "high", "low", "close", "volume")[index : index + 1]
+    )
+    open_time, o, h, lo, c, v = row[0]
+    price = o + (c - o) * fraction
+    replay_ms = open_time + int(step * fraction)
+    window = Candle.objects.filter(
+        market=market, timeframe=tf, open_time__gt=open_time - DAY_MS, open_time__lte=open_time
+    ).aggregate(high=Max("high"), low=Min("low"), volume=Sum("volume"), first=Min("open_time"))
+    day_open = (
+        Candle.objects.filter(market=market, timeframe=tf, open_time=window["first"])
+        .values_list("open", flat=True)
+        .first()
+    )
+    return {
+        "timeframe": tf,
+        "open_time": open_time,
+        "replay_time": replay_ms,
+        "candle": [open_time, o, max(h, price), min(lo, price), price, v * fraction],
+        "price": price,
+        "day_open": day_open,
+        "day_high": window["high"],
+        "day_low": window["low"],
+        "day_volume": window["volume"],
+    }
+
+
+# ------------------------------------------------------------------ public API
+def ticker(*, exchange: str, symbol: str) -> dict[str, Any]:
+    """Last price and 24h stats, JSON-able (prices as decimal strings), cached briefly.
+
+    ``source`` says where it came from: ``live`` (ccxt ``fetch_ticker``) or
+    ``replay`` (the offline feed over stored candles).
+    """
+    market = market_get(exchange=exchange, symbol=symbol)
+    key = f"marketdata:ticker:{market.id}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    raw = _live_call(exchange, "fetch_ticker", market.symbol)
+    if raw is not None:
+        data = _ticker_from_ccxt(market, raw)
+        ttl = settings.MARKETDATA_TICKER_CACHE_SECONDS
+    else:
+        data = _ticker_from_replay(market)
+        ttl = 1  # the replay moves every second; cache only against bursts
+    cache.set(key, data, ttl)
+    return data
+
+
+def _base(market: Market) -> dict[str, Any]:
+    return {"exchange": market.exchange.slug, "symbol": market.symbol, "market_id": market.id}
+
+
+def _pct(last: float | None, first: float | None) -> float | None:
+    if last is None or not first:
+        return None
+    return round((last - first) / first * 100, 4)
+
+
+def _ticker_from_ccxt(market: Market, raw: dict[str, Any]) -> dict[str, Any]:
+    last = raw.get("last") or raw.get("close")
+    return {
+        **_base(market),
+        "source": "live",
+        "timestamp": raw.get("timestamp") or int(time.time() * 1000),
+        "last": _quantize(last, market),
+        "bid": _quantize(raw.get("bid"), market),
+        "ask": _quantize(raw.get("ask"), market),
+        "open": _quantize(raw.get("open"), market),
+        "high": _quantize(raw.get("high"), market),
+        "low": _quantize(raw.get("low"), market),
+        "change": _quantize(raw.get("change"), market) if raw.get("change") is not None else None,
+        "percentage": raw.get("percentage")
+        if raw.get("percentage") is not None
+        else _pct(last, raw.get("open")),
+        "base_volume": raw.get("baseVolume"),
+        "quote_volume": raw.get("quoteVolume"),
+    }
+
+
+def _ticker_from_replay(market: Market) -> dict[str, Any]:
+    state = replay_state(market)
+    price = state["price"]
+    return {
+        **_base(market),
+        "source": "replay",
+        "timestamp": state["replay_time"],
+        "replay_timeframe": state["timeframe"],
+        "candle": state["candle"],
+        "last": _quantize(price, market),
+        "bid": None,
+        "ask": None,
+        "open": _quantize(state["day_open"], market),
+        "high": _quantize(max(state["day_high"], price), market),
+        "low": _quantize(min(state["day_low"], price), market),
+        "change": _quantize(price - state["day_open"], market) if state["day_open"] else None,
+        "percentage": _pct(price, state["day_open"]),
+        "base_volume": state["day_volume"],
+        "quote_volume": None,
+    }
+
+
+def price_quote(*, exchange: str, symbol: str) -> PriceQuote:
+    data = ticker(exchange=exchange, symbol=symbol)
+    return PriceQuote(
+        exchange=data["exchange"],
+        symbol=data["symbol"],
+        price=Decimal(data["last"]),
+        timestamp=int(data["timestamp"]),
+        source=data["source"],
+    )
+
+
+def order_book(*, exchange: str, symbol: str, limit: int = 20) -> dict[str, Any]:
+    """Top ``limit`` bids/asks through ccxt, cached briefly; 503 when the exchange is unreachable."""
+    market = market_get(exchange=exchange, symbol=symbol)
+    key = f"marketdata:book:{market.id}:{limit}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    raw = _live_call(exchange, "fetch_order_book", market.symbol, limit)
+    if raw is None:
+        raise _unavailable(exchange, "order book")
+    data = {
+        **_base(market),
+        "source": "live",
+        "timestamp": raw.get("timestamp"),
+        "bids": [[_quantize(p, market), a] for p, a, *_ in raw.get("bids", [])[:limit]],
+        "asks": [[_quantize(p, market), a] for p, a, *_ in raw.get("asks", [])[:limit]],
+    }
+    cache.set(key, data, settings.MARKETDATA_TICKER_CACHE_SECONDS)
+    return data
+
+
+def trades(*, exchange: str, symbol: str, limit: int = 50) -> dict[str, Any]:
+    """Recent public trades through ccxt, cached briefly; 503 when the exchange is unreachable."""
+    market = market_get(exchange=exchange, symbol=symbol)
+    key = f"marketdata:trades:{market.id}:{limit}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    raw = _live_call(exchange, "fetch_trades", market.symbol, None, limit)
+    if raw is None:
+        raise _unavailable(exchange, "recent trades")
+    data = {
+        **_base(market),
+        "source": "live",
+        "trades": [
+            {
+                "id": t.get("id"),
+                "timestamp": t.get("timestamp"),
+                "side": t.get("side"),
+                "price": _quantize(t.get("price"), market),
+                "amount": t.get("amount"),
+            }
+            for t in raw[-limit:]
+        ],
+    }
+    cache.set(key, data, settings.MARKETDATA_TICKER_CACHE_SECONDS)
+    return data
+
+
+def _unavailable(exchange: str, what: str) -> ExchangeUnavailable:
+    reason = (
+        "live exchange access is off (MARKETDATA_ONLINE=false)"
+        if not ccxt_client.online()
+        else f"{exchange} could not be reached"
+    )
+    return ExchangeUnavailable(
+        f"The {what} needs the live exchange: {reason}. Prices come from the replay feed."
+    )

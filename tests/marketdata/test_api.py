@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from apps.marketdata.models import Candle, ImportJob, Subscription
+from apps.marketdata.services import market_ensure, subscription_create
+
+pytestmark = pytest.mark.django_db
+BASE = "/api/v1/market-data"
+
+
+def err(response):
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "fields"}
+    return body["error"]
+
+
+def test_requires_authentication(api_client):
+    assert api_client.get(f"{BASE}/markets/").status_code == 401
+
+
+def test_markets_list_filters(auth_client):
+    market_ensure(exchange="binance", symbol="BTC/USDT")
+    market_ensure(exchange="binance", symbol="XRP/ETH")
+    market_ensure(exchange="binanceusdm", symbol="XRP/USDT:USDT")
+    body = auth_client.get(f"{BASE}/markets/", {"quote": "usdt"}).json()
+    assert {m["symbol"] for m in body["results"]} == {"BTC/USDT", "XRP/USDT:USDT"}
+    body = auth_client.get(f"{BASE}/markets/", {"exchange": "binance", "type": "spot"}).json()
+    assert {m["symbol"] for m in body["results"]} == {"BTC/USDT", "XRP/ETH"}
+    btc = body["results"][0]
+    assert btc["precision_price"].rstrip("0") == "0.01" and btc["exchange"] == "binance"
+
+
+def test_candles_endpoint_rows_and_limit(auth_client, btc_hourly):
+    r = auth_client.get(
+        f"{BASE}/candles/",
+        {
+            "symbol": "BTC/USDT",
+            "timeframe": "1h",
+            "start": "2023-01-01T00:00:00Z",
+            "end": "2023-01-02T00:00:00Z",
+        },
+    )
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert body["count"] == 24 and body["source_timeframe"] == "1h"
+    assert body["candles"][0][0] == 1672531200000 and body["candles"][0][1] == 16541.77
+    newest = auth_client.get(f"{BASE}/candles/", {"symbol": "BTC/USDT", "timeframe": "1h", "limit": 5}).json()
+    assert newest["count"] == 5
+    assert (
+        newest["candles"][-1][0] == Candle.objects.filter(timeframe="1h").order_by("-open_time")[0].open_time
+    )
+
+
+def test_candles_resampled_with_limit_and_ohlc_columns(auth_client, btc_hourly):
+    body = auth_client.get(f"{BASE}/ohlc/", {"symbol": "BTC/USDT", "timeframe": "4h", "limit": 10}).json()
+    assert body["count"] == 10 and body["source_timeframe"] == "1h"
+    assert len(body["open"]) == len(body["timestamp"]) == 10
+    assert all(t % 14_400_000 == 0 for t in body["timestamp"])
+    weekly = auth_client.get(f"{BASE}/ohlc/", {"symbol": "ETH/USDT", "timeframe": "1w", "limit": 3}).json()
+    assert weekly["count"] == 3 and weekly["source_timeframe"] == "1d"
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "field"),
+    [
+        ({"symbol": "DOGE/USDT", "timeframe": "1h"}, 404, "symbol"),
+        ({"symbol": "BTC/USDT", "timeframe": "7m"}, 400, "timeframe"),
+        ({"symbol": "BTC/USDT", "start": "2024-01-02", "end": "2024-01-01"}, 400, "start"),
+        ({"symbol": "BTC/USDT", "limit": 0}, 400, "limit"),
+        ({"symbol": "BTC/USDT", "limit": 5001}, 400, "limit"),
+        ({"symbol": "BTC/USDT", "limit": "many"}, 400, "limit"),
+        ({"symbol": "BTC/USDT", "start": "yesterday"}, 400, "start"),
+        ({"timeframe": "1h"}, 400, "symbol"),
+        ({"symbol": "BTC/USDT", "exchange": "nope"}, 404, "symbol"),
+    ],
+)
+def test_candles_validation(auth_client, btc_hourly, params, status, field):
+    for endpoint in ("candles", "ohlc"):
+        r = auth_client.get(f"{BASE}/{endpoint}/", params)
+        assert r.status_code == status, r.content
+        error = err(r)
+        assert field in error["fields"] and error["message"]
+
+
+def test_no_candles_for_timeframe_is_404(auth_client, btc_hourly):
+    r = auth_client.get(f"{BASE}/candles/", {"symbol": "ETH/USDT", "timeframe": "1h"})
+    assert r.status_code == 404 and err(r)["code"] == "no_candles"
+
+
+def test_gaps_endpoint(auth_client, btc_hourly):
+    body = auth_client.get(f"{BASE}/gaps/", {"symbol": "BTC/USDT", "timeframe": "1h"}).json()
+    assert body["missing"] == 122 and len(body["gaps"]) == 27
+
+
+def test_price_ticker_and_stats_offline_come_from_replay(auth_client, btc_hourly):
+    price = auth_client.get(f"{BASE}/price/", {"symbol": "BTC/USDT"}).json()
+    assert price["source"] == "replay" and float(price["price"]) > 0
+    ticker = auth_client.get(f"{BASE}/ticker/", {"symbol": "BTC/USDT"}).json()
+    assert ticker["source"] == "replay" and float(ticker["low"]) <= float(ticker["last"]) <= float(
+        ticker["high"]
+    )
+    stats = auth_client.get(f"{BASE}/stats/", {"symbol": "BTC/USDT"}).json()
+    assert "percentage" in stats
+
+
+def test_orderbook_and_trades_offline_are_503_with_message(auth_client, btc_hourly):
+    for endpoint in ("orderbook", "trades"):
+        r = auth_client.get(f"{BASE}/{endpoint}/", {"symbol": "BTC/USDT"})
+        assert r.status_code == 503 and "MARKETDATA_ONLINE=false" in err(r)["message"]
+    r = auth_client.get(f"{BASE}/orderbook/", {"symbol": "BTC/USDT", "limit": 0})
+    assert r.status_code == 400
+
+
+def test_subscriptions_crud_is_owner_scoped(auth_client, user, other_user, btc_hourly):
+    r = auth_client.post(f"{BASE}/subscriptions/", {"symbol": "BTC/USDT", "timeframe": "15m"}, format="json")
+    assert r.status_code == 201, r.content
+    sub = r.json()
+    assert sub["market"]["symbol"] == "BTC/USDT" and sub["timeframe"] == "15m"
+    dup = auth_client.post(f"{BASE}/subscriptions/", {"symbol": "BTC/USDT"}, format="json")
+    assert dup.status_code == 409 and err(dup)["code"] == "conflict"
+    bad = auth_client.post(f"{BASE}/subscriptions/", {"symbol": "NOPE/USDT"}, format="json")
+    assert bad.status_code == 404
+    bad_tf = auth_client.post(
+        f"{BASE}/subscriptions/", {"symbol": "ETH/USDT", "timeframe": "2m"}, format="json"
+    )
+    assert bad_tf.status_code == 400 and "timeframe" in err(bad_tf)["fields"]
+    assert auth_client.get(f"{BASE}/subscriptions/").json()["count"] == 1
+    r = auth_client.patch(f"{BASE}/subscriptions/{sub['id']}/", {"timeframe": "4h"}, format="json")
+    assert r.status_code == 200 and r.json()["timeframe"] == "4h"
+
+    others = subscription_create(user=other_user, exchange="binance", symbol="ETH/USDT")
+    assert auth_client.get(f"{BASE}/subscriptions/{others.id}/").status_code == 404
+    assert auth_client.delete(f"{BASE}/subscriptions/{others.id}/").status_code == 404
+    assert (
+        auth_client.patch(f"{BASE}/subscriptions/{others.id}/", {"note": "x"}, format="json").status_code
+        == 404
+    )
+    assert Subscription.objects.filter(id=others.id).exists()
+    assert auth_client.delete(f"{BASE}/subscriptions/{sub['id']}/").status_code == 204
+    assert not Subscription.objects.filter(user=user).exists()
+
+
+def test_watched_stats_and_overview(auth_client, user, btc_hourly):
+    subscription_create(user=user, exchange="binance", symbol="BTC/USDT")
+    subscription_create(user=user, exchange="binance", symbol="SOL/USDT")  # nothing stored: reported, not 500
+    body = auth_client.get(f"{BASE}/stats/watched/").json()
+    by_symbol = {row["symbol"]: row for row in body["results"]}
+    assert by_symbol["BTC/USDT"]["source"] == "replay" and by_symbol["BTC/USDT"]["last"]
+    assert by_symbol["SOL/USDT"]["last"] is None and by_symbol["SOL/USDT"]["error"]
+    overview = auth_client.get(f"{BASE}/overview/").json()
+    stored = {(r["symbol"], r["timeframe"]): r["count"] for r in overview["stored"]}
+    assert stored[("BTC/USDT", "1h")] == 72865 and stored[("ETH/USDT", "1d")] == 3178
+
+
+def test_import_job_via_api_runs_and_reports(auth_client, user, settings, django_capture_on_commit_callbacks):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    try:
+        upload = io.BytesIO(b"timestamp,open,high,low,close,volume\n1704067200000,10,11,9,10.5,100\n")
+        upload.name = "mine.csv"
+        with django_capture_on_commit_callbacks(execute=True):
+            r = auth_client.post(
+                f"{BASE}/jobs/",
+                {"kind": "import", "symbol": "BTC/USDT", "timeframe": "1m", "file": upload},
+                format="multipart",
+            )
+        assert r.status_code == 201, r.content
+        job = ImportJob.objects.get(id=r.json()["id"])
+        assert job.state == "done" and job.inserted == 1 and job.progress == 100
+        detail = auth_client.get(f"{BASE}/jobs/{job.id}/").json()
+        assert detail["state"] == "done"
+
+        bad = io.BytesIO(b"timestamp,open,high,low,close,volume\n1704067200000,10,9,11,10.5,100\n")
+        bad.name = "bad.csv"
+        with django_capture_on_commit_callbacks(execute=True):
+            r = auth_client.post(
+                f"{BASE}/jobs/",
+                {"kind": "import", "symbol": "BTC/USDT", "timeframe": "1m", "file": bad},
+                format="multipart",
+            )
+        job = ImportJob.objects.get(id=r.json()["id"])
+        assert job.state == "failed" and "line 2" in job.human_readable_error
+    finally:
+        app.conf.task_always_eager = False
+    missing_file = auth_client.post(
+        f"{BASE}/jobs/", {"kind": "import", "symbol": "BTC/USDT", "timeframe": "1m"}
+    )
+    assert missing_file.status_code == 400 and "file" in err(missing_file)["fields"]
