@@ -262,6 +262,12 @@ class BacktestForm(ResearchForm):
 
     field_order = ["name", "strategy", "market", "timeframe", "start", "end"]
 
+    def to_body(self) -> dict[str, Any]:
+        body = super().to_body()
+        if self.cleaned_data.get("name"):
+            body["name"] = self.cleaned_data["name"]
+        return body
+
 
 def _parse_space(text: str, spec: dict[str, Any]) -> list[Any] | dict[str, Any]:
     """``5:50:5`` -> a min/max/step range; ``5,10,20`` -> those values (cast to the param's type)."""
