@@ -274,7 +274,7 @@ def test_optimization_form_needs_a_search_range_and_shows_walk_forward_options(
     assert optimization.walk_forward_options["in_sample_fraction"] == pytest.approx(0.7)
     page = browser_client.get(reverse("backtests:optimization", kwargs={"pk": optimization.pk}))
     assert page.status_code == 200
-    assert [t.name for t in page.templates][0] == "backtests/walk_forward.html"
+    assert page.templates[0].name == "backtests/walk_forward.html"
 
 
 def test_optimization_pages_are_scoped_to_the_owner(browser_client, user, other_user, candles_1h):
@@ -285,7 +285,7 @@ def test_optimization_pages_are_scoped_to_the_owner(browser_client, user, other_
     assert list(listing.context["optimizations"]) == [mine]
     page = browser_client.get(reverse("backtests:optimization", kwargs={"pk": mine.pk}))
     assert page.status_code == 200
-    assert [t.name for t in page.templates][0] == "backtests/optimization.html"
+    assert page.templates[0].name == "backtests/optimization.html"
     assert page.context["page_data"]["params"] == ["fast", "slow"]
     assert browser_client.get(reverse("backtests:optimization", kwargs={"pk": theirs.pk})).status_code == 404
 
