@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.core.management import call_command, get_commands
+from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import BaseCommand
 
 from apps.accounts.models import User
@@ -24,8 +24,12 @@ class Command(BaseCommand):
             self.stdout.write(f"Created demo user {DEMO_EMAIL}")
         available = get_commands()
         for name in APP_SEED_COMMANDS:
-            if name in available:
-                call_command(name, user=user.email, stdout=self.stdout, stderr=self.stderr)
+            if name not in available:
+                continue
+            command = load_command_class(available[name], name)
+            accepts_user = any(action.dest == "user" for action in command.create_parser("", name)._actions)
+            extra = {"user": user.email} if accepts_user else {}
+            call_command(command, stdout=self.stdout, stderr=self.stderr, **extra)
         self.stdout.write(
             self.style.SUCCESS(
                 "\n  Demo login:  email    "
