@@ -1,3 +1,25 @@
 from __future__ import annotations
 
-from django.contrib import admin  # noqa: F401
+from django.contrib import admin
+
+from apps.bots.models import Bot
+
+
+@admin.register(Bot)
+class BotAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "owner",
+        "strategy",
+        "exchange",
+        "symbol",
+        "timeframe",
+        "mode",
+        "status",
+        "updated_at",
+    )
+    list_filter = ("status", "mode", "exchange", "timeframe", "strategy")
+    search_fields = ("name", "symbol", "strategy", "owner__email")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner", "connection")
+    readonly_fields = ("created_at", "updated_at")

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from rest_framework.routers import SimpleRouter
+from django.urls import path
+
+from apps.risk.api.views import RiskProfileView
 
 app_name = "risk-api"
 
-router = SimpleRouter()
-
-urlpatterns = router.urls
+urlpatterns = [
+    path("profile/", RiskProfileView.as_view(), name="profile"),
+]

@@ -1,0 +1,26 @@
+"""Query filters shared by the orders API and the orders page."""
+
+from __future__ import annotations
+
+import django_filters
+
+from apps.orders.models import Order
+
+
+class OrderFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Order.Status.choices)
+    side = django_filters.ChoiceFilter(choices=Order.Side.choices)
+    symbol = django_filters.CharFilter(field_name="symbol", lookup_expr="iexact")
+    # A plain id, not a model choice: the queryset is already the user's, so
+    # another user's bot id simply matches nothing.
+    bot = django_filters.NumberFilter(field_name="bot_id")
+    open = django_filters.BooleanFilter(method="filter_open", label="only orders that may still fill")
+
+    class Meta:
+        model = Order
+        fields = ["status", "side", "symbol", "bot", "open"]
+
+    def filter_open(self, queryset, name, value):
+        if value is None:
+            return queryset
+        return queryset.open() if value else queryset.exclude(status__in=Order.OPEN_STATUSES)
