@@ -10,6 +10,7 @@ import logging
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -142,7 +143,7 @@ def gateway_for_connection(
     """A ccxt gateway for this connection (credentials decrypted only into the ccxt client)."""
     from apps.exchanges.gateway.ccxt_gateway import CcxtGateway
 
-    return CcxtGateway(
+    gateway = CcxtGateway(
         connection.exchange,
         api_key=connection.api_key,
         secret=connection.api_secret,
@@ -151,6 +152,13 @@ def gateway_for_connection(
         timeout_ms=int((timeout_seconds or 30) * 1000),
         **options,
     )
+    # The same host override the market-data app honours (a local fake in tests, a proxy in production).
+    override = getattr(settings, "MARKETDATA_API_OVERRIDES", {}).get(connection.exchange)
+    if override:
+        from apps.marketdata.ccxt_client import point_at
+
+        point_at(gateway.client, override)
+    return gateway
 
 
 def connection_test(
@@ -258,3 +266,39 @@ def paper_account_restart(*, account: PaperAccount) -> PaperAccount:
 
 def paper_gateway(account: PaperAccount, *, prices: PriceSource | None = None) -> PaperGateway:
     return PaperGateway(account, prices=prices)
+
+
+# ------------------------------------------------------------- key rotation
+ENCRYPTED_FIELDS = ("api_key", "api_secret", "passphrase")
+
+
+@transaction.atomic
+def encryption_keys_rotate(*, batch_size: int = 500) -> int:
+    """Re-encrypt every connection's credentials (deleted ones too) with the first key.
+
+    Works on the raw ciphertexts (``MultiFernet.rotate``), so plaintext is never
+    materialized; one transaction, so a row no key can decrypt leaves every row as it was.
+    """
+    from django.db import connection as db
+
+    from apps.exchanges import crypto
+
+    table = ExchangeConnection._meta.db_table
+    columns = ", ".join(db.ops.quote_name(f) for f in ENCRYPTED_FIELDS)
+    count = 0
+    with db.cursor() as cursor:
+        cursor.execute(f"SELECT id, {columns} FROM {db.ops.quote_name(table)} ORDER BY id")  # noqa: S608
+        rows = cursor.fetchall()
+    for start in range(0, len(rows), batch_size):
+        for pk, *tokens in rows[start : start + batch_size]:
+            rotated = [crypto.rotate(t) if t else t for t in tokens]
+            # .update() bypasses the field's encrypt-on-save: these values are already ciphertexts.
+            with db.cursor() as cursor:
+                assignments = ", ".join(f"{db.ops.quote_name(f)} = %s" for f in ENCRYPTED_FIELDS)
+                cursor.execute(
+                    f"UPDATE {db.ops.quote_name(table)} SET {assignments} WHERE id = %s",  # noqa: S608
+                    [*rotated, pk],
+                )
+            count += 1
+    logger.info("re-encrypted %d exchange connections with the newest key", count)
+    return count

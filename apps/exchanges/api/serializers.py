@@ -1,0 +1,96 @@
+"""API shapes. Credentials are write-only; reads show the key masked and never the secret."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from rest_framework import serializers
+
+from apps.exchanges.catalog import SUPPORTED_EXCHANGES
+from apps.exchanges.models import ExchangeConnection, PaperAccount
+
+
+def plain(value: Decimal) -> str:
+    """``10000.000...`` -> ``"10000"`` (no exponent, no trailing zeros)."""
+    return format(value.normalize(), "f")
+
+
+class ConnectionSerializer(serializers.ModelSerializer):
+    exchange_name = serializers.SerializerMethodField()
+    api_key = serializers.CharField(source="api_key_masked", read_only=True)
+    has_passphrase = serializers.BooleanField(read_only=True)
+    permissions = serializers.ListField(child=serializers.CharField(), read_only=True)
+    warnings = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = ExchangeConnection
+        fields = [
+            "id", "exchange", "exchange_name", "label", "api_key", "has_passphrase", "testnet", "status",
+            "last_error", "last_checked_at", "permissions", "warnings", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_exchange_name(self, obj: ExchangeConnection) -> str:
+        info = SUPPORTED_EXCHANGES.get(obj.exchange)
+        return info.name if info else obj.exchange
+
+
+class ConnectionWriteSerializer(serializers.Serializer):
+    """Input; the service validates exchange/secret rules so the API and the dashboard agree."""
+
+    exchange = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    label = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
+    api_key = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default="", write_only=True
+    )
+    api_secret = serializers.CharField(
+        max_length=4000, required=False, allow_blank=True, default="", write_only=True
+    )
+    passphrase = serializers.CharField(
+        max_length=500, required=False, allow_blank=True, default="", write_only=True
+    )
+    testnet = serializers.BooleanField(required=False, default=False)
+
+
+class ConnectionUpdateSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=80, required=False)
+    api_key = serializers.CharField(max_length=500, required=False, allow_blank=True, write_only=True)
+    api_secret = serializers.CharField(max_length=4000, required=False, allow_blank=True, write_only=True)
+    passphrase = serializers.CharField(max_length=500, required=False, allow_blank=True, write_only=True)
+    testnet = serializers.BooleanField(required=False)
+
+
+class CheckSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    message = serializers.CharField()
+    connection = ConnectionSerializer()
+
+
+class BalanceSerializer(serializers.Serializer):
+    asset = serializers.CharField()
+    free = serializers.DecimalField(max_digits=38, decimal_places=18, coerce_to_string=True)
+    used = serializers.DecimalField(max_digits=38, decimal_places=18, coerce_to_string=True)
+    total = serializers.DecimalField(max_digits=38, decimal_places=18, coerce_to_string=True)
+
+
+class PaperAccountSerializer(serializers.ModelSerializer):
+    balances = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PaperAccount
+        fields = [
+            "id", "bot_id", "exchange", "initial_balances", "maker_fee", "taker_fee", "slippage",
+            "max_volume_fraction", "created_at", "reset_at", "balances",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_balances(self, obj: PaperAccount) -> list[dict]:
+        return [
+            {"asset": b.asset, "free": plain(b.free), "used": plain(b.used), "total": plain(b.total)}
+            for b in obj.balances.order_by("asset")
+        ]  # fmt: skip
+
+
+class PaperResetSerializer(serializers.Serializer):
+    balances = serializers.DictField(child=serializers.CharField(), required=False, allow_empty=False)
+    bot_id = serializers.IntegerField(required=False, min_value=1, allow_null=True)
