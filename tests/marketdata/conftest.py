@@ -49,12 +49,12 @@ def _fresh_cache_and_clients():
 
 
 @pytest.fixture
-def btc_hourly(db, shared_data_dir):
-    """BTC/USDT 1h and ETH/USDT 1d imported from the shared data."""
+def stored_candles(db, shared_data_dir):
+    """BTC/USDT 4h and ETH/USDT 1d imported from the shared data."""
     from apps.marketdata import services
 
     services.candles_import_file(
-        path=shared_data_dir / "ohlcv" / "binance_BTCUSDT_1h.csv.gz", symbol="BTC/USDT", timeframe="1h"
+        path=shared_data_dir / "ohlcv" / "binance_BTCUSDT_4h.csv.gz", symbol="BTC/USDT", timeframe="4h"
     )
     services.candles_import_file(
         path=shared_data_dir / "ohlcv" / "binance_ETHUSDT_1d.csv.gz", symbol="ETH/USDT", timeframe="1d"

@@ -33,32 +33,32 @@ def test_markets_list_filters(auth_client):
     assert btc["precision_price"].rstrip("0") == "0.01" and btc["exchange"] == "binance"
 
 
-def test_candles_endpoint_rows_and_limit(auth_client, btc_hourly):
+def test_candles_endpoint_rows_and_limit(auth_client, stored_candles):
     r = auth_client.get(
         f"{BASE}/candles/",
         {
             "symbol": "BTC/USDT",
-            "timeframe": "1h",
+            "timeframe": "4h",
             "start": "2023-01-01T00:00:00Z",
             "end": "2023-01-02T00:00:00Z",
         },
     )
     assert r.status_code == 200, r.content
     body = r.json()
-    assert body["count"] == 24 and body["source_timeframe"] == "1h"
+    assert body["count"] == 6 and body["source_timeframe"] == "4h"
     assert body["candles"][0][0] == 1672531200000 and body["candles"][0][1] == 16541.77
-    newest = auth_client.get(f"{BASE}/candles/", {"symbol": "BTC/USDT", "timeframe": "1h", "limit": 5}).json()
+    newest = auth_client.get(f"{BASE}/candles/", {"symbol": "BTC/USDT", "timeframe": "4h", "limit": 5}).json()
     assert newest["count"] == 5
     assert (
-        newest["candles"][-1][0] == Candle.objects.filter(timeframe="1h").order_by("-open_time")[0].open_time
+        newest["candles"][-1][0] == Candle.objects.filter(timeframe="4h").order_by("-open_time")[0].open_time
     )
 
 
-def test_candles_resampled_with_limit_and_ohlc_columns(auth_client, btc_hourly):
-    body = auth_client.get(f"{BASE}/ohlc/", {"symbol": "BTC/USDT", "timeframe": "4h", "limit": 10}).json()
-    assert body["count"] == 10 and body["source_timeframe"] == "1h"
+def test_candles_resampled_with_limit_and_ohlc_columns(auth_client, stored_candles):
+    body = auth_client.get(f"{BASE}/ohlc/", {"symbol": "BTC/USDT", "timeframe": "12h", "limit": 10}).json()
+    assert body["count"] == 10 and body["source_timeframe"] == "4h"
     assert len(body["open"]) == len(body["timestamp"]) == 10
-    assert all(t % 14_400_000 == 0 for t in body["timestamp"])
+    assert all(t % 43_200_000 == 0 for t in body["timestamp"])
     weekly = auth_client.get(f"{BASE}/ohlc/", {"symbol": "ETH/USDT", "timeframe": "1w", "limit": 3}).json()
     assert weekly["count"] == 3 and weekly["source_timeframe"] == "1d"
 
@@ -77,7 +77,7 @@ def test_candles_resampled_with_limit_and_ohlc_columns(auth_client, btc_hourly):
         ({"symbol": "BTC/USDT", "exchange": "nope"}, 404, "symbol"),
     ],
 )
-def test_candles_validation(auth_client, btc_hourly, params, status, field):
+def test_candles_validation(auth_client, stored_candles, params, status, field):
     for endpoint in ("candles", "ohlc"):
         r = auth_client.get(f"{BASE}/{endpoint}/", params)
         assert r.status_code == status, r.content
@@ -85,17 +85,17 @@ def test_candles_validation(auth_client, btc_hourly, params, status, field):
         assert field in error["fields"] and error["message"]
 
 
-def test_no_candles_for_timeframe_is_404(auth_client, btc_hourly):
-    r = auth_client.get(f"{BASE}/candles/", {"symbol": "ETH/USDT", "timeframe": "1h"})
+def test_no_candles_for_timeframe_is_404(auth_client, stored_candles):
+    r = auth_client.get(f"{BASE}/candles/", {"symbol": "ETH/USDT", "timeframe": "4h"})
     assert r.status_code == 404 and err(r)["code"] == "no_candles"
 
 
-def test_gaps_endpoint(auth_client, btc_hourly):
-    body = auth_client.get(f"{BASE}/gaps/", {"symbol": "BTC/USDT", "timeframe": "1h"}).json()
-    assert body["missing"] == 122 and len(body["gaps"]) == 27
+def test_gaps_endpoint(auth_client, stored_candles):
+    body = auth_client.get(f"{BASE}/gaps/", {"symbol": "BTC/USDT", "timeframe": "4h"}).json()
+    assert body["missing"] == 16 and len(body["gaps"]) == 8
 
 
-def test_price_ticker_and_stats_offline_come_from_replay(auth_client, btc_hourly):
+def test_price_ticker_and_stats_offline_come_from_replay(auth_client, stored_candles):
     price = auth_client.get(f"{BASE}/price/", {"symbol": "BTC/USDT"}).json()
     assert price["source"] == "replay" and float(price["price"]) > 0
     ticker = auth_client.get(f"{BASE}/ticker/", {"symbol": "BTC/USDT"}).json()
@@ -106,7 +106,7 @@ def test_price_ticker_and_stats_offline_come_from_replay(auth_client, btc_hourly
     assert "percentage" in stats
 
 
-def test_orderbook_and_trades_offline_are_503_with_message(auth_client, btc_hourly):
+def test_orderbook_and_trades_offline_are_503_with_message(auth_client, stored_candles):
     for endpoint in ("orderbook", "trades"):
         r = auth_client.get(f"{BASE}/{endpoint}/", {"symbol": "BTC/USDT"})
         assert r.status_code == 503 and "MARKETDATA_ONLINE=false" in err(r)["message"]
@@ -114,7 +114,7 @@ def test_orderbook_and_trades_offline_are_503_with_message(auth_client, btc_hour
     assert r.status_code == 400
 
 
-def test_subscriptions_crud_is_owner_scoped(auth_client, user, other_user, btc_hourly):
+def test_subscriptions_crud_is_owner_scoped(auth_client, user, other_user, stored_candles):
     r = auth_client.post(f"{BASE}/subscriptions/", {"symbol": "BTC/USDT", "timeframe": "15m"}, format="json")
     assert r.status_code == 201, r.content
     sub = r.json()
@@ -143,7 +143,7 @@ def test_subscriptions_crud_is_owner_scoped(auth_client, user, other_user, btc_h
     assert not Subscription.objects.filter(user=user).exists()
 
 
-def test_watched_stats_and_overview(auth_client, user, btc_hourly):
+def test_watched_stats_and_overview(auth_client, user, stored_candles):
     subscription_create(user=user, exchange="binance", symbol="BTC/USDT")
     subscription_create(user=user, exchange="binance", symbol="SOL/USDT")  # nothing stored: reported, not 500
     body = auth_client.get(f"{BASE}/stats/watched/").json()
@@ -152,7 +152,7 @@ def test_watched_stats_and_overview(auth_client, user, btc_hourly):
     assert by_symbol["SOL/USDT"]["last"] is None and by_symbol["SOL/USDT"]["error"]
     overview = auth_client.get(f"{BASE}/overview/").json()
     stored = {(r["symbol"], r["timeframe"]): r["count"] for r in overview["stored"]}
-    assert stored[("BTC/USDT", "1h")] == 72865 and stored[("ETH/USDT", "1d")] == 3178
+    assert stored[("BTC/USDT", "4h")] == 19051 and stored[("ETH/USDT", "1d")] == 3178
 
 
 def test_import_job_via_api_runs_and_reports(auth_client, user, settings, django_capture_on_commit_callbacks):

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from apps.core.events import user_group
+from apps.marketdata import live, selectors, services
+from apps.marketdata.errors import ExchangeUnavailable, NoCandles
+from apps.marketdata.models import Candle, Market
+from tests.support.fake_exchange import FakeBinance
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def online(settings):
+    with FakeBinance() as fake:
+        settings.MARKETDATA_ONLINE = True
+        settings.MARKETDATA_API_OVERRIDES = fake.overrides()
+        yield fake
+
+
+@pytest.fixture
+def xrpeth(shared_data_dir):
+    services.candles_import_file(
+        path=shared_data_dir / "ohlcv" / "binance_XRPETH_5m.csv.gz", symbol="XRP/ETH", timeframe="5m"
+    )
+    return Market.objects.get(symbol="XRP/ETH")
+
+
+def test_live_ticker_through_ccxt_is_cached(online):
+    services.market_ensure(exchange="binance", symbol="BTC/USDT")
+    first = live.ticker(exchange="binance", symbol="BTC/USDT")
+    assert first["source"] == "live" and first["last"] == "73369.84" and first["percentage"] == 1.647
+    live.ticker(exchange="binance", symbol="BTC/USDT")
+    assert len(online.requests_to("/api/v3/ticker/24hr")) == 1  # the second came from the cache
+    assert selectors.latest_price(exchange="binance", symbol="BTC/USDT") == Decimal("73369.84")
+
+
+def test_live_order_book_and_trades(online):
+    services.market_ensure(exchange="binance", symbol="BTC/USDT")
+    book = live.order_book(exchange="binance", symbol="BTC/USDT", limit=2)
+    assert book["bids"][0] == ["42574.3", 0.0107] and len(book["asks"]) <= 2
+    trades = live.trades(exchange="binance", symbol="BTC/USDT", limit=5)
+    assert trades["trades"][0]["price"] == "73238.7"
+
+
+def test_exchange_failure_falls_back_to_replay_and_backs_off(online, xrpeth):
+    online.fail("GET", "/api/v3/ticker/24hr", status=503, times=5)
+    data = live.ticker(exchange="binance", symbol="XRP/ETH")
+    assert data["source"] == "replay"
+    calls = len(online.requests_to("/api/v3/ticker/24hr"))
+    from django.core.cache import cache
+
+    cache.delete(f"marketdata:ticker:{xrpeth.id}")
+    assert live.ticker(exchange="binance", symbol="XRP/ETH")["source"] == "replay"
+    assert len(online.requests_to("/api/v3/ticker/24hr")) == calls  # marked offline: not hammered again
+    with pytest.raises(ExchangeUnavailable):
+        live.order_book(exchange="binance", symbol="XRP/ETH")
+
+
+def test_replay_feed_plays_stored_candles_forward(settings, xrpeth):
+    step = 300_000
+    rows = list(
+        Candle.objects.filter(market=xrpeth, timeframe="5m")
+        .order_by("open_time")
+        .values_list("open_time", "open", "close")
+    )
+    base = 10_000 * len(rows) * step  # a wall time that maps onto replay index 0
+    at_start = live.replay_state(xrpeth, now_ms=base)
+    assert at_start["open_time"] == rows[0][0] and at_start["price"] == rows[0][1]
+    halfway = live.replay_state(xrpeth, now_ms=base + step // 2)
+    assert halfway["price"] == pytest.approx((rows[0][1] + rows[0][2]) / 2)
+    assert live.replay_state(xrpeth, now_ms=base + 3 * step)["open_time"] == rows[3][0]
+    # replay walks candles by position: it wraps around instead of running dry
+    assert live.replay_state(xrpeth, now_ms=base + len(rows) * step)["open_time"] == rows[0][0]
+    settings.MARKETDATA_REPLAY_SPEED = 10.0
+    assert live.replay_state(xrpeth, now_ms=base + step)["open_time"] == rows[10 % len(rows)][0]
+
+
+def test_no_data_and_offline_is_a_clear_404():
+    services.market_ensure(exchange="binance", symbol="SOL/USDT")
+    with pytest.raises(NoCandles, match="Import or download candles first"):
+        live.ticker(exchange="binance", symbol="SOL/USDT")
+
+
+def test_prices_publish_sends_price_events_to_watchers(user, other_user, xrpeth):
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(user_group(user.id), channel)
+    other_channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(user_group(other_user.id), other_channel)
+    services.subscription_create(user=user, exchange="binance", symbol="XRP/ETH")
+    services.subscription_create(user=user, exchange="binance", symbol="SOL/USDT")  # no data: skipped
+    assert services.prices_publish() == 2
+    message = async_to_sync(layer.receive)(channel)
+    event = message["event"]
+    assert event["type"] == "price" and event["data"]["symbol"] == "XRP/ETH"
+    assert event["data"]["source"] == "replay" and Decimal(event["data"]["last"]) > 0
+
+    import asyncio
+
+    async def nothing_for_other():
+        try:
+            await asyncio.wait_for(layer.receive(other_channel), timeout=0.3)
+        except TimeoutError:
+            return True
+        return False
+
+    assert async_to_sync(nothing_for_other)()
+
+
+def test_periodic_poller_is_declared():
+    from apps.core.schedules import declared_schedules
+
+    tasks = {s.task: s for s in declared_schedules()}
+    assert tasks["apps.marketdata.tasks.poll_prices"].seconds <= 10
+    assert "apps.marketdata.tasks.refresh_markets" in tasks
+
+
+def test_replay_price_is_quantized_to_the_tick(xrpeth):
+    price = selectors.latest_price(exchange="binance", symbol="XRP/ETH")
+    assert price == price.quantize(Decimal("0.00000001"))
