@@ -7,6 +7,7 @@ multi-worker path is in ``test_optimization_workers.py``.
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 import pytest
@@ -142,7 +143,7 @@ def test_walk_forward_reports_in_and_out_of_sample(
     report = auth_client.get(f"{URL}{opt.id}/").json()["walk_forward"]
     windows = report["windows"]
     assert len(windows) == 3
-    for prev, win in zip(windows, windows[1:], strict=False):
+    for prev, win in itertools.pairwise(windows):
         assert win["out_of_sample"]["start"] == prev["out_of_sample"]["end"]  # OOS parts tile the data
     for win in windows:
         assert win["in_sample"]["end"] == win["out_of_sample"]["start"]
