@@ -14,13 +14,18 @@ class OrderFilter(django_filters.FilterSet):
     # A plain id, not a model choice: the queryset is already the user's, so
     # another user's bot id simply matches nothing.
     bot = django_filters.NumberFilter(field_name="bot_id")
-    open = django_filters.BooleanFilter(method="filter_open", label="only orders that may still fill")
+    # A choice, not a BooleanFilter: its widget reads "maybe" as "no filter" instead of refusing it.
+    open = django_filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false")],
+        method="filter_open",
+        label="true: only orders that may still fill; false: only finished ones",
+    )
 
     class Meta:
         model = Order
         fields = ["status", "side", "symbol", "bot", "open"]
 
     def filter_open(self, queryset, name, value):
-        if value is None:
+        if not value:
             return queryset
-        return queryset.open() if value else queryset.exclude(status__in=Order.OPEN_STATUSES)
+        return queryset.open() if value == "true" else queryset.exclude(status__in=Order.OPEN_STATUSES)

@@ -39,6 +39,14 @@ class BotInputSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=Bot.Mode.choices, required=False, default=Bot.Mode.PAPER)
     connection = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
 
+    def validate(self, attrs):
+        # A misspelt setting must not be silently ignored on a trading bot.
+        if isinstance(self.initial_data, dict):
+            unknown = sorted(set(self.initial_data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        return attrs
+
     def to_service_kwargs(self) -> dict:
         data = dict(self.validated_data)
         if "connection" in data:

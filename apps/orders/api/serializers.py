@@ -30,6 +30,9 @@ ORDER_FIELDS = [
 
 
 class FillSerializer(serializers.ModelSerializer):
+    # Declared: a property would otherwise be rendered through float.
+    cost = serializers.DecimalField(max_digits=None, decimal_places=None, read_only=True)
+
     class Meta:
         model = Fill
         fields = [
@@ -47,8 +50,8 @@ class FillSerializer(serializers.ModelSerializer):
 
 
 class OrderSerializer(serializers.ModelSerializer):
-    # Decimals travel as strings (DRF's default): no float rounding of amounts.
-    remaining = serializers.DecimalField(max_digits=40, decimal_places=18, read_only=True)
+    # Declared: a property would otherwise be rendered through float. Decimals travel as strings.
+    remaining = serializers.DecimalField(max_digits=None, decimal_places=None, read_only=True)
 
     class Meta:
         model = Order
