@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from django.core.management.base import BaseCommand
+
+from apps.core.errors import DomainError
+from apps.marketdata import ccxt_client, store
+from apps.marketdata.models import Subscription
+from apps.marketdata.services import candles_import_arrays, market_ensure
+
+DEMO_MARKETS = {"BTC/USDT": 65_000.0, "ETH/USDT": 3_200.0, "SOL/USDT": 150.0}
+DEMO_TIMEFRAME = "1m"
+DEMO_DAYS = 14
+
+
+def generate_candles(
+    symbol: str, start_price: float, *, end_ms: int, days: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random walk of 1m candles ending at ``end_ms``: plausible, reproducible, clearly synthetic."""
+    n = days * 1440
+    rng = np.random.default_rng(sum(map(ord, symbol)))  # stable across runs (hash() is salted)
+    ts = end_ms - (np.arange(n, 0, -1, dtype=np.int64) * 60_000)
+    # ~0.08 % per-minute volatility with a gentle intraday cycle.
+    returns = rng.normal(0, 0.0008, n) + 0.00002 * np.sin(np.arange(n) / 1440 * 2 * np.pi)
+    close = start_price * np.exp(np.cumsum(returns))
+    open_ = np.r_[start_price, close[:-1]]
+    wiggle = np.abs(rng.normal(0, 0.0005, (2, n)))
+    high = np.maximum(open_, close) * (1 + wiggle[0])
+    low = np.minimum(open_, close) * (1 - wiggle[1])
+    volume = rng.gamma(2.0, 5.0, n) * (100_000 / start_price)
+    tick = 0.01
+    ohlcv = np.column_stack([open_, high, low, close, volume])
+    ohlcv[:, :4] = np.round(ohlcv[:, :4] / tick) * tick
+    ohlcv[:, 1] = np.maximum(ohlcv[:, 1], ohlcv[:, [0, 3]].max(axis=1))
+    ohlcv[:, 2] = np.minimum(ohlcv[:, 2], ohlcv[:, [0, 3]].min(axis=1))
+    ohlcv[:, 4] = np.round(ohlcv[:, 4], 5)
+    return ts, ohlcv
+
+
+class Command(BaseCommand):
+    help = (
+        "Demo market data: candles for BTC/USDT, ETH/USDT and SOL/USDT, downloaded through ccxt when online, "
+        "otherwise generated (says which); the demo user watches them."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--user", help="email of the user who should watch the demo markets")
+        parser.add_argument("--days", type=int, default=DEMO_DAYS)
+
+    def handle(self, *args, **options):
+        days = options["days"]
+        now_ms = int(time.time() * 1000) // 60_000 * 60_000
+        for symbol, price in DEMO_MARKETS.items():
+            market = market_ensure(exchange="binance", symbol=symbol)
+            if store.last_open_time(market_id=market.id, timeframe=DEMO_TIMEFRAME) is not None:
+                self.stdout.write(f"{symbol}: demo candles already stored, left as they are")
+                continue
+            if ccxt_client.online():
+                try:
+                    from apps.marketdata.download import candles_download
+
+                    report = candles_download(
+                        exchange="binance",
+                        symbol=symbol,
+                        timeframe=DEMO_TIMEFRAME,
+                        start=datetime.now(tz=UTC) - timedelta(days=days),
+                        max_retries=1,
+                    )
+                    self.stdout.write(
+                        f"{symbol}: downloaded {report.inserted} real candles through ccxt (online)"
+                    )
+                    continue
+                except DomainError as exc:
+                    self.stdout.write(f"{symbol}: could not download ({exc.message}); generating instead")
+            ts, ohlcv = generate_candles(symbol, price, end_ms=now_ms, days=days)
+            inserted = candles_import_arrays(
+                exchange="binance", symbol=symbol, timeframe=DEMO_TIMEFRAME, ts=ts, ohlcv=ohlcv
+            )
+            self.stdout.write(
+                f"{symbol}: generated {inserted} synthetic {DEMO_TIMEFRAME} candles (offline: not real prices)"
+            )
+        if options.get("user"):
+            from django.contrib.auth import get_user_model
+
+            user = get_user_model().objects.filter(email=options["user"]).first()
+            if user is not None:
+                for symbol in DEMO_MARKETS:
+                    market = market_ensure(exchange="binance", symbol=symbol)
+                    Subscription.objects.get_or_create(
+                        user=user, market=market, defaults={"timeframe": "15m"}
+                    )
+                self.stdout.write(f"{user.email} watches {', '.join(DEMO_MARKETS)}")

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from apps.marketdata import selectors
+from apps.marketdata.management.commands.seed_demo_marketdata import generate_candles
+from apps.marketdata.models import Candle, Market, Subscription
+from tests.support.fake_exchange import FakeBinance
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args, **kwargs) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO(), **kwargs)
+    return out.getvalue()
+
+
+def test_import_candles_guesses_market_from_shared_file_name(shared_data_dir):
+    path = shared_data_dir / "ohlcv" / "binance_XRPETH_5m.csv.gz"
+    out = run("import_candles", str(path), "--no-progress")
+    assert "706 rows" in out and "706 inserted" in out
+    again = run("import_candles", str(path), "--no-progress")
+    assert "0 inserted, 706 already stored" in again
+    assert Candle.objects.filter(market__symbol="XRP/ETH", timeframe="5m").count() == 706
+
+
+def test_import_candles_reports_bad_file_and_fails(tmp_path):
+    bad = tmp_path / "BTCUSDT-1m-2024-01.csv"
+    bad.write_text("1704067200000,10,9,11,10,1,0,0,0,0,0,0\n")
+    with pytest.raises(CommandError, match="1 file"):
+        run("import_candles", str(bad))
+    assert Candle.objects.count() == 0
+
+
+def test_download_candles_offline_says_so():
+    with pytest.raises(CommandError, match="MARKETDATA_ONLINE=false"):
+        run("download_candles", "--symbol", "BTC/USDT")
+
+
+def test_refresh_markets_offline_catalog_and_online_via_fake(settings):
+    assert "8 markets from the built-in catalog" in run("refresh_markets", "--offline")
+    with pytest.raises(CommandError, match="--offline"):
+        run("refresh_markets")
+    with FakeBinance() as fake:
+        settings.MARKETDATA_ONLINE = True
+        settings.MARKETDATA_API_OVERRIDES = fake.overrides()
+        assert "11 markets loaded through ccxt" in run("refresh_markets")
+    assert Market.objects.filter(exchange__slug="binance", type="swap").count() == 3
+
+
+def test_seed_demo_offline_generates_and_says_so(user):
+    out = run("seed_demo_marketdata", "--days", "1", "--user", user.email)
+    assert out.count("generated 1440 synthetic 1m candles (offline") == 3
+    assert Subscription.objects.filter(user=user).count() == 3
+    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="1h")
+    assert len(frame) in (24, 25) and (frame.high >= frame.low).all()  # 1440 minutes span 24-25 hours
+    assert "already stored" in run("seed_demo_marketdata", "--days", "1")
+    assert selectors.gap_report(exchange="binance", symbol="ETH/USDT", timeframe="1m").missing == 0
+
+
+def test_seed_demo_online_downloads_through_ccxt(settings):
+    now_ms = int(time.time() * 1000) // 60_000 * 60_000
+    with FakeBinance() as fake:
+        for exchange_symbol, symbol, price in [
+            ("BTCUSDT", "BTC/USDT", 100.0),
+            ("ETHUSDT", "ETH/USDT", 10.0),
+            ("SOLUSDT", "SOL/USDT", 1.0),
+        ]:
+            ts, ohlcv = generate_candles(symbol, price, end_ms=now_ms + 60_000, days=1)
+            fake.set_klines(
+                exchange_symbol,
+                "1m",
+                [[int(t), *row] for t, row in zip(ts.tolist(), ohlcv.tolist(), strict=True)],
+            )
+        settings.MARKETDATA_ONLINE = True
+        settings.MARKETDATA_API_OVERRIDES = fake.overrides()
+        out = run("seed_demo_marketdata", "--days", "1")
+    assert out.count("real candles through ccxt (online)") == 3, out
+    assert Candle.objects.filter(market__symbol="SOL/USDT").count() >= 1439
