@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 
 from apps.orders.models import Order
+
+
+class IdFilter(django_filters.NumberFilter):
+    field_class = forms.IntegerField  # NumberFilter's DecimalField would truncate ?bot=1.5 to bot 1
 
 
 class OrderFilter(django_filters.FilterSet):
@@ -13,7 +18,7 @@ class OrderFilter(django_filters.FilterSet):
     symbol = django_filters.CharFilter(field_name="symbol", lookup_expr="iexact")
     # A plain id, not a model choice: the queryset is already the user's, so
     # another user's bot id simply matches nothing.
-    bot = django_filters.NumberFilter(field_name="bot_id")
+    bot = IdFilter(field_name="bot_id")
     # A choice, not a BooleanFilter: its widget reads "maybe" as "no filter" instead of refusing it.
     open = django_filters.ChoiceFilter(
         choices=[("true", "true"), ("false", "false")],

@@ -78,7 +78,8 @@ def test_filtering_by_another_users_bot_finds_nothing(auth_client, user, other_u
 
 
 @pytest.mark.parametrize(
-    ("param", "value"), [("status", "lost"), ("side", "long"), ("bot", "x"), ("open", "maybe")]
+    ("param", "value"),
+    [("status", "lost"), ("side", "long"), ("bot", "x"), ("bot", "1.5"), ("open", "maybe")],
 )
 def test_bad_filter_values_are_400(auth_client, param, value):
     assert_error(auth_client.get(LIST, {param: value}), 400, "invalid", param)

@@ -1,0 +1,108 @@
+"""Risk profile API: defaults without a write, full replacement with validated limits."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+
+from apps.risk.models import RiskProfile
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("risk-api:profile")
+
+
+def limits(**overrides):
+    data = {
+        "currency": "usdt",
+        "max_position_notional": "2500.50",
+        "max_daily_loss": "150",
+        "max_leverage": "3",
+        "max_open_orders": 20,
+        "kill_switch": False,
+    }
+    data.update(overrides)
+    return data
+
+
+def assert_error(response, status: int, code: str, field: str | None = None):
+    assert response.status_code == status, response.content
+    body = response.json()["error"]
+    assert body["code"] == code
+    assert body["message"]
+    if field:
+        assert field in body["fields"], body
+
+
+def test_get_answers_the_defaults_without_creating_a_profile(auth_client):
+    body = auth_client.get(URL).json()
+    assert body["max_position_notional"] is None
+    assert body["max_daily_loss"] is None
+    assert Decimal(body["max_leverage"]) == 1
+    assert body["max_open_orders"] == 50
+    assert body["kill_switch"] is False
+    assert not RiskProfile.objects.exists()
+
+
+def test_put_creates_then_replaces_the_profile(auth_client, user):
+    response = auth_client.put(URL, limits(), format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["currency"] == "USDT"
+    assert Decimal(body["max_position_notional"]) == Decimal("2500.50")
+
+    response = auth_client.put(URL, limits(max_daily_loss=None, kill_switch=True), format="json")
+    assert response.status_code == 200, response.content
+    profile = RiskProfile.objects.get(owner=user)
+    assert profile.max_daily_loss is None and profile.kill_switch is True
+    assert RiskProfile.objects.count() == 1
+    assert auth_client.get(URL).json()["kill_switch"] is True
+
+
+def test_profiles_are_per_user(auth_client, api_client, other_user):
+    auth_client.put(URL, limits(kill_switch=True), format="json")
+    api_client.force_authenticate(other_user)
+    assert api_client.get(URL).json()["kill_switch"] is False
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_position_notional", "0"),
+        ("max_position_notional", "-10"),
+        ("max_position_notional", "1e30"),
+        ("max_position_notional", "0.0000000000000000001"),
+        ("max_daily_loss", "abc"),
+        ("max_daily_loss", "NaN"),
+        ("max_leverage", "0.5"),
+        ("max_leverage", "126"),
+        ("max_leverage", "2.555"),
+        ("max_open_orders", 0),
+        ("max_open_orders", "many"),
+        ("currency", "US DOLLAR"),
+        ("kill_switch", "perhaps"),
+    ],
+)
+def test_bad_limits_are_400_naming_the_field(auth_client, field, value):
+    assert_error(auth_client.put(URL, limits(**{field: value}), format="json"), 400, "invalid", field)
+    assert not RiskProfile.objects.exists()
+
+
+def test_put_needs_every_field(auth_client):
+    data = limits()
+    del data["max_leverage"]
+    assert_error(auth_client.put(URL, data, format="json"), 400, "invalid", "max_leverage")
+    assert_error(auth_client.put(URL, [], format="json"), 400, "invalid")
+
+
+def test_patch_and_anonymous_are_refused(auth_client, api_client):
+    assert_error(auth_client.patch(URL, {"kill_switch": True}, format="json"), 405, "method_not_allowed")
+    assert_error(api_client.get(URL), 401, "not_authenticated")
+
+
+def test_database_refuses_out_of_range_limits(user):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        RiskProfile.objects.create(owner=user, max_leverage=Decimal("0"))
