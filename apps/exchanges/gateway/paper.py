@@ -159,8 +159,8 @@ class PaperGateway(ExchangeGateway):
                 if existing is not None:
                     return self._to_order(existing)  # idempotent retry: never a second order
             self._process(symbol=request.symbol)
-            now = self.prices.now_ms()
             current = self.prices.price(request.symbol)
+            now = self.prices.now_ms(request.symbol)
             order = PaperOrder(
                 account=self.account,
                 client_order_id=request.client_order_id or f"paper-{uuid.uuid4().hex[:24]}",
@@ -257,8 +257,9 @@ class PaperGateway(ExchangeGateway):
             qty = min(qty, q(dec(fills.partial_fill_size(float(qty), volume, self._mvf()))))
         price = dec(self._slippage().apply(float(current), SIDE_SIGN[order.side], float(qty), volume or 0.0))
         # An unfilled remainder trades from the next candle on, never again in this one.
-        order.rests_from = order.checked_until = self.prices.now_ms() + 1
-        self._apply_fill(order, qty, price, maker=False, timestamp=self.prices.now_ms())
+        now = self.prices.now_ms(order.symbol)
+        order.rests_from = order.checked_until = now + 1
+        self._apply_fill(order, qty, price, maker=False, timestamp=now)
 
     def _apply_fill(
         self, order: PaperOrder, qty: Decimal, price: Decimal, *, maker: bool, timestamp: int
@@ -500,14 +501,14 @@ class PaperGateway(ExchangeGateway):
     def fetch_ticker(self, symbol: str) -> Ticker:
         split_symbol(symbol)
         price = self.prices.price(symbol)
-        return Ticker(symbol=symbol, last=price, bid=price, ask=price, timestamp=self.prices.now_ms())
+        return Ticker(symbol=symbol, last=price, bid=price, ask=price, timestamp=self.prices.now_ms(symbol))
 
     def fetch_order_book(self, symbol: str, limit: int | None = None) -> OrderBook:
         # The simulation has no depth: one level at the current price, sized by the last candle.
         price = self.prices.price(symbol)
         size = dec(self.prices.last_volume(symbol) or 0.0)
         return OrderBook(
-            symbol=symbol, bids=[(price, size)], asks=[(price, size)], timestamp=self.prices.now_ms()
+            symbol=symbol, bids=[(price, size)], asks=[(price, size)], timestamp=self.prices.now_ms(symbol)
         )
 
     def fetch_ohlcv(

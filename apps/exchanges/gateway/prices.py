@@ -36,7 +36,7 @@ class PriceSource(Protocol):
 
     def last_volume(self, symbol: str) -> float | None: ...
 
-    def now_ms(self) -> int: ...
+    def now_ms(self, symbol: str | None = None) -> int: ...
 
 
 class ReplayPriceSource:
@@ -104,54 +104,70 @@ class ReplayPriceSource:
     def last_volume(self, symbol: str) -> float | None:
         return float(self._get(symbol)[5][self.cursor - 1]) if self.cursor > 0 else None
 
-    def now_ms(self) -> int:
+    def now_ms(self, symbol: str | None = None) -> int:
         return int(self._series[next(iter(self._series))][0][self.cursor]) if self._series else 0
 
 
 class MarketDataPriceSource:
-    """Prices from ``apps.marketdata.selectors``: live ticker when online, else the replay feed.
+    """Prices from the market-data service: the live ticker when online, else its replay feed.
 
-    Fills use the stored 1m candles (the finest timeframe the candle store keeps
-    fresh); only candles that have closed by now are returned.
+    Resting orders fill on the market's finest stored candles that have closed by
+    the source's clock. The clock is wall time for live quotes and the replay
+    feed's own time offline (the feed plays stored candles forward), so paper
+    orders also fill while the platform runs without an exchange connection.
+    The replay feed loops over the stored history; after a wrap-around its
+    clock restarts and resting orders wait until it passes their placement again.
     """
 
-    def __init__(self, exchange: str = "binance", timeframe: str = "1m") -> None:
+    def __init__(self, exchange: str = "binance", timeframe: str | None = None) -> None:
         self.exchange = exchange
         self.timeframe = timeframe
+        self._clock: dict[str, int] = {}
 
     def price(self, symbol: str) -> Decimal:
-        from apps.marketdata import selectors
-        from apps.marketdata.errors import UnknownMarket
+        from apps.marketdata import live
+        from apps.marketdata.errors import NoCandles, UnknownMarket
 
         try:
-            value = selectors.latest_price(exchange=self.exchange, symbol=symbol)
+            quote = live.price_quote(exchange=self.exchange, symbol=symbol)
         except UnknownMarket as exc:
-            raise InvalidOrder(exc.message, fields={"symbol": "unknown"}) from exc
+            raise InvalidOrder(exc.message, fields={"symbol": "unknown"}) from None
+        except NoCandles as exc:
+            raise ExchangeUnavailable(exc.message) from None
         except Exception as exc:  # the market-data service could not produce a price
-            raise ExchangeUnavailable(f"No price available for {symbol}: {exc}") from exc
-        price = to_decimal(value)
+            raise ExchangeUnavailable(f"No price available for {symbol}: {type(exc).__name__}") from None
+        self._clock[symbol] = quote.timestamp if quote.source == "replay" else int(time.time() * 1000)
+        price = to_decimal(quote.price)
         if price is None or price <= 0:
             raise ExchangeUnavailable(f"No price available for {symbol}.")
         return price
 
-    def _arrays(self, symbol: str, since_ms: int):
+    def _timeframe(self, symbol: str) -> str | None:
+        if self.timeframe:
+            return self.timeframe
+        from apps.marketdata import selectors
+
+        market = selectors.market_get(exchange=self.exchange, symbol=symbol)
+        stored = selectors.stored_timeframes(market=market)
+        return stored[0] if stored else None
+
+    def candles_since(self, symbol: str, since_ms: int) -> list[Bar]:
         from apps.marketdata import selectors
         from apps.marketdata.errors import NoCandles, UnknownMarket
         from apps.marketdata.timeframes import timeframe_ms
 
         try:
+            timeframe = self._timeframe(symbol)
+            if timeframe is None:
+                return []
+            self._refresh_clock(symbol)  # the replay feed moves on between calls
+            now = self.now_ms(symbol)
             arrays = selectors.candle_arrays(
-                exchange=self.exchange, symbol=symbol, timeframe=self.timeframe, start=since_ms
+                exchange=self.exchange, symbol=symbol, timeframe=timeframe, start=since_ms
             )
         except (NoCandles, UnknownMarket):
-            return None, 0
-        return arrays, timeframe_ms(self.timeframe)
-
-    def candles_since(self, symbol: str, since_ms: int) -> list[Bar]:
-        arrays, step = self._arrays(symbol, since_ms)
-        if arrays is None:
             return []
-        now = self.now_ms()
+        step = timeframe_ms(timeframe)
         return [
             Bar(int(t), float(o), float(h), float(low), float(c), float(v))
             for t, o, h, low, c, v in zip(
@@ -167,8 +183,18 @@ class MarketDataPriceSource:
         ]
 
     def last_volume(self, symbol: str) -> float | None:
-        bars = self.candles_since(symbol, self.now_ms() - 5 * 60_000)
+        bars = self.candles_since(symbol, self.now_ms(symbol) - 2 * 86_400_000)
         return bars[-1].volume if bars else None
 
-    def now_ms(self) -> int:
+    def _refresh_clock(self, symbol: str) -> None:
+        try:
+            self.price(symbol)  # cached briefly by the market-data service
+        except (InvalidOrder, ExchangeUnavailable):
+            pass
+
+    def now_ms(self, symbol: str | None = None) -> int:
+        if symbol is not None and symbol not in self._clock:
+            self._refresh_clock(symbol)
+        if symbol is not None and symbol in self._clock:
+            return self._clock[symbol]
         return int(time.time() * 1000)

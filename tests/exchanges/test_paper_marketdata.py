@@ -1,0 +1,85 @@
+"""The paper exchange on the market-data service: offline, orders fill on the replay feed.
+
+Real BTC/USDT 1h candles are imported into the candle store; the market-data
+service (offline in tests) replays them, and the paper gateway with its default
+price source trades on that feed. Only the wall clock is pinned so the replay
+position is known.
+"""
+
+from __future__ import annotations
+
+import types
+from decimal import Decimal
+
+import numpy as np
+import pytest
+from django.core.cache import cache
+
+from apps.exchanges import services
+from apps.exchanges.gateway import OrderRequest
+from apps.exchanges.gateway.paper import PaperGateway
+from apps.marketdata import live
+from apps.marketdata import services as marketdata
+
+pytestmark = pytest.mark.django_db
+
+HOUR = 3_600_000
+
+
+@pytest.fixture
+def stored(btc_1h, settings):
+    settings.MARKETDATA_ONLINE = False
+    settings.MARKETDATA_REPLAY_SPEED = 1.0
+    ohlcv = np.column_stack([btc_1h.open, btc_1h.high, btc_1h.low, btc_1h.close, btc_1h.volume])
+    marketdata.candles_import_arrays(
+        exchange="binance",
+        symbol="BTC/USDT",
+        timeframe="1h",
+        ts=btc_1h.timestamp.astype(np.int64),
+        ohlcv=ohlcv,
+    )
+    cache.clear()
+    return btc_1h
+
+
+@pytest.fixture
+def clock(monkeypatch, stored):
+    """Pin the replay to the start of candle ``k`` (the feed maps wall time to a stored candle)."""
+    count = len(stored.timestamp)
+
+    def at(k: int) -> None:
+        wall_ms = (10_000 * count + k) * HOUR + 1  # replay index k, fraction ~0
+        monkeypatch.setattr(live, "time", types.SimpleNamespace(time=lambda: wall_ms / 1000))
+        cache.clear()
+
+    return at
+
+
+def test_paper_orders_fill_on_the_market_data_replay_feed(user, stored, clock):
+    account = services.paper_account_get_or_create(user=user)
+    account.slippage = {"type": "percentage", "value": 0.001}
+    account.max_volume_fraction = None
+    account.save()
+    gateway = PaperGateway(account)  # default price source: apps.marketdata
+
+    k = 100
+    clock(k)
+    order = gateway.create_order(OrderRequest("BTC/USDT", "buy", "market", Decimal("0.05")))
+    assert order.status == "closed"
+    assert float(order.average) == pytest.approx(float(stored.open[k]) * 1.001, rel=1e-9)
+
+    limit = round(float(stored.open[k]) * 0.985, 2)
+    resting = gateway.create_order(
+        OrderRequest("BTC/USDT", "buy", "limit", Decimal("0.05"), price=Decimal(repr(limit)))
+    )
+    hits = np.flatnonzero(stored.low[k:] <= limit)
+    assert len(hits)
+    j = k + int(hits[0])
+    clock(j)  # candle j is forming: not closed yet, no fill
+    assert gateway.fetch_order(resting.id, "BTC/USDT").status == "open"
+    clock(j + 1)
+    done = gateway.fetch_order(resting.id, "BTC/USDT")
+    assert done.status == "closed"
+    assert done.average == min(Decimal(repr(limit)), Decimal(repr(float(stored.open[j]))))
+    trade = next(t for t in gateway.fetch_my_trades("BTC/USDT") if t.order_id == resting.id)
+    assert trade.timestamp == int(stored.timestamp[j]) and trade.maker is True
