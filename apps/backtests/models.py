@@ -197,6 +197,8 @@ class BacktestResultData(models.Model):
     # zlib-compressed numpy arrays (see apps.backtests.storage): timestamps are delta-encoded int64.
     equity_blob = models.BinaryField()
     positions_blob = models.BinaryField()
+    # ~4,000 extremes-preserving points of the curves: what charts ask for, read without the full blob.
+    equity_preview = models.BinaryField(default=b"")
     points = models.PositiveIntegerField(default=0)
     monte_carlo = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

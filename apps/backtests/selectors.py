@@ -9,6 +9,7 @@ from django.db.models import Avg, Count, Max, Min, QuerySet
 
 from apps.backtests import storage
 from apps.backtests.models import (
+    BacktestResultData,
     BacktestRun,
     BacktestTrade,
     JobStatus,
@@ -150,14 +151,13 @@ def _completed(run: BacktestRun) -> None:
 
 def backtest_results(*, run: BacktestRun) -> dict[str, Any]:
     _completed(run)
-    result = run.result
-    return {
-        "id": run.id,
-        "metrics": result.metrics,
-        "summary": result.summary,
-        "logs": result.logs,
-        "info": result.info,
-    }
+    # Only the small columns: the curve blobs are megabytes and not needed here.
+    row = (
+        BacktestResultData.objects.filter(run_id=run.id).values("metrics", "summary", "logs", "info").first()
+    )
+    if row is None:
+        raise NotFound("The results of this backtest are missing.")
+    return {"id": run.id, **row}
 
 
 def backtest_trades(*, run: BacktestRun, filters: dict[str, Any] | None = None) -> QuerySet[BacktestTrade]:
@@ -194,21 +194,45 @@ def _window(ts: np.ndarray, start: int | None, end: int | None) -> slice:
     return slice(lo, hi)
 
 
+def _blob(run: BacktestRun, field: str) -> bytes:
+    blob = BacktestResultData.objects.filter(run_id=run.id).values_list(field, flat=True).first()
+    if blob is None:
+        raise NotFound("The results of this backtest are missing.")
+    return bytes(blob)
+
+
 def backtest_equity(
     *, run: BacktestRun, points: Any = None, start: Any = None, end: Any = None
 ) -> dict[str, Any]:
     """Equity and drawdown curves, columnar, downsampled to ``points`` (min/max kept; 0 = all)."""
+    from apps.backtests.services import PREVIEW_POINTS
+
     _completed(run)
     points = _int(points, "points", default=1000, lo=0, hi=20_000)
-    arrays = storage.unpack(run.result.equity_blob)
+    start_ms, end_ms = _ms(start, "start"), _ms(end, "end")
+    total = None
+    if 0 < points <= PREVIEW_POINTS // 2 and start_ms is None and end_ms is None:
+        # Charts: downsample the stored preview (itself extremes-preserving) instead of the full curve.
+        preview = _blob(run, "equity_preview")
+        if preview:
+            arrays = storage.unpack(preview)
+            total = run.candles
+    if total is None:
+        arrays = storage.unpack(_blob(run, "equity_blob"))
     ts = arrays["timestamp"]
-    window = _window(ts, _ms(start, "start"), _ms(end, "end"))
+    window = _window(ts, start_ms, end_ms)
     ts, equity, drawdown = ts[window], arrays["equity"][window], arrays["drawdown"][window]
-    keep = storage.downsample_indices(equity, points) if points else np.arange(len(ts))
+    if points:
+        # Half the budget each: the chart shows both curves' true peaks and troughs.
+        keep = np.union1d(
+            storage.downsample_indices(equity, points // 2), storage.downsample_indices(drawdown, points // 2)
+        )
+    else:
+        keep = np.arange(len(ts))
     if points and len(keep) > points:
         keep = keep[np.linspace(0, len(keep) - 1, points).astype(np.int64)]
     return {
-        "total_points": len(ts),
+        "total_points": int(total if total is not None else len(ts)),
         "points": len(keep),
         "timestamps": ts[keep].tolist(),
         "equity": np.round(equity[keep], 8).tolist(),
@@ -218,7 +242,7 @@ def backtest_equity(
 
 def backtest_positions(*, run: BacktestRun, start: Any = None, end: Any = None) -> dict[str, Any]:
     _completed(run)
-    cols = storage.unpack(run.result.positions_blob)
+    cols = storage.unpack(_blob(run, "positions_blob"))
     ts = cols["timestamp"]
     window = _window(ts, _ms(start, "start"), _ms(end, "end"))
     size = cols["size"][window]
@@ -271,7 +295,7 @@ def backtest_candles(*, run: BacktestRun, points: Any = None) -> dict[str, Any]:
 
 def backtest_monte_carlo_get(*, run: BacktestRun) -> dict[str, Any]:
     _completed(run)
-    report = run.result.monte_carlo
+    report = BacktestResultData.objects.filter(run_id=run.id).values_list("monte_carlo", flat=True).first()
     if not report:
         raise NotFound("No Monte Carlo analysis yet; POST to run one.")
     return report
@@ -297,7 +321,7 @@ def backtest_compare(*, user, ids: Any) -> list[dict[str, Any]]:
             "equity": None,
         }
         if run.status == JobStatus.COMPLETED:
-            item["metrics"] = run.result.metrics
+            item["metrics"] = backtest_results(run=run)["metrics"]
             curve = backtest_equity(run=run, points=500)
             item["equity"] = {"timestamps": curve["timestamps"], "equity": curve["equity"]}
         out.append(item)

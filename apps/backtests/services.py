@@ -526,6 +526,18 @@ def _num(value: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
+PREVIEW_POINTS = 4000
+
+
+def _preview(timestamps: np.ndarray, equity: np.ndarray, drawdown: np.ndarray) -> bytes:
+    """The curves at ~4,000 points keeping equity's and drawdown's extremes (see ``storage``)."""
+    keep = np.union1d(
+        storage.downsample_indices(equity, PREVIEW_POINTS // 2),
+        storage.downsample_indices(drawdown, PREVIEW_POINTS // 2),
+    )
+    return storage.pack({"timestamp": timestamps[keep], "equity": equity[keep], "drawdown": drawdown[keep]})
+
+
 def _save_result(run: BacktestRun, candles: Candles, result) -> str | None:
     metrics = {k: _num(v) if isinstance(v, float) else v for k, v in result.metrics.items()}
     cols = result.trade_columns
@@ -580,6 +592,7 @@ def _save_result(run: BacktestRun, candles: Candles, result) -> str | None:
                 {"timestamp": result.equity_timestamps, "equity": equity, "drawdown": result.drawdown}
             ),
             positions_blob=storage.pack(result.position_columns),
+            equity_preview=_preview(result.equity_timestamps, equity, np.asarray(result.drawdown)),
             points=len(equity),
         )
         BacktestTrade.objects.bulk_create(trades, batch_size=2000)

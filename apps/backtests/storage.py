@@ -8,7 +8,6 @@ equity + drawdown is ~8 MB raw and a few MB compressed, decoded in milliseconds.
 from __future__ import annotations
 
 import io
-import itertools
 import zlib
 
 import numpy as np
@@ -50,22 +49,25 @@ def unpack(blob: bytes | memoryview) -> dict[str, np.ndarray]:
 def downsample_indices(values: np.ndarray, points: int) -> np.ndarray:
     """Indices of at most ``points`` samples that keep the shape of ``values``.
 
-    Splits the series into buckets and keeps each bucket's minimum and maximum
-    (in time order), plus the first and last point: peaks and troughs survive,
-    so a downsampled equity curve shows the true maximum drawdown.
+    Splits the series into equal buckets and keeps each bucket's minimum and
+    maximum (in time order), plus the first and last point: peaks and troughs
+    survive, so a downsampled equity curve shows the true maximum drawdown.
+    Vectorized (one reshape), a few ms for a year of 1m points.
     """
     n = len(values)
     if points <= 0 or n <= points:
         return np.arange(n)
     buckets = max((points - 2) // 2, 1)
-    edges = np.linspace(1, n - 1, buckets + 1).astype(np.int64)
-    picked = [0]
-    for lo, hi in itertools.pairwise(edges):
-        if hi <= lo:
-            continue
-        seg = values[lo:hi]
-        a = lo + int(np.argmin(seg))
-        b = lo + int(np.argmax(seg))
-        picked.extend(sorted({a, b}))
-    picked.append(n - 1)
-    return np.unique(np.asarray(picked, dtype=np.int64))
+    inner = n - 2
+    size = -(-inner // buckets)  # ceil
+    full = inner // size
+    parts = [np.array([0, n - 1], dtype=np.int64)]
+    if full:
+        block = values[1 : 1 + full * size].reshape(full, size)
+        offsets = 1 + np.arange(full, dtype=np.int64) * size
+        parts += [offsets + np.argmin(block, axis=1), offsets + np.argmax(block, axis=1)]
+    rest = 1 + full * size
+    if rest < n - 1:
+        tail = values[rest : n - 1]
+        parts.append(np.array([rest + int(np.argmin(tail)), rest + int(np.argmax(tail))], dtype=np.int64))
+    return np.unique(np.concatenate(parts))
