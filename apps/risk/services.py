@@ -85,3 +85,13 @@ def risk_profile_update(
         owner=user, defaults={**limits, "kill_switch": kill_switch}
     )
     return profile
+
+
+@transaction.atomic
+def risk_kill_switch_set(*, user, engaged: bool) -> RiskProfile:
+    """Turn the kill switch on or off, keeping every other limit (creating the profile with defaults)."""
+    profile, _ = RiskProfile.objects.select_for_update().get_or_create(owner=user)
+    if profile.kill_switch != engaged:
+        profile.kill_switch = engaged
+        profile.save(update_fields=["kill_switch", "updated_at"])
+    return profile

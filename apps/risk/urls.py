@@ -8,4 +8,5 @@ app_name = "risk"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("kill-switch/", views.kill_switch, name="kill-switch"),
 ]

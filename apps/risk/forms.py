@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from django import forms
+
+from apps.core.errors import ValidationFailed
+from apps.risk import services
+from apps.risk.models import RiskProfile
+
+
+class RiskProfileForm(forms.Form):
+    """The dashboard's risk limits form; the rules are the service's, shown on their fields."""
+
+    currency = forms.CharField(max_length=20, help_text="currency of the money limits, e.g. USDT")
+    max_position_notional = forms.DecimalField(
+        required=False, label="Max position value", help_text="per market; empty = no limit"
+    )
+    max_daily_loss = forms.DecimalField(
+        required=False, help_text="new orders stop after losing this much in a UTC day; empty = no limit"
+    )
+    max_leverage = forms.DecimalField(help_text="1 = no leverage")
+    max_open_orders = forms.IntegerField()
+    kill_switch = forms.BooleanField(required=False, help_text="when on, no bot or user may place an order")
+
+    @classmethod
+    def for_profile(cls, profile: RiskProfile, data=None) -> RiskProfileForm:
+        initial = {name: getattr(profile, name) for name in cls.base_fields}
+        return cls(data, initial=initial)
+
+    def save(self, *, user) -> RiskProfile | None:
+        try:
+            return services.risk_profile_update(user=user, **self.cleaned_data)
+        except ValidationFailed as exc:
+            for field, messages in exc.fields.items():
+                for message in messages:
+                    self.add_error(field if field in self.fields else None, message)
+            return None
