@@ -21,6 +21,9 @@
     const bar = $("run-progress");
     if (!bar) return;
     bar.setAttribute("aria-valuenow", String(pct));
+    // The values shown, in order (tests and support read it; cheap).
+    const trail = bar.dataset.trail ? bar.dataset.trail.split(",") : [];
+    if (trail[trail.length - 1] !== String(pct)) bar.dataset.trail = trail.concat(String(pct)).join(",");
     bar.querySelector(".bar").style.width = pct + "%";
     $("run-progress-pct").textContent = pct + "%";
     if (stage) $("run-stage").textContent = { loading: "Loading candles…", running: "Simulating…", saving: "Saving results…" }[stage] || stage;
@@ -258,8 +261,8 @@
   async function start() {
     run = await BT.api(page.api);
     setStatus(run.status);
-    if (run.status === "completed") loadResults();
-    else if (ACTIVE.includes(run.status)) { setProgress(run.progress); startPolling(); }
+    if (!ACTIVE.includes(run.status)) handleStatus(run);
+    else { setProgress(run.progress); startPolling(); }
   }
   start();
 })();
