@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -109,7 +110,7 @@ def test_backtest_from_the_form_to_charts_and_csv(page, celery_worker, trader):
         page.click("#export-link")
     download = download_info.value
     assert download.suggested_filename == f"backtest-{run.pk}-trades.csv"
-    content = open(download.path(), encoding="utf-8").read()
+    content = Path(download.path()).read_text(encoding="utf-8")
     records = list(csv.DictReader(io.StringIO(content)))
     assert len(records) == trades
     assert {"entry_time", "exit_time", "side", "pnl"} <= set(records[0])
