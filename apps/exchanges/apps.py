@@ -9,7 +9,7 @@ class ExchangesConfig(AppConfig):
     verbose_name = "Exchanges"
 
     def ready(self) -> None:
-        from apps.exchanges import crypto
+        from apps.exchanges import checks, crypto  # noqa: F401 - registers the system check
 
         # Fail at start-up, not on the first save: credentials are never stored
         # unencrypted, so without a usable key the app must not run at all.

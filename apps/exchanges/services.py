@@ -302,3 +302,25 @@ def encryption_keys_rotate(*, batch_size: int = 500) -> int:
             count += 1
     logger.info("re-encrypted %d exchange connections with the newest key", count)
     return count
+
+
+def paper_orders_process() -> int:
+    """Run the matching pass for every paper account with open orders; returns the number of fills.
+
+    One account failing (no prices for a symbol, say) does not stop the others.
+    """
+    from apps.exchanges.gateway.errors import ExchangeError
+    from apps.exchanges.models import PaperOrder
+
+    fills = 0
+    account_ids = (
+        PaperOrder.objects.filter(status=PaperOrder.Status.OPEN)
+        .values_list("account_id", flat=True)
+        .distinct()
+    )
+    for account in PaperAccount.objects.filter(pk__in=list(account_ids)).order_by("pk"):
+        try:
+            fills += PaperGateway(account).process()
+        except ExchangeError as exc:
+            logger.warning("paper account %s: orders not processed: %s", account.pk, exc.message)
+    return fills

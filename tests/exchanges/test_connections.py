@@ -351,3 +351,13 @@ def test_paper_bad_bot_id_is_a_400(auth_client):
 def test_api_needs_authentication(api_client):
     assert api_client.get(URL).status_code == 401
     assert json.loads(api_client.get("/api/v1/exchanges/paper/").content)["error"]
+
+
+def test_system_check_flags_credentials_the_keys_cannot_decrypt(user, settings):
+    from apps.exchanges.checks import stored_credentials_decrypt
+
+    services.connection_create(user=user, exchange="binance", label="a", api_key=API_KEY, api_secret=SECRET)
+    assert stored_credentials_decrypt(databases=["default"]) == []
+    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    (error,) = stored_credentials_decrypt(databases=["default"])
+    assert error.id == "exchanges.E001" and SECRET not in error.msg + error.hint

@@ -83,3 +83,24 @@ def test_paper_orders_fill_on_the_market_data_replay_feed(user, stored, clock):
     assert done.average == min(Decimal(repr(limit)), Decimal(repr(float(stored.open[j]))))
     trade = next(t for t in gateway.fetch_my_trades("BTC/USDT") if t.order_id == resting.id)
     assert trade.timestamp == int(stored.timestamp[j]) and trade.maker is True
+
+
+def test_the_periodic_task_fills_resting_orders_without_anyone_asking(user, stored, clock):
+    from apps.exchanges.models import PaperOrder
+    from apps.exchanges.tasks import process_paper_orders
+
+    account = services.paper_account_get_or_create(user=user)
+    account.max_volume_fraction = None
+    account.save()
+    gateway = PaperGateway(account)
+    k = 300
+    clock(k)
+    limit = round(float(stored.open[k]) * 1.05, 2)  # marketable: fills on the next closed candle
+    order = gateway.create_order(
+        OrderRequest("BTC/USDT", "buy", "limit", Decimal("0.01"), price=Decimal(repr(limit)))
+    )
+    assert process_paper_orders() == 0  # candle k has not closed yet
+    clock(k + 1)
+    assert process_paper_orders() == 1
+    row = PaperOrder.objects.get(pk=order.id)
+    assert row.status == "closed" and row.cost == Decimal("0.01") * Decimal(repr(float(stored.open[k])))
