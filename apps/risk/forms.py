@@ -8,7 +8,7 @@ from apps.risk.models import RiskProfile
 
 
 class RiskProfileForm(forms.Form):
-    """The dashboard's risk limits form; the rules are the service's, shown on their fields."""
+    """The dashboard's limits form (the kill switch has its own button); the rules are the service's."""
 
     currency = forms.CharField(max_length=20, help_text="currency of the money limits, e.g. USDT")
     max_position_notional = forms.DecimalField(
@@ -19,7 +19,6 @@ class RiskProfileForm(forms.Form):
     )
     max_leverage = forms.DecimalField(help_text="1 = no leverage")
     max_open_orders = forms.IntegerField()
-    kill_switch = forms.BooleanField(required=False, help_text="when on, no bot or user may place an order")
 
     @classmethod
     def for_profile(cls, profile: RiskProfile, data=None) -> RiskProfileForm:

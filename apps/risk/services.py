@@ -71,9 +71,13 @@ def risk_profile_update(
     max_daily_loss: Decimal | None,
     max_leverage: Decimal,
     max_open_orders: int,
-    kill_switch: bool,
+    kill_switch: bool | None = None,
 ) -> RiskProfile:
-    """Replace the user's risk limits (creating the profile on first save)."""
+    """Replace the user's risk limits (creating the profile on first save).
+
+    ``kill_switch=None`` keeps the stored switch: the dashboard's limits form must
+    not undo a kill switch engaged meanwhile from another tab or the API.
+    """
     limits = validate_limits(
         currency=currency,
         max_position_notional=max_position_notional,
@@ -81,9 +85,9 @@ def risk_profile_update(
         max_leverage=max_leverage,
         max_open_orders=max_open_orders,
     )
-    profile, _ = RiskProfile.objects.select_for_update().update_or_create(
-        owner=user, defaults={**limits, "kill_switch": kill_switch}
-    )
+    if kill_switch is not None:
+        limits["kill_switch"] = kill_switch
+    profile, _ = RiskProfile.objects.select_for_update().update_or_create(owner=user, defaults=limits)
     return profile
 
 

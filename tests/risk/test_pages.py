@@ -51,6 +51,15 @@ def test_risk_form_saves_limits(client, user):
     assert profile.currency == "USDT" and profile.kill_switch is False
 
 
+def test_risk_form_leaves_an_engaged_kill_switch_on(client, user):
+    services.risk_kill_switch_set(user=user, engaged=True)
+    client.force_login(user)
+    data = {"currency": "USDT", "max_leverage": "1", "max_open_orders": "3"}
+    assert client.post(reverse("risk:index"), data).status_code == 302
+    profile = RiskProfile.objects.get(owner=user)
+    assert profile.kill_switch is True and profile.max_open_orders == 3
+
+
 def test_risk_form_shows_the_services_errors_on_their_fields(client, user):
     client.force_login(user)
     data = {"currency": "USDT", "max_position_notional": "-1", "max_leverage": "500", "max_open_orders": "0"}
