@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -490,7 +491,9 @@ def backtest_execute(*, run_id: int, worker: str = "") -> str | None:
         )
         monitor.progress(96, stage="saving")
         return _save_result(run, candles, result)
-    except TimeLimitExceeded as exc:
+    except (TimeLimitExceeded, SoftTimeLimitExceeded) as exc:
+        if isinstance(exc, SoftTimeLimitExceeded):  # Celery's own limit (prefork pools) hit first
+            exc = TimeLimitExceeded("The backtest exceeded the worker's time limit and was stopped.")
         _finish(run.id, run.owner_id, JobStatus.FAILED, **_error_fields(exc))
         return JobStatus.FAILED
     except BacktestCancelled:

@@ -1,0 +1,99 @@
+"""Run execution rules, in-process (the worker-process paths are in test_tasks_worker.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.backtests.models import BacktestResultData, BacktestRun, JobStatus
+from apps.backtests.services import backtest_create, backtest_execute, backtest_reap_stale, strategy_create
+from apps.backtests.tasks import PERIODIC_TASKS
+from tests.backtests.api_support import SMA_BODY, import_candles
+
+pytestmark = pytest.mark.django_db
+
+SLOW_CODE = """
+class Slow(Strategy):
+    name = "slow"
+    params = {"work": Param("int", 20000, min=1, max=10000000)}
+
+    def on_data(self, candle):
+        total = 0
+        for i in range(self.p.work):
+            total += i
+"""
+
+
+@pytest.fixture
+def candles_1h(shared_data_dir):
+    import_candles(shared_data_dir, "1h")
+
+
+def test_a_run_past_the_time_limit_fails_with_a_timeout(user, candles_1h, settings):
+    settings.BACKTEST_TIME_LIMIT_SECONDS = 1
+    strategy = strategy_create(user=user, source=SLOW_CODE)
+    run = backtest_create(
+        user=user,
+        data={**SMA_BODY, "strategy": None, "strategy_id": strategy.id, "params": {}},
+        enqueue=False,
+    )
+    started = timezone.now()
+    assert backtest_execute(run_id=run.id) == JobStatus.FAILED
+    run.refresh_from_db()
+    assert run.error_code == "timeout" and "time limit of 1 s" in run.error_message
+    assert (timezone.now() - started).total_seconds() < 10
+
+
+def test_a_run_executes_once_even_if_the_task_is_delivered_twice(user, candles_1h):
+    run = backtest_create(user=user, data=dict(SMA_BODY), enqueue=False)
+    assert backtest_execute(run_id=run.id) == JobStatus.COMPLETED
+    assert backtest_execute(run_id=run.id) is None
+    assert BacktestResultData.objects.filter(run=run).count() == 1
+
+
+def test_reaper_fails_only_runs_with_a_stale_heartbeat(user, candles_1h):
+    fresh = backtest_create(user=user, data=dict(SMA_BODY), enqueue=False)
+    stale = backtest_create(user=user, data=dict(SMA_BODY), enqueue=False)
+    now = timezone.now()
+    BacktestRun.objects.filter(id=fresh.id).update(status=JobStatus.RUNNING, heartbeat_at=now)
+    BacktestRun.objects.filter(id=stale.id).update(
+        status=JobStatus.RUNNING, heartbeat_at=now - timedelta(minutes=5)
+    )
+    assert backtest_reap_stale() == [stale.id]
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert stale.status == JobStatus.FAILED and stale.error_code == "worker_lost" and stale.finished_at
+    assert fresh.status == JobStatus.RUNNING
+    # A worker that was only slow, not dead, cannot overwrite the verdict afterwards.
+    assert backtest_execute(run_id=stale.id) is None
+
+
+def test_reaper_is_a_periodic_task():
+    assert any(s.task == "apps.backtests.tasks.reap_stale_runs" and s.seconds <= 60 for s in PERIODIC_TASKS)
+
+
+def test_deleting_a_run_while_it_runs_discards_its_result(user, candles_1h, monkeypatch):
+    run = backtest_create(user=user, data=dict(SMA_BODY), enqueue=False)
+    from apps.backtests import services
+
+    original = services._save_result
+
+    def delete_then_save(run_obj, candles, result):
+        BacktestRun.objects.filter(id=run_obj.id).delete()
+        return original(run_obj, candles, result)
+
+    monkeypatch.setattr(services, "_save_result", delete_then_save)
+    assert backtest_execute(run_id=run.id) is None
+    assert not BacktestResultData.objects.exists()
+
+
+def test_no_candles_in_range_is_a_readable_failure(user, candles_1h):
+    from apps.marketdata.models import Candle
+
+    run = backtest_create(user=user, data=dict(SMA_BODY), enqueue=False)
+    Candle.objects.all().delete()
+    assert backtest_execute(run_id=run.id) == JobStatus.FAILED
+    run.refresh_from_db()
+    assert run.error_code in ("no_candles", "backtest_error") and run.error_message
