@@ -29,6 +29,7 @@ SIZING_CHOICES = [
 # Sizing types whose value the form shows in percent.
 PERCENT_SIZING = {"percent_equity", "risk_per_trade"}
 
+DEFAULT_STRATEGY = "builtin:sma_crossover"
 OBJECTIVE_CHOICES = [(name, name.replace("_", " ")) for name in METRIC_NAMES]
 
 
@@ -85,7 +86,7 @@ def _param_field(name: str, spec: dict[str, Any]) -> forms.Field:
         "required": False,
         "initial": spec.get("default"),
         "help_text": spec.get("help") or "",
-        "label": name.replace("_", " "),
+        "label": name.replace("_", " ").capitalize(),
     }
     bounds = {"min_value": spec.get("min"), "max_value": spec.get("max")}
     if kind == "int":
@@ -166,6 +167,7 @@ class ResearchForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.strategies = strategies
         self.fields["strategy"].choices = [(s.value, s.label) for s in strategies]
+        self.fields["strategy"].initial = DEFAULT_STRATEGY
         self.fields["market"].choices = markets
         for option in strategies:
             for name, spec in option.params.items():

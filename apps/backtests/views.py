@@ -88,6 +88,40 @@ def _form_context(form) -> dict[str, Any]:
     }
 
 
+def _pct(value: Any) -> str:
+    return f"{float(value) * 100:.3g}%"
+
+
+def _describe_option(key: str, value: Any) -> str:
+    """A run's engine config option in words (the page shows the exact spec it ran with)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not isinstance(value, dict):
+        return str(value)
+    kind = value.get("type")
+    if key == "fee" and kind == "percentage":
+        return f"{_pct(value.get('maker', 0))} maker / {_pct(value.get('taker', 0))} taker"
+    if key == "slippage" and kind == "percentage":
+        return f"{_pct(value.get('value', 0))} of price"
+    if key == "sizing" and kind in ("percent_equity", "risk_per_trade"):
+        return f"{_pct(value.get('value', 0))} " + (
+            "of equity" if kind == "percent_equity" else "risked per trade"
+        )
+    if key == "sizing":
+        return f"{value.get('value')} ({str(kind).replace('_', ' ')})"
+    rest = ", ".join(f"{k}={v}" for k, v in value.items() if k != "type")
+    return f"{kind}: {rest}" if kind else rest
+
+
+def _config_rows(config: dict[str, Any]) -> list[tuple[str, str]]:
+    skip = {"initial_cash", "start", "end"}
+    return [
+        (key.replace("_", " ").capitalize(), _describe_option(key, value))
+        for key, value in (config or {}).items()
+        if key not in skip and value not in (None, {}, [], "")
+    ]
+
+
 # ------------------------------------------------------------------ runs
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
@@ -120,7 +154,13 @@ def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
     run = _or_404(selectors.backtest_get, user=request.user, pk=pk)
     api = reverse("backtests-api:run-detail", kwargs={"pk": run.pk})
     return _page(
-        request, "detail.html", {"run": run, "page_data": {"id": run.pk, "api": api, "status": run.status}}
+        request,
+        "detail.html",
+        {
+            "run": run,
+            "config_rows": _config_rows(run.config),
+            "page_data": {"id": run.pk, "api": api, "status": run.status},
+        },
     )
 
 

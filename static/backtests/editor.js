@@ -96,9 +96,10 @@
       status("Saved version " + saved.version + ".", "pos");
       if (created) history.replaceState(null, "", urls.editBase + saved.id + "/");
     } catch (error) {
-      if (error.body && error.body.error && error.body.error.issues) showIssues(error.body.error.issues);
+      const issues = (error.fields && error.fields.issues) || (error.body && error.body.error && error.body.error.issues);
+      if (Array.isArray(issues)) showIssues(issues);
       const fields = error.fields || {};
-      const detail = Object.values(fields).flat().join("; ");
+      const detail = Object.entries(fields).filter(([key]) => key !== "issues").map(([, v]) => v).flat().join("; ");
       status(detail || error.message, "neg");
     } finally {
       saving = false;

@@ -66,7 +66,9 @@
     const data = await BT.api(opt.urls.results + "?" + params.toString());
     const table = $("trials-table");
     const columns = metricColumns();
+    const walkForward = !!$("wf-table");
     const head = BT.el("tr", {}, [BT.el("th", { text: "#" })]);
+    if (walkForward) head.append(BT.el("th", { class: "num", text: "Window" }));
     page.params.forEach((name) => head.append(BT.el("th", { class: "num sortable", "data-order": "param__" + name, text: name })));
     columns.forEach((name) => head.append(BT.el("th", { class: "num sortable", "data-order": name, text: BT.label(name) })));
     head.append(BT.el("th", { text: "" }));
@@ -90,7 +92,9 @@
     const best = opt.best ? JSON.stringify(opt.best.params) : null;
     data.results.forEach((trial) => {
       const tr = BT.el("tr", {}, [BT.el("td", { class: "num", text: String(trial.index) })]);
-      if (trials.window === "" && best && JSON.stringify(trial.params) === best) tr.classList.add("best");
+      if (walkForward) tr.append(BT.el("td", { class: "num", text: trial.window === null ? "—" : String(trial.window) }));
+      // Walk-forward has one best per window (in the windows table), so no row is "the" best here.
+      else if (best && JSON.stringify(trial.params) === best) tr.classList.add("best");
       page.params.forEach((name) => tr.append(BT.el("td", { class: "num", text: String(trial.params[name]) })));
       columns.forEach((name) => tr.append(BT.el("td", { class: "num " + BT.tone(name, trial.metrics[name]), text: BT.metric(name, trial.metrics[name]) })));
       tr.append(BT.el("td", { class: "muted", text: trial.error || "" }));

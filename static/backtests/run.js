@@ -242,7 +242,7 @@
     loaded = true;
     try {
       const [results, equity, candles, markers] = await Promise.all([
-        BT.api(run.urls.results), BT.api(run.urls.equity + "?points=3000"), BT.api(run.urls.candles + "?points=2000"), allTradesForMarkers(),
+        BT.api(run.urls.results), BT.api(run.urls.equity + "?points=2000"), BT.api(run.urls.candles + "?points=2000"), allTradesForMarkers(),
       ]);
       $("results").hidden = false;
       $("export-link").hidden = false;
