@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -42,6 +45,23 @@ def _accepted(payload: dict[str, Any], location: str) -> Response:
 class BaseView(APIView):
     # These views filter and order in the selectors; the global DRF backends would only add noise.
     filter_backends: list = []
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # The bodies are plain JSON documented in /work/notes/backtests_api.md; tell the schema
+        # generator so (free-form objects) instead of letting it guess a serializer per view.
+        super().__init_subclass__(**kwargs)
+        for method in ("get", "post", "put", "patch", "delete"):
+            handler = cls.__dict__.get(method)
+            if handler is not None:
+                responses = {204: None} if method == "delete" else OpenApiTypes.OBJECT
+                body = OpenApiTypes.OBJECT if method in ("post", "put", "patch") else None
+                name = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__.removesuffix("View")).lower()
+                operation = f"backtests_{name}_{method}"
+                setattr(
+                    cls,
+                    method,
+                    extend_schema(operation_id=operation, request=body, responses=responses)(handler),
+                )
 
 
 # ========================================================================= runs
