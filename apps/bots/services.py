@@ -34,6 +34,9 @@ def _validated(*, user, bot: Bot | None, values: dict[str, Any]) -> dict[str, An
         "mode": bot.mode if bot else Bot.Mode.PAPER,
         "connection_id": bot.connection_id if bot else None,
     }
+    if bot and values.get("strategy", bot.strategy) != bot.strategy and "params" not in values:
+        # The old strategy's parameters mean nothing to the new one: start from its defaults.
+        merged["params"] = {}
     merged.update(values)
     errors: dict[str, list[str]] = {}
 

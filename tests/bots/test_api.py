@@ -176,3 +176,12 @@ def test_non_numeric_id_is_404_not_500(auth_client):
 
 def test_anonymous_is_401(api_client):
     assert_error(api_client.get(LIST), 401, "not_authenticated")
+
+
+def test_changing_strategy_without_params_starts_from_its_defaults(auth_client):
+    bot_id = auth_client.post(LIST, payload(), format="json").json()["id"]
+    response = auth_client.patch(detail(bot_id), {"strategy": "dca"}, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["strategy"] == "dca"
+    assert "fast" not in body["params"] and "slow" not in body["params"]
