@@ -262,3 +262,12 @@ def test_failure_midway_leaves_nothing_written(monkeypatch, write_csv):
     assert calls and Candle.objects.count() == 0
     assert store  # the real store ran
     _ = io
+
+
+def test_deleting_a_market_deletes_its_candles(ohlcv_file):
+    # Candle.market has no database FK constraint (bulk-load speed): Django's cascade must still work.
+    services.candles_import_file(
+        path=ohlcv_file("binance_XRPETH_5m.csv.gz"), symbol="XRP/ETH", timeframe="5m"
+    )
+    Market.objects.get(symbol="XRP/ETH").delete()
+    assert Candle.objects.count() == 0
