@@ -90,6 +90,7 @@ class PaperGateway(ExchangeGateway):
         self.account = account
         self.prices = prices or MarketDataPriceSource(exchange=account.exchange)
         self._markets = markets
+        self._slip: SlippageModel | None = None
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -97,7 +98,10 @@ class PaperGateway(ExchangeGateway):
         return self.account.maker_fee, self.account.taker_fee
 
     def _slippage(self) -> SlippageModel:
-        return SlippageModel(self.account.slippage or DEFAULT_SLIPPAGE)
+        # One model per gateway: a seeded "random" model must keep its generator between fills.
+        if self._slip is None:
+            self._slip = SlippageModel(self.account.slippage or DEFAULT_SLIPPAGE)
+        return self._slip
 
     def _mvf(self) -> float | None:
         mvf = self.account.max_volume_fraction
@@ -339,24 +343,37 @@ class PaperGateway(ExchangeGateway):
         for sym, pending in by_symbol.items():
             since = min(max(o.rests_from, o.checked_until) for o in pending)
             bars = self.prices.candles_since(sym, since)
+            if not bars:
+                continue
+            position_side = self._position_side(pending[0].base)
             for bar in bars:
                 for order in pending:
                     if order.status != PaperOrder.Status.OPEN or bar.timestamp < max(
                         order.rests_from, order.checked_until
                     ):
                         continue
-                    count += self._evaluate(order, bar)
+                    filled = self._evaluate(order, bar, position_side)
                     order.checked_until = bar.timestamp + 1
-                    if order.status == PaperOrder.Status.OPEN:
-                        order.save(update_fields=["checked_until", "triggered", "updated_at"])
+                    if filled:
+                        count += 1
+                        position_side = self._position_side(order.base)
+            # One write for the orders that only moved on, not one per order and candle.
+            groups: dict[tuple[int, bool], list[int]] = {}
+            for order in pending:
+                if order.status == PaperOrder.Status.OPEN:
+                    groups.setdefault((order.checked_until, order.triggered), []).append(order.pk)
+            for (checked_until, triggered), ids in groups.items():
+                PaperOrder.objects.filter(pk__in=ids).update(
+                    checked_until=checked_until, triggered=triggered, updated_at=timezone.now()
+                )
         return count
 
-    def _position_side(self, order: PaperOrder) -> int:
+    def _position_side(self, base: str) -> int:
         # Spot: holding the base asset is a long, which sets the engine's intra-candle path.
-        base = PaperBalance.objects.filter(account=self.account, asset=order.base).first()
-        return 1 if base is not None and base.total > 0 else 0
+        balance = PaperBalance.objects.filter(account=self.account, asset=base).first()
+        return 1 if balance is not None and balance.total > 0 else 0
 
-    def _evaluate(self, order: PaperOrder, bar: Bar) -> int:
+    def _evaluate(self, order: PaperOrder, bar: Bar, position_side: int) -> int:
         side = SIDE_SIGN[order.side]
         kind = order.type
         qty_cap = fills.partial_fill_size(float(order.remaining), bar.volume, self._mvf())
@@ -379,10 +396,10 @@ class PaperGateway(ExchangeGateway):
             bar.close,
             price=level_price,
             stop_price=stop,
-            position_side=self._position_side(order),
+            position_side=position_side,
         )
         if kind == "stop_limit":
-            path = fills.candle_path(bar.open, bar.high, bar.low, bar.close, self._position_side(order))
+            path = fills.candle_path(bar.open, bar.high, bar.low, bar.close, position_side)
             direction = fills.trigger_direction("stop_limit", side)
             hit = next((k for k, point in enumerate(path) if fills.crossed(direction, stop, point)), None)
             if hit is None:
