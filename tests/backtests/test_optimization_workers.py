@@ -1,14 +1,20 @@
-"""An optimization split across two real Celery workers gives the sequential sweep's best parameters."""
+"""Optimizations on real Celery workers: two workers share a grid and agree with a sequential sweep;
+progress reaches a WebSocket client; a running optimization can be cancelled."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from datetime import UTC, datetime
 
 import pytest
+import websockets
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.backtests.engine import BacktestConfig, run_backtest
-from apps.backtests.models import JobStatus, Optimization, OptimizationTrial
+from apps.backtests.models import BacktestRun, JobStatus, Optimization, OptimizationTrial
 from apps.backtests.optimization import best_trial
 from apps.backtests.services import load_candles
 from apps.backtests.strategies.registry import build_strategy
@@ -18,8 +24,12 @@ from tests.support import servers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
+URL = "/api/v1/backtests/optimizations/"
 
-def test_grid_over_two_workers_matches_sequential_sweep(celery_worker, shared_data_dir, tmp_path):
+
+def test_grid_over_two_workers_matches_sequential_sweep_and_streams_progress(
+    celery_worker, live_server_url, shared_data_dir, tmp_path
+):
     import_candles(shared_data_dir, "1h")
     user = UserFactory()
     client = APIClient()
@@ -34,11 +44,30 @@ def test_grid_over_two_workers_matches_sequential_sweep(celery_worker, shared_da
         "objective": "total_return",
         "chunk_size": 2,
     }
+    token = str(AccessToken.for_user(user))
+    ws_url = live_server_url.replace("http://", "ws://") + f"/ws/events/?token={token}"
+    events: list[dict] = []
+
+    async def scenario() -> int:
+        async with websockets.connect(ws_url, origin="http://127.0.0.1") as ws:
+            assert json.loads(await ws.recv())["type"] == "connected"
+            response = await asyncio.to_thread(client.post, URL, body, format="json")
+            assert response.status_code == 202, response.json()
+            opt_id = response.json()["id"]
+
+            async def until_done():
+                while True:
+                    event = json.loads(await ws.recv())
+                    if event["type"].startswith("optimization.") and event["data"]["id"] == opt_id:
+                        events.append(event)
+                        if event["type"] == "optimization.status" and event["data"]["status"] != "running":
+                            return
+
+            await asyncio.wait_for(until_done(), 120)
+            return opt_id
+
     with servers.celery_worker(concurrency=1, hostname="second", log_path=tmp_path / "second.log"):
-        response = client.post("/api/v1/backtests/optimizations/", body, format="json")
-        assert response.status_code == 202, response.json()
-        opt_id = response.json()["id"]
-        wait_for(lambda: Optimization.objects.get(id=opt_id).is_finished, timeout=120, interval=0.2)
+        opt_id = asyncio.run(scenario())
     opt = Optimization.objects.get(id=opt_id)
     assert opt.status == JobStatus.COMPLETED, opt.error
     assert opt.completed == opt.total == 30 and opt.chunks_done == opt.chunks_total == 15
@@ -47,6 +76,9 @@ def test_grid_over_two_workers_matches_sequential_sweep(celery_worker, shared_da
         for w in OptimizationTrial.objects.filter(optimization=opt).values_list("worker", flat=True)
     }
     assert hosts == {"test-worker", "second"}, hosts  # both workers took chunks
+    progress = [e["data"] for e in events if e["type"] == "optimization.progress"]
+    assert progress and all(0 < p["completed"] <= 30 and p["total"] == 30 for p in progress)
+    assert events[-1]["data"]["status"] == "completed" and events[-1]["data"]["best"]["params"]
 
     candles = load_candles(
         exchange="binance",
@@ -65,6 +97,37 @@ def test_grid_over_two_workers_matches_sequential_sweep(celery_worker, shared_da
         for k, p in enumerate(opt.plan["combinations"])
     ]
     expected = best_trial(trials, objective="total_return", maximize=True)
-    detail = client.get(f"/api/v1/backtests/optimizations/{opt_id}/").json()
+    detail = client.get(f"{URL}{opt_id}/").json()
     assert detail["best"]["params"] == expected["params"]
     assert detail["best"]["value"] == pytest.approx(expected["metrics"]["total_return"], rel=1e-12)
+
+
+def test_cancel_a_running_optimization(celery_worker, shared_data_dir):
+    from tests.backtests.test_tasks_worker import SLOW_CODE
+
+    import_candles(shared_data_dir, "1h")
+    user = UserFactory()
+    client = APIClient()
+    client.force_authenticate(user)
+    sid = client.post("/api/v1/backtests/strategies/", {"source": SLOW_CODE}, format="json").json()["id"]
+    body = {
+        **SMA_BODY,
+        "strategy": None,
+        "strategy_id": sid,
+        "params": {},
+        "space": {"work": [100000, 100001, 100002, 100003]},  # ~20 s per combination
+        "chunk_size": 1,
+    }
+    opt_id = client.post(URL, body, format="json").json()["id"]
+    wait_for(lambda: Optimization.objects.get(id=opt_id).chunks_total > 0, timeout=60)
+    time.sleep(1.0)  # the sandboxes are busy with their first combinations
+    response = client.post(f"{URL}{opt_id}/cancel/")
+    assert response.status_code == 202 and response.json()["status"] == "cancelled"
+    cancelled_at = time.monotonic()
+    # The busy chunks notice within a fraction of a second and free the worker: a new run
+    # completes long before the ~20 s one combination would take.
+    run_id = client.post("/api/v1/backtests/", SMA_BODY, format="json").json()["id"]
+    wait_for(lambda: BacktestRun.objects.get(id=run_id).status == JobStatus.COMPLETED, timeout=10)
+    assert time.monotonic() - cancelled_at < 8
+    assert OptimizationTrial.objects.filter(optimization_id=opt_id).count() == 0
+    assert Optimization.objects.get(id=opt_id).status == JobStatus.CANCELLED
