@@ -192,3 +192,32 @@ def test_optimization_page_shows_table_and_heatmap(page, celery_worker, trader):
     best = optimization.best_params
     expect(page.locator("#best-params")).to_contain_text(f"fast={best['fast']}")
     assert page.console_errors == []
+
+
+def test_walk_forward_page_puts_out_of_sample_next_to_in_sample(page, celery_worker, trader):
+    log_in(page, trader)
+    page.goto("/backtests/")
+    page.click(".subnav >> text=Optimizations")
+    page.click("text=New walk-forward")
+    expect(page.locator("select[name=kind]")).to_have_value("walk_forward")
+    expect(page.locator("input[name=windows]")).to_be_visible()
+    page.select_option("select[name=strategy]", "builtin:sma_crossover")
+    page.fill(f"input[name=s__{SMA_SLUG}__fast]", "5,10")
+    page.fill(f"input[name=s__{SMA_SLUG}__slow]", "30,50")
+    page.fill("input[name=windows]", "3")
+    fill_market(page)
+    page.click("#optimization-form button[type=submit]")
+
+    expect(page).to_have_url(re.compile(r"/backtests/optimizations/\d+/$"))
+    expect(page.locator("body")).to_have_attribute("data-results-ready", "1", timeout=RUN_TIMEOUT)
+    optimization = Optimization.objects.get(owner=trader)
+    assert optimization.kind == "walk_forward" and optimization.status == JobStatus.COMPLETED
+    expect(page.locator("#wf-table tbody tr")).to_have_count(3)
+    expect(page.locator("#chart-walk-forward")).to_have_attribute("data-rendered", "1")
+    names = page.evaluate("document.getElementById('chart-walk-forward').data.map(t => t.name)")
+    assert names == ["In-sample", "Out-of-sample"]
+    expect(page.locator('#wf-summary [data-metric="efficiency"]')).to_be_visible()
+    # In-sample trials per window.
+    page.select_option("#trial-window", "1")
+    expect(page.locator("#trials-page")).to_contain_text("4 trials")
+    assert page.console_errors == []

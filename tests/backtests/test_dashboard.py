@@ -308,3 +308,22 @@ def test_strategy_model_is_untouched_by_page_views(browser_client, user):
     # Opening the editor never writes: saving goes through the API (a new version per change).
     browser_client.get(reverse("backtests:strategy_new"))
     assert not Strategy.objects.filter(owner=user).exists()
+
+
+def test_failed_run_page_shows_the_user_code_error_with_its_line(browser_client, user, candles_1h):
+    from tests.backtests.api_support import USER_BROKEN_CODE
+
+    strategy = strategy_create(user=user, source=USER_BROKEN_CODE)
+    run = backtest_create(
+        user=user,
+        data={**SMA_BODY, "strategy": None, "strategy_id": strategy.pk, "params": {}},
+        enqueue=False,
+    )
+    assert backtest_execute(run_id=run.id) == JobStatus.FAILED
+    run.refresh_from_db()
+    response = browser_client.get(reverse("backtests:detail", kwargs={"pk": run.pk}))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f"Line {run.error_line}:" in html
+    assert run.error_line == 7
+    assert 'id="progress-card" hidden' in html
