@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.core.errors import Conflict, ValidationFailed
+from apps.core.events import publish_event
 from apps.exchanges.catalog import SUPPORTED_EXCHANGES
 from apps.exchanges.gateway.base import AccountBalance, ConnectionCheck, ExchangeGateway
 from apps.exchanges.gateway.errors import AuthenticationFailed, ExchangeError, ExchangeUnavailable
@@ -202,6 +203,12 @@ def connection_test(
         connection.pk,
         connection.status,
         connection.api_key_masked,
+    )
+    publish_event(
+        connection.user_id,
+        "exchange.connection",
+        {"id": connection.pk, "status": connection.status, "ok": check.ok, "message": check.message},
+        on_commit=True,
     )
     return check
 

@@ -122,10 +122,17 @@ def test_stop_limit_buy_becomes_a_limit_once_triggered(paper, replay, btc_1h):
     filled = paper.fetch_order(order.id, "BTC/USDT")
     open_k = float(btc_1h.open[k])
     trigger = max(stop, open_k)
+    row = PaperOrder.objects.get(pk=order.id)
+    assert row.triggered or row.status == "closed"
     if trigger <= limit:  # marketable at the trigger: fills there as a taker
         assert filled.status == "closed" and filled.average == d(trigger)
-    else:
-        assert filled.status in ("open", "closed")
+        (trade,) = paper.fetch_my_trades("BTC/USDT")
+        assert trade.maker is False and trade.timestamp == int(btc_1h.timestamp[k])
+    else:  # gapped past the limit: rests as a limit at its price (maker) until the market comes back
+        j = first(btc_1h.low <= limit, k)
+        replay.cursor = j + 1
+        filled = paper.fetch_order(order.id, "BTC/USDT")
+        assert filled.status == "closed" and filled.average <= d(limit)
 
 
 def test_partial_fills_take_at_most_the_volume_share_of_each_candle(paper, paper_account, replay, btc_1h):
@@ -265,3 +272,22 @@ def test_bot_accounts_are_separate_and_reset_restores_the_initial_balances(user,
     balances = fresh.fetch_balance()
     assert balances.get("USDT").free == Decimal("100000") and balances.get("BTC").total == 0
     assert fresh.fetch_open_orders() == [] and fresh.fetch_my_trades() == []
+
+
+def test_fills_are_announced_live_after_commit(
+    paper, replay, monkeypatch, django_capture_on_commit_callbacks
+):
+    from apps.exchanges.gateway import paper as paper_module
+
+    sent = []
+    monkeypatch.setattr(
+        paper_module,
+        "publish_event",
+        lambda user_id, kind, payload, on_commit: sent.append((user_id, kind, payload)),
+    )
+    replay.cursor = 10
+    order = paper.create_order(req("buy", "market", "0.2", client_order_id="evt-1"))
+    ((user_id, kind, payload),) = sent
+    assert user_id == paper.account.user_id and kind == "paper.fill"
+    assert payload["order_id"] == order.id and payload["client_order_id"] == "evt-1"
+    assert Decimal(payload["amount"]) == Decimal("0.2") and payload["status"] == "closed"

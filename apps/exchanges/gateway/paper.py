@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from apps.backtests.engine import fills
 from apps.backtests.engine.slippage import SlippageModel
+from apps.core.events import publish_event
 from apps.exchanges.gateway.base import (
     OHLCV,
     AccountBalance,
@@ -317,6 +318,25 @@ class PaperGateway(ExchangeGateway):
             self._finish(order, PaperOrder.Status.CLOSED)
         else:
             order.save()
+        # Bots and the dashboard react to fills live; sent only if the fill commits.
+        publish_event(
+            self.account.user_id,
+            "paper.fill",
+            {
+                "account_id": self.account.pk,
+                "bot_id": self.account.bot_id,
+                "order_id": str(order.pk),
+                "client_order_id": order.client_order_id,
+                "symbol": order.symbol,
+                "side": order.side,
+                "price": str(price),
+                "amount": str(qty),
+                "fee": str(fee),
+                "status": order.status,
+                "timestamp": timestamp,
+            },
+            on_commit=True,
+        )
         return True
 
     def _finish(self, order: PaperOrder, status: str, reason: str = "") -> None:
