@@ -287,16 +287,18 @@ def _enqueue_start(optimization_id: int) -> None:
 
 
 # =================================================================== execution
-_CANDLE_CACHE: OrderedDict[int, Candles] = OrderedDict()
+# Keyed by (id, created_at): an id alone could come back after a database reset.
+_CANDLE_CACHE: OrderedDict[tuple[int, float], Candles] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
 def _candles_for(optimization: Optimization) -> Candles:
     """The optimization's candles, read once per worker process (chunks of one sweep share them)."""
+    key = (optimization.id, optimization.created_at.timestamp())
     with _CACHE_LOCK:
-        cached = _CANDLE_CACHE.get(optimization.id)
+        cached = _CANDLE_CACHE.get(key)
         if cached is not None:
-            _CANDLE_CACHE.move_to_end(optimization.id)
+            _CANDLE_CACHE.move_to_end(key)
             return cached
     candles = load_candles(
         exchange=optimization.exchange,
@@ -306,7 +308,7 @@ def _candles_for(optimization: Optimization) -> Candles:
         end=optimization.end,
     )
     with _CACHE_LOCK:
-        _CANDLE_CACHE[optimization.id] = candles
+        _CANDLE_CACHE[key] = candles
         while len(_CANDLE_CACHE) > 2:
             _CANDLE_CACHE.popitem(last=False)
     return candles
@@ -348,6 +350,7 @@ def optimization_plan(*, optimization_id: int, worker: str = "") -> int:
         status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200]
     ):
         return 0
+    cache.delete(_cancel_key("opt", optimization_id))  # stale flag of a reused id (see backtest_execute)
     opt = Optimization.objects.get(id=optimization_id)
     publish_event(opt.owner_id, "optimization.status", _status_payload(opt))
     try:

@@ -453,6 +453,9 @@ def backtest_execute(*, run_id: int, worker: str = "") -> str | None:
     )
     if not claimed:
         return None
+    # A flag left from an earlier database with the same id (tests, a reset dev DB) must not cancel
+    # this run; a cancel of this run before the claim changed its status instead of setting the flag.
+    cache.delete(_cancel_key("run", run_id))
     run = BacktestRun.objects.select_related("strategy_version").get(id=run_id)
     publish_event(run.owner_id, "backtest.status", _status_payload(run))
     monitor = JobMonitor(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -44,18 +45,22 @@ class Broken(Strategy):
 """
 
 
+@functools.cache
+def _real_candles(path: str):
+    import numpy as np
+
+    candles = load_csv(path).between(1_672_531_200_000, 1_735_689_600_000)  # 2023-01-01 .. 2025-01-01
+    ohlcv = np.column_stack([candles.open, candles.high, candles.low, candles.close, candles.volume])
+    return candles.timestamp, ohlcv
+
+
 def import_candles(shared_data_dir: Path, timeframe: str = "1h", symbol: str = SYMBOL) -> None:
     """Real Binance candles into the store (market-data service), 2023-2024 only: fast and enough."""
     from apps.marketdata.services import candles_import_arrays
 
     file = shared_data_dir / "ohlcv" / f"binance_{symbol.replace('/', '')}_{timeframe}.csv.gz"
-    candles = load_csv(file).between(1_672_531_200_000, 1_735_689_600_000)  # 2023-01-01 .. 2025-01-01
-    import numpy as np
-
-    ohlcv = np.column_stack([candles.open, candles.high, candles.low, candles.close, candles.volume])
-    candles_import_arrays(
-        exchange="binance", symbol=symbol, timeframe=timeframe, ts=candles.timestamp, ohlcv=ohlcv
-    )
+    ts, ohlcv = _real_candles(str(file))  # parsed once per test session
+    candles_import_arrays(exchange="binance", symbol=symbol, timeframe=timeframe, ts=ts, ohlcv=ohlcv)
 
 
 def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1):
