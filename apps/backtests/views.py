@@ -20,6 +20,7 @@ from django.views.decorators.http import require_http_methods
 from apps.backtests import selectors, services
 from apps.backtests.engine import METRIC_NAMES
 from apps.backtests.forms import BacktestForm, OptimizationForm, StrategyOption, strategy_options
+from apps.backtests.models import JobStatus
 from apps.backtests.optimization import optimization_create
 from apps.core.errors import NotFound, ValidationFailed
 from apps.marketdata.models import Candle
@@ -122,6 +123,16 @@ def _config_rows(config: dict[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+def _monte_carlo(run) -> dict[str, Any] | None:
+    """The run's last stored Monte Carlo report, shown with the results (None until one is run)."""
+    if run.status != JobStatus.COMPLETED:
+        return None
+    try:
+        return selectors.backtest_monte_carlo_get(run=run)
+    except NotFound:
+        return None
+
+
 # ------------------------------------------------------------------ runs
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
@@ -159,7 +170,7 @@ def backtest_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "run": run,
             "config_rows": _config_rows(run.config),
-            "page_data": {"id": run.pk, "api": api, "status": run.status},
+            "page_data": {"id": run.pk, "api": api, "status": run.status, "monte_carlo": _monte_carlo(run)},
         },
     )
 

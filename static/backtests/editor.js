@@ -95,6 +95,7 @@
       $("backtest-link").href = urls.newRun + "?strategy=user:" + saved.id;
       status("Saved version " + saved.version + ".", "pos");
       if (created) history.replaceState(null, "", urls.editBase + saved.id + "/");
+      loadVersions().catch(() => {});
     } catch (error) {
       const issues = (error.fields && error.fields.issues) || (error.body && error.body.error && error.body.error.issues);
       if (Array.isArray(issues)) showIssues(issues);
@@ -107,6 +108,28 @@
     }
   }
 
+  // Saved versions (newest first); loading one puts its code in the editor, saving it makes a new version.
+  async function loadVersions() {
+    if (!strategyId) return;
+    const data = await BT.api(urls.list + strategyId + "/versions/?page_size=100");
+    $("versions-card").hidden = false;
+    const list = $("versions");
+    list.innerHTML = "";
+    data.results.forEach((version) => {
+      const load = BT.el("button", { type: "button", class: "secondary", text: "Load" });
+      load.addEventListener("click", () => {
+        editor.setValue(version.source);
+        clearIssues();
+        status("Loaded version " + version.version + "; save to make it the latest.", "muted");
+      });
+      list.append(BT.el("li", { "data-version": version.version }, [
+        BT.el("span", {}, [BT.el("strong", { text: "v" + version.version }), " ", BT.el("span", { class: "muted", text: version.created_at.slice(0, 16).replace("T", " ") })]),
+        load,
+      ]));
+    });
+  }
+
   $("validate-button").addEventListener("click", () => validate().catch((error) => status(error.message, "neg")));
   $("save-button").addEventListener("click", save);
+  loadVersions().catch((error) => status(error.message, "neg"));
 })();

@@ -237,6 +237,45 @@
   $("trade-side").addEventListener("change", () => { table.page = 1; loadTrades(); });
   $("trade-outcome").addEventListener("change", () => { table.page = 1; loadTrades(); });
 
+  // ------------------------------------------------------------------ Monte Carlo
+  function showMonteCarlo(mc) {
+    $("mc-result").hidden = false;
+    $("mc-status").textContent = mc.simulations + " simulations (" + mc.method + ", seed " + mc.seed + ") over " + mc.trades + " trades.";
+    const body = $("mc-table").querySelector("tbody");
+    body.innerHTML = "";
+    [["total_return", "Total return"], ["max_drawdown", "Max drawdown"]].forEach(([key, title]) => {
+      const s = mc[key];
+      body.append(BT.el("tr", { "data-metric": key }, [BT.el("th", { text: title })].concat(
+        ["p5", "p50", "p95", "mean", "original"].map((k) => BT.el("td", { class: "num " + BT.tone(key, s[k]), text: BT.metric(key, s[k]) })))));
+    });
+    $("mc-loss").textContent = "Probability of ending with a loss: " + BT.metric("win_rate", mc.probability_of_loss);
+    const p = mc.paths;
+    const line = (name, y, extra) => Object.assign({ type: "scatter", mode: "lines", name, x: p.x, y: y.map((v) => v * 100) }, extra);
+    return BT.plot($("chart-monte-carlo"), [
+      line("5th pct", p.p5, { line: { color: BT.COLORS.red, width: 1 } }),
+      line("95th pct", p.p95, { line: { color: BT.COLORS.green, width: 1 }, fill: "tonexty", fillcolor: "rgba(59,130,246,.12)" }),
+      line("Median", p.p50, { line: { color: BT.COLORS.accent, width: 2 } }),
+    ], { xaxis: Object.assign(BT.layout().xaxis, { title: { text: "trade" } }), yaxis: Object.assign(BT.layout().yaxis, { ticksuffix: "%", title: { text: "return" } }) });
+  }
+
+  $("mc-run").addEventListener("click", async () => {
+    $("mc-run").disabled = true;
+    $("mc-status").textContent = "Simulating…";
+    try {
+      const body = { simulations: Number($("mc-simulations").value), method: $("mc-method").value, seed: 0 };
+      await showMonteCarlo(await BT.api(run.urls.monte_carlo, { method: "POST", body }));
+    } catch (error) {
+      $("mc-status").textContent = error.message;
+    } finally {
+      $("mc-run").disabled = false;
+    }
+  });
+
+  function loadMonteCarlo() {
+    // The page embeds the last stored report; a run that just finished has none yet.
+    if (page.monte_carlo) showMonteCarlo(page.monte_carlo);
+  }
+
   async function loadResults() {
     if (loaded) return;
     loaded = true;
@@ -250,6 +289,7 @@
       if (results.logs) { $("logs-card").hidden = false; $("logs").textContent = results.logs; }
       await Promise.all([priceChart(candles, markers), equityCharts(equity), monthlyReturns(equity), loadTrades()]);
       document.body.dataset.resultsReady = "1";
+      loadMonteCarlo();
     } catch (error) {
       loaded = false;
       $("error-card").hidden = false;

@@ -115,6 +115,13 @@ def test_backtest_from_the_form_to_charts_and_csv(page, celery_worker, trader):
     assert len(records) == trades
     assert {"entry_time", "exit_time", "side", "pnl"} <= set(records[0])
 
+    # Monte Carlo robustness from the results page.
+    page.fill("#mc-simulations", "200")
+    page.click("#mc-run")
+    expect(page.locator("#chart-monte-carlo")).to_have_attribute("data-rendered", "1", timeout=30000)
+    expect(page.locator('#mc-table tr[data-metric="total_return"] td')).to_have_count(5)
+    expect(page.locator("#mc-status")).to_contain_text("200 simulations")
+
     # The run shows in the list with its headline numbers.
     page.click(".subnav >> text=Runs")
     expect(page.locator(f'tr[data-run="{run.pk}"] .badge')).to_have_text("completed")
@@ -148,6 +155,14 @@ def test_editor_validates_on_save_and_compare_runs(page, celery_worker, trader):
     page.click(".CodeMirror")
     page.keyboard.press("Control+s")
     expect(page.locator("#editor-status")).to_have_text("Saved version 2.")
+    expect(page.locator("#versions li")).to_have_count(2)
+    page.reload()
+    expect(page.locator("#versions li")).to_have_count(2)
+    assert "# tweak" in page.evaluate("window.strategyEditor.getValue()")
+    page.click('#versions li[data-version="1"] button')
+    assert "# tweak" not in page.evaluate("window.strategyEditor.getValue()")
+    page.click("#save-button")
+    expect(page.locator("#editor-status")).to_have_text("Saved version 3.")
 
     # Run it twice from the form, then compare.
     ids = []
@@ -158,7 +173,7 @@ def test_editor_validates_on_save_and_compare_runs(page, celery_worker, trader):
         page.click("#run-button")
         expect(page.locator("body")).to_have_attribute("data-results-ready", "1", timeout=RUN_TIMEOUT)
         ids.append(int(re.search(r"/backtests/(\d+)/", page.url).group(1)))
-    assert BacktestRun.objects.get(pk=ids[0]).code_version == 2
+    assert BacktestRun.objects.get(pk=ids[0]).code_version == 3
 
     page.goto("/backtests/")
     for pk in ids:

@@ -327,3 +327,14 @@ def test_failed_run_page_shows_the_user_code_error_with_its_line(browser_client,
     assert f"Line {run.error_line}:" in html
     assert run.error_line == 7
     assert 'id="progress-card" hidden' in html
+
+
+def test_run_page_embeds_the_stored_monte_carlo_report(browser_client, done_run):
+    from apps.backtests.services import backtest_monte_carlo
+
+    url = reverse("backtests:detail", kwargs={"pk": done_run.pk})
+    assert browser_client.get(url).context["page_data"]["monte_carlo"] is None
+    report = backtest_monte_carlo(run=done_run, data={"simulations": 50, "method": "shuffle", "seed": 1})
+    embedded = browser_client.get(url).context["page_data"]["monte_carlo"]
+    assert embedded["simulations"] == 50
+    assert embedded["total_return"] == report["total_return"]
