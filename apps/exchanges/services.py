@@ -7,6 +7,8 @@ logs and return values carry the masked key at most.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -162,13 +164,25 @@ def gateway_for_connection(
     return gateway
 
 
+def _within(seconds: float, fn):
+    """Run ``fn`` with an overall deadline (ccxt's timeout is per request; a test makes several)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="exchange-check")
+    future = pool.submit(fn)
+    try:
+        return future.result(timeout=seconds)
+    except FutureTimeout:
+        raise ExchangeUnavailable(f"The exchange did not answer within {seconds:g} s.") from None
+    finally:
+        pool.shutdown(wait=False)  # a late answer is dropped; ccxt's own timeout ends the thread
+
+
 def connection_test(
     *, connection: ExchangeConnection, gateway: ExchangeGateway | None = None
 ) -> ConnectionCheck:
     """Check the key live (10 s timeout), record status, permissions and the error if any."""
     gateway = gateway or gateway_for_connection(connection, timeout_seconds=TEST_TIMEOUT_SECONDS, retries=0)
     try:
-        check = gateway.check_connection()
+        check = _within(TEST_TIMEOUT_SECONDS, gateway.check_connection)
     except AuthenticationFailed as exc:
         check = ConnectionCheck(ok=False, message=exc.message)
         connection.status = ExchangeConnection.Status.ERROR

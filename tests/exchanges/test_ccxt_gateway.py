@@ -199,3 +199,17 @@ def test_public_reads_use_the_recorded_responses(gateway):
     markets = gateway.load_markets()
     assert markets["BTC/USDT"].amount_step == Decimal("0.00001")
     assert markets["BTC/USDT"].min_cost == Decimal("5")
+
+
+def test_recorded_order_responses_parse_into_typed_orders(fake):
+    """ccxt's recorded Binance answers for createOrder and fetchOrder, through the real parser."""
+    fake.route_recorded("createOrder", http="POST", path="/api/v3/order")
+    gateway = make_gateway(fake)
+    request = OrderRequest("SOL/USDT", "buy", "limit", Decimal("0.05"), price=Decimal("241"))
+    order = gateway.create_order(request)
+    assert order.id == "9780331417" and order.status == "open" and order.type == "limit"
+    assert order.amount == Decimal("0.05") and order.price == Decimal("241") and order.filled == 0
+    fake.route_recorded("fetchOrder", path="/api/v3/order")
+    done = gateway.fetch_order("3397148653", "LTC/USDT")
+    assert done.status == "closed" and done.side == "sell" and done.type == "market"
+    assert done.filled == Decimal("0.1") and done.cost == Decimal("9.08") and done.average == Decimal("90.8")

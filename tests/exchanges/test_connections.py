@@ -20,7 +20,7 @@ from apps.exchanges import crypto, services
 from apps.exchanges.models import ExchangeConnection
 from tests.exchanges.fake_binance_account import API_KEY, SECRET, BinanceAccount
 from tests.factories import UserFactory
-from tests.support.fake_exchange import FakeBinance
+from tests.support.fake_exchange import FakeBinance, FakeResponse
 
 pytestmark = pytest.mark.django_db
 
@@ -361,3 +361,13 @@ def test_system_check_flags_credentials_the_keys_cannot_decrypt(user, settings):
     settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
     (error,) = stored_credentials_decrypt(databases=["default"])
     assert error.id == "exchanges.E001" and SECRET not in error.msg + error.hint
+
+
+def test_test_endpoint_gives_up_after_its_deadline(auth_client, fake, monkeypatch):
+    BinanceAccount(fake).install()
+    monkeypatch.setattr(services, "TEST_TIMEOUT_SECONDS", 1)
+    fake.route("GET", "/api/v3/account", lambda request: FakeResponse(200, {}, delay=3))
+    pk = create(auth_client).json()["id"]
+    body = auth_client.post(f"{URL}{pk}/test/").json()
+    assert body["ok"] is False and body["connection"]["status"] == "disconnected"
+    assert "within 1 s" in body["message"]
