@@ -5,8 +5,8 @@
 
 Targets: import 525,600 1m candles (one year) < 15 s; read one year of 1m into
 numpy < 1.5 s; ``/api/v1/market-data/candles/`` with 5,000 candles p95 < 150 ms.
-The database named in DATABASE_URL is created if missing and migrated; the
-benchmark uses its own market (``bench:BENCH/USDT``) and removes it afterwards.
+It runs in a fresh database ``<DATABASE_URL name>_bench`` (dropped and
+re-created each run, so earlier runs' dead rows do not skew the timings).
 The machine is shared, so timings are noisy: several runs are taken and the
 median/best are printed.
 """
@@ -31,7 +31,8 @@ ENDPOINT_CANDLES = 5_000
 ENDPOINT_REQUESTS = 60
 
 
-def ensure_database() -> None:
+def fresh_database() -> None:
+    """Point DATABASE_URL at ``<name>_bench``, dropped and re-created: timings without earlier runs' bloat."""
     import environ
     import psycopg
 
@@ -46,10 +47,14 @@ def ensure_database() -> None:
     }
     if config.get("PASSWORD"):
         conninfo["password"] = config["PASSWORD"]
+    name = f"{config['NAME']}_bench"
     with psycopg.connect(**conninfo, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [config["NAME"]]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{config["NAME"]}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
+    os.environ["DATABASE_URL"] = (
+        f"postgres://{conninfo['user']}{password}@{conninfo['host']}:{conninfo['port']}/{name}"
+    )
 
 
 def write_year_file(path: Path) -> None:
@@ -71,7 +76,7 @@ def write_year_file(path: Path) -> None:
 
 
 def main() -> None:
-    ensure_database()
+    fresh_database()
     import django
 
     django.setup()
@@ -153,6 +158,16 @@ def main() -> None:
     )
     Exchange.objects.filter(slug="bench").delete()
     user.delete()
+    from django.db import connections
+
+    connections.close_all()
+    import environ
+    import psycopg
+
+    bench = environ.Env.db_url_config(os.environ["DATABASE_URL"])
+    with psycopg.connect(host=bench["HOST"] or "127.0.0.1", port=bench["PORT"] or 5432,
+                         user=bench["USER"] or "postgres", dbname="postgres", autocommit=True) as conn:  # fmt: skip
+        conn.execute(f'DROP DATABASE IF EXISTS "{bench["NAME"]}"')
 
 
 if __name__ == "__main__":

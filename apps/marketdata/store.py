@@ -145,14 +145,19 @@ def read(
     if end_ms is not None:
         where.append("open_time < %s")
         params.append(int(end_ms))
-    query = f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE {' AND '.join(where)} ORDER BY open_time"
+    select = f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE {' AND '.join(where)}"
     if newest is not None:
-        # The newest N via a backward index scan, then back into time order.
-        inner = f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE {' AND '.join(where)} ORDER BY open_time DESC LIMIT %s"
+        # The newest N via a backward index scan (re-ordered oldest first below).
+        select += " ORDER BY open_time DESC LIMIT %s"
         params.append(int(newest))
-        query = f"SELECT * FROM ({inner}) AS newest ORDER BY open_time"
     if _is_postgres():
-        return _read_postgres(query, params)
+        # No ORDER BY for a plain range: PostgreSQL would sort up to a year of
+        # rows (spilling to disk at the default work_mem); numpy sorts the
+        # already nearly ordered timestamps in milliseconds instead.
+        return _read_postgres(select, params)
+    query = select if newest is not None else select + " ORDER BY open_time"
+    if newest is not None:
+        query = f"SELECT * FROM ({select}) AS newest ORDER BY open_time"
     with connection.cursor() as cur:
         cur.execute(query, params)
         rows = cur.fetchall()
@@ -171,7 +176,8 @@ INT8_ARRAY_OID, FLOAT8_ARRAY_OID = 1016, 1022
 def _read_postgres(query: str, params: list[object]) -> tuple[np.ndarray, np.ndarray]:
     """One row of six binary arrays, decoded by numpy in place of 3 million Python floats.
 
-    ``array_agg`` over the ordered subquery returns each column as a PostgreSQL
+    Rows come in storage order and are sorted by open time here. ``array_agg``
+    over the subquery returns each column as a PostgreSQL
     binary array (4-byte length + 8-byte value per element); a raw-bytes loader
     on this cursor hands those bytes to ``np.frombuffer``.
     """
@@ -201,7 +207,6 @@ def _read_postgres(query: str, params: list[object]) -> tuple[np.ndarray, np.nda
     for i, raw in enumerate(row[1:]):
         ohlcv[:, i] = np.frombuffer(raw, dtype=_ARRAY_ITEM, offset=_ARRAY_HEADER)["value"]
     if len(ts) > 1 and not (np.diff(ts) > 0).all():
-        # array_agg keeps the subquery's order in practice, but SQL does not promise it.
         order = np.argsort(ts, kind="stable")
         ts, ohlcv = ts[order], ohlcv[order]
     return ts, ohlcv
