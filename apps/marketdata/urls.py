@@ -8,4 +8,5 @@ app_name = "marketdata"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("chart/", views.chart, name="chart"),
 ]
