@@ -73,6 +73,24 @@ class BalanceSerializer(serializers.Serializer):
     total = serializers.DecimalField(max_digits=38, decimal_places=18, coerce_to_string=True)
 
 
+class AccountBalanceSerializer(serializers.Serializer):
+    timestamp = serializers.IntegerField(allow_null=True)
+    balances = BalanceSerializer(many=True)
+
+
+class SupportedExchangeSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    needs_passphrase = serializers.BooleanField()
+    has_testnet = serializers.BooleanField()
+    futures = serializers.BooleanField()
+    help = serializers.CharField()
+
+
+class SupportedExchangesSerializer(serializers.Serializer):
+    results = SupportedExchangeSerializer(many=True)
+
+
 class PaperAccountSerializer(serializers.ModelSerializer):
     balances = serializers.SerializerMethodField()
 

@@ -13,16 +13,20 @@ from apps.core.errors import ValidationFailed
 from apps.exchanges import selectors, services
 from apps.exchanges.api import serializers as s
 from apps.exchanges.catalog import SUPPORTED_EXCHANGES
+from apps.exchanges.models import ExchangeConnection
 
 
 class ConnectionViewSet(viewsets.GenericViewSet):
     """The user's exchange connections. Secrets are write-only; deleting is a soft delete."""
 
     serializer_class = s.ConnectionSerializer
+    queryset = ExchangeConnection.objects.none()  # for the schema; get_queryset scopes to the user
     filterset_fields = ["exchange", "status"]
     ordering_fields = ["created_at", "label", "exchange", "status"]
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return ExchangeConnection.objects.none()
         return selectors.connection_list(user=self.request.user)
 
     def _connection(self, pk):
@@ -76,7 +80,7 @@ class ConnectionViewSet(viewsets.GenericViewSet):
             {"ok": check.ok, "message": check.message, "connection": s.ConnectionSerializer(connection).data}
         )
 
-    @extend_schema(responses=s.BalanceSerializer(many=True))
+    @extend_schema(responses=s.AccountBalanceSerializer)
     @action(detail=True, methods=["get"])
     def balance(self, request: Request, pk=None) -> Response:
         """The exchange account's balances (non-zero assets)."""
@@ -88,6 +92,7 @@ class ConnectionViewSet(viewsets.GenericViewSet):
 class SupportedExchangesView(APIView):
     """Exchanges a connection can be made to, with per-exchange help for the form."""
 
+    @extend_schema(responses=s.SupportedExchangesSerializer)
     def get(self, request: Request) -> Response:
         return Response({"results": [info.to_dict() for info in SUPPORTED_EXCHANGES.values()]})
 
