@@ -8,6 +8,7 @@ scripts read the run's JSON endpoints with the session cookie.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -134,10 +135,31 @@ def _monte_carlo(run) -> dict[str, Any] | None:
 
 
 # ------------------------------------------------------------------ runs
+RUN_FILTERS = ("status", "strategy", "symbol", "timeframe")
+
+
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    runs = Paginator(selectors.backtest_list(user=request.user), PAGE_SIZE).get_page(request.GET.get("page"))
-    return _page(request, "index.html", {"runs": runs})
+    filters = {key: request.GET[key] for key in RUN_FILTERS if request.GET.get(key)}
+    error = None
+    try:
+        queryset = selectors.backtest_list(user=request.user, filters=filters)
+    except ValidationFailed as exc:
+        error, filters = exc.message, {}
+        queryset = selectors.backtest_list(user=request.user)
+    runs = Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+    return _page(
+        request,
+        "index.html",
+        {
+            "runs": runs,
+            "filters": filters,
+            "filter_error": error,
+            "filter_query": urlencode(filters),
+            "status_choices": JobStatus.choices,
+            "performance": selectors.strategy_performance(user=request.user),
+        },
+    )
 
 
 @login_required

@@ -92,6 +92,16 @@
     }
   });
 
+  $("delete-button").addEventListener("click", async (event) => {
+    if (!confirm("Delete backtest #" + page.id + " and its results?")) return;
+    try {
+      await BT.api(run.urls.self, { method: "DELETE" });
+      location.href = event.target.dataset.list;
+    } catch (error) {
+      alert(error.message);
+    }
+  });
+
   // ------------------------------------------------------------------ results
   function metricCards(metrics) {
     const box = $("metric-cards");

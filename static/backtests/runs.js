@@ -1,11 +1,14 @@
 // Runs list: metric cells formatted, live status/progress of pending and running rows, compare picker.
 (function () {
   "use strict";
-  document.querySelectorAll(".metric-cell").forEach((cell) => {
-    const value = cell.dataset.value === "" ? null : Number(cell.dataset.value);
+  function fill(cell, value) {
     cell.textContent = BT.metric(cell.dataset.metric, value);
+    cell.classList.remove("pos", "neg");
     const tone = BT.tone(cell.dataset.metric, value);
     if (tone) cell.classList.add(tone);
+  }
+  document.querySelectorAll(".metric-cell").forEach((cell) => {
+    fill(cell, cell.dataset.value === "" ? null : Number(cell.dataset.value));
   });
 
   const button = document.getElementById("compare-button");
@@ -24,8 +27,17 @@
   window.Live.on("backtest.status", (data) => {
     const tr = row(data.id);
     if (!tr) return;
-    // A finished run's headline numbers come with the server-rendered row.
-    if (["completed", "failed", "cancelled"].includes(data.status)) location.reload();
-    else tr.querySelector(".status-cell .badge").outerHTML = BT.statusBadge(data.status);
+    // Update the row in place (a reload would lose the compare ticks).
+    tr.dataset.status = data.status;
+    tr.querySelector(".status-cell .badge").outerHTML = BT.statusBadge(data.status);
+    if (["completed", "failed", "cancelled"].includes(data.status)) {
+      const bar = tr.querySelector(".status-cell .progress");
+      if (bar) bar.remove();
+    }
+    if (data.status === "completed" && data.headline) {
+      tr.querySelectorAll(".metric-cell").forEach((cell) => fill(cell, data.headline[cell.dataset.metric]));
+      tr.querySelector(".trades-cell").textContent = data.headline.total_trades;
+      tr.querySelector(".compare-pick").disabled = false;
+    }
   });
 })();

@@ -182,6 +182,15 @@ def test_editor_validates_on_save_and_compare_runs(page, celery_worker, trader):
     expect(page).to_have_url(re.compile(r"/backtests/compare/\?ids="))
     expect(page.locator("#chart-compare")).to_have_attribute("data-rendered", "1", timeout=15000)
     expect(page.locator('#compare-table tr[data-metric="total_return"] td')).to_have_count(2)
+
+    # Delete one from its page.
+    page.goto(f"/backtests/{ids[1]}/")
+    expect(page.locator("body")).to_have_attribute("data-results-ready", "1", timeout=RUN_TIMEOUT)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#delete-button")
+    expect(page).to_have_url(re.compile(r"/backtests/$"))
+    expect(page.locator(f'tr[data-run="{ids[1]}"]')).to_have_count(0)
+    assert not BacktestRun.objects.filter(pk=ids[1]).exists()
     assert page.console_errors == []
 
 

@@ -338,3 +338,19 @@ def test_run_page_embeds_the_stored_monte_carlo_report(browser_client, done_run)
     embedded = browser_client.get(url).context["page_data"]["monte_carlo"]
     assert embedded["simulations"] == 50
     assert embedded["total_return"] == report["total_return"]
+
+
+def test_runs_list_filters_and_strategy_performance(browser_client, user, done_run):
+    pending = backtest_create(user=user, data={**SMA_BODY, "timeframe": "4h"}, enqueue=False)
+    url = reverse("backtests:index")
+    assert list(browser_client.get(f"{url}?status=completed").context["runs"]) == [done_run]
+    assert list(browser_client.get(f"{url}?timeframe=4h").context["runs"]) == [pending]
+    assert list(browser_client.get(f"{url}?symbol=ETH/USDT").context["runs"]) == []
+    # A bad filter is explained, not a server error.
+    response = browser_client.get(f"{url}?status=bogus")
+    assert response.status_code == 200
+    assert response.context["filter_error"]
+    assert len(response.context["runs"]) == 2
+    performance = response.context["performance"]
+    assert [(row["strategy_name"], row["runs"]) for row in performance] == [("sma_crossover", 1)]
+    assert 'id="performance-table"' in response.content.decode()
