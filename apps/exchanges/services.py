@@ -15,6 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from apps.core.errors import Conflict, ValidationFailed
 from apps.core.events import publish_event
@@ -61,6 +62,7 @@ def _save(connection: ExchangeConnection) -> ExchangeConnection:
     return connection
 
 
+@sensitive_variables("api_key", "api_secret", "passphrase")
 def connection_create(
     *,
     user,
@@ -103,6 +105,7 @@ def connection_create(
     return connection
 
 
+@sensitive_variables("data")
 def connection_update(*, connection: ExchangeConnection, data: dict[str, Any]) -> ExchangeConnection:
     """Change label/testnet, or replace credentials (blank secret fields keep the stored ones)."""
     if "label" in data and str(data["label"]).strip():

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from apps.core.errors import DomainError, NotFound
@@ -36,6 +37,7 @@ def index(request):
     return _render(request)
 
 
+@sensitive_post_parameters("api_key", "api_secret", "passphrase")  # kept out of error reports
 @login_required
 @require_POST
 def connection_add(request):

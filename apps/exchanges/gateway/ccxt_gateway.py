@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 import ccxt
+from django.views.decorators.debug import sensitive_variables
 
 from apps.exchanges.crypto import mask
 from apps.exchanges.gateway.base import (
@@ -88,6 +89,7 @@ def _d(value: Any) -> Decimal | None:
 
 
 class CcxtGateway(ExchangeGateway):
+    @sensitive_variables("api_key", "secret", "passphrase", "config")
     def __init__(
         self,
         exchange_id: str,
