@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -244,4 +245,51 @@ def test_walk_forward_page_puts_out_of_sample_next_to_in_sample(page, celery_wor
     # In-sample trials per window.
     page.select_option("#trial-window", "1")
     expect(page.locator("#trials-page")).to_contain_text("4 trials")
+    assert page.console_errors == []
+
+
+def publish(user_id: int, event_type: str, payload: dict) -> None:
+    """``publish_event`` from a plain thread: Playwright's sync API keeps an event loop on this one."""
+    from apps.core.events import publish_event
+
+    thread = threading.Thread(target=publish_event, args=(user_id, event_type, payload))
+    thread.start()
+    thread.join()
+
+
+def test_progress_bar_follows_live_events_then_the_worker_finishes_the_run(page, celery_worker, trader):
+    """The bar moves on ``backtest.progress`` events over the real WebSocket, not only by polling.
+
+    Real runs on this data finish in well under a second, before the page's socket is up; so the run
+    is created without enqueueing, the page opens on it (pending), a progress event is published on
+    the real channel layer exactly as the worker publishes it, and only then is the run handed to
+    the real worker.
+    """
+    from apps.backtests.services import backtest_create
+    from apps.backtests.tasks import run_backtest
+    from tests.backtests.api_support import SMA_BODY
+
+    run = backtest_create(user=trader, data=dict(SMA_BODY), enqueue=False)
+    log_in(page, trader)
+    page.goto(f"/backtests/{run.pk}/")
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "on", timeout=15000)
+    bar = page.locator("#run-progress")
+    expect(bar).to_have_attribute("aria-valuenow", "0")
+
+    publish(
+        trader.id,
+        "backtest.progress",
+        {"id": run.pk, "status": "running", "progress": 42, "stage": "running"},
+    )
+    expect(bar).to_have_attribute("aria-valuenow", "42", timeout=5000)
+    expect(page.locator("#run-progress-pct")).to_have_text("42%")
+    expect(page.locator("#run-status .badge")).to_have_text("running")
+    # Events for another run leave this bar alone.
+    publish(trader.id, "backtest.progress", {"id": run.pk + 1000, "status": "running", "progress": 77})
+
+    run_backtest.apply_async(args=[run.pk])
+    expect(page.locator("body")).to_have_attribute("data-results-ready", "1", timeout=RUN_TIMEOUT)
+    trail = bar.get_attribute("data-trail").split(",")
+    assert trail[0] == "0" and "42" in trail and trail[-1] == "100" and "77" not in trail
+    expect(page.locator("#progress-card")).to_be_hidden()
     assert page.console_errors == []
