@@ -16,6 +16,7 @@ class StrategyVersionInline(admin.TabularInline):
 @admin.register(Strategy)
 class StrategyAdmin(admin.ModelAdmin):
     list_display = ("name", "owner", "style", "version", "updated_at")
+    list_filter = ("style",)
     search_fields = ("name", "owner__email")
     inlines = [StrategyVersionInline]
 
@@ -42,6 +43,8 @@ class BacktestRunAdmin(admin.ModelAdmin):
 @admin.register(BacktestTrade)
 class BacktestTradeAdmin(admin.ModelAdmin):
     list_display = ("run", "n", "side", "entry_price", "exit_price", "pnl", "exit_reason")
+    list_filter = ("side", "exit_reason")
+    search_fields = ("run__strategy_name", "run__symbol", "exit_reason")
     raw_id_fields = ("run",)
 
 
@@ -59,5 +62,6 @@ class OptimizationAdmin(admin.ModelAdmin):
         "best_value",
     )
     list_filter = ("status", "kind")
+    search_fields = ("name", "strategy_name", "symbol", "owner__email")
     raw_id_fields = ("owner", "strategy", "strategy_version")
     exclude = ("plan",)

@@ -71,3 +71,14 @@ def wait_for(predicate, timeout: float = 60.0, interval: float = 0.1):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+def post_in_thread(client, url: str, body: dict):
+    """``client.post`` for ``asyncio.to_thread``: closes the thread's DB connection afterwards,
+    or the test database could not be dropped at the end of the session."""
+    from django.db import connections
+
+    try:
+        return client.post(url, body, format="json")
+    finally:
+        connections.close_all()

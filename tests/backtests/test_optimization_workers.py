@@ -18,9 +18,9 @@ from apps.backtests.models import BacktestRun, JobStatus, Optimization, Optimiza
 from apps.backtests.optimization import best_trial
 from apps.backtests.services import load_candles
 from apps.backtests.strategies.registry import build_strategy
-from tests.backtests.api_support import SMA_BODY, import_candles, wait_for
+from tests.backtests.api_support import SMA_BODY, import_candles, post_in_thread, wait_for
 from tests.factories import UserFactory
-from tests.support import servers
+from tests.support import aio, servers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -51,7 +51,7 @@ def test_grid_over_two_workers_matches_sequential_sweep_and_streams_progress(
     async def scenario() -> int:
         async with websockets.connect(ws_url, origin="http://127.0.0.1") as ws:
             assert json.loads(await ws.recv())["type"] == "connected"
-            response = await asyncio.to_thread(client.post, URL, body, format="json")
+            response = await asyncio.to_thread(post_in_thread, client, URL, body)
             assert response.status_code == 202, response.json()
             opt_id = response.json()["id"]
 
@@ -67,7 +67,7 @@ def test_grid_over_two_workers_matches_sequential_sweep_and_streams_progress(
             return opt_id
 
     with servers.celery_worker(concurrency=1, hostname="second", log_path=tmp_path / "second.log"):
-        opt_id = asyncio.run(scenario())
+        opt_id = aio.run(scenario())
     opt = Optimization.objects.get(id=opt_id)
     assert opt.status == JobStatus.COMPLETED, opt.error
     assert opt.completed == opt.total == 30 and opt.chunks_done == opt.chunks_total == 15

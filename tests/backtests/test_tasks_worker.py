@@ -28,9 +28,9 @@ from apps.backtests.engine import BacktestConfig, run_backtest
 from apps.backtests.models import BacktestResultData, BacktestRun, JobStatus
 from apps.backtests.services import backtest_create, backtest_reap_stale, load_candles
 from apps.backtests.strategies.registry import build_strategy
-from tests.backtests.api_support import SMA_BODY, import_candles, wait_for
+from tests.backtests.api_support import SMA_BODY, import_candles, post_in_thread, wait_for
 from tests.factories import UserFactory
-from tests.support import servers
+from tests.support import aio, servers
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
@@ -90,7 +90,7 @@ def test_api_run_on_real_worker_streams_progress_to_websocket_and_matches_engine
     async def scenario() -> int:
         async with websockets.connect(ws_url(live_server_url, token), origin="http://127.0.0.1") as ws:
             assert json.loads(await ws.recv())["type"] == "connected"
-            response = await asyncio.to_thread(client.post, URL, SMA_BODY, format="json")
+            response = await asyncio.to_thread(post_in_thread, client, URL, SMA_BODY)
             assert response.status_code == 202, response.json()
             run_id = response.json()["id"]
 
@@ -109,7 +109,7 @@ def test_api_run_on_real_worker_streams_progress_to_websocket_and_matches_engine
             await asyncio.wait_for(until_finished(), 60)
             return run_id
 
-    run_id = asyncio.run(scenario())
+    run_id = aio.run(scenario())
     types = [(e["type"], e["data"].get("status")) for e in events]
     assert ("backtest.status", "running") in types
     assert any(t == "backtest.progress" for t, _ in types)
