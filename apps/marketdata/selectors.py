@@ -188,13 +188,14 @@ def candle_arrays(
             ts, ohlcv = ts[keep], ohlcv[keep]
         if limit is not None and len(ts) > limit:
             ts, ohlcv = ts[-limit:], ohlcv[-limit:]
+    columns = np.ascontiguousarray(ohlcv.T)  # one contiguous array per column (cheap, and what callers index)
     return CandleArrays(
-        timestamp=ts,
-        open=ohlcv[:, 0],
-        high=ohlcv[:, 1],
-        low=ohlcv[:, 2],
-        close=ohlcv[:, 3],
-        volume=ohlcv[:, 4],
+        timestamp=np.ascontiguousarray(ts),
+        open=columns[0],
+        high=columns[1],
+        low=columns[2],
+        close=columns[3],
+        volume=columns[4],
         timeframe=timeframe,
         source_timeframe=source,
     )
