@@ -134,6 +134,22 @@ def _monte_carlo(run) -> dict[str, Any] | None:
         return None
 
 
+def _describe_space(space: dict[str, Any]) -> list[tuple[str, str]]:
+    """``{"fast": {"min": 5, "max": 40, "step": 5}, "slow": [30, 50]}`` -> readable ranges."""
+    rows = []
+    for name, axis in (space or {}).items():
+        if isinstance(axis, dict):
+            text = f"{axis.get('min')} → {axis.get('max')}" + (
+                f" step {axis['step']}" if axis.get("step") else ""
+            )
+        elif isinstance(axis, list | tuple):
+            text = ", ".join(str(v) for v in axis)
+        else:
+            text = str(axis)
+        rows.append((name, text))
+    return rows
+
+
 # ------------------------------------------------------------------ runs
 RUN_FILTERS = ("status", "strategy", "symbol", "timeframe")
 
@@ -283,6 +299,7 @@ def optimization_detail(request: HttpRequest, pk: int) -> HttpResponse:
         template,
         {
             "optimization": optimization,
+            "space_rows": _describe_space(optimization.space),
             "page_data": {
                 "id": optimization.pk,
                 "api": api,

@@ -9,6 +9,8 @@
     "avg_trade_return", "avg_trade_duration", "exposure_time", "total_fees", "buy_and_hold_return", "end_equity",
   ];
   const base = document.querySelector("[data-api-base]").dataset.apiBase;
+  // Rows where neither direction is "better" get no star.
+  const NEUTRAL = new Set(["total_trades", "avg_trade_duration", "exposure_time", "buy_and_hold_return"]);
 
   function render(runs) {
     const traces = runs.filter((r) => r.equity && r.equity.equity.length).map((run, i) => {
@@ -30,7 +32,8 @@
       const values = runs.map((run) => (run.metrics ? run.metrics[name] : null));
       const numbers = values.filter((v) => v !== null && v !== undefined);
       const lower = BT.LOWER_IS_BETTER.has(name);
-      const best = numbers.length > 1 ? (lower ? Math.min(...numbers.map(Math.abs)) : Math.max(...numbers)) : null;
+      const distinct = new Set(numbers).size > 1;
+      const best = distinct && !NEUTRAL.has(name) ? (lower ? Math.min(...numbers.map(Math.abs)) : Math.max(...numbers)) : null;
       const tr = BT.el("tr", { "data-metric": name }, [BT.el("th", { text: BT.label(name) })]);
       values.forEach((value) => {
         const isBest = best !== null && value !== null && value !== undefined && (lower ? Math.abs(value) === best : value === best);
