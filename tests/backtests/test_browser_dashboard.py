@@ -293,3 +293,22 @@ def test_progress_bar_follows_live_events_then_the_worker_finishes_the_run(page,
     assert trail[0] == "0" and "42" in trail and trail[-1] == "100" and "77" not in trail
     expect(page.locator("#progress-card")).to_be_hidden()
     assert page.console_errors == []
+
+
+def test_cancel_a_pending_run_from_its_page(page, trader):
+    from apps.backtests.services import backtest_create
+    from tests.backtests.api_support import SMA_BODY
+
+    run = backtest_create(user=trader, data=dict(SMA_BODY), enqueue=False)
+    log_in(page, trader)
+    page.goto(f"/backtests/{run.pk}/")
+    expect(page.locator("#cancel-button")).to_be_visible()
+    expect(page.locator("#export-link")).to_be_hidden()
+    page.click("#cancel-button")
+    expect(page.locator("#run-status .badge")).to_have_text("cancelled", timeout=10000)
+    expect(page.locator("#error-card")).to_contain_text("cancelled")
+    expect(page.locator("#cancel-button")).to_be_hidden()
+    expect(page.locator("#progress-card")).to_be_hidden()
+    run.refresh_from_db()
+    assert run.status == JobStatus.CANCELLED
+    assert page.console_errors == []
