@@ -108,8 +108,9 @@ def describe_network_error(exchange: str, exc: Exception) -> str:
     if isinstance(exc, ccxt.RequestTimeout):
         return f"{exchange} did not answer in time; the exchange or your connection may be down."
     text = str(exc)
+    advice = "Check the internet connection, or set MARKETDATA_ONLINE=false to work from stored candles."
     if any(
         hint in text for hint in ("Name or service not known", "Temporary failure", "nodename", "getaddrinfo")
     ):
-        return f"Cannot reach {exchange}: you appear to be offline (DNS lookup failed)."
-    return f"Cannot reach {exchange}: {type(exc).__name__}: {text[:200]}"
+        return f"Cannot reach {exchange}: you appear to be offline (DNS lookup failed). {advice}"
+    return f"Cannot reach {exchange} ({type(exc).__name__}: {text[:160]}). {advice}"
