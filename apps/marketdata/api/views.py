@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from apps.marketdata import live, selectors, services
 from apps.marketdata.api import serializers as s
 from apps.marketdata.api.renderers import FastJSONRenderer
-from apps.marketdata.models import ImportJob
+from apps.marketdata.models import ImportJob, Subscription
 
 MARKET_PARAMS = [
     OpenApiParameter("exchange", str, description="ccxt exchange id (default binance)"),
@@ -211,6 +211,8 @@ class SubscriptionViewSet(
     filter_backends: list = []
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return Subscription.objects.none()
         return selectors.subscription_list(user=self.request.user)
 
     def get_serializer_class(self):
@@ -251,6 +253,8 @@ class ImportJobViewSet(
     filter_backends: list = []
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return ImportJob.objects.none()
         return ImportJob.objects.filter(user=self.request.user)
 
     @extend_schema(request=s.ImportJobCreateSerializer, responses=s.ImportJobSerializer)
