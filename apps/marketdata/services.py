@@ -298,4 +298,17 @@ def job_run(*, job_id: int) -> None:
     finally:
         job.finished_at = timezone.now()
         job.save()
+        _discard_upload(job.params.get("path"))
         publish_event(job.user_id, "marketdata.job", event(message=message))
+
+
+def _discard_upload(path: str | None) -> None:
+    """Uploaded files are only kept until their import ran (files given by path are left alone)."""
+    from django.conf import settings
+
+    if not path:
+        return
+    uploads = (Path(settings.VAR_DIR) / "uploads" / "marketdata").resolve()
+    candidate = Path(path).resolve()
+    if candidate.parent == uploads:
+        candidate.unlink(missing_ok=True)

@@ -172,6 +172,9 @@ def test_import_job_via_api_runs_and_reports(auth_client, user, settings, django
         assert r.status_code == 201, r.content
         job = ImportJob.objects.get(id=r.json()["id"])
         assert job.state == "done" and job.inserted == 1 and job.progress == 100
+        from pathlib import Path
+
+        assert not Path(job.params["path"]).exists()  # the upload is discarded once imported
         detail = auth_client.get(f"{BASE}/jobs/{job.id}/").json()
         assert detail["state"] == "done"
 

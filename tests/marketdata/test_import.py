@@ -271,3 +271,19 @@ def test_deleting_a_market_deletes_its_candles(ohlcv_file):
     )
     Market.objects.get(symbol="XRP/ETH").delete()
     assert Candle.objects.count() == 0
+
+
+def test_monthly_candles_resampled_from_daily_equal_pandas_month_start_resample(ohlcv_file):
+    path = ohlcv_file("binance_ETHUSDT_1d.csv.gz")
+    services.candles_import_file(path=path, symbol="ETH/USDT", timeframe="1d")
+    got = selectors.candles(exchange="binance", symbol="ETH/USDT", timeframe="1M")
+    ref = (
+        read_reference(path)
+        .resample("MS")
+        .agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+        .dropna(subset=["open"])
+    )
+    np.testing.assert_array_equal(got.index.as_unit("ms").asi8, ref.index.as_unit("ms").asi8)
+    np.testing.assert_allclose(got.to_numpy(), ref.to_numpy(), rtol=1e-12)
+    report = selectors.gap_report(exchange="binance", symbol="ETH/USDT", timeframe="1M")
+    assert report.missing == 0 and report.present == len(ref)
