@@ -194,3 +194,18 @@ def test_import_job_via_api_runs_and_reports(auth_client, user, settings, django
         f"{BASE}/jobs/", {"kind": "import", "symbol": "BTC/USDT", "timeframe": "1m"}
     )
     assert missing_file.status_code == 400 and "file" in err(missing_file)["fields"]
+
+
+def test_candles_rows_are_exact_and_empty_range_is_empty_list(auth_client, stored_candles):
+    from apps.marketdata import selectors
+
+    body = auth_client.get(f"{BASE}/candles/", {"symbol": "BTC/USDT", "timeframe": "4h", "limit": 50}).json()
+    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="4h", limit=50)
+    assert [row[0] for row in body["candles"]] == frame.index.as_unit("ms").asi8.tolist()
+    assert [row[1:] for row in body["candles"]] == frame.to_numpy().tolist()
+    assert all(isinstance(row[0], int) for row in body["candles"])
+    empty = auth_client.get(
+        f"{BASE}/candles/",
+        {"symbol": "BTC/USDT", "timeframe": "4h", "start": "2010-01-01", "end": "2010-02-01"},
+    ).json()
+    assert empty["count"] == 0 and empty["candles"] == []

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import orjson
 from django.conf import settings
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -16,7 +18,7 @@ from rest_framework.views import APIView
 
 from apps.marketdata import live, selectors, services
 from apps.marketdata.api import serializers as s
-from apps.marketdata.api.renderers import FastJSONRenderer
+from apps.marketdata.api.renderers import FastJSONRenderer, candle_rows_json
 from apps.marketdata.models import ImportJob, Subscription
 
 MARKET_PARAMS = [
@@ -57,33 +59,23 @@ class MarketViewSet(viewsets.ReadOnlyModelViewSet):
 class CandlesView(APIView):
     """Candles as rows ``[timestamp_ms, open, high, low, close, volume]`` (newest ``limit`` in range)."""
 
-    renderer_classes = [FastJSONRenderer, BrowsableAPIRenderer]
-
     @extend_schema(parameters=CANDLE_PARAMS, responses=dict)
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         q = _query(s.CandleQuerySerializer, request)
         arrays = selectors.candles(as_arrays=True, **q)
-        # zip/map run in C: ~5x faster than a Python loop over 5,000 rows.
-        rows = list(
-            map(
-                list,
-                zip(
-                    arrays.timestamp.tolist(), arrays.open.tolist(), arrays.high.tolist(),
-                    arrays.low.tolist(), arrays.close.tolist(), arrays.volume.tolist(), strict=True,
-                ),
-            )
-        )  # fmt: skip
-        return Response(
+        head = orjson.dumps(
             {
                 "exchange": q["exchange"],
                 "symbol": q["symbol"],
                 "timeframe": q["timeframe"],
                 "source_timeframe": arrays.source_timeframe,
-                "count": len(rows),
+                "count": len(arrays),
                 "columns": ["timestamp", "open", "high", "low", "close", "volume"],
-                "candles": rows,
             }
         )
+        rows = candle_rows_json([arrays.timestamp, *(getattr(arrays, c) for c in selectors.COLUMNS)])
+        # The JSON is assembled directly (see candle_rows_json): no per-row Python objects.
+        return HttpResponse(head[:-1] + b',"candles":' + rows + b"}", content_type="application/json")
 
 
 class OhlcView(APIView):
