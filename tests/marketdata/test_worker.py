@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 
 import pytest
@@ -45,7 +46,6 @@ def test_import_job_runs_on_the_worker(celery_worker, user, shared_data_dir, set
 def test_price_poller_on_the_worker_publishes_to_the_watcher(celery_worker, user, shared_data_dir):
     import asyncio
 
-    from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
     from apps.core.events import user_group
@@ -64,6 +64,11 @@ def test_price_poller_on_the_worker_publishes_to_the_watcher(celery_worker, user
         await layer.group_discard(user_group(user.id), channel)
         return message["event"]
 
-    event = async_to_sync(receive_price)()
+    # Its own thread and loop: Playwright (browser tests in the same session) keeps a loop on this one.
+    result: dict = {}
+    thread = threading.Thread(target=lambda: result.update(event=asyncio.run(receive_price())))
+    thread.start()
+    thread.join(90)
+    event = result["event"]
     assert event["type"] == "price" and event["data"]["symbol"] == "XRP/ETH"
     assert event["data"]["source"] == "replay" and float(event["data"]["last"]) > 0
