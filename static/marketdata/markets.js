@@ -134,6 +134,22 @@
       document.getElementById("import-message").textContent = "Queued…";
     } catch (error) { document.getElementById("import-message").textContent = error.message; }
   });
+  const downloadForm = document.getElementById("download-form");
+  downloadForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = Object.fromEntries(new FormData(downloadForm));
+    data.kind = "download";
+    if (!data.start) delete data.start;
+    status.hidden = false;
+    status.querySelector(".bar").style.width = "0%";
+    document.getElementById("import-message").textContent = "Queued…";
+    try {
+      const job = await api(downloadForm.dataset.api, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data),
+      });
+      jobId = job.id;
+    } catch (error) { document.getElementById("import-message").textContent = error.message; }
+  });
   window.Live.on("marketdata.job", (data) => {
     if (data.id !== jobId) return;
     status.querySelector(".bar").style.width = `${data.progress}%`;

@@ -209,3 +209,27 @@ def test_candles_rows_are_exact_and_empty_range_is_empty_list(auth_client, store
         {"symbol": "BTC/USDT", "timeframe": "4h", "start": "2010-01-01", "end": "2010-02-01"},
     ).json()
     assert empty["count"] == 0 and empty["candles"] == []
+
+
+def test_download_job_offline_fails_with_a_clear_message(
+    auth_client, settings, django_capture_on_commit_callbacks
+):
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            r = auth_client.post(
+                f"{BASE}/jobs/",
+                {"kind": "download", "symbol": "BTC/USDT", "timeframe": "1h", "start": "2024-01-01"},
+                format="json",
+            )
+    finally:
+        app.conf.task_always_eager = False
+    assert r.status_code == 201, r.content
+    job = ImportJob.objects.get(id=r.json()["id"])
+    assert job.state == "failed" and "MARKETDATA_ONLINE=false" in job.human_readable_error
+    bad = auth_client.post(
+        f"{BASE}/jobs/", {"kind": "download", "symbol": "BTC/USDT", "timeframe": "9h"}, format="json"
+    )
+    assert bad.status_code == 400 and "timeframe" in err(bad)["fields"]
