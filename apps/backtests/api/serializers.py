@@ -6,6 +6,7 @@ from typing import Any
 
 from django.urls import reverse
 
+from apps.backtests.engine.results import TRADE_FIELDS
 from apps.backtests.models import BacktestRun, BacktestTrade, Optimization, Strategy, StrategyVersion
 
 
@@ -108,24 +109,8 @@ def trade(row: BacktestTrade) -> dict[str, Any]:
     }
 
 
-TRADE_CSV_FIELDS = (
-    "n",
-    "entry_time",
-    "exit_time",
-    "side",
-    "size",
-    "entry_price",
-    "exit_price",
-    "fees",
-    "funding",
-    "pnl",
-    "return_pct",
-    "mae",
-    "mfe",
-    "duration",
-    "exit_reason",
-    "leverage",
-)
+# The CSV has the engine's trade columns, numbered.
+TRADE_CSV_FIELDS = ("n", *TRADE_FIELDS)
 
 
 def strategy(obj: Strategy) -> dict[str, Any]:
