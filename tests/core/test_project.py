@@ -46,6 +46,8 @@ def test_production_settings_pass_check_deploy_without_warnings():
         "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
     }
     env.pop("DJANGO_DEBUG", None)
+    # Set for this pytest process by the browser fixture; a real deployment never has it.
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
