@@ -76,7 +76,7 @@ def celery_worker(django_db_setup, django_db_blocker):
     """A real ``celery worker`` process on Redis, using the test database."""
     _require_real_services()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with servers.celery_worker(log_path=LOG_DIR / "celery-worker.log") as process:
+    with servers.celery_worker(log_path=LOG_DIR / f"celery-worker-{os.getpid()}.log") as process:
         yield process
 
 
@@ -85,7 +85,7 @@ def live_server_url(django_db_setup, django_db_blocker):
     """A real daphne ASGI server (HTTP + WebSockets) on a free port, using the test database."""
     _require_real_services()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with servers.asgi_server(log_path=LOG_DIR / "asgi-server.log") as url:
+    with servers.asgi_server(log_path=LOG_DIR / f"asgi-server-{os.getpid()}.log") as url:
         yield url
 
 

@@ -8,6 +8,7 @@ the real API, service, ccxt client and HTTP.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from tests.support.fake_exchange import FakeBinance
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
-LOG = Path(__file__).resolve().parents[2] / "var" / "test-logs" / "exchanges-asgi.log"
+LOG = Path(__file__).resolve().parents[2] / "var" / "test-logs" / f"exchanges-asgi-{os.getpid()}.log"
 
 
 @pytest.fixture
