@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.bots.models import Bot
+from apps.core.api.serializers import StrictSerializer
 
 
 class BotSerializer(serializers.ModelSerializer):
@@ -27,7 +28,7 @@ class BotSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class BotInputSerializer(serializers.Serializer):
+class BotInputSerializer(StrictSerializer):
     """Types only; the rules (registry, connection, uniqueness) are in ``apps.bots.services``."""
 
     name = serializers.CharField(max_length=80)
@@ -38,14 +39,6 @@ class BotInputSerializer(serializers.Serializer):
     timeframe = serializers.CharField(max_length=4)
     mode = serializers.ChoiceField(choices=Bot.Mode.choices, required=False, default=Bot.Mode.PAPER)
     connection = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
-
-    def validate(self, attrs):
-        # A misspelt setting must not be silently ignored on a trading bot.
-        if isinstance(self.initial_data, dict):
-            unknown = sorted(set(self.initial_data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
-        return attrs
 
     def to_service_kwargs(self) -> dict:
         data = dict(self.validated_data)
