@@ -47,7 +47,10 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 # --------------------------------------------------------------------------- apps
 INSTALLED_APPS = [
-    "daphne",  # ASGI runserver; must precede django.contrib.staticfiles
+    # daphne's ASGI runserver (it must precede staticfiles) only for `runserver`:
+    # importing it loads Twisted, a second of start-up no other command needs.
+    # `manage.py serve` and production start daphne themselves.
+    *(["daphne"] if sys.argv[1:2] == ["runserver"] else []),
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
