@@ -9,17 +9,14 @@ commit; the worker calls ``backtest_execute``. Optimizations live in
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -30,14 +27,20 @@ from apps.backtests.models import (
     BacktestResultData,
     BacktestRun,
     BacktestTrade,
-    JobStatus,
     Strategy,
     StrategyKind,
     StrategyVersion,
 )
 from apps.backtests.specs import RunSpec, code_hash, parse_run_spec
 from apps.core.errors import Conflict, DomainError, ValidationFailed
-from apps.core.events import publish_event
+from apps.core.jobs import (
+    JobCancelled,
+    JobMonitor,
+    JobStatus,
+    JobTimeLimitExceeded,
+    job_cancel,
+    job_publish_status,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,10 +53,6 @@ def _setting(name: str, default: float) -> float:
 
 def time_limit_seconds() -> float:
     return float(_setting("BACKTEST_TIME_LIMIT_SECONDS", 30 * 60))
-
-
-def heartbeat_timeout_seconds() -> float:
-    return float(_setting("BACKTEST_HEARTBEAT_TIMEOUT_SECONDS", 60))
 
 
 # ===================================================================== strategies
@@ -192,20 +191,6 @@ def strategy_delete(*, strategy: Strategy) -> None:
 
 
 # ========================================================================== runs
-def _cancel_key(kind: str, job_id: int) -> str:
-    return f"backtests:cancel:{kind}:{job_id}"
-
-
-def _status_payload(run: BacktestRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "status": run.status,
-        "progress": run.progress,
-        "error": run.error,
-        "headline": run.headline,
-    }
-
-
 def _enqueue_run(run: BacktestRun) -> None:
     from apps.backtests.tasks import run_backtest as task
 
@@ -228,141 +213,15 @@ def backtest_create(*, user, data: Any, enqueue: bool = True) -> BacktestRun:
 
 def backtest_cancel(*, run: BacktestRun) -> BacktestRun:
     """Cancel a run: a pending one at once, a running one cooperatively (stops within ~2 s)."""
-    now = timezone.now()
-    if BacktestRun.objects.filter(id=run.id, status=JobStatus.PENDING).update(
-        status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now, progress=0
-    ):
-        run.refresh_from_db()
-        publish_event(run.owner_id, "backtest.status", _status_payload(run))
-        return run
-    if BacktestRun.objects.filter(id=run.id, status=JobStatus.RUNNING).update(cancel_requested=True):
-        cache.set(_cancel_key("run", run.id), True, timeout=24 * 3600)
-        run.refresh_from_db()
-        return run
-    run.refresh_from_db()
-    raise Conflict(f"The backtest is already {run.status}.", fields={"status": [run.status]})
+    return job_cancel(run)
 
 
 def backtest_delete(*, run: BacktestRun) -> None:
-    """Delete a run and everything it stored; a running run is told to stop first."""
-    if not run.is_finished:
-        cache.set(_cancel_key("run", run.id), True, timeout=24 * 3600)
+    """Delete a run and everything it stored; a running run's monitor sees the row gone and stops."""
     run.delete()
 
 
-def backtest_reap_stale(*, stale_after: timedelta | None = None) -> list[int]:
-    """Mark running runs whose worker stopped sending heartbeats as failed; return their ids.
-
-    A worker killed mid-run (OOM, SIGKILL, machine lost) cannot record its own
-    failure; its heartbeat stops, and this periodic sweep records it instead.
-    """
-    limit = stale_after or timedelta(seconds=heartbeat_timeout_seconds())
-    cutoff = timezone.now() - limit
-    stale = list(
-        BacktestRun.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=cutoff).values_list(
-            "id", flat=True
-        )
-    )
-    reaped = []
-    for run_id in stale:
-        updated = BacktestRun.objects.filter(
-            id=run_id, status=JobStatus.RUNNING, heartbeat_at__lt=cutoff
-        ).update(
-            status=JobStatus.FAILED,
-            finished_at=timezone.now(),
-            error_code="worker_lost",
-            error_message=(
-                "The worker running this backtest stopped responding (killed, crashed or out of memory). "
-                "Run it again."
-            ),
-        )
-        if updated:
-            reaped.append(run_id)
-            run = BacktestRun.objects.get(id=run_id)
-            publish_event(run.owner_id, "backtest.status", _status_payload(run))
-    from apps.backtests.optimization import optimization_reap_stale
-
-    optimization_reap_stale(cutoff=cutoff)
-    return reaped
-
-
 # --------------------------------------------------------------------- execution
-class TimeLimitExceeded(BacktestCancelled):
-    """The run went past ``BACKTEST_TIME_LIMIT_SECONDS``."""
-
-
-class JobMonitor:
-    """Progress, heartbeat, cancel flag and time limit of one running job.
-
-    ``should_cancel`` is polled by the engine (~100 times a run) and by the
-    sandbox runner (every 50 ms); the cache is read at most every 0.25 s, so a
-    cancel is seen well within the 2 s promised to users.
-    """
-
-    CANCEL_POLL = 0.25
-    PROGRESS_EVERY = 0.2
-    HEARTBEAT_EVERY = 5.0
-
-    def __init__(
-        self,
-        *,
-        model,
-        job_id: int,
-        owner_id: int,
-        kind: str,
-        event: str | None,
-        time_limit: float,
-        extra_check: Callable[[], bool] | None = None,
-    ) -> None:
-        self.model, self.job_id, self.owner_id, self.kind, self.event = model, job_id, owner_id, kind, event
-        self.deadline = time.monotonic() + time_limit
-        self.time_limit = time_limit
-        self.extra_check = extra_check
-        self._last_cancel_check = 0.0
-        self._last_event = 0.0
-        self._last_heartbeat = time.monotonic()
-        self._last_pct = -1
-        self.cancelled = False
-
-    def heartbeat(self, *, force: bool = False, progress: int | None = None) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_heartbeat < self.HEARTBEAT_EVERY:
-            return
-        self._last_heartbeat = now
-        updates: dict[str, Any] = {"heartbeat_at": timezone.now()}
-        if progress is not None:
-            updates["progress"] = progress
-        self.model.objects.filter(id=self.job_id, status=JobStatus.RUNNING).update(**updates)
-
-    def should_cancel(self) -> bool:
-        now = time.monotonic()
-        if now > self.deadline:
-            raise TimeLimitExceeded(
-                f"The backtest exceeded the time limit of {self.time_limit:g} s and was stopped."
-            )
-        if now - self._last_cancel_check >= self.CANCEL_POLL:
-            self._last_cancel_check = now
-            if cache.get(_cancel_key(self.kind, self.job_id)) or (self.extra_check and self.extra_check()):
-                self.cancelled = True
-            self.heartbeat()
-        return self.cancelled
-
-    def progress(self, pct: float, *, stage: str = "running") -> None:
-        pct_int = max(0, min(100, int(pct)))
-        now = time.monotonic()
-        if pct_int != self._last_pct and (now - self._last_event >= self.PROGRESS_EVERY or pct_int >= 100):
-            self._last_event, self._last_pct = now, pct_int
-            if self.event:
-                publish_event(
-                    self.owner_id,
-                    self.event,
-                    {"id": self.job_id, "status": "running", "progress": pct_int, "stage": stage},
-                )
-            self.heartbeat(force=True, progress=pct_int)
-        else:
-            self.heartbeat()
-
-
 def load_candles(*, exchange: str, symbol: str, timeframe: str, start=None, end=None) -> Candles:
     """Candles of the store (market-data service) as the engine's ``Candles``."""
     from apps.marketdata.selectors import candle_arrays
@@ -409,7 +268,7 @@ def _error_fields(exc: BaseException) -> dict[str, Any]:
     from apps.backtests.strategies.sandbox import SandboxMemoryError, SandboxTimeout, SandboxViolation
 
     line = getattr(exc, "line", None)
-    if isinstance(exc, TimeLimitExceeded | SandboxTimeout):
+    if isinstance(exc, JobTimeLimitExceeded | SandboxTimeout):
         code = "timeout"
     elif isinstance(exc, SandboxMemoryError):
         code = "memory_limit"
@@ -428,16 +287,12 @@ def _error_fields(exc: BaseException) -> dict[str, Any]:
         message = f"Error in your strategy at line {line}: {exc.message}"
     elif isinstance(exc, DomainError):
         message = exc.message
-    return {"error_code": code, "error_message": message[:5000], "error_line": line if line else None}
+    return {"error_code": code, "error": message[:5000], "error_line": line if line else None}
 
 
-def _finish(run_id: int, owner_id: int, status: str, **fields: Any) -> None:
-    updated = BacktestRun.objects.filter(id=run_id, status=JobStatus.RUNNING).update(
-        status=status, finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields
-    )
-    if updated:
-        run = BacktestRun.objects.get(id=run_id)
-        publish_event(owner_id, "backtest.status", _status_payload(run))
+def _finish(run_id: int, status: str, **fields: Any) -> None:
+    if BacktestRun.objects.finish(run_id, status, **fields):
+        job_publish_status(BacktestRun.objects.get(id=run_id))
 
 
 def backtest_execute(*, run_id: int, worker: str = "") -> str | None:
@@ -447,24 +302,16 @@ def backtest_execute(*, run_id: int, worker: str = "") -> str | None:
     redelivered or duplicate task never runs it twice. Every failure is recorded
     on the run with a message written for the user.
     """
-    now = timezone.now()
-    claimed = BacktestRun.objects.filter(id=run_id, status=JobStatus.PENDING).update(
-        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200], progress=0
-    )
-    if not claimed:
+    if not BacktestRun.objects.claim(run_id, worker=worker):
         return None
-    # A flag left from an earlier database with the same id (tests, a reset dev DB) must not cancel
-    # this run; a cancel of this run before the claim changed its status instead of setting the flag.
-    cache.delete(_cancel_key("run", run_id))
     run = BacktestRun.objects.select_related("strategy_version").get(id=run_id)
-    publish_event(run.owner_id, "backtest.status", _status_payload(run))
+    job_publish_status(run)
+    limit = time_limit_seconds()
     monitor = JobMonitor(
-        model=BacktestRun,
-        job_id=run.id,
-        owner_id=run.owner_id,
-        kind="run",
+        run,
         event="backtest.progress",
-        time_limit=time_limit_seconds(),
+        time_limit=limit,
+        time_limit_message=f"The backtest exceeded the time limit of {limit:g} s and was stopped.",
     )
     try:
         monitor.progress(1, stage="loading")
@@ -473,8 +320,7 @@ def backtest_execute(*, run_id: int, worker: str = "") -> str | None:
         )
         if len(candles) == 0:
             raise ValidationFailed("No candles are stored in the selected range.", code="no_candles")
-        if monitor.should_cancel():
-            raise BacktestCancelled("backtest cancelled")
+        monitor.check()
         monitor.progress(5, stage="running")
         source = run.strategy_version.source if run.strategy_version else None
         if run.strategy_kind == StrategyKind.USER and source is None:
@@ -490,33 +336,30 @@ def backtest_execute(*, run_id: int, worker: str = "") -> str | None:
             config=run.config,
             progress=lambda f: monitor.progress(5 + 90 * f),
             should_cancel=monitor.should_cancel,
-            wall_seconds=max(monitor.deadline - time.monotonic(), 1.0),
+            wall_seconds=max(monitor.seconds_left, 1.0),
         )
         monitor.progress(96, stage="saving")
         return _save_result(run, candles, result)
-    except (TimeLimitExceeded, SoftTimeLimitExceeded) as exc:
+    except (JobTimeLimitExceeded, SoftTimeLimitExceeded) as exc:
         if isinstance(exc, SoftTimeLimitExceeded):  # Celery's own limit (prefork pools) hit first
-            exc = TimeLimitExceeded("The backtest exceeded the worker's time limit and was stopped.")
-        _finish(run.id, run.owner_id, JobStatus.FAILED, **_error_fields(exc))
+            exc = JobTimeLimitExceeded("The backtest exceeded the worker's time limit and was stopped.")
+        _finish(run.id, JobStatus.FAILED, **_error_fields(exc))
         return JobStatus.FAILED
-    except BacktestCancelled:
-        _finish(run.id, run.owner_id, JobStatus.CANCELLED)
+    except (BacktestCancelled, JobCancelled):
+        _finish(run.id, JobStatus.CANCELLED)
         return JobStatus.CANCELLED
     except (BacktestError, DomainError) as exc:
-        _finish(run.id, run.owner_id, JobStatus.FAILED, **_error_fields(exc))
+        _finish(run.id, JobStatus.FAILED, **_error_fields(exc))
         return JobStatus.FAILED
     except Exception as exc:  # a bug of ours: keep the traceback in the log, a readable message on the run
         logger.exception("backtest %s failed", run_id)
         _finish(
             run.id,
-            run.owner_id,
             JobStatus.FAILED,
             error_code="internal_error",
-            error_message=f"Internal error ({type(exc).__name__}); the administrators can find it in the logs.",
+            error=f"Internal error ({type(exc).__name__}); the administrators can find it in the logs.",
         )
         return JobStatus.FAILED
-    finally:
-        cache.delete(_cancel_key("run", run.id))
 
 
 def _dec(value: Any) -> Decimal:
@@ -612,7 +455,7 @@ def _save_result(run: BacktestRun, candles: Candles, result) -> str | None:
             **headline,
         )
     run.refresh_from_db()
-    publish_event(run.owner_id, "backtest.status", _status_payload(run))
+    job_publish_status(run)
     return JobStatus.COMPLETED
 
 

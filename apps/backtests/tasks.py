@@ -4,12 +4,6 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.core.schedules import Schedule
-
-PERIODIC_TASKS: list[Schedule] = [
-    Schedule("backtests: reap runs of dead workers", "apps.backtests.tasks.reap_stale_runs", 30),
-]
-
 
 @shared_task(name="apps.backtests.tasks.run_backtest", bind=True, ignore_result=True, acks_late=True)
 def run_backtest(self, run_id: int) -> str | None:
@@ -33,11 +27,3 @@ def optimization_start(self, optimization_id: int) -> None:
     from apps.backtests.optimization import optimization_dispatch
 
     optimization_dispatch(optimization_id=optimization_id, worker=self.request.hostname or "")
-
-
-@shared_task(name="apps.backtests.tasks.reap_stale_runs", ignore_result=True)
-def reap_stale_runs() -> list[int]:
-    """Mark runs whose worker died (no heartbeat) as failed."""
-    from apps.backtests.services import backtest_reap_stale
-
-    return backtest_reap_stale()

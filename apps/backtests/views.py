@@ -21,9 +21,9 @@ from django.views.decorators.http import require_http_methods
 from apps.backtests import selectors, services
 from apps.backtests.engine import METRIC_NAMES
 from apps.backtests.forms import BacktestForm, OptimizationForm, StrategyOption, strategy_options
-from apps.backtests.models import JobStatus
 from apps.backtests.optimization import optimization_create
 from apps.core.errors import NotFound, ValidationFailed
+from apps.core.jobs import JobStatus
 from apps.marketdata.models import Candle
 from apps.marketdata.selectors import market_list
 

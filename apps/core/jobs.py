@@ -102,6 +102,10 @@ class Job(models.Model):
     owner_field: ClassVar[str] = "owner"
     # Jobs whose work waits in a queue between heartbeats (optimization chunks) allow more.
     stale_after_factor: ClassVar[float] = 1.0
+    # True: a cancel of a running job marks it cancelled at once (its monitors see the status and
+    # stop), for jobs split over queued tasks that may not run for a while. False: it is marked
+    # cancelled by the worker when it has stopped.
+    cancel_running_at_once: ClassVar[bool] = False
 
     status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
     progress = models.PositiveSmallIntegerField(default=0, help_text="0 to 100")
@@ -163,8 +167,9 @@ def job_cancel(job: Job) -> Job:
     Raises ``Conflict`` when the job has already finished.
     """
     model = type(job)
-    if model.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
-        status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now(), progress=0
+    cancellable = list(ACTIVE_STATUSES) if model.cancel_running_at_once else [JobStatus.PENDING]
+    if model.objects.filter(pk=job.pk, status__in=cancellable).update(
+        status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
     ):
         job.refresh_from_db()
         job_publish_status(job)
@@ -277,8 +282,8 @@ class JobMonitor:
         if self.should_cancel():
             raise JobCancelled("job cancelled")
 
-    def progress(self, pct: float, *, stage: str = "running") -> None:
-        """Record ``pct`` (0..100); publishes an event when due, heartbeats otherwise."""
+    def progress(self, pct: float, *, stage: str = "running", details: dict[str, Any] | None = None) -> None:
+        """Record ``pct`` (0..100); publishes an event (plus ``details``) when due, heartbeats otherwise."""
         pct_int = max(0, min(100, int(pct)))
         now = time.monotonic()
         if pct_int != self._last_pct and (now - self._last_event >= self.PROGRESS_EVERY or pct_int >= 100):
@@ -287,7 +292,13 @@ class JobMonitor:
                 publish_event(
                     self.owner_id,
                     self.event,
-                    {"id": self.job_id, "status": JobStatus.RUNNING, "progress": pct_int, "stage": stage},
+                    {
+                        "id": self.job_id,
+                        "status": JobStatus.RUNNING,
+                        "progress": pct_int,
+                        "stage": stage,
+                        **(details or {}),
+                    },
                 )
             self.heartbeat(force=True, progress=pct_int)
         else:

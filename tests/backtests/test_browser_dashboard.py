@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from apps.backtests.models import BacktestRun, BacktestTrade, JobStatus, Optimization
+from apps.backtests.models import BacktestRun, BacktestTrade, Optimization
+from apps.core.jobs import JobStatus
 from tests.backtests.api_support import USER_SIGNAL_CODE, import_candles
 from tests.factories import PASSWORD, UserFactory
 

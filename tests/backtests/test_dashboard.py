@@ -6,9 +6,10 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.urls import reverse
 
-from apps.backtests.models import BacktestRun, JobStatus, Optimization, Strategy
+from apps.backtests.models import BacktestRun, Optimization, Strategy
 from apps.backtests.optimization import optimization_create
 from apps.backtests.services import backtest_create, backtest_execute, strategy_create
+from apps.core.jobs import JobStatus
 from tests.backtests.api_support import SMA_BODY, USER_SIGNAL_CODE, import_candles
 
 pytestmark = pytest.mark.django_db

@@ -208,3 +208,14 @@ def test_reaper_is_a_periodic_task():
 
     reapers = [s for s in declared_schedules() if s.task == "apps.core.tasks.reap_stale_jobs"]
     assert len(reapers) == 1 and reapers[0].seconds <= 60
+
+
+def test_a_job_split_over_queued_tasks_is_cancelled_at_once_while_running(job_model, monkeypatch):
+    monkeypatch.setattr(job_model, "cancel_running_at_once", True)
+    job = job_model.objects.create(owner_id=7)
+    job_model.objects.claim(job.pk)
+    monitor = JobMonitor(job, event=None, time_limit=60)
+    job_cancel(job)
+    assert job.status == JobStatus.CANCELLED and job.finished_at
+    with pytest.raises(JobCancelled):
+        monitor.check()

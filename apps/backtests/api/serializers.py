@@ -53,7 +53,7 @@ def run_status(run: BacktestRun) -> dict[str, Any]:
         "status": run.status,
         "progress": run.progress,
         "cancel_requested": run.cancel_requested,
-        "error": run.error,
+        "error": run.error_info,
         "started_at": _iso(run.started_at),
         "finished_at": _iso(run.finished_at),
         "duration_seconds": run.duration_seconds,
@@ -171,7 +171,7 @@ def optimization(obj: Optimization, *, full: bool = True) -> dict[str, Any]:
         "started_at": _iso(obj.started_at),
         "finished_at": _iso(obj.finished_at),
         "duration_seconds": obj.duration_seconds,
-        "error": obj.error,
+        "error": obj.error_info,
         "best": obj.best,
         "urls": {
             "self": u("optimization-detail"),
