@@ -28,7 +28,15 @@ from apps.backtests.engine import METRIC_NAMES, BacktestCancelled, Candles
 from apps.backtests.engine.errors import BacktestError, ParamError
 from apps.backtests.engine.params import validate_params
 from apps.backtests.models import Optimization, OptimizationKind, OptimizationTrial, StrategyKind
-from apps.backtests.services import _error_fields, execute_strategy, load_candles, time_limit_seconds
+from apps.backtests.services.enqueue import (
+    OPTIMIZATION_CHUNK_TASK,
+    OPTIMIZATION_START_TASK,
+    send_group,
+    send_task,
+)
+from apps.backtests.services.failures import error_fields
+from apps.backtests.services.runner import load_candles, strategy_run
+from apps.backtests.services.runs import time_limit_seconds
 from apps.backtests.specs import parse_run_spec
 from apps.core.errors import DomainError, ValidationFailed
 from apps.core.jobs import (
@@ -277,10 +285,8 @@ def walk_forward_windows(
 
 
 def _enqueue_start(optimization_id: int) -> None:
-    from apps.backtests.tasks import optimization_start
-
-    result = optimization_start.apply_async(args=[optimization_id])
-    Optimization.objects.filter(id=optimization_id, task_id="").update(task_id=result.id or "")
+    task_id = send_task(OPTIMIZATION_START_TASK, optimization_id)
+    Optimization.objects.filter(id=optimization_id, task_id="").update(task_id=task_id)
 
 
 # =================================================================== execution
@@ -350,20 +356,16 @@ def optimization_plan(*, optimization_id: int, worker: str = "") -> int:
             plan=plan, chunks_total=len(chunks), heartbeat_at=timezone.now()
         )
     except (BacktestError, DomainError) as exc:
-        _fail(opt.id, **_error_fields(exc))
+        _fail(opt.id, **error_fields(exc))
         return 0
     return len(chunks)
 
 
 def optimization_dispatch(*, optimization_id: int, worker: str = "") -> None:
     """Plan an optimization and send its chunks to the workers as one Celery group."""
-    from celery import group
-
-    from apps.backtests.tasks import optimization_chunk
-
     count = optimization_plan(optimization_id=optimization_id, worker=worker)
     if count:
-        group(optimization_chunk.s(optimization_id, k) for k in range(count)).apply_async()
+        send_group(OPTIMIZATION_CHUNK_TASK, ((optimization_id, k) for k in range(count)))
 
 
 def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = "") -> None:
@@ -386,9 +388,9 @@ def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = ""
         for k in range(lo, hi):
             monitor.check()
             try:
-                result = execute_strategy(
-                    strategy_kind=opt.strategy_kind,
-                    strategy_name=opt.strategy_name,
+                result = strategy_run(
+                    kind=opt.strategy_kind,
+                    name=opt.strategy_name,
                     source=source,
                     params=combos[k],
                     candles=candles,
@@ -417,13 +419,13 @@ def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = ""
             _publish_progress(opt.id, monitor)
         OptimizationTrial.objects.bulk_create(trials, ignore_conflicts=True)
     except JobTimeLimitExceeded as exc:
-        _fail(opt.id, **_error_fields(exc))
+        _fail(opt.id, **error_fields(exc))
         return
     except (BacktestCancelled, JobCancelled):
         _mark_cancelled(opt.id)
         return
     except (BacktestError, DomainError) as exc:
-        _fail(opt.id, **_error_fields(exc))
+        _fail(opt.id, **error_fields(exc))
         return
     except Exception as exc:
         logger.exception("optimization %s chunk %s failed", optimization_id, chunk)
@@ -502,7 +504,7 @@ def _finalize(optimization_id: int) -> None:
         _mark_cancelled(opt.id)
         return
     except (BacktestError, DomainError) as exc:
-        _fail(opt.id, **_error_fields(exc))
+        _fail(opt.id, **error_fields(exc))
         return
     updated = Optimization.objects.filter(id=opt.id, status=JobStatus.RUNNING).update(
         status=JobStatus.COMPLETED, progress=100, finished_at=timezone.now(), **updates
@@ -539,9 +541,9 @@ def _walk_forward_report(opt: Optimization, rows: list[dict[str, Any]]) -> dict[
             if Optimization.objects.filter(id=opt.id, cancel_requested=True).exists():
                 raise BacktestCancelled("optimization cancelled")
             try:
-                result = execute_strategy(
-                    strategy_kind=opt.strategy_kind,
-                    strategy_name=opt.strategy_name,
+                result = strategy_run(
+                    kind=opt.strategy_kind,
+                    name=opt.strategy_name,
                     source=source,
                     params=best["params"],
                     candles=oos,

@@ -267,7 +267,7 @@ def test_progress_bar_follows_live_events_then_the_worker_finishes_the_run(page,
     the real worker.
     """
     from apps.backtests.services import backtest_create
-    from apps.backtests.tasks import run_backtest
+    from apps.backtests.tasks import backtest_execute_task
     from tests.backtests.api_support import SMA_BODY
 
     run = backtest_create(user=trader, data=dict(SMA_BODY), enqueue=False)
@@ -288,7 +288,7 @@ def test_progress_bar_follows_live_events_then_the_worker_finishes_the_run(page,
     # Events for another run leave this bar alone.
     publish(trader.id, "backtest.progress", {"id": run.pk + 1000, "status": "running", "progress": 77})
 
-    run_backtest.apply_async(args=[run.pk])
+    backtest_execute_task.apply_async(args=[run.pk])
     expect(page.locator("body")).to_have_attribute("data-results-ready", "1", timeout=RUN_TIMEOUT)
     trail = bar.get_attribute("data-trail").split(",")
     assert trail[0] == "0" and "42" in trail and trail[-1] == "100" and "77" not in trail

@@ -80,15 +80,15 @@ def test_the_one_core_reaper_covers_runs_and_optimizations():
 
 def test_deleting_a_run_while_it_runs_discards_its_result(user, candles_1h, monkeypatch):
     run = backtest_create(user=user, data=dict(SMA_BODY), enqueue=False)
-    from apps.backtests import services
+    from apps.backtests.services import runs
 
-    original = services._save_result
+    original = runs.backtest_result_save
 
     def delete_then_save(run_obj, candles, result):
         BacktestRun.objects.filter(id=run_obj.id).delete()
         return original(run_obj, candles, result)
 
-    monkeypatch.setattr(services, "_save_result", delete_then_save)
+    monkeypatch.setattr(runs, "backtest_result_save", delete_then_save)
     assert backtest_execute(run_id=run.id) is None
     assert not BacktestResultData.objects.exists()
 

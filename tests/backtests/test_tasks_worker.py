@@ -184,7 +184,7 @@ def test_killed_worker_leaves_the_run_failed_not_running(celery_worker, trader, 
     run = backtest_create(user=trader, data=body, enqueue=False)
     # A queue only the doomed worker listens to, so the session worker cannot take the task.
     queue = f"backtests-doomed-{uuid.uuid4().hex[:8]}"
-    from apps.backtests.tasks import run_backtest as task
+    from apps.backtests.tasks import backtest_execute_task as task
 
     with servers.celery_worker(
         concurrency=1, hostname="doomed", queues=queue, log_path=tmp_path / "doomed.log"
