@@ -16,13 +16,7 @@ from django.conf import settings
 from django.db import models
 
 from apps.core.jobs import Job, JobStatus
-
-MONEY_DIGITS = 38
-MONEY_PLACES = 12
-
-
-def _money(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
+from apps.core.money import amount_field
 
 
 class StrategyKind(models.TextChoices):
@@ -97,7 +91,7 @@ class ResearchJob(Job):
     timeframe = models.CharField(max_length=3)
     start = models.DateTimeField(null=True, blank=True)
     end = models.DateTimeField(null=True, blank=True)
-    initial_cash = _money()
+    initial_cash = amount_field()
     # The full engine ``BacktestConfig.to_dict()`` (fees, slippage, sizing, leverage, margin ...).
     config = models.JSONField(default=dict)
 
@@ -186,12 +180,12 @@ class BacktestTrade(models.Model):
     entry_time = models.BigIntegerField(help_text="ms UTC")
     exit_time = models.BigIntegerField(help_text="ms UTC")
     side = models.CharField(max_length=5)
-    size = _money()
-    entry_price = _money()
-    exit_price = _money()
-    fees = _money()
-    funding = _money()
-    pnl = _money()
+    size = amount_field()
+    entry_price = amount_field()
+    exit_price = amount_field()
+    fees = amount_field()
+    funding = amount_field()
+    pnl = amount_field()
     return_pct = models.FloatField(null=True)
     mae = models.FloatField(null=True)
     mfe = models.FloatField(null=True)
