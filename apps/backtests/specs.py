@@ -168,19 +168,13 @@ def parse_time(value: Any, field: str) -> datetime | None:
 
 def _check_candles(market, timeframe: str, start: datetime | None, end: datetime | None) -> None:
     """Refuse a range with no stored candles now, rather than as a failed run later."""
-    from apps.marketdata.models import Candle
-    from apps.marketdata.selectors import resolve_source_timeframe
+    from apps.marketdata.selectors import candles_stored
 
     try:
-        source = resolve_source_timeframe(market=market, timeframe=timeframe)
+        stored = candles_stored(market=market, timeframe=timeframe, start=start, end=end)
     except NotFound as exc:
         raise ValidationFailed(exc.message, fields=exc.fields, code="no_candles") from None
-    rows = Candle.objects.filter(market=market, timeframe=source)
-    if start is not None:
-        rows = rows.filter(open_time__gte=int(start.timestamp() * 1000))
-    if end is not None:
-        rows = rows.filter(open_time__lt=int(end.timestamp() * 1000))
-    if not rows.exists():
+    if not stored:
         raise ValidationFailed(
             f"No {timeframe} candles are stored for {market.symbol} in the selected range.",
             fields={"start": ["no candles stored in this range"]},
