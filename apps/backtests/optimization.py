@@ -5,7 +5,7 @@ and enqueues ``optimization_start``; ``optimization_dispatch`` (on a worker)
 plans the combinations and the chunks, then sends one ``optimization_chunk``
 task per chunk as a Celery group, so every worker listening on the
 ``backtests`` queue (on any machine) takes a share. Each chunk stores its
-trials and bumps ``chunks_done`` under a row lock; whichever chunk finishes
+trials and bumps ``chunks_done`` in one transaction under a row lock; whichever chunk finishes
 last runs ``_finalize`` (best parameters; for walk-forward, the out-of-sample
 tests). That "last one finalizes" counter does a chord's job without depending
 on the result backend, and survives a chunk being redelivered.
@@ -417,7 +417,6 @@ def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = ""
                 completed=F("completed") + 1, heartbeat_at=timezone.now()
             )
             _publish_progress(opt.id, monitor)
-        OptimizationTrial.objects.bulk_create(trials, ignore_conflicts=True)
     except JobTimeLimitExceeded as exc:
         _fail(opt.id, **error_fields(exc))
         return
@@ -431,8 +430,12 @@ def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = ""
         logger.exception("optimization %s chunk %s failed", optimization_id, chunk)
         _fail(opt.id, error_code="internal_error", error=f"Internal error ({type(exc).__name__}).")
         return
+    # One transaction under the row lock: the chunk's trials and its count land together or not at all.
     with transaction.atomic():
-        locked = Optimization.objects.select_for_update().get(id=opt.id)
+        locked = Optimization.objects.select_for_update().filter(id=opt.id).first()
+        if locked is None or locked.status != JobStatus.RUNNING:
+            return  # deleted, cancelled or reaped meanwhile
+        OptimizationTrial.objects.bulk_create(trials, ignore_conflicts=True)
         locked.chunks_done += 1
         Optimization.objects.filter(id=opt.id).update(chunks_done=locked.chunks_done)
         last = locked.chunks_done >= locked.chunks_total

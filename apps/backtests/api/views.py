@@ -47,8 +47,8 @@ class BaseView(APIView):
     filter_backends: list = []
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        # The bodies are plain JSON documented in /work/notes/backtests_api.md; tell the schema
-        # generator so (free-form objects) instead of letting it guess a serializer per view.
+        # Bodies without their own serializer are free-form JSON objects in the schema, instead of
+        # letting the generator guess a serializer per view.
         super().__init_subclass__(**kwargs)
         for method in ("get", "post", "put", "patch", "delete"):
             handler = cls.__dict__.get(method)

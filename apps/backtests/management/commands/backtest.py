@@ -2,7 +2,7 @@
 
 Examples::
 
-    python manage.py backtest --data ../shared/data/ohlcv/binance_BTCUSDT_1h.csv.gz \\
+    python manage.py backtest --data candles.csv.gz \\
         --symbol BTC/USDT --timeframe 1h --strategy sma_crossover \\
         --params '{"fast": 20, "slow": 50}' --cash 10000 --fee 0.001 --output result.json
 
