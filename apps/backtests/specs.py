@@ -35,6 +35,8 @@ CONFIG_OPTIONS = (
     "take_profit",
     "trailing_stop",
 )
+# Far above any account, and small enough that every amount a run stores fits ``apps.core.money``.
+MAX_INITIAL_CASH = 1e12
 SPEC_KEYS = frozenset(
     {"name", "strategy", "strategy_id", "strategy_version", "params", "exchange", "symbol", "timeframe"}
     | {"start", "end"}
@@ -223,7 +225,8 @@ def parse_run_spec(
             f"Unknown field(s): {', '.join(unknown)}.", fields={k: ["unknown field"] for k in unknown}
         )
     errors: dict[str, list[str]] = {}
-    name = data.get("name") or ""
+    name = data.get("name")
+    name = "" if name is None else name
     if not isinstance(name, str) or len(name) > 200:
         errors["name"] = ["must be a string of at most 200 characters"]
     for key in ("exchange", "symbol", "timeframe"):
@@ -263,6 +266,11 @@ def parse_run_spec(
             raise ValidationFailed(
                 "initial_cash must be a number.", fields={"initial_cash": ["must be a positive number"]}
             ) from None
+        if options["initial_cash"] > MAX_INITIAL_CASH:
+            raise ValidationFailed(
+                f"initial_cash must be at most {MAX_INITIAL_CASH:g}.",
+                fields={"initial_cash": [f"at most {MAX_INITIAL_CASH:g}"]},
+            )
     if "leverage" in options and "market_type" not in options:
         try:
             if float(options["leverage"]) != 1.0:

@@ -335,7 +335,7 @@ def test_run_page_embeds_the_stored_monte_carlo_report(browser_client, done_run)
 
     url = reverse("backtests:detail", kwargs={"pk": done_run.pk})
     assert browser_client.get(url).context["page_data"]["monte_carlo"] is None
-    report = backtest_monte_carlo(run=done_run, data={"simulations": 50, "method": "shuffle", "seed": 1})
+    report = backtest_monte_carlo(run=done_run, simulations=50, method="shuffle", seed=1)
     embedded = browser_client.get(url).context["page_data"]["monte_carlo"]
     assert embedded["simulations"] == 50
     assert embedded["total_return"] == report["total_return"]

@@ -11,31 +11,19 @@ from apps.core.errors import Conflict, ValidationFailed
 from apps.core.jobs import JobStatus
 
 
-def backtest_monte_carlo(*, run: BacktestRun, data: Any) -> dict[str, Any]:
-    """Resample a finished run's trades; store and return confidence intervals (see ``montecarlo``)."""
+def backtest_monte_carlo(
+    *, run: BacktestRun, simulations: int = 1000, method: str = "shuffle", seed: int = 0
+) -> dict[str, Any]:
+    """Resample a finished run's trades; store and return confidence intervals (see ``montecarlo``).
+
+    ``method`` is ``shuffle`` or ``bootstrap``; the API's ``MonteCarloSerializer`` checks the ranges.
+    """
     from apps.backtests.montecarlo import monte_carlo
 
-    if not isinstance(data, dict):
-        raise ValidationFailed("Expected a JSON object.")
-    unknown = sorted(set(data) - {"simulations", "method", "seed"})
-    if unknown:
-        raise ValidationFailed(
-            f"Unknown field(s): {', '.join(unknown)}.", fields={k: ["unknown field"] for k in unknown}
-        )
-    simulations, method, seed = (
-        data.get("simulations", 1000),
-        data.get("method", "shuffle"),
-        data.get("seed", 0),
-    )
-    errors = {}
-    if isinstance(simulations, bool) or not isinstance(simulations, int) or not 10 <= simulations <= 20_000:
-        errors["simulations"] = ["must be an integer from 10 to 20000"]
     if method not in ("shuffle", "bootstrap"):
-        errors["method"] = ["must be 'shuffle' or 'bootstrap'"]
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        errors["seed"] = ["must be a non-negative integer"]
-    if errors:
-        raise ValidationFailed(next(f"{k}: {v[0]}" for k, v in errors.items()), fields=errors)
+        raise ValidationFailed(
+            "method must be 'shuffle' or 'bootstrap'.", fields={"method": ["shuffle or bootstrap"]}
+        )
     if run.status != JobStatus.COMPLETED:
         raise Conflict(f"The backtest is {run.status}; Monte Carlo needs a completed run.")
     returns = np.array(

@@ -12,6 +12,9 @@ from apps.backtests.models import Strategy, StrategyVersion
 from apps.backtests.specs import code_hash
 from apps.core.errors import ValidationFailed
 
+MAX_SOURCE_CHARS = 200_000
+MAX_DESCRIPTION_CHARS = 10_000
+
 
 class InvalidCode(ValidationFailed):
     code = "invalid_code"
@@ -51,7 +54,7 @@ def strategy_validate(*, source: str) -> CodeCheck:
 def _checked_or_raise(source: Any) -> CodeCheck:
     if not isinstance(source, str):
         raise ValidationFailed("source must be a string.", fields={"source": ["must be a string"]})
-    if len(source) > 200_000:
+    if len(source) > MAX_SOURCE_CHARS:
         raise ValidationFailed("source is too long.", fields={"source": ["at most 200,000 characters"]})
     check = strategy_validate(source=source)
     if not check.valid:
@@ -91,18 +94,35 @@ def _check_name(user, name: Any, *, exclude: int | None = None) -> str:
     return name
 
 
+def _check_description(description: Any) -> str:
+    if not isinstance(description, str):
+        raise ValidationFailed("description must be a string.", fields={"description": ["must be a string"]})
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise ValidationFailed(
+            f"description must be at most {MAX_DESCRIPTION_CHARS:,} characters.",
+            fields={"description": [f"at most {MAX_DESCRIPTION_CHARS:,} characters"]},
+        )
+    return description
+
+
 @transaction.atomic
-def strategy_create(*, user, source: Any, name: Any = None, description: Any = None) -> Strategy:
-    """Save a new user strategy (version 1) after validating its code."""
+def strategy_create(
+    *, user, source: str, name: str | None = None, description: str | None = None
+) -> Strategy:
+    """Save a new user strategy (version 1) after validating its code.
+
+    ``name`` and ``description`` default to what the code declares.
+    """
     check = _checked_or_raise(source)
     described = check.strategy or {}
     name = _check_name(user, name if name not in (None, "") else described.get("name") or "strategy")
-    if description is not None and not isinstance(description, str):
-        raise ValidationFailed("description must be a string.", fields={"description": ["must be a string"]})
+    description = _check_description(
+        description if description is not None else described.get("description", "")
+    )
     strategy = Strategy.objects.create(
         owner=user,
         name=name,
-        description=description if description is not None else described.get("description", ""),
+        description=description,
         style=described["style"],
         params_schema=described["params"],
         source=source,
@@ -113,25 +133,19 @@ def strategy_create(*, user, source: Any, name: Any = None, description: Any = N
 
 
 @transaction.atomic
-def strategy_update(*, strategy: Strategy, data: dict[str, Any]) -> Strategy:
-    """Rename/describe a strategy; a changed ``source`` is validated and becomes a new version."""
-    unknown = sorted(set(data) - {"name", "description", "source"})
-    if unknown:
-        raise ValidationFailed(
-            f"Unknown field(s): {', '.join(unknown)}.", fields={k: ["unknown field"] for k in unknown}
-        )
+def strategy_update(
+    *, strategy: Strategy, name: str | None = None, description: str | None = None, source: str | None = None
+) -> Strategy:
+    """Rename/describe a strategy (``None``: unchanged); a changed ``source`` is validated and
+    becomes a new version."""
     strategy = Strategy.objects.select_for_update().get(id=strategy.id)
-    if "name" in data:
-        strategy.name = _check_name(strategy.owner, data["name"], exclude=strategy.id)
-    if "description" in data:
-        if not isinstance(data["description"], str):
-            raise ValidationFailed(
-                "description must be a string.", fields={"description": ["must be a string"]}
-            )
-        strategy.description = data["description"]
-    if "source" in data and data["source"] != strategy.source:
-        check = _checked_or_raise(data["source"])
-        strategy.source = data["source"]
+    if name is not None:
+        strategy.name = _check_name(strategy.owner, name, exclude=strategy.id)
+    if description is not None:
+        strategy.description = _check_description(description)
+    if source is not None and source != strategy.source:
+        check = _checked_or_raise(source)
+        strategy.source = source
         strategy.style = check.strategy["style"]
         strategy.params_schema = check.strategy["params"]
         strategy.version += 1
