@@ -67,6 +67,15 @@ class JSONObjectField(JSONValueField):
         return value
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """JSON ``true`` or ``false`` only (DRF's BooleanField also takes "yes", "on", 1 ...)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class NumberField(serializers.FloatField):
     """A finite JSON number (or numeric string); ``true``/``false`` are not numbers."""
 
@@ -136,7 +145,7 @@ class RunCreateSerializer(StrictSerializer):
     fee = JSONValueField(required=False, allow_null=True, help_text="a rate or a fee spec object")
     slippage = JSONValueField(required=False, allow_null=True, help_text="a rate or a slippage spec object")
     sizing = JSONValueField(required=False, allow_null=True, help_text="a sizing spec object")
-    allow_short = serializers.BooleanField(required=False, allow_null=True)
+    allow_short = StrictBooleanField(required=False, allow_null=True)
     funding_rates = JSONValueField(required=False, allow_null=True)
     stop_loss = JSONValueField(required=False, allow_null=True)
     take_profit = JSONValueField(required=False, allow_null=True)
@@ -149,7 +158,7 @@ class OptimizationCreateSerializer(RunCreateSerializer):
     kind = serializers.ChoiceField(choices=OptimizationKind.choices, required=False)
     space = JSONObjectField(help_text="parameter -> list of values or {min, max, step}")
     objective = serializers.CharField(max_length=40, required=False)
-    maximize = serializers.BooleanField(required=False)
+    maximize = StrictBooleanField(required=False)
     samples = serializers.IntegerField(required=False, allow_null=True)
     seed = serializers.IntegerField(required=False)
     walk_forward = JSONObjectField(required=False, allow_null=True)
