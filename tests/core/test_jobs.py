@@ -8,10 +8,12 @@ The backtests tests show the same on the real ``BacktestRun`` with a real worker
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection, models
 from django.test.utils import isolate_apps
@@ -28,6 +30,7 @@ from apps.core.jobs import (
     job_cancel,
     jobs_reap_stale,
 )
+from tests.support import aio
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,13 +56,37 @@ def job_model():
                 editor.delete_model(SampleJob)
 
 
+def off_loop(action: Callable[[], Any]) -> Any:
+    """Run ``action`` (which publishes events) in a plain thread: browser tests leave an event loop
+    on the main thread, where ``publish_event``'s ``async_to_sync`` cannot run."""
+    result: dict[str, Any] = {}
+
+    def target():
+        try:
+            result["value"] = action()
+        except BaseException as exc:  # re-raised in the test's thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
 class EventInbox:
     """A channel joined to one user's group: what the browser of that user would receive."""
 
     def __init__(self, user_id: int) -> None:
         self.layer = get_channel_layer()
-        self.channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(user_group(user_id), self.channel)
+
+        async def join():
+            channel = await self.layer.new_channel()
+            await self.layer.group_add(user_group(user_id), channel)
+            return channel
+
+        self.channel = aio.run(join())
 
     def drain(self, timeout: float = 0.3) -> list[dict]:
         async def collect():
@@ -71,7 +98,7 @@ class EventInbox:
                     return events
                 events.append(message["event"])
 
-        return async_to_sync(collect)()
+        return aio.run(collect())
 
 
 def test_claim_moves_exactly_one_pending_job_to_running_once(job_model):
@@ -105,7 +132,7 @@ def test_active_lists_pending_and_running_jobs(job_model):
 def test_cancel_of_a_pending_job_is_immediate_and_announced(job_model):
     job = job_model.objects.create(owner_id=7)
     inbox = EventInbox(7)
-    job_cancel(job)
+    off_loop(lambda: job_cancel(job))
     assert job.status == JobStatus.CANCELLED and job.finished_at
     events = inbox.drain()
     assert [e["type"] for e in events] == ["sample.status"]
@@ -154,8 +181,12 @@ def test_monitor_throttles_progress_events_but_always_sends_completion(job_model
     job_model.objects.claim(job.pk)
     inbox = EventInbox(7)
     monitor = JobMonitor(job, event="sample.progress", time_limit=60)
-    for pct in range(0, 101):  # a tight loop: far faster than PROGRESS_EVERY
-        monitor.progress(pct)
+
+    def tight_loop():  # far faster than PROGRESS_EVERY
+        for pct in range(0, 101):
+            monitor.progress(pct)
+
+    off_loop(tight_loop)
     events = inbox.drain()
     progresses = [e["data"]["progress"] for e in events]
     assert all(e["type"] == "sample.progress" for e in events)
@@ -176,9 +207,8 @@ def test_reaper_fails_only_running_jobs_with_a_stale_heartbeat(job_model):
     job_model.objects.filter(pk=fresh.pk).update(status=JobStatus.RUNNING, heartbeat_at=now)
     inbox = EventInbox(7)
 
-    assert jobs_reap_stale(stale_after=timedelta(seconds=60), job_classes=[job_model]) == {
-        "core.SampleJob": [stale.pk]
-    }
+    reaped = off_loop(lambda: jobs_reap_stale(stale_after=timedelta(seconds=60), job_classes=[job_model]))
+    assert reaped == {"core.SampleJob": [stale.pk]}
 
     stale.refresh_from_db()
     assert stale.status == JobStatus.FAILED and stale.error_code == "worker_lost" and stale.finished_at

@@ -155,7 +155,10 @@ class RunCreateSerializer(StrictSerializer):
 class OptimizationCreateSerializer(RunCreateSerializer):
     """``POST /api/v1/backtests/optimizations/``: a run request plus the search."""
 
-    kind = serializers.ChoiceField(choices=OptimizationKind.choices, required=False)
+    # A string, not an enum: the schema's enum names are global and "kind" is taken by imports.
+    kind = serializers.CharField(
+        max_length=20, required=False, help_text=f"one of {', '.join(OptimizationKind.values)} (default grid)"
+    )
     space = JSONObjectField(help_text="parameter -> list of values or {min, max, step}")
     objective = serializers.CharField(max_length=40, required=False)
     maximize = StrictBooleanField(required=False)
