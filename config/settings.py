@@ -275,6 +275,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The job states every job API shows get one stable name.
+    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "apps.core.jobs.JobStatus"},
 }
 
 # ------------------------------------------------------------------- the platform

@@ -195,7 +195,7 @@ class ResearchForm(forms.Form):
         return params
 
     def to_body(self) -> dict[str, Any]:
-        """The API create body (see /work/notes/backtests_api.md, "Create body")."""
+        """The API create body (``POST /api/v1/backtests/``, its schema is ``RunCreateSerializer``)."""
         data = self.cleaned_data
         exchange, _, symbol = data["market"].partition("|")
         sizing_value = data["sizing_value"]

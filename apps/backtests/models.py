@@ -10,26 +10,13 @@ streams them with SQL; money on them is Decimal.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 
-MONEY_DIGITS = 38
-MONEY_PLACES = 12
-
-
-def _money(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, **kwargs)
-
-
-class JobStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-FINISHED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+from apps.core.jobs import Job, JobStatus
+from apps.core.money import amount_field
 
 
 class StrategyKind(models.TextChoices):
@@ -84,13 +71,8 @@ class StrategyVersion(models.Model):
         return f"{self.name} v{self.version}"
 
 
-class JobQuerySet(models.QuerySet):
-    def active(self):
-        return self.filter(status__in=[JobStatus.PENDING, JobStatus.RUNNING])
-
-
-class ResearchJob(models.Model):
-    """What runs and optimizations share: market, range, strategy reference, job state."""
+class ResearchJob(Job):
+    """What runs and optimizations share: market, range, strategy reference (job state: ``Job``)."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     name = models.CharField(max_length=200, blank=True)
@@ -109,48 +91,28 @@ class ResearchJob(models.Model):
     timeframe = models.CharField(max_length=3)
     start = models.DateTimeField(null=True, blank=True)
     end = models.DateTimeField(null=True, blank=True)
-    initial_cash = _money()
+    initial_cash = amount_field()
     # The full engine ``BacktestConfig.to_dict()`` (fees, slippage, sizing, leverage, margin ...).
     config = models.JSONField(default=dict)
 
-    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
-    progress = models.PositiveSmallIntegerField(default=0)
-    cancel_requested = models.BooleanField(default=False)
-    task_id = models.CharField(max_length=64, blank=True)
-    worker = models.CharField(max_length=200, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    # Written every few seconds by the worker; a stale heartbeat means the worker died.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    error_code = models.CharField(max_length=40, blank=True)
-    error_message = models.TextField(blank=True)
+    # The line of the user's strategy code an error points at, if any.
     error_line = models.PositiveIntegerField(null=True, blank=True)
-
-    objects = JobQuerySet.as_manager()
 
     class Meta:
         abstract = True
 
     @property
-    def is_finished(self) -> bool:
-        return self.status in FINISHED_STATUSES
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at and self.finished_at:
-            return (self.finished_at - self.started_at).total_seconds()
-        return None
-
-    @property
-    def error(self) -> dict | None:
-        if not self.error_message:
-            return None
-        return {"code": self.error_code or "error", "message": self.error_message, "line": self.error_line}
+    def error_info(self) -> dict[str, Any] | None:
+        info = super().error_info
+        if info is not None:
+            info["line"] = self.error_line
+        return info
 
 
 class BacktestRun(ResearchJob):
     """One backtest: full config, job state, and headline metrics (for lists and sorting)."""
+
+    status_event = "backtest.status"
 
     candles = models.PositiveIntegerField(null=True, blank=True)
     # Headline metrics copied out of the result so lists sort and aggregate in SQL.
@@ -185,6 +147,9 @@ class BacktestRun(ResearchJob):
             "win_rate": self.win_rate,
         }
 
+    def event_payload(self) -> dict[str, Any]:
+        return {**super().event_payload(), "headline": self.headline}
+
 
 class BacktestResultData(models.Model):
     """The bulky part of a finished run, kept out of list queries."""
@@ -215,12 +180,12 @@ class BacktestTrade(models.Model):
     entry_time = models.BigIntegerField(help_text="ms UTC")
     exit_time = models.BigIntegerField(help_text="ms UTC")
     side = models.CharField(max_length=5)
-    size = _money()
-    entry_price = _money()
-    exit_price = _money()
-    fees = _money()
-    funding = _money()
-    pnl = _money()
+    size = amount_field()
+    entry_price = amount_field()
+    exit_price = amount_field()
+    fees = amount_field()
+    funding = amount_field()
+    pnl = amount_field()
     return_pct = models.FloatField(null=True)
     mae = models.FloatField(null=True)
     mfe = models.FloatField(null=True)
@@ -245,6 +210,12 @@ class OptimizationKind(models.TextChoices):
 
 class Optimization(ResearchJob):
     """A parameter search (grid/random) or a walk-forward analysis, split into chunk tasks."""
+
+    status_event = "optimization.status"
+    # Chunks may wait in the queue behind other work between heartbeats: allow five periods.
+    stale_after_factor = 5.0
+    # Its chunks wait in the queue: it is cancelled at once, and each chunk stops when it sees that.
+    cancel_running_at_once = True
 
     kind = models.CharField(max_length=12, choices=OptimizationKind.choices)
     space = models.JSONField(default=dict)
@@ -276,6 +247,16 @@ class Optimization(ResearchJob):
         if self.best_params is None:
             return None
         return {"params": self.best_params, "metrics": self.best_metrics, "value": self.best_value}
+
+    @property
+    def percent_done(self) -> int:
+        if self.status == JobStatus.COMPLETED:
+            return 100
+        return int(100 * self.completed / self.total) if self.total else 0
+
+    def event_payload(self) -> dict[str, Any]:
+        best = None if self.best_params is None else {"params": self.best_params, "value": self.best_value}
+        return {**super().event_payload(), "progress": self.percent_done, "best": best}
 
 
 class OptimizationTrial(models.Model):

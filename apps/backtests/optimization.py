@@ -5,7 +5,7 @@ and enqueues ``optimization_start``; ``optimization_dispatch`` (on a worker)
 plans the combinations and the chunks, then sends one ``optimization_chunk``
 task per chunk as a Celery group, so every worker listening on the
 ``backtests`` queue (on any machine) takes a share. Each chunk stores its
-trials and bumps ``chunks_done`` under a row lock; whichever chunk finishes
+trials and bumps ``chunks_done`` in one transaction under a row lock; whichever chunk finishes
 last runs ``_finalize`` (best parameters; for walk-forward, the out-of-sample
 tests). That "last one finalizes" counter does a chord's job without depending
 on the result backend, and survives a chunk being redelivered.
@@ -16,12 +16,10 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -29,19 +27,26 @@ from django.utils import timezone
 from apps.backtests.engine import METRIC_NAMES, BacktestCancelled, Candles
 from apps.backtests.engine.errors import BacktestError, ParamError
 from apps.backtests.engine.params import validate_params
-from apps.backtests.models import JobStatus, Optimization, OptimizationKind, OptimizationTrial, StrategyKind
-from apps.backtests.services import (
-    JobMonitor,
-    TimeLimitExceeded,
-    _cancel_key,
-    _error_fields,
-    execute_strategy,
-    load_candles,
-    time_limit_seconds,
+from apps.backtests.models import Optimization, OptimizationKind, OptimizationTrial, StrategyKind
+from apps.backtests.services.enqueue import (
+    OPTIMIZATION_CHUNK_TASK,
+    OPTIMIZATION_START_TASK,
+    send_group,
+    send_task,
 )
+from apps.backtests.services.failures import error_fields
+from apps.backtests.services.runner import load_candles, strategy_run
+from apps.backtests.services.runs import time_limit_seconds
 from apps.backtests.specs import parse_run_spec
-from apps.core.errors import Conflict, DomainError, ValidationFailed
-from apps.core.events import publish_event
+from apps.core.errors import DomainError, ValidationFailed
+from apps.core.jobs import (
+    JobCancelled,
+    JobMonitor,
+    JobStatus,
+    JobTimeLimitExceeded,
+    job_cancel,
+    job_publish_status,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -280,10 +285,8 @@ def walk_forward_windows(
 
 
 def _enqueue_start(optimization_id: int) -> None:
-    from apps.backtests.tasks import optimization_start
-
-    result = optimization_start.apply_async(args=[optimization_id])
-    Optimization.objects.filter(id=optimization_id, task_id="").update(task_id=result.id or "")
+    task_id = send_task(OPTIMIZATION_START_TASK, optimization_id)
+    Optimization.objects.filter(id=optimization_id, task_id="").update(task_id=task_id)
 
 
 # =================================================================== execution
@@ -314,45 +317,17 @@ def _candles_for(optimization: Optimization) -> Candles:
     return candles
 
 
-def _status_payload(opt: Optimization) -> dict[str, Any]:
-    return {
-        "id": opt.id,
-        "status": opt.status,
-        "progress": _pct(opt),
-        "error": opt.error,
-        "best": _best_brief(opt),
-    }
-
-
-def _best_brief(opt: Optimization) -> dict[str, Any] | None:
-    return None if opt.best_params is None else {"params": opt.best_params, "value": opt.best_value}
-
-
-def _pct(opt: Optimization) -> int:
-    if opt.status == JobStatus.COMPLETED:
-        return 100
-    return int(100 * opt.completed / opt.total) if opt.total else 0
-
-
 def _fail(optimization_id: int, **fields: Any) -> None:
-    updated = Optimization.objects.filter(id=optimization_id, status=JobStatus.RUNNING).update(
-        status=JobStatus.FAILED, finished_at=timezone.now(), **fields
-    )
-    if updated:
-        opt = Optimization.objects.get(id=optimization_id)
-        publish_event(opt.owner_id, "optimization.status", _status_payload(opt))
+    if Optimization.objects.finish(optimization_id, JobStatus.FAILED, **fields):
+        job_publish_status(Optimization.objects.get(id=optimization_id))
 
 
 def optimization_plan(*, optimization_id: int, worker: str = "") -> int:
     """Claim a pending optimization and split it into chunks; returns the number of chunks (0: nothing to do)."""
-    now = timezone.now()
-    if not Optimization.objects.filter(id=optimization_id, status=JobStatus.PENDING).update(
-        status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200]
-    ):
+    if not Optimization.objects.claim(optimization_id, worker=worker):
         return 0
-    cache.delete(_cancel_key("opt", optimization_id))  # stale flag of a reused id (see backtest_execute)
     opt = Optimization.objects.get(id=optimization_id)
-    publish_event(opt.owner_id, "optimization.status", _status_payload(opt))
+    job_publish_status(opt)
     try:
         candles = _candles_for(opt)
         if len(candles) < 2:
@@ -381,24 +356,16 @@ def optimization_plan(*, optimization_id: int, worker: str = "") -> int:
             plan=plan, chunks_total=len(chunks), heartbeat_at=timezone.now()
         )
     except (BacktestError, DomainError) as exc:
-        _fail(opt.id, **_error_fields(exc))
+        _fail(opt.id, **error_fields(exc))
         return 0
     return len(chunks)
 
 
 def optimization_dispatch(*, optimization_id: int, worker: str = "") -> None:
     """Plan an optimization and send its chunks to the workers as one Celery group."""
-    from celery import group
-
-    from apps.backtests.tasks import optimization_chunk
-
     count = optimization_plan(optimization_id=optimization_id, worker=worker)
     if count:
-        group(optimization_chunk.s(optimization_id, k) for k in range(count)).apply_async()
-
-
-def _is_cancelled(optimization_id: int) -> bool:
-    return bool(cache.get(_cancel_key("opt", optimization_id)))
+        send_group(OPTIMIZATION_CHUNK_TASK, ((optimization_id, k) for k in range(count)))
 
 
 def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = "") -> None:
@@ -411,14 +378,7 @@ def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = ""
         return  # a redelivered chunk that already ran
     combos = opt.plan["combinations"]
     source = opt.strategy_version.source if opt.strategy_version else None
-    monitor = JobMonitor(
-        model=Optimization,
-        job_id=opt.id,
-        owner_id=opt.owner_id,
-        kind="opt",
-        event=None,
-        time_limit=time_limit_seconds(),
-    )
+    monitor = JobMonitor(opt, event="optimization.progress", time_limit=time_limit_seconds())
     try:
         candles = _candles_for(opt)
         if window_index is not None:
@@ -426,12 +386,11 @@ def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = ""
             candles = candles.between(win["is_start"], win["is_end"])
         trials = []
         for k in range(lo, hi):
-            if monitor.should_cancel():
-                raise BacktestCancelled("optimization cancelled")
+            monitor.check()
             try:
-                result = execute_strategy(
-                    strategy_kind=opt.strategy_kind,
-                    strategy_name=opt.strategy_name,
+                result = strategy_run(
+                    kind=opt.strategy_kind,
+                    name=opt.strategy_name,
                     source=source,
                     params=combos[k],
                     candles=candles,
@@ -439,7 +398,7 @@ def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = ""
                     should_cancel=monitor.should_cancel,
                 )
                 metrics, error = _clean_metrics(result.metrics), ""
-            except BacktestCancelled:
+            except (BacktestCancelled, JobCancelled, JobTimeLimitExceeded):
                 raise
             except BacktestError as exc:  # one bad combination does not sink the sweep
                 metrics, error = {}, str(exc)[:2000]
@@ -457,23 +416,26 @@ def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = ""
             Optimization.objects.filter(id=opt.id).update(
                 completed=F("completed") + 1, heartbeat_at=timezone.now()
             )
-            _publish_progress(opt.id)
-        OptimizationTrial.objects.bulk_create(trials, ignore_conflicts=True)
-    except TimeLimitExceeded as exc:
-        _fail(opt.id, **_error_fields(exc))
+            _publish_progress(opt.id, monitor)
+    except JobTimeLimitExceeded as exc:
+        _fail(opt.id, **error_fields(exc))
         return
-    except BacktestCancelled:
+    except (BacktestCancelled, JobCancelled):
         _mark_cancelled(opt.id)
         return
     except (BacktestError, DomainError) as exc:
-        _fail(opt.id, **_error_fields(exc))
+        _fail(opt.id, **error_fields(exc))
         return
     except Exception as exc:
         logger.exception("optimization %s chunk %s failed", optimization_id, chunk)
-        _fail(opt.id, error_code="internal_error", error_message=f"Internal error ({type(exc).__name__}).")
+        _fail(opt.id, error_code="internal_error", error=f"Internal error ({type(exc).__name__}).")
         return
+    # One transaction under the row lock: the chunk's trials and its count land together or not at all.
     with transaction.atomic():
-        locked = Optimization.objects.select_for_update().get(id=opt.id)
+        locked = Optimization.objects.select_for_update().filter(id=opt.id).first()
+        if locked is None or locked.status != JobStatus.RUNNING:
+            return  # deleted, cancelled or reaped meanwhile
+        OptimizationTrial.objects.bulk_create(trials, ignore_conflicts=True)
         locked.chunks_done += 1
         Optimization.objects.filter(id=opt.id).update(chunks_done=locked.chunks_done)
         last = locked.chunks_done >= locked.chunks_total
@@ -481,42 +443,21 @@ def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = ""
         _finalize(opt.id)
 
 
-_LAST_PROGRESS: dict[int, float] = {}
-
-
-def _publish_progress(optimization_id: int) -> None:
-    now = time.monotonic()
-    if now - _LAST_PROGRESS.get(optimization_id, 0.0) < 0.2:
-        return
-    _LAST_PROGRESS[optimization_id] = now
-    opt = (
-        Optimization.objects.filter(id=optimization_id)
-        .values("owner_id", "completed", "total", "progress")
-        .first()
-    )
-    if not opt:
-        return
-    pct = int(100 * opt["completed"] / opt["total"]) if opt["total"] else 0
-    Optimization.objects.filter(id=optimization_id, status=JobStatus.RUNNING).update(progress=min(pct, 99))
-    publish_event(
-        opt["owner_id"],
-        "optimization.progress",
-        {
-            "id": optimization_id,
-            "completed": opt["completed"],
-            "total": opt["total"],
-            "progress": pct,
-            "best": None,
-        },
-    )
+def _publish_progress(optimization_id: int, monitor: JobMonitor) -> None:
+    """The sweep's share done (all chunks on all workers), through this chunk's throttled monitor."""
+    row = Optimization.objects.filter(id=optimization_id).values("completed", "total").first()
+    if row and row["total"]:
+        monitor.progress(
+            min(99, 100 * row["completed"] / row["total"]),
+            details={"completed": row["completed"], "total": row["total"]},
+        )
 
 
 def _mark_cancelled(optimization_id: int) -> None:
     if Optimization.objects.filter(
         id=optimization_id, status__in=[JobStatus.RUNNING, JobStatus.PENDING]
     ).update(status=JobStatus.CANCELLED, finished_at=timezone.now()):
-        opt = Optimization.objects.get(id=optimization_id)
-        publish_event(opt.owner_id, "optimization.status", _status_payload(opt))
+        job_publish_status(Optimization.objects.get(id=optimization_id))
 
 
 def _clean_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -566,14 +507,14 @@ def _finalize(optimization_id: int) -> None:
         _mark_cancelled(opt.id)
         return
     except (BacktestError, DomainError) as exc:
-        _fail(opt.id, **_error_fields(exc))
+        _fail(opt.id, **error_fields(exc))
         return
     updated = Optimization.objects.filter(id=opt.id, status=JobStatus.RUNNING).update(
         status=JobStatus.COMPLETED, progress=100, finished_at=timezone.now(), **updates
     )
     if updated:
         opt.refresh_from_db()
-        publish_event(opt.owner_id, "optimization.status", _status_payload(opt))
+        job_publish_status(opt)
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -600,12 +541,12 @@ def _walk_forward_report(opt: Optimization, rows: list[dict[str, Any]]) -> dict[
         }
         oos = candles.between(win["oos_start"], win["oos_end"])
         if best is not None and len(oos) >= 2:
-            if _is_cancelled(opt.id):
+            if Optimization.objects.filter(id=opt.id, cancel_requested=True).exists():
                 raise BacktestCancelled("optimization cancelled")
             try:
-                result = execute_strategy(
-                    strategy_kind=opt.strategy_kind,
-                    strategy_name=opt.strategy_name,
+                result = strategy_run(
+                    kind=opt.strategy_kind,
+                    name=opt.strategy_name,
                     source=source,
                     params=best["params"],
                     candles=oos,
@@ -650,37 +591,9 @@ def _walk_forward_report(opt: Optimization, rows: list[dict[str, Any]]) -> dict[
 # ==================================================================== control
 def optimization_cancel(*, optimization: Optimization) -> Optimization:
     """Cancel a pending or running optimization (chunks stop at their next check)."""
-    cache.set(_cancel_key("opt", optimization.id), True, timeout=24 * 3600)
-    if Optimization.objects.filter(
-        id=optimization.id, status__in=[JobStatus.PENDING, JobStatus.RUNNING]
-    ).update(status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()):
-        optimization.refresh_from_db()
-        publish_event(optimization.owner_id, "optimization.status", _status_payload(optimization))
-        return optimization
-    optimization.refresh_from_db()
-    raise Conflict(
-        f"The optimization is already {optimization.status}.", fields={"status": [optimization.status]}
-    )
+    return job_cancel(optimization)
 
 
 def optimization_delete(*, optimization: Optimization) -> None:
-    cache.set(_cancel_key("opt", optimization.id), True, timeout=24 * 3600)
+    """Delete an optimization; its running chunks see the row gone and stop."""
     optimization.delete()
-
-
-def optimization_reap_stale(*, cutoff) -> list[int]:
-    """Fail running optimizations with no progress from any worker since well before ``cutoff``."""
-    # Chunks may wait in the queue behind other work, so allow five heartbeat periods.
-    limit = cutoff - (timezone.now() - cutoff) * 4
-    ids = list(
-        Optimization.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=limit).values_list(
-            "id", flat=True
-        )
-    )
-    for opt_id in ids:
-        _fail(
-            opt_id,
-            error_code="worker_lost",
-            error_message="No worker made progress on this optimization for too long (workers killed or crashed). Run it again.",
-        )
-    return ids

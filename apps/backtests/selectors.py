@@ -12,7 +12,6 @@ from apps.backtests.models import (
     BacktestResultData,
     BacktestRun,
     BacktestTrade,
-    JobStatus,
     Optimization,
     OptimizationTrial,
     Strategy,
@@ -20,6 +19,7 @@ from apps.backtests.models import (
 )
 from apps.backtests.specs import parse_time
 from apps.core.errors import Conflict, NotFound, ValidationFailed
+from apps.core.jobs import JobStatus
 
 TRADE_ORDERING = (
     "n",

@@ -35,6 +35,8 @@ CONFIG_OPTIONS = (
     "take_profit",
     "trailing_stop",
 )
+# Far above any account, and small enough that every amount a run stores fits ``apps.core.money``.
+MAX_INITIAL_CASH = 1e12
 SPEC_KEYS = frozenset(
     {"name", "strategy", "strategy_id", "strategy_version", "params", "exchange", "symbol", "timeframe"}
     | {"start", "end"}
@@ -168,19 +170,13 @@ def parse_time(value: Any, field: str) -> datetime | None:
 
 def _check_candles(market, timeframe: str, start: datetime | None, end: datetime | None) -> None:
     """Refuse a range with no stored candles now, rather than as a failed run later."""
-    from apps.marketdata.models import Candle
-    from apps.marketdata.selectors import resolve_source_timeframe
+    from apps.marketdata.selectors import candles_stored
 
     try:
-        source = resolve_source_timeframe(market=market, timeframe=timeframe)
+        stored = candles_stored(market=market, timeframe=timeframe, start=start, end=end)
     except NotFound as exc:
         raise ValidationFailed(exc.message, fields=exc.fields, code="no_candles") from None
-    rows = Candle.objects.filter(market=market, timeframe=source)
-    if start is not None:
-        rows = rows.filter(open_time__gte=int(start.timestamp() * 1000))
-    if end is not None:
-        rows = rows.filter(open_time__lt=int(end.timestamp() * 1000))
-    if not rows.exists():
+    if not stored:
         raise ValidationFailed(
             f"No {timeframe} candles are stored for {market.symbol} in the selected range.",
             fields={"start": ["no candles stored in this range"]},
@@ -229,7 +225,8 @@ def parse_run_spec(
             f"Unknown field(s): {', '.join(unknown)}.", fields={k: ["unknown field"] for k in unknown}
         )
     errors: dict[str, list[str]] = {}
-    name = data.get("name") or ""
+    name = data.get("name")
+    name = "" if name is None else name
     if not isinstance(name, str) or len(name) > 200:
         errors["name"] = ["must be a string of at most 200 characters"]
     for key in ("exchange", "symbol", "timeframe"):
@@ -269,6 +266,11 @@ def parse_run_spec(
             raise ValidationFailed(
                 "initial_cash must be a number.", fields={"initial_cash": ["must be a positive number"]}
             ) from None
+        if options["initial_cash"] > MAX_INITIAL_CASH:
+            raise ValidationFailed(
+                f"initial_cash must be at most {MAX_INITIAL_CASH:g}.",
+                fields={"initial_cash": [f"at most {MAX_INITIAL_CASH:g}"]},
+            )
     if "leverage" in options and "market_type" not in options:
         try:
             if float(options["leverage"]) != 1.0:

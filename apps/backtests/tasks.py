@@ -1,43 +1,32 @@
-"""Celery tasks of the backtests app (queue ``backtests``): thin wrappers around the services."""
+"""Celery tasks of the backtests app (queue ``backtests``): thin wrappers around the services.
+
+The task names are the strings in ``apps.backtests.services.enqueue`` (unchanged
+since messages may be in flight); the functions are named for what they do, so
+none shares a name with the engine's ``run_backtest``.
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
 
-from apps.core.schedules import Schedule
-
-PERIODIC_TASKS: list[Schedule] = [
-    Schedule("backtests: reap runs of dead workers", "apps.backtests.tasks.reap_stale_runs", 30),
-]
+from apps.backtests.optimization import optimization_dispatch, optimization_run_chunk
+from apps.backtests.services import backtest_execute
+from apps.backtests.services.enqueue import OPTIMIZATION_CHUNK_TASK, OPTIMIZATION_START_TASK, RUN_TASK
 
 
-@shared_task(name="apps.backtests.tasks.run_backtest", bind=True, ignore_result=True, acks_late=True)
-def run_backtest(self, run_id: int) -> str | None:
+@shared_task(name=RUN_TASK, bind=True, ignore_result=True, acks_late=True)
+def backtest_execute_task(self, run_id: int) -> str | None:
     """Execute one pending backtest run (idempotent: a redelivered task finds it claimed)."""
-    from apps.backtests.services import backtest_execute
-
     return backtest_execute(run_id=run_id, worker=self.request.hostname or "")
 
 
-@shared_task(name="apps.backtests.tasks.optimization_chunk", bind=True, ignore_result=True, acks_late=True)
-def optimization_chunk(self, optimization_id: int, chunk: int) -> None:
+@shared_task(name=OPTIMIZATION_CHUNK_TASK, bind=True, ignore_result=True, acks_late=True)
+def optimization_chunk_task(self, optimization_id: int, chunk: int) -> None:
     """Evaluate one chunk of an optimization's parameter combinations."""
-    from apps.backtests.optimization import optimization_run_chunk
-
     optimization_run_chunk(optimization_id=optimization_id, chunk=chunk, worker=self.request.hostname or "")
 
 
-@shared_task(name="apps.backtests.tasks.optimization_start", bind=True, ignore_result=True, acks_late=True)
-def optimization_start(self, optimization_id: int) -> None:
+@shared_task(name=OPTIMIZATION_START_TASK, bind=True, ignore_result=True, acks_late=True)
+def optimization_start_task(self, optimization_id: int) -> None:
     """Plan an optimization and fan its chunks out to the workers."""
-    from apps.backtests.optimization import optimization_dispatch
-
     optimization_dispatch(optimization_id=optimization_id, worker=self.request.hostname or "")
-
-
-@shared_task(name="apps.backtests.tasks.reap_stale_runs", ignore_result=True)
-def reap_stale_runs() -> list[int]:
-    """Mark runs whose worker died (no heartbeat) as failed."""
-    from apps.backtests.services import backtest_reap_stale
-
-    return backtest_reap_stale()

@@ -12,7 +12,6 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -21,11 +20,10 @@ from django.views.decorators.http import require_http_methods
 from apps.backtests import selectors, services
 from apps.backtests.engine import METRIC_NAMES
 from apps.backtests.forms import BacktestForm, OptimizationForm, StrategyOption, strategy_options
-from apps.backtests.models import JobStatus
 from apps.backtests.optimization import optimization_create
 from apps.core.errors import NotFound, ValidationFailed
-from apps.marketdata.models import Candle
-from apps.marketdata.selectors import market_list
+from apps.core.jobs import JobStatus
+from apps.marketdata.selectors import markets_with_candles
 
 SECTION = "Backtests"
 PAGE_SIZE = 25
@@ -72,7 +70,7 @@ def _api_base() -> str:
 
 def _market_choices() -> list[tuple[str, str]]:
     """Markets that have stored candles (an EXISTS probe on the candle index per market)."""
-    markets = market_list().filter(Exists(Candle.objects.filter(market=OuterRef("pk")))).order_by("symbol")
+    markets = markets_with_candles().order_by("symbol")
     return [(f"{m.exchange.slug}|{m.symbol}", f"{m.symbol} · {m.exchange.name}") for m in markets]
 
 

@@ -394,3 +394,25 @@ def store_overview() -> list[dict]:
         }
         for r in rows
     ]
+
+
+def markets_with_candles() -> QuerySet[Market]:
+    """Markets that have stored candles (an EXISTS probe on the candle index per market)."""
+    from django.db.models import Exists, OuterRef
+
+    return market_list().filter(Exists(Candle.objects.filter(market=OuterRef("pk"))))
+
+
+def candles_stored(
+    *, market: Market, timeframe: str, start: datetime | None = None, end: datetime | None = None
+) -> bool:
+    """Whether any candle of ``market`` in ``[start, end)`` is stored for ``timeframe`` or the
+    stored timeframe it is resampled from (``NoCandles`` when neither is stored at all)."""
+    rows = Candle.objects.filter(
+        market=market, timeframe=resolve_source_timeframe(market=market, timeframe=timeframe)
+    )
+    if start is not None:
+        rows = rows.filter(open_time__gte=int(start.timestamp() * 1000))
+    if end is not None:
+        rows = rows.filter(open_time__lt=int(end.timestamp() * 1000))
+    return rows.exists()

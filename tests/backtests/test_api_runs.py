@@ -15,9 +15,10 @@ import pytest
 
 from apps.backtests import storage
 from apps.backtests.engine import BacktestConfig, run_backtest
-from apps.backtests.models import BacktestRun, BacktestTrade, JobStatus
+from apps.backtests.models import BacktestRun, BacktestTrade
 from apps.backtests.services import backtest_create, backtest_execute, load_candles
 from apps.backtests.strategies.registry import build_strategy
+from apps.core.jobs import JobStatus
 from tests.backtests.api_support import SMA_BODY, import_candles
 
 pytestmark = pytest.mark.django_db

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from apps.backtests.models import BacktestRun, BacktestTrade, JobStatus, Optimization
+from apps.backtests.models import BacktestRun, BacktestTrade, Optimization
+from apps.core.jobs import JobStatus
 from tests.backtests.api_support import USER_SIGNAL_CODE, import_candles
 from tests.factories import PASSWORD, UserFactory
 
@@ -266,7 +267,7 @@ def test_progress_bar_follows_live_events_then_the_worker_finishes_the_run(page,
     the real worker.
     """
     from apps.backtests.services import backtest_create
-    from apps.backtests.tasks import run_backtest
+    from apps.backtests.tasks import backtest_execute_task
     from tests.backtests.api_support import SMA_BODY
 
     run = backtest_create(user=trader, data=dict(SMA_BODY), enqueue=False)
@@ -287,7 +288,7 @@ def test_progress_bar_follows_live_events_then_the_worker_finishes_the_run(page,
     # Events for another run leave this bar alone.
     publish(trader.id, "backtest.progress", {"id": run.pk + 1000, "status": "running", "progress": 77})
 
-    run_backtest.apply_async(args=[run.pk])
+    backtest_execute_task.apply_async(args=[run.pk])
     expect(page.locator("body")).to_have_attribute("data-results-ready", "1", timeout=RUN_TIMEOUT)
     trail = bar.get_attribute("data-trail").split(",")
     assert trail[0] == "0" and "42" in trail and trail[-1] == "100" and "77" not in trail

@@ -6,9 +6,10 @@ import pytest
 from django.contrib.staticfiles import finders
 from django.urls import reverse
 
-from apps.backtests.models import BacktestRun, JobStatus, Optimization, Strategy
+from apps.backtests.models import BacktestRun, Optimization, Strategy
 from apps.backtests.optimization import optimization_create
 from apps.backtests.services import backtest_create, backtest_execute, strategy_create
+from apps.core.jobs import JobStatus
 from tests.backtests.api_support import SMA_BODY, USER_SIGNAL_CODE, import_candles
 
 pytestmark = pytest.mark.django_db
@@ -334,7 +335,7 @@ def test_run_page_embeds_the_stored_monte_carlo_report(browser_client, done_run)
 
     url = reverse("backtests:detail", kwargs={"pk": done_run.pk})
     assert browser_client.get(url).context["page_data"]["monte_carlo"] is None
-    report = backtest_monte_carlo(run=done_run, data={"simulations": 50, "method": "shuffle", "seed": 1})
+    report = backtest_monte_carlo(run=done_run, simulations=50, method="shuffle", seed=1)
     embedded = browser_client.get(url).context["page_data"]["monte_carlo"]
     assert embedded["simulations"] == 50
     assert embedded["total_return"] == report["total_return"]

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from apps.backtests.engine import BacktestConfig, run_backtest
-from apps.backtests.models import JobStatus, Optimization, OptimizationTrial
+from apps.backtests.models import Optimization, OptimizationTrial
 from apps.backtests.optimization import (
     best_trial,
     optimization_plan,
@@ -22,6 +22,7 @@ from apps.backtests.optimization import (
 )
 from apps.backtests.services import load_candles
 from apps.backtests.strategies.registry import build_strategy
+from apps.core.jobs import JobStatus
 from tests.backtests.api_support import SMA_BODY, import_candles
 
 pytestmark = pytest.mark.django_db

@@ -14,10 +14,11 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.backtests.engine import BacktestConfig, run_backtest
-from apps.backtests.models import BacktestRun, JobStatus, Optimization, OptimizationTrial
+from apps.backtests.models import BacktestRun, Optimization, OptimizationTrial
 from apps.backtests.optimization import best_trial
 from apps.backtests.services import load_candles
 from apps.backtests.strategies.registry import build_strategy
+from apps.core.jobs import JobStatus
 from tests.backtests.api_support import SMA_BODY, import_candles, post_in_thread, wait_for
 from tests.factories import UserFactory
 from tests.support import aio, servers

@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.backtests.models import BacktestResultData, BacktestRun, JobStatus
-from apps.backtests.services import backtest_create, backtest_execute, backtest_reap_stale, strategy_create
-from apps.backtests.tasks import PERIODIC_TASKS
+from apps.backtests.models import BacktestResultData, BacktestRun, Optimization
+from apps.backtests.services import backtest_create, backtest_execute, strategy_create
+from apps.core.jobs import JobStatus, job_models, jobs_reap_stale
+from apps.core.schedules import declared_schedules
 from tests.backtests.api_support import SMA_BODY, import_candles
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +43,7 @@ def test_a_run_past_the_time_limit_fails_with_a_timeout(user, candles_1h, settin
     started = timezone.now()
     assert backtest_execute(run_id=run.id) == JobStatus.FAILED
     run.refresh_from_db()
-    assert run.error_code == "timeout" and "time limit of 1 s" in run.error_message
+    assert run.error_code == "timeout" and "time limit of 1 s" in run.error
     assert (timezone.now() - started).total_seconds() < 10
 
 
@@ -61,7 +62,7 @@ def test_reaper_fails_only_runs_with_a_stale_heartbeat(user, candles_1h):
     BacktestRun.objects.filter(id=stale.id).update(
         status=JobStatus.RUNNING, heartbeat_at=now - timedelta(minutes=5)
     )
-    assert backtest_reap_stale() == [stale.id]
+    assert jobs_reap_stale()["backtests.BacktestRun"] == [stale.id]
     stale.refresh_from_db()
     fresh.refresh_from_db()
     assert stale.status == JobStatus.FAILED and stale.error_code == "worker_lost" and stale.finished_at
@@ -70,21 +71,24 @@ def test_reaper_fails_only_runs_with_a_stale_heartbeat(user, candles_1h):
     assert backtest_execute(run_id=stale.id) is None
 
 
-def test_reaper_is_a_periodic_task():
-    assert any(s.task == "apps.backtests.tasks.reap_stale_runs" and s.seconds <= 60 for s in PERIODIC_TASKS)
+def test_the_one_core_reaper_covers_runs_and_optimizations():
+    assert {BacktestRun, Optimization} <= set(job_models())
+    assert not [
+        s for s in declared_schedules() if "reap" in s.task and s.task != "apps.core.tasks.reap_stale_jobs"
+    ]
 
 
 def test_deleting_a_run_while_it_runs_discards_its_result(user, candles_1h, monkeypatch):
     run = backtest_create(user=user, data=dict(SMA_BODY), enqueue=False)
-    from apps.backtests import services
+    from apps.backtests.services import runs
 
-    original = services._save_result
+    original = runs.backtest_result_save
 
     def delete_then_save(run_obj, candles, result):
         BacktestRun.objects.filter(id=run_obj.id).delete()
         return original(run_obj, candles, result)
 
-    monkeypatch.setattr(services, "_save_result", delete_then_save)
+    monkeypatch.setattr(runs, "backtest_result_save", delete_then_save)
     assert backtest_execute(run_id=run.id) is None
     assert not BacktestResultData.objects.exists()
 
@@ -96,4 +100,4 @@ def test_no_candles_in_range_is_a_readable_failure(user, candles_1h):
     Candle.objects.all().delete()
     assert backtest_execute(run_id=run.id) == JobStatus.FAILED
     run.refresh_from_db()
-    assert run.error_code in ("no_candles", "backtest_error") and run.error_message
+    assert run.error_code in ("no_candles", "backtest_error") and run.error

@@ -25,9 +25,10 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.backtests.engine import BacktestConfig, run_backtest
-from apps.backtests.models import BacktestResultData, BacktestRun, JobStatus
-from apps.backtests.services import backtest_create, backtest_reap_stale, load_candles
+from apps.backtests.models import BacktestResultData, BacktestRun
+from apps.backtests.services import backtest_create, load_candles
 from apps.backtests.strategies.registry import build_strategy
+from apps.core.jobs import JobStatus, jobs_reap_stale
 from tests.backtests.api_support import SMA_BODY, import_candles, post_in_thread, wait_for
 from tests.factories import UserFactory
 from tests.support import aio, servers
@@ -183,7 +184,7 @@ def test_killed_worker_leaves_the_run_failed_not_running(celery_worker, trader, 
     run = backtest_create(user=trader, data=body, enqueue=False)
     # A queue only the doomed worker listens to, so the session worker cannot take the task.
     queue = f"backtests-doomed-{uuid.uuid4().hex[:8]}"
-    from apps.backtests.tasks import run_backtest as task
+    from apps.backtests.tasks import backtest_execute_task as task
 
     with servers.celery_worker(
         concurrency=1, hostname="doomed", queues=queue, log_path=tmp_path / "doomed.log"
@@ -191,7 +192,7 @@ def test_killed_worker_leaves_the_run_failed_not_running(celery_worker, trader, 
         task.apply_async(args=[run.id], queue=queue)
         wait_for(lambda: BacktestRun.objects.filter(id=run.id, progress__gte=7).exists(), timeout=60)
         # Alive and beating: the reaper leaves it alone.
-        assert backtest_reap_stale(stale_after=timedelta(seconds=15)) == []
+        assert "backtests.BacktestRun" not in jobs_reap_stale(stale_after=timedelta(seconds=15))
         sandboxes = _children(worker.pid)
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
@@ -202,7 +203,7 @@ def test_killed_worker_leaves_the_run_failed_not_running(celery_worker, trader, 
                 pass
     assert BacktestRun.objects.get(id=run.id).status == JobStatus.RUNNING
     time.sleep(3.5)
-    assert backtest_reap_stale(stale_after=timedelta(seconds=3)) == [run.id]
+    assert jobs_reap_stale(stale_after=timedelta(seconds=3))["backtests.BacktestRun"] == [run.id]
     status = client.get(f"{URL}{run.id}/status/").json()
     assert status["status"] == "failed" and status["error"]["code"] == "worker_lost"
     assert "stopped responding" in status["error"]["message"]

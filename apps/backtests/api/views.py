@@ -1,4 +1,8 @@
-"""Backtests API: thin views over ``services``, ``optimization`` and ``selectors``."""
+"""Backtests API: input serializer (types) -> service (typed keyword arguments) -> output.
+
+Thin views over ``services``, ``optimization`` and ``selectors``; domain errors
+become the one error body in ``apps.core.api.exceptions``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,16 +22,29 @@ from rest_framework.views import APIView
 from apps.backtests import optimization as optimizations
 from apps.backtests import selectors, services
 from apps.backtests.api import serializers as out
+from apps.backtests.api.serializers import (
+    CodeCheckSerializer,
+    JobCancelledSerializer,
+    MonteCarloSerializer,
+    OptimizationCreateSerializer,
+    RunAcceptedSerializer,
+    RunCreateSerializer,
+    RunStatusSerializer,
+    StrategyCreateSerializer,
+    StrategySerializer,
+    StrategyUpdateSerializer,
+    StrategyValidateSerializer,
+)
 from apps.core.api.pagination import StandardPagination
 from apps.core.errors import ValidationFailed
 
 RUN_ORDERING = ("created_at", "finished_at", "name", "total_return", "sharpe_ratio", "max_drawdown", "status")
 
 
-def _body(request: Request) -> dict[str, Any]:
-    if not isinstance(request.data, dict):
-        raise ValidationFailed("Expected a JSON object.")
-    return dict(request.data)
+def _valid(serializer_class, request: Request, *, partial: bool = False) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data, partial=partial)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
 
 
 def _paginate(view: APIView, request: Request, items, render) -> Response:
@@ -36,10 +53,20 @@ def _paginate(view: APIView, request: Request, items, render) -> Response:
     return paginator.get_paginated_response([render(item) for item in page])
 
 
-def _accepted(payload: dict[str, Any], location: str) -> Response:
-    response = Response(payload, status=status.HTTP_202_ACCEPTED)
-    response["Location"] = location
+def _accepted(job, urls: dict[str, str]) -> Response:
+    payload = {"id": job.id, "status": job.status, "status_url": urls["status"], "url": urls["self"]}
+    response = Response(RunAcceptedSerializer(payload).data, status=status.HTTP_202_ACCEPTED)
+    response["Location"] = urls["self"]
     return response
+
+
+def _cancelled(job) -> Response:
+    return Response(JobCancelledSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+CSV_RESPONSE = OpenApiResponse(
+    response={"type": "string", "format": "binary"}, description="CSV, one row per trade (text/csv)"
+)
 
 
 class BaseView(APIView):
@@ -47,21 +74,19 @@ class BaseView(APIView):
     filter_backends: list = []
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
-        # The bodies are plain JSON documented in /work/notes/backtests_api.md; tell the schema
-        # generator so (free-form objects) instead of letting it guess a serializer per view.
+        # Bodies without their own serializer are free-form JSON objects in the schema, instead of
+        # letting the generator guess a serializer per view.
         super().__init_subclass__(**kwargs)
         for method in ("get", "post", "put", "patch", "delete"):
             handler = cls.__dict__.get(method)
             if handler is not None:
-                responses = {204: None} if method == "delete" else OpenApiTypes.OBJECT
-                body = OpenApiTypes.OBJECT if method in ("post", "put", "patch") else None
                 name = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__.removesuffix("View")).lower()
-                operation = f"backtests_{name}_{method}"
-                setattr(
-                    cls,
-                    method,
-                    extend_schema(operation_id=operation, request=body, responses=responses)(handler),
-                )
+                schema: dict[str, Any] = {"operation_id": f"backtests_{name}_{method}"}
+                # A handler with its own @extend_schema keeps its request and responses.
+                if "schema" not in getattr(handler, "kwargs", {}):
+                    schema["responses"] = {204: None} if method == "delete" else OpenApiTypes.OBJECT
+                    schema["request"] = OpenApiTypes.OBJECT if method in ("post", "put", "patch") else None
+                setattr(cls, method, extend_schema(**schema)(handler))
 
 
 # ========================================================================= runs
@@ -76,13 +101,10 @@ class RunListView(BaseView):
         qs = qs.order_by(ordering, "-id")
         return _paginate(self, request, qs, lambda run: out.run_detail(run, include_config=False))
 
+    @extend_schema(request=RunCreateSerializer, responses={202: RunAcceptedSerializer})
     def post(self, request: Request) -> Response:
-        run = services.backtest_create(user=request.user, data=_body(request))
-        urls = out.run_urls(run)
-        return _accepted(
-            {"id": run.id, "status": run.status, "status_url": urls["status"], "url": urls["self"]},
-            urls["self"],
-        )
+        run = services.backtest_create(user=request.user, data=_valid(RunCreateSerializer, request))
+        return _accepted(run, out.run_urls(run))
 
 
 class RunDetailView(BaseView):
@@ -95,17 +117,15 @@ class RunDetailView(BaseView):
 
 
 class RunStatusView(BaseView):
+    @extend_schema(responses=RunStatusSerializer)
     def get(self, request: Request, pk: str) -> Response:
         return Response(out.run_status(selectors.backtest_get(user=request.user, pk=pk)))
 
 
 class RunCancelView(BaseView):
+    @extend_schema(request=None, responses={202: JobCancelledSerializer})
     def post(self, request: Request, pk: str) -> Response:
-        run = services.backtest_cancel(run=selectors.backtest_get(user=request.user, pk=pk))
-        return Response(
-            {"id": run.id, "status": run.status, "cancel_requested": run.cancel_requested},
-            status=status.HTTP_202_ACCEPTED,
-        )
+        return _cancelled(services.backtest_cancel(run=selectors.backtest_get(user=request.user, pk=pk)))
 
 
 class RunResultsView(BaseView):
@@ -127,6 +147,7 @@ class _Echo:
 
 
 class RunTradesExportView(BaseView):
+    @extend_schema(responses={(200, "text/csv"): CSV_RESPONSE})
     def get(self, request: Request, pk: str) -> StreamingHttpResponse:
         run = selectors.backtest_get(user=request.user, pk=pk)
         qs = selectors.backtest_trades(run=run, filters=request.query_params)
@@ -172,9 +193,10 @@ class RunMonteCarloView(BaseView):
         run = selectors.backtest_get(user=request.user, pk=pk)
         return Response(selectors.backtest_monte_carlo_get(run=run))
 
+    @extend_schema(request=MonteCarloSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, pk: str) -> Response:
         run = selectors.backtest_get(user=request.user, pk=pk)
-        return Response(services.backtest_monte_carlo(run=run, data=_body(request)))
+        return Response(services.backtest_monte_carlo(run=run, **_valid(MonteCarloSerializer, request)))
 
 
 class RunCompareView(BaseView):
@@ -193,40 +215,31 @@ class BuiltinStrategyListView(BaseView):
 
 class StrategyListView(BaseView):
     def get(self, request: Request) -> Response:
-        return _paginate(self, request, selectors.strategy_list(user=request.user), out.strategy)
+        strategies = selectors.strategy_list(user=request.user)
+        return _paginate(self, request, strategies, lambda strategy: StrategySerializer(strategy).data)
 
+    @extend_schema(request=StrategyCreateSerializer, responses={201: StrategySerializer})
     def post(self, request: Request) -> Response:
-        data = _body(request)
-        unknown = sorted(set(data) - {"name", "source", "description"})
-        if unknown:
-            raise ValidationFailed(
-                f"Unknown field(s): {', '.join(unknown)}.", fields={k: ["unknown field"] for k in unknown}
-            )
-        if "source" not in data:
-            raise ValidationFailed("source is required.", fields={"source": ["this field is required"]})
-        strategy = services.strategy_create(
-            user=request.user,
-            source=data["source"],
-            name=data.get("name"),
-            description=data.get("description"),
-        )
-        return Response(out.strategy(strategy), status=status.HTTP_201_CREATED)
+        strategy = services.strategy_create(user=request.user, **_valid(StrategyCreateSerializer, request))
+        return Response(StrategySerializer(strategy).data, status=status.HTTP_201_CREATED)
 
 
 class StrategyDetailView(BaseView):
+    @extend_schema(responses=StrategySerializer)
     def get(self, request: Request, pk: str) -> Response:
-        return Response(out.strategy(selectors.strategy_get(user=request.user, pk=pk)))
+        return Response(StrategySerializer(selectors.strategy_get(user=request.user, pk=pk)).data)
 
+    @extend_schema(request=StrategyUpdateSerializer, responses=StrategySerializer)
     def patch(self, request: Request, pk: str) -> Response:
         strategy = selectors.strategy_get(user=request.user, pk=pk)
-        return Response(out.strategy(services.strategy_update(strategy=strategy, data=_body(request))))
+        data = _valid(StrategyUpdateSerializer, request, partial=True)
+        return Response(StrategySerializer(services.strategy_update(strategy=strategy, **data)).data)
 
+    @extend_schema(request=StrategyUpdateSerializer, responses=StrategySerializer)
     def put(self, request: Request, pk: str) -> Response:
         strategy = selectors.strategy_get(user=request.user, pk=pk)
-        data = _body(request)
-        if "source" not in data:
-            raise ValidationFailed("source is required.", fields={"source": ["this field is required"]})
-        return Response(out.strategy(services.strategy_update(strategy=strategy, data=data)))
+        data = _valid(StrategyUpdateSerializer, request)
+        return Response(StrategySerializer(services.strategy_update(strategy=strategy, **data)).data)
 
     def delete(self, request: Request, pk: str) -> Response:
         services.strategy_delete(strategy=selectors.strategy_get(user=request.user, pk=pk))
@@ -248,14 +261,10 @@ class StrategyVersionDetailView(BaseView):
 
 
 class StrategyValidateView(BaseView):
+    @extend_schema(request=StrategyValidateSerializer, responses=CodeCheckSerializer)
     def post(self, request: Request) -> Response:
-        data = _body(request)
-        source = data.get("source")
-        if not isinstance(source, str):
-            raise ValidationFailed("source must be a string.", fields={"source": ["this field is required"]})
-        if len(source) > 200_000:
-            raise ValidationFailed("source is too long.", fields={"source": ["at most 200,000 characters"]})
-        return Response(services.strategy_validate(source=source).to_dict())
+        source = _valid(StrategyValidateSerializer, request)["source"]
+        return Response(CodeCheckSerializer(services.strategy_validate(source=source).to_dict()).data)
 
 
 class StrategyPerformanceView(BaseView):
@@ -275,13 +284,12 @@ class OptimizationListView(BaseView):
         qs = selectors.optimization_list(user=request.user, filters=request.query_params)
         return _paginate(self, request, qs, lambda o: out.optimization(o, full=False))
 
+    @extend_schema(request=OptimizationCreateSerializer, responses={202: RunAcceptedSerializer})
     def post(self, request: Request) -> Response:
-        opt = optimizations.optimization_create(user=request.user, data=_body(request))
+        data = _valid(OptimizationCreateSerializer, request)
+        opt = optimizations.optimization_create(user=request.user, data=data)
         urls = out.optimization(opt)["urls"]
-        return _accepted(
-            {"id": opt.id, "status": opt.status, "status_url": urls["self"], "url": urls["self"]},
-            urls["self"],
-        )
+        return _accepted(opt, {**urls, "status": urls["self"]})
 
 
 class OptimizationDetailView(BaseView):
@@ -294,11 +302,10 @@ class OptimizationDetailView(BaseView):
 
 
 class OptimizationCancelView(BaseView):
+    @extend_schema(request=None, responses={202: JobCancelledSerializer})
     def post(self, request: Request, pk: str) -> Response:
-        opt = optimizations.optimization_cancel(
-            optimization=selectors.optimization_get(user=request.user, pk=pk)
-        )
-        return Response({"id": opt.id, "status": opt.status}, status=status.HTTP_202_ACCEPTED)
+        optimization = selectors.optimization_get(user=request.user, pk=pk)
+        return _cancelled(optimizations.optimization_cancel(optimization=optimization))
 
 
 class OptimizationResultsView(BaseView):

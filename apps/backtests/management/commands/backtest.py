@@ -2,7 +2,7 @@
 
 Examples::
 
-    python manage.py backtest --data ../shared/data/ohlcv/binance_BTCUSDT_1h.csv.gz \\
+    python manage.py backtest --data candles.csv.gz \\
         --symbol BTC/USDT --timeframe 1h --strategy sma_crossover \\
         --params '{"fast": 20, "slow": 50}' --cash 10000 --fee 0.001 --output result.json
 
@@ -25,9 +25,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.backtests.engine import BacktestConfig, Candles, load_csv, run_backtest
-from apps.backtests.engine.candles import to_candles
+from apps.backtests.engine import BacktestConfig, Candles, load_csv
 from apps.backtests.engine.errors import BacktestError
+from apps.backtests.models import StrategyKind
+from apps.backtests.services import load_candles, strategy_check_lookahead, strategy_run
 
 LOOKAHEAD_EXIT_STATUS = 3
 
@@ -130,11 +131,16 @@ class Command(BaseCommand):
         params = self._params(options["params"])
         config = self._config(options)
         candles = self._candles(options)
+        kind, name, source, label = self._strategy(options)
         try:
-            if options["strategy_file"]:
-                result, report, label = self._run_file(options, candles, params, config)
-            else:
-                result, report, label = self._run_builtin(options, candles, params, config)
+            result = strategy_run(
+                kind=kind, name=name, source=source, params=params, candles=candles, config=config
+            )
+            report = None
+            if options["check_lookahead"]:
+                report = strategy_check_lookahead(
+                    kind=kind, name=name, source=source, params=params, candles=candles
+                )
         except BacktestError as exc:
             raise CommandError(str(exc)) from exc
 
@@ -235,11 +241,7 @@ class Command(BaseCommand):
     @staticmethod
     def _store_candles(options: dict[str, Any], start: datetime | None, end: datetime | None) -> Candles:
         try:
-            from apps.marketdata.selectors import candles as stored_candles
-        except ImportError as exc:
-            raise CommandError("the candle store is not available here; pass --data FILE") from exc
-        try:
-            frame = stored_candles(
+            candles = load_candles(
                 exchange=options["exchange"],
                 symbol=options["symbol"],
                 timeframe=options["timeframe"],
@@ -248,44 +250,25 @@ class Command(BaseCommand):
             )
         except (ValueError, LookupError) as exc:
             raise CommandError(f"cannot load candles from the store: {exc}") from exc
-        if frame is None or len(frame) == 0:
+        if len(candles) == 0:
             raise CommandError(
                 f"no candles in the store for {options['exchange']} {options['symbol']} "
                 f"{options['timeframe']} in the selected range"
             )
-        return to_candles(frame)
+        return candles
 
     # ------------------------------------------------------------------ runs
     @staticmethod
-    def _run_builtin(
-        options: dict[str, Any], candles: Candles, params: dict[str, Any], config: BacktestConfig
-    ) -> tuple[Any, Any, str | None]:
-        from apps.backtests.strategies.registry import build_strategy
-
-        name = options["strategy"]
-        strategy = build_strategy(name, params)  # UnknownStrategy / ParamError are BacktestErrors
-        report = None
-        if options["check_lookahead"]:
-            from apps.backtests.strategies.lookahead import check_lookahead
-
-            report = check_lookahead(lambda: build_strategy(name, params), candles)
-        return run_backtest(candles, strategy, config), report, None
-
-    @staticmethod
-    def _run_file(
-        options: dict[str, Any], candles: Candles, params: dict[str, Any], config: BacktestConfig
-    ) -> tuple[Any, Any, str | None]:
-        from apps.backtests.strategies.sandbox import run_user_backtest, run_user_lookahead
-
+    def _strategy(options: dict[str, Any]) -> tuple[str, str, str | None, str | None]:
+        """(kind, built-in name, user source, file label) for the one strategy runner."""
+        if not options["strategy_file"]:
+            return StrategyKind.BUILTIN, options["strategy"], None, None
         path = Path(options["strategy_file"])
         try:
             source = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise CommandError(f"cannot read strategy file {path}: {exc}") from exc
-        report = None
-        if options["check_lookahead"]:
-            report = run_user_lookahead(source, candles, params)
-        return run_user_backtest(source, candles, params, config), report, path.name
+        return StrategyKind.USER, "", source, path.name
 
     def _summary(self, result: Any, options: dict[str, Any], seconds: float) -> None:
         metrics = result.metrics
