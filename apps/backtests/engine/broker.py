@@ -1,7 +1,4 @@
-"""The ``Broker`` protocol strategies trade through, and ``SimulatedBroker`` for backtests.
-
-A paper or live broker implements the same ``Broker`` methods, so one ``Strategy``
-object runs unchanged in a backtest, on paper and live.
+"""``SimulatedBroker``: the backtest implementation of the ``Broker`` protocol (``engine.protocol``).
 
 ``SimulatedBroker`` keeps one symbol's account: cash (spot quote balance or
 futures wallet balance), a net position (one-way mode), resting orders, and the
@@ -12,7 +9,7 @@ rules are those of ``engine.fills``; margin rules those of ``engine.margin``.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from .errors import BacktestError
 from .fees import FeeModel
@@ -29,54 +26,6 @@ if TYPE_CHECKING:
 
 # Sizes below this are float dust left by partial closes; treat them as flat.
 DUST = 1e-12
-
-
-@runtime_checkable
-class Broker(Protocol):
-    """What a ``Strategy`` may call. ``side`` is +1 buy / -1 sell (0: close the position)."""
-
-    def market(
-        self,
-        side: int,
-        amount: float | None,
-        *,
-        leverage: float | None = None,
-        stop_loss: float | None = None,
-        take_profit: float | None = None,
-        trailing_stop: float | None = None,
-    ) -> int: ...
-
-    def close_position(self, percentage: float = 100.0) -> int | None: ...
-
-    def limit(self, side: int, amount: float, price: float) -> int: ...
-
-    def stop_market(self, side: int, amount: float | None, stop_price: float) -> int: ...
-
-    def stop_limit(self, side: int, amount: float | None, stop_price: float, limit_price: float) -> int: ...
-
-    def take_profit(self, side: int, amount: float | None, price: float) -> int: ...
-
-    def trailing_stop(self, side: int, amount: float | None, trail: float) -> int: ...
-
-    def cancel(self, order_id: int) -> bool: ...
-
-    def cancel_all(self) -> int: ...
-
-    def position_size(self) -> float: ...
-
-    def cash(self) -> float: ...
-
-    def equity(self) -> float: ...
-
-    def margin_ratio(self) -> float: ...
-
-    def entry_price(self) -> float | None: ...
-
-    def liquidation_price(self) -> float | None: ...
-
-    def open_orders(self) -> list[OrderInfo]: ...
-
-    def history(self, n: int) -> History: ...
 
 
 class SimulatedBroker:

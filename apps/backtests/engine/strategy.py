@@ -16,8 +16,9 @@ import numpy as np
 from .params import Param, ParamSet, validate_params
 
 if TYPE_CHECKING:
-    from .broker import Broker, OrderInfo
     from .candles import Candles
+    from .orders import OrderInfo
+    from .protocol import Broker
 
 
 @dataclass
