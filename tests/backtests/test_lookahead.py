@@ -10,12 +10,15 @@ import pandas as pd
 import pytest
 
 from apps.backtests.engine import (
+    BacktestConfig,
     Candles,
     Param,
     Signals,
     SignalStrategy,
     Strategy,
+    StrategyError,
     load_csv,
+    run_backtest,
 )
 from apps.backtests.strategies import indicators as ta
 from apps.backtests.strategies.lookahead import LookaheadReport, check_lookahead
@@ -61,7 +64,7 @@ class GlobalNormalisation(SignalStrategy):
 
 
 class PeekingEvent(Strategy):
-    """Reads the next candle's close straight from the broker's data."""
+    """Reads the next candle's close from the broker's data, which the engine no longer exposes."""
 
     name = "peeking_event"
 
@@ -72,6 +75,17 @@ class PeekingEvent(Strategy):
             self.buy(0.01)
         elif self.get_position_size() > 0 and i % 5 == 0:
             self.close_position()
+
+
+class LeakyBrokerView:
+    """The pre-issue-10 behaviour: the strategy's broker handed out the whole candle series."""
+
+    def __init__(self, broker):
+        self.data = broker.data
+        self.broker = broker
+
+    def __getattr__(self, name):
+        return getattr(self.broker, name)
 
 
 def test_catches_a_strategy_that_peeks_one_candle_ahead(btc):
@@ -90,7 +104,12 @@ def test_catches_a_global_normalisation(btc):
     assert not report.ok
 
 
-def test_catches_an_event_strategy_reading_future_candles(btc):
+def test_catches_an_event_strategy_reading_future_candles_if_a_broker_leaked_them(btc, monkeypatch):
+    from apps.backtests.engine import simulator
+
+    with pytest.raises(StrategyError):  # the engine's broker has no data to read ...
+        run_backtest(btc.slice(0, 100), PeekingEvent(), BacktestConfig())
+    monkeypatch.setattr(simulator, "BrokerView", LeakyBrokerView)  # ... a leaky one would be caught
     report = check_lookahead(lambda: PeekingEvent(), btc.slice(0, 800))
     assert not report.ok
     assert report.changes[0].signal == "orders"

@@ -18,6 +18,7 @@ from .fees import FeeModel
 from .fills import HIGH, LOW, candle_path
 from .margin import funding_schedule
 from .orders import Order, OrderInfo
+from .protocol import Broker
 from .sizing import order_size
 from .slippage import SlippageModel
 from .strategy import Candle, History
@@ -29,6 +30,34 @@ if TYPE_CHECKING:
 
 # Sizes below this are float dust left by partial closes; treat them as flat.
 DUST = 1e-12
+
+
+# The names a strategy may call: the public methods of the ``Broker`` protocol.
+BROKER_METHODS = tuple(
+    name for name, value in vars(Broker).items() if not name.startswith("_") and callable(value)
+)
+
+
+class BrokerView:
+    """What ``Strategy.broker`` is: the ``Broker`` methods of one broker and nothing else.
+
+    The simulated broker holds the whole candle series (it must, to fill orders
+    later); the strategy gets this view instead, whose attributes are the
+    protocol's bound methods. No public attribute leads to later candles: the
+    broker object is reachable only through a method's ``__self__``, a dunder
+    the sandbox refuses, and ``history`` returns copies that end at the current
+    candle. Binding the methods directly keeps the per-call cost of a plain
+    method call.
+    """
+
+    __slots__ = BROKER_METHODS
+
+    def __init__(self, broker: Broker) -> None:
+        for name in BROKER_METHODS:
+            setattr(self, name, getattr(broker, name))
+
+    def __repr__(self) -> str:
+        return "<Broker>"
 
 
 class SimulatedBroker:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .broker import SimulatedBroker
+from .broker import BrokerView, SimulatedBroker
 from .candles import Candles, to_candles
 from .config import BacktestConfig
 from .errors import BacktestCancelled, BacktestError, StrategyError
@@ -147,7 +147,8 @@ def _run_events(
 ) -> BacktestResult:
     hook = getattr(strategy, "on_fill", None)
     broker = SimulatedBroker(candles, config, on_fill=hook)
-    strategy.broker = broker
+    # The strategy sees the protocol, not the broker: no attribute of it holds later candles.
+    strategy.broker = BrokerView(broker)
     strategy.candle = broker.candle
     _call_strategy(strategy.initialize)
     ts, o, h, lo_, c, v = (

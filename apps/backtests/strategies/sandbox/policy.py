@@ -166,6 +166,24 @@ BANNED_ATTRIBUTES = frozenset(
         "subprocess",
         "sys",
         "testing",
+        # modules that hand out frames, locals, every live object or an eval of a string;
+        # numpy and pandas import them (``numpy.ma.core.inspect``, ``pandas.core.interchange.utils.typing``):
+        # through them a strategy could read the engine's whole candle series
+        "codecs",
+        "dataclasses",
+        "dis",
+        "gc",
+        "inspect",
+        "pa",
+        "pc",
+        "platform",
+        "pyarrow",
+        "tokenize",
+        "traceback",
+        "types",
+        "typing",
+        "warnings",
+        "weakref",
         # pandas expression engines (their own attribute access rules)
         "eval",
         "query",
