@@ -506,3 +506,11 @@ def test_a_sandboxed_strategy_cannot_read_the_next_candle(candles, peek):
 def test_module_handles_that_reach_frames_or_live_objects_are_refused(path):
     source = wrap_signals(f"import numpy as np\nimport pandas as pd\nx = {path}")
     assert validate_code(source), path
+
+
+def test_mark_price_candles_travel_into_the_sandbox(candles):
+    mark = Candles.from_arrays(candles.timestamp, candles.open, candles.high, candles.low, candles.close)
+    data = candles.with_mark(mark)
+    config = BacktestConfig(market_type="futures", leverage=2)
+    result = run_user_backtest(EVENT_USER, data, {"every": 25}, config)
+    assert result.info["price_source"] == "mark"

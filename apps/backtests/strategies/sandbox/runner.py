@@ -74,10 +74,15 @@ class SandboxLimits:
 
 def _candle_arrays(data: Any) -> dict[str, np.ndarray]:
     from apps.backtests.engine import Candles
-    from apps.backtests.engine.candles import to_candles
+    from apps.backtests.engine.candles import MARK_COLUMNS, to_candles
 
     candles: Candles = to_candles(data)
-    return {name: getattr(candles, name) for name in ("timestamp", "open", "high", "low", "close", "volume")}
+    arrays = {
+        name: getattr(candles, name) for name in ("timestamp", "open", "high", "low", "close", "volume")
+    }
+    if candles.mark is not None:
+        arrays.update({f"mark_{name}": getattr(candles.mark, name) for name in MARK_COLUMNS})
+    return arrays
 
 
 class _Session:
