@@ -29,7 +29,7 @@ from . import policy
 from .protocol import read_message, write_message
 from .transfer import result_to_message
 
-USER_FILENAME = "<strategy>"
+USER_FILENAME = policy.USER_FILENAME
 MAX_LOG_CHARS = 20_000
 _NOBODY = 65534
 
