@@ -37,8 +37,9 @@ MAX_LEVERAGE = 125.0
 
 # (minNotional, maxNotional, maintenanceMarginRate, maxLeverage, cum) per bracket.
 # BTC/USDT: Binance GET /fapi/v1/leverageBracket (BTCUSDT) as recorded in 2023; the
-# first three brackets equal the ones Binance announced on 2021-03-18. ETH/USDT: the
-# same endpoint for ETHUSDT (2023). Exchanges change these tables: pass the live
+# rates, leverages and maintenance amounts of its first three brackets equal the ones
+# Binance announced on 2021-03-18. ETH/USDT: the same endpoint for ETHUSDT (2023),
+# transcribed, not re-checked against a live answer (docs/engine.md has the sources). Exchanges change these tables: pass the live
 # ones (``leverage_tiers``) whenever the market data service can fetch them.
 _BINANCE_USDM = {
     "BTC/USDT:USDT": (
