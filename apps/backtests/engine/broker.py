@@ -3,7 +3,8 @@
 ``SimulatedBroker`` keeps one symbol's account: cash (spot quote balance or
 futures wallet balance), a net position (one-way mode), resting orders, and the
 records the result is built from (fills, closed trades, state changes). Fill
-rules are those of ``engine.fills``; margin rules those of ``engine.margin``.
+rules are those of ``engine.fills``; margin and liquidation rules those of
+``engine.tiers`` (docs/engine.md); funding that of ``engine.margin``.
 """
 
 from __future__ import annotations
@@ -93,11 +94,9 @@ class SimulatedBroker:
         mark = data.mark if self.futures else None
         self.mark_missing = 0
         if mark is None:
-            self.price_source = "last"
             self._mo, self._mh, self._ml, self._mc = self._o, self._h, self._l, self._c
             self._scan_l, self._scan_h = self._l, self._h
         else:
-            self.price_source = "mark"
             cols = []
             for name in ("open", "high", "low", "close"):
                 values = getattr(mark, name)
