@@ -7,11 +7,8 @@ import math
 import pytest
 
 from apps.backtests.engine import BacktestConfig, ConfigError, run_backtest
-from apps.backtests.engine.margin import (
-    funding_schedule,
-    liquidation_price,
-    margin_ratio,
-)
+from apps.backtests.engine.margin import funding_schedule
+from apps.backtests.engine.tiers import LeverageTiers
 
 from .engine_support import MINUTE, T0, Script, candles
 
@@ -25,60 +22,69 @@ def fut(**kw) -> BacktestConfig:
 
 
 # ------------------------------------------------------------- liquidation price
+def flat(mmr: float) -> LeverageTiers:
+    return LeverageTiers.flat(mmr)
+
+
 def test_isolated_liquidation_price_long_and_short():
     # 10x at 100: margin 10 per unit; mmr 0.5%
-    assert liquidation_price(1, 100, 1, 10, 0.005) == pytest.approx(90 / 0.995)
-    assert liquidation_price(-1, 100, 1, 10, 0.005) == pytest.approx(110 / 1.005)
+    assert flat(0.005).liquidation_price(1, 100, 1, 10) == pytest.approx(90 / 0.995)
+    assert flat(0.005).liquidation_price(-1, 100, 1, 10) == pytest.approx(110 / 1.005)
     # textbook form entry*(1 -/+ 1/L)/(1 -/+ mmr)
-    assert liquidation_price(1, 200, 3, 3 * 200 / 20, 0.01) == pytest.approx(200 * (1 - 1 / 20) / 0.99)
+    assert flat(0.01).liquidation_price(1, 200, 3, 3 * 200 / 20) == pytest.approx(200 * (1 - 1 / 20) / 0.99)
 
 
 def test_cross_liquidation_price_uses_the_wallet():
     # 50 units at 100 (5000 notional), wallet 1000: 20 per unit of cushion
-    assert liquidation_price(1, 100, 50, 1000, 0.005) == pytest.approx(80 / 0.995)
-    assert liquidation_price(-1, 100, 50, 1000, 0.005) == pytest.approx(120 / 1.005)
+    assert flat(0.005).liquidation_price(1, 100, 50, 1000) == pytest.approx(80 / 0.995)
+    assert flat(0.005).liquidation_price(-1, 100, 50, 1000) == pytest.approx(120 / 1.005)
     # a long whose wallet covers a fall to zero cannot be liquidated
-    assert liquidation_price(1, 100, 1, 1000, 0.005) == 0.0
+    assert flat(0.005).liquidation_price(1, 100, 1, 1000) is None
 
 
 def test_margin_ratio():
-    assert margin_ratio(0, 100, 10, 0, 0.005) == 0.0
-    assert margin_ratio(1, 95, 10, -5, 0.005) == pytest.approx(0.005 * 95 / 5)
-    assert margin_ratio(1, 80, 10, -20, 0.005) == math.inf
+    assert flat(0.005).margin_ratio(0, 10) == 0.0
+    assert flat(0.005).margin_ratio(95, 5) == pytest.approx(0.005 * 95 / 5)
+    assert flat(0.005).margin_ratio(80, -10) == math.inf
 
 
 # ---------------------------------------------------------- liquidation in a run
-def test_isolated_long_is_liquidated_at_the_liquidation_price_with_fees():
+def test_isolated_long_liquidation_closes_at_the_bankruptcy_price_and_loses_the_whole_margin():
     rows = [FLAT, FLAT, (100, 100, 85, 88), FLAT]
     fee = 0.0004
-    s = Script({0: lambda st: st.buy()})
+    s = Script({0: lambda st: st.buy(), 1: lambda st: st.get_liquidation_price()})
     r = run_backtest(candles(rows), s, fut(leverage=10, fee=fee))
     (t,) = r.trades
     notional = 1000 * 10 / (1 + fee * 10)
     qty = notional / 100
-    liq = (100 - 10) / 0.995  # margin/qty = 100/10 exactly
+    margin = notional / 10
+    assert s.ids[1] == pytest.approx((100 - 10) / 0.995)  # triggers at the liquidation price ...
     assert s.seen[1][3] == 100 and t.size == pytest.approx(qty)
-    assert t.exit_reason == "liquidation" and t.exit_price == pytest.approx(liq)
-    expected_cash = 1000 - notional * fee + qty * (liq - 100) - qty * liq * fee
-    assert s.seen[2][1] == pytest.approx(expected_cash)
-    assert r.equity[2] == pytest.approx(expected_cash)
+    # ... and the exchange takes the position over at the bankruptcy price (margin balance 0)
+    assert t.exit_reason == "liquidation" and t.exit_price == pytest.approx(100 - margin / qty)
+    expected_cash = 1000 - notional * fee - margin  # 100% of equity at 10x: nothing is left
+    assert s.seen[2][1] == pytest.approx(expected_cash, abs=1e-6)
+    assert r.equity[2] == pytest.approx(expected_cash, abs=1e-6)
     assert r.metrics["liquidations"] == 1
-    assert t.fees == pytest.approx(notional * fee + qty * liq * fee)
+    assert t.fees == pytest.approx(notional * fee)  # no fee on top: the rest went to the insurance fund
+    assert t.pnl == pytest.approx(-margin - notional * fee)
 
 
-def test_short_liquidated_on_the_high_and_the_balance_never_goes_negative_on_a_gap():
+def test_short_liquidated_on_a_gap_fills_at_the_open_and_still_loses_only_its_margin():
     rows = [
         FLAT,
         FLAT,
         (150, 160, 140, 150),
         FLAT,
-    ]  # gaps far through the liquidation price
+    ]  # gaps far through the liquidation and bankruptcy prices
+    fee = 0.001
     s = Script({0: lambda st: st.sell()})
-    r = run_backtest(candles(rows), s, fut(leverage=20, allow_short=True, fee=0.001))
+    r = run_backtest(candles(rows), s, fut(leverage=20, allow_short=True, fee=fee))
     t = r.trades[0]
     assert t.side == "short" and t.exit_reason == "liquidation"
-    liq = (100 + 100 / 20) / 1.005
-    assert t.exit_price == pytest.approx(liq)
+    assert t.exit_price == 150
+    notional = 1000 * 20 / (1 + fee * 20)
+    assert s.seen[2][1] == pytest.approx(1000 - notional * fee - notional / 20, abs=1e-6)
     assert min(x[1] for x in s.seen) >= 0 and r.equity.min() >= 0
 
 
@@ -88,7 +94,7 @@ def test_cross_margin_long_survives_where_isolated_is_liquidated():
     iso = run_backtest(candles(rows), Script(buy_quarter), fut(leverage=10))
     cross = run_backtest(candles(rows), Script(buy_quarter), fut(leverage=10, margin_mode="cross"))
     assert iso.trades[0].exit_reason == "liquidation"
-    assert iso.trades[0].exit_price == pytest.approx((100 - 10) / 0.995)
+    assert iso.trades[0].exit_price == pytest.approx(100 - 10)  # bankruptcy: 250 margin on 25 units
     assert cross.trades[0].exit_reason == "end_of_data"
     # cross liquidation price uses the 1000 wallet: (100 - 40) / 0.995
     s = Script(

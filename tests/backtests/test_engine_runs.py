@@ -120,7 +120,7 @@ def test_float64_engine_matches_exact_decimal_arithmetic(btc_1h):
     "config",
     [
         {"fee": 0.001},
-        {"fee": 0.0004, "market_type": "futures", "allow_short": True, "leverage": 5},
+        {"fee": 0.0004, "market_type": "futures", "allow_short": True, "leverage": 2},
         {
             "fee": 0.0004,
             "market_type": "futures",
@@ -140,6 +140,14 @@ def test_real_btc_candles_signal_strategy(btc_1h, config):
     assert r.equity.min() >= 0 and len(r.equity) == len(btc_1h)
     if short:
         assert m["short_trades"] > 0
+
+
+def test_real_btc_all_in_isolated_5x_is_wiped_out_by_one_liquidation(btc_1h):
+    """100% of equity as isolated margin at 5x: the 2018 crash liquidates it and the margin is gone."""
+    config = BacktestConfig(fee=0.0004, market_type="futures", allow_short=True, leverage=5)
+    r = run_backtest(btc_1h, Cross(fast=20, slow=50, short=True), config)
+    assert r.trade_columns["exit_reason"][-1] == "liquidation"
+    assert r.metrics["liquidations"] == 1 and r.metrics["end_equity"] == pytest.approx(0, abs=1e-6)
 
 
 def test_real_btc_candles_event_strategy_with_brackets(btc_1h):

@@ -464,3 +464,53 @@ def _child_pids() -> set[int]:
     except OSError:
         return set()
     return {int(pid) for pid in text.split()}
+
+
+# ------------------------------------------------------------------ no future candles
+CHEATERS = {
+    "broker data": "self.broker.data.close[i + 1]",
+    "a history view's base": "self.history(5).close.base[i + 1]",
+    "a huge history": "self.history(10 ** 9).close[i + 1]",
+}
+
+
+@pytest.mark.parametrize("peek", list(CHEATERS.values()), ids=list(CHEATERS))
+def test_a_sandboxed_strategy_cannot_read_the_next_candle(candles, peek):
+    """Issue 10: a sandboxed strategy reading ``close[i+1]`` won 99.6% of its trades."""
+    source = textwrap.dedent(
+        f"""
+        class Cheat(Strategy):
+            def on_data(self, candle):
+                i = candle.index
+                if i + 1 < 600 and {peek} > candle.close and self.get_position_size() == 0:
+                    self.buy(1)
+                elif self.get_position_size() > 0:
+                    self.close_position()
+        """
+    )
+    assert validate_code(source) == []  # the validator allows these paths ...
+    with pytest.raises(StrategyError) as exc:  # ... and none of them leads to the next candle
+        run_user_backtest(source, candles, {}, BacktestConfig())
+    assert exc.value.line == 5
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "np.ma.core.inspect.stack()",
+        "pd.core.interchange.utils.typing.get_type_hints(Strategy)",
+        "pd.core.common.gc",
+        "pd.compat.pyarrow.pa",
+    ],
+)
+def test_module_handles_that_reach_frames_or_live_objects_are_refused(path):
+    source = wrap_signals(f"import numpy as np\nimport pandas as pd\nx = {path}")
+    assert validate_code(source), path
+
+
+def test_mark_price_candles_travel_into_the_sandbox(candles):
+    mark = Candles.from_arrays(candles.timestamp, candles.open, candles.high, candles.low, candles.close)
+    data = candles.with_mark(mark)
+    config = BacktestConfig(market_type="futures", leverage=2)
+    result = run_user_backtest(EVENT_USER, data, {"every": 25}, config)
+    assert result.info["price_source"] == "mark"

@@ -1,13 +1,13 @@
 """Pure backtest engine (no Django): data, strategies' base classes, broker, fills, metrics.
 
-Public API (see /work/notes/engine_contract.md)::
+Public API (rules and sources in docs/engine.md)::
 
     from apps.backtests.engine import BacktestConfig, run_backtest, SignalStrategy, Signals, Strategy, Param
 """
 
 from __future__ import annotations
 
-from .broker import Broker, SimulatedBroker
+from .broker import SimulatedBroker
 from .candles import Candles, load_csv, to_candles
 from .config import BacktestConfig
 from .errors import (
@@ -20,6 +20,7 @@ from .errors import (
 from .metrics import METRIC_NAMES, compute_metrics
 from .orders import OrderInfo
 from .params import Param, ParamSet, default_grid, grid, schema_to_json, validate_params
+from .protocol import Broker
 from .results import BacktestResult, Trade
 from .simulator import run_backtest
 from .strategy import Candle, History, Signals, SignalStrategy, Strategy

@@ -1,27 +1,29 @@
-"""The ``Broker`` protocol strategies trade through, and ``SimulatedBroker`` for backtests.
-
-A paper or live broker implements the same ``Broker`` methods, so one ``Strategy``
-object runs unchanged in a backtest, on paper and live.
+"""``SimulatedBroker``: the backtest implementation of the ``Broker`` protocol (``engine.protocol``).
 
 ``SimulatedBroker`` keeps one symbol's account: cash (spot quote balance or
 futures wallet balance), a net position (one-way mode), resting orders, and the
 records the result is built from (fills, closed trades, state changes). Fill
-rules are those of ``engine.fills``; margin rules those of ``engine.margin``.
+rules are those of ``engine.fills``; margin and liquidation rules those of
+``engine.tiers`` (docs/engine.md); funding that of ``engine.margin``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .errors import BacktestError
 from .fees import FeeModel
 from .fills import HIGH, LOW, candle_path
-from .margin import funding_schedule, liquidation_price, margin_ratio
+from .margin import funding_schedule
 from .orders import Order, OrderInfo
+from .protocol import Broker
 from .sizing import order_size
 from .slippage import SlippageModel
 from .strategy import Candle, History
+from .tiers import MAX_LEVERAGE
 
 if TYPE_CHECKING:
     from .candles import Candles
@@ -31,52 +33,32 @@ if TYPE_CHECKING:
 DUST = 1e-12
 
 
-@runtime_checkable
-class Broker(Protocol):
-    """What a ``Strategy`` may call. ``side`` is +1 buy / -1 sell (0: close the position)."""
+# The names a strategy may call: the public methods of the ``Broker`` protocol.
+BROKER_METHODS = tuple(
+    name for name, value in vars(Broker).items() if not name.startswith("_") and callable(value)
+)
 
-    def market(
-        self,
-        side: int,
-        amount: float | None,
-        *,
-        leverage: float | None = None,
-        stop_loss: float | None = None,
-        take_profit: float | None = None,
-        trailing_stop: float | None = None,
-    ) -> int: ...
 
-    def close_position(self, percentage: float = 100.0) -> int | None: ...
+class BrokerView:
+    """What ``Strategy.broker`` is: the ``Broker`` methods of one broker and nothing else.
 
-    def limit(self, side: int, amount: float, price: float) -> int: ...
+    The simulated broker holds the whole candle series (it must, to fill orders
+    later); the strategy gets this view instead, whose attributes are the
+    protocol's bound methods. No public attribute leads to later candles: the
+    broker object is reachable only through a method's ``__self__``, a dunder
+    the sandbox refuses, and ``history`` returns copies that end at the current
+    candle. Binding the methods directly keeps the per-call cost of a plain
+    method call.
+    """
 
-    def stop_market(self, side: int, amount: float | None, stop_price: float) -> int: ...
+    __slots__ = BROKER_METHODS
 
-    def stop_limit(self, side: int, amount: float | None, stop_price: float, limit_price: float) -> int: ...
+    def __init__(self, broker: Broker) -> None:
+        for name in BROKER_METHODS:
+            setattr(self, name, getattr(broker, name))
 
-    def take_profit(self, side: int, amount: float | None, price: float) -> int: ...
-
-    def trailing_stop(self, side: int, amount: float | None, trail: float) -> int: ...
-
-    def cancel(self, order_id: int) -> bool: ...
-
-    def cancel_all(self) -> int: ...
-
-    def position_size(self) -> float: ...
-
-    def cash(self) -> float: ...
-
-    def equity(self) -> float: ...
-
-    def margin_ratio(self) -> float: ...
-
-    def entry_price(self) -> float | None: ...
-
-    def liquidation_price(self) -> float | None: ...
-
-    def open_orders(self) -> list[OrderInfo]: ...
-
-    def history(self, n: int) -> History: ...
+    def __repr__(self) -> str:
+        return "<Broker>"
 
 
 class SimulatedBroker:
@@ -94,7 +76,7 @@ class SimulatedBroker:
         self.futures = config.market_type == "futures"
         self.cross = config.margin_mode == "cross"
         self.default_leverage = config.leverage
-        self.mmr = config.maintenance_margin_rate
+        self.tiers = config.tiers()
         self.allow_short = config.allow_short
         self.sizing = config.sizing
         self.fees = FeeModel(config.fee)
@@ -107,6 +89,25 @@ class SimulatedBroker:
         self._l = data.low.tolist()
         self._c = data.close.tolist()
         self._v = data.volume.tolist()
+        # Liquidation, funding and unrealized P&L of futures follow the mark price when
+        # mark candles are given (a missing mark candle falls back to the last price).
+        mark = data.mark if self.futures else None
+        self.mark_missing = 0
+        if mark is None:
+            self._mo, self._mh, self._ml, self._mc = self._o, self._h, self._l, self._c
+            self._scan_l, self._scan_h = self._l, self._h
+        else:
+            cols = []
+            for name in ("open", "high", "low", "close"):
+                values = getattr(mark, name)
+                missing = np.isnan(values)
+                self.mark_missing = max(self.mark_missing, int(missing.sum()))
+                cols.append(np.where(missing, getattr(data, name), values))
+            self._mo, self._mh, self._ml, self._mc = (c.tolist() for c in cols)
+            # The per-candle "can anything happen" test must see both price series.
+            self._scan_l = np.minimum(data.low, cols[2]).tolist()
+            self._scan_h = np.maximum(data.high, cols[1]).tolist()
+        self.has_mark = mark is not None
         self.candle = Candle()
 
         self._cash = config.initial_cash
@@ -151,7 +152,9 @@ class SimulatedBroker:
         return oid
 
     def _mark(self) -> float:
-        return self.candle.close if self._i >= 0 else self._o[0]
+        """The current mark price (the last price without mark candles)."""
+        i = self.candle.index
+        return self._mc[i] if i >= 0 else self._mo[0]
 
     def _unrealized(self, price: float) -> float:
         return self.size * (price - self.entry) if self.size != 0.0 else 0.0
@@ -220,8 +223,8 @@ class SimulatedBroker:
         if leverage is not None:
             if not self.futures and leverage != 1:
                 raise BacktestError("leverage needs market_type 'futures'")
-            if not 1 <= leverage <= 125:
-                raise BacktestError("leverage must be between 1 and 125")
+            if not isinstance(leverage, (int, float)) or not 1 <= leverage <= MAX_LEVERAGE:
+                raise BacktestError(f"leverage must be between 1 and {MAX_LEVERAGE:g}")
         for name, value in (
             ("stop_loss", stop_loss),
             ("take_profit", take_profit),
@@ -379,7 +382,7 @@ class SimulatedBroker:
             return 0.0
         mark = self._mark()
         collateral = self._cash if self.cross else self.margin
-        return margin_ratio(self.size, mark, collateral, self._unrealized(mark), self.mmr)
+        return self.tiers.margin_ratio(abs(self.size) * mark, collateral + self._unrealized(mark))
 
     def entry_price(self) -> float | None:
         return self.entry if self.size != 0.0 else None
@@ -428,8 +431,7 @@ class SimulatedBroker:
             return
         collateral = self._cash if self.cross else self.margin
         side = 1 if self.size > 0 else -1
-        price = liquidation_price(side, self.entry, abs(self.size), collateral, self.mmr)
-        self.liq = None if (side > 0 and price <= 0.0) else price
+        self.liq = self.tiers.liquidation_price(side, self.entry, abs(self.size), collateral)
 
     # --------------------------------------------------------------- per candle
     def process(self, i: int) -> None:
@@ -438,7 +440,7 @@ class SimulatedBroker:
         o = self._o[i]
         changed = False
         if i == self.fund_i:
-            changed |= self._apply_funding(i, o)
+            changed |= self._apply_funding(i, self._mo[i])
         # Orders placed before this candle become active now.
         markets: list[Order] = []
         if self.incoming:
@@ -461,10 +463,14 @@ class SimulatedBroker:
         # Rule 2: the intra-candle path, adverse extreme first.
         side = 1 if self.size > 0 else (-1 if self.size < 0 else 0)
         path = candle_path(o, self._h[i], self._l[i], self._c[i], side)
+        mpath = (
+            candle_path(self._mo[i], self._mh[i], self._ml[i], self._mc[i], side) if self.has_mark else path
+        )
         prev = o
-        for point in path[1:]:
+        for k in range(1, 4):
+            point = path[k]
             if self.resting or self.liq is not None:
-                changed |= self._walk_segment(i, prev, point)
+                changed |= self._walk_segment(i, prev, point, mpath[k - 1], mpath[k])
             if self._n_trailing:
                 for order in self.resting:
                     if order.type == "trailing_stop":
@@ -512,10 +518,11 @@ class SimulatedBroker:
     def _walk_point(self, i: int, point: float, at_open: bool) -> bool:
         """Fill everything already crossed at ``point`` (the open): LOW side first, then HIGH."""
         changed = False
+        mark = self._mo[i]
         for _ in range(10_000):
             liq = self.liq
-            if liq is not None and ((self.size > 0 and point <= liq) or (self.size < 0 and point >= liq)):
-                self._liquidate(i)
+            if liq is not None and ((self.size > 0 and mark <= liq) or (self.size < 0 and mark >= liq)):
+                self._liquidate(i, gap_open=point)
                 changed = True
                 continue
             order, level = self._candidates(LOW)
@@ -529,10 +536,33 @@ class SimulatedBroker:
             break
         return changed
 
-    def _walk_segment(self, i: int, start: float, end: float) -> bool:
+    def _liq_level(
+        self, direction: int, start: float, end: float, mstart: float, mend: float
+    ) -> float | None:
+        """Where on this last-price segment the liquidation triggers, or None if it does not.
+
+        Without mark candles that is the liquidation price itself, on the position's
+        adverse side. With them, the mark segment ``mstart -> mend`` is walked in
+        step: the liquidation happens at the same fraction of the last-price segment
+        as the mark price reaches the liquidation price on its own segment.
+        """
+        liq = self.liq
+        if liq is None:
+            return None
+        long = self.size > 0
+        if not self.has_mark:
+            adverse = (direction == LOW and long) or (direction == HIGH and not long)
+            return liq if adverse else None
+        if (long and mstart <= liq) or (not long and mstart >= liq):
+            return start
+        if (long and mend > liq) or (not long and mend < liq):
+            return None
+        return start + (end - start) * (mstart - liq) / (mstart - mend)
+
+    def _walk_segment(self, i: int, start: float, end: float, mstart: float, mend: float) -> bool:
         """Fill orders crossed while the price moves continuously from ``start`` to ``end``."""
         changed = False
-        if end == start:
+        if end == start and (not self.has_mark or mend == mstart):
             return False
         direction = LOW if end < start else HIGH
         if self._n_trailing:
@@ -543,15 +573,10 @@ class SimulatedBroker:
                     order.refresh_trigger()
         for _ in range(10_000):
             order, level = self._candidates(direction)
-            liq = self.liq
-            # The liquidation price counts as one more level on the position's adverse side.
-            adverse = (direction == LOW and self.size > 0) or (direction == HIGH and self.size < 0)
-            liq_first = (
-                liq is not None
-                and adverse
-                and (
-                    order is None or (direction == LOW and liq > level) or (direction == HIGH and liq < level)
-                )
+            # The liquidation counts as one more level on the segment.
+            liq = self._liq_level(direction, start, end, mstart, mend)
+            liq_first = liq is not None and (
+                order is None or (direction == LOW and liq > level) or (direction == HIGH and liq < level)
             )
             if liq_first:
                 level = liq
@@ -562,7 +587,7 @@ class SimulatedBroker:
             if not hit:
                 break
             if liq_first:
-                self._liquidate(i)
+                self._liquidate(i, gap_open=None)
                 changed = True
                 continue
             # A level already beyond the segment start became active mid-path: it fills at the start.
@@ -712,8 +737,19 @@ class SimulatedBroker:
         side = order.side
         if self.size == 0.0:
             leverage = (order.leverage or self.default_leverage) if self.futures else 1.0
+            if self.futures:
+                # Whatever the order asks: no more than the market allows for this notional.
+                leverage = min(leverage, self.tiers.leverage_cap(qty * price))
         else:
             leverage = self.pos_leverage  # leverage is a per-position setting, as on exchanges
+        if self.futures:
+            # The larger the position, the lower the leverage: at this leverage the position
+            # may grow only up to the last bracket that still allows it.
+            room = self.tiers.max_notional(leverage) / price - abs(self.size)
+            if qty > room:
+                qty = room * (1.0 - 1e-12)
+                if qty <= DUST:
+                    return 0.0
         rate = self.fees.rate(maker, ts)
         available = self._available(price)
         # Cap at what the free balance pays for: margin (spot: cost) plus fee.
@@ -762,8 +798,14 @@ class SimulatedBroker:
         trade["max_size"] = max(trade["max_size"], new)
         return qty
 
-    def _reduce(self, i: int, qty: float, price: float, fee: float, reason: str) -> None:
-        """Close ``qty`` of the position at ``price``; a full close records the trade."""
+    def _reduce(
+        self, i: int, qty: float, price: float, fee: float, reason: str, *, exit_price: float | None = None
+    ) -> None:
+        """Close ``qty`` of the position at ``price``; a full close records the trade.
+
+        ``exit_price`` is the price the trade records when it differs from the
+        settlement price (a liquidation settles at the bankruptcy price).
+        """
         size = self.size
         direction = 1.0 if size > 0 else -1.0
         old = abs(size)
@@ -779,7 +821,7 @@ class SimulatedBroker:
         remaining = old - qty
         trade = self._trade
         if trade is not None:
-            trade["exit_value"] += qty * price
+            trade["exit_value"] += qty * (price if exit_price is None else exit_price)
             trade["exit_qty"] += qty
             trade["fees"] += fee
             trade["gross"] += pnl
@@ -819,13 +861,25 @@ class SimulatedBroker:
             }
         )
 
-    def _liquidate(self, i: int) -> None:
-        price = self.liq
-        assert price is not None
+    def _liquidate(self, i: int, gap_open: float | None) -> None:
+        """The exchange takes the position over at the bankruptcy price: its whole margin is lost.
+
+        Isolated: the position's margin; cross: the wallet balance (one symbol). The
+        maintenance margin left at the liquidation price goes to the insurance fund,
+        so no separate fee is charged. ``gap_open`` is the candle's open when the
+        liquidation was already crossed there: if the open is beyond the bankruptcy
+        price the fill is recorded at the open (the insurance fund takes the gap; the
+        loss stays the margin).
+        """
+        side = 1 if self.size > 0 else -1
         qty = abs(self.size)
-        fee = self.fees.charge(qty * price, False, self._ts[i])
-        self.fills.append((self._ts[i], 0, -1 if self.size > 0 else 1, qty, price, fee, "liquidation"))
-        self._reduce(i, qty, price, fee, "liquidation")
+        collateral = max(self._cash if self.cross else self.margin, 0.0)
+        bankrupt = self.tiers.bankruptcy_price(side, self.entry, qty, collateral)
+        exit_price = bankrupt
+        if gap_open is not None and (gap_open - bankrupt) * side < 0:
+            exit_price = gap_open
+        self.fills.append((self._ts[i], 0, -side, qty, exit_price, 0.0, "liquidation"))
+        self._reduce(i, qty, bankrupt, 0.0, "liquidation", exit_price=exit_price)
         self._after_position_change()
 
     def _reject(self, order: Order) -> None:

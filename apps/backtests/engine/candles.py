@@ -19,11 +19,18 @@ if TYPE_CHECKING:
     import pandas as pd
 
 COLUMNS = ("open", "high", "low", "close", "volume")
+# Optional DataFrame columns ``mark_open`` ... ``mark_close``: mark-price candles.
+MARK_COLUMNS = ("open", "high", "low", "close")
 
 
 @dataclass(frozen=True, eq=False)
 class Candles:
-    """OHLCV columns as float64 arrays plus int64 millisecond open timestamps."""
+    """OHLCV columns as float64 arrays plus int64 millisecond open timestamps.
+
+    ``mark`` optionally holds the mark-price candles of the same open times (NaN
+    where a mark candle is missing); futures runs use them for liquidation,
+    funding and unrealized P&L (see ``with_mark``).
+    """
 
     timestamp: np.ndarray
     open: np.ndarray
@@ -31,12 +38,15 @@ class Candles:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+    mark: Candles | None = None
 
     def __post_init__(self) -> None:
         n = len(self.timestamp)
         for name in COLUMNS:
             if len(getattr(self, name)) != n:
                 raise BacktestError(f"candle column {name!r} has a different length than timestamp")
+        if self.mark is not None and len(self.mark) != n:
+            raise BacktestError("mark-price candles must be aligned with the candles")
 
     def __len__(self) -> int:
         return len(self.timestamp)
@@ -73,7 +83,7 @@ class Candles:
                 index = index.tz_localize("UTC")
             # as_unit keeps this independent of the index resolution (ns, us, ms).
             ts = index.as_unit("ms").asi8.astype(np.int64)
-        return cls.from_arrays(
+        candles = cls.from_arrays(
             ts,
             df["open"].to_numpy(dtype=np.float64),
             df["high"].to_numpy(dtype=np.float64),
@@ -81,6 +91,10 @@ class Candles:
             df["close"].to_numpy(dtype=np.float64),
             df["volume"].to_numpy(dtype=np.float64),
         )
+        if all(f"mark_{c}" in df.columns for c in MARK_COLUMNS):
+            mark = cls.from_arrays(ts, *(df[f"mark_{c}"].to_numpy(dtype=np.float64) for c in MARK_COLUMNS))
+            candles = candles.with_mark(mark)
+        return candles
 
     def to_frame(self) -> pd.DataFrame:
         """As a DataFrame with a UTC DatetimeIndex (what the market-data service returns)."""
@@ -90,8 +104,25 @@ class Candles:
         return pd.DataFrame({name: getattr(self, name) for name in COLUMNS}, index=index)
 
     def slice(self, start: int, stop: int) -> Candles:
-        """Rows ``start:stop`` (views, no copy)."""
-        return Candles(*(getattr(self, name)[start:stop] for name in ("timestamp", *COLUMNS)))
+        """Rows ``start:stop`` (views, no copy); mark-price candles follow."""
+        mark = None if self.mark is None else self.mark.slice(start, stop)
+        return Candles(*(getattr(self, name)[start:stop] for name in ("timestamp", *COLUMNS)), mark=mark)
+
+    def with_mark(self, mark: Candles | None) -> Candles:
+        """These candles with mark-price candles aligned on open time (NaN where one is missing)."""
+        if mark is None:
+            return Candles(*(getattr(self, name) for name in ("timestamp", *COLUMNS)))
+        n = len(self)
+        pos = np.searchsorted(mark.timestamp, self.timestamp)
+        found = pos < len(mark)
+        found[found] = mark.timestamp[pos[found]] == self.timestamp[found]
+        cols = []
+        for name in ("open", "high", "low", "close"):
+            col = np.full(n, np.nan)
+            col[found] = getattr(mark, name)[pos[found]]
+            cols.append(col)
+        aligned = Candles(self.timestamp, *cols, np.zeros(n))
+        return Candles(*(getattr(self, name) for name in ("timestamp", *COLUMNS)), mark=aligned)
 
     def between(self, start_ms: int | None, end_ms: int | None) -> Candles:
         """Candles with ``start_ms <= timestamp < end_ms`` (either bound optional)."""

@@ -11,13 +11,16 @@ from .fees import normalize_fee
 from .margin import normalize_funding
 from .sizing import normalize_sizing
 from .slippage import normalize_slippage
-
-MAX_LEVERAGE = 125.0
+from .tiers import MAX_LEVERAGE, LeverageTiers, resolve_tiers
 
 
 @dataclass
 class BacktestConfig:
     """Run settings; ``to_dict()``/``from_dict()`` round-trip through JSON.
+
+    Futures risk limits come from ``leverage_tiers`` (ccxt ``fetch_leverage_tiers``
+    format), else the shipped Binance USD-M tiers of ``symbol``, else one flat
+    bracket at ``maintenance_margin_rate`` (see ``engine.tiers``).
 
     Money is float64 inside the engine (see ``apps.backtests.engine`` docs for the
     measured tolerance against exact decimal arithmetic); the product stores the
@@ -29,6 +32,8 @@ class BacktestConfig:
     leverage: float = 1.0
     margin_mode: str = "isolated"
     maintenance_margin_rate: float = 0.005
+    symbol: str | None = None
+    leverage_tiers: Any = None
     fee: Any = None
     slippage: Any = None
     sizing: Any = None
@@ -67,10 +72,22 @@ class BacktestConfig:
         mmr = self.maintenance_margin_rate
         if not _is_number(mmr) or not 0 <= mmr < 0.5:
             errors["maintenance_margin_rate"] = "must be a fraction between 0 and 0.5"
-        elif _is_number(self.leverage) and self.leverage >= 1 and mmr >= 1.0 / self.leverage:
-            errors["maintenance_margin_rate"] = (
-                "must be below 1/leverage, or every position is liquidated at once"
+        if self.symbol is not None and not isinstance(self.symbol, str):
+            errors["symbol"] = "must be a market symbol such as 'BTC/USDT'"
+        tiers = None
+        if "maintenance_margin_rate" not in errors and "symbol" not in errors:
+            try:
+                tiers = resolve_tiers(self.leverage_tiers, self.symbol, float(mmr))
+            except ConfigError as exc:
+                errors.update(exc.fields)
+        if tiers is not None and "leverage" not in errors and self.leverage > tiers.max_leverage[0]:
+            # The same limit every order's leverage is capped by (SimulatedBroker._open).
+            errors["leverage"] = (
+                f"must be at most {tiers.max_leverage[0]:g}, the market's maximum "
+                f"({tiers.source}: maintenance rate {tiers.mmr[0]:g} at the smallest bracket)"
             )
+        if self.leverage_tiers and tiers is not None:
+            self.leverage_tiers = tiers.to_ccxt()
         for name in ("stop_loss", "take_profit", "trailing_stop"):
             value = getattr(self, name)
             if value is None:
@@ -111,6 +128,10 @@ class BacktestConfig:
         self.initial_cash = float(self.initial_cash)
         self.leverage = float(self.leverage)
         self.maintenance_margin_rate = float(mmr)
+
+    def tiers(self) -> LeverageTiers:
+        """The leverage tiers this run uses (see the class docstring)."""
+        return resolve_tiers(self.leverage_tiers, self.symbol, self.maintenance_margin_rate)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (normalized specs)."""

@@ -41,8 +41,9 @@ Rules
 
 4. **Gaps**: an order whose level is already crossed at the candle's open fills
    at the open: better than the limit for limit and take-profit orders, worse
-   than the stop for stop orders. Liquidations always close at the liquidation
-   price (the exchange's insurance fund takes the gap).
+   than the stop for stop orders. A liquidation triggers at its liquidation
+   price (or the open, on a gap) and settles at the bankruptcy price: the
+   position's whole margin is lost (``engine.tiers``, docs/engine.md).
 5. Fill prices: limit orders fill at their limit price and pay maker; stop-market,
    take-profit and trailing-stop orders fill at their trigger price (or the gapped
    open) plus slippage and pay taker. A triggered stop-limit becomes a limit order

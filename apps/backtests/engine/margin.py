@@ -1,23 +1,7 @@
-"""Futures margin arithmetic: liquidation prices, margin ratio and funding schedules.
+"""Perpetual-futures funding: the funding spec and its schedule over the candles.
 
-Model (one-way mode, linear USDT-margined contracts, one symbol):
-
-* Initial margin of a position is ``|size| * entry / leverage``.
-* The maintenance margin is ``maintenance_margin_rate * |size| * mark``.
-* **Isolated**: the position's own margin (initial margin, minus funding paid)
-  backs it. Liquidation when ``margin + unrealized_pnl <= maintenance``:
-
-  - long:  ``p = (entry - margin/size) / (1 - mmr)``
-  - short: ``p = (entry + margin/size) / (1 + mmr)``
-
-  With ``margin = size*entry/leverage`` this is the textbook
-  ``entry * (1 - 1/L) / (1 - mmr)`` (long) and ``entry * (1 + 1/L) / (1 + mmr)`` (short).
-* **Cross**: the whole wallet balance backs the position; the same formulas
-  with ``margin`` replaced by the wallet balance.
-
-A liquidation closes the whole position at the liquidation price (also when a
-candle gaps through it: the exchange's insurance fund absorbs the gap), pays the
-taker fee on that notional, and the wallet is floored at zero.
+Margin, maintenance, leverage limits and liquidation prices live in
+``engine.tiers``; the broker's liquidation rules are described in docs/engine.md.
 """
 
 from __future__ import annotations
@@ -30,31 +14,6 @@ import numpy as np
 from .errors import ConfigError
 
 FUNDING_INTERVAL_MS = 8 * 3_600_000
-
-
-def liquidation_price(side: int, entry: float, size: float, collateral: float, mmr: float) -> float:
-    """Price at which ``collateral + pnl == mmr * notional``; ``side`` +1 long, -1 short.
-
-    ``size`` is the absolute position size; ``collateral`` the isolated margin or, in
-    cross mode, the wallet balance. Returns 0.0 for a long that can never be liquidated.
-    """
-    if size <= 0:
-        return 0.0 if side > 0 else math.inf
-    per_unit = collateral / size
-    if side > 0:
-        return max((entry - per_unit) / (1.0 - mmr), 0.0)
-    return (entry + per_unit) / (1.0 + mmr)
-
-
-def margin_ratio(size: float, mark: float, collateral: float, unrealized: float, mmr: float) -> float:
-    """Maintenance margin / margin balance (1.0 or more means liquidation); 0.0 when flat."""
-    if size == 0:
-        return 0.0
-    balance = collateral + unrealized
-    maintenance = mmr * abs(size) * mark
-    if balance <= 0:
-        return math.inf
-    return maintenance / balance
 
 
 def normalize_funding(spec: Any) -> Any:

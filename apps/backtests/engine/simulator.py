@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .broker import SimulatedBroker
+from .broker import BrokerView, SimulatedBroker
 from .candles import Candles, to_candles
 from .config import BacktestConfig
 from .errors import BacktestCancelled, BacktestError, StrategyError
@@ -147,7 +147,8 @@ def _run_events(
 ) -> BacktestResult:
     hook = getattr(strategy, "on_fill", None)
     broker = SimulatedBroker(candles, config, on_fill=hook)
-    strategy.broker = broker
+    # The strategy sees the protocol, not the broker: no attribute of it holds later candles.
+    strategy.broker = BrokerView(broker)
     strategy.candle = broker.candle
     _call_strategy(strategy.initialize)
     ts, o, h, lo_, c, v = (
@@ -162,6 +163,8 @@ def _run_events(
     on_data = strategy.on_data
     process = broker.process
     n = len(ts)
+    # With mark candles the liquidation follows the mark price: scan both series.
+    has_mark, scan_l, scan_h = broker.has_mark, broker._scan_l, broker._scan_h
     try:
         for start, stop in _chunks(n):
             _report(progress, should_cancel, start, n)
@@ -174,7 +177,13 @@ def _run_events(
             for i in range(start, stop):
                 low = lo_[i]
                 high = h[i]
-                if busy or low <= lo_t or high >= hi_t or i == fund_i:
+                if (
+                    busy
+                    or low <= lo_t
+                    or high >= hi_t
+                    or i == fund_i
+                    or (has_mark and (scan_l[i] <= lo_t or scan_h[i] >= hi_t))
+                ):
                     process(i)
                     lo_t, hi_t, fund_i = broker.lo_trig, broker.hi_trig, broker.fund_i
                 candle.index = i
@@ -214,7 +223,7 @@ def _run_signals_on_broker(
     act = np.flatnonzero(le | lx | se | sx).tolist()
     le_l, lx_l, se_l, sx_l = le.tolist(), lx.tolist(), se.tolist(), sx.tolist()
     broker = SimulatedBroker(candles, config)
-    lo_, h = broker._l, broker._h
+    lo_, h = broker._scan_l, broker._scan_h
     process = broker.process
     sl, tp, tr = stops
     ptr = 0
@@ -300,6 +309,7 @@ def _run_signals(
         and slip.kind in ("none", "percentage", "fixed")
         and config.sizing["type"] == "percent_equity"
         and config.funding_rates is None
+        and not (config.market_type == "futures" and candles.mark is not None)
         and not config.extra.get("force_broker")
     )
     if vectorizable:
@@ -379,11 +389,12 @@ def _vectorized(
     qty = notional / pe
     fee_in = notional * r
     if config.market_type == "futures":
+        tiers = config.tiers()
+        if np.any(tiers.leverage_caps(notional) < lev):
+            return None  # a position too large for the leverage: the broker caps it
         margin = notional / lev
         collateral = e_before - fee_in if config.margin_mode == "cross" else margin
-        per_unit = collateral / qty
-        mmr = config.maintenance_margin_rate
-        liq = np.where(d > 0, (pe - per_unit) / (1.0 - mmr), (pe + per_unit) / (1.0 + mmr))
+        liq = tiers.liquidation_prices(d, pe, qty, collateral)
         # Adverse extremes while held: full candles [start, end) plus the exit candle's open.
         seg_lo, seg_hi = _segment_extremes(lo, h, starts, ends, n)
         exit_open = o[np.minimum(ends, n - 1)]
@@ -512,6 +523,8 @@ def _assemble_from_broker(
             "rejected_orders": broker.rejected,
             "fills": len(broker.fills),
         },
+        mark_close=np.asarray(broker._mc) if broker.has_mark else None,
+        mark_missing=broker.mark_missing,
     )
 
 
@@ -525,10 +538,16 @@ def _assemble(
     ev_size: np.ndarray,
     timeline: dict[str, np.ndarray],
     info: dict[str, Any],
+    mark_close: np.ndarray | None = None,
+    mark_missing: int = 0,
 ) -> BacktestResult:
-    """Per-candle equity from the state changes, trade excursions, metrics."""
+    """Per-candle equity from the state changes, trade excursions, metrics.
+
+    Futures positions are marked at ``mark_close`` (mark-price candles) when given.
+    """
     n = len(candles)
     close = candles.close
+    marked = close if mark_close is None else mark_close
     e0 = config.initial_cash
     if len(ev_idx):
         # State in force at each candle's close: the last change at or before it. Runs of
@@ -538,7 +557,7 @@ def _assemble(
         head = int(ev_idx[0])
         base = np.concatenate((np.full(head, e0), np.repeat(ev_base, lengths)))
         size = np.concatenate((np.zeros(head), np.repeat(ev_size, lengths)))
-        equity = base + size * close
+        equity = base + size * marked
     else:
         size = np.zeros(n)
         equity = np.full(n, e0)
@@ -559,6 +578,8 @@ def _assemble(
         bar_ms=candles.bar_ms(),
         drawdown=drawdown,
     )
+    if config.market_type == "futures":
+        info = {**info, **_price_source_info(mark_close is not None, mark_missing, n)}
     info = {
         **info,
         "candles": n,
@@ -576,6 +597,20 @@ def _assemble(
         config=config.to_dict(),
         info=info,
     )
+
+
+def _price_source_info(has_mark: bool, missing: int, n: int) -> dict[str, Any]:
+    """Which price liquidation, funding and unrealized P&L used, said in words for the run page."""
+    if not has_mark:
+        return {
+            "price_source": "last",
+            "price_source_note": "no mark-price candles given: liquidation, funding and unrealized "
+            "P&L use the last (trade) price",
+        }
+    note = "liquidation, funding and unrealized P&L use the mark-price candles"
+    if missing:
+        note += f"; {missing} of {n} candles had no mark candle and used the last price"
+    return {"price_source": "mark", "price_source_note": note, "mark_missing_candles": missing}
 
 
 def _finish_trades(candles: Candles, cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

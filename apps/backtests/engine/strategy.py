@@ -16,8 +16,9 @@ import numpy as np
 from .params import Param, ParamSet, validate_params
 
 if TYPE_CHECKING:
-    from .broker import Broker, OrderInfo
     from .candles import Candles
+    from .orders import OrderInfo
+    from .protocol import Broker
 
 
 @dataclass
@@ -85,7 +86,11 @@ class Candle:
 
 
 class History:
-    """The last ``n`` candles up to and including the current one, as numpy views."""
+    """The last ``n`` candles up to and including the current one.
+
+    Each column is a fresh copy of that window, never a view: a view's ``base``
+    would be the whole series, future candles included.
+    """
 
     __slots__ = ("_data", "_hi", "_lo")
 
@@ -95,34 +100,37 @@ class History:
     def __len__(self) -> int:
         return self._hi - self._lo
 
+    def _column(self, name: str) -> np.ndarray:
+        return getattr(self._data, name)[self._lo : self._hi].copy()
+
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in ("timestamp", "open", "high", "low", "close", "volume"):
             raise KeyError(name)
-        return getattr(self._data, name)[self._lo : self._hi]
+        return self._column(name)
 
     @property
     def timestamp(self) -> np.ndarray:
-        return self._data.timestamp[self._lo : self._hi]
+        return self._column("timestamp")
 
     @property
     def open(self) -> np.ndarray:
-        return self._data.open[self._lo : self._hi]
+        return self._column("open")
 
     @property
     def high(self) -> np.ndarray:
-        return self._data.high[self._lo : self._hi]
+        return self._column("high")
 
     @property
     def low(self) -> np.ndarray:
-        return self._data.low[self._lo : self._hi]
+        return self._column("low")
 
     @property
     def close(self) -> np.ndarray:
-        return self._data.close[self._lo : self._hi]
+        return self._column("close")
 
     @property
     def volume(self) -> np.ndarray:
-        return self._data.volume[self._lo : self._hi]
+        return self._column("volume")
 
 
 class Strategy(_ParamsMixin):
@@ -137,7 +145,7 @@ class Strategy(_ParamsMixin):
     """
 
     style: ClassVar[str] = "event"
-    broker: Broker
+    broker: Broker  # a BrokerView during a backtest: orders, account and history, no future candles
     candle: Candle
 
     def initialize(self) -> None:

@@ -166,6 +166,24 @@ BANNED_ATTRIBUTES = frozenset(
         "subprocess",
         "sys",
         "testing",
+        # modules that hand out frames, locals, every live object or an eval of a string;
+        # numpy and pandas import them (``numpy.ma.core.inspect``, ``pandas.core.interchange.utils.typing``):
+        # through them a strategy could read the engine's whole candle series
+        "codecs",
+        "dataclasses",
+        "dis",
+        "gc",
+        "inspect",
+        "pa",
+        "pc",
+        "platform",
+        "pyarrow",
+        "tokenize",
+        "traceback",
+        "types",
+        "typing",
+        "warnings",
+        "weakref",
         # pandas expression engines (their own attribute access rules)
         "eval",
         "query",
@@ -213,6 +231,9 @@ PROVIDED_NAMES = ("Strategy", "SignalStrategy", "Param", "Signals", "indicators"
 STRATEGY_BASES = {"Strategy": "on_data", "SignalStrategy": "signals"}
 
 MAX_SOURCE_BYTES = 200_000
+
+# The file name user code is compiled under: tracebacks and frames carrying it are the user's lines.
+USER_FILENAME = "<strategy>"
 
 
 def attribute_problem(name: str) -> str | None:

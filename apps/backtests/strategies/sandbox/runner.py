@@ -74,10 +74,15 @@ class SandboxLimits:
 
 def _candle_arrays(data: Any) -> dict[str, np.ndarray]:
     from apps.backtests.engine import Candles
-    from apps.backtests.engine.candles import to_candles
+    from apps.backtests.engine.candles import MARK_COLUMNS, to_candles
 
     candles: Candles = to_candles(data)
-    return {name: getattr(candles, name) for name in ("timestamp", "open", "high", "low", "close", "volume")}
+    arrays = {
+        name: getattr(candles, name) for name in ("timestamp", "open", "high", "low", "close", "volume")
+    }
+    if candles.mark is not None:
+        arrays.update({f"mark_{name}": getattr(candles.mark, name) for name in MARK_COLUMNS})
+    return arrays
 
 
 class _Session:
@@ -282,12 +287,20 @@ def run_user_lookahead(
     limits: SandboxLimits | None = None,
     **options: Any,
 ) -> Any:
-    """Run ``check_lookahead`` on user code inside the sandbox; returns a ``LookaheadReport``."""
+    """Run ``check_lookahead`` on user code inside the sandbox; returns a ``LookaheadReport``.
+
+    ``options`` go to ``check_lookahead``; its time budget defaults to three
+    quarters of the sandbox's CPU and wall-clock limits, so the check reports
+    what it covered instead of being killed.
+    """
     from apps.backtests.strategies.lookahead import LookaheadReport
 
     validate_or_raise(source)
+    limits = limits or SandboxLimits()
+    budget = 0.75 * min(float(limits.cpu_seconds), float(limits.wall_seconds))
+    options["max_seconds"] = min(float(options.get("max_seconds") or budget), budget)
     header = {"task": "lookahead", "source": source, "params": dict(params or {}), "options": options}
-    reply, _ = _run(header, _candle_arrays(data), limits or SandboxLimits())
+    reply, _ = _run(header, _candle_arrays(data), limits)
     return LookaheadReport.from_dict(reply["report"])
 
 

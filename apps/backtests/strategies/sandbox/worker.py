@@ -29,7 +29,7 @@ from . import policy
 from .protocol import read_message, write_message
 from .transfer import result_to_message
 
-USER_FILENAME = "<strategy>"
+USER_FILENAME = policy.USER_FILENAME
 MAX_LOG_CHARS = 20_000
 _NOBODY = 65534
 
@@ -321,6 +321,7 @@ def _classify(exc: BaseException) -> dict[str, Any]:
 
 def _run_job(header: dict[str, Any], arrays: dict[str, np.ndarray], channel: _Channel, log: _Log) -> None:
     from apps.backtests.engine import BacktestConfig, Candles, run_backtest
+    from apps.backtests.engine.candles import MARK_COLUMNS
     from apps.backtests.engine.params import schema_to_json
     from apps.backtests.strategies.lookahead import check_lookahead
 
@@ -344,6 +345,9 @@ def _run_job(header: dict[str, Any], arrays: dict[str, np.ndarray], channel: _Ch
     candles = Candles.from_arrays(
         *(arrays[c] for c in ("timestamp", "open", "high", "low", "close", "volume"))
     )
+    if "mark_close" in arrays:
+        mark = Candles.from_arrays(arrays["timestamp"], *(arrays[f"mark_{c}"] for c in MARK_COLUMNS))
+        candles = candles.with_mark(mark)
     params = header.get("params") or {}
     strategy = cls(**params)
     if task == "lookahead":
