@@ -14,6 +14,7 @@ from django.db.models import Q
 
 from apps.exchanges.catalog import exchange_choices
 from apps.exchanges.crypto import EncryptedTextField, mask
+from apps.orders.enums import OPEN_STATUSES, OrderSide, OrderStatus, OrderType
 
 AMOUNT_DIGITS = 38
 AMOUNT_PLACES = 18
@@ -178,26 +179,14 @@ class PaperBalance(models.Model):
 
 class PaperOrderQuerySet(models.QuerySet):
     def open(self) -> PaperOrderQuerySet:
-        return self.filter(status=PaperOrder.Status.OPEN)
+        return self.filter(status__in=OPEN_STATUSES)
 
 
 class PaperOrder(models.Model):
-    class Side(models.TextChoices):
-        BUY = "buy", "Buy"
-        SELL = "sell", "Sell"
-
-    class Type(models.TextChoices):
-        MARKET = "market", "Market"
-        LIMIT = "limit", "Limit"
-        STOP_MARKET = "stop_market", "Stop market"
-        STOP_LIMIT = "stop_limit", "Stop limit"
-        TAKE_PROFIT = "take_profit", "Take profit"
-
-    class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        CLOSED = "closed", "Filled"
-        CANCELED = "canceled", "Canceled"
-        REJECTED = "rejected", "Rejected"
+    # The one order vocabulary (``apps.orders.enums``), as on real exchanges' orders.
+    Side = OrderSide
+    Type = OrderType
+    Status = OrderStatus
 
     account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="orders")
     client_order_id = models.CharField(max_length=64)
@@ -205,7 +194,7 @@ class PaperOrder(models.Model):
     base = models.CharField(max_length=20)
     quote = models.CharField(max_length=20)
     side = models.CharField(max_length=4, choices=Side.choices)
-    type = models.CharField(max_length=12, choices=Type.choices)
+    type = models.CharField(max_length=20, choices=Type.choices)
     amount = amount_field()
     price = amount_field(null=True, blank=True, default=None)
     stop_price = amount_field(null=True, blank=True, default=None)
@@ -214,7 +203,7 @@ class PaperOrder(models.Model):
     fee = amount_field()
     fee_asset = models.CharField(max_length=20, blank=True)
     reserved = amount_field(help_text="balance still held for the unfilled part")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     reason = models.CharField(max_length=200, blank=True)
     triggered = models.BooleanField(default=False, help_text="stop-limit: stop reached, now a limit")
     # Candles with an open time at or after this (ms) can fill the order: an
@@ -253,7 +242,7 @@ class PaperTrade(models.Model):
     order = models.ForeignKey(PaperOrder, on_delete=models.CASCADE, related_name="trades")
     account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="trades")
     symbol = models.CharField(max_length=60)
-    side = models.CharField(max_length=4, choices=PaperOrder.Side.choices)
+    side = models.CharField(max_length=4, choices=OrderSide.choices)
     price = amount_field()
     amount = amount_field()
     cost = amount_field()

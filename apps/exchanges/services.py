@@ -337,11 +337,7 @@ def paper_orders_process() -> int:
     from apps.exchanges.models import PaperOrder
 
     fills = 0
-    account_ids = (
-        PaperOrder.objects.filter(status=PaperOrder.Status.OPEN)
-        .values_list("account_id", flat=True)
-        .distinct()
-    )
+    account_ids = PaperOrder.objects.open().values_list("account_id", flat=True).distinct()
     for account in PaperAccount.objects.filter(pk__in=list(account_ids)).order_by("pk"):
         try:
             fills += PaperGateway(account).process()
