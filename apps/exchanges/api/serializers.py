@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from apps.exchanges.catalog import SUPPORTED_EXCHANGES
 from apps.exchanges.models import ExchangeConnection, PaperAccount
 
@@ -68,9 +69,15 @@ class CheckSerializer(serializers.Serializer):
 
 class BalanceSerializer(serializers.Serializer):
     asset = serializers.CharField()
-    free = serializers.DecimalField(max_digits=38, decimal_places=18, coerce_to_string=True)
-    used = serializers.DecimalField(max_digits=38, decimal_places=18, coerce_to_string=True)
-    total = serializers.DecimalField(max_digits=38, decimal_places=18, coerce_to_string=True)
+    free = serializers.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, coerce_to_string=True
+    )
+    used = serializers.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, coerce_to_string=True
+    )
+    total = serializers.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, coerce_to_string=True
+    )
 
 
 class AccountBalanceSerializer(serializers.Serializer):

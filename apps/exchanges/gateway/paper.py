@@ -33,6 +33,7 @@ from django.utils import timezone
 from apps.backtests.engine import fills
 from apps.backtests.engine.slippage import SlippageModel
 from apps.core.events import publish_event
+from apps.core.money import ZERO, quantize_amount
 from apps.exchanges.gateway.base import (
     OHLCV,
     AccountBalance,
@@ -52,8 +53,6 @@ from apps.exchanges.gateway.prices import Bar, MarketDataPriceSource, PriceSourc
 from apps.exchanges.models import PaperAccount, PaperBalance, PaperOrder, PaperTrade
 from apps.orders.enums import OPEN_STATUSES, OrderSide, OrderStatus, OrderType, TimeInForce
 
-PLACES = Decimal("1e-18")
-ZERO = Decimal("0")
 DEFAULT_SLIPPAGE = {"type": "percentage", "value": 0.0005}
 # What the simulation fills (the engine's fill rules); the other OrderTypes are refused.
 SIMULATED_TYPES = (
@@ -66,8 +65,7 @@ SIMULATED_TYPES = (
 SIDE_SIGN = {OrderSide.BUY: 1, OrderSide.SELL: -1}
 
 
-def q(value: Decimal, rounding: str = "ROUND_HALF_EVEN") -> Decimal:
-    return value.quantize(PLACES, rounding=rounding)
+q = quantize_amount
 
 
 def dec(value: float) -> Decimal:
