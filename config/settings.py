@@ -197,6 +197,10 @@ LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
 # Requests per client address to the login/register/refresh endpoints.
 LOGIN_THROTTLE_RATE = env.str("LOGIN_THROTTLE_RATE", default="20/minute")
+# Reverse proxies in front of the app that append to X-Forwarded-For. 0: the
+# header is ignored and the client address is REMOTE_ADDR (anyone can send the
+# header, so trusting it would let a client pick its throttling identity).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
@@ -249,6 +253,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exceptions.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"user": "600/minute"},
+    # DRF's client address for throttles: the n-th address from the right of X-Forwarded-For.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -259,6 +265,8 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
     "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
     "ROTATE_REFRESH_TOKENS": True,
+    # A used refresh token is revoked, so a stolen one stops working once either side refreshes.
+    "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": True,
     "SIGNING_KEY": env.str("JWT_SIGNING_KEY", default=SECRET_KEY),
 }

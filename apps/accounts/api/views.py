@@ -15,6 +15,7 @@ from apps.accounts.api.serializers import (
     LogoutSerializer,
     PreferencesSerializer,
     ProfileUpdateSerializer,
+    RefreshSerializer,
     RegisterSerializer,
     UserSerializer,
 )
@@ -48,8 +49,9 @@ class LoginView(TokenObtainPairView):
 
 
 class RefreshView(TokenRefreshView):
-    """Refresh token -> new access (and rotated refresh) token."""
+    """Refresh token -> new access and refresh token; the used refresh token is revoked."""
 
+    serializer_class = RefreshSerializer
     throttle_classes = [LoginRateThrottle]
 
 
