@@ -270,7 +270,12 @@ def test_bot_accounts_are_separate_and_reset_restores_the_initial_balances(user,
     replay.cursor = 10
     paper.create_order(req("buy", "market", "1"))
     paper.create_order(req("buy", "limit", "0.5", price=1000))
-    bot_account = services.paper_account_get_or_create(user=user, bot_id=42)
+    from apps.bots.models import Bot
+
+    own_bot = Bot.objects.create(
+        owner=user, name="b", strategy="sma_cross", exchange="binance", symbol="BTC/USDT", timeframe="1h"
+    )
+    bot_account = services.paper_account_get_or_create(user=user, bot_id=own_bot.pk)
     bot = PaperGateway(bot_account, prices=replay, markets={})
     assert bot.fetch_balance().get("USDT").free == Decimal("10000")
     assert bot.fetch_balance().get("BTC").total == 0
