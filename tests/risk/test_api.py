@@ -118,6 +118,8 @@ def test_the_unsaved_defaults_null_updated_at_is_in_the_schema(auth_client):
 
     assert auth_client.get(URL).json()["updated_at"] is None
     schema = SchemaGenerator().get_schema(request=None, public=True)
-    ref = schema["paths"]["/api/v1/risk/profile/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    ref = schema["paths"]["/api/v1/risk/profile/"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]
     component = schema["components"]["schemas"][ref["$ref"].rsplit("/", 1)[-1]]
     assert component["properties"]["updated_at"].get("nullable") is True
