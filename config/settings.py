@@ -118,8 +118,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
     )
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    # Under ASGI each request's sync code runs in its own thread, and persistent
+    # (per-thread) connections piled up: 16 clients exhausted PostgreSQL's 100
+    # connections. One psycopg pool per process bounds them instead: a request
+    # borrows a connection and returns it when Django closes it at the end of the
+    # request; past ``max_size`` requests wait (up to ``timeout`` s) for a free one.
+    # benchmarks/db_connections.py measures it. DATABASE_POOL_MAX_SIZE=0: no pool,
+    # a new connection per request (also bounded, slower to connect).
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections, not the threads
+    # A connection broken by a PostgreSQL restart is replaced, not handed out (the pool's check).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    _pool_max = env.int("DATABASE_POOL_MAX_SIZE", default=8)
+    if _pool_max > 0:
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=1),
+            "max_size": _pool_max,
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+            # Connections idle longer than this are closed (down to min_size).
+            "max_idle": env.float("DATABASE_POOL_MAX_IDLE", default=60.0),
+        }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ------------------------------------------------------------------------- redis
