@@ -281,3 +281,9 @@ def test_a_missing_or_bad_token_is_401_with_a_real_code_and_message(api_client):
     assert "token" in error["message"].lower()
     api_client.credentials()
     error = assert_error(api_client.get(ME), 401, "not_authenticated")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/does-not-exist/", "/api/nope/", "/api/v1/orders/1/nothing/"])
+def test_unknown_api_paths_are_json_404_with_debug_on_too(api_client, settings, path):
+    settings.DEBUG = True
+    assert_error(api_client.get(path), 404, "not_found")
