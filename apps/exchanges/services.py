@@ -106,18 +106,25 @@ def connection_create(
     return connection
 
 
-@sensitive_variables("data")
-def connection_update(*, connection: ExchangeConnection, data: dict[str, Any]) -> ExchangeConnection:
-    """Change label/testnet, or replace credentials (blank secret fields keep the stored ones)."""
-    if "label" in data and str(data["label"]).strip():
-        connection.label = str(data["label"]).strip()
-    if "testnet" in data:
-        connection.testnet = bool(data["testnet"])
+@sensitive_variables("api_key", "api_secret", "passphrase", "value")
+def connection_update(
+    *,
+    connection: ExchangeConnection,
+    label: str | None = None,
+    testnet: bool | None = None,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    passphrase: str | None = None,
+) -> ExchangeConnection:
+    """Change label/testnet, or replace credentials (None or blank keeps the stored value)."""
+    if label is not None and label.strip():
+        connection.label = label.strip()
+    if testnet is not None:
+        connection.testnet = testnet
     credentials_changed = False
-    for field in ("api_key", "api_secret", "passphrase"):
-        value = data.get(field)
+    for field, value in (("api_key", api_key), ("api_secret", api_secret), ("passphrase", passphrase)):
         if value:
-            setattr(connection, field, str(value).strip())
+            setattr(connection, field, value.strip())
             credentials_changed = True
     errors = _validate_credentials(
         exchange=connection.exchange,
@@ -128,7 +135,7 @@ def connection_update(*, connection: ExchangeConnection, data: dict[str, Any]) -
     )
     if errors:
         raise ValidationFailed(next(iter(errors.values())), fields=errors)
-    if credentials_changed or "testnet" in data:
+    if credentials_changed or testnet is not None:
         # New credentials have not been checked yet: the old status would lie.
         connection.status = ExchangeConnection.Status.UNTESTED
         connection.last_error = ""

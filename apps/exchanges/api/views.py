@@ -61,7 +61,7 @@ class ConnectionViewSet(viewsets.GenericViewSet):
             )
         data = s.ConnectionUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        connection = services.connection_update(connection=connection, data=data.validated_data)
+        connection = services.connection_update(connection=connection, **data.validated_data)
         return Response(s.ConnectionSerializer(connection).data)
 
     update = partial_update
