@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.core.api.exceptions import not_found_json
 from apps.core.api.views import api_root
 
 api_v1 = [
@@ -32,6 +33,9 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Last: any other /api/.../ path is the JSON error body, with DEBUG on too (handler404
+    # only applies with DEBUG off). Slash-terminated, so APPEND_SLASH still redirects first.
+    re_path(r"^api/(?:.*/)?$", not_found_json),
 ]
 
 handler404 = "apps.core.views_errors.not_found"

@@ -110,3 +110,15 @@ LOCKED_MESSAGE = "Too many failed login attempts for this account. Try again in 
 
 def locked_message() -> str:
     return LOCKED_MESSAGE.format(minutes=max(1, settings.LOGIN_LOCKOUT_SECONDS // 60))
+
+
+def refresh_token_revoke(*, token: str) -> None:
+    """Blacklist a refresh token (logout); an invalid or expired one is a ``ValidationFailed``."""
+    # Imported here: simplejwt's tokens module loads the blacklist models, which needs the app registry.
+    from rest_framework_simplejwt.exceptions import TokenError
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    try:
+        RefreshToken(token).blacklist()
+    except TokenError as exc:
+        raise ValidationFailed("Invalid or expired refresh token.", fields={"refresh": [str(exc)]}) from exc

@@ -7,3 +7,10 @@ class BotsConfig(AppConfig):
     name = "apps.bots"
     label = "bots"
     verbose_name = "Bots"
+
+    def ready(self) -> None:
+        from apps.bots.selectors import bot_is_owned
+        from apps.exchanges.services import paper_bot_check_register
+
+        # The paper exchange keeps bot ids as plain numbers; only this app knows whose they are.
+        paper_bot_check_register(bot_is_owned)

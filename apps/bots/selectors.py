@@ -19,3 +19,8 @@ def bot_get(*, user, pk: int | str) -> Bot:
     if bot is None:
         raise NotFound("Bot not found.")
     return bot
+
+
+def bot_is_owned(*, user, bot_id: int) -> bool:
+    """Whether ``bot_id`` is one of the user's bots."""
+    return bot_list(user=user).filter(pk=bot_id).exists()

@@ -1,7 +1,6 @@
 """Exchange connections (encrypted credentials) and the paper exchange's accounts.
 
-Money columns are ``numeric`` (Decimal) with ``AMOUNT_PLACES`` places: crypto
-amounts need 18 places (wei-like units), totals need room above that.
+Money columns use the project's one precision (``apps.core.money.amount_field``).
 """
 
 from __future__ import annotations
@@ -12,17 +11,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.core.money import ZERO, amount_field
 from apps.exchanges.catalog import exchange_choices
 from apps.exchanges.crypto import EncryptedTextField, mask
-
-AMOUNT_DIGITS = 38
-AMOUNT_PLACES = 18
-ZERO = Decimal("0")
-
-
-def amount_field(**kwargs) -> models.DecimalField:
-    kwargs.setdefault("default", ZERO)
-    return models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, **kwargs)
+from apps.orders.enums import OPEN_STATUSES, OrderSide, OrderStatus, OrderType
 
 
 class ExchangeConnectionQuerySet(models.QuerySet):
@@ -156,8 +148,8 @@ class PaperAccount(models.Model):
 class PaperBalance(models.Model):
     account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="balances")
     asset = models.CharField(max_length=20)
-    free = amount_field()
-    used = amount_field(help_text="reserved by open orders")
+    free = amount_field(default=ZERO)
+    used = amount_field(default=ZERO, help_text="reserved by open orders")
 
     class Meta:
         ordering = ["account", "asset"]
@@ -178,26 +170,14 @@ class PaperBalance(models.Model):
 
 class PaperOrderQuerySet(models.QuerySet):
     def open(self) -> PaperOrderQuerySet:
-        return self.filter(status=PaperOrder.Status.OPEN)
+        return self.filter(status__in=OPEN_STATUSES)
 
 
 class PaperOrder(models.Model):
-    class Side(models.TextChoices):
-        BUY = "buy", "Buy"
-        SELL = "sell", "Sell"
-
-    class Type(models.TextChoices):
-        MARKET = "market", "Market"
-        LIMIT = "limit", "Limit"
-        STOP_MARKET = "stop_market", "Stop market"
-        STOP_LIMIT = "stop_limit", "Stop limit"
-        TAKE_PROFIT = "take_profit", "Take profit"
-
-    class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        CLOSED = "closed", "Filled"
-        CANCELED = "canceled", "Canceled"
-        REJECTED = "rejected", "Rejected"
+    # The one order vocabulary (``apps.orders.enums``), as on real exchanges' orders.
+    Side = OrderSide
+    Type = OrderType
+    Status = OrderStatus
 
     account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="orders")
     client_order_id = models.CharField(max_length=64)
@@ -205,16 +185,16 @@ class PaperOrder(models.Model):
     base = models.CharField(max_length=20)
     quote = models.CharField(max_length=20)
     side = models.CharField(max_length=4, choices=Side.choices)
-    type = models.CharField(max_length=12, choices=Type.choices)
+    type = models.CharField(max_length=20, choices=Type.choices)
     amount = amount_field()
     price = amount_field(null=True, blank=True, default=None)
     stop_price = amount_field(null=True, blank=True, default=None)
-    filled = amount_field()
-    cost = amount_field(help_text="quote value of the fills")
-    fee = amount_field()
+    filled = amount_field(default=ZERO)
+    cost = amount_field(default=ZERO, help_text="quote value of the fills")
+    fee = amount_field(default=ZERO)
     fee_asset = models.CharField(max_length=20, blank=True)
-    reserved = amount_field(help_text="balance still held for the unfilled part")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    reserved = amount_field(default=ZERO, help_text="balance still held for the unfilled part")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     reason = models.CharField(max_length=200, blank=True)
     triggered = models.BooleanField(default=False, help_text="stop-limit: stop reached, now a limit")
     # Candles with an open time at or after this (ms) can fill the order: an
@@ -253,7 +233,8 @@ class PaperTrade(models.Model):
     order = models.ForeignKey(PaperOrder, on_delete=models.CASCADE, related_name="trades")
     account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="trades")
     symbol = models.CharField(max_length=60)
-    side = models.CharField(max_length=4, choices=PaperOrder.Side.choices)
+    side = models.CharField(max_length=4, choices=OrderSide.choices)
+    # What a fill was: always given, no default that could hide a missing value.
     price = amount_field()
     amount = amount_field()
     cost = amount_field()

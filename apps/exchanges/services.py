@@ -7,6 +7,7 @@ logs and return values carry the masked key at most.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from decimal import Decimal, InvalidOperation
@@ -17,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from apps.core.errors import Conflict, ValidationFailed
+from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.events import publish_event
 from apps.exchanges.catalog import SUPPORTED_EXCHANGES
 from apps.exchanges.gateway.base import AccountBalance, ConnectionCheck, ExchangeGateway
@@ -105,18 +106,25 @@ def connection_create(
     return connection
 
 
-@sensitive_variables("data")
-def connection_update(*, connection: ExchangeConnection, data: dict[str, Any]) -> ExchangeConnection:
-    """Change label/testnet, or replace credentials (blank secret fields keep the stored ones)."""
-    if "label" in data and str(data["label"]).strip():
-        connection.label = str(data["label"]).strip()
-    if "testnet" in data:
-        connection.testnet = bool(data["testnet"])
+@sensitive_variables("api_key", "api_secret", "passphrase", "value")
+def connection_update(
+    *,
+    connection: ExchangeConnection,
+    label: str | None = None,
+    testnet: bool | None = None,
+    api_key: str | None = None,
+    api_secret: str | None = None,
+    passphrase: str | None = None,
+) -> ExchangeConnection:
+    """Change label/testnet, or replace credentials (None or blank keeps the stored value)."""
+    if label is not None and label.strip():
+        connection.label = label.strip()
+    if testnet is not None:
+        connection.testnet = testnet
     credentials_changed = False
-    for field in ("api_key", "api_secret", "passphrase"):
-        value = data.get(field)
+    for field, value in (("api_key", api_key), ("api_secret", api_secret), ("passphrase", passphrase)):
         if value:
-            setattr(connection, field, str(value).strip())
+            setattr(connection, field, value.strip())
             credentials_changed = True
     errors = _validate_credentials(
         exchange=connection.exchange,
@@ -127,7 +135,7 @@ def connection_update(*, connection: ExchangeConnection, data: dict[str, Any]) -
     )
     if errors:
         raise ValidationFailed(next(iter(errors.values())), fields=errors)
-    if credentials_changed or "testnet" in data:
+    if credentials_changed or testnet is not None:
         # New credentials have not been checked yet: the old status would lie.
         connection.status = ExchangeConnection.Status.UNTESTED
         connection.last_error = ""
@@ -265,11 +273,28 @@ def _parse_balances(balances: dict[str, Any]) -> dict[str, Decimal]:
     return out
 
 
+# What a bot id means is the bots app's business (it depends on this app, not the
+# reverse): it registers the ownership check at start-up (``BotsConfig.ready``).
+# Until one is registered no bot id is anyone's.
+_bot_is_owned: Callable[..., bool] = lambda *, user, bot_id: False  # noqa: E731
+
+
+def paper_bot_check_register(check: Callable[..., bool]) -> None:
+    """Install ``check(user=..., bot_id=...) -> bool``: whether the bot is the user's."""
+    global _bot_is_owned
+    _bot_is_owned = check
+
+
 @transaction.atomic
 def paper_account_get_or_create(
     *, user, bot_id: int | None = None, exchange: str = "binance"
 ) -> PaperAccount:
-    """The user's paper account (or the bot's own one), created with the default balances."""
+    """The user's paper account (or the bot's own one), created with the default balances.
+
+    A bot id that is not one of the user's bots is a ``NotFound``: no row is created for it.
+    """
+    if bot_id is not None and not _bot_is_owned(user=user, bot_id=bot_id):
+        raise NotFound("Bot not found.")
     account, created = PaperAccount.objects.get_or_create(
         user=user, bot_id=bot_id, defaults={"exchange": exchange, "initial_balances": DEFAULT_PAPER_BALANCES}
     )
@@ -337,11 +362,7 @@ def paper_orders_process() -> int:
     from apps.exchanges.models import PaperOrder
 
     fills = 0
-    account_ids = (
-        PaperOrder.objects.filter(status=PaperOrder.Status.OPEN)
-        .values_list("account_id", flat=True)
-        .distinct()
-    )
+    account_ids = PaperOrder.objects.open().values_list("account_id", flat=True).distinct()
     for account in PaperAccount.objects.filter(pk__in=list(account_ids)).order_by("pk"):
         try:
             fills += PaperGateway(account).process()

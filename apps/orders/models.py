@@ -16,6 +16,15 @@ from django.db.models import F, Q
 
 from apps.core.money import amount_field
 from apps.exchanges.catalog import exchange_choices
+from apps.orders.enums import (
+    OPEN_STATUSES,
+    PRICED_TYPES,
+    TRIGGERED_TYPES,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+)
 
 
 def new_client_order_id() -> str:
@@ -26,31 +35,18 @@ def new_client_order_id() -> str:
 
 class OrderQuerySet(models.QuerySet):
     def open(self) -> OrderQuerySet:
-        """Orders that may still fill (new, open or partially filled)."""
+        """Orders that may still fill (pending, open or partially filled)."""
         return self.filter(status__in=Order.OPEN_STATUSES)
 
 
 class Order(models.Model):
-    class Side(models.TextChoices):
-        BUY = "buy", "Buy"
-        SELL = "sell", "Sell"
+    # The vocabulary lives in ``apps.orders.enums``; these aliases keep ``Order.Status.OPEN`` readable.
+    Side = OrderSide
+    Type = OrderType
+    Status = OrderStatus
+    TimeInForce = TimeInForce
 
-    class Type(models.TextChoices):
-        MARKET = "market", "Market"
-        LIMIT = "limit", "Limit"
-        STOP = "stop", "Stop"
-        TAKE_PROFIT = "take_profit", "Take profit"
-
-    class Status(models.TextChoices):
-        NEW = "new", "New"  # saved, not yet acknowledged by the exchange
-        OPEN = "open", "Open"
-        PARTIALLY_FILLED = "partially_filled", "Partially filled"
-        FILLED = "filled", "Filled"
-        CANCELED = "canceled", "Canceled"
-        REJECTED = "rejected", "Rejected"
-        EXPIRED = "expired", "Expired"
-
-    OPEN_STATUSES = (Status.NEW, Status.OPEN, Status.PARTIALLY_FILLED)
+    OPEN_STATUSES = OPEN_STATUSES
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders")
     # SET_NULL: an order is trading history and outlives the bot that placed it.
@@ -60,11 +56,17 @@ class Order(models.Model):
     exchange = models.CharField(max_length=40, choices=exchange_choices(), help_text="ccxt exchange id")
     symbol = models.CharField(max_length=60, help_text="ccxt unified symbol, e.g. BTC/USDT")
     side = models.CharField(max_length=4, choices=Side.choices)
-    type = models.CharField(max_length=11, choices=Type.choices)
+    type = models.CharField(max_length=20, choices=Type.choices)
     amount = amount_field(help_text="in the base asset")
     price = amount_field(null=True, blank=True, help_text="limit price (quote asset)")
-    stop_price = amount_field(null=True, blank=True, help_text="trigger price of stop and take-profit orders")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.NEW)
+    stop_price = amount_field(
+        null=True, blank=True, help_text="trigger price of stop and take-profit orders (trailing: activation)"
+    )
+    trailing_percent = models.DecimalField(
+        max_digits=7, decimal_places=4, null=True, blank=True, help_text="trailing stop distance in percent"
+    )
+    time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices, default=TimeInForce.GTC)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     client_order_id = models.CharField(max_length=64, unique=True, default=new_client_order_id)
     exchange_order_id = models.CharField(max_length=64, blank=True)
     filled = amount_field(default=Decimal("0"), help_text="in the base asset")
@@ -91,11 +93,17 @@ class Order(models.Model):
                 condition=Q(stop_price__isnull=True) | Q(stop_price__gt=0), name="orders_order_stop_price_gt0"
             ),
             models.CheckConstraint(
-                condition=~Q(type="limit") | Q(price__isnull=False), name="orders_order_limit_has_price"
+                condition=~Q(type__in=[str(t) for t in PRICED_TYPES]) | Q(price__isnull=False),
+                name="orders_order_priced_type_has_price",
             ),
             models.CheckConstraint(
-                condition=~Q(type__in=["stop", "take_profit"]) | Q(stop_price__isnull=False),
+                condition=~Q(type__in=[str(t) for t in TRIGGERED_TYPES]) | Q(stop_price__isnull=False),
                 name="orders_order_trigger_has_stop_price",
+            ),
+            models.CheckConstraint(
+                condition=~Q(type=str(OrderType.TRAILING_STOP))
+                | (Q(trailing_percent__isnull=False) & Q(trailing_percent__gt=0)),
+                name="orders_order_trailing_has_percent",
             ),
         ]
         indexes = [

@@ -190,3 +190,100 @@ def test_unknown_api_path_is_json_404(api_client):
 
 def test_wrong_method_is_405_with_error_body(auth_client):
     assert_error(auth_client.delete(ME), 405, "method_not_allowed")
+
+
+def test_login_throttle_ignores_forwarded_for_without_trusted_proxies(api_client, user, password, settings):
+    settings.LOGIN_THROTTLE_RATE = "3/minute"
+    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.8"
+    cache.delete(f"throttle_login_{address}")
+    for n in range(3):
+        api_client.post(
+            TOKEN,
+            {"email": user.email, "password": password},
+            REMOTE_ADDR=address,
+            HTTP_X_FORWARDED_FOR=f"1.1.1.{n}",
+        )
+    # A fresh X-Forwarded-For per request does not make a fresh client.
+    response = api_client.post(
+        TOKEN,
+        {"email": user.email, "password": password},
+        REMOTE_ADDR=address,
+        HTTP_X_FORWARDED_FOR="9.9.9.9",
+    )
+    assert_error(response, 429, "throttled")
+
+
+def test_behind_one_trusted_proxy_the_address_it_appended_is_the_client(api_client, user, password, settings):
+    settings.LOGIN_THROTTLE_RATE = "2/minute"
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}  # TRUSTED_PROXY_COUNT=1
+    proxy = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.9"
+    client_a, client_b = f"172.16.{uuid.uuid4().int % 250}.1", f"172.17.{uuid.uuid4().int % 250}.2"
+    body = {"email": user.email, "password": password}
+
+    def post(forged: str, real: str):
+        return api_client.post(TOKEN, body, REMOTE_ADDR=proxy, HTTP_X_FORWARDED_FOR=f"{forged}, {real}")
+
+    assert post("1.1.1.1", client_a).status_code == 200
+    assert post("2.2.2.2", client_a).status_code == 200
+    assert_error(post("3.3.3.3", client_a), 429, "throttled")  # forged left-hand values do not help
+    assert post("1.1.1.1", client_b).status_code == 200  # another client behind the same proxy is not blocked
+
+
+def test_a_used_refresh_token_is_refused_after_rotation(api_client, user, password):
+    tokens = api_client.post(TOKEN, {"email": user.email, "password": password}).json()
+    rotated = api_client.post(REFRESH, {"refresh": tokens["refresh"]})
+    assert rotated.status_code == 200 and rotated.json()["refresh"] != tokens["refresh"]
+    assert_error(api_client.post(REFRESH, {"refresh": tokens["refresh"]}), 401, "token_not_valid")
+    assert api_client.post(REFRESH, {"refresh": rotated.json()["refresh"]}).status_code == 200
+
+
+def test_a_deleted_users_refresh_token_is_401(api_client, user, password):
+    tokens = api_client.post(TOKEN, {"email": user.email, "password": password}).json()
+    user.delete()
+    assert_error(api_client.post(REFRESH, {"refresh": tokens["refresh"]}), 401)
+
+
+def test_register_refuses_an_email_longer_than_254_characters(api_client):
+    email = "a" * 64 + "@" + ".".join(["b" * 60] * 4) + ".com"
+    assert len(email) > 254
+    assert_error(
+        api_client.post(REGISTER, {"email": email, "password": "a-Long-passphrase-9"}),
+        400,
+        "invalid",
+        "email",
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "payload"),
+    [
+        ("post", REGISTER, {"email": "x@example.com", "password": "a-Long-passphrase-9", "is_staff": True}),
+        ("patch", ME, {"display_name": "x", "is_superuser": True}),
+        (
+            "put",
+            PREFERENCES,
+            {"timezone": "UTC", "display_currency": "USD", "default_exchange": "binance", "x": 1},
+        ),
+    ],
+)
+def test_unknown_fields_are_refused(auth_client, method, url, payload):
+    unknown = (
+        set(payload)
+        - {"email", "password", "display_name", "timezone", "display_currency", "default_exchange"}
+    ).pop()
+    error = assert_error(getattr(auth_client, method)(url, payload), 400, "invalid", unknown)
+    assert error["fields"][unknown] == ["Unknown field."]
+
+
+def test_a_missing_or_bad_token_is_401_with_a_real_code_and_message(api_client):
+    api_client.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
+    error = assert_error(api_client.get(ME), 401, "token_not_valid")
+    assert "token" in error["message"].lower()
+    api_client.credentials()
+    error = assert_error(api_client.get(ME), 401, "not_authenticated")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/does-not-exist/", "/api/nope/", "/api/v1/orders/1/nothing/"])
+def test_unknown_api_paths_are_json_404_with_debug_on_too(api_client, settings, path):
+    settings.DEBUG = True
+    assert_error(api_client.get(path), 404, "not_found")

@@ -83,7 +83,7 @@ def test_create_and_cancel_a_limit_order(gateway, account, fake):
     assert posted.params["newClientOrderId"] == "bot1-0001"
     assert posted.params["type"] == "LIMIT" and posted.params["quantity"] == "0.01"
     cancelled = gateway.cancel_order(order.id, "BTC/USDT")
-    assert cancelled.status == "canceled"
+    assert cancelled.status == "cancelled"
     with pytest.raises(OrderNotFound):
         gateway.cancel_order(order.id, "BTC/USDT")
     with pytest.raises(OrderNotFound):
@@ -201,6 +201,26 @@ def test_public_reads_use_the_recorded_responses(gateway):
     assert markets["BTC/USDT"].min_cost == Decimal("5")
 
 
+@pytest.mark.parametrize(
+    ("tif", "sent_type", "sent_tif"),
+    [("IOC", "LIMIT", "IOC"), ("FOK", "LIMIT", "FOK"), ("PO", "LIMIT_MAKER", None)],
+)
+def test_time_in_force_reaches_the_exchange_and_reads_back(gateway, account, fake, tif, sent_type, sent_tif):
+    order = gateway.create_order(buy(client_order_id=f"tif-{tif}", time_in_force=tif))
+    posted = fake.requests_to("/api/v3/order")[0]
+    assert posted.params["type"] == sent_type and posted.params.get("timeInForce") == sent_tif
+    assert order.time_in_force == tif and order.status == "open"
+
+
+def test_an_order_type_outside_the_vocabulary_is_refused_before_sending(gateway, fake):
+    with pytest.raises(InvalidOrder) as exc:
+        gateway.create_order(
+            OrderRequest("BTC/USDT", "buy", "stop", Decimal("0.01"), stop_price=Decimal("1"))
+        )
+    assert exc.value.fields == {"type": "unsupported"}
+    assert not fake.requests_to("/api/v3/order")
+
+
 def test_recorded_order_responses_parse_into_typed_orders(fake):
     """ccxt's recorded Binance answers for createOrder and fetchOrder, through the real parser."""
     fake.route_recorded("createOrder", http="POST", path="/api/v3/order")
@@ -211,5 +231,5 @@ def test_recorded_order_responses_parse_into_typed_orders(fake):
     assert order.amount == Decimal("0.05") and order.price == Decimal("241") and order.filled == 0
     fake.route_recorded("fetchOrder", path="/api/v3/order")
     done = gateway.fetch_order("3397148653", "LTC/USDT")
-    assert done.status == "closed" and done.side == "sell" and done.type == "market"
+    assert done.status == "filled" and done.side == "sell" and done.type == "market"
     assert done.filled == Decimal("0.1") and done.cost == Decimal("9.08") and done.average == Decimal("90.8")

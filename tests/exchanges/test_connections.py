@@ -313,7 +313,15 @@ def test_supported_exchanges_list_has_help(auth_client):
 
 
 # ------------------------------------------------------------------ paper API
-def test_paper_account_balances_and_reset(auth_client, other_user):
+def make_bot(owner, name="paper bot"):
+    from apps.bots.models import Bot
+
+    return Bot.objects.create(
+        owner=owner, name=name, strategy="sma_cross", exchange="binance", symbol="BTC/USDT", timeframe="1h"
+    )
+
+
+def test_paper_account_balances_and_reset(auth_client, user, other_user):
     account = auth_client.get("/api/v1/exchanges/paper/").json()
     assert account["balances"] == [{"asset": "USDT", "free": "10000", "used": "0", "total": "10000"}]
     response = auth_client.post(
@@ -324,8 +332,9 @@ def test_paper_account_balances_and_reset(auth_client, other_user):
     assert assets == {"BTC": "0.25", "USDT": "2500.5"}
     again = auth_client.post("/api/v1/exchanges/paper/reset/", {}, format="json").json()
     assert {b["asset"]: b["free"] for b in again["balances"]} == assets  # back to the new initial
-    bot = auth_client.get("/api/v1/exchanges/paper/?bot_id=3").json()
-    assert bot["bot_id"] == 3 and bot["balances"][0]["free"] == "10000"
+    bot_id = make_bot(user).pk
+    bot = auth_client.get(f"/api/v1/exchanges/paper/?bot_id={bot_id}").json()
+    assert bot["bot_id"] == bot_id and bot["balances"][0]["free"] == "10000"
     other = services.paper_account_get_or_create(user=other_user)
     assert other.pk not in (account["id"], bot["id"])
 
@@ -344,8 +353,53 @@ def test_paper_reset_rejects_bad_balances(auth_client, body):
     assert response.status_code == 400 and response.json()["error"]["message"]
 
 
-def test_paper_bad_bot_id_is_a_400(auth_client):
-    assert auth_client.get("/api/v1/exchanges/paper/?bot_id=x").status_code == 400
+@pytest.mark.parametrize("bot_id", ["x", "0", "-1", "9223372036854775808", "1e3"])
+def test_paper_bad_bot_id_is_a_400(auth_client, bot_id):
+    response = auth_client.get(f"/api/v1/exchanges/paper/?bot_id={bot_id}")
+    assert response.status_code == 400 and "bot_id" in response.json()["error"]["fields"]
+    response = auth_client.post("/api/v1/exchanges/paper/reset/", {"bot_id": bot_id}, format="json")
+    assert response.status_code == 400 and "bot_id" in response.json()["error"]["fields"]
+
+
+def test_a_paper_account_for_a_bot_that_is_not_the_users_is_404_and_never_created(auth_client, other_user):
+    from apps.exchanges.models import PaperAccount
+
+    others_bot = make_bot(other_user).pk
+    for bot_id in (others_bot, others_bot + 1000):
+        response = auth_client.get(f"/api/v1/exchanges/paper/?bot_id={bot_id}")
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+        response = auth_client.post("/api/v1/exchanges/paper/reset/", {"bot_id": bot_id}, format="json")
+        assert response.status_code == 404
+    assert not PaperAccount.objects.filter(bot_id__isnull=False).exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        (
+            "post",
+            URL,
+            {"exchange": "binance", "label": "a", "api_key": "k", "api_secret": "s", "colour": "red"},
+        ),
+        ("post", "/api/v1/exchanges/paper/reset/", {"balances": {"USDT": "1"}, "everything": True}),
+    ],
+)
+def test_unknown_fields_are_refused(auth_client, method, url, body):
+    response = getattr(auth_client, method)(url, body, format="json")
+    assert response.status_code == 400, response.content
+    unknown = (set(body) - {"exchange", "label", "api_key", "api_secret", "balances"}).pop()
+    assert response.json()["error"]["fields"][unknown] == ["Unknown field."]
+
+
+@pytest.mark.parametrize("body", ["5", "null", "[]", '"text"'])
+@pytest.mark.parametrize("method", ["put", "patch"])
+def test_a_non_object_body_on_a_connection_update_is_a_400(auth_client, method, body):
+    pk = ExchangeConnection.objects.create(
+        user=auth_client.handler._force_user, exchange="binance", label="a", api_key="k", api_secret="s"
+    ).pk
+    response = getattr(auth_client, method)(f"{URL}{pk}/", body, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert response.json()["error"]["code"] in ("invalid", "parse_error")
 
 
 def test_api_needs_authentication(api_client):

@@ -161,5 +161,5 @@ def test_fees_agree_with_the_backtest_fee_model(account, btc_1h):
     )
     replay.cursor = replay.length - 1
     done = gateway.fetch_order(order.id, "BTC/USDT")
-    assert done.status == "closed"
+    assert done.status == "filled"
     assert float(done.fee) == pytest.approx(model.charge(float(done.cost), True, 0), rel=1e-12)

@@ -65,7 +65,7 @@ def test_paper_orders_fill_on_the_market_data_replay_feed(user, stored, clock):
     k = 100
     clock(k)
     order = gateway.create_order(OrderRequest("BTC/USDT", "buy", "market", Decimal("0.05")))
-    assert order.status == "closed"
+    assert order.status == "filled"
     assert float(order.average) == pytest.approx(float(stored.open[k]) * 1.001, rel=1e-9)
 
     limit = round(float(stored.open[k]) * 0.985, 2)
@@ -79,7 +79,7 @@ def test_paper_orders_fill_on_the_market_data_replay_feed(user, stored, clock):
     assert gateway.fetch_order(resting.id, "BTC/USDT").status == "open"
     clock(j + 1)
     done = gateway.fetch_order(resting.id, "BTC/USDT")
-    assert done.status == "closed"
+    assert done.status == "filled"
     assert done.average == min(Decimal(repr(limit)), Decimal(repr(float(stored.open[j]))))
     trade = next(t for t in gateway.fetch_my_trades("BTC/USDT") if t.order_id == resting.id)
     assert trade.timestamp == int(stored.timestamp[j]) and trade.maker is True
@@ -103,4 +103,4 @@ def test_the_periodic_task_fills_resting_orders_without_anyone_asking(user, stor
     clock(k + 1)
     assert process_paper_orders() == 1
     row = PaperOrder.objects.get(pk=order.id)
-    assert row.status == "closed" and row.cost == Decimal("0.01") * Decimal(repr(float(stored.open[k])))
+    assert row.status == "filled" and row.cost == Decimal("0.01") * Decimal(repr(float(stored.open[k])))

@@ -65,11 +65,11 @@ def test_filters_by_status_symbol_side_bot_and_open(auth_client, user):
     )
     open_buy = OrderFactory(owner=user)
     filled_sell = OrderFactory(owner=user, side="sell", status=Order.Status.FILLED, filled=Decimal("0.015"))
-    canceled = OrderFactory(owner=user, status=Order.Status.CANCELED)
+    canceled = OrderFactory(owner=user, status=Order.Status.CANCELLED)
     eth_bot = OrderFactory(owner=user, symbol="ETH/USDT", bot=bot, status=Order.Status.PARTIALLY_FILLED)
 
     assert ids(auth_client.get(LIST, {"status": "filled"})) == {filled_sell.pk}
-    assert ids(auth_client.get(LIST + "?status=filled&status=canceled")) == {filled_sell.pk, canceled.pk}
+    assert ids(auth_client.get(LIST + "?status=filled&status=cancelled")) == {filled_sell.pk, canceled.pk}
     assert ids(auth_client.get(LIST, {"symbol": "eth/usdt"})) == {eth_bot.pk}
     assert ids(auth_client.get(LIST, {"side": "sell"})) == {filled_sell.pk}
     assert ids(auth_client.get(LIST, {"bot": bot.pk})) == {eth_bot.pk}

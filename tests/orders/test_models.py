@@ -13,9 +13,9 @@ from tests.orders.factories import FillFactory, OrderFactory
 pytestmark = pytest.mark.django_db
 
 
-def test_open_queryset_is_new_open_and_partially_filled(user):
+def test_open_queryset_is_pending_open_and_partially_filled(user):
     kept = {OrderFactory(owner=user, status=status).pk for status in Order.OPEN_STATUSES}
-    for status in ("filled", "canceled", "rejected", "expired"):
+    for status in ("filled", "cancelled", "rejected", "expired"):
         OrderFactory(owner=user, status=status)
     assert set(Order.objects.open().values_list("pk", flat=True)) == kept
 
@@ -26,7 +26,7 @@ def test_open_queryset_is_new_open_and_partially_filled(user):
         {"amount": Decimal("0")},
         {"filled": Decimal("1")},  # more than the amount
         {"type": "limit", "price": None},
-        {"type": "stop", "stop_price": None},
+        {"type": "stop_market", "stop_price": None},
         {"price": Decimal("-1")},
         {"fee": Decimal("-0.1")},
     ],

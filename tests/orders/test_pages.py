@@ -29,7 +29,7 @@ def test_orders_page_lists_own_orders_with_exact_amounts(client, user, other_use
 
 def test_orders_page_open_filter(client, user):
     OrderFactory(owner=user, symbol="SOL/USDT", status=Order.Status.OPEN)
-    OrderFactory(owner=user, symbol="ADA/USDT", status=Order.Status.CANCELED)
+    OrderFactory(owner=user, symbol="ADA/USDT", status=Order.Status.CANCELLED)
     client.force_login(user)
     html = client.get(reverse("orders:index"), {"open": "true"}).content.decode()
     assert "SOL/USDT" in html and "ADA/USDT" not in html

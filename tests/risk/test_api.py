@@ -106,3 +106,20 @@ def test_patch_and_anonymous_are_refused(auth_client, api_client):
 def test_database_refuses_out_of_range_limits(user):
     with pytest.raises(IntegrityError), transaction.atomic():
         RiskProfile.objects.create(owner=user, max_leverage=Decimal("0"))
+
+
+def test_unknown_fields_are_refused_and_nothing_is_saved(auth_client):
+    assert_error(auth_client.put(URL, limits(max_lverage="2"), format="json"), 400, "invalid", "max_lverage")
+    assert not RiskProfile.objects.exists()
+
+
+def test_the_unsaved_defaults_null_updated_at_is_in_the_schema(auth_client):
+    from drf_spectacular.generators import SchemaGenerator
+
+    assert auth_client.get(URL).json()["updated_at"] is None
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    ref = schema["paths"]["/api/v1/risk/profile/"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"
+    ]
+    component = schema["components"]["schemas"][ref["$ref"].rsplit("/", 1)[-1]]
+    assert component["properties"]["updated_at"].get("nullable") is True

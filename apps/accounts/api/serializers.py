@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
+from rest_framework_simplejwt.exceptions import AuthenticationFailed
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 
 from apps.accounts import services
 from apps.accounts.models import User
+from apps.core.api.serializers import StrictSerializer
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -22,20 +25,21 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "email", "date_joined"]
 
 
-class RegisterSerializer(serializers.Serializer):
-    email = serializers.EmailField()
-    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+class RegisterSerializer(StrictSerializer):
+    # 254: the longest address SMTP can deliver (RFC 5321), and the column's size.
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=4096, write_only=True, style={"input_type": "password"})
     display_name = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
 
 
-class ProfileUpdateSerializer(serializers.Serializer):
+class ProfileUpdateSerializer(StrictSerializer):
     display_name = serializers.CharField(max_length=80, required=False, allow_blank=True)
     timezone = serializers.CharField(max_length=64, required=False)
     display_currency = serializers.CharField(max_length=8, required=False)
     default_exchange = serializers.CharField(max_length=32, required=False)
 
 
-class PreferencesSerializer(serializers.Serializer):
+class PreferencesSerializer(StrictSerializer):
     """PUT replaces all preferences: every field is required."""
 
     timezone = serializers.CharField(max_length=64)
@@ -61,5 +65,20 @@ class EmailTokenObtainPairSerializer(TokenObtainPairSerializer):
         return data
 
 
-class LogoutSerializer(serializers.Serializer):
+class LogoutSerializer(StrictSerializer):
     refresh = serializers.CharField()
+
+
+class RefreshSerializer(TokenRefreshSerializer):
+    """simplejwt's refresh (rotation + blacklist of the used token), where a deleted user's token is a 401.
+
+    simplejwt looks the user up with ``get()`` and lets ``DoesNotExist`` escape as a 500.
+    """
+
+    def validate(self, attrs):
+        try:
+            return super().validate(attrs)
+        except get_user_model().DoesNotExist:
+            raise AuthenticationFailed(
+                "No active account found for the given token.", "no_active_account"
+            ) from None

@@ -5,7 +5,6 @@ from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
@@ -15,11 +14,11 @@ from apps.accounts.api.serializers import (
     LogoutSerializer,
     PreferencesSerializer,
     ProfileUpdateSerializer,
+    RefreshSerializer,
     RegisterSerializer,
     UserSerializer,
 )
 from apps.accounts.api.throttling import LoginRateThrottle
-from apps.core.errors import ValidationFailed
 
 
 class RegisterView(APIView):
@@ -48,8 +47,9 @@ class LoginView(TokenObtainPairView):
 
 
 class RefreshView(TokenRefreshView):
-    """Refresh token -> new access (and rotated refresh) token."""
+    """Refresh token -> new access and refresh token; the used refresh token is revoked."""
 
+    serializer_class = RefreshSerializer
     throttle_classes = [LoginRateThrottle]
 
 
@@ -61,12 +61,7 @@ class LogoutView(APIView):
         """Revoke a refresh token."""
         serializer = LogoutSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            RefreshToken(serializer.validated_data["refresh"]).blacklist()
-        except TokenError as exc:
-            raise ValidationFailed(
-                "Invalid or expired refresh token.", fields={"refresh": [str(exc)]}
-            ) from exc
+        services.refresh_token_revoke(token=serializer.validated_data["refresh"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

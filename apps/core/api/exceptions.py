@@ -66,8 +66,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         code = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        if isinstance(detail, dict) and "detail" in detail:
+            # simplejwt's token errors: {"detail": ..., "code": "token_not_valid", "messages": [...]}
+            code = str(detail.get("code") or getattr(exc, "default_code", "error"))
+            detail = detail["detail"]
         if isinstance(code, (dict, list)):
-            code = "error"
+            code = getattr(exc, "default_code", None) or "error"
         message = _first_message(_flatten(detail)) or "Request failed."
         response.data = error_body(str(code), message)
         if isinstance(exc, exceptions.Throttled) and exc.wait:

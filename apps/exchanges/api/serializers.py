@@ -6,6 +6,8 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from apps.core.api.serializers import StrictSerializer
+from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from apps.exchanges.catalog import SUPPORTED_EXCHANGES
 from apps.exchanges.models import ExchangeConnection, PaperAccount
 
@@ -35,7 +37,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
         return info.name if info else obj.exchange
 
 
-class ConnectionWriteSerializer(serializers.Serializer):
+class ConnectionWriteSerializer(StrictSerializer):
     """Input; the service validates exchange/secret rules so the API and the dashboard agree."""
 
     exchange = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
@@ -52,7 +54,7 @@ class ConnectionWriteSerializer(serializers.Serializer):
     testnet = serializers.BooleanField(required=False, default=False)
 
 
-class ConnectionUpdateSerializer(serializers.Serializer):
+class ConnectionUpdateSerializer(StrictSerializer):
     label = serializers.CharField(max_length=80, required=False)
     api_key = serializers.CharField(max_length=500, required=False, allow_blank=True, write_only=True)
     api_secret = serializers.CharField(max_length=4000, required=False, allow_blank=True, write_only=True)
@@ -68,9 +70,15 @@ class CheckSerializer(serializers.Serializer):
 
 class BalanceSerializer(serializers.Serializer):
     asset = serializers.CharField()
-    free = serializers.DecimalField(max_digits=38, decimal_places=18, coerce_to_string=True)
-    used = serializers.DecimalField(max_digits=38, decimal_places=18, coerce_to_string=True)
-    total = serializers.DecimalField(max_digits=38, decimal_places=18, coerce_to_string=True)
+    free = serializers.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, coerce_to_string=True
+    )
+    used = serializers.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, coerce_to_string=True
+    )
+    total = serializers.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, coerce_to_string=True
+    )
 
 
 class AccountBalanceSerializer(serializers.Serializer):
@@ -109,6 +117,14 @@ class PaperAccountSerializer(serializers.ModelSerializer):
         ]  # fmt: skip
 
 
-class PaperResetSerializer(serializers.Serializer):
+# PaperAccount.bot_id is a bigint: larger numbers are bad input, not a database overflow.
+BOT_ID_MAX = 2**63 - 1
+
+
+class PaperBotQuerySerializer(serializers.Serializer):
+    bot_id = serializers.IntegerField(required=False, min_value=1, max_value=BOT_ID_MAX, allow_null=True)
+
+
+class PaperResetSerializer(StrictSerializer):
     balances = serializers.DictField(child=serializers.CharField(), required=False, allow_empty=False)
-    bot_id = serializers.IntegerField(required=False, min_value=1, allow_null=True)
+    bot_id = serializers.IntegerField(required=False, min_value=1, max_value=BOT_ID_MAX, allow_null=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -54,14 +54,14 @@ class ConnectionViewSet(viewsets.GenericViewSet):
     @extend_schema(request=s.ConnectionUpdateSerializer, responses=s.ConnectionSerializer)
     def partial_update(self, request: Request, pk=None) -> Response:
         connection = self._connection(pk)
-        if "exchange" in request.data:
+        if isinstance(request.data, dict) and "exchange" in request.data:
             raise ValidationFailed(
                 "The exchange of a connection cannot change; create a new connection.",
                 fields={"exchange": "read-only"},
             )
         data = s.ConnectionUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        connection = services.connection_update(connection=connection, data=data.validated_data)
+        connection = services.connection_update(connection=connection, **data.validated_data)
         return Response(s.ConnectionSerializer(connection).data)
 
     update = partial_update
@@ -97,30 +97,17 @@ class SupportedExchangesView(APIView):
         return Response({"results": [info.to_dict() for info in SUPPORTED_EXCHANGES.values()]})
 
 
-def _bot_id(request: Request) -> int | None:
-    raw = (
-        request.query_params.get("bot_id") or request.data.get("bot_id") if hasattr(request, "data") else None
-    )
-    if raw in (None, ""):
-        return None
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise ValidationFailed("bot_id must be a positive integer.", fields={"bot_id": "invalid"}) from None
-    if value < 1:
-        raise ValidationFailed("bot_id must be a positive integer.", fields={"bot_id": "invalid"})
-    return value
-
-
 class PaperAccountView(APIView):
     """The user's paper account (``?bot_id=`` for a bot's own account) with its balances."""
 
-    @extend_schema(
-        parameters=[OpenApiParameter("bot_id", int, description="a bot's own paper account")],
-        responses=s.PaperAccountSerializer,
-    )
+    @extend_schema(parameters=[s.PaperBotQuerySerializer], responses=s.PaperAccountSerializer)
     def get(self, request: Request) -> Response:
-        account = services.paper_account_get_or_create(user=request.user, bot_id=_bot_id(request))
+        params = {key: value for key, value in request.query_params.items() if value != ""}
+        query = s.PaperBotQuerySerializer(data=params)
+        query.is_valid(raise_exception=True)
+        account = services.paper_account_get_or_create(
+            user=request.user, bot_id=query.validated_data.get("bot_id")
+        )
         return Response(s.PaperAccountSerializer(account).data)
 
 

@@ -1,6 +1,7 @@
 """The one interface through which the platform talks to an exchange, and its typed results.
 
-Amounts and prices are ``Decimal`` (converted from the exchange's decimal
+Sides, types, statuses and time in force are ``apps.orders.enums`` values (the
+ccxt gateway translates ccxt's strings); amounts and prices are ``Decimal`` (converted from the exchange's decimal
 strings, never via float arithmetic); timestamps are integer milliseconds UTC.
 """
 
@@ -11,8 +12,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
-ORDER_TYPES = ("market", "limit", "stop_market", "stop_limit", "take_profit")
-SIDES = ("buy", "sell")
+from apps.orders.enums import OPEN_STATUSES, TimeInForce
 
 
 def to_decimal(value: Any) -> Decimal | None:
@@ -120,6 +120,8 @@ class OrderRequest(_Result):
     price: Decimal | None = None
     stop_price: Decimal | None = None
     client_order_id: str | None = None
+    time_in_force: str = TimeInForce.GTC
+    trailing_percent: Decimal | None = None
     reduce_only: bool = False
     params: dict[str, Any] = field(default_factory=dict)
 
@@ -131,7 +133,7 @@ class Order(_Result):
     symbol: str
     side: str
     type: str
-    status: str  # open | closed | canceled | rejected | expired
+    status: str  # an OrderStatus
     amount: Decimal
     filled: Decimal
     remaining: Decimal
@@ -143,6 +145,11 @@ class Order(_Result):
     fee_asset: str | None = None
     timestamp: int | None = None
     reason: str = ""
+    time_in_force: str = TimeInForce.GTC
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
 
 
 @dataclass(frozen=True)

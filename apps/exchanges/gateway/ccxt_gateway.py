@@ -53,6 +53,17 @@ from apps.exchanges.gateway.errors import (
     PermissionDenied,
     RateLimited,
 )
+from apps.orders.enums import (
+    PRICED_TYPES,
+    TRIGGERED_TYPES,
+    OrderSide,
+    OrderType,
+    TimeInForce,
+    status_from_ccxt,
+    time_in_force_from_ccxt,
+    to_ccxt_order,
+    type_from_ccxt,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,14 +85,6 @@ ERROR_MAP: list[tuple[type[Exception], type[ExchangeError]]] = [
 # What a retry may help with: the request may not have reached the exchange.
 RETRYABLE = (ccxt.NetworkError,)
 NOT_RETRYABLE = (ccxt.RateLimitExceeded, ccxt.DDoSProtection)
-
-TYPE_TO_CCXT = {
-    "market": ("market", None),
-    "limit": ("limit", None),
-    "stop_market": ("market", "triggerPrice"),
-    "stop_limit": ("limit", "triggerPrice"),
-    "take_profit": ("market", "takeProfitPrice"),
-}
 
 
 def _d(value: Any) -> Decimal | None:
@@ -313,10 +316,20 @@ class CcxtGateway(ExchangeGateway):
     # -------------------------------------------------------------- orders
     def _prepare(self, request: OrderRequest) -> tuple[str, Decimal, Decimal | None, Decimal | None]:
         """Round to the market's precision and check its limits; raises InvalidOrder."""
-        if request.side not in ("buy", "sell"):
+        if request.side not in OrderSide.values:
             raise InvalidOrder("side must be buy or sell", fields={"side": "buy or sell"})
-        if request.type not in TYPE_TO_CCXT:
+        if request.type not in OrderType.values:
             raise InvalidOrder(f"unsupported order type {request.type!r}", fields={"type": "unsupported"})
+        if request.time_in_force not in TimeInForce.values:
+            raise InvalidOrder(
+                f"unsupported time in force {request.time_in_force!r}",
+                fields={"time_in_force": "unsupported"},
+            )
+        if request.type == OrderType.TRAILING_STOP and not (request.trailing_percent or 0) > 0:
+            raise InvalidOrder(
+                "trailing_stop orders need a positive trailing_percent",
+                fields={"trailing_percent": "required"},
+            )
         market = self.market(request.symbol)
         if not market.active:
             raise InvalidOrder(f"{request.symbol} is not trading.", fields={"symbol": "inactive"})
@@ -330,9 +343,9 @@ class CcxtGateway(ExchangeGateway):
             price = Decimal(self.client.price_to_precision(request.symbol, str(price)))
         if stop is not None:
             stop = Decimal(self.client.price_to_precision(request.symbol, str(stop)))
-        if request.type in ("limit", "stop_limit") and not price:
+        if request.type in PRICED_TYPES and not price:
             raise InvalidOrder(f"{request.type} orders need a price", fields={"price": "required"})
-        if request.type in ("stop_market", "stop_limit", "take_profit") and not (stop or price):
+        if request.type in TRIGGERED_TYPES and not (stop or price):
             raise InvalidOrder(
                 f"{request.type} orders need a trigger price", fields={"stop_price": "required"}
             )
@@ -363,13 +376,14 @@ class CcxtGateway(ExchangeGateway):
 
     def create_order(self, request: OrderRequest) -> Order:
         client_id, amount, price, stop = self._prepare(request)
-        ccxt_type, trigger_param = TYPE_TO_CCXT[request.type]
-        params: dict[str, Any] = {**request.params, "clientOrderId": client_id}
-        if trigger_param == "triggerPrice":
-            params["triggerPrice"] = str(stop)
-        elif trigger_param == "takeProfitPrice":
-            params["takeProfitPrice"] = str(stop or price)
-            price = None
+        ccxt_type, price, order_params = to_ccxt_order(
+            type=request.type,
+            price=price,
+            stop_price=stop,
+            time_in_force=request.time_in_force,
+            trailing_percent=request.trailing_percent,
+        )
+        params: dict[str, Any] = {**request.params, **order_params, "clientOrderId": client_id}
         if request.reduce_only:
             params["reduceOnly"] = True
         args = (
@@ -423,23 +437,14 @@ class CcxtGateway(ExchangeGateway):
         filled = _d(o.get("filled")) or Decimal(0)
         remaining = _d(o.get("remaining"))
         fee = o.get("fee") or {}
-        kind = o.get("type") or "market"
-        trigger = _d(o.get("triggerPrice") or o.get("stopPrice"))
-        if trigger is not None and kind in ("market", "limit"):
-            kind = "stop_market" if kind == "market" else "stop_limit"
-        elif kind in ("stop_loss", "stop_loss_limit", "take_profit", "take_profit_limit"):
-            kind = {
-                "stop_loss": "stop_market",
-                "stop_loss_limit": "stop_limit",
-                "take_profit_limit": "take_profit",
-            }.get(kind, kind)
+        trigger = _d(o.get("triggerPrice") or o.get("stopPrice") or o.get("takeProfitPrice"))
         return Order(
             id=str(o.get("id")),
             client_order_id=o.get("clientOrderId"),
             symbol=o.get("symbol") or "",
             side=o.get("side") or "",
-            type=kind,
-            status=o.get("status") or "open",
+            type=type_from_ccxt(o),
+            status=status_from_ccxt(o.get("status"), filled=filled),
             amount=amount,
             filled=filled,
             remaining=remaining if remaining is not None else amount - filled,
@@ -450,6 +455,7 @@ class CcxtGateway(ExchangeGateway):
             fee=_d(fee.get("cost")),
             fee_asset=fee.get("currency"),
             timestamp=o.get("timestamp"),
+            time_in_force=time_in_force_from_ccxt(o),
         )
 
     # -------------------------------------------------------------- checks

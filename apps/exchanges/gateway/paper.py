@@ -33,6 +33,7 @@ from django.utils import timezone
 from apps.backtests.engine import fills
 from apps.backtests.engine.slippage import SlippageModel
 from apps.core.events import publish_event
+from apps.core.money import ZERO, quantize_amount
 from apps.exchanges.gateway.base import (
     OHLCV,
     AccountBalance,
@@ -50,16 +51,21 @@ from apps.exchanges.gateway.base import (
 from apps.exchanges.gateway.errors import InsufficientFunds, InvalidOrder, OrderNotFound
 from apps.exchanges.gateway.prices import Bar, MarketDataPriceSource, PriceSource
 from apps.exchanges.models import PaperAccount, PaperBalance, PaperOrder, PaperTrade
+from apps.orders.enums import OPEN_STATUSES, OrderSide, OrderStatus, OrderType, TimeInForce
 
-PLACES = Decimal("1e-18")
-ZERO = Decimal("0")
 DEFAULT_SLIPPAGE = {"type": "percentage", "value": 0.0005}
-RESTING_TYPES = ("limit", "stop_market", "stop_limit", "take_profit")
-SIDE_SIGN = {"buy": 1, "sell": -1}
+# What the simulation fills (the engine's fill rules); the other OrderTypes are refused.
+SIMULATED_TYPES = (
+    OrderType.MARKET,
+    OrderType.LIMIT,
+    OrderType.STOP_MARKET,
+    OrderType.STOP_LIMIT,
+    OrderType.TAKE_PROFIT,
+)
+SIDE_SIGN = {OrderSide.BUY: 1, OrderSide.SELL: -1}
 
 
-def q(value: Decimal, rounding: str = "ROUND_HALF_EVEN") -> Decimal:
-    return value.quantize(PLACES, rounding=rounding)
+q = quantize_amount
 
 
 def dec(value: float) -> Decimal:
@@ -142,16 +148,20 @@ class PaperGateway(ExchangeGateway):
         errors: dict[str, str] = {}
         if side not in SIDE_SIGN:
             errors["side"] = "must be buy or sell"
-        if kind not in ("market", *RESTING_TYPES):
-            errors["type"] = "must be market, limit, stop_market, stop_limit or take_profit"
+        if kind not in SIMULATED_TYPES:
+            errors["type"] = "the paper exchange simulates " + ", ".join(SIMULATED_TYPES)
+        if request.time_in_force != TimeInForce.GTC:
+            errors["time_in_force"] = "the paper exchange simulates GTC orders only"
         amount = to_decimal(request.amount)
         price = to_decimal(request.price)
         stop_price = to_decimal(request.stop_price)
         if amount is None or amount <= 0:
             errors["amount"] = "must be positive"
-        if kind in ("limit", "stop_limit", "take_profit") and (price is None or price <= 0):
+        if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT) and (
+            price is None or price <= 0
+        ):
             errors["price"] = f"a positive price is required for {kind} orders"
-        if kind in ("stop_market", "stop_limit") and (stop_price is None or stop_price <= 0):
+        if kind in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT) and (stop_price is None or stop_price <= 0):
             errors["stop_price"] = f"a positive stop_price is required for {kind} orders"
         if errors:
             raise InvalidOrder(next(f"{k}: {v}" for k, v in errors.items()), fields=errors)
@@ -175,24 +185,24 @@ class PaperGateway(ExchangeGateway):
                 side=side,
                 type=kind,
                 amount=amount,
-                price=price if kind != "market" else None,
-                stop_price=stop_price if kind in ("stop_market", "stop_limit") else None,
+                price=price if kind != OrderType.MARKET else None,
+                stop_price=stop_price if kind in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT) else None,
                 rests_from=now,
                 checked_until=now,
                 fee_asset=quote,
             )
-            if kind == "market":
+            if kind == OrderType.MARKET:
                 volume = self.prices.last_volume(request.symbol)
                 ref = dec(
                     self._slippage().apply(float(current), SIDE_SIGN[side], float(amount), volume or 0.0)
                 )
-            elif kind == "stop_market":
+            elif kind == OrderType.STOP_MARKET:
                 ref = stop_price
             else:
                 ref = price
             self._reserve(order, ref)  # raises InsufficientFunds before anything is stored
             order.save()
-            if kind == "market":
+            if kind == OrderType.MARKET:
                 self._fill_market_now(order, current)
             return self._to_order(order)
 
@@ -228,7 +238,7 @@ class PaperGateway(ExchangeGateway):
     def _reserve(self, order: PaperOrder, ref_price: Decimal) -> None:
         """Hold what the order may spend: quote (with the higher fee) for buys, base for sells."""
         maker, taker = self._fees
-        if order.side == "buy":
+        if order.side == OrderSide.BUY:
             asset = order.quote
             need = q(order.amount * ref_price * (1 + max(maker, taker)), ROUND_UP)
         else:
@@ -249,7 +259,7 @@ class PaperGateway(ExchangeGateway):
     def _release(self, order: PaperOrder) -> None:
         if order.reserved <= 0:
             return
-        balance = self._balance(order.quote if order.side == "buy" else order.base)
+        balance = self._balance(order.quote if order.side == OrderSide.BUY else order.base)
         balance.used -= order.reserved
         balance.free += order.reserved
         balance.save(update_fields=["free", "used"])
@@ -277,11 +287,11 @@ class PaperGateway(ExchangeGateway):
         fee = q(cost * (maker_fee if maker else taker_fee))
         remaining = order.remaining
         release = order.reserved if qty >= remaining else q(order.reserved * qty / remaining, ROUND_DOWN)
-        if order.side == "buy":
+        if order.side == OrderSide.BUY:
             quote = self._balance(order.quote)
             need = cost + fee
             if need > release + quote.free:
-                self._finish(order, PaperOrder.Status.REJECTED, "insufficient funds at fill time")
+                self._finish(order, OrderStatus.REJECTED, "insufficient funds at fill time")
                 return False
             quote.used -= release
             quote.free += release - need
@@ -315,8 +325,9 @@ class PaperGateway(ExchangeGateway):
             timestamp=timestamp,
         )
         if order.filled >= order.amount:
-            self._finish(order, PaperOrder.Status.CLOSED)
+            self._finish(order, OrderStatus.FILLED)
         else:
+            order.status = OrderStatus.PARTIALLY_FILLED
             order.save()
         # Bots and the dashboard react to fills live; sent only if the fill commits.
         publish_event(
@@ -368,7 +379,7 @@ class PaperGateway(ExchangeGateway):
             position_side = self._position_side(pending[0].base)
             for bar in bars:
                 for order in pending:
-                    if order.status != PaperOrder.Status.OPEN or bar.timestamp < max(
+                    if order.status not in OPEN_STATUSES or bar.timestamp < max(
                         order.rests_from, order.checked_until
                     ):
                         continue
@@ -380,7 +391,7 @@ class PaperGateway(ExchangeGateway):
             # One write for the orders that only moved on, not one per order and candle.
             groups: dict[tuple[int, bool], list[int]] = {}
             for order in pending:
-                if order.status == PaperOrder.Status.OPEN:
+                if order.status in OPEN_STATUSES:
                     groups.setdefault((order.checked_until, order.triggered), []).append(order.pk)
             for (checked_until, triggered), ids in groups.items():
                 PaperOrder.objects.filter(pk__in=ids).update(
@@ -400,11 +411,11 @@ class PaperGateway(ExchangeGateway):
         qty = min(order.remaining, q(dec(qty_cap)))
         if qty <= 0:
             return 0
-        if kind == "market":  # the remainder of a partially filled market order: next open
+        if kind == OrderType.MARKET:  # the remainder of a partially filled market order: next open
             price = fills.market_fill_price(bar.open, side, self._slippage(), float(qty), bar.volume)
             return int(self._apply_fill(order, qty, dec(price), maker=False, timestamp=bar.timestamp))
-        if kind == "stop_limit" and order.triggered:
-            kind = "limit"  # a triggered stop-limit is a plain resting limit
+        if kind == OrderType.STOP_LIMIT and order.triggered:
+            kind = OrderType.LIMIT  # a triggered stop-limit is a plain resting limit
         level_price = None if order.price is None else float(order.price)
         stop = None if order.stop_price is None else float(order.stop_price)
         fill, _ = fills.evaluate_order(
@@ -418,9 +429,9 @@ class PaperGateway(ExchangeGateway):
             stop_price=stop,
             position_side=position_side,
         )
-        if kind == "stop_limit":
+        if kind == OrderType.STOP_LIMIT:
             path = fills.candle_path(bar.open, bar.high, bar.low, bar.close, position_side)
-            direction = fills.trigger_direction("stop_limit", side)
+            direction = fills.trigger_direction(OrderType.STOP_LIMIT, side)
             hit = next((k for k, point in enumerate(path) if fills.crossed(direction, stop, point)), None)
             if hit is None:
                 return 0
@@ -432,7 +443,7 @@ class PaperGateway(ExchangeGateway):
             return int(self._apply_fill(order, qty, dec(fill), maker=not marketable, timestamp=bar.timestamp))
         if fill is None:
             return 0
-        if kind in ("stop_market", "take_profit"):
+        if kind in (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT):
             fill = self._slippage().apply(fill, side, float(qty), bar.volume)
             return int(self._apply_fill(order, qty, dec(fill), maker=False, timestamp=bar.timestamp))
         return int(self._apply_fill(order, qty, dec(fill), maker=True, timestamp=bar.timestamp))
@@ -453,12 +464,12 @@ class PaperGateway(ExchangeGateway):
             self._lock()
             self._process(symbol=symbol)
             order = self._get(order_id, symbol)
-            if order.status != PaperOrder.Status.OPEN:
+            if order.status not in OPEN_STATUSES:
                 # Like Binance ("Unknown order sent"): a filled or cancelled order cannot be cancelled.
                 raise OrderNotFound(
                     f"Order {order_id} is {order.get_status_display().lower()}; nothing to cancel."
                 )
-            self._finish(order, PaperOrder.Status.CANCELED, "cancelled by user")
+            self._finish(order, OrderStatus.CANCELLED, "cancelled by user")
             return self._to_order(order)
 
     def cancel_all(self, symbol: str | None = None) -> int:
@@ -470,7 +481,7 @@ class PaperGateway(ExchangeGateway):
                 orders = orders.filter(symbol=symbol)
             count = 0
             for order in orders:
-                self._finish(order, PaperOrder.Status.CANCELED, "cancelled by user")
+                self._finish(order, OrderStatus.CANCELLED, "cancelled by user")
                 count += 1
             return count
 
@@ -582,6 +593,7 @@ class PaperGateway(ExchangeGateway):
             fee_asset=order.fee_asset or order.quote,
             timestamp=order.rests_from,
             reason=order.reason,
+            time_in_force=TimeInForce.GTC,
         )
 
 

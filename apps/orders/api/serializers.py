@@ -16,6 +16,8 @@ ORDER_FIELDS = [
     "amount",
     "price",
     "stop_price",
+    "trailing_percent",
+    "time_in_force",
     "status",
     "client_order_id",
     "exchange_order_id",

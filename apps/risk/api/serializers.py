@@ -2,10 +2,14 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.core.api.serializers import StrictSerializer
 from apps.risk.models import RiskProfile
 
 
 class RiskProfileSerializer(serializers.ModelSerializer):
+    # null until the user first saves limits: the defaults are read from an unsaved profile.
+    updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
     class Meta:
         model = RiskProfile
         fields = [
@@ -20,7 +24,7 @@ class RiskProfileSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class RiskProfileInputSerializer(serializers.Serializer):
+class RiskProfileInputSerializer(StrictSerializer):
     """PUT replaces every limit, so every field is required (``null`` = no limit where allowed).
 
     Types only; the limits' rules are in ``apps.risk.services.validate_limits``.
