@@ -49,6 +49,7 @@ def balance(paper, asset):
     return paper.fetch_balance().get(asset)
 
 
+@pytest.mark.postgres_decimals
 def test_market_buy_fills_at_the_current_price_plus_slippage_and_pays_taker(paper, replay, btc_1h):
     replay.cursor = 10
     order = paper.create_order(req("buy", "market", "0.5"))
@@ -98,6 +99,7 @@ def test_stop_market_sell_triggers_when_the_low_crosses_it(paper, replay, btc_1h
     assert balance(paper, "BTC").total == 0
 
 
+@pytest.mark.postgres_decimals
 def test_take_profit_sell_fills_when_the_high_reaches_the_target(paper, replay, btc_1h):
     replay.cursor = 200
     paper.create_order(req("buy", "market", "1"))
@@ -135,6 +137,7 @@ def test_stop_limit_buy_becomes_a_limit_once_triggered(paper, replay, btc_1h):
         assert filled.status == "closed" and filled.average <= d(limit)
 
 
+@pytest.mark.postgres_decimals
 def test_partial_fills_take_at_most_the_volume_share_of_each_candle(paper, paper_account, replay, btc_1h):
     paper_account.max_volume_fraction = Decimal("0.002")
     paper_account.save()
@@ -160,6 +163,7 @@ def test_partial_fills_take_at_most_the_volume_share_of_each_candle(paper, paper
     assert gateway.fetch_balance().get("BTC").free == done.filled
 
 
+@pytest.mark.postgres_decimals
 def test_partial_fill_of_a_resting_limit_keeps_the_rest_open(paper, paper_account, replay, btc_1h):
     paper_account.max_volume_fraction = Decimal("0.0005")
     paper_account.save()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 
 from apps.bots import services as bot_services
@@ -14,11 +13,6 @@ from tests.orders.factories import FillFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 
-# SQLite (the embedded default) stores numeric columns as 8-byte floats, so more than
-# ~15 significant digits only survive on PostgreSQL, which production and CI use.
-needs_postgres = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="exact 18-place decimals need PostgreSQL"
-)
 
 LIST = reverse("orders-api:order-list")
 
@@ -50,7 +44,7 @@ def test_list_shows_only_own_orders_newest_first(auth_client, user, other_user):
     assert [order["id"] for order in body["results"]] == [newer.pk, older.pk]
 
 
-@needs_postgres
+@pytest.mark.postgres_decimals
 def test_amounts_are_exact_decimal_strings_with_their_assets(auth_client, user):
     OrderFactory(owner=user, symbol="ETH/USDT:USDT", amount=Decimal("1.000000000000000001"))
     order = auth_client.get(LIST).json()["results"][0]
