@@ -31,7 +31,9 @@ def pytest_collection_modifyitems(config, items):
     # ~15 significant digits only survive on PostgreSQL, which production and CI use.
     if _on_postgresql():
         return
-    skip = pytest.mark.skip(reason="exact 18-place decimals need PostgreSQL (DATABASE_URL); SQLite stores floats")
+    skip = pytest.mark.skip(
+        reason="exact 18-place decimals need PostgreSQL (DATABASE_URL); SQLite stores floats"
+    )
     for item in items:
         if item.get_closest_marker("postgres_decimals"):
             item.add_marker(skip)
