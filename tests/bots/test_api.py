@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from apps.bots.models import Bot
 from apps.exchanges.models import ExchangeConnection
+from tests.support.api import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -34,15 +35,6 @@ def make_connection(user, exchange: str = "binance") -> ExchangeConnection:
     return ExchangeConnection.objects.create(
         user=user, exchange=exchange, label=f"{exchange} main", api_key="key-1234", api_secret="secret"
     )
-
-
-def assert_error(response, status: int, code: str, field: str | None = None):
-    assert response.status_code == status, response.content
-    body = response.json()["error"]
-    assert body["code"] == code
-    assert body["message"]
-    if field:
-        assert field in body["fields"], body
 
 
 def test_create_stores_a_stopped_paper_bot_with_defaulted_params(auth_client, user):
@@ -85,8 +77,8 @@ def test_unknown_strategy_is_a_400_on_the_strategy_field(auth_client):
 
 def test_invalid_params_list_every_bad_parameter(auth_client):
     response = auth_client.post(LIST, payload(params={"fast": "x", "bogus": 1}), format="json")
-    assert_error(response, 400, "invalid", "params")
-    messages = " ".join(response.json()["error"]["fields"]["params"])
+    error = assert_error(response, 400, "invalid", "params")
+    messages = " ".join(error["fields"]["params"])
     assert "fast" in messages and "bogus" in messages
 
 

@@ -10,6 +10,7 @@ from django.urls import reverse
 from apps.bots import services as bot_services
 from apps.orders.models import Order
 from tests.orders.factories import FillFactory, OrderFactory
+from tests.support.api import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -24,15 +25,6 @@ def detail(pk: int) -> str:
 def ids(response) -> set[int]:
     assert response.status_code == 200, response.content
     return {order["id"] for order in response.json()["results"]}
-
-
-def assert_error(response, status: int, code: str, field: str | None = None):
-    assert response.status_code == status, response.content
-    body = response.json()["error"]
-    assert body["code"] == code
-    assert body["message"]
-    if field:
-        assert field in body["fields"], body
 
 
 def test_list_shows_only_own_orders_newest_first(auth_client, user, other_user):

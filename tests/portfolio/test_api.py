@@ -11,6 +11,7 @@ from django.urls import reverse
 from apps.core.errors import ValidationFailed
 from apps.portfolio import selectors, services
 from apps.portfolio.models import EquitySnapshot
+from tests.support.api import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -23,15 +24,6 @@ def record(user, day: int, equity: str, currency: str = "USDT") -> EquitySnapsho
     return services.equity_snapshot_record(
         user=user, equity=Decimal(equity), currency=currency, timestamp=T0 + timedelta(days=day)
     )
-
-
-def assert_error(response, status: int, code: str, field: str | None = None):
-    assert response.status_code == status, response.content
-    body = response.json()["error"]
-    assert body["code"] == code
-    assert body["message"]
-    if field:
-        assert field in body["fields"], body
 
 
 @pytest.mark.postgres_decimals
