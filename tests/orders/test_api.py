@@ -7,9 +7,8 @@ from decimal import Decimal
 import pytest
 from django.urls import reverse
 
-from apps.bots import services as bot_services
 from apps.orders.models import Order
-from tests.orders.factories import FillFactory, OrderFactory
+from tests.factories import BotFactory, FillFactory, OrderFactory
 from tests.support.api import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -46,9 +45,7 @@ def test_amounts_are_exact_decimal_strings_with_their_assets(auth_client, user):
 
 
 def test_filters_by_status_symbol_side_bot_and_open(auth_client, user):
-    bot = bot_services.bot_create(
-        user=user, name="b", strategy="dca", exchange="binance", symbol="ETH/USDT", timeframe="1d"
-    )
+    bot = BotFactory(owner=user, symbol="ETH/USDT")
     open_buy = OrderFactory(owner=user)
     filled_sell = OrderFactory(owner=user, side="sell", status=Order.Status.FILLED, filled=Decimal("0.015"))
     canceled = OrderFactory(owner=user, status=Order.Status.CANCELED)
@@ -64,9 +61,7 @@ def test_filters_by_status_symbol_side_bot_and_open(auth_client, user):
 
 
 def test_filtering_by_another_users_bot_finds_nothing(auth_client, user, other_user):
-    theirs = bot_services.bot_create(
-        user=other_user, name="b", strategy="dca", exchange="binance", symbol="BTC/USDT", timeframe="1d"
-    )
+    theirs = BotFactory(owner=other_user)
     OrderFactory(owner=other_user, bot=theirs)
     assert ids(auth_client.get(LIST, {"bot": theirs.pk})) == set()
 
