@@ -26,17 +26,24 @@ def _on_postgresql() -> bool:
     return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 
+# Tests that start real processes (a Celery worker, daphne, Chromium: session fixtures).
+REAL_SERVICE_FIXTURES = {"celery_worker", "live_server_url", "browser"}
+
+
 def pytest_collection_modifyitems(config, items):
     # SQLite (the embedded default) stores numeric columns as 8-byte floats, so more than
     # ~15 significant digits only survive on PostgreSQL, which production and CI use.
-    if _on_postgresql():
-        return
-    skip = pytest.mark.skip(
+    skip_decimals = pytest.mark.skip(
         reason="exact 18-place decimals need PostgreSQL (DATABASE_URL); SQLite stores floats"
     )
     for item in items:
-        if item.get_closest_marker("postgres_decimals"):
-            item.add_marker(skip)
+        if item.get_closest_marker("postgres_decimals") and not _on_postgresql():
+            item.add_marker(skip_decimals)
+        # Under ``pytest -n N --dist loadgroup`` these all run on one xdist worker, so
+        # one worker process, one ASGI server and one Chromium serve them all instead
+        # of one set per xdist worker competing for the same cores.
+        if REAL_SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("real_services"))
 
 
 @pytest.fixture(scope="session")
