@@ -144,6 +144,15 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ------------------------------------------------------------------------- redis
 REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL and TESTING and env.str("PYTEST_XDIST_WORKER", default=""):
+    # pytest-xdist worker gwN uses Redis database REDIS_URL's + N, so the workers'
+    # Celery queues, channel groups and cache (which a test may clear) never mix.
+    # The test servers get the shifted URL without the variable (tests/support/servers.py).
+    from urllib.parse import urlsplit
+
+    _redis = urlsplit(REDIS_URL)
+    _redis_db = int(_redis.path.strip("/") or 0) + int(env.str("PYTEST_XDIST_WORKER").removeprefix("gw"))
+    REDIS_URL = _redis._replace(path=f"/{_redis_db}").geturl()
 EMBEDDED = not REDIS_URL
 
 if REDIS_URL:

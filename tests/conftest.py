@@ -22,6 +22,30 @@ ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ROOT / "var" / "test-logs"
 
 
+def _on_postgresql() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+# Tests that start real processes (a Celery worker, daphne, Chromium: session fixtures).
+REAL_SERVICE_FIXTURES = {"celery_worker", "live_server_url", "browser"}
+
+
+def pytest_collection_modifyitems(config, items):
+    # SQLite (the embedded default) stores numeric columns as 8-byte floats, so more than
+    # ~15 significant digits only survive on PostgreSQL, which production and CI use.
+    skip_decimals = pytest.mark.skip(
+        reason="exact 18-place decimals need PostgreSQL (DATABASE_URL); SQLite stores floats"
+    )
+    for item in items:
+        if item.get_closest_marker("postgres_decimals") and not _on_postgresql():
+            item.add_marker(skip_decimals)
+        # Under ``pytest -n N --dist loadgroup`` these all run on one xdist worker, so
+        # one worker process, one ASGI server and one Chromium serve them all instead
+        # of one set per xdist worker competing for the same cores.
+        if REAL_SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("real_services"))
+
+
 @pytest.fixture(scope="session")
 def shared_data_dir() -> Path:
     """The real exchange data beside the repo (``SHARED_DATA_DIR``, default ``../shared/data``)."""
@@ -67,7 +91,7 @@ def auth_client(user) -> APIClient:
 def _require_real_services() -> None:
     if not settings.REDIS_URL:
         pytest.skip("needs REDIS_URL (a real Redis); .ci/run sets it")
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    if not _on_postgresql():
         pytest.skip("needs DATABASE_URL pointing at PostgreSQL; .ci/run sets it")
 
 

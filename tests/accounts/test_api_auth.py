@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import cache
 
 from apps.accounts.models import User
+from tests.support.api import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -17,19 +18,6 @@ REFRESH = "/api/v1/auth/token/refresh/"
 LOGOUT = "/api/v1/auth/logout/"
 ME = "/api/v1/auth/me/"
 PREFERENCES = "/api/v1/auth/me/preferences/"
-
-
-def assert_error(response, status: int, code: str | None = None, field: str | None = None):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message", "fields"}
-    assert body["error"]["message"]
-    if code:
-        assert body["error"]["code"] == code
-    if field:
-        assert field in body["error"]["fields"], body
-    return body["error"]
 
 
 def unique_email() -> str:

@@ -6,7 +6,8 @@ import pytest
 from django.urls import reverse
 
 from apps.bots.models import Bot
-from apps.exchanges.models import ExchangeConnection
+from tests.factories import BotFactory, ExchangeConnectionFactory
+from tests.support.api import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -30,21 +31,6 @@ def payload(**overrides):
     return data
 
 
-def make_connection(user, exchange: str = "binance") -> ExchangeConnection:
-    return ExchangeConnection.objects.create(
-        user=user, exchange=exchange, label=f"{exchange} main", api_key="key-1234", api_secret="secret"
-    )
-
-
-def assert_error(response, status: int, code: str, field: str | None = None):
-    assert response.status_code == status, response.content
-    body = response.json()["error"]
-    assert body["code"] == code
-    assert body["message"]
-    if field:
-        assert field in body["fields"], body
-
-
 def test_create_stores_a_stopped_paper_bot_with_defaulted_params(auth_client, user):
     response = auth_client.post(LIST, payload(params={"fast": "12"}), format="json")
     assert response.status_code == 201, response.content
@@ -59,19 +45,15 @@ def test_create_stores_a_stopped_paper_bot_with_defaulted_params(auth_client, us
 
 
 def test_list_is_paginated_and_shows_only_own_bots(auth_client, user, other_user):
-    from apps.bots import services
-
-    services.bot_create(user=user, **payload())
-    services.bot_create(user=other_user, **payload(name="theirs"))
+    BotFactory(owner=user, name="BTC trend")
+    BotFactory(owner=other_user, name="theirs")
     body = auth_client.get(LIST).json()
     assert body["count"] == 1
     assert [bot["name"] for bot in body["results"]] == ["BTC trend"]
 
 
 def test_another_users_bot_is_404_for_read_update_and_delete(auth_client, other_user):
-    from apps.bots import services
-
-    bot = services.bot_create(user=other_user, **payload())
+    bot = BotFactory(owner=other_user, name="BTC trend")
     assert_error(auth_client.get(detail(bot.pk)), 404, "not_found")
     assert_error(auth_client.patch(detail(bot.pk), {"name": "mine"}, format="json"), 404, "not_found")
     assert_error(auth_client.delete(detail(bot.pk)), 404, "not_found")
@@ -85,8 +67,8 @@ def test_unknown_strategy_is_a_400_on_the_strategy_field(auth_client):
 
 def test_invalid_params_list_every_bad_parameter(auth_client):
     response = auth_client.post(LIST, payload(params={"fast": "x", "bogus": 1}), format="json")
-    assert_error(response, 400, "invalid", "params")
-    messages = " ".join(response.json()["error"]["fields"]["params"])
+    error = assert_error(response, 400, "invalid", "params")
+    messages = " ".join(error["fields"]["params"])
     assert "fast" in messages and "bogus" in messages
 
 
@@ -119,22 +101,22 @@ def test_duplicate_name_is_a_400(auth_client):
 def test_live_bot_needs_an_own_connection_on_the_same_exchange(auth_client, user, other_user):
     assert_error(auth_client.post(LIST, payload(mode="live"), format="json"), 400, "invalid", "connection")
 
-    theirs = make_connection(other_user)
+    theirs = ExchangeConnectionFactory(user=other_user)
     response = auth_client.post(LIST, payload(mode="live", connection=theirs.pk), format="json")
     assert_error(response, 400, "invalid", "connection")
 
-    okx = make_connection(user, exchange="okx")
+    okx = ExchangeConnectionFactory(user=user, exchange="okx")
     response = auth_client.post(LIST, payload(mode="live", connection=okx.pk), format="json")
     assert_error(response, 400, "invalid", "connection")
 
-    mine = make_connection(user)
+    mine = ExchangeConnectionFactory(user=user)
     response = auth_client.post(LIST, payload(mode="live", connection=mine.pk), format="json")
     assert response.status_code == 201, response.content
     assert response.json()["connection"] == mine.pk
 
 
-def test_patch_changes_settings_and_revalidates_params(auth_client):
-    bot_id = auth_client.post(LIST, payload(), format="json").json()["id"]
+def test_patch_changes_settings_and_revalidates_params(auth_client, user):
+    bot_id = BotFactory(owner=user, strategy="sma_crossover").pk
     response = auth_client.patch(detail(bot_id), {"symbol": "eth/usdt", "params": {"fast": 5}}, format="json")
     assert response.status_code == 200, response.content
     body = response.json()
@@ -146,9 +128,8 @@ def test_patch_changes_settings_and_revalidates_params(auth_client):
     assert_error(auth_client.patch(detail(bot_id), {"owner": 3}, format="json"), 400, "invalid", "owner")
 
 
-def test_running_bot_keeps_its_trading_settings_but_can_be_renamed(auth_client):
-    bot_id = auth_client.post(LIST, payload(), format="json").json()["id"]
-    Bot.objects.filter(pk=bot_id).update(status=Bot.Status.RUNNING)
+def test_running_bot_keeps_its_trading_settings_but_can_be_renamed(auth_client, user):
+    bot_id = BotFactory(owner=user, status=Bot.Status.RUNNING).pk
     assert_error(auth_client.patch(detail(bot_id), {"timeframe": "4h"}, format="json"), 409, "conflict")
     response = auth_client.patch(detail(bot_id), {"name": "renamed"}, format="json")
     assert response.status_code == 200
@@ -156,15 +137,14 @@ def test_running_bot_keeps_its_trading_settings_but_can_be_renamed(auth_client):
 
 
 @pytest.mark.parametrize("status", ["running", "paused", "error"])
-def test_only_a_stopped_bot_can_be_deleted(auth_client, status):
-    bot_id = auth_client.post(LIST, payload(), format="json").json()["id"]
-    Bot.objects.filter(pk=bot_id).update(status=status)
+def test_only_a_stopped_bot_can_be_deleted(auth_client, user, status):
+    bot_id = BotFactory(owner=user, status=status).pk
     assert_error(auth_client.delete(detail(bot_id)), 409, "conflict")
     assert Bot.objects.filter(pk=bot_id).exists()
 
 
-def test_delete_a_stopped_bot(auth_client):
-    bot_id = auth_client.post(LIST, payload(), format="json").json()["id"]
+def test_delete_a_stopped_bot(auth_client, user):
+    bot_id = BotFactory(owner=user).pk
     assert auth_client.delete(detail(bot_id)).status_code == 204
     assert not Bot.objects.filter(pk=bot_id).exists()
     assert_error(auth_client.get(detail(bot_id)), 404, "not_found")

@@ -6,9 +6,8 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.db.models import RestrictedError
 
-from apps.bots import services
 from apps.bots.models import Bot
-from apps.exchanges.models import ExchangeConnection
+from tests.factories import BotFactory, ExchangeConnectionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -21,10 +20,8 @@ def test_live_bot_without_connection_is_refused_by_the_database(user):
 
 
 def test_a_connection_in_use_cannot_be_hard_deleted_but_the_user_can(user):
-    connection = ExchangeConnection.objects.create(
-        user=user, exchange="binance", label="main", api_key="key-1234", api_secret="secret"
-    )
-    bot = services.bot_create(user=user, name="live", mode="live", connection_id=connection.pk, **COMMON)
+    connection = ExchangeConnectionFactory(user=user)
+    bot = BotFactory(owner=user, mode=Bot.Mode.LIVE, connection=connection)
     with pytest.raises(RestrictedError), transaction.atomic():
         connection.delete()
     user.delete()
@@ -32,8 +29,5 @@ def test_a_connection_in_use_cannot_be_hard_deleted_but_the_user_can(user):
 
 
 def test_active_queryset_is_running_and_paused(user):
-    ids = {}
-    for status in Bot.Status.values:
-        ids[status] = services.bot_create(user=user, name=status, **COMMON).pk
-        Bot.objects.filter(pk=ids[status]).update(status=status)
+    ids = {status: BotFactory(owner=user, status=status).pk for status in Bot.Status.values}
     assert set(Bot.objects.active().values_list("pk", flat=True)) == {ids["running"], ids["paused"]}

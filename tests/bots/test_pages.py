@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from apps.bots import services
+from tests.factories import BotFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -16,9 +16,8 @@ def test_bots_page_shows_empty_state(client, user):
 
 
 def test_bots_page_lists_only_own_bots(client, user, other_user):
-    common = {"strategy": "dca", "exchange": "binance", "symbol": "BTC/USDT", "timeframe": "1d"}
-    services.bot_create(user=user, name="mine-dca", **common)
-    services.bot_create(user=other_user, name="their-dca", **common)
+    BotFactory(owner=user, name="mine-dca")
+    BotFactory(owner=other_user, name="their-dca")
     client.force_login(user)
     html = client.get(reverse("bots:index")).content.decode()
     assert "mine-dca" in html

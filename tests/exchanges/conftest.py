@@ -5,9 +5,9 @@ from decimal import Decimal
 import pytest
 
 from apps.backtests.engine import load_csv
-from apps.exchanges import services
 from apps.exchanges.gateway.paper import PaperGateway
 from apps.exchanges.gateway.prices import ReplayPriceSource
+from tests.factories import PaperAccountFactory
 
 # A real stretch of Binance BTC/USDT 1h candles (2022: trends both ways, gaps, big ranges).
 WINDOW = slice(35_000, 35_600)
@@ -26,13 +26,14 @@ def replay(btc_1h) -> ReplayPriceSource:
 
 @pytest.fixture
 def paper_account(user):
-    account = services.paper_account_get_or_create(user=user)
-    account.maker_fee = Decimal("0.001")
-    account.taker_fee = Decimal("0.002")
-    account.slippage = {"type": "percentage", "value": 0.0005}
-    account.max_volume_fraction = None
-    account.save()
-    return services.paper_account_set_balances(account=account, balances={"USDT": "100000"})
+    return PaperAccountFactory(
+        user=user,
+        maker_fee=Decimal("0.001"),
+        taker_fee=Decimal("0.002"),
+        slippage={"type": "percentage", "value": 0.0005},
+        max_volume_fraction=None,
+        initial_balances={"USDT": "100000"},
+    )
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -20,6 +19,7 @@ from apps.exchanges import crypto, services
 from apps.exchanges.models import ExchangeConnection
 from tests.exchanges.fake_binance_account import API_KEY, SECRET, BinanceAccount
 from tests.factories import UserFactory
+from tests.support.api import assert_error
 from tests.support.fake_exchange import FakeBinance, FakeResponse
 
 pytestmark = pytest.mark.django_db
@@ -202,8 +202,7 @@ def test_another_users_connection_is_a_404(auth_client, other_user):
         ("get", "balance/"),
     ):
         response = getattr(auth_client, method)(f"{URL}{theirs.pk}/{suffix}", {}, format="json")
-        assert response.status_code == 404, (method, suffix)
-        assert response.json()["error"]["code"] == "not_found"
+        assert_error(response, 404, "not_found")
     assert auth_client.get(URL).json()["results"] == []
     theirs.refresh_from_db()
     assert theirs.deleted_at is None and theirs.label == "theirs"
@@ -221,29 +220,27 @@ def test_another_users_connection_is_a_404(auth_client, other_user):
 )
 def test_bad_input_is_a_400_with_a_message(auth_client, overrides, field):
     response = create(auth_client, **overrides)
-    assert response.status_code == 400
-    error = response.json()["error"]
-    assert field in error["fields"] and error["message"]
+    assert_error(response, 400, "invalid", field)
     assert_masked(response.content.decode())
     assert ExchangeConnection.objects.count() == 0
 
 
 def test_missing_secret_field_entirely_is_a_400(auth_client):
     response = auth_client.post(URL, {"exchange": "binance", "api_key": API_KEY}, format="json")
-    assert response.status_code == 400 and "api_secret" in response.json()["error"]["fields"]
+    assert_error(response, 400, "invalid", "api_secret")
 
 
 def test_duplicate_label_is_a_409_and_exchange_cannot_change(auth_client):
     pk = create(auth_client).json()["id"]
-    assert create(auth_client).status_code == 409
+    assert_error(create(auth_client), 409, "conflict")
     response = auth_client.patch(f"{URL}{pk}/", {"exchange": "okx"}, format="json")
-    assert response.status_code == 400
+    assert_error(response, 400, "invalid", "exchange")
 
 
 def test_soft_delete_hides_the_connection_but_keeps_the_row(auth_client):
     pk = create(auth_client).json()["id"]
     assert auth_client.delete(f"{URL}{pk}/").status_code == 204
-    assert auth_client.get(f"{URL}{pk}/").status_code == 404
+    assert_error(auth_client.get(f"{URL}{pk}/"), 404, "not_found")
     assert auth_client.get(URL).json()["count"] == 0
     row = ExchangeConnection.objects.get(pk=pk)
     assert row.deleted_at is not None
@@ -294,7 +291,7 @@ def test_test_endpoint_reports_a_rejected_key_without_leaking_it(auth_client, fa
     assert body["connection"]["status"] == "error" and body["connection"]["last_error"]
     assert_masked(response.content.decode())
     balance = auth_client.get(f"{URL}{pk}/balance/")
-    assert balance.status_code == 400 and balance.json()["error"]["code"] == "authentication_failed"
+    assert_error(balance, 400, "authentication_failed")
     assert_masked(balance.content.decode())
 
 
@@ -350,7 +347,7 @@ def test_paper_account_balances_and_reset(auth_client, user, other_user):
 )
 def test_paper_reset_rejects_bad_balances(auth_client, body):
     response = auth_client.post("/api/v1/exchanges/paper/reset/", body, format="json")
-    assert response.status_code == 400 and response.json()["error"]["message"]
+    assert_error(response, 400, "invalid")
 
 
 @pytest.mark.parametrize("bot_id", ["x", "0", "-1", "9223372036854775808", "1e3"])
@@ -403,8 +400,8 @@ def test_a_non_object_body_on_a_connection_update_is_a_400(auth_client, method, 
 
 
 def test_api_needs_authentication(api_client):
-    assert api_client.get(URL).status_code == 401
-    assert json.loads(api_client.get("/api/v1/exchanges/paper/").content)["error"]
+    assert_error(api_client.get(URL), 401, "not_authenticated")
+    assert_error(api_client.get("/api/v1/exchanges/paper/"), 401, "not_authenticated")
 
 
 def test_system_check_flags_credentials_the_keys_cannot_decrypt(user, settings):

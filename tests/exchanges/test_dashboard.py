@@ -10,6 +10,7 @@ from django.urls import reverse
 from apps.exchanges import services
 from apps.exchanges.models import ExchangeConnection
 from tests.exchanges.fake_binance_account import API_KEY, SECRET
+from tests.factories import ExchangeConnectionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -21,15 +22,16 @@ def logged_in(client, user):
 
 
 def test_page_lists_connections_masked_with_status_and_withdraw_warning(logged_in, user, other_user):
-    mine = services.connection_create(
-        user=user, exchange="binance", label="Main", api_key=API_KEY, api_secret=SECRET
+    mine = ExchangeConnectionFactory(
+        user=user,
+        label="Main",
+        api_key=API_KEY,
+        api_secret=SECRET,
+        status=ExchangeConnection.Status.CONNECTED,
+        can_withdraw=True,
+        can_trade_spot=True,
     )
-    ExchangeConnection.objects.filter(pk=mine.pk).update(
-        status="connected", can_withdraw=True, can_trade_spot=True
-    )
-    services.connection_create(
-        user=other_user, exchange="binance", label="Someone else", api_key="k" * 20, api_secret="s" * 20
-    )
+    ExchangeConnectionFactory(user=other_user, label="Someone else")
     html = logged_in.get(reverse("exchanges:index")).content.decode()
     assert "Main" in html and "Someone else" not in html
     assert API_KEY[-4:] in html and API_KEY not in html and SECRET not in html
@@ -55,13 +57,9 @@ def test_add_form_creates_a_connection_and_shows_errors(logged_in, user):
 
 
 def test_remove_is_a_soft_delete_and_scoped(logged_in, user, other_user):
-    theirs = services.connection_create(
-        user=other_user, exchange="binance", label="x", api_key=API_KEY, api_secret=SECRET
-    )
+    theirs = ExchangeConnectionFactory(user=other_user, label="x")
     assert logged_in.post(reverse("exchanges:connection-delete", args=[theirs.pk])).status_code == 404
-    mine = services.connection_create(
-        user=user, exchange="binance", label="x", api_key=API_KEY, api_secret=SECRET
-    )
+    mine = ExchangeConnectionFactory(user=user, label="x")
     assert logged_in.post(reverse("exchanges:connection-delete", args=[mine.pk])).status_code == 302
     mine.refresh_from_db()
     assert mine.deleted_at is not None

@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
-from django.db import connection
 
 from apps.exchanges import services
 from apps.exchanges.gateway import InsufficientFunds, InvalidOrder, MarketInfo, OrderNotFound, OrderRequest
@@ -18,10 +17,6 @@ from apps.exchanges.gateway.paper import PaperGateway
 from apps.exchanges.models import PaperOrder, PaperTrade
 
 pytestmark = pytest.mark.django_db
-# SQLite stores decimals as floats: fills compared to the 18th place need PostgreSQL's numeric.
-needs_postgres = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="exact 18-place decimals need PostgreSQL"
-)
 
 SLIP = 0.0005
 MAKER = Decimal("0.001")
@@ -54,7 +49,7 @@ def balance(paper, asset):
     return paper.fetch_balance().get(asset)
 
 
-@needs_postgres
+@pytest.mark.postgres_decimals
 def test_market_buy_fills_at_the_current_price_plus_slippage_and_pays_taker(paper, replay, btc_1h):
     replay.cursor = 10
     order = paper.create_order(req("buy", "market", "0.5"))
@@ -104,7 +99,7 @@ def test_stop_market_sell_triggers_when_the_low_crosses_it(paper, replay, btc_1h
     assert balance(paper, "BTC").total == 0
 
 
-@needs_postgres
+@pytest.mark.postgres_decimals
 def test_take_profit_sell_fills_when_the_high_reaches_the_target(paper, replay, btc_1h):
     replay.cursor = 200
     paper.create_order(req("buy", "market", "1"))
@@ -142,7 +137,7 @@ def test_stop_limit_buy_becomes_a_limit_once_triggered(paper, replay, btc_1h):
         assert filled.status == "filled" and filled.average <= d(limit)
 
 
-@needs_postgres
+@pytest.mark.postgres_decimals
 def test_partial_fills_take_at_most_the_volume_share_of_each_candle(paper, paper_account, replay, btc_1h):
     paper_account.max_volume_fraction = Decimal("0.002")
     paper_account.save()
@@ -168,7 +163,7 @@ def test_partial_fills_take_at_most_the_volume_share_of_each_candle(paper, paper
     assert gateway.fetch_balance().get("BTC").free == done.filled
 
 
-@needs_postgres
+@pytest.mark.postgres_decimals
 def test_partial_fill_of_a_resting_limit_keeps_the_rest_open(paper, paper_account, replay, btc_1h):
     paper_account.max_volume_fraction = Decimal("0.0005")
     paper_account.save()

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 from django.core.cache import cache
 
-from apps.exchanges import services
 from apps.exchanges.gateway import OrderRequest
 from apps.exchanges.gateway.paper import PaperGateway
 from apps.marketdata import live
 from apps.marketdata import services as marketdata
+from tests.factories import PaperAccountFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -56,10 +56,9 @@ def clock(monkeypatch, stored):
 
 
 def test_paper_orders_fill_on_the_market_data_replay_feed(user, stored, clock):
-    account = services.paper_account_get_or_create(user=user)
-    account.slippage = {"type": "percentage", "value": 0.001}
-    account.max_volume_fraction = None
-    account.save()
+    account = PaperAccountFactory(
+        user=user, slippage={"type": "percentage", "value": 0.001}, max_volume_fraction=None
+    )
     gateway = PaperGateway(account)  # default price source: apps.marketdata
 
     k = 100
@@ -89,9 +88,7 @@ def test_the_periodic_task_fills_resting_orders_without_anyone_asking(user, stor
     from apps.exchanges.models import PaperOrder
     from apps.exchanges.tasks import process_paper_orders
 
-    account = services.paper_account_get_or_create(user=user)
-    account.max_volume_fraction = None
-    account.save()
+    account = PaperAccountFactory(user=user, max_volume_fraction=None)
     gateway = PaperGateway(account)
     k = 300
     clock(k)

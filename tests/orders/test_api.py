@@ -5,20 +5,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 
-from apps.bots import services as bot_services
 from apps.orders.models import Order
-from tests.orders.factories import FillFactory, OrderFactory
+from tests.factories import BotFactory, FillFactory, OrderFactory
+from tests.support.api import assert_error
 
 pytestmark = pytest.mark.django_db
 
-# SQLite (the embedded default) stores numeric columns as 8-byte floats, so more than
-# ~15 significant digits only survive on PostgreSQL, which production and CI use.
-needs_postgres = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="exact 18-place decimals need PostgreSQL"
-)
 
 LIST = reverse("orders-api:order-list")
 
@@ -32,15 +26,6 @@ def ids(response) -> set[int]:
     return {order["id"] for order in response.json()["results"]}
 
 
-def assert_error(response, status: int, code: str, field: str | None = None):
-    assert response.status_code == status, response.content
-    body = response.json()["error"]
-    assert body["code"] == code
-    assert body["message"]
-    if field:
-        assert field in body["fields"], body
-
-
 def test_list_shows_only_own_orders_newest_first(auth_client, user, other_user):
     older = OrderFactory(owner=user)
     newer = OrderFactory(owner=user)
@@ -50,7 +35,7 @@ def test_list_shows_only_own_orders_newest_first(auth_client, user, other_user):
     assert [order["id"] for order in body["results"]] == [newer.pk, older.pk]
 
 
-@needs_postgres
+@pytest.mark.postgres_decimals
 def test_amounts_are_exact_decimal_strings_with_their_assets(auth_client, user):
     OrderFactory(owner=user, symbol="ETH/USDT:USDT", amount=Decimal("1.000000000000000001"))
     order = auth_client.get(LIST).json()["results"][0]
@@ -60,9 +45,7 @@ def test_amounts_are_exact_decimal_strings_with_their_assets(auth_client, user):
 
 
 def test_filters_by_status_symbol_side_bot_and_open(auth_client, user):
-    bot = bot_services.bot_create(
-        user=user, name="b", strategy="dca", exchange="binance", symbol="ETH/USDT", timeframe="1d"
-    )
+    bot = BotFactory(owner=user, symbol="ETH/USDT")
     open_buy = OrderFactory(owner=user)
     filled_sell = OrderFactory(owner=user, side="sell", status=Order.Status.FILLED, filled=Decimal("0.015"))
     canceled = OrderFactory(owner=user, status=Order.Status.CANCELLED)
@@ -78,9 +61,7 @@ def test_filters_by_status_symbol_side_bot_and_open(auth_client, user):
 
 
 def test_filtering_by_another_users_bot_finds_nothing(auth_client, user, other_user):
-    theirs = bot_services.bot_create(
-        user=other_user, name="b", strategy="dca", exchange="binance", symbol="BTC/USDT", timeframe="1d"
-    )
+    theirs = BotFactory(owner=other_user)
     OrderFactory(owner=other_user, bot=theirs)
     assert ids(auth_client.get(LIST, {"bot": theirs.pk})) == set()
 

@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from apps.orders.models import Order, new_client_order_id
-from tests.orders.factories import FillFactory, OrderFactory
+from tests.factories import FillFactory, OrderFactory
 
 pytestmark = pytest.mark.django_db
 

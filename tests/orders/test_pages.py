@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from apps.orders.models import Order
-from tests.orders.factories import OrderFactory
+from tests.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -6,20 +6,15 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 
 from apps.core.errors import ValidationFailed
 from apps.portfolio import selectors, services
 from apps.portfolio.models import EquitySnapshot
+from tests.support.api import assert_error
 
 pytestmark = pytest.mark.django_db
 
-# SQLite (the embedded default) stores numeric columns as 8-byte floats, so more than
-# ~15 significant digits only survive on PostgreSQL, which production and CI use.
-needs_postgres = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="exact 18-place decimals need PostgreSQL"
-)
 
 URL = reverse("portfolio-api:equity-list")
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -31,16 +26,7 @@ def record(user, day: int, equity: str, currency: str = "USDT") -> EquitySnapsho
     )
 
 
-def assert_error(response, status: int, code: str, field: str | None = None):
-    assert response.status_code == status, response.content
-    body = response.json()["error"]
-    assert body["code"] == code
-    assert body["message"]
-    if field:
-        assert field in body["fields"], body
-
-
-@needs_postgres
+@pytest.mark.postgres_decimals
 def test_list_is_newest_first_and_only_own(auth_client, user, other_user):
     record(user, 0, "1000")
     record(user, 1, "1010.123456789012345678")

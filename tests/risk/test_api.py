@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from apps.risk.models import RiskProfile
+from tests.support.api import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -26,15 +27,6 @@ def limits(**overrides):
     }
     data.update(overrides)
     return data
-
-
-def assert_error(response, status: int, code: str, field: str | None = None):
-    assert response.status_code == status, response.content
-    body = response.json()["error"]
-    assert body["code"] == code
-    assert body["message"]
-    if field:
-        assert field in body["fields"], body
 
 
 def test_get_answers_the_defaults_without_creating_a_profile(auth_client):

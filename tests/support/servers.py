@@ -40,7 +40,9 @@ def database_url() -> str:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
+    # settings.REDIS_URL is already this xdist worker's own database; without the
+    # variable the child's settings do not shift it a second time.
+    env = {key: value for key, value in os.environ.items() if key != "PYTEST_XDIST_WORKER"}
     env.update(
         DATABASE_URL=database_url(),
         REDIS_URL=settings.REDIS_URL,

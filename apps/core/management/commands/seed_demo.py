@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.core.management import call_command, get_commands, load_command_class
 from django.core.management.base import BaseCommand
 
-from apps.accounts.models import User
+# Core sits below accounts (docs/architecture.md): the user model comes from settings.
+User = get_user_model()
 
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-trader-2026"  # noqa: S105 - a published demo login, printed on purpose
