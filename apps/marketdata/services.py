@@ -15,7 +15,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from apps.core.errors import Conflict
-from apps.marketdata import catalog, store
+from apps.exchanges.catalog import exchange_name
+from apps.marketdata import offline_markets, store
 from apps.marketdata.errors import UnknownMarket
 from apps.marketdata.importers.files import read_candle_file
 from apps.marketdata.models import Exchange, Market, Subscription
@@ -28,9 +29,7 @@ Progress = Callable[[int, int], None]
 # ----------------------------------------------------------------- catalog
 def exchange_ensure(*, exchange: str) -> Exchange:
     """The ``Exchange`` row for a ccxt id, created on first use."""
-    obj, _ = Exchange.objects.get_or_create(
-        slug=exchange, defaults={"name": catalog.EXCHANGE_NAMES.get(exchange, exchange.title())}
-    )
+    obj, _ = Exchange.objects.get_or_create(slug=exchange, defaults={"name": exchange_name(exchange)})
     return obj
 
 
@@ -45,7 +44,7 @@ def market_ensure(*, exchange: str, symbol: str, **attrs: Any) -> Market:
         return market_get(exchange=exchange, symbol=symbol)
     except UnknownMarket:
         pass
-    spec = catalog.offline_market(exchange, symbol)
+    spec = offline_markets.offline_market(exchange, symbol)
     if spec is None:
         if not attrs.get("base") or not attrs.get("quote"):
             raise UnknownMarket(

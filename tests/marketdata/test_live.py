@@ -7,8 +7,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from apps.core.events import user_group
+from apps.exchanges.gateway.errors import ExchangeUnavailable
 from apps.marketdata import live, selectors, services
-from apps.marketdata.errors import ExchangeUnavailable, NoCandles
+from apps.marketdata.errors import NoCandles
 from apps.marketdata.models import Candle, Market
 from tests.support.fake_exchange import FakeBinance
 

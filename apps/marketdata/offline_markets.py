@@ -1,4 +1,4 @@
-"""The built-in offline market catalog.
+"""The built-in offline markets (the exchanges themselves are listed in ``apps.exchanges.catalog``).
 
 Used when ccxt cannot reach the exchange (the demo, tests, air-gapped installs):
 enough real Binance markets, with their real precision steps, minimums and
@@ -10,15 +10,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
-
-EXCHANGE_NAMES: dict[str, str] = {
-    "binance": "Binance",
-    "binanceusdm": "Binance USDⓈ-M",
-    "bybit": "Bybit",
-    "kraken": "Kraken",
-    "okx": "OKX",
-    "coinbase": "Coinbase",
-}
 
 
 def _spot(
