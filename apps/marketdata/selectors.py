@@ -1,7 +1,8 @@
 """Reads: the one door to market data for every app.
 
-``candles()`` is what backtests, bots, risk and portfolio call; it never builds
-per-row ORM objects (see ``store.read``).
+``candles()`` is what backtests, bots, risk and portfolio call: it returns the
+engine's ``Candles`` (the platform's one in-memory candle container) and never
+builds per-row ORM objects (see ``store.read``).
 """
 
 from __future__ import annotations
@@ -15,30 +16,12 @@ import numpy as np
 import pandas as pd
 from django.db.models import Max, Min, QuerySet
 
+from apps.backtests.engine.candles import Candles
 from apps.core.errors import ValidationFailed
 from apps.marketdata import store
 from apps.marketdata.errors import NoCandles, UnknownMarket
 from apps.marketdata.models import Candle, Market, Subscription
 from apps.marketdata.timeframes import MONTH, TIMEFRAMES, bucket_start, can_resample, timeframe_ms
-
-COLUMNS = ("open", "high", "low", "close", "volume")
-
-
-@dataclass(frozen=True)
-class CandleArrays:
-    """Candles as numpy arrays: ``timestamp`` int64 ms (open time, UTC), the rest float64."""
-
-    timestamp: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-    timeframe: str = ""
-    source_timeframe: str = ""  # the stored timeframe these were built from
-
-    def __len__(self) -> int:
-        return len(self.timestamp)
 
 
 # ----------------------------------------------------------------- markets
@@ -144,7 +127,7 @@ def resample_arrays(ts: np.ndarray, ohlcv: np.ndarray, timeframe: str) -> tuple[
     return buckets[starts].astype(np.int64), out
 
 
-def candle_arrays(
+def candles(
     *,
     exchange: str,
     symbol: str,
@@ -152,8 +135,18 @@ def candle_arrays(
     start: datetime | int | None = None,
     end: datetime | int | None = None,
     limit: int | None = None,
-) -> CandleArrays:
-    """Like ``candles()`` but as numpy arrays (``timestamp`` in int64 ms)."""
+) -> Candles:
+    """Stored candles for one market, ``start <= open time < end``, as ``Candles``.
+
+    ``timestamp`` is int64 ms (open time, UTC), the rest float64;
+    ``source_timeframe`` says which stored timeframe they were read from: when
+    ``timeframe`` is not stored it is resampled from the finest stored
+    timeframe that tiles it. Missing candles are not filled; see
+    ``gap_report``. Raises ``UnknownMarket``, ``UnknownTimeframe``,
+    ``NoCandles`` (nothing stored at all) or ``ValidationFailed`` (start > end).
+    An empty range returns empty ``Candles``. ``limit=N`` keeps the newest N.
+    ``Candles.to_frame()`` gives a DataFrame with a UTC index.
+    """
     timeframe_ms(timeframe)
     market = market_get(exchange=exchange, symbol=symbol)
     start_ms, end_ms = _to_ms(start, "start"), _to_ms(end, "end")
@@ -188,50 +181,8 @@ def candle_arrays(
             ts, ohlcv = ts[keep], ohlcv[keep]
         if limit is not None and len(ts) > limit:
             ts, ohlcv = ts[-limit:], ohlcv[-limit:]
-    columns = np.ascontiguousarray(ohlcv.T)  # one contiguous array per column (cheap, and what callers index)
-    return CandleArrays(
-        timestamp=np.ascontiguousarray(ts),
-        open=columns[0],
-        high=columns[1],
-        low=columns[2],
-        close=columns[3],
-        volume=columns[4],
-        timeframe=timeframe,
-        source_timeframe=source,
-    )
-
-
-def arrays_to_frame(arrays: CandleArrays) -> pd.DataFrame:
-    index = pd.DatetimeIndex(arrays.timestamp.astype("datetime64[ms]"), name="timestamp").tz_localize(UTC)
-    return pd.DataFrame(
-        {name: getattr(arrays, name) for name in COLUMNS}, index=index, columns=list(COLUMNS), copy=False
-    )
-
-
-def candles(
-    *,
-    exchange: str,
-    symbol: str,
-    timeframe: str,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    as_arrays: bool = False,
-    limit: int | None = None,
-) -> pd.DataFrame | CandleArrays:
-    """Stored candles for one market, ``start <= open time < end``.
-
-    Returns a DataFrame with a UTC ``DatetimeIndex`` named ``timestamp`` and
-    float64 ``open, high, low, close, volume`` (or ``CandleArrays`` with
-    ``as_arrays=True``). When ``timeframe`` is not stored it is resampled from
-    the finest stored timeframe that tiles it. Missing candles are not filled;
-    see ``gap_report``. Raises ``UnknownMarket``, ``UnknownTimeframe``,
-    ``NoCandles`` (nothing stored at all) or ``ValidationFailed`` (start > end).
-    An empty range returns an empty frame. ``limit=N`` keeps the newest N.
-    """
-    arrays = candle_arrays(
-        exchange=exchange, symbol=symbol, timeframe=timeframe, start=start, end=end, limit=limit
-    )
-    return arrays if as_arrays else arrays_to_frame(arrays)
+    # One contiguous array per column: cheap, and what the engine and the API index.
+    return Candles.from_columns(ts, ohlcv, timeframe=timeframe, source_timeframe=source)
 
 
 # -------------------------------------------------------------- gap report
@@ -300,8 +251,7 @@ def gap_report(
     Holes at the edges of ``start``/``end`` are not counted: the report covers
     what is stored, from its first to its last candle.
     """
-    arrays = candle_arrays(exchange=exchange, symbol=symbol, timeframe=timeframe, start=start, end=end)
-    ts = arrays.timestamp
+    ts = candles(exchange=exchange, symbol=symbol, timeframe=timeframe, start=start, end=end).timestamp
     if len(ts) == 0:
         return GapReport(exchange, symbol, timeframe, None, None, 0, 0, 0, [])
     gaps: list[Gap] = []

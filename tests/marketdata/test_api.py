@@ -200,7 +200,7 @@ def test_candles_rows_are_exact_and_empty_range_is_empty_list(auth_client, store
     from apps.marketdata import selectors
 
     body = auth_client.get(f"{BASE}/candles/", {"symbol": "BTC/USDT", "timeframe": "4h", "limit": 50}).json()
-    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="4h", limit=50)
+    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="4h", limit=50).to_frame()
     assert [row[0] for row in body["candles"]] == frame.index.as_unit("ms").asi8.tolist()
     assert [row[1:] for row in body["candles"]] == frame.to_numpy().tolist()
     assert all(isinstance(row[0], int) for row in body["candles"])

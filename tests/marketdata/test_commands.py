@@ -58,7 +58,7 @@ def test_seed_demo_offline_generates_and_says_so(user):
     out = run("seed_demo_marketdata", "--days", "1", "--user", user.email)
     assert out.count("generated 1440 synthetic 1m candles (offline") == 3
     assert Subscription.objects.filter(user=user).count() == 3
-    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="1h")
+    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="1h").to_frame()
     assert len(frame) in (24, 25) and (frame.high >= frame.low).all()  # 1440 minutes span 24-25 hours
     assert "already stored" in run("seed_demo_marketdata", "--days", "1")
     assert selectors.gap_report(exchange="binance", symbol="ETH/USDT", timeframe="1m").missing == 0

@@ -69,7 +69,7 @@ def test_download_pages_through_klines_and_stores_exact_values(fake, client, btc
     assert all(int(r.query["limit"]) <= 1000 for r in klines)
     starts = [int(r.query["startTime"]) for r in klines]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)  # real paging, no re-fetch
-    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="1m")
+    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="1m").to_frame()
     np.testing.assert_array_equal(frame.to_numpy(), np.asarray(btc_1m)[:, 1:])
 
 

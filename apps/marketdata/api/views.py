@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.backtests.engine.candles import COLUMNS as CANDLE_COLUMNS
 from apps.marketdata import live, selectors, services
 from apps.marketdata.api import serializers as s
 from apps.marketdata.api.renderers import FastJSONRenderer, candle_rows_json
@@ -62,18 +63,18 @@ class CandlesView(APIView):
     @extend_schema(parameters=CANDLE_PARAMS, responses=dict)
     def get(self, request: Request) -> HttpResponse:
         q = _query(s.CandleQuerySerializer, request)
-        arrays = selectors.candles(as_arrays=True, **q)
+        candles = selectors.candles(**q)
         head = orjson.dumps(
             {
                 "exchange": q["exchange"],
                 "symbol": q["symbol"],
                 "timeframe": q["timeframe"],
-                "source_timeframe": arrays.source_timeframe,
-                "count": len(arrays),
+                "source_timeframe": candles.source_timeframe,
+                "count": len(candles),
                 "columns": ["timestamp", "open", "high", "low", "close", "volume"],
             }
         )
-        rows = candle_rows_json([arrays.timestamp, *(getattr(arrays, c) for c in selectors.COLUMNS)])
+        rows = candle_rows_json([candles.timestamp, *(getattr(candles, c) for c in CANDLE_COLUMNS)])
         # The JSON is assembled directly (see candle_rows_json): no per-row Python objects.
         return HttpResponse(head[:-1] + b',"candles":' + rows + b"}", content_type="application/json")
 
@@ -86,16 +87,16 @@ class OhlcView(APIView):
     @extend_schema(parameters=CANDLE_PARAMS, responses=dict)
     def get(self, request: Request) -> Response:
         q = _query(s.CandleQuerySerializer, request)
-        arrays = selectors.candles(as_arrays=True, **q)
+        candles = selectors.candles(**q)
         return Response(
             {
                 "exchange": q["exchange"],
                 "symbol": q["symbol"],
                 "timeframe": q["timeframe"],
-                "source_timeframe": arrays.source_timeframe,
-                "count": len(arrays),
-                "timestamp": arrays.timestamp,
-                **{name: getattr(arrays, name) for name in selectors.COLUMNS},
+                "source_timeframe": candles.source_timeframe,
+                "count": len(candles),
+                "timestamp": candles.timestamp,
+                **{name: getattr(candles, name) for name in CANDLE_COLUMNS},
             }
         )
 

@@ -26,7 +26,6 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.backtests.engine import BacktestConfig, Candles, load_csv, run_backtest
-from apps.backtests.engine.candles import to_candles
 from apps.backtests.engine.errors import BacktestError
 
 LOOKAHEAD_EXIT_STATUS = 3
@@ -239,7 +238,7 @@ class Command(BaseCommand):
         except ImportError as exc:
             raise CommandError("the candle store is not available here; pass --data FILE") from exc
         try:
-            frame = stored_candles(
+            candles = stored_candles(
                 exchange=options["exchange"],
                 symbol=options["symbol"],
                 timeframe=options["timeframe"],
@@ -248,12 +247,12 @@ class Command(BaseCommand):
             )
         except (ValueError, LookupError) as exc:
             raise CommandError(f"cannot load candles from the store: {exc}") from exc
-        if frame is None or len(frame) == 0:
+        if len(candles) == 0:
             raise CommandError(
                 f"no candles in the store for {options['exchange']} {options['symbol']} "
                 f"{options['timeframe']} in the selected range"
             )
-        return to_candles(frame)
+        return candles
 
     # ------------------------------------------------------------------ runs
     @staticmethod
