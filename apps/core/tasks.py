@@ -9,6 +9,7 @@ from apps.core.schedules import Schedule
 
 PERIODIC_TASKS = [
     Schedule("platform: heartbeat", "apps.core.tasks.heartbeat", settings.HEARTBEAT_SECONDS),
+    Schedule("jobs: reap jobs of dead workers", "apps.core.tasks.reap_stale_jobs", 30),
 ]
 
 
@@ -22,3 +23,11 @@ def heartbeat(user_id: int | None = None) -> str:
     now = timezone.now().isoformat()
     publish_event(user_id, "heartbeat", {"server_time": now})
     return now
+
+
+@shared_task(name="apps.core.tasks.reap_stale_jobs", ignore_result=True)
+def reap_stale_jobs() -> dict[str, list[int]]:
+    """Mark running jobs (of every job model) whose worker stopped sending heartbeats as failed."""
+    from apps.core.jobs import jobs_reap_stale
+
+    return jobs_reap_stale()

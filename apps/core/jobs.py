@@ -1,0 +1,294 @@
+"""The one job model: every long-running job (backtests, optimizations, imports, downloads, bot runs).
+
+A concrete job model inherits ``Job`` (Baserow's job model: state, progress,
+error code and human-readable error), sets ``status_event`` (the live event its
+status changes are pushed as) and, if its owner field is not ``owner``,
+``owner_field``. What it then gets:
+
+* ``Model.objects.claim(pk, worker=...)``: pending -> running as a conditional
+  update that touches exactly one row, so a redelivered task never runs a job twice;
+* ``Model.objects.finish(pk, status, **fields)``: running -> a finished status;
+* ``JobMonitor``: throttled progress events, heartbeat, cancellation and time limit
+  for the code running the job on a worker;
+* ``job_cancel(job)``: the one cancel service (pages and API);
+* ``jobs_reap_stale()``: the one reaper, run periodically by
+  ``apps.core.tasks.reap_stale_jobs``, marking jobs of dead workers failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from django.apps import apps as django_apps
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.core.errors import Conflict
+from apps.core.events import publish_event
+
+logger = logging.getLogger(__name__)
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
+FINISHED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+WORKER_LOST_MESSAGE = (
+    "The worker running this job stopped responding (killed, crashed or out of memory). Run it again."
+)
+
+
+class JobCancelled(Exception):
+    """Raised in the worker when the user cancelled the job (or it was deleted or reaped)."""
+
+
+class JobTimeLimitExceeded(Exception):
+    """Raised in the worker when the job ran past its time limit."""
+
+
+def heartbeat_timeout_seconds() -> float:
+    """How long a running job may go without a heartbeat before the reaper fails it."""
+    return float(getattr(settings, "BACKTEST_HEARTBEAT_TIMEOUT_SECONDS", 60))
+
+
+class JobQuerySet(models.QuerySet):
+    def active(self) -> JobQuerySet:
+        return self.filter(status__in=ACTIVE_STATUSES)
+
+    def finished(self) -> JobQuerySet:
+        return self.filter(status__in=FINISHED_STATUSES)
+
+    def claim(self, pk: int, *, worker: str = "") -> bool:
+        """pending -> running for exactly one row; False when another worker (or a cancel) won."""
+        now = timezone.now()
+        return (
+            self.filter(pk=pk, status=JobStatus.PENDING).update(
+                status=JobStatus.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200], progress=0
+            )
+            == 1
+        )
+
+    def finish(self, pk: int, status: str, **fields: Any) -> bool:
+        """running -> ``status`` (a finished one) with ``fields``; False if it was no longer running."""
+        if status not in FINISHED_STATUSES:
+            raise ValueError(f"{status!r} is not a finished status")
+        now = timezone.now()
+        fields.setdefault("heartbeat_at", now)
+        if status == JobStatus.COMPLETED:
+            fields.setdefault("progress", 100)
+        return (
+            self.filter(pk=pk, status=JobStatus.RUNNING).update(status=status, finished_at=now, **fields) == 1
+        )
+
+
+class Job(models.Model):
+    """Fields and behaviour every long-running job shares (abstract)."""
+
+    # The live event type a status change of this job is published as (e.g. "backtest.status").
+    status_event: ClassVar[str] = ""
+    # The ForeignKey to the user the job belongs to (its events go to that user).
+    owner_field: ClassVar[str] = "owner"
+    # Jobs whose work waits in a queue between heartbeats (optimization chunks) allow more.
+    stale_after_factor: ClassVar[float] = 1.0
+
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.PENDING)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="0 to 100")
+    error_code = models.CharField(max_length=40, blank=True)
+    error = models.TextField(blank=True, help_text="human-readable, shown to the user")
+    # Written every few seconds by the worker; a stale heartbeat means the worker died.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    worker = models.CharField(max_length=200, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+    @property
+    def owner_user_id(self) -> int | None:
+        return getattr(self, f"{self.owner_field}_id")
+
+    @property
+    def error_info(self) -> dict[str, Any] | None:
+        if not self.error:
+            return None
+        return {"code": self.error_code or "error", "message": self.error}
+
+    def event_payload(self) -> dict[str, Any]:
+        """What a status event of this job carries; subclasses add their own fields."""
+        return {"id": self.pk, "status": self.status, "progress": self.progress, "error": self.error_info}
+
+
+def job_models() -> list[type[Job]]:
+    """Every concrete job model of the installed apps."""
+    return [m for m in django_apps.get_models() if issubclass(m, Job) and not m._meta.abstract]
+
+
+def job_publish_status(job: Job) -> None:
+    """Push ``job``'s status event (if its model declares one) to its owner."""
+    if job.status_event:
+        publish_event(job.owner_user_id, job.status_event, job.event_payload())
+
+
+def job_cancel(job: Job) -> Job:
+    """Cancel a job: a pending one at once, a running one cooperatively (its monitor stops it).
+
+    Raises ``Conflict`` when the job has already finished.
+    """
+    model = type(job)
+    if model.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
+        status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now(), progress=0
+    ):
+        job.refresh_from_db()
+        job_publish_status(job)
+        return job
+    if model.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True):
+        job.refresh_from_db()
+        return job
+    job.refresh_from_db()
+    raise Conflict(f"The job is already {job.status}.", fields={"status": [job.status]})
+
+
+def jobs_reap_stale(
+    *, stale_after: timedelta | None = None, job_classes: list[type[Job]] | None = None
+) -> dict[str, list[int]]:
+    """Finish running jobs whose worker stopped sending heartbeats; return their ids by model label.
+
+    A worker killed mid-job (OOM, SIGKILL, machine lost) cannot record its own
+    failure; its heartbeat stops, and this periodic sweep records it instead:
+    failed with ``error_code="worker_lost"``, or cancelled if the user had
+    already asked for that.
+    """
+    base = stale_after or timedelta(seconds=heartbeat_timeout_seconds())
+    reaped: dict[str, list[int]] = {}
+    for model in job_models() if job_classes is None else job_classes:
+        cutoff = timezone.now() - base * model.stale_after_factor
+        stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+        ids = list(model.objects.filter(stale, status=JobStatus.RUNNING).values_list("pk", flat=True))
+        for pk in ids:
+            rows = model.objects.filter(stale, pk=pk, status=JobStatus.RUNNING)
+            cancelled = rows.filter(cancel_requested=True).update(
+                status=JobStatus.CANCELLED, finished_at=timezone.now()
+            )
+            if not cancelled and not rows.update(
+                status=JobStatus.FAILED,
+                finished_at=timezone.now(),
+                error_code="worker_lost",
+                error=WORKER_LOST_MESSAGE,
+            ):
+                continue
+            reaped.setdefault(model._meta.label, []).append(pk)
+            job = model.objects.filter(pk=pk).first()
+            if job is not None:
+                logger.warning("reaped %s %s of a lost worker (%s)", model._meta.label, pk, job.worker)
+                job_publish_status(job)
+    return reaped
+
+
+class JobMonitor:
+    """Progress, heartbeat, cancellation and time limit of one running job, for the worker running it.
+
+    ``should_cancel()`` is cheap enough to poll in a tight loop (the backtest
+    engine polls it ~100 times a run, the sandbox runner every 50 ms): it reads
+    the job's row at most every ``CANCEL_POLL`` seconds, so a cancel is seen
+    well within the 2 s promised to users. ``check()`` raises ``JobCancelled``
+    instead. Both raise ``JobTimeLimitExceeded`` past the time limit. Progress
+    events (``event`` with ``{"id", "status", "progress", "stage"}``) are sent
+    at most every ``PROGRESS_EVERY`` seconds and only when the percentage moved.
+    """
+
+    CANCEL_POLL = 0.25
+    PROGRESS_EVERY = 0.2
+    HEARTBEAT_EVERY = 5.0
+
+    def __init__(
+        self, job: Job, *, event: str | None, time_limit: float, time_limit_message: str = ""
+    ) -> None:
+        self.model = type(job)
+        self.job_id = job.pk
+        self.owner_id = job.owner_user_id
+        self.event = event
+        self.time_limit = time_limit
+        self.time_limit_message = time_limit_message or (
+            f"The job exceeded the time limit of {time_limit:g} s and was stopped."
+        )
+        self.deadline = time.monotonic() + time_limit
+        self.cancelled = False
+        self._last_cancel_check = 0.0
+        self._last_event = 0.0
+        self._last_heartbeat = time.monotonic()
+        self._last_pct = -1
+
+    @property
+    def seconds_left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def heartbeat(self, *, force: bool = False, progress: int | None = None) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_heartbeat < self.HEARTBEAT_EVERY:
+            return
+        self._last_heartbeat = now
+        updates: dict[str, Any] = {"heartbeat_at": timezone.now()}
+        if progress is not None:
+            updates["progress"] = progress
+        self.model.objects.filter(pk=self.job_id, status=JobStatus.RUNNING).update(**updates)
+
+    def should_cancel(self) -> bool:
+        """True once the job was cancelled, deleted or finished elsewhere (e.g. reaped)."""
+        now = time.monotonic()
+        if now > self.deadline:
+            raise JobTimeLimitExceeded(self.time_limit_message)
+        if not self.cancelled and now - self._last_cancel_check >= self.CANCEL_POLL:
+            self._last_cancel_check = now
+            row = self.model.objects.filter(pk=self.job_id).values_list("status", "cancel_requested").first()
+            self.cancelled = row is None or row[0] != JobStatus.RUNNING or row[1]
+            self.heartbeat()
+        return self.cancelled
+
+    def check(self) -> None:
+        """Raise ``JobCancelled`` (or ``JobTimeLimitExceeded``) when the job must stop."""
+        if self.should_cancel():
+            raise JobCancelled("job cancelled")
+
+    def progress(self, pct: float, *, stage: str = "running") -> None:
+        """Record ``pct`` (0..100); publishes an event when due, heartbeats otherwise."""
+        pct_int = max(0, min(100, int(pct)))
+        now = time.monotonic()
+        if pct_int != self._last_pct and (now - self._last_event >= self.PROGRESS_EVERY or pct_int >= 100):
+            self._last_event, self._last_pct = now, pct_int
+            if self.event:
+                publish_event(
+                    self.owner_id,
+                    self.event,
+                    {"id": self.job_id, "status": JobStatus.RUNNING, "progress": pct_int, "stage": stage},
+                )
+            self.heartbeat(force=True, progress=pct_int)
+        else:
+            self.heartbeat()

@@ -1,0 +1,210 @@
+"""The one job model (``apps.core.jobs``): claim, cancel, monitor throttling and the reaper.
+
+A tiny concrete job model lives only in these tests (an isolated app registry and a
+table created for the test), so the abstract model is tested without any app's job.
+The backtests tests show the same on the real ``BacktestRun`` with a real worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection, models
+from django.test.utils import isolate_apps
+from django.utils import timezone
+
+from apps.core.errors import Conflict
+from apps.core.events import user_group
+from apps.core.jobs import (
+    Job,
+    JobCancelled,
+    JobMonitor,
+    JobStatus,
+    JobTimeLimitExceeded,
+    job_cancel,
+    jobs_reap_stale,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def job_model():
+    with isolate_apps("apps.core"):
+
+        class SampleJob(Job):
+            status_event = "sample.status"
+            owner_id = models.IntegerField()
+
+            class Meta:
+                app_label = "core"
+                db_table = "core_test_samplejob"
+
+        with connection.schema_editor() as editor:
+            editor.create_model(SampleJob)
+        try:
+            yield SampleJob
+        finally:
+            with connection.schema_editor() as editor:
+                editor.delete_model(SampleJob)
+
+
+class EventInbox:
+    """A channel joined to one user's group: what the browser of that user would receive."""
+
+    def __init__(self, user_id: int) -> None:
+        self.layer = get_channel_layer()
+        self.channel = async_to_sync(self.layer.new_channel)()
+        async_to_sync(self.layer.group_add)(user_group(user_id), self.channel)
+
+    def drain(self, timeout: float = 0.3) -> list[dict]:
+        async def collect():
+            events = []
+            while True:
+                try:
+                    message = await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+                except TimeoutError:
+                    return events
+                events.append(message["event"])
+
+        return async_to_sync(collect)()
+
+
+def test_claim_moves_exactly_one_pending_job_to_running_once(job_model):
+    job = job_model.objects.create(owner_id=7)
+    assert job_model.objects.claim(job.pk, worker="w1@host") is True
+    assert job_model.objects.claim(job.pk, worker="w2@host") is False
+    job.refresh_from_db()
+    assert job.status == JobStatus.RUNNING and job.worker == "w1@host"
+    assert job.started_at and job.heartbeat_at
+
+
+def test_finish_only_moves_a_running_job(job_model):
+    job = job_model.objects.create(owner_id=7)
+    assert job_model.objects.finish(job.pk, JobStatus.COMPLETED) is False
+    job_model.objects.claim(job.pk)
+    assert job_model.objects.finish(job.pk, JobStatus.COMPLETED) is True
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED and job.progress == 100 and job.finished_at
+    assert job.is_finished and job.duration_seconds is not None
+
+
+def test_active_lists_pending_and_running_jobs(job_model):
+    pending = job_model.objects.create(owner_id=7)
+    running = job_model.objects.create(owner_id=7)
+    job_model.objects.claim(running.pk)
+    done = job_model.objects.create(owner_id=7, status=JobStatus.COMPLETED)
+    assert set(job_model.objects.active().values_list("pk", flat=True)) == {pending.pk, running.pk}
+    assert list(job_model.objects.finished().values_list("pk", flat=True)) == [done.pk]
+
+
+def test_cancel_of_a_pending_job_is_immediate_and_announced(job_model):
+    job = job_model.objects.create(owner_id=7)
+    inbox = EventInbox(7)
+    job_cancel(job)
+    assert job.status == JobStatus.CANCELLED and job.finished_at
+    events = inbox.drain()
+    assert [e["type"] for e in events] == ["sample.status"]
+    assert events[0]["data"]["status"] == JobStatus.CANCELLED
+    # A claim after the cancel finds nothing to run.
+    assert job_model.objects.claim(job.pk) is False
+
+
+def test_cancel_of_a_running_job_asks_its_monitor_to_stop(job_model):
+    job = job_model.objects.create(owner_id=7)
+    job_model.objects.claim(job.pk)
+    job.refresh_from_db()
+    monitor = JobMonitor(job, event=None, time_limit=60)
+    assert monitor.should_cancel() is False
+    job_cancel(job)
+    assert job.status == JobStatus.RUNNING and job.cancel_requested
+    monitor._last_cancel_check = 0.0  # skip the poll interval instead of sleeping
+    with pytest.raises(JobCancelled):
+        monitor.check()
+
+
+def test_cancel_of_a_finished_job_is_a_conflict(job_model):
+    job = job_model.objects.create(owner_id=7, status=JobStatus.FAILED)
+    with pytest.raises(Conflict):
+        job_cancel(job)
+
+
+def test_monitor_stops_a_job_that_was_deleted_or_finished_elsewhere(job_model):
+    job = job_model.objects.create(owner_id=7)
+    job_model.objects.claim(job.pk)
+    monitor = JobMonitor(job, event=None, time_limit=60)
+    job_model.objects.filter(pk=job.pk).delete()
+    assert monitor.should_cancel() is True
+
+
+def test_monitor_raises_past_its_time_limit(job_model):
+    job = job_model.objects.create(owner_id=7)
+    job_model.objects.claim(job.pk)
+    monitor = JobMonitor(job, event=None, time_limit=0, time_limit_message="too slow")
+    with pytest.raises(JobTimeLimitExceeded, match="too slow"):
+        monitor.should_cancel()
+
+
+def test_monitor_throttles_progress_events_but_always_sends_completion(job_model):
+    job = job_model.objects.create(owner_id=7)
+    job_model.objects.claim(job.pk)
+    inbox = EventInbox(7)
+    monitor = JobMonitor(job, event="sample.progress", time_limit=60)
+    for pct in range(0, 101):  # a tight loop: far faster than PROGRESS_EVERY
+        monitor.progress(pct)
+    events = inbox.drain()
+    progresses = [e["data"]["progress"] for e in events]
+    assert all(e["type"] == "sample.progress" for e in events)
+    assert progresses[0] == 0 and progresses[-1] == 100
+    assert len(progresses) <= 3, progresses
+    job.refresh_from_db()
+    assert job.progress == 100
+
+
+def test_reaper_fails_only_running_jobs_with_a_stale_heartbeat(job_model):
+    now = timezone.now()
+    stale = job_model.objects.create(owner_id=7, worker="dead@host")
+    fresh = job_model.objects.create(owner_id=7)
+    pending = job_model.objects.create(owner_id=7)
+    job_model.objects.filter(pk=stale.pk).update(
+        status=JobStatus.RUNNING, heartbeat_at=now - timedelta(minutes=5)
+    )
+    job_model.objects.filter(pk=fresh.pk).update(status=JobStatus.RUNNING, heartbeat_at=now)
+    inbox = EventInbox(7)
+
+    assert jobs_reap_stale(stale_after=timedelta(seconds=60), job_classes=[job_model]) == {
+        "core.SampleJob": [stale.pk]
+    }
+
+    stale.refresh_from_db()
+    assert stale.status == JobStatus.FAILED and stale.error_code == "worker_lost" and stale.finished_at
+    assert "stopped responding" in stale.error
+    assert job_model.objects.get(pk=fresh.pk).status == JobStatus.RUNNING
+    assert job_model.objects.get(pk=pending.pk).status == JobStatus.PENDING
+    events = inbox.drain()
+    assert [(e["type"], e["data"]["id"], e["data"]["status"]) for e in events] == [
+        ("sample.status", stale.pk, JobStatus.FAILED)
+    ]
+    # A second sweep finds nothing left to reap.
+    assert jobs_reap_stale(stale_after=timedelta(seconds=60), job_classes=[job_model]) == {}
+
+
+def test_reaper_records_a_requested_cancel_of_a_lost_job_as_cancelled(job_model):
+    job = job_model.objects.create(owner_id=7)
+    job_model.objects.filter(pk=job.pk).update(
+        status=JobStatus.RUNNING, cancel_requested=True, heartbeat_at=timezone.now() - timedelta(minutes=5)
+    )
+    jobs_reap_stale(stale_after=timedelta(seconds=60), job_classes=[job_model])
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED and job.error_code == ""
+
+
+def test_reaper_is_a_periodic_task():
+    from apps.core.schedules import declared_schedules
+
+    reapers = [s for s in declared_schedules() if s.task == "apps.core.tasks.reap_stale_jobs"]
+    assert len(reapers) == 1 and reapers[0].seconds <= 60
