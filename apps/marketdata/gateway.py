@@ -11,6 +11,7 @@ and keeps the instances, because a loaded market list is expensive to fetch.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from django.conf import settings
 
@@ -70,9 +71,23 @@ def public_gateway(exchange: str, *, retries: int = LIVE_RETRIES) -> CcxtGateway
     return gateway
 
 
-def download_gateway(exchange: str) -> CcxtGateway:
-    """The shared keyless gateway for paging downloads (retries with backoff, waits out rate limits)."""
-    return public_gateway(exchange, retries=DOWNLOAD_RETRIES)
+def download_gateway(exchange: str, *, sleep: Callable[[float], None] | None = None) -> CcxtGateway:
+    """A keyless gateway for paging downloads (retries with backoff, waits out rate limits).
+
+    ``sleep`` (a job's, which heartbeats and checks for a cancel while it waits)
+    gets the job its own instance; without it the shared one is used.
+    """
+    if sleep is None:
+        return public_gateway(exchange, retries=DOWNLOAD_RETRIES)
+    shared = public_gateway(exchange, retries=DOWNLOAD_RETRIES)
+    return CcxtGateway(
+        exchange,
+        client=shared.client,
+        retries=shared.retries,
+        backoff_seconds=shared.backoff_seconds,
+        retry_rate_limited=True,
+        sleep=sleep,
+    )
 
 
 def reset_gateways() -> None:

@@ -20,7 +20,7 @@ from apps.backtests.engine.candles import Candles
 from apps.core.errors import ValidationFailed
 from apps.marketdata import store
 from apps.marketdata.errors import NoCandles, UnknownMarket
-from apps.marketdata.models import Candle, Market, Subscription
+from apps.marketdata.models import Candle, ImportJob, Market, Subscription
 from apps.marketdata.timeframes import MONTH, TIMEFRAMES, bucket_start, can_resample, timeframe_ms
 
 
@@ -321,6 +321,24 @@ def subscription_get(*, user, pk: int) -> Subscription:
         return subscription_list(user=user).get(pk=pk)
     except Subscription.DoesNotExist:
         raise NotFound("Subscription not found.") from None
+
+
+def import_job_list(*, user) -> QuerySet[ImportJob]:
+    """The user's import/download jobs, newest first."""
+    return ImportJob.objects.filter(user=user)
+
+
+def import_job_get(*, user, pk: int | str) -> ImportJob:
+    """One of the user's jobs; another user's (or a missing one) is ``NotFound``."""
+    from apps.core.errors import NotFound
+
+    try:
+        number = int(pk)
+        if not 0 < number < 2**63:  # beyond the id column: nothing to look up
+            raise ImportJob.DoesNotExist
+        return import_job_list(user=user).get(pk=number)
+    except (ImportJob.DoesNotExist, ValueError):
+        raise NotFound("Job not found.") from None
 
 
 def store_overview() -> list[dict]:

@@ -45,9 +45,9 @@ def refresh_markets(exchanges: list[str] | None = None) -> dict[str, int | str]:
     return result
 
 
-@shared_task(name="apps.marketdata.tasks.run_job")
-def run_job(job_id: int) -> None:
+@shared_task(name="apps.marketdata.tasks.run_job", bind=True, acks_late=True)
+def run_job(self, job_id: int) -> None:
     """Run one candle import/download job (``ImportJob``)."""
     from apps.marketdata.services import job_run
 
-    job_run(job_id=job_id)
+    job_run(job_id=job_id, worker=self.request.hostname or "")

@@ -171,12 +171,12 @@ def test_import_job_via_api_runs_and_reports(auth_client, user, settings, django
             )
         assert r.status_code == 201, r.content
         job = ImportJob.objects.get(id=r.json()["id"])
-        assert job.state == "done" and job.inserted == 1 and job.progress == 100
+        assert job.status == "completed" and job.inserted == 1 and job.progress == 100
         from pathlib import Path
 
         assert not Path(job.params["path"]).exists()  # the upload is discarded once imported
         detail = auth_client.get(f"{BASE}/jobs/{job.id}/").json()
-        assert detail["state"] == "done"
+        assert detail["status"] == "completed"
 
         bad = io.BytesIO(b"timestamp,open,high,low,close,volume\n1704067200000,10,9,11,10.5,100\n")
         bad.name = "bad.csv"
@@ -187,7 +187,7 @@ def test_import_job_via_api_runs_and_reports(auth_client, user, settings, django
                 format="multipart",
             )
         job = ImportJob.objects.get(id=r.json()["id"])
-        assert job.state == "failed" and "line 2" in job.human_readable_error
+        assert job.status == "failed" and "line 2" in job.error
     finally:
         app.conf.task_always_eager = False
     missing_file = auth_client.post(
@@ -228,8 +228,56 @@ def test_download_job_offline_fails_with_a_clear_message(
         app.conf.task_always_eager = False
     assert r.status_code == 201, r.content
     job = ImportJob.objects.get(id=r.json()["id"])
-    assert job.state == "failed" and "MARKETDATA_ONLINE=false" in job.human_readable_error
+    assert job.status == "failed" and "MARKETDATA_ONLINE=false" in job.error
     bad = auth_client.post(
         f"{BASE}/jobs/", {"kind": "download", "symbol": "BTC/USDT", "timeframe": "9h"}, format="json"
     )
     assert bad.status_code == 400 and "timeframe" in err(bad)["fields"]
+
+
+def test_jobs_show_the_states_every_job_has_and_a_pending_one_can_be_cancelled(auth_client, user, other_user):
+    from apps.marketdata.services import job_create
+
+    job = job_create(
+        user=user, kind="download", exchange="binance", symbol="BTC/USDT", timeframe="1h", params={},
+        enqueue=False,
+    )  # fmt: skip
+    body = auth_client.get(f"{BASE}/jobs/{job.id}/").json()
+    assert body["status"] == "pending" and body["progress"] == 0 and body["error"] is None
+    assert body["cancel_requested"] is False
+
+    r = auth_client.post(f"{BASE}/jobs/{job.id}/cancel/")
+    assert r.status_code == 202 and r.json()["status"] == "cancelled"
+    job.refresh_from_db()
+    assert job.status == "cancelled" and job.finished_at is not None
+
+    again = auth_client.post(f"{BASE}/jobs/{job.id}/cancel/")
+    assert again.status_code == 409 and err(again)["code"] == "conflict"
+
+    theirs = job_create(
+        user=other_user, kind="download", exchange="binance", symbol="BTC/USDT", timeframe="1h", params={},
+        enqueue=False,
+    )  # fmt: skip
+    assert auth_client.post(f"{BASE}/jobs/{theirs.id}/cancel/").status_code == 404
+    assert auth_client.get(f"{BASE}/jobs/{theirs.id}/").status_code == 404
+    assert auth_client.post(f"{BASE}/jobs/9223372036854775808/cancel/").status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.status == "pending"
+
+
+def test_a_failed_job_reports_its_error_code_and_message(
+    auth_client, user, django_capture_on_commit_callbacks
+):
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            r = auth_client.post(
+                f"{BASE}/jobs/", {"kind": "download", "symbol": "BTC/USDT", "timeframe": "1h"}, format="json"
+            )
+    finally:
+        app.conf.task_always_eager = False
+    body = auth_client.get(f"{BASE}/jobs/{r.json()['id']}/").json()
+    assert body["status"] == "failed" and body["error"]["code"] == "offline"
+    assert "MARKETDATA_ONLINE=false" in body["error"]["message"]

@@ -36,9 +36,9 @@ def test_import_job_runs_on_the_worker(celery_worker, user, shared_data_dir, set
         timeframe="5m",
         params={"path": str(path)},
     )
-    assert wait_for(lambda: ImportJob.objects.get(id=job.id).state in {"done", "failed"})
+    assert wait_for(lambda: ImportJob.objects.get(id=job.id).is_finished)
     job.refresh_from_db()
-    assert job.state == "done", job.human_readable_error
+    assert job.status == "completed", job.error
     assert job.inserted == 706 and job.progress == 100
     assert Candle.objects.filter(market__symbol="XRP/ETH").count() == 706
 

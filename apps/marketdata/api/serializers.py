@@ -94,13 +94,20 @@ class SubscriptionUpdateSerializer(serializers.ModelSerializer):
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
+    """An import/download job, in the states every job of the platform has (as backtests)."""
+
+    error = serializers.SerializerMethodField()
+
     class Meta:
         model = ImportJob
         fields = [
-            "id", "kind", "exchange", "symbol", "timeframe", "params", "state", "progress", "inserted",
-            "skipped", "human_readable_error", "created_at", "finished_at",
+            "id", "kind", "exchange", "symbol", "timeframe", "params", "status", "progress", "cancel_requested",
+            "inserted", "skipped", "message", "error", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_error(self, job: ImportJob) -> dict | None:
+        return job.error_info
 
 
 class ImportJobCreateSerializer(serializers.Serializer):

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
 import orjson
-from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -248,44 +244,34 @@ class ImportJobViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user
             return ImportJob.objects.none()
-        return ImportJob.objects.filter(user=self.request.user)
+        return selectors.import_job_list(user=self.request.user)
 
-    @extend_schema(request=s.ImportJobCreateSerializer, responses=s.ImportJobSerializer)
+    @extend_schema(request=s.ImportJobCreateSerializer, responses={201: s.ImportJobSerializer})
     def create(self, request: Request, *args, **kwargs) -> Response:
         form = s.ImportJobCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        params: dict = {}
-        if data["kind"] == ImportJob.Kind.IMPORT:
-            params["path"] = str(_save_upload(data["file"]))
-            params["filename"] = data["file"].name
-        for key in ("start", "end"):
-            if data.get(key):
-                params[key] = data[key].isoformat()
-        job = services.job_create(
+        job = services.job_submit(
             user=request.user,
             kind=data["kind"],
             exchange=data["exchange"],
             symbol=data["symbol"],
             timeframe=data["timeframe"],
-            params=params,
+            upload=data.get("file"),
+            start=data.get("start"),
+            end=data.get("end"),
         )
         return Response(s.ImportJobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={202: s.ImportJobSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk=None) -> Response:
+        """Cancel the job: a pending one at once, a running one at its next page or chunk (409 if finished)."""
+        job = services.job_cancel(job=selectors.import_job_get(user=request.user, pk=pk))
+        return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @action(detail=False, methods=["get"])
     def timeframes(self, request: Request) -> Response:
         from apps.marketdata.timeframes import TIMEFRAMES
 
         return Response({"timeframes": list(TIMEFRAMES)})
-
-
-def _save_upload(upload) -> Path:
-    folder = Path(settings.VAR_DIR) / "uploads" / "marketdata"
-    folder.mkdir(parents=True, exist_ok=True)
-    # A random prefix: the name is the user's, never trusted as a path.
-    safe = "".join(ch for ch in Path(upload.name).name if ch.isalnum() or ch in "._-")[:100] or "candles.csv"
-    path = folder / f"{uuid.uuid4().hex}_{safe}"
-    with path.open("wb") as handle:
-        for chunk in upload.chunks():
-            handle.write(chunk)
-    return path
