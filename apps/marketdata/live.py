@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -24,14 +25,16 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Max, Min, Sum
 
+from apps.core.errors import DomainError
+from apps.core.events import publish_event
 from apps.exchanges.catalog import SUPPORTED_EXCHANGES
 from apps.exchanges.gateway.base import Ticker
 from apps.exchanges.gateway.ccxt_gateway import CcxtGateway
 from apps.exchanges.gateway.errors import ExchangeUnavailable, RateLimited
 from apps.marketdata import gateway as exchange_gateway
 from apps.marketdata.errors import NoCandles
-from apps.marketdata.models import Candle, Market
-from apps.marketdata.selectors import market_get
+from apps.marketdata.models import Candle, Market, Subscription
+from apps.marketdata.selectors import market_get, subscription_list
 from apps.marketdata.timeframes import TIMEFRAMES, timeframe_ms
 
 logger = logging.getLogger(__name__)
@@ -289,3 +292,52 @@ def _unavailable(exchange: str, what: str) -> ExchangeUnavailable:
     return ExchangeUnavailable(
         f"The {what} needs the live exchange: {reason}. Prices come from the replay feed."
     )
+
+
+def latest_price(*, exchange: str, symbol: str) -> Decimal:
+    """The market's last price as Decimal: the live ticker when reachable, else the replay feed."""
+    return price_quote(exchange=exchange, symbol=symbol).price
+
+
+def watched_stats(*, user) -> list[dict[str, Any]]:
+    """Ticker and 24h statistics of every market ``user`` watches (an error entry where there is none)."""
+    out = []
+    for sub in subscription_list(user=user):
+        try:
+            data = ticker(exchange=sub.market.exchange.slug, symbol=sub.market.symbol)
+        except DomainError as exc:
+            data = {
+                "exchange": sub.market.exchange.slug,
+                "symbol": sub.market.symbol,
+                "market_id": sub.market_id,
+                "source": None,
+                "last": None,
+                "error": exc.message,
+            }
+        out.append({**data, "subscription_id": sub.id, "timeframe": sub.timeframe})
+    return out
+
+
+def prices_publish() -> int:
+    """Publish a ``price`` event to every user for each market they watch; returns markets polled.
+
+    One ticker per market however many users watch it (the ticker is cached
+    briefly too), so the poller's cost grows with markets, not users.
+    """
+    watchers: dict[int, list[int]] = defaultdict(list)
+    markets: dict[int, tuple[str, str]] = {}
+    rows = Subscription.objects.values_list(
+        "user_id", "market_id", "market__exchange__slug", "market__symbol"
+    )
+    for user_id, market_id, exchange, symbol in rows:
+        watchers[market_id].append(user_id)
+        markets[market_id] = (exchange, symbol)
+    for market_id, (exchange, symbol) in markets.items():
+        try:
+            data = ticker(exchange=exchange, symbol=symbol)
+        except DomainError as exc:  # no data for one market must not stop the others
+            logger.info("no price for %s %s: %s", exchange, symbol, exc.message)
+            continue
+        for user_id in watchers[market_id]:
+            publish_event(user_id, "price", data)
+    return len(markets)

@@ -236,7 +236,7 @@ def test_download_job_offline_fails_with_a_clear_message(
 
 
 def test_jobs_show_the_states_every_job_has_and_a_pending_one_can_be_cancelled(auth_client, user, other_user):
-    from apps.marketdata.services import job_create
+    from apps.marketdata.jobs import job_create
 
     job = job_create(
         user=user, kind="download", exchange="binance", symbol="BTC/USDT", timeframe="1h", params={},

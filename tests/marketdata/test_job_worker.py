@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from apps.core.jobs import JobStatus, jobs_reap_stale
+from apps.marketdata.jobs import job_create
 from apps.marketdata.models import Candle, ImportJob
-from apps.marketdata.services import job_create
 from apps.marketdata.tasks import run_job
 from tests.support import servers
 from tests.support.fake_exchange import FakeBinance

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from apps.marketdata import services
+from apps.marketdata import jobs, services
 from apps.marketdata.models import Candle, ImportJob
 from apps.marketdata.tasks import poll_prices
 
@@ -28,7 +28,7 @@ def test_import_job_runs_on_the_worker(celery_worker, user, shared_data_dir, set
     # The upload lives where the worker can read it (same machine, shared VAR_DIR in production).
     path = tmp_path / "binance_XRPETH_5m.csv.gz"
     shutil.copy(shared_data_dir / "ohlcv" / "binance_XRPETH_5m.csv.gz", path)
-    job = services.job_create(
+    job = jobs.job_create(
         user=user,
         kind="import",
         exchange="binance",

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.backtests.engine.candles import COLUMNS as CANDLE_COLUMNS
-from apps.marketdata import live, selectors, services
+from apps.marketdata import jobs, live, selectors, services
 from apps.marketdata.api import serializers as s
 from apps.marketdata.api.renderers import FastJSONRenderer, candle_rows_json
 from apps.marketdata.models import ImportJob, Subscription
@@ -153,27 +153,7 @@ class WatchedStatsView(APIView):
 
     @extend_schema(responses=dict)
     def get(self, request: Request) -> Response:
-        return Response({"results": selectors_watched_stats(request.user)})
-
-
-def selectors_watched_stats(user) -> list[dict]:
-    from apps.core.errors import DomainError
-
-    out = []
-    for sub in selectors.subscription_list(user=user):
-        try:
-            data = live.ticker(exchange=sub.market.exchange.slug, symbol=sub.market.symbol)
-        except DomainError as exc:
-            data = {
-                "exchange": sub.market.exchange.slug,
-                "symbol": sub.market.symbol,
-                "market_id": sub.market_id,
-                "source": None,
-                "last": None,
-                "error": exc.message,
-            }
-        out.append({**data, "subscription_id": sub.id, "timeframe": sub.timeframe})
-    return out
+        return Response({"results": live.watched_stats(user=request.user)})
 
 
 class OverviewView(APIView):
@@ -182,7 +162,7 @@ class OverviewView(APIView):
     @extend_schema(responses=dict)
     def get(self, request: Request) -> Response:
         return Response(
-            {"stored": selectors.store_overview(), "watched": selectors_watched_stats(request.user)}
+            {"stored": selectors.store_overview(), "watched": live.watched_stats(user=request.user)}
         )
 
 
@@ -251,7 +231,7 @@ class ImportJobViewSet(
         form = s.ImportJobCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        job = services.job_submit(
+        job = jobs.job_submit(
             user=request.user,
             kind=data["kind"],
             exchange=data["exchange"],
@@ -267,7 +247,7 @@ class ImportJobViewSet(
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk=None) -> Response:
         """Cancel the job: a pending one at once, a running one at its next page or chunk (409 if finished)."""
-        job = services.job_cancel(job=selectors.import_job_get(user=request.user, pk=pk))
+        job = jobs.job_cancel(job=selectors.import_job_get(user=request.user, pk=pk))
         return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
     @action(detail=False, methods=["get"])
