@@ -8,16 +8,8 @@ from django.conf import settings
 from django.db import models
 
 from apps.core.jobs import Job
+from apps.core.money import amount_field
 from apps.marketdata.timeframes import TIMEFRAME_CHOICES
-
-# Catalog amounts (precision steps, minimums, fees) are exact exchange values:
-# Decimal with room for 1e-18 steps and very large notional minimums.
-AMOUNT_DIGITS = 36
-AMOUNT_PLACES = 18
-
-
-def _amount(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, **kwargs)
 
 
 class Exchange(models.Model):
@@ -51,11 +43,12 @@ class Market(models.Model):
     base = models.CharField(max_length=20)
     quote = models.CharField(max_length=20)
     type = models.CharField(max_length=10, choices=Type.choices, default=Type.SPOT)
-    # Precision is stored as the step ("0.01"), whatever ccxt's precisionMode.
-    precision_amount = _amount(null=True, blank=True)
-    precision_price = _amount(null=True, blank=True)
-    min_amount = _amount(null=True, blank=True)
-    min_notional = _amount(null=True, blank=True)
+    # Catalog amounts are exact exchange values at the project's amount precision
+    # (apps.core.money). Precision is stored as the step ("0.01"), whatever ccxt's precisionMode.
+    precision_amount = amount_field(null=True, blank=True)
+    precision_price = amount_field(null=True, blank=True)
+    min_amount = amount_field(null=True, blank=True)
+    min_notional = amount_field(null=True, blank=True)
     maker_fee = models.DecimalField(max_digits=12, decimal_places=8, default=0)
     taker_fee = models.DecimalField(max_digits=12, decimal_places=8, default=0)
     active = models.BooleanField(default=True)
