@@ -281,3 +281,47 @@ def test_a_failed_job_reports_its_error_code_and_message(
     body = auth_client.get(f"{BASE}/jobs/{r.json()['id']}/").json()
     assert body["status"] == "failed" and body["error"]["code"] == "offline"
     assert "MARKETDATA_ONLINE=false" in body["error"]["message"]
+
+
+def test_unknown_fields_on_subscriptions_are_rejected_with_every_other_bad_field(auth_client, user):
+    r = auth_client.post(
+        f"{BASE}/subscriptions/",
+        {"symbol": "BTC/USDT", "timeframe": "2m", "colour": "red", "id": 5},
+        format="json",
+    )
+    assert r.status_code == 400
+    assert set(err(r)["fields"]) == {"colour", "id", "timeframe"}
+    assert not Subscription.objects.exists()
+
+    sub = subscription_create(user=user, exchange="binance", symbol="BTC/USDT")
+    r = auth_client.patch(f"{BASE}/subscriptions/{sub.id}/", {"note": "x", "timefram": "4h"}, format="json")
+    assert r.status_code == 400 and set(err(r)["fields"]) == {"timefram"}
+    sub.refresh_from_db()
+    assert sub.note == "" and sub.timeframe == "1h"
+
+
+def test_unknown_fields_and_exchanges_on_jobs_are_rejected(auth_client):
+    r = auth_client.post(
+        f"{BASE}/jobs/",
+        {
+            "kind": "download",
+            "symbol": "BTC/USDT",
+            "timeframe": "1h",
+            "strat": "2024-01-01",
+            "exchange": "nope",
+        },
+        format="json",
+    )
+    assert r.status_code == 400 and set(err(r)["fields"]) == {"strat", "exchange"}
+    assert not ImportJob.objects.exists()
+
+
+def test_the_schema_documents_the_timeframes_list_not_an_import_job(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    operation = schema["paths"]["/api/v1/market-data/jobs/timeframes/"]["get"]
+    body = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    ref = body["$ref"].rsplit("/", 1)[-1]
+    assert ref != "ImportJob"
+    assert set(schema["components"]["schemas"][ref]["properties"]) == {"timeframes"}
+    cancel = schema["paths"]["/api/v1/market-data/jobs/{id}/cancel/"]["post"]
+    assert "202" in cancel["responses"]

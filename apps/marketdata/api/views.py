@@ -250,7 +250,8 @@ class ImportJobViewSet(
         job = jobs.job_cancel(job=selectors.import_job_get(user=request.user, pk=pk))
         return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @action(detail=False, methods=["get"])
+    @extend_schema(responses=s.TimeframesSerializer)
+    @action(detail=False, methods=["get"], pagination_class=None)
     def timeframes(self, request: Request) -> Response:
         from apps.marketdata.timeframes import TIMEFRAMES
 
