@@ -97,10 +97,13 @@ class ImportReport:
 def candles_import_arrays(
     *, exchange: str, symbol: str, timeframe: str, ts, ohlcv, progress: Progress | None = None
 ) -> int:
-    """Bulk-insert already validated candles (sorted unique int64 ms, float64 (n, 5)); returns inserted."""
+    """Bulk-insert already validated candles (sorted unique int64 ms, float64 (n, 5)); returns inserted.
+
+    The market row (if new) and the candles are written in one transaction.
+    """
     validate_timeframe(timeframe)
-    market = market_ensure(exchange=exchange, symbol=symbol)
     with transaction.atomic():
+        market = market_ensure(exchange=exchange, symbol=symbol)
         return store.upsert(market_id=market.id, timeframe=timeframe, ts=ts, ohlcv=ohlcv, progress=progress)
 
 
@@ -116,15 +119,16 @@ def candles_import_file(
 
     Idempotent: candles already stored are skipped (``ON CONFLICT DO NOTHING``),
     so re-importing changes nothing. The whole file is validated before the
-    first write and written in one transaction: a bad file raises
-    ``ImportFailed`` naming the file and line, and nothing is stored.
-    ``progress(done, total)`` is called as rows are written.
+    first write, and the market row (if new) and the candles are written in one
+    transaction: a bad file raises ``ImportFailed`` naming the file and line,
+    and nothing is stored. ``progress(done, total)`` is called as rows are
+    written; an exception raised by it rolls the whole import back.
     """
     started = time.perf_counter()
     validate_timeframe(timeframe)
-    market = market_ensure(exchange=exchange, symbol=symbol)
     parsed = read_candle_file(path, timeframe=timeframe)
     with transaction.atomic():
+        market = market_ensure(exchange=exchange, symbol=symbol)
         inserted = store.upsert(
             market_id=market.id, timeframe=timeframe, ts=parsed.ts, ohlcv=parsed.ohlcv, progress=progress
         )

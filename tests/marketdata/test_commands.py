@@ -83,3 +83,11 @@ def test_seed_demo_online_downloads_through_ccxt(settings):
         out = run("seed_demo_marketdata", "--days", "1")
     assert out.count("real candles through ccxt (online)") == 3, out
     assert Candle.objects.filter(market__symbol="SOL/USDT").count() >= 1439
+
+
+def test_seed_demo_lists_only_seed_commands_that_exist():
+    from django.core.management import get_commands
+
+    from apps.core.management.commands.seed_demo import APP_SEED_COMMANDS
+
+    assert APP_SEED_COMMANDS and set(APP_SEED_COMMANDS) <= set(get_commands())
