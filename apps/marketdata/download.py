@@ -25,7 +25,7 @@ from apps.marketdata import store
 from apps.marketdata.gateway import download_gateway, public_gateway
 from apps.marketdata.models import Exchange, Market
 from apps.marketdata.services import exchange_ensure, market_ensure
-from apps.marketdata.timeframes import MONTH, timeframe_ms
+from apps.marketdata.timeframes import MONTH, ms_to_datetime, timeframe_ms
 
 PAGE_LIMIT = 1000  # Binance's maximum klines per request
 DEFAULT_HISTORY_CANDLES = 1000  # what a first download fetches when no start is given
@@ -59,10 +59,6 @@ def _ms(value: datetime | None) -> int | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return int(value.timestamp() * 1000)
-
-
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def candles_download(
@@ -105,7 +101,7 @@ def candles_download(
     resumed_from = None
     if last is not None and (start_ms is None or last >= start_ms):
         since = last + step
-        resumed_from = _dt(last)
+        resumed_from = ms_to_datetime(last)
     elif start_ms is not None:
         since = start_ms - start_ms % step  # align to a candle boundary
     else:
@@ -143,8 +139,8 @@ def candles_download(
         pages=pages,
         retries=gateway.retried - retried_before,
         resumed_from=resumed_from,
-        first=_dt(first_ms) if first_ms is not None else None,
-        last=_dt(last_ms) if last_ms is not None else None,
+        first=ms_to_datetime(first_ms) if first_ms is not None else None,
+        last=ms_to_datetime(last_ms) if last_ms is not None else None,
     )
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
 
 from apps.core.jobs import Job
 from apps.core.money import amount_field
-from apps.marketdata.timeframes import TIMEFRAME_CHOICES
+from apps.marketdata.timeframes import TIMEFRAME_CHOICES, ms_to_datetime
 
 
 class Exchange(models.Model):
@@ -118,7 +118,7 @@ class Candle(models.Model):
 
     @property
     def open_at(self) -> datetime:
-        return datetime.fromtimestamp(self.open_time / 1000, tz=UTC)
+        return ms_to_datetime(self.open_time)
 
     @property
     def exchange(self) -> Exchange:

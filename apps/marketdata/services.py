@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from apps.marketdata.errors import UnknownMarket
 from apps.marketdata.importers.files import read_candle_file
 from apps.marketdata.models import Exchange, Market, Subscription
 from apps.marketdata.selectors import market_get
-from apps.marketdata.timeframes import validate_timeframe
+from apps.marketdata.timeframes import ms_to_datetime, validate_timeframe
 
 Progress = Callable[[int, int], None]
 
@@ -141,8 +141,8 @@ def candles_import_file(
         rows=parsed.rows,
         inserted=inserted,
         skipped=parsed.rows - inserted,
-        first=datetime.fromtimestamp(parsed.ts[0] / 1000, tz=UTC) if n else None,
-        last=datetime.fromtimestamp(parsed.ts[-1] / 1000, tz=UTC) if n else None,
+        first=ms_to_datetime(parsed.ts[0]) if n else None,
+        last=ms_to_datetime(parsed.ts[-1]) if n else None,
         seconds=time.perf_counter() - started,
     )
 

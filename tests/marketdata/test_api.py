@@ -229,6 +229,9 @@ def test_download_job_offline_fails_with_a_clear_message(
     assert r.status_code == 201, r.content
     job = ImportJob.objects.get(id=r.json()["id"])
     assert job.status == "failed" and "MARKETDATA_ONLINE=false" in job.error
+    body = auth_client.get(f"{BASE}/jobs/{job.id}/").json()
+    assert body["status"] == "failed" and body["error"]["code"] == "offline"
+    assert "MARKETDATA_ONLINE=false" in body["error"]["message"]
     bad = auth_client.post(
         f"{BASE}/jobs/", {"kind": "download", "symbol": "BTC/USDT", "timeframe": "9h"}, format="json"
     )
@@ -263,24 +266,6 @@ def test_jobs_show_the_states_every_job_has_and_a_pending_one_can_be_cancelled(a
     assert auth_client.post(f"{BASE}/jobs/9223372036854775808/cancel/").status_code == 404
     theirs.refresh_from_db()
     assert theirs.status == "pending"
-
-
-def test_a_failed_job_reports_its_error_code_and_message(
-    auth_client, user, django_capture_on_commit_callbacks
-):
-    from config.celery import app
-
-    app.conf.task_always_eager = True
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            r = auth_client.post(
-                f"{BASE}/jobs/", {"kind": "download", "symbol": "BTC/USDT", "timeframe": "1h"}, format="json"
-            )
-    finally:
-        app.conf.task_always_eager = False
-    body = auth_client.get(f"{BASE}/jobs/{r.json()['id']}/").json()
-    assert body["status"] == "failed" and body["error"]["code"] == "offline"
-    assert "MARKETDATA_ONLINE=false" in body["error"]["message"]
 
 
 def test_unknown_fields_on_subscriptions_are_rejected_with_every_other_bad_field(auth_client, user):

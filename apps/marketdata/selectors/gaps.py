@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import pairwise
 
 import numpy as np
 
 from apps.marketdata.selectors.candles import candles
-from apps.marketdata.timeframes import MONTH, timeframe_ms
+from apps.marketdata.timeframes import MONTH, ms_to_datetime, timeframe_ms
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,6 @@ class GapReport:
         }
 
 
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
-
-
 def _months_between(a_ms: int, b_ms: int) -> int:
     a = np.datetime64(int(a_ms), "ms").astype("datetime64[M]")
     b = np.datetime64(int(b_ms), "ms").astype("datetime64[M]")
@@ -88,21 +84,35 @@ def gap_report(
             months = np.datetime64(int(ts[i]), "ms").astype("datetime64[M]")
             first_missing = (months + 1).astype("datetime64[ms]").astype(np.int64)
             last_missing = (months + int(steps[i]) - 1).astype("datetime64[ms]").astype(np.int64)
-            gaps.append(Gap(_dt(ts[i]), _dt(first_missing), _dt(last_missing), int(steps[i]) - 1))
+            gaps.append(
+                Gap(
+                    ms_to_datetime(ts[i]),
+                    ms_to_datetime(first_missing),
+                    ms_to_datetime(last_missing),
+                    int(steps[i]) - 1,
+                )
+            )
     else:
         step = timeframe_ms(timeframe)
         diffs = np.diff(ts) // step
         expected = int((ts[-1] - ts[0]) // step) + 1
         for i in np.flatnonzero(diffs > 1):
             missing = int(diffs[i]) - 1
-            gaps.append(Gap(_dt(ts[i]), _dt(ts[i] + step), _dt(ts[i + 1] - step), missing))
+            gaps.append(
+                Gap(
+                    ms_to_datetime(ts[i]),
+                    ms_to_datetime(ts[i] + step),
+                    ms_to_datetime(ts[i + 1] - step),
+                    missing,
+                )
+            )
     missing_total = sum(g.missing for g in gaps)
     return GapReport(
         exchange=exchange,
         symbol=symbol,
         timeframe=timeframe,
-        first=_dt(ts[0]),
-        last=_dt(ts[-1]),
+        first=ms_to_datetime(ts[0]),
+        last=ms_to_datetime(ts[-1]),
         present=len(ts),
         expected=expected,
         missing=missing_total,

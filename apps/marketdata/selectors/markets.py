@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from django.db.models import Count, Max, Min, QuerySet
 
 from apps.marketdata.errors import UnknownMarket
 from apps.marketdata.models import Candle, Market
-from apps.marketdata.timeframes import TIMEFRAMES
+from apps.marketdata.timeframes import TIMEFRAMES, ms_to_datetime
 
 
 def market_get(*, exchange: str, symbol: str) -> Market:
@@ -65,13 +63,9 @@ def store_overview() -> list[dict]:
             "exchange": r["market__exchange__slug"],
             "symbol": r["market__symbol"],
             "timeframe": r["timeframe"],
-            "first": _iso(r["first"]),
-            "last": _iso(r["last"]),
+            "first": ms_to_datetime(r["first"]).isoformat(),
+            "last": ms_to_datetime(r["last"]).isoformat(),
             "count": r["count"],
         }
         for r in rows
     ]
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC).isoformat()
