@@ -118,7 +118,7 @@ def main() -> None:
     reads = []
     for _ in range(5):
         started = time.perf_counter()
-        arrays = selectors.candles(exchange="bench", symbol="BENCH/USDT", timeframe="1m", as_arrays=True)
+        arrays = selectors.candles(exchange="bench", symbol="BENCH/USDT", timeframe="1m")
         reads.append(time.perf_counter() - started)
     assert len(arrays) == N_CANDLES
     print(
@@ -128,11 +128,11 @@ def main() -> None:
     frames = []
     for _ in range(3):
         started = time.perf_counter()
-        selectors.candles(exchange="bench", symbol="BENCH/USDT", timeframe="1m")
+        selectors.candles(exchange="bench", symbol="BENCH/USDT", timeframe="1m").to_frame()
         frames.append(time.perf_counter() - started)
     print(f"read     same, as a pandas DataFrame: median {statistics.median(frames):.3f} s")
     started = time.perf_counter()
-    hourly = selectors.candles(exchange="bench", symbol="BENCH/USDT", timeframe="1h", as_arrays=True)
+    hourly = selectors.candles(exchange="bench", symbol="BENCH/USDT", timeframe="1h")
     print(f"resample one year 1m -> 1h ({len(hourly):,} candles): {time.perf_counter() - started:.3f} s")
 
     user, _ = User.objects.get_or_create(email="bench@example.com")

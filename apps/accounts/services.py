@@ -24,10 +24,12 @@ def _validate_preferences(
     if display_currency is not None and display_currency not in DisplayCurrency.values:
         errors["display_currency"] = [f"Choose one of {', '.join(DisplayCurrency.values)}."]
     if default_exchange is not None:
-        import ccxt
+        from apps.exchanges.catalog import SUPPORTED_EXCHANGES
 
-        if default_exchange not in ccxt.exchanges:
-            errors["default_exchange"] = [f"Unknown exchange {default_exchange!r}; use a ccxt exchange id."]
+        if default_exchange not in SUPPORTED_EXCHANGES:
+            errors["default_exchange"] = [
+                f"Unknown exchange {default_exchange!r}; use one of {', '.join(SUPPORTED_EXCHANGES)}."
+            ]
     return errors
 
 

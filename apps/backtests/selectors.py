@@ -262,7 +262,7 @@ def backtest_positions(*, run: BacktestRun, start: Any = None, end: Any = None) 
 
 def backtest_candles(*, run: BacktestRun, points: Any = None) -> dict[str, Any]:
     """The run's candles for charts, resampled to a coarser timeframe when there are more than ``points``."""
-    from apps.marketdata.selectors import candle_arrays
+    from apps.marketdata.selectors import candles
     from apps.marketdata.timeframes import TIMEFRAME_MS
 
     points = _int(points, "points", default=2000, lo=10, hi=20_000)
@@ -279,7 +279,7 @@ def backtest_candles(*, run: BacktestRun, points: Any = None) -> dict[str, Any]:
                 break
         else:
             timeframe = "1w"
-    arrays = candle_arrays(
+    arrays = candles(
         exchange=run.exchange, symbol=run.symbol, timeframe=timeframe, start=run.start, end=run.end
     )
     return {

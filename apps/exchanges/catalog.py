@@ -1,4 +1,8 @@
-"""Exchanges a user can connect, with what each one needs (shown as help on the add form)."""
+"""The one catalog of supported exchanges, with what each one needs (shown as help on the add form).
+
+Connections, bots, orders, user preferences and market data (downloads, live
+prices, the Markets page) all accept exactly these ccxt ids.
+"""
 
 from __future__ import annotations
 
@@ -79,3 +83,9 @@ SUPPORTED_EXCHANGES: dict[str, ExchangeInfo] = {
 
 def exchange_choices() -> list[tuple[str, str]]:
     return [(info.id, info.name) for info in SUPPORTED_EXCHANGES.values()]
+
+
+def exchange_name(exchange: str) -> str:
+    """The display name of a ccxt id (the id itself, titled, for one outside the catalog)."""
+    info = SUPPORTED_EXCHANGES.get(exchange)
+    return info.name if info else exchange.title()

@@ -13,7 +13,6 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -166,13 +165,7 @@ def gateway_for_connection(
         timeout_ms=int((timeout_seconds or 30) * 1000),
         **options,
     )
-    # The same host override the market-data app honours (a local fake in tests, a proxy in production).
-    override = getattr(settings, "MARKETDATA_API_OVERRIDES", {}).get(connection.exchange)
-    if override:
-        from apps.marketdata.ccxt_client import point_at
-
-        point_at(gateway.client, override)
-    return gateway
+    return gateway  # the gateway applies MARKETDATA_API_OVERRIDES (a local fake in tests, a proxy)
 
 
 def _within(seconds: float, fn):

@@ -56,13 +56,13 @@ class ImportJobAdmin(admin.ModelAdmin):
         "exchange",
         "symbol",
         "timeframe",
-        "state",
+        "status",
         "progress",
         "inserted",
         "user",
         "created_at",
     ]
-    list_filter = ["kind", "state", "timeframe"]
-    search_fields = ["symbol", "user__email", "human_readable_error"]
+    list_filter = ["kind", "status", "timeframe"]
+    search_fields = ["symbol", "user__email", "error"]
     list_select_related = ["user"]
-    readonly_fields = ["created_at", "finished_at"]
+    readonly_fields = ["created_at", "started_at", "finished_at", "heartbeat_at", "worker", "task_id"]

@@ -1,34 +1,31 @@
-"""Downloading candles and the market catalog through ccxt (public endpoints).
+"""Downloading candles and the market catalog through the keyless exchange gateway.
 
 Downloads page through ``fetch_ohlcv`` from the last stored candle onwards
-(resume), under ccxt's rate limiter, retrying network errors, 429 and 418 with
-exponential backoff (honouring ``Retry-After``). Each page is committed on its
-own, so an interrupted download keeps what it fetched and the next run resumes.
+(resume). The gateway (``marketdata.gateway.download_gateway``) keeps ccxt's
+rate limiter on and retries network errors, 429 and 418 with exponential
+backoff (honouring ``Retry-After``). Each page is committed on its own, so an
+interrupted download keeps what it fetched and the next run resumes.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
-import ccxt
 import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
 from apps.core.errors import ValidationFailed
-from apps.marketdata import ccxt_client, store
-from apps.marketdata.errors import ExchangeRejected, ExchangeUnavailable
+from apps.exchanges.gateway.ccxt_gateway import CcxtGateway
+from apps.marketdata import store
+from apps.marketdata.gateway import download_gateway, public_gateway
 from apps.marketdata.models import Exchange, Market
 from apps.marketdata.services import exchange_ensure, market_ensure
-from apps.marketdata.timeframes import MONTH, timeframe_ms
-
-logger = logging.getLogger(__name__)
+from apps.marketdata.timeframes import MONTH, ms_to_datetime, timeframe_ms
 
 PAGE_LIMIT = 1000  # Binance's maximum klines per request
 DEFAULT_HISTORY_CANDLES = 1000  # what a first download fetches when no start is given
@@ -64,50 +61,6 @@ def _ms(value: datetime | None) -> int | None:
     return int(value.timestamp() * 1000)
 
 
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def with_retries(
-    fn: Callable[[], Any],
-    *,
-    client: Any,
-    exchange: str,
-    max_retries: int,
-    backoff: float,
-    sleep: Callable[[float], None],
-    on_retry: Callable[[Exception, float], None] | None = None,
-) -> Any:
-    """Call ``fn``; on network errors (incl. 429/418) wait and retry up to ``max_retries`` times."""
-    attempt = 0
-    while True:
-        try:
-            return fn()
-        except ccxt.NetworkError as exc:
-            if attempt >= max_retries:
-                raise ExchangeUnavailable(
-                    f"{ccxt_client.describe_network_error(exchange, exc)} Gave up after {attempt + 1} attempts."
-                ) from exc
-            wait = backoff * (2**attempt)
-            if isinstance(exc, ccxt.DDoSProtection):
-                # 418 means an IP ban for hammering on after 429s: wait longer.
-                retry_after = (getattr(client, "last_response_headers", None) or {}).get("Retry-After")
-                if retry_after:
-                    wait = max(wait, float(retry_after))
-                elif " 418 " in str(exc):
-                    wait *= 4
-            wait = min(wait, 120.0)
-            attempt += 1
-            logger.warning("%s: %s; retry %d in %.1fs", exchange, type(exc).__name__, attempt, wait)
-            if on_retry:
-                on_retry(exc, wait)
-            sleep(wait)
-        except ccxt.BadSymbol as exc:
-            raise ExchangeRejected(f"{exchange} does not list this market: {exc}", code="bad_symbol") from exc
-        except ccxt.BaseError as exc:
-            raise ExchangeRejected(f"{exchange} refused the request: {exc}") from exc
-
-
 def candles_download(
     *,
     exchange: str,
@@ -115,19 +68,17 @@ def candles_download(
     timeframe: str,
     start: datetime | None = None,
     end: datetime | None = None,
-    client: Any = None,
+    gateway: CcxtGateway | None = None,
     progress: Progress | None = None,
-    max_retries: int = 5,
-    backoff: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
     page_limit: int = PAGE_LIMIT,
 ) -> DownloadReport:
     """Download candles into the store with ``fetch_ohlcv``, resuming after the last stored one.
 
     Fetches ``[start or last stored + 1, end or now)``; only closed candles are
-    stored. Raises ``ExchangeUnavailable`` (offline, or still failing after
-    ``max_retries`` backoff retries) or ``ExchangeRejected`` (unknown symbol).
-    ``client`` lets a caller pass a preconfigured ccxt client.
+    stored. Raises the gateway's errors: ``ExchangeUnavailable`` (offline, or
+    still failing after the gateway's retries), ``RateLimited`` or
+    ``UnknownSymbol``. ``gateway`` lets a caller pass its own (a test's, with
+    its own retries and sleep); the default is the shared download gateway.
     """
     step = timeframe_ms(timeframe)
     if timeframe == MONTH:
@@ -140,17 +91,9 @@ def candles_download(
         raise ValidationFailed(
             "start must not be after end.", fields={"start": ["start must not be after end"]}
         )
-    if client is None:
-        client = ccxt_client.client_for(exchange)
-    elif not getattr(client, "markets", None):
-        with_retries(
-            client.load_markets,
-            client=client,
-            exchange=exchange,
-            max_retries=max_retries,
-            backoff=backoff,
-            sleep=sleep,
-        )
+    if gateway is None:
+        gateway = download_gateway(exchange)
+    retried_before = gateway.retried
     now_ms = int(time.time() * 1000)
     # Only closed candles: the one still open would be stored with a wrong close.
     stop_ms = min(end_ms if end_ms is not None else now_ms, now_ms - step + 1)
@@ -158,7 +101,7 @@ def candles_download(
     resumed_from = None
     if last is not None and (start_ms is None or last >= start_ms):
         since = last + step
-        resumed_from = _dt(last)
+        resumed_from = ms_to_datetime(last)
     elif start_ms is not None:
         since = start_ms - start_ms % step  # align to a candle boundary
     else:
@@ -166,26 +109,12 @@ def candles_download(
         since -= since % step
     total_expected = max(0, (stop_ms - since) // step)
     inserted = pages = 0
-    retries = [0]
     first_ms = last_ms = None
-
-    def count_retry(exc: Exception, wait: float) -> None:
-        retries[0] += 1
-
     while since < stop_ms:
-        rows = with_retries(
-            lambda since=since: client.fetch_ohlcv(market.symbol, timeframe, since, page_limit),
-            client=client,
-            exchange=exchange,
-            max_retries=max_retries,
-            backoff=backoff,
-            sleep=sleep,
-            on_retry=count_retry,
-        )
+        data = gateway.fetch_ohlcv_array(market.symbol, timeframe, since, page_limit)
         pages += 1
-        if not rows:
+        if not len(data):
             break
-        data = np.asarray([r[:6] for r in rows], dtype=np.float64)
         ts = data[:, 0].astype(np.int64)
         keep = (ts >= since) & (ts < stop_ms)
         ts, ohlcv = ts[keep], np.ascontiguousarray(data[keep, 1:6])
@@ -208,60 +137,45 @@ def candles_download(
         timeframe=timeframe,
         inserted=inserted,
         pages=pages,
-        retries=retries[0],
+        retries=gateway.retried - retried_before,
         resumed_from=resumed_from,
-        first=_dt(first_ms) if first_ms is not None else None,
-        last=_dt(last_ms) if last_ms is not None else None,
+        first=ms_to_datetime(first_ms) if first_ms is not None else None,
+        last=ms_to_datetime(last_ms) if last_ms is not None else None,
     )
 
 
 # ----------------------------------------------------------------- catalog
-def _step(value: Any, precision_mode: int) -> Decimal | None:
-    """ccxt precision -> a step: TICK_SIZE mode gives the step, DECIMAL_PLACES a digit count."""
-    if value is None:
-        return None
-    if precision_mode == ccxt.DECIMAL_PLACES:
-        return Decimal(1).scaleb(-int(value))
-    return Decimal(str(value))
+MARKET_TYPES = ("spot", "swap", "future")  # options and other products are out of scope
 
 
-def _dec(value: Any) -> Decimal | None:
-    return None if value is None else Decimal(str(value))
-
-
-def markets_refresh(*, exchange: str, client: Any = None) -> int:
-    """Load ``exchange``'s markets through ccxt ``load_markets()`` and upsert the catalog; returns the count.
+def markets_refresh(*, exchange: str, gateway: CcxtGateway | None = None) -> int:
+    """Load ``exchange``'s markets (ccxt ``load_markets()``) and upsert the catalog; returns the count.
 
     Markets the exchange no longer lists are marked inactive, never deleted
     (candles and bots reference them).
     """
-    if client is None:
-        client = ccxt_client.client_for(exchange)
-        markets = client.markets
-    else:
-        markets = ccxt_client.call(client.load_markets, True, exchange=exchange)
+    if gateway is None:
+        gateway = public_gateway(exchange)
+    markets = gateway.load_markets(reload=True)
     ex: Exchange = exchange_ensure(exchange=exchange)
-    mode = getattr(client, "precisionMode", ccxt.TICK_SIZE)
     seen = []
     with transaction.atomic():
         existing = {m.symbol: m for m in Market.objects.filter(exchange=ex)}
         for symbol, info in markets.items():
-            kind = "swap" if info.get("swap") else "future" if info.get("future") else "spot"
-            if kind == "spot" and not info.get("spot", True):
-                continue  # options and other products are out of scope
-            limits = info.get("limits") or {}
+            if info.type not in MARKET_TYPES:
+                continue
             values = {
-                "exchange_symbol": info.get("id") or "",
-                "base": info.get("base") or "",
-                "quote": info.get("quote") or "",
-                "type": kind,
-                "precision_amount": _step((info.get("precision") or {}).get("amount"), mode),
-                "precision_price": _step((info.get("precision") or {}).get("price"), mode),
-                "min_amount": _dec((limits.get("amount") or {}).get("min")),
-                "min_notional": _dec((limits.get("cost") or {}).get("min")),
-                "maker_fee": _dec(info.get("maker")) or Decimal(0),
-                "taker_fee": _dec(info.get("taker")) or Decimal(0),
-                "active": info.get("active") is not False,
+                "exchange_symbol": info.exchange_symbol,
+                "base": info.base,
+                "quote": info.quote,
+                "type": info.type,
+                "precision_amount": info.amount_step,
+                "precision_price": info.price_step,
+                "min_amount": info.min_amount,
+                "min_notional": info.min_cost,
+                "maker_fee": info.maker_fee or Decimal(0),
+                "taker_fee": info.taker_fee or Decimal(0),
+                "active": info.active,
             }
             market = existing.get(symbol)
             if market is None:

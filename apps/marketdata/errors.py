@@ -1,12 +1,14 @@
 """Market-data errors: domain errors (rendered as 4xx by the API).
 
+Errors from talking to an exchange are the gateway's (``apps.exchanges.gateway.errors``).
+
 They also subclass ``LookupError``/``ValueError`` so plain Python callers (the
 backtest CLI, scripts) can catch them without knowing the domain layer.
 """
 
 from __future__ import annotations
 
-from apps.core.errors import DomainError, NotFound, ServiceUnavailable, ValidationFailed
+from apps.core.errors import NotFound, ValidationFailed
 
 
 class UnknownMarket(NotFound, LookupError):
@@ -29,17 +31,3 @@ class ImportFailed(ValidationFailed, ValueError):
 
     code = "import_invalid"
     default_message = "The candle file is invalid."
-
-
-class ExchangeUnavailable(ServiceUnavailable):
-    """The exchange could not be reached (offline, rate-limited past our retries, down)."""
-
-    code = "exchange_unavailable"
-    default_message = "The exchange could not be reached."
-
-
-class ExchangeRejected(DomainError):
-    """The exchange answered but refused the request (bad symbol, unsupported)."""
-
-    code = "exchange_rejected"
-    status = 400

@@ -1,4 +1,6 @@
-"""Live prices: ccxt public ticker/order book/trades, cached briefly, and the offline replay feed.
+"""Live prices: the exchange's public ticker/order book/trades, cached briefly, and the offline replay feed.
+
+Live data comes through the keyless exchange gateway (``marketdata.gateway``).
 
 When the exchange cannot be reached (``MARKETDATA_ONLINE=false``, no network,
 rate limited) prices come from the **replay feed**: stored candles played
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -22,10 +25,16 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Max, Min, Sum
 
-from apps.marketdata import ccxt_client
-from apps.marketdata.errors import ExchangeUnavailable, NoCandles
-from apps.marketdata.models import Candle, Market
-from apps.marketdata.selectors import market_get
+from apps.core.errors import DomainError
+from apps.core.events import publish_event
+from apps.exchanges.catalog import SUPPORTED_EXCHANGES
+from apps.exchanges.gateway.base import Ticker
+from apps.exchanges.gateway.ccxt_gateway import CcxtGateway
+from apps.exchanges.gateway.errors import ExchangeUnavailable, RateLimited
+from apps.marketdata import gateway as exchange_gateway
+from apps.marketdata.errors import NoCandles
+from apps.marketdata.models import Candle, Market, Subscription
+from apps.marketdata.selectors import market_get, subscription_list
 from apps.marketdata.timeframes import TIMEFRAMES, timeframe_ms
 
 logger = logging.getLogger(__name__)
@@ -43,11 +52,11 @@ class PriceQuote:
     source: str  # "live" | "replay"
 
 
-def _quantize(value: float | None, market: Market) -> str | None:
-    """A float price as a decimal string at the market's tick (what the exchange would show)."""
+def _quantize(value: float | Decimal | None, market: Market) -> str | None:
+    """A price as a decimal string at the market's tick (what the exchange would show)."""
     if value is None:
         return None
-    number = Decimal(repr(float(value)))
+    number = value if isinstance(value, Decimal) else Decimal(repr(float(value)))
     step = market.precision_price
     if step and step > 0:
         number = (number / step).to_integral_value(ROUND_HALF_EVEN) * step
@@ -58,24 +67,22 @@ def _offline_key(exchange: str) -> str:
     return f"marketdata:offline:{exchange}"
 
 
-def _live_client(exchange: str) -> Any | None:
-    """The ccxt client, or None when live access is off or recently failed."""
-    if not ccxt_client.online() or cache.get(_offline_key(exchange)):
+def _live_gateway(exchange: str) -> CcxtGateway | None:
+    """The keyless gateway, or None when live access is off or recently failed."""
+    if not exchange_gateway.online() or cache.get(_offline_key(exchange)):
         return None
-    try:
-        return ccxt_client.client_for(exchange)
-    except ExchangeUnavailable:
-        cache.set(_offline_key(exchange), True, OFFLINE_SECONDS)
+    if exchange not in SUPPORTED_EXCHANGES:  # e.g. candles imported under a made-up name: replay only
         return None
+    return exchange_gateway.public_gateway(exchange)
 
 
 def _live_call(exchange: str, method: str, *args: Any) -> Any | None:
-    client = _live_client(exchange)
-    if client is None:
+    gateway = _live_gateway(exchange)
+    if gateway is None:
         return None
     try:
-        return ccxt_client.call(getattr(client, method), *args, exchange=exchange)
-    except ExchangeUnavailable:
+        return getattr(gateway, method)(*args)
+    except (ExchangeUnavailable, RateLimited):
         logger.warning("%s unreachable; using the replay feed for %ds", exchange, OFFLINE_SECONDS)
         cache.set(_offline_key(exchange), True, OFFLINE_SECONDS)
         return None
@@ -142,7 +149,7 @@ def replay_state(market: Market, *, now_ms: int | None = None) -> dict[str, Any]
 def ticker(*, exchange: str, symbol: str) -> dict[str, Any]:
     """Last price and 24h stats, JSON-able (prices as decimal strings), cached briefly.
 
-    ``source`` says where it came from: ``live`` (ccxt ``fetch_ticker``) or
+    ``source`` says where it came from: ``live`` (the exchange's ticker) or
     ``replay`` (the offline feed over stored candles).
     """
     market = market_get(exchange=exchange, symbol=symbol)
@@ -152,7 +159,7 @@ def ticker(*, exchange: str, symbol: str) -> dict[str, Any]:
         return cached
     raw = _live_call(exchange, "fetch_ticker", market.symbol)
     if raw is not None:
-        data = _ticker_from_ccxt(market, raw)
+        data = _ticker_from_live(market, raw)
         ttl = settings.MARKETDATA_TICKER_CACHE_SECONDS
     else:
         data = _ticker_from_replay(market)
@@ -171,24 +178,26 @@ def _pct(last: float | None, first: float | None) -> float | None:
     return round((last - first) / first * 100, 4)
 
 
-def _ticker_from_ccxt(market: Market, raw: dict[str, Any]) -> dict[str, Any]:
-    last = raw.get("last") or raw.get("close")
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _ticker_from_live(market: Market, raw: Ticker) -> dict[str, Any]:
+    last = _float(raw.last)
     return {
         **_base(market),
         "source": "live",
-        "timestamp": raw.get("timestamp") or int(time.time() * 1000),
-        "last": _quantize(last, market),
-        "bid": _quantize(raw.get("bid"), market),
-        "ask": _quantize(raw.get("ask"), market),
-        "open": _quantize(raw.get("open"), market),
-        "high": _quantize(raw.get("high"), market),
-        "low": _quantize(raw.get("low"), market),
-        "change": _quantize(raw.get("change"), market) if raw.get("change") is not None else None,
-        "percentage": raw.get("percentage")
-        if raw.get("percentage") is not None
-        else _pct(last, raw.get("open")),
-        "base_volume": raw.get("baseVolume"),
-        "quote_volume": raw.get("quoteVolume"),
+        "timestamp": raw.timestamp or int(time.time() * 1000),
+        "last": _quantize(raw.last, market),
+        "bid": _quantize(raw.bid, market),
+        "ask": _quantize(raw.ask, market),
+        "open": _quantize(raw.open, market),
+        "high": _quantize(raw.high, market),
+        "low": _quantize(raw.low, market),
+        "change": _quantize(raw.change, market),
+        "percentage": _float(raw.percentage) if raw.percentage is not None else _pct(last, _float(raw.open)),
+        "base_volume": _float(raw.base_volume),
+        "quote_volume": _float(raw.quote_volume),
     }
 
 
@@ -226,7 +235,7 @@ def price_quote(*, exchange: str, symbol: str) -> PriceQuote:
 
 
 def order_book(*, exchange: str, symbol: str, limit: int = 20) -> dict[str, Any]:
-    """Top ``limit`` bids/asks through ccxt, cached briefly; 503 when the exchange is unreachable."""
+    """Top ``limit`` bids/asks from the exchange, cached briefly; 503 when it is unreachable."""
     market = market_get(exchange=exchange, symbol=symbol)
     key = f"marketdata:book:{market.id}:{limit}"
     cached = cache.get(key)
@@ -238,22 +247,22 @@ def order_book(*, exchange: str, symbol: str, limit: int = 20) -> dict[str, Any]
     data = {
         **_base(market),
         "source": "live",
-        "timestamp": raw.get("timestamp"),
-        "bids": [[_quantize(p, market), a] for p, a, *_ in raw.get("bids", [])[:limit]],
-        "asks": [[_quantize(p, market), a] for p, a, *_ in raw.get("asks", [])[:limit]],
+        "timestamp": raw.timestamp,
+        "bids": [[_quantize(p, market), float(a)] for p, a in raw.bids[:limit]],
+        "asks": [[_quantize(p, market), float(a)] for p, a in raw.asks[:limit]],
     }
     cache.set(key, data, settings.MARKETDATA_TICKER_CACHE_SECONDS)
     return data
 
 
 def trades(*, exchange: str, symbol: str, limit: int = 50) -> dict[str, Any]:
-    """Recent public trades through ccxt, cached briefly; 503 when the exchange is unreachable."""
+    """Recent public trades from the exchange, cached briefly; 503 when it is unreachable."""
     market = market_get(exchange=exchange, symbol=symbol)
     key = f"marketdata:trades:{market.id}:{limit}"
     cached = cache.get(key)
     if cached is not None:
         return cached
-    raw = _live_call(exchange, "fetch_trades", market.symbol, None, limit)
+    raw = _live_call(exchange, "fetch_trades", market.symbol, limit)
     if raw is None:
         raise _unavailable(exchange, "recent trades")
     data = {
@@ -261,11 +270,11 @@ def trades(*, exchange: str, symbol: str, limit: int = 50) -> dict[str, Any]:
         "source": "live",
         "trades": [
             {
-                "id": t.get("id"),
-                "timestamp": t.get("timestamp"),
-                "side": t.get("side"),
-                "price": _quantize(t.get("price"), market),
-                "amount": t.get("amount"),
+                "id": t.id,
+                "timestamp": t.timestamp,
+                "side": t.side,
+                "price": _quantize(t.price, market),
+                "amount": float(t.amount),
             }
             for t in raw[-limit:]
         ],
@@ -277,9 +286,58 @@ def trades(*, exchange: str, symbol: str, limit: int = 50) -> dict[str, Any]:
 def _unavailable(exchange: str, what: str) -> ExchangeUnavailable:
     reason = (
         "live exchange access is off (MARKETDATA_ONLINE=false)"
-        if not ccxt_client.online()
+        if not exchange_gateway.online()
         else f"{exchange} could not be reached"
     )
     return ExchangeUnavailable(
         f"The {what} needs the live exchange: {reason}. Prices come from the replay feed."
     )
+
+
+def latest_price(*, exchange: str, symbol: str) -> Decimal:
+    """The market's last price as Decimal: the live ticker when reachable, else the replay feed."""
+    return price_quote(exchange=exchange, symbol=symbol).price
+
+
+def watched_stats(*, user) -> list[dict[str, Any]]:
+    """Ticker and 24h statistics of every market ``user`` watches (an error entry where there is none)."""
+    out = []
+    for sub in subscription_list(user=user):
+        try:
+            data = ticker(exchange=sub.market.exchange.slug, symbol=sub.market.symbol)
+        except DomainError as exc:
+            data = {
+                "exchange": sub.market.exchange.slug,
+                "symbol": sub.market.symbol,
+                "market_id": sub.market_id,
+                "source": None,
+                "last": None,
+                "error": exc.message,
+            }
+        out.append({**data, "subscription_id": sub.id, "timeframe": sub.timeframe})
+    return out
+
+
+def prices_publish() -> int:
+    """Publish a ``price`` event to every user for each market they watch; returns markets polled.
+
+    One ticker per market however many users watch it (the ticker is cached
+    briefly too), so the poller's cost grows with markets, not users.
+    """
+    watchers: dict[int, list[int]] = defaultdict(list)
+    markets: dict[int, tuple[str, str]] = {}
+    rows = Subscription.objects.values_list(
+        "user_id", "market_id", "market__exchange__slug", "market__symbol"
+    )
+    for user_id, market_id, exchange, symbol in rows:
+        watchers[market_id].append(user_id)
+        markets[market_id] = (exchange, symbol)
+    for market_id, (exchange, symbol) in markets.items():
+        try:
+            data = ticker(exchange=exchange, symbol=symbol)
+        except DomainError as exc:  # no data for one market must not stop the others
+            logger.info("no price for %s %s: %s", exchange, symbol, exc.message)
+            continue
+        for user_id in watchers[market_id]:
+            publish_event(user_id, "price", data)
+    return len(markets)

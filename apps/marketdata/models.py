@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
 
-from apps.marketdata.timeframes import TIMEFRAME_CHOICES
-
-# Catalog amounts (precision steps, minimums, fees) are exact exchange values:
-# Decimal with room for 1e-18 steps and very large notional minimums.
-AMOUNT_DIGITS = 36
-AMOUNT_PLACES = 18
-
-
-def _amount(**kwargs) -> models.DecimalField:
-    return models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, **kwargs)
+from apps.core.jobs import Job
+from apps.core.money import amount_field
+from apps.marketdata.timeframes import TIMEFRAME_CHOICES, ms_to_datetime
 
 
 class Exchange(models.Model):
@@ -50,11 +43,12 @@ class Market(models.Model):
     base = models.CharField(max_length=20)
     quote = models.CharField(max_length=20)
     type = models.CharField(max_length=10, choices=Type.choices, default=Type.SPOT)
-    # Precision is stored as the step ("0.01"), whatever ccxt's precisionMode.
-    precision_amount = _amount(null=True, blank=True)
-    precision_price = _amount(null=True, blank=True)
-    min_amount = _amount(null=True, blank=True)
-    min_notional = _amount(null=True, blank=True)
+    # Catalog amounts are exact exchange values at the project's amount precision
+    # (apps.core.money). Precision is stored as the step ("0.01"), whatever ccxt's precisionMode.
+    precision_amount = amount_field(null=True, blank=True)
+    precision_price = amount_field(null=True, blank=True)
+    min_amount = amount_field(null=True, blank=True)
+    min_notional = amount_field(null=True, blank=True)
     maker_fee = models.DecimalField(max_digits=12, decimal_places=8, default=0)
     taker_fee = models.DecimalField(max_digits=12, decimal_places=8, default=0)
     active = models.BooleanField(default=True)
@@ -124,7 +118,7 @@ class Candle(models.Model):
 
     @property
     def open_at(self) -> datetime:
-        return datetime.fromtimestamp(self.open_time / 1000, tz=UTC)
+        return ms_to_datetime(self.open_time)
 
     @property
     def exchange(self) -> Exchange:
@@ -150,18 +144,20 @@ class Subscription(models.Model):
         return f"{self.user_id} watches {self.market}"
 
 
-class ImportJob(models.Model):
-    """A candle import or download started from the dashboard/API (Baserow job model)."""
+class ImportJob(Job):
+    """A candle import or download started from the dashboard/API: one of the platform's ``Job`` models.
+
+    Status, integer progress, error code and message, heartbeat, cancel and the
+    reaper come from ``apps.core.jobs``; progress and status changes arrive as
+    ``marketdata.job`` events.
+    """
+
+    status_event = "marketdata.job"
+    owner_field = "user"
 
     class Kind(models.TextChoices):
         IMPORT = "import", "Import file"
         DOWNLOAD = "download", "Download via ccxt"
-
-    class State(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=10, choices=Kind.choices)
@@ -169,17 +165,23 @@ class ImportJob(models.Model):
     symbol = models.CharField(max_length=60)
     timeframe = models.CharField(max_length=3, choices=TIMEFRAME_CHOICES)
     params = models.JSONField(default=dict, blank=True)
-    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
-    progress = models.FloatField(default=0)
     inserted = models.IntegerField(default=0)
     skipped = models.IntegerField(default=0)
-    error = models.TextField(blank=True)
-    human_readable_error = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    message = models.TextField(blank=True, help_text="the outcome in words (what was stored)")
+    error_detail = models.TextField(blank=True, help_text="technical detail of a failure, for admins")
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.exchange}:{self.symbol} {self.timeframe} ({self.state})"
+        return f"{self.kind} {self.exchange}:{self.symbol} {self.timeframe} ({self.status})"
+
+    def event_payload(self) -> dict:
+        return {
+            **super().event_payload(),
+            "kind": self.kind,
+            "symbol": self.symbol,
+            "timeframe": self.timeframe,
+            "inserted": self.inserted,
+            "message": self.message or self.error,
+        }

@@ -1,6 +1,7 @@
 """Writes: catalog upkeep, candle import and subscriptions.
 
-Downloads through ccxt live in ``download.py``, live prices in ``live.py``.
+Downloads through the exchange gateway live in ``download.py``, import/download
+jobs in ``jobs.py``, live prices in ``live.py``.
 """
 
 from __future__ import annotations
@@ -8,19 +9,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
 from apps.core.errors import Conflict
-from apps.marketdata import catalog, store
+from apps.exchanges.catalog import exchange_name
+from apps.marketdata import offline_markets, store
 from apps.marketdata.errors import UnknownMarket
 from apps.marketdata.importers.files import read_candle_file
 from apps.marketdata.models import Exchange, Market, Subscription
 from apps.marketdata.selectors import market_get
-from apps.marketdata.timeframes import validate_timeframe
+from apps.marketdata.timeframes import ms_to_datetime, validate_timeframe
 
 Progress = Callable[[int, int], None]
 
@@ -28,9 +30,7 @@ Progress = Callable[[int, int], None]
 # ----------------------------------------------------------------- catalog
 def exchange_ensure(*, exchange: str) -> Exchange:
     """The ``Exchange`` row for a ccxt id, created on first use."""
-    obj, _ = Exchange.objects.get_or_create(
-        slug=exchange, defaults={"name": catalog.EXCHANGE_NAMES.get(exchange, exchange.title())}
-    )
+    obj, _ = Exchange.objects.get_or_create(slug=exchange, defaults={"name": exchange_name(exchange)})
     return obj
 
 
@@ -45,7 +45,7 @@ def market_ensure(*, exchange: str, symbol: str, **attrs: Any) -> Market:
         return market_get(exchange=exchange, symbol=symbol)
     except UnknownMarket:
         pass
-    spec = catalog.offline_market(exchange, symbol)
+    spec = offline_markets.offline_market(exchange, symbol)
     if spec is None:
         if not attrs.get("base") or not attrs.get("quote"):
             raise UnknownMarket(
@@ -97,10 +97,13 @@ class ImportReport:
 def candles_import_arrays(
     *, exchange: str, symbol: str, timeframe: str, ts, ohlcv, progress: Progress | None = None
 ) -> int:
-    """Bulk-insert already validated candles (sorted unique int64 ms, float64 (n, 5)); returns inserted."""
+    """Bulk-insert already validated candles (sorted unique int64 ms, float64 (n, 5)); returns inserted.
+
+    The market row (if new) and the candles are written in one transaction.
+    """
     validate_timeframe(timeframe)
-    market = market_ensure(exchange=exchange, symbol=symbol)
     with transaction.atomic():
+        market = market_ensure(exchange=exchange, symbol=symbol)
         return store.upsert(market_id=market.id, timeframe=timeframe, ts=ts, ohlcv=ohlcv, progress=progress)
 
 
@@ -116,15 +119,16 @@ def candles_import_file(
 
     Idempotent: candles already stored are skipped (``ON CONFLICT DO NOTHING``),
     so re-importing changes nothing. The whole file is validated before the
-    first write and written in one transaction: a bad file raises
-    ``ImportFailed`` naming the file and line, and nothing is stored.
-    ``progress(done, total)`` is called as rows are written.
+    first write, and the market row (if new) and the candles are written in one
+    transaction: a bad file raises ``ImportFailed`` naming the file and line,
+    and nothing is stored. ``progress(done, total)`` is called as rows are
+    written; an exception raised by it rolls the whole import back.
     """
     started = time.perf_counter()
     validate_timeframe(timeframe)
-    market = market_ensure(exchange=exchange, symbol=symbol)
     parsed = read_candle_file(path, timeframe=timeframe)
     with transaction.atomic():
+        market = market_ensure(exchange=exchange, symbol=symbol)
         inserted = store.upsert(
             market_id=market.id, timeframe=timeframe, ts=parsed.ts, ohlcv=parsed.ohlcv, progress=progress
         )
@@ -137,8 +141,8 @@ def candles_import_file(
         rows=parsed.rows,
         inserted=inserted,
         skipped=parsed.rows - inserted,
-        first=datetime.fromtimestamp(parsed.ts[0] / 1000, tz=UTC) if n else None,
-        last=datetime.fromtimestamp(parsed.ts[-1] / 1000, tz=UTC) if n else None,
+        first=ms_to_datetime(parsed.ts[0]) if n else None,
+        last=ms_to_datetime(parsed.ts[-1]) if n else None,
         seconds=time.perf_counter() - started,
     )
 
@@ -173,142 +177,3 @@ def subscription_update(
 
 def subscription_delete(*, subscription: Subscription) -> None:
     subscription.delete()
-
-
-# ------------------------------------------------------------ live prices
-def prices_publish() -> int:
-    """Publish a ``price`` event to every user for each market they watch; returns markets polled.
-
-    One ticker per market however many users watch it (the ticker is cached
-    briefly too), so the poller's cost grows with markets, not users.
-    """
-    import logging
-    from collections import defaultdict
-
-    from apps.core.errors import DomainError
-    from apps.core.events import publish_event
-    from apps.marketdata import live
-
-    watchers: dict[int, list[int]] = defaultdict(list)
-    markets: dict[int, tuple[str, str]] = {}
-    rows = Subscription.objects.values_list(
-        "user_id", "market_id", "market__exchange__slug", "market__symbol"
-    )
-    for user_id, market_id, exchange, symbol in rows:
-        watchers[market_id].append(user_id)
-        markets[market_id] = (exchange, symbol)
-    for market_id, (exchange, symbol) in markets.items():
-        try:
-            data = live.ticker(exchange=exchange, symbol=symbol)
-        except DomainError as exc:  # no data for one market must not stop the others
-            logging.getLogger(__name__).info("no price for %s %s: %s", exchange, symbol, exc.message)
-            continue
-        for user_id in watchers[market_id]:
-            publish_event(user_id, "price", data)
-    return len(markets)
-
-
-# ------------------------------------------------------------------ jobs
-def job_create(*, user, kind: str, exchange: str, symbol: str, timeframe: str, params: dict[str, Any]):
-    """Record an import/download job and enqueue it after commit; progress arrives as ``marketdata.job`` events."""
-    from apps.marketdata.models import ImportJob
-    from apps.marketdata.tasks import run_job
-
-    validate_timeframe(timeframe)
-    market = market_ensure(exchange=exchange, symbol=symbol)
-    job = ImportJob.objects.create(
-        user=user, kind=kind, exchange=exchange, symbol=market.symbol, timeframe=timeframe, params=params
-    )
-    transaction.on_commit(lambda: run_job.delay(job.id))
-    return job
-
-
-def job_run(*, job_id: int) -> None:
-    """Run a job (in a worker): claim it, report progress over Channels, record the outcome."""
-    from django.utils import timezone
-
-    from apps.core.errors import DomainError
-    from apps.core.events import publish_event
-    from apps.marketdata.models import ImportJob
-
-    # Claim with a conditional update so a redelivered task does not run twice.
-    if not ImportJob.objects.filter(id=job_id, state=ImportJob.State.PENDING).update(
-        state=ImportJob.State.RUNNING
-    ):
-        return
-    job = ImportJob.objects.get(id=job_id)
-    last_sent = [0.0]
-
-    def event(**extra: Any) -> dict[str, Any]:
-        return {
-            "id": job.id,
-            "kind": job.kind,
-            "state": job.state,
-            "progress": job.progress,
-            "symbol": job.symbol,
-            "timeframe": job.timeframe,
-            **extra,
-        }
-
-    def progress(done: int, total: int) -> None:
-        job.progress = round(100.0 * done / total, 1) if total else 100.0
-        now = time.monotonic()
-        if now - last_sent[0] > 0.5 or done >= total:
-            last_sent[0] = now
-            ImportJob.objects.filter(id=job.id).update(progress=job.progress)
-            publish_event(job.user_id, "marketdata.job", event())
-
-    publish_event(job.user_id, "marketdata.job", event())
-    message = ""
-    try:
-        if job.kind == ImportJob.Kind.IMPORT:
-            report = candles_import_file(
-                path=job.params["path"], exchange=job.exchange, symbol=job.symbol, timeframe=job.timeframe,
-                progress=progress,
-            )  # fmt: skip
-            job.inserted, job.skipped = report.inserted, report.skipped
-            message = report.summary()
-        else:
-            from apps.marketdata.download import candles_download
-
-            start = job.params.get("start")
-            end = job.params.get("end")
-            report = candles_download(
-                exchange=job.exchange,
-                symbol=job.symbol,
-                timeframe=job.timeframe,
-                start=datetime.fromisoformat(start) if start else None,
-                end=datetime.fromisoformat(end) if end else None,
-                progress=progress,
-            )
-            job.inserted = report.inserted
-            message = report.summary()
-        job.state, job.progress = ImportJob.State.DONE, 100.0
-    except DomainError as exc:
-        job.state, job.error, job.human_readable_error, message = (
-            ImportJob.State.FAILED,
-            repr(exc),
-            exc.message,
-            exc.message,
-        )
-    except Exception as exc:
-        job.state, job.error = ImportJob.State.FAILED, repr(exc)
-        job.human_readable_error = message = "The job failed unexpectedly; the error has been logged."
-        raise
-    finally:
-        job.finished_at = timezone.now()
-        job.save()
-        _discard_upload(job.params.get("path"))
-        publish_event(job.user_id, "marketdata.job", event(message=message))
-
-
-def _discard_upload(path: str | None) -> None:
-    """Uploaded files are only kept until their import ran (files given by path are left alone)."""
-    from django.conf import settings
-
-    if not path:
-        return
-    uploads = (Path(settings.VAR_DIR) / "uploads" / "marketdata").resolve()
-    candidate = Path(path).resolve()
-    if candidate.parent == uploads:
-        candidate.unlink(missing_ok=True)

@@ -25,7 +25,7 @@ PERIODIC_TASKS: list[Schedule] = [
 @shared_task(name="apps.marketdata.tasks.poll_prices", ignore_result=True, acks_late=False)
 def poll_prices() -> int:
     """Publish ``price`` events for every watched market (live ticker or replay feed)."""
-    from apps.marketdata.services import prices_publish
+    from apps.marketdata.live import prices_publish
 
     return prices_publish()
 
@@ -45,9 +45,9 @@ def refresh_markets(exchanges: list[str] | None = None) -> dict[str, int | str]:
     return result
 
 
-@shared_task(name="apps.marketdata.tasks.run_job")
-def run_job(job_id: int) -> None:
+@shared_task(name="apps.marketdata.tasks.run_job", bind=True, acks_late=True)
+def run_job(self, job_id: int) -> None:
     """Run one candle import/download job (``ImportJob``)."""
-    from apps.marketdata.services import job_run
+    from apps.marketdata.jobs import job_run
 
-    job_run(job_id=job_id)
+    job_run(job_id=job_id, worker=self.request.hostname or "")

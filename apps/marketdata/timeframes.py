@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from apps.marketdata.errors import UnknownTimeframe
 
 MINUTE_MS = 60_000
@@ -70,3 +72,8 @@ def bucket_start(ts_ms, timeframe: str):
     step = TIMEFRAME_MS[timeframe]
     origin = WEEK_ORIGIN_MS if timeframe == "1w" else 0
     return (ts_ms - origin) // step * step + origin
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    """An open time in epoch milliseconds (how candles store it) as an aware UTC datetime."""
+    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
+from apps.exchanges.catalog import exchange_choices
 from apps.marketdata import selectors
 from apps.marketdata.errors import UnknownMarket
 from apps.marketdata.timeframes import TIMEFRAMES
@@ -18,7 +19,12 @@ def index(request):
     return render(
         request,
         "marketdata/index.html",
-        {"section": "Markets", "timeframes": TIMEFRAMES, "catalog": list(markets)},
+        {
+            "section": "Markets",
+            "timeframes": TIMEFRAMES,
+            "catalog": list(markets),
+            "exchanges": exchange_choices(),
+        },
     )
 
 

@@ -131,7 +131,7 @@
     try {
       const job = await api(importForm.dataset.api, { method: "POST", body: data });
       jobId = job.id;
-      document.getElementById("import-message").textContent = "Queued…";
+      showJob(job);
     } catch (error) { document.getElementById("import-message").textContent = error.message; }
   });
   const downloadForm = document.getElementById("download-form");
@@ -148,13 +148,28 @@
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data),
       });
       jobId = job.id;
+      showJob(job);
+    } catch (error) { document.getElementById("import-message").textContent = error.message; }
+  });
+  // The states every job has (as backtests): pending, running, completed, failed, cancelled.
+  const cancelButton = document.getElementById("import-cancel");
+  const FINISHED = ["completed", "failed", "cancelled"];
+  function showJob(data) {
+    status.querySelector(".bar").style.width = `${data.progress}%`;
+    document.getElementById("import-state").textContent = `${data.status} ${data.progress}%`;
+    const message = data.message || (data.error && data.error.message) || "";
+    document.getElementById("import-message").textContent = message || (data.status === "pending" ? "Queued…" : "");
+    cancelButton.hidden = FINISHED.includes(data.status);
+  }
+  cancelButton.addEventListener("click", async () => {
+    if (jobId === null) return;
+    try {
+      showJob(await api(`${importForm.dataset.api}${jobId}/cancel/`, { method: "POST" }));
     } catch (error) { document.getElementById("import-message").textContent = error.message; }
   });
   window.Live.on("marketdata.job", (data) => {
     if (data.id !== jobId) return;
-    status.querySelector(".bar").style.width = `${data.progress}%`;
-    document.getElementById("import-message").textContent =
-      data.message || `${data.state} ${data.progress}%`;
+    showJob(data);
   });
 
   load();

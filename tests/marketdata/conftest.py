@@ -40,12 +40,12 @@ def _fresh_cache_and_clients():
     """Tickers and the offline flag live in the cache (Redis under PostgreSQL runs): start clean."""
     from django.core.cache import cache
 
-    from apps.marketdata import ccxt_client
+    from apps.marketdata import gateway
 
     cache.clear()
-    ccxt_client.reset_clients()
+    gateway.reset_gateways()
     yield
-    ccxt_client.reset_clients()
+    gateway.reset_gateways()
 
 
 @pytest.fixture

@@ -171,12 +171,12 @@ def test_import_job_via_api_runs_and_reports(auth_client, user, settings, django
             )
         assert r.status_code == 201, r.content
         job = ImportJob.objects.get(id=r.json()["id"])
-        assert job.state == "done" and job.inserted == 1 and job.progress == 100
+        assert job.status == "completed" and job.inserted == 1 and job.progress == 100
         from pathlib import Path
 
         assert not Path(job.params["path"]).exists()  # the upload is discarded once imported
         detail = auth_client.get(f"{BASE}/jobs/{job.id}/").json()
-        assert detail["state"] == "done"
+        assert detail["status"] == "completed"
 
         bad = io.BytesIO(b"timestamp,open,high,low,close,volume\n1704067200000,10,9,11,10.5,100\n")
         bad.name = "bad.csv"
@@ -187,7 +187,7 @@ def test_import_job_via_api_runs_and_reports(auth_client, user, settings, django
                 format="multipart",
             )
         job = ImportJob.objects.get(id=r.json()["id"])
-        assert job.state == "failed" and "line 2" in job.human_readable_error
+        assert job.status == "failed" and "line 2" in job.error
     finally:
         app.conf.task_always_eager = False
     missing_file = auth_client.post(
@@ -200,7 +200,7 @@ def test_candles_rows_are_exact_and_empty_range_is_empty_list(auth_client, store
     from apps.marketdata import selectors
 
     body = auth_client.get(f"{BASE}/candles/", {"symbol": "BTC/USDT", "timeframe": "4h", "limit": 50}).json()
-    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="4h", limit=50)
+    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="4h", limit=50).to_frame()
     assert [row[0] for row in body["candles"]] == frame.index.as_unit("ms").asi8.tolist()
     assert [row[1:] for row in body["candles"]] == frame.to_numpy().tolist()
     assert all(isinstance(row[0], int) for row in body["candles"])
@@ -228,8 +228,85 @@ def test_download_job_offline_fails_with_a_clear_message(
         app.conf.task_always_eager = False
     assert r.status_code == 201, r.content
     job = ImportJob.objects.get(id=r.json()["id"])
-    assert job.state == "failed" and "MARKETDATA_ONLINE=false" in job.human_readable_error
+    assert job.status == "failed" and "MARKETDATA_ONLINE=false" in job.error
+    body = auth_client.get(f"{BASE}/jobs/{job.id}/").json()
+    assert body["status"] == "failed" and body["error"]["code"] == "offline"
+    assert "MARKETDATA_ONLINE=false" in body["error"]["message"]
     bad = auth_client.post(
         f"{BASE}/jobs/", {"kind": "download", "symbol": "BTC/USDT", "timeframe": "9h"}, format="json"
     )
     assert bad.status_code == 400 and "timeframe" in err(bad)["fields"]
+
+
+def test_jobs_show_the_states_every_job_has_and_a_pending_one_can_be_cancelled(auth_client, user, other_user):
+    from apps.marketdata.jobs import job_create
+
+    job = job_create(
+        user=user, kind="download", exchange="binance", symbol="BTC/USDT", timeframe="1h", params={},
+        enqueue=False,
+    )  # fmt: skip
+    body = auth_client.get(f"{BASE}/jobs/{job.id}/").json()
+    assert body["status"] == "pending" and body["progress"] == 0 and body["error"] is None
+    assert body["cancel_requested"] is False
+
+    r = auth_client.post(f"{BASE}/jobs/{job.id}/cancel/")
+    assert r.status_code == 202 and r.json()["status"] == "cancelled"
+    job.refresh_from_db()
+    assert job.status == "cancelled" and job.finished_at is not None
+
+    again = auth_client.post(f"{BASE}/jobs/{job.id}/cancel/")
+    assert again.status_code == 409 and err(again)["code"] == "conflict"
+
+    theirs = job_create(
+        user=other_user, kind="download", exchange="binance", symbol="BTC/USDT", timeframe="1h", params={},
+        enqueue=False,
+    )  # fmt: skip
+    assert auth_client.post(f"{BASE}/jobs/{theirs.id}/cancel/").status_code == 404
+    assert auth_client.get(f"{BASE}/jobs/{theirs.id}/").status_code == 404
+    assert auth_client.post(f"{BASE}/jobs/9223372036854775808/cancel/").status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.status == "pending"
+
+
+def test_unknown_fields_on_subscriptions_are_rejected_with_every_other_bad_field(auth_client, user):
+    r = auth_client.post(
+        f"{BASE}/subscriptions/",
+        {"symbol": "BTC/USDT", "timeframe": "2m", "colour": "red", "id": 5},
+        format="json",
+    )
+    assert r.status_code == 400
+    assert set(err(r)["fields"]) == {"colour", "id", "timeframe"}
+    assert not Subscription.objects.exists()
+
+    sub = subscription_create(user=user, exchange="binance", symbol="BTC/USDT")
+    r = auth_client.patch(f"{BASE}/subscriptions/{sub.id}/", {"note": "x", "timefram": "4h"}, format="json")
+    assert r.status_code == 400 and set(err(r)["fields"]) == {"timefram"}
+    sub.refresh_from_db()
+    assert sub.note == "" and sub.timeframe == "1h"
+
+
+def test_unknown_fields_and_exchanges_on_jobs_are_rejected(auth_client):
+    r = auth_client.post(
+        f"{BASE}/jobs/",
+        {
+            "kind": "download",
+            "symbol": "BTC/USDT",
+            "timeframe": "1h",
+            "strat": "2024-01-01",
+            "exchange": "nope",
+        },
+        format="json",
+    )
+    assert r.status_code == 400 and set(err(r)["fields"]) == {"strat", "exchange"}
+    assert not ImportJob.objects.exists()
+
+
+def test_the_schema_documents_the_timeframes_list_not_an_import_job(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    operation = schema["paths"]["/api/v1/market-data/jobs/timeframes/"]["get"]
+    body = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    ref = body["$ref"].rsplit("/", 1)[-1]
+    assert ref != "ImportJob"
+    assert set(schema["components"]["schemas"][ref]["properties"]) == {"timeframes"}
+    cancel = schema["paths"]["/api/v1/market-data/jobs/{id}/cancel/"]["post"]
+    assert "202" in cancel["responses"]

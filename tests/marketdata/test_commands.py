@@ -58,7 +58,7 @@ def test_seed_demo_offline_generates_and_says_so(user):
     out = run("seed_demo_marketdata", "--days", "1", "--user", user.email)
     assert out.count("generated 1440 synthetic 1m candles (offline") == 3
     assert Subscription.objects.filter(user=user).count() == 3
-    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="1h")
+    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="1h").to_frame()
     assert len(frame) in (24, 25) and (frame.high >= frame.low).all()  # 1440 minutes span 24-25 hours
     assert "already stored" in run("seed_demo_marketdata", "--days", "1")
     assert selectors.gap_report(exchange="binance", symbol="ETH/USDT", timeframe="1m").missing == 0
@@ -83,3 +83,11 @@ def test_seed_demo_online_downloads_through_ccxt(settings):
         out = run("seed_demo_marketdata", "--days", "1")
     assert out.count("real candles through ccxt (online)") == 3, out
     assert Candle.objects.filter(market__symbol="SOL/USDT").count() >= 1439
+
+
+def test_seed_demo_lists_only_seed_commands_that_exist():
+    from django.core.management import get_commands
+
+    from apps.core.management.commands.seed_demo import APP_SEED_COMMANDS
+
+    assert APP_SEED_COMMANDS and set(APP_SEED_COMMANDS) <= set(get_commands())

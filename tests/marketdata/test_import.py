@@ -21,7 +21,7 @@ def test_import_real_1h_file_stores_every_row_and_reads_back_identical(ohlcv_fil
     report = services.candles_import_file(path=path, symbol="BTC/USDT", timeframe="1h")
     assert report.rows == 72865 and report.inserted == 72865 and report.skipped == 0
     assert report.first == datetime(2018, 1, 1, tzinfo=UTC)
-    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="1h")
+    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="1h").to_frame()
     reference = read_reference(path)
     assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
     assert str(frame.index.tz) == "UTC" and frame.index.name == "timestamp"
@@ -56,7 +56,7 @@ def test_import_creates_market_from_offline_catalog(ohlcv_file):
 def test_resampled_1h_equals_independent_pandas_resample_of_1m_file(ohlcv_file):
     path = ohlcv_file("binance_XRPETH_1m.csv.gz")
     services.candles_import_file(path=path, symbol="XRP/ETH", timeframe="1m")
-    got = selectors.candles(exchange="binance", symbol="XRP/ETH", timeframe="1h")
+    got = selectors.candles(exchange="binance", symbol="XRP/ETH", timeframe="1h").to_frame()
     ref = (
         read_reference(path)
         .resample("1h")
@@ -71,7 +71,7 @@ def test_resampled_5m_matches_the_exchanges_own_5m_file(ohlcv_file):
     services.candles_import_file(
         path=ohlcv_file("binance_XRPETH_1m.csv.gz"), symbol="XRP/ETH", timeframe="1m"
     )
-    got = selectors.candles(exchange="binance", symbol="XRP/ETH", timeframe="5m")
+    got = selectors.candles(exchange="binance", symbol="XRP/ETH", timeframe="5m").to_frame()
     ref = read_reference(ohlcv_file("binance_XRPETH_5m.csv.gz"))
     common = got.index.intersection(ref.index)
     assert len(common) > 600
@@ -88,9 +88,9 @@ def test_stored_timeframe_is_preferred_over_resampling(ohlcv_file):
     services.candles_import_file(
         path=ohlcv_file("binance_XRPETH_5m.csv.gz"), symbol="XRP/ETH", timeframe="5m"
     )
-    arrays = selectors.candles(exchange="binance", symbol="XRP/ETH", timeframe="5m", as_arrays=True)
+    arrays = selectors.candles(exchange="binance", symbol="XRP/ETH", timeframe="5m")
     assert arrays.source_timeframe == "5m" and len(arrays) == 706
-    arrays = selectors.candles(exchange="binance", symbol="XRP/ETH", timeframe="15m", as_arrays=True)
+    arrays = selectors.candles(exchange="binance", symbol="XRP/ETH", timeframe="15m")
     assert arrays.source_timeframe == "1m"
 
 
@@ -104,13 +104,13 @@ def test_range_is_start_inclusive_end_exclusive(ohlcv_file):
         timeframe="1d",
         start=datetime(2023, 1, 1, tzinfo=UTC),
         end=datetime(2023, 1, 11, tzinfo=UTC),
-    )
+    ).to_frame()
     assert len(frame) == 10
     assert frame.index[0] == pd.Timestamp("2023-01-01", tz="UTC")
     assert frame.iloc[0]["open"] == 16541.77  # README spot check
     weekly = selectors.candles(
         exchange="binance", symbol="BTC/USDT", timeframe="1w", start=datetime(2023, 1, 2)
-    )
+    ).to_frame()
     assert weekly.index[0].day_of_week == 0  # Binance weeks start on Monday
 
 
@@ -169,7 +169,7 @@ def test_binance_monthly_zip_without_header(tmp_path):
         archive.writestr("BTCUSDT-1h-2024-01.csv", "\n".join(BINANCE_ROWS) + "\n")
     report = services.candles_import_file(path=path, symbol="BTCUSDT", timeframe="1h")
     assert report.inserted == 2 and report.symbol == "BTC/USDT"
-    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="1h")
+    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="1h").to_frame()
     assert frame.iloc[1]["close"] == 42613.56
 
 
@@ -276,7 +276,7 @@ def test_deleting_a_market_deletes_its_candles(ohlcv_file):
 def test_monthly_candles_resampled_from_daily_equal_pandas_month_start_resample(ohlcv_file):
     path = ohlcv_file("binance_ETHUSDT_1d.csv.gz")
     services.candles_import_file(path=path, symbol="ETH/USDT", timeframe="1d")
-    got = selectors.candles(exchange="binance", symbol="ETH/USDT", timeframe="1M")
+    got = selectors.candles(exchange="binance", symbol="ETH/USDT", timeframe="1M").to_frame()
     ref = (
         read_reference(path)
         .resample("MS")

@@ -7,8 +7,9 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from apps.core.events import user_group
-from apps.marketdata import live, selectors, services
-from apps.marketdata.errors import ExchangeUnavailable, NoCandles
+from apps.exchanges.gateway.errors import ExchangeUnavailable
+from apps.marketdata import live, services
+from apps.marketdata.errors import NoCandles
 from apps.marketdata.models import Candle, Market
 from tests.support.fake_exchange import FakeBinance
 
@@ -37,7 +38,7 @@ def test_live_ticker_through_ccxt_is_cached(online):
     assert first["source"] == "live" and first["last"] == "73369.84" and first["percentage"] == 1.647
     live.ticker(exchange="binance", symbol="BTC/USDT")
     assert len(online.requests_to("/api/v3/ticker/24hr")) == 1  # the second came from the cache
-    assert selectors.latest_price(exchange="binance", symbol="BTC/USDT") == Decimal("73369.84")
+    assert live.latest_price(exchange="binance", symbol="BTC/USDT") == Decimal("73369.84")
 
 
 def test_live_order_book_and_trades(online):
@@ -95,7 +96,7 @@ def test_prices_publish_sends_price_events_to_watchers(user, other_user, xrpeth)
     async_to_sync(layer.group_add)(user_group(other_user.id), other_channel)
     services.subscription_create(user=user, exchange="binance", symbol="XRP/ETH")
     services.subscription_create(user=user, exchange="binance", symbol="SOL/USDT")  # no data: skipped
-    assert services.prices_publish() == 2
+    assert live.prices_publish() == 2
     message = async_to_sync(layer.receive)(channel)
     event = message["event"]
     assert event["type"] == "price" and event["data"]["symbol"] == "XRP/ETH"
@@ -122,5 +123,5 @@ def test_periodic_poller_is_declared():
 
 
 def test_replay_price_is_quantized_to_the_tick(xrpeth):
-    price = selectors.latest_price(exchange="binance", symbol="XRP/ETH")
+    price = live.latest_price(exchange="binance", symbol="XRP/ETH")
     assert price == price.quantize(Decimal("0.00000001"))

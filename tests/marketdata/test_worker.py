@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from apps.marketdata import services
+from apps.marketdata import jobs, services
 from apps.marketdata.models import Candle, ImportJob
 from apps.marketdata.tasks import poll_prices
 
@@ -28,7 +28,7 @@ def test_import_job_runs_on_the_worker(celery_worker, user, shared_data_dir, set
     # The upload lives where the worker can read it (same machine, shared VAR_DIR in production).
     path = tmp_path / "binance_XRPETH_5m.csv.gz"
     shutil.copy(shared_data_dir / "ohlcv" / "binance_XRPETH_5m.csv.gz", path)
-    job = services.job_create(
+    job = jobs.job_create(
         user=user,
         kind="import",
         exchange="binance",
@@ -36,9 +36,9 @@ def test_import_job_runs_on_the_worker(celery_worker, user, shared_data_dir, set
         timeframe="5m",
         params={"path": str(path)},
     )
-    assert wait_for(lambda: ImportJob.objects.get(id=job.id).state in {"done", "failed"})
+    assert wait_for(lambda: ImportJob.objects.get(id=job.id).is_finished)
     job.refresh_from_db()
-    assert job.state == "done", job.human_readable_error
+    assert job.status == "completed", job.error
     assert job.inserted == 706 and job.progress == 100
     assert Candle.objects.filter(market__symbol="XRP/ETH").count() == 706
 

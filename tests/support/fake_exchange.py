@@ -193,7 +193,7 @@ class FakeBinance:
 
     def attach(self, client: Any) -> Any:
         """Point a ccxt client's API URLs at this server (paths kept); returns the client."""
-        from apps.marketdata.ccxt_client import point_at
+        from apps.exchanges.gateway.ccxt_gateway import point_at
 
         point_at(client, self.base_url)
         return client
@@ -260,7 +260,7 @@ class FakeBinance:
 
     # ------------------------------------------------------------ defaults
     def _install_defaults(self) -> None:
-        from apps.marketdata.catalog import OFFLINE_MARKETS
+        from apps.marketdata.offline_markets import OFFLINE_MARKETS
 
         spot = [_binance_spot_symbol(s) for s in OFFLINE_MARKETS["binance"]]
         swaps = [_binance_swap_symbol(s) for s in OFFLINE_MARKETS["binanceusdm"]]

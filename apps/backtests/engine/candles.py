@@ -39,6 +39,10 @@ class Candles:
     close: np.ndarray
     volume: np.ndarray
     mark: Candles | None = None
+    # What a read from the candle store asked for and what was stored (a coarser
+    # timeframe may be resampled from a finer one); empty for other sources and slices.
+    timeframe: str = ""
+    source_timeframe: str = ""
 
     def __post_init__(self) -> None:
         n = len(self.timestamp)
@@ -66,6 +70,19 @@ class Candles:
         cols = [np.ascontiguousarray(c, dtype=np.float64) for c in (open, high, low, close)]
         vol = np.zeros(len(ts)) if volume is None else np.ascontiguousarray(volume, dtype=np.float64)
         return cls(ts, *cols, vol)
+
+    @classmethod
+    def from_columns(
+        cls, timestamp: np.ndarray, ohlcv: np.ndarray, *, timeframe: str = "", source_timeframe: str = ""
+    ) -> Candles:
+        """From int64 ms open times and a float64 ``(n, 5)`` OHLCV array (the candle store's layout)."""
+        columns = np.ascontiguousarray(np.asarray(ohlcv, dtype=np.float64).reshape(-1, 5).T)
+        return cls(
+            np.ascontiguousarray(timestamp, dtype=np.int64),
+            *columns,
+            timeframe=timeframe,
+            source_timeframe=source_timeframe,
+        )
 
     @classmethod
     def from_frame(cls, df: pd.DataFrame) -> Candles:

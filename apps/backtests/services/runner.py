@@ -17,12 +17,9 @@ from apps.backtests.models import StrategyKind
 
 def load_candles(*, exchange: str, symbol: str, timeframe: str, start=None, end=None) -> Candles:
     """Candles of the store (market-data selector) as the engine's ``Candles`` (empty if none)."""
-    from apps.marketdata.selectors import candle_arrays
+    from apps.marketdata.selectors import candles
 
-    arrays = candle_arrays(exchange=exchange, symbol=symbol, timeframe=timeframe, start=start, end=end)
-    return Candles.from_arrays(
-        arrays.timestamp, arrays.open, arrays.high, arrays.low, arrays.close, arrays.volume
-    )
+    return candles(exchange=exchange, symbol=symbol, timeframe=timeframe, start=start, end=end)
 
 
 def strategy_run(

@@ -33,7 +33,7 @@ import numpy as np
 
 from apps.backtests.engine import Candles, SignalStrategy, Strategy
 from apps.backtests.engine.candles import to_candles
-from apps.backtests.strategies.sandbox.policy import USER_FILENAME
+from apps.backtests.strategies import USER_FILENAME
 
 SIGNAL_FIELDS = (
     "long_entries",

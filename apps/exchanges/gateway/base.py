@@ -58,6 +58,7 @@ class MarketInfo(_Result):
     min_cost: Decimal | None = None
     maker_fee: Decimal | None = None
     taker_fee: Decimal | None = None
+    exchange_symbol: str = ""  # the exchange's own id, e.g. BTCUSDT
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,10 @@ class Ticker(_Result):
     low: Decimal | None = None
     base_volume: Decimal | None = None
     timestamp: int | None = None
+    open: Decimal | None = None  # 24h statistics, where the exchange reports them
+    change: Decimal | None = None
+    percentage: Decimal | None = None
+    quote_volume: Decimal | None = None
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,16 @@
 * ``timeout`` on every request and ccxt's own rate limiter (``enableRateLimit``).
 * Retries with exponential backoff on *network* errors only (timeouts, dropped
   connections, 5xx maintenance). Exchange answers (bad key, insufficient funds,
-  invalid order) and rate-limit refusals are never retried: they are raised as
-  domain errors at once.
+  invalid order) are never retried: they are raised as domain errors at once.
+  Rate-limit refusals (429/418) are not retried either, unless the gateway was
+  built with ``retry_rate_limited=True`` (the keyless public-data instance that
+  pages through candle downloads): then they wait as ``Retry-After`` says, or
+  back off harder for a 418 IP ban.
+* A keyless instance (no api_key) reads public data: the market catalog,
+  OHLCV pages, tickers, order books and recent trades.
+* ``MARKETDATA_API_OVERRIDES`` (``{"binance": "http://127.0.0.1:8123"}``) points
+  an exchange at another host (a local fake in tests, a proxy in production):
+  every client this module builds honours it.
 * Every order carries a client order id. A create whose answer was lost is not
   blindly re-sent: the gateway first asks the exchange for the order by that id
   and returns it if it exists; a re-send the exchange refuses as a duplicate is
@@ -23,8 +31,11 @@ import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import ccxt
+import numpy as np
+from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
 from apps.exchanges.crypto import mask
@@ -52,6 +63,7 @@ from apps.exchanges.gateway.errors import (
     OrderNotFound,
     PermissionDenied,
     RateLimited,
+    UnknownSymbol,
 )
 from apps.orders.enums import (
     PRICED_TYPES,
@@ -75,7 +87,7 @@ ERROR_MAP: list[tuple[type[Exception], type[ExchangeError]]] = [
     (ccxt.InsufficientFunds, InsufficientFunds),
     (ccxt.OrderNotFound, OrderNotFound),
     (ccxt.InvalidOrder, InvalidOrder),
-    (ccxt.BadSymbol, InvalidOrder),
+    (ccxt.BadSymbol, UnknownSymbol),
     (ccxt.BadRequest, InvalidOrder),
     (ccxt.RateLimitExceeded, RateLimited),
     (ccxt.DDoSProtection, RateLimited),
@@ -85,10 +97,44 @@ ERROR_MAP: list[tuple[type[Exception], type[ExchangeError]]] = [
 # What a retry may help with: the request may not have reached the exchange.
 RETRYABLE = (ccxt.NetworkError,)
 NOT_RETRYABLE = (ccxt.RateLimitExceeded, ccxt.DDoSProtection)
+MAX_RATE_LIMIT_WAIT = 120.0  # seconds: the longest a rate-limited call waits before its retry
 
 
 def _d(value: Any) -> Decimal | None:
     return to_decimal(value)
+
+
+def point_at(client: Any, base_url: str) -> None:
+    """Rewrite every API URL of ``client`` to ``base_url``, keeping the paths.
+
+    ``https://api.binance.com/api/v3`` becomes ``<base_url>/api/v3``; hosts
+    differ per API family but paths do not collide, so one server can answer all.
+    """
+    base = base_url.rstrip("/")
+
+    def rewrite(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("http"):
+            return base + urlsplit(value).path
+        if isinstance(value, dict):
+            return {key: rewrite(item) for key, item in value.items()}
+        return value
+
+    client.urls["api"] = rewrite(client.urls["api"])
+
+
+def describe_network_error(exchange: str, exc: Exception) -> str:
+    """A message for a failed connection that says what probably happened and what to do."""
+    if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+        return f"{exchange} is rate-limiting us ({type(exc).__name__}); try again shortly."
+    if isinstance(exc, ccxt.RequestTimeout):
+        return f"{exchange} did not answer in time; the exchange or your connection may be down."
+    text = str(exc)
+    advice = "Check the internet connection, or set MARKETDATA_ONLINE=false to work from stored candles."
+    if any(
+        hint in text for hint in ("Name or service not known", "Temporary failure", "nodename", "getaddrinfo")
+    ):
+        return f"Cannot reach {exchange}: you appear to be offline (DNS lookup failed). {advice}"
+    return f"Cannot reach {exchange} ({type(exc).__name__}: {text[:160]}). {advice}"
 
 
 class CcxtGateway(ExchangeGateway):
@@ -104,12 +150,15 @@ class CcxtGateway(ExchangeGateway):
         timeout_ms: int = 30_000,
         retries: int = 3,
         backoff_seconds: float = 0.5,
+        retry_rate_limited: bool = False,
         client: Any = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.name = exchange_id
         self.retries = retries
         self.backoff_seconds = backoff_seconds
+        self.retry_rate_limited = retry_rate_limited
+        self.retried = 0  # retries so far (downloads report it)
         self._sleep = sleep
         self._secrets = [s for s in (secret, passphrase, api_key) if s]
         self._masked_key = mask(api_key)
@@ -133,6 +182,9 @@ class CcxtGateway(ExchangeGateway):
             client = klass(config)
             if testnet:
                 client.set_sandbox_mode(True)
+            override = getattr(settings, "MARKETDATA_API_OVERRIDES", {}).get(exchange_id)
+            if override:
+                point_at(client, override)
         self.client = client
 
     def __repr__(self) -> str:
@@ -145,12 +197,29 @@ class CcxtGateway(ExchangeGateway):
                 text = text.replace(secret, mask(secret))
         return text
 
-    def _map(self, exc: Exception) -> ExchangeError:
-        message = self._scrub(f"{self.name}: {type(exc).__name__}: {exc}")[:500]
+    def _map(self, exc: Exception, *, attempts: int = 1) -> ExchangeError:
+        if isinstance(exc, ccxt.NetworkError):
+            text = describe_network_error(self.name, exc)
+            if attempts > 1:
+                text += f" Gave up after {attempts} attempts."
+        else:
+            text = f"{self.name}: {type(exc).__name__}: {exc}"
+        message = self._scrub(text)[:500]
         for ccxt_class, domain in ERROR_MAP:
             if isinstance(exc, ccxt_class):
                 return domain(message)
         return ExchangeError(message)
+
+    def _rate_limit_wait(self, exc: Exception, attempt: int) -> float:
+        wait = self.backoff_seconds * (2**attempt)
+        if isinstance(exc, ccxt.DDoSProtection):
+            # 418 means an IP ban for hammering on after 429s: wait longer.
+            retry_after = (getattr(self.client, "last_response_headers", None) or {}).get("Retry-After")
+            if retry_after:
+                wait = max(wait, float(retry_after))
+            elif " 418 " in str(exc):
+                wait *= 4
+        return min(wait, MAX_RATE_LIMIT_WAIT)
 
     def _call(self, fn: Callable[..., Any], *args: Any, retry: bool = True, **kwargs: Any) -> Any:
         """One ccxt call with network-error retries (exponential backoff); domain errors out."""
@@ -159,16 +228,26 @@ class CcxtGateway(ExchangeGateway):
             try:
                 return fn(*args, **kwargs)
             except NOT_RETRYABLE as exc:
-                raise self._map(exc) from None
+                if not self.retry_rate_limited or attempt + 1 >= attempts:
+                    raise self._map(exc, attempts=attempt + 1) from None
+                delay = self._rate_limit_wait(exc, attempt)
+                logger.warning(
+                    "%s %s rate-limited (%s), retry %d/%d in %.1fs",
+                    self.name, getattr(fn, "__name__", "call"), type(exc).__name__, attempt + 1,
+                    attempts - 1, delay,
+                )  # fmt: skip
+                self.retried += 1
+                self._sleep(delay)
             except RETRYABLE as exc:
                 if attempt + 1 >= attempts:
-                    raise self._map(exc) from None
+                    raise self._map(exc, attempts=attempt + 1) from None
                 delay = self.backoff_seconds * (2**attempt)
                 logger.warning(
                     "%s %s failed (%s), retry %d/%d in %.1fs (key %s)",
                     self.name, getattr(fn, "__name__", "call"), type(exc).__name__, attempt + 1,
                     attempts - 1, delay, self._masked_key,
                 )  # fmt: skip
+                self.retried += 1
                 self._sleep(delay)
             except ccxt.BaseError as exc:
                 raise self._map(exc) from None
@@ -197,6 +276,7 @@ class CcxtGateway(ExchangeGateway):
             min_cost=_d((limits.get("cost") or {}).get("min")),
             maker_fee=_d(m.get("maker")),
             taker_fee=_d(m.get("taker")),
+            exchange_symbol=m.get("id") or "",
         )
 
     def _step(self, value: Any) -> Decimal | None:
@@ -229,6 +309,10 @@ class CcxtGateway(ExchangeGateway):
             low=_d(t.get("low")),
             base_volume=_d(t.get("baseVolume")),
             timestamp=t.get("timestamp"),
+            open=_d(t.get("open")),
+            change=_d(t.get("change")),
+            percentage=_d(t.get("percentage")),
+            quote_volume=_d(t.get("quoteVolume")),
         )
 
     def fetch_order_book(self, symbol: str, limit: int | None = None) -> OrderBook:
@@ -245,6 +329,39 @@ class CcxtGateway(ExchangeGateway):
     ) -> list[OHLCV]:
         rows = self._call(self.client.fetch_ohlcv, symbol, timeframe, since, limit)
         return [OHLCV(int(r[0]), _d(r[1]), _d(r[2]), _d(r[3]), _d(r[4]), _d(r[5])) for r in rows]
+
+    def fetch_ohlcv_array(
+        self, symbol: str, timeframe: str = "1m", since: int | None = None, limit: int | None = None
+    ) -> np.ndarray:
+        """One OHLCV page as a float64 ``(n, 6)`` array (open time ms first), for the candle store.
+
+        The store keeps candles as float64 (see ``marketdata.models.Candle``), so
+        bulk downloads skip the per-value Decimals of ``fetch_ohlcv``.
+        """
+        rows = self._call(self.client.fetch_ohlcv, symbol, timeframe, since, limit)
+        if not rows:
+            return np.empty((0, 6), dtype=np.float64)
+        return np.asarray([r[:6] for r in rows], dtype=np.float64)
+
+    def fetch_trades(self, symbol: str, limit: int | None = None) -> list[Trade]:
+        """Recent public trades of the market (anyone's, not the account's: see ``fetch_my_trades``)."""
+        rows = self._call(self.client.fetch_trades, symbol, None, limit)
+        return [
+            Trade(
+                id=str(t.get("id")),
+                order_id=None,
+                symbol=t.get("symbol") or symbol,
+                side=t.get("side") or "",
+                price=_d(t["price"]),
+                amount=_d(t["amount"]),
+                cost=_d(t.get("cost")) or _d(t["price"]) * _d(t["amount"]),
+                fee=None,
+                fee_asset=None,
+                maker=None,
+                timestamp=t.get("timestamp"),
+            )
+            for t in rows
+        ]
 
     def fetch_order(self, order_id: str, symbol: str) -> Order:
         return self._order(self._call(self.client.fetch_order, order_id, symbol))

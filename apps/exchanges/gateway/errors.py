@@ -1,6 +1,9 @@
 """The exchange domain errors every gateway raises (ccxt's and the paper exchange's alike).
 
-They are ``DomainError`` subclasses, so the API renders them as
+The one set for the whole platform: trading (connections, orders, bots) and
+public market data (catalog, candle downloads, tickers) raise these. They are
+``DomainError`` subclasses (and, where the meaning is the same, subclasses of
+the generic ``NotFound``/``ValidationFailed``/``ServiceUnavailable``), so the API renders them as
 ``{"error": {"code", "message", "fields"}}`` with the status below. ``retryable``
 tells callers (bots, tasks) whether trying again later can help, like the
 "permanent" flag of healthchecks' transport errors. Messages never contain
@@ -9,7 +12,7 @@ credentials: the ccxt gateway masks them before building an error.
 
 from __future__ import annotations
 
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, NotFound, ServiceUnavailable, ValidationFailed
 
 
 class ExchangeError(DomainError):
@@ -36,16 +39,25 @@ class InsufficientFunds(ExchangeError):
     default_message = "Insufficient balance for this order."
 
 
-class InvalidOrder(ExchangeError):
+class InvalidOrder(ValidationFailed, ExchangeError):
     code = "invalid_order"
     status = 400
     default_message = "The order is invalid."
+    retryable = False
 
 
-class OrderNotFound(ExchangeError):
+class UnknownSymbol(InvalidOrder):
+    """The exchange does not list the market (ccxt's ``BadSymbol``): for an order or a data request."""
+
+    code = "bad_symbol"
+    default_message = "The exchange does not list this market."
+
+
+class OrderNotFound(NotFound, ExchangeError):
     code = "order_not_found"
     status = 404
     default_message = "Order not found."
+    retryable = False
 
 
 class RateLimited(ExchangeError):
@@ -55,7 +67,7 @@ class RateLimited(ExchangeError):
     retryable = True
 
 
-class ExchangeUnavailable(ExchangeError):
+class ExchangeUnavailable(ServiceUnavailable, ExchangeError):
     code = "exchange_unavailable"
     status = 503
     default_message = "The exchange could not be reached."

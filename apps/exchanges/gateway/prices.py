@@ -63,7 +63,7 @@ class ReplayPriceSource:
                 np.asarray(getattr(data, name), dtype=np.float64)
                 for name in ("open", "high", "low", "close", "volume")
             ]
-        else:  # a DataFrame with a UTC DatetimeIndex (what marketdata.selectors.candles returns)
+        else:  # a DataFrame with a UTC DatetimeIndex
             ts = data.index.asi8 // 1_000_000 if data.index.dtype.kind == "M" else np.asarray(data.index)
             ts = np.asarray(ts, dtype=np.int64)
             cols = [
@@ -162,7 +162,7 @@ class MarketDataPriceSource:
                 return []
             self._refresh_clock(symbol)  # the replay feed moves on between calls
             now = self.now_ms(symbol)
-            arrays = selectors.candle_arrays(
+            arrays = selectors.candles(
                 exchange=self.exchange, symbol=symbol, timeframe=timeframe, start=since_ms
             )
         except (NoCandles, UnknownMarket):

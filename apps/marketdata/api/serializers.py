@@ -4,6 +4,8 @@ from datetime import UTC, datetime
 
 from rest_framework import serializers
 
+from apps.core.api.serializers import StrictMixin, StrictSerializer
+from apps.exchanges.catalog import exchange_choices
 from apps.marketdata.models import ImportJob, Market, Subscription
 from apps.marketdata.timeframes import TIMEFRAMES
 
@@ -73,8 +75,10 @@ class MarketSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SubscriptionSerializer(serializers.ModelSerializer):
-    exchange = serializers.SlugField(write_only=True, default="binance")
+class SubscriptionSerializer(StrictMixin, serializers.ModelSerializer):
+    """A watchlist entry; as input it refuses unknown fields (and read-only ones such as ``id``)."""
+
+    exchange = serializers.ChoiceField(choices=exchange_choices(), write_only=True, default="binance")
     symbol = serializers.CharField(write_only=True, max_length=60)
     market = MarketSerializer(read_only=True)
     timeframe = TimeframeField(default="1h")
@@ -85,7 +89,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "market", "created_at"]
 
 
-class SubscriptionUpdateSerializer(serializers.ModelSerializer):
+class SubscriptionUpdateSerializer(StrictMixin, serializers.ModelSerializer):
     timeframe = TimeframeField(required=False)
 
     class Meta:
@@ -94,18 +98,25 @@ class SubscriptionUpdateSerializer(serializers.ModelSerializer):
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
+    """An import/download job, in the states every job of the platform has (as backtests)."""
+
+    error = serializers.SerializerMethodField()
+
     class Meta:
         model = ImportJob
         fields = [
-            "id", "kind", "exchange", "symbol", "timeframe", "params", "state", "progress", "inserted",
-            "skipped", "human_readable_error", "created_at", "finished_at",
+            "id", "kind", "exchange", "symbol", "timeframe", "params", "status", "progress", "cancel_requested",
+            "inserted", "skipped", "message", "error", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 
+    def get_error(self, job: ImportJob) -> dict | None:
+        return job.error_info
 
-class ImportJobCreateSerializer(serializers.Serializer):
+
+class ImportJobCreateSerializer(StrictSerializer):
     kind = serializers.ChoiceField(choices=ImportJob.Kind.choices)
-    exchange = serializers.SlugField(default="binance")
+    exchange = serializers.ChoiceField(choices=exchange_choices(), default="binance")
     symbol = serializers.CharField(max_length=60)
     timeframe = TimeframeField()
     start = FlexibleDateTimeField(required=False, allow_null=True, default=None)
@@ -117,3 +128,9 @@ class ImportJobCreateSerializer(serializers.Serializer):
             raise serializers.ValidationError({"file": ["An import needs a candle file."]})
         CandleQuerySerializer.validate(self, attrs)
         return attrs
+
+
+class TimeframesSerializer(serializers.Serializer):
+    """The timeframes a job (and the candle store) accepts."""
+
+    timeframes = serializers.ListField(child=serializers.CharField())

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
 import orjson
-from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -16,7 +12,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.marketdata import live, selectors, services
+from apps.backtests.engine.candles import COLUMNS as CANDLE_COLUMNS
+from apps.marketdata import jobs, live, selectors, services
 from apps.marketdata.api import serializers as s
 from apps.marketdata.api.renderers import FastJSONRenderer, candle_rows_json
 from apps.marketdata.models import ImportJob, Subscription
@@ -62,18 +59,18 @@ class CandlesView(APIView):
     @extend_schema(parameters=CANDLE_PARAMS, responses=dict)
     def get(self, request: Request) -> HttpResponse:
         q = _query(s.CandleQuerySerializer, request)
-        arrays = selectors.candles(as_arrays=True, **q)
+        candles = selectors.candles(**q)
         head = orjson.dumps(
             {
                 "exchange": q["exchange"],
                 "symbol": q["symbol"],
                 "timeframe": q["timeframe"],
-                "source_timeframe": arrays.source_timeframe,
-                "count": len(arrays),
+                "source_timeframe": candles.source_timeframe,
+                "count": len(candles),
                 "columns": ["timestamp", "open", "high", "low", "close", "volume"],
             }
         )
-        rows = candle_rows_json([arrays.timestamp, *(getattr(arrays, c) for c in selectors.COLUMNS)])
+        rows = candle_rows_json([candles.timestamp, *(getattr(candles, c) for c in CANDLE_COLUMNS)])
         # The JSON is assembled directly (see candle_rows_json): no per-row Python objects.
         return HttpResponse(head[:-1] + b',"candles":' + rows + b"}", content_type="application/json")
 
@@ -86,16 +83,16 @@ class OhlcView(APIView):
     @extend_schema(parameters=CANDLE_PARAMS, responses=dict)
     def get(self, request: Request) -> Response:
         q = _query(s.CandleQuerySerializer, request)
-        arrays = selectors.candles(as_arrays=True, **q)
+        candles = selectors.candles(**q)
         return Response(
             {
                 "exchange": q["exchange"],
                 "symbol": q["symbol"],
                 "timeframe": q["timeframe"],
-                "source_timeframe": arrays.source_timeframe,
-                "count": len(arrays),
-                "timestamp": arrays.timestamp,
-                **{name: getattr(arrays, name) for name in selectors.COLUMNS},
+                "source_timeframe": candles.source_timeframe,
+                "count": len(candles),
+                "timestamp": candles.timestamp,
+                **{name: getattr(candles, name) for name in CANDLE_COLUMNS},
             }
         )
 
@@ -156,27 +153,7 @@ class WatchedStatsView(APIView):
 
     @extend_schema(responses=dict)
     def get(self, request: Request) -> Response:
-        return Response({"results": selectors_watched_stats(request.user)})
-
-
-def selectors_watched_stats(user) -> list[dict]:
-    from apps.core.errors import DomainError
-
-    out = []
-    for sub in selectors.subscription_list(user=user):
-        try:
-            data = live.ticker(exchange=sub.market.exchange.slug, symbol=sub.market.symbol)
-        except DomainError as exc:
-            data = {
-                "exchange": sub.market.exchange.slug,
-                "symbol": sub.market.symbol,
-                "market_id": sub.market_id,
-                "source": None,
-                "last": None,
-                "error": exc.message,
-            }
-        out.append({**data, "subscription_id": sub.id, "timeframe": sub.timeframe})
-    return out
+        return Response({"results": live.watched_stats(user=request.user)})
 
 
 class OverviewView(APIView):
@@ -185,7 +162,7 @@ class OverviewView(APIView):
     @extend_schema(responses=dict)
     def get(self, request: Request) -> Response:
         return Response(
-            {"stored": selectors.store_overview(), "watched": selectors_watched_stats(request.user)}
+            {"stored": selectors.store_overview(), "watched": live.watched_stats(user=request.user)}
         )
 
 
@@ -247,44 +224,35 @@ class ImportJobViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user
             return ImportJob.objects.none()
-        return ImportJob.objects.filter(user=self.request.user)
+        return selectors.import_job_list(user=self.request.user)
 
-    @extend_schema(request=s.ImportJobCreateSerializer, responses=s.ImportJobSerializer)
+    @extend_schema(request=s.ImportJobCreateSerializer, responses={201: s.ImportJobSerializer})
     def create(self, request: Request, *args, **kwargs) -> Response:
         form = s.ImportJobCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        params: dict = {}
-        if data["kind"] == ImportJob.Kind.IMPORT:
-            params["path"] = str(_save_upload(data["file"]))
-            params["filename"] = data["file"].name
-        for key in ("start", "end"):
-            if data.get(key):
-                params[key] = data[key].isoformat()
-        job = services.job_create(
+        job = jobs.job_submit(
             user=request.user,
             kind=data["kind"],
             exchange=data["exchange"],
             symbol=data["symbol"],
             timeframe=data["timeframe"],
-            params=params,
+            upload=data.get("file"),
+            start=data.get("start"),
+            end=data.get("end"),
         )
         return Response(s.ImportJobSerializer(job).data, status=status.HTTP_201_CREATED)
 
-    @action(detail=False, methods=["get"])
+    @extend_schema(request=None, responses={202: s.ImportJobSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk=None) -> Response:
+        """Cancel the job: a pending one at once, a running one at its next page or chunk (409 if finished)."""
+        job = jobs.job_cancel(job=selectors.import_job_get(user=request.user, pk=pk))
+        return Response(s.ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=s.TimeframesSerializer)
+    @action(detail=False, methods=["get"], pagination_class=None)
     def timeframes(self, request: Request) -> Response:
         from apps.marketdata.timeframes import TIMEFRAMES
 
         return Response({"timeframes": list(TIMEFRAMES)})
-
-
-def _save_upload(upload) -> Path:
-    folder = Path(settings.VAR_DIR) / "uploads" / "marketdata"
-    folder.mkdir(parents=True, exist_ok=True)
-    # A random prefix: the name is the user's, never trusted as a path.
-    safe = "".join(ch for ch in Path(upload.name).name if ch.isalnum() or ch in "._-")[:100] or "candles.csv"
-    path = folder / f"{uuid.uuid4().hex}_{safe}"
-    with path.open("wb") as handle:
-        for chunk in upload.chunks():
-            handle.write(chunk)
-    return path

@@ -232,9 +232,6 @@ STRATEGY_BASES = {"Strategy": "on_data", "SignalStrategy": "signals"}
 
 MAX_SOURCE_BYTES = 200_000
 
-# The file name user code is compiled under: tracebacks and frames carrying it are the user's lines.
-USER_FILENAME = "<strategy>"
-
 
 def attribute_problem(name: str) -> str | None:
     """Why the attribute ``name`` may not be used, or None if it may."""

@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from apps.backtests.strategies import USER_FILENAME
+
 from . import policy
 from .protocol import read_message, write_message
 from .transfer import result_to_message
 
-USER_FILENAME = policy.USER_FILENAME
 MAX_LOG_CHARS = 20_000
 _NOBODY = 65534
 

@@ -10,8 +10,8 @@ User = get_user_model()
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-trader-2026"  # noqa: S105 - a published demo login, printed on purpose
 
-# Each app that has demo content provides a seed command; run those that exist.
-APP_SEED_COMMANDS = ["seed_demo_marketdata", "seed_demo_exchanges", "seed_demo_backtests"]
+# The seed command of each app that has demo content (market data only, so far); each must exist.
+APP_SEED_COMMANDS = ["seed_demo_marketdata"]
 
 
 class Command(BaseCommand):
@@ -26,8 +26,6 @@ class Command(BaseCommand):
             self.stdout.write(f"Created demo user {DEMO_EMAIL}")
         available = get_commands()
         for name in APP_SEED_COMMANDS:
-            if name not in available:
-                continue
             command = load_command_class(available[name], name)
             accepts_user = any(action.dest == "user" for action in command.create_parser("", name)._actions)
             extra = {"user": user.email} if accepts_user else {}

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.errors import DomainError
-from apps.marketdata.catalog import OFFLINE_MARKETS
 from apps.marketdata.download import markets_refresh
+from apps.marketdata.offline_markets import OFFLINE_MARKETS
 from apps.marketdata.services import market_ensure
 
 

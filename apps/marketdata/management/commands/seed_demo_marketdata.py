@@ -7,7 +7,7 @@ import numpy as np
 from django.core.management.base import BaseCommand
 
 from apps.core.errors import DomainError
-from apps.marketdata import ccxt_client, store
+from apps.marketdata import gateway, store
 from apps.marketdata.models import Subscription
 from apps.marketdata.services import candles_import_arrays, market_ensure
 
@@ -58,7 +58,7 @@ class Command(BaseCommand):
             if store.last_open_time(market_id=market.id, timeframe=DEMO_TIMEFRAME) is not None:
                 self.stdout.write(f"{symbol}: demo candles already stored, left as they are")
                 continue
-            if ccxt_client.online():
+            if gateway.online():
                 try:
                     from apps.marketdata.download import candles_download
 
@@ -67,7 +67,6 @@ class Command(BaseCommand):
                         symbol=symbol,
                         timeframe=DEMO_TIMEFRAME,
                         start=datetime.now(tz=UTC) - timedelta(days=days),
-                        max_retries=1,
                     )
                     self.stdout.write(
                         f"{symbol}: downloaded {report.inserted} real candles through ccxt (online)"

@@ -1,4 +1,4 @@
-"""The built-in offline market catalog.
+"""The built-in offline markets (the exchanges themselves are listed in ``apps.exchanges.catalog``).
 
 Used when ccxt cannot reach the exchange (the demo, tests, air-gapped installs):
 enough real Binance markets, with their real precision steps, minimums and
@@ -11,53 +11,36 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-EXCHANGE_NAMES: dict[str, str] = {
-    "binance": "Binance",
-    "binanceusdm": "Binance USDⓈ-M",
-    "bybit": "Bybit",
-    "kraken": "Kraken",
-    "okx": "OKX",
-    "coinbase": "Coinbase",
-}
+# Binance's default fee rates (maker, taker) per market type.
+DEFAULT_FEES = {"spot": ("0.001", "0.001"), "swap": ("0.0002", "0.0005")}
 
 
-def _spot(
-    symbol: str, amount_step: str, price_step: str, min_amount: str, min_notional: str
+def _market(
+    kind: str, symbol: str, amount_step: str, price_step: str, min_amount: str, min_notional: str
 ) -> dict[str, Any]:
-    base, quote = symbol.split("/")
+    base, quote = symbol.split(":")[0].split("/")  # "BTC/USDT:USDT": the settle currency is not needed
+    maker, taker = DEFAULT_FEES[kind]
     return {
         "symbol": symbol,
         "exchange_symbol": f"{base}{quote}",
         "base": base,
         "quote": quote,
-        "type": "spot",
+        "type": kind,
         "precision_amount": Decimal(amount_step),
         "precision_price": Decimal(price_step),
         "min_amount": Decimal(min_amount),
         "min_notional": Decimal(min_notional),
-        "maker_fee": Decimal("0.001"),
-        "taker_fee": Decimal("0.001"),
+        "maker_fee": Decimal(maker),
+        "taker_fee": Decimal(taker),
     }
 
 
-def _swap(
-    symbol: str, amount_step: str, price_step: str, min_amount: str, min_notional: str
-) -> dict[str, Any]:
-    pair, _settle = symbol.split(":")
-    base, quote = pair.split("/")
-    return {
-        "symbol": symbol,
-        "exchange_symbol": f"{base}{quote}",
-        "base": base,
-        "quote": quote,
-        "type": "swap",
-        "precision_amount": Decimal(amount_step),
-        "precision_price": Decimal(price_step),
-        "min_amount": Decimal(min_amount),
-        "min_notional": Decimal(min_notional),
-        "maker_fee": Decimal("0.0002"),
-        "taker_fee": Decimal("0.0005"),
-    }
+def _spot(*args: str) -> dict[str, Any]:
+    return _market("spot", *args)
+
+
+def _swap(*args: str) -> dict[str, Any]:
+    return _market("swap", *args)
 
 
 OFFLINE_MARKETS: dict[str, list[dict[str, Any]]] = {
