@@ -18,8 +18,7 @@ from django.conf import settings
 from django.db import connection
 from rest_framework_simplejwt.tokens import AccessToken
 
-from tests.factories import UserFactory
-from tests.orders.factories import OrderFactory
+from tests.factories import OrderFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
