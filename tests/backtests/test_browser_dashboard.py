@@ -25,6 +25,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pyte
 
 SMA_SLUG = "builtin-sma_crossover"
 RUN_TIMEOUT = 60_000
+# Saving user code validates it in the sandbox (a fresh process, twice): seconds on a loaded 2-core machine.
+SANDBOX_WAIT = 20_000
 
 
 @pytest.fixture
@@ -141,13 +143,13 @@ def test_editor_validates_on_save_and_compare_runs(page, celery_worker, trader):
     page.evaluate("(source) => window.strategyEditor.setValue(source)", broken)
     page.click("#save-button")
     issue = page.locator("#issues li").first
-    expect(issue).to_contain_text(re.compile(r"Line \d+"))
+    expect(issue).to_contain_text(re.compile(r"Line \d+"), timeout=SANDBOX_WAIT)
     expect(page.locator(".CodeMirror .issue-marker").first).to_be_visible()
     assert not trader.strategies.exists()
 
     page.evaluate("(source) => window.strategyEditor.setValue(source)", USER_SIGNAL_CODE)
     page.click("#save-button")
-    expect(page.locator("#editor-status")).to_have_text("Saved version 1.")
+    expect(page.locator("#editor-status")).to_have_text("Saved version 1.", timeout=SANDBOX_WAIT)
     expect(page.locator("#issues li")).to_have_count(0)
     strategy = trader.strategies.get()
     expect(page).to_have_url(re.compile(rf"/backtests/strategies/{strategy.pk}/$"))
@@ -156,7 +158,7 @@ def test_editor_validates_on_save_and_compare_runs(page, celery_worker, trader):
     page.evaluate("() => window.strategyEditor.setValue(window.strategyEditor.getValue() + '\\n# tweak\\n')")
     page.click(".CodeMirror")
     page.keyboard.press("Control+s")
-    expect(page.locator("#editor-status")).to_have_text("Saved version 2.")
+    expect(page.locator("#editor-status")).to_have_text("Saved version 2.", timeout=SANDBOX_WAIT)
     expect(page.locator("#versions li")).to_have_count(2)
     page.reload()
     expect(page.locator("#versions li")).to_have_count(2)
@@ -164,7 +166,7 @@ def test_editor_validates_on_save_and_compare_runs(page, celery_worker, trader):
     page.click('#versions li[data-version="1"] button')
     assert "# tweak" not in page.evaluate("window.strategyEditor.getValue()")
     page.click("#save-button")
-    expect(page.locator("#editor-status")).to_have_text("Saved version 3.")
+    expect(page.locator("#editor-status")).to_have_text("Saved version 3.", timeout=SANDBOX_WAIT)
 
     # Run it twice from the form, then compare.
     ids = []
@@ -282,7 +284,7 @@ def test_progress_bar_follows_live_events_then_the_worker_finishes_the_run(page,
         "backtest.progress",
         {"id": run.pk, "status": "running", "progress": 42, "stage": "running"},
     )
-    expect(bar).to_have_attribute("aria-valuenow", "42", timeout=5000)
+    expect(bar).to_have_attribute("aria-valuenow", "42", timeout=15000)
     expect(page.locator("#run-progress-pct")).to_have_text("42%")
     expect(page.locator("#run-status .badge")).to_have_text("running")
     # Events for another run leave this bar alone.
