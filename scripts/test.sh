@@ -10,4 +10,8 @@ ruff check .
 echo "==> ruff format --check"
 ruff format --check .
 echo "==> pytest"
-exec python -m pytest "$@"
+# PYTEST_WORKERS=N runs the suite in N pytest-xdist processes (each with its own test
+# database and Redis database; the tests that start a Celery worker, daphne or
+# Chromium share one of them). Serial is the default: on the 2-core machine it
+# measured faster (docs/architecture.md, "Tests").
+exec python -m pytest -n "${PYTEST_WORKERS:-0}" --dist loadgroup "$@"
