@@ -3,6 +3,8 @@ from __future__ import annotations
 import io
 import time
 
+import numpy as np
+import pandas as pd
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -54,14 +56,21 @@ def test_refresh_markets_offline_catalog_and_online_via_fake(settings):
     assert Market.objects.filter(exchange__slug="binance", type="swap").count() == 3
 
 
-def test_seed_demo_offline_generates_and_says_so(user):
+def test_seed_demo_offline_ships_a_year_of_real_hourly_candles_and_says_so(user, shared_data_dir):
     out = run("seed_demo_marketdata", "--days", "1", "--user", user.email)
-    assert out.count("generated 1440 synthetic 1m candles (offline") == 3
+    assert out.count("imported 8760 real 1h Binance candles shipped with the app (offline") == 2
+    assert out.count("generated 1440 synthetic 1m candles (offline") == 1  # SOL/USDT has no sample
     assert Subscription.objects.filter(user=user).count() == 3
-    frame = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="1h").to_frame()
-    assert len(frame) in (24, 25) and (frame.high >= frame.low).all()  # 1440 minutes span 24-25 hours
-    assert "already stored" in run("seed_demo_marketdata", "--days", "1")
-    assert selectors.gap_report(exchange="binance", symbol="ETH/USDT", timeframe="1m").missing == 0
+    btc = selectors.candles(exchange="binance", symbol="BTC/USDT", timeframe="1h")
+    assert len(btc) == 8760 and (btc.timestamp[-1] - btc.timestamp[0]) == (8760 - 1) * 3_600_000
+    # The sample is the last year of the real file in shared data, candle for candle.
+    real = pd.read_csv(shared_data_dir / "ohlcv" / "binance_BTCUSDT_1h.csv.gz").tail(8760)
+    assert np.array_equal(btc.timestamp, real.timestamp.to_numpy())
+    assert np.allclose(btc.close, real.close.to_numpy(), rtol=0, atol=1e-9)
+    sol = selectors.candles(exchange="binance", symbol="SOL/USDT", timeframe="1h").to_frame()
+    assert len(sol) in (24, 25) and (sol.high >= sol.low).all()  # 1440 minutes span 24-25 hours
+    assert run("seed_demo_marketdata", "--days", "1").count("already stored") == 3
+    assert selectors.gap_report(exchange="binance", symbol="SOL/USDT", timeframe="1m").missing == 0
 
 
 def test_seed_demo_online_downloads_through_ccxt(settings):

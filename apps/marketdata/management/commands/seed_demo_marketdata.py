@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import gzip
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 from django.core.management.base import BaseCommand
@@ -14,6 +16,19 @@ from apps.marketdata.services import candles_import_arrays, market_ensure
 DEMO_MARKETS = {"BTC/USDT": 65_000.0, "ETH/USDT": 3_200.0, "SOL/USDT": 150.0}
 DEMO_TIMEFRAME = "1m"
 DEMO_DAYS = 14
+# Offline, these markets get a year of real hourly Binance candles shipped with the
+# app (source in demo_data/README.md) instead of synthetic ones, so annualized
+# figures mean something; the others are generated (and say so).
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "demo_data"
+SAMPLE_TIMEFRAME = "1h"
+SAMPLES = {"BTC/USDT": "binance_BTCUSDT_1h.csv.gz", "ETH/USDT": "binance_ETHUSDT_1h.csv.gz"}
+
+
+def read_sample(symbol: str) -> tuple[np.ndarray, np.ndarray]:
+    """The shipped real candles of ``symbol``: (int64 ms open times, float64 (n, 5) OHLCV)."""
+    with gzip.open(SAMPLE_DIR / SAMPLES[symbol], "rt") as handle:
+        rows = np.loadtxt(handle, delimiter=",", skiprows=1, dtype=np.float64, ndmin=2)
+    return rows[:, 0].astype(np.int64), np.ascontiguousarray(rows[:, 1:6])
 
 
 def generate_candles(
@@ -42,8 +57,9 @@ def generate_candles(
 
 class Command(BaseCommand):
     help = (
-        "Demo market data: candles for BTC/USDT, ETH/USDT and SOL/USDT, downloaded through ccxt when online, "
-        "otherwise generated (says which); the demo user watches them."
+        "Demo market data: candles for BTC/USDT, ETH/USDT and SOL/USDT, downloaded through ccxt when online; "
+        "offline a year of real hourly BTC/USDT and ETH/USDT candles shipped with the app, SOL/USDT generated "
+        "(says which); the demo user watches them."
     )
 
     def add_arguments(self, parser):
@@ -55,7 +71,10 @@ class Command(BaseCommand):
         now_ms = int(time.time() * 1000) // 60_000 * 60_000
         for symbol, price in DEMO_MARKETS.items():
             market = market_ensure(exchange="binance", symbol=symbol)
-            if store.last_open_time(market_id=market.id, timeframe=DEMO_TIMEFRAME) is not None:
+            if any(
+                store.last_open_time(market_id=market.id, timeframe=tf) is not None
+                for tf in (DEMO_TIMEFRAME, SAMPLE_TIMEFRAME)
+            ):
                 self.stdout.write(f"{symbol}: demo candles already stored, left as they are")
                 continue
             if gateway.online():
@@ -74,6 +93,16 @@ class Command(BaseCommand):
                     continue
                 except DomainError as exc:
                     self.stdout.write(f"{symbol}: could not download ({exc.message}); generating instead")
+            if symbol in SAMPLES:
+                ts, ohlcv = read_sample(symbol)
+                inserted = candles_import_arrays(
+                    exchange="binance", symbol=symbol, timeframe=SAMPLE_TIMEFRAME, ts=ts, ohlcv=ohlcv
+                )
+                self.stdout.write(
+                    f"{symbol}: imported {inserted} real {SAMPLE_TIMEFRAME} Binance candles shipped with the app "
+                    "(offline; apps/marketdata/demo_data/README.md says where they come from)"
+                )
+                continue
             ts, ohlcv = generate_candles(symbol, price, end_ms=now_ms, days=days)
             inserted = candles_import_arrays(
                 exchange="binance", symbol=symbol, timeframe=DEMO_TIMEFRAME, ts=ts, ohlcv=ohlcv
