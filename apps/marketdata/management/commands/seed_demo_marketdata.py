@@ -69,6 +69,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         days = options["days"]
         now_ms = int(time.time() * 1000) // 60_000 * 60_000
+        unreachable = False
         for symbol, price in DEMO_MARKETS.items():
             market = market_ensure(exchange="binance", symbol=symbol)
             if any(
@@ -77,7 +78,7 @@ class Command(BaseCommand):
             ):
                 self.stdout.write(f"{symbol}: demo candles already stored, left as they are")
                 continue
-            if gateway.online():
+            if gateway.online() and not unreachable:
                 try:
                     from apps.marketdata.download import candles_download
 
@@ -92,7 +93,10 @@ class Command(BaseCommand):
                     )
                     continue
                 except DomainError as exc:
-                    self.stdout.write(f"{symbol}: could not download ({exc.message}); generating instead")
+                    # One failed attempt (after the gateway's retries) is enough to know the
+                    # exchange is out of reach: the other markets go straight to offline data.
+                    unreachable = True
+                    self.stdout.write(f"{symbol}: could not download ({exc.message}); using offline data")
             if symbol in SAMPLES:
                 ts, ohlcv = read_sample(symbol)
                 inserted = candles_import_arrays(
