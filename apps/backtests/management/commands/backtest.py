@@ -83,6 +83,10 @@ def _ms(moment: datetime | None) -> int | None:
 
 class Command(BaseCommand):
     help = "Run a backtest of a built-in strategy or a strategy file and write the result as JSON."
+    # The system checks load the URL configuration and with it every view, the API
+    # and ccxt: seconds of start-up for checks about the web app, which this command
+    # does not serve. ``manage.py check`` (and migrate, serve) still run them.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         source = parser.add_argument_group("data")
