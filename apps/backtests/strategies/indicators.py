@@ -59,7 +59,16 @@ def _check_period(period: int) -> int:
 def sma(values: ArrayLike, period: int) -> np.ndarray:
     """Simple moving average over ``period`` values (NaN while the window holds a NaN or inf)."""
     period = _check_period(period)
-    return _rolling_sum(np.asarray(values, dtype=np.float64), period) / period
+    x = np.asarray(values, dtype=np.float64)
+    out = _rolling_sum(x, period) / period
+    # A window of one repeated value averages to exactly that value (as in pandas),
+    # so flat prices never produce a spurious crossover from rounding.
+    if len(x) >= period:
+        index = np.arange(len(x))
+        starts = np.maximum.accumulate(np.where(np.concatenate(([True], x[1:] != x[:-1])), index, 0))
+        flat = (index - starts + 1 >= period) & np.isfinite(x)
+        out[flat] = x[flat]
+    return out
 
 
 def _rolling_sum(x: np.ndarray, period: int) -> np.ndarray:
