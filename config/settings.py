@@ -10,12 +10,12 @@ deployment safeguard and makes secrets mandatory. See ``.env.example``.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from datetime import timedelta
 from pathlib import Path
 
 import environ
-import plotly
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -253,8 +253,9 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns about a missing root before collectstatic
 STATICFILES_DIRS = [
     BASE_DIR / "static",
-    # Plotly's own bundled JS, straight from the installed package: no CDN.
-    ("vendor/plotly", Path(plotly.__file__).parent / "package_data"),
+    # Plotly's own bundled JS, straight from the installed package: no CDN. Found without
+    # importing plotly, which every process (every management command) would pay for.
+    ("vendor/plotly", Path(importlib.util.find_spec("plotly").origin).parent / "package_data"),
 ]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

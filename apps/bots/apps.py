@@ -10,7 +10,7 @@ class BotsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.bots.selectors import bot_is_owned
-        from apps.exchanges.services import paper_bot_check_register
+        from apps.exchanges.ownership import paper_bot_check_register
 
         # The paper exchange keeps bot ids as plain numbers; only this app knows whose they are.
         paper_bot_check_register(bot_is_owned)

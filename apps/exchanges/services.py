@@ -7,7 +7,6 @@ logs and return values carry the masked key at most.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from decimal import Decimal, InvalidOperation
@@ -25,6 +24,7 @@ from apps.exchanges.gateway.errors import AuthenticationFailed, ExchangeError, E
 from apps.exchanges.gateway.paper import PaperGateway, paper_account_reset
 from apps.exchanges.gateway.prices import PriceSource
 from apps.exchanges.models import ExchangeConnection, PaperAccount
+from apps.exchanges.ownership import paper_bot_is_owned
 
 logger = logging.getLogger(__name__)
 
@@ -266,18 +266,6 @@ def _parse_balances(balances: dict[str, Any]) -> dict[str, Decimal]:
     return out
 
 
-# What a bot id means is the bots app's business (it depends on this app, not the
-# reverse): it registers the ownership check at start-up (``BotsConfig.ready``).
-# Until one is registered no bot id is anyone's.
-_bot_is_owned: Callable[..., bool] = lambda *, user, bot_id: False  # noqa: E731
-
-
-def paper_bot_check_register(check: Callable[..., bool]) -> None:
-    """Install ``check(user=..., bot_id=...) -> bool``: whether the bot is the user's."""
-    global _bot_is_owned
-    _bot_is_owned = check
-
-
 @transaction.atomic
 def paper_account_get_or_create(
     *, user, bot_id: int | None = None, exchange: str = "binance"
@@ -286,7 +274,7 @@ def paper_account_get_or_create(
 
     A bot id that is not one of the user's bots is a ``NotFound``: no row is created for it.
     """
-    if bot_id is not None and not _bot_is_owned(user=user, bot_id=bot_id):
+    if bot_id is not None and not paper_bot_is_owned(user=user, bot_id=bot_id):
         raise NotFound("Bot not found.")
     account, created = PaperAccount.objects.get_or_create(
         user=user, bot_id=bot_id, defaults={"exchange": exchange, "initial_balances": DEFAULT_PAPER_BALANCES}

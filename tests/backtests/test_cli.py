@@ -1,4 +1,5 @@
-"""``manage.py backtest``: results as JSON, user strategy files, lookahead flag, clear errors."""
+"""``manage.py backtest``: results as JSON, user strategy files, lookahead flag, clear errors,
+compact curves with ``--full`` Parquet, and a start-up that loads only what a backtest needs."""
 
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ PEEKING = textwrap.dedent(
             return Signals(long_entries=tomorrow > close * 1.002, long_exits=tomorrow < close * 0.998)
     """
 )
+
+
+@pytest.fixture(autouse=True)
+def _own_var_dir(settings, tmp_path):
+    # The parsed-CSV cache lives under VAR_DIR: keep each test's to itself.
+    settings.VAR_DIR = tmp_path / "var"
 
 
 @pytest.fixture(scope="module")
@@ -310,3 +317,117 @@ def test_list_strategies(capsys):
     call_command("backtest", "--list-strategies")
     names = [json.loads(line)["name"] for line in capsys.readouterr().out.splitlines()]
     assert "grid" in names and "sma_crossover" in names
+
+
+def year_args(data: Path, output: Path, *extra: str) -> list[str]:
+    """All of 2024 in hourly candles (8,784): more than the JSON's default curve points."""
+    return [
+        "--data", str(data), "--symbol", "BTC/USDT", "--timeframe", "1h",
+        "--start", "2024-01-01", "--end", "2025-01-01", "--strategy", "sma_crossover",
+        "--fee", "0.001", "--output", str(output), *extra,
+    ]  # fmt: skip
+
+
+def test_default_output_downsamples_the_curves_keeping_the_true_drawdown(btc_1h, tmp_path):
+    out = tmp_path / "r.json"
+    run(*year_args(btc_1h, out))
+    result = json.loads(out.read_text())
+    assert result["data"]["candles"] == 8784
+    curves = result["curves"]
+    assert curves == {"points": len(result["equity"]), "candles": 8784, "downsampled": True, "full": None}
+    assert 1000 < curves["points"] <= 4000
+    assert [t for t, _ in result["drawdown"]] == [t for t, _ in result["equity"]]
+    times = [t for t, _ in result["equity"]]
+    assert times == sorted(times) and times[0] == 1704067200000 and times[-1] == result["data"]["last"]
+    assert min(d for _, d in result["drawdown"]) == result["metrics"]["max_drawdown"]
+    assert result["equity"][-1][1] == pytest.approx(result["metrics"]["end_equity"])
+    assert not list(tmp_path.glob("*.parquet"))
+
+
+def test_points_sets_the_curve_resolution(btc_1h, tmp_path):
+    out = tmp_path / "r.json"
+    run(*year_args(btc_1h, out, "--points", "100"))
+    result = json.loads(out.read_text())
+    assert len(result["equity"]) <= 100 and result["curves"]["points"] == len(result["equity"])
+    assert min(d for _, d in result["drawdown"]) == result["metrics"]["max_drawdown"]
+
+
+def test_full_writes_every_candle_to_parquet_beside_the_json(btc_1h, tmp_path):
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "year.json"
+    run(*year_args(btc_1h, out, "--full"))
+    result = json.loads(out.read_text())
+    assert result["curves"]["full"] == "year.curves.parquet"
+    table = pq.read_table(tmp_path / "year.curves.parquet")
+    assert table.column_names == ["timestamp", "equity", "drawdown", "position_size"]
+    assert table.num_rows == 8784
+    columns = {name: table.column(name).to_pylist() for name in table.column_names}
+    assert columns["timestamp"][0] == 1704067200000 and columns["equity"][0] == pytest.approx(10000.0)
+    assert min(columns["drawdown"]) == result["metrics"]["max_drawdown"]
+    by_time = dict(zip(columns["timestamp"], columns["equity"], strict=True))
+    assert all(by_time[t] == e for t, e in result["equity"])  # the JSON's points are exact samples
+    sizes = columns["position_size"]
+    assert sum(1 for k in range(1, len(sizes)) if sizes[k - 1] == 0 < sizes[k]) > 5  # entries
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--full"], "--full needs --output"),
+        (["--points", "5"], "--points must be at least 10"),
+    ],
+)
+def test_bad_output_options_are_command_errors(btc_1h, extra, message):
+    args = ["--data", str(btc_1h), "--symbol", "BTC/USDT", "--timeframe", "1h", "--strategy", "macd"]
+    with pytest.raises(CommandError, match=message):
+        run(*args, *extra)
+
+
+def test_a_parsed_csv_is_cached_until_the_file_changes(tmp_path, settings):
+    data = tmp_path / "candles.csv"
+    rows = "".join(
+        f"{1704067200000 + k * 3_600_000},{100 + k % 7},{101 + k % 7},{99 + k % 7},{100.5 + k % 7},1\n"
+        for k in range(300)
+    )
+    data.write_text("timestamp,open,high,low,close,volume\n" + rows)
+    out = tmp_path / "r.json"
+    args = ["--data", str(data), "--symbol", "X/USDT", "--timeframe", "1h", "--strategy", "sma_crossover"]
+    run(*args, "--params", '{"fast": 3, "slow": 5}', "--output", str(out))
+    cache = settings.VAR_DIR / "cache" / "candles"
+    [cached] = cache.glob("*.npy")
+    first = json.loads(out.read_text())
+    run(*args, "--params", '{"fast": 3, "slow": 5}', "--output", str(out))
+    assert json.loads(out.read_text())["metrics"] == first["metrics"]
+    assert list(cache.glob("*.npy")) == [cached]  # read from the cache, nothing new
+    data.write_text("timestamp,open,high,low,close,volume\n" + rows[: len(rows) // 2])
+    run(*args, "--params", '{"fast": 3, "slow": 5}', "--output", str(out))
+    assert json.loads(out.read_text())["data"]["candles"] == 150
+    [replaced] = cache.glob("*.npy")
+    assert replaced != cached  # the stale copy was replaced, not kept beside
+    run(*args, "--params", '{"fast": 3, "slow": 5}', "--output", str(out), "--no-cache")
+    assert list(cache.glob("*")) == [replaced]
+
+
+def test_backtest_process_starts_without_ccxt_daphne_twisted_pandas_or_the_urls(btc_1h, tmp_path):
+    """The whole-process CLI imports only what a backtest needs (``-X importtime`` lists every module)."""
+    out = tmp_path / "r.json"
+    completed = subprocess.run(
+        [sys.executable, "-X", "importtime", "manage.py", "backtest", *year_args(btc_1h, out, "--full")],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "VAR_DIR": str(tmp_path / "var")},
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    imported = {
+        line.rsplit("|", 1)[1].strip()
+        for line in completed.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert {"numpy", "pyarrow", "apps.backtests.engine", "django"} <= imported  # the hook saw the run
+    for forbidden in ("ccxt", "daphne", "twisted", "pandas", "config.urls", "rest_framework.views"):
+        assert forbidden not in imported, f"manage.py backtest imported {forbidden}"
+    assert json.loads(out.read_text())["curves"]["full"] == "r.curves.parquet"

@@ -108,3 +108,28 @@ def test_indicators_never_use_future_values(compute):
     for k in (20, 57, 150, 299):
         part = compute(close[:k], high[:k], low[:k])
         np.testing.assert_array_equal(part, full[:k])
+
+
+def test_sma_of_a_long_price_series_is_exact_to_a_few_ulps():
+    # Prefix sums over a year of minute prices at ~30,000 would lose ~1e-6 without compensation.
+    rng = np.random.default_rng(11)
+    close = np.round(30_000 * np.exp(np.cumsum(rng.normal(0, 0.0008, 525_600))), 2)
+    for period in (20, 200, 5000):
+        fast = ta.sma(close, period)
+        for i in (period - 1, 1000 + period, 300_017, 525_599):
+            exact = math.fsum(close[i - period + 1 : i + 1]) / period
+            assert fast[i] == pytest.approx(exact, rel=4e-16, abs=0)
+        assert np.isnan(fast[: period - 1]).all()
+
+
+def test_sma_of_a_flat_series_is_flat():
+    for value in (0.1, 30_000.07, 1e-8):
+        for period in (2, 20, 50):
+            assert (ta.sma(np.full(400, value), period)[period - 1 :] == value).all()
+
+
+def test_sma_is_nan_while_a_nan_or_infinity_is_in_the_window():
+    values = [nan, 1, 2, math.inf, 3, 4, 5, 6, -math.inf, 1, 2, 3]
+    assert_series(ta.sma(values, 3), [nan, nan, nan, nan, nan, nan, 4, 5, nan, nan, nan, 2])
+    assert_series(ta.sma([math.inf] * 3 + [1] * 3, 3), [nan] * 5 + [1])
+    assert_series(ta.sma([1, 2], 3), [nan, nan])

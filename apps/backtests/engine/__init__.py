@@ -8,7 +8,7 @@ Public API (rules and sources in docs/engine.md)::
 from __future__ import annotations
 
 from .broker import SimulatedBroker
-from .candles import Candles, load_csv, to_candles
+from .candles import Candles, to_candles
 from .config import BacktestConfig
 from .errors import (
     BacktestCancelled,
@@ -17,6 +17,7 @@ from .errors import (
     ParamError,
     StrategyError,
 )
+from .io import load_csv
 from .metrics import METRIC_NAMES, compute_metrics
 from .orders import OrderInfo
 from .params import Param, ParamSet, default_grid, grid, schema_to_json, validate_params

@@ -1,14 +1,14 @@
 """Candle data: a small columnar container and loaders.
 
 The engine works on ``Candles`` (numpy arrays; timestamps are candle open times in
-int64 milliseconds UTC). pandas is imported lazily, only when a DataFrame or CSV
-is actually involved, to keep the engine's import cheap for CLI and Celery calls.
+int64 milliseconds UTC). pandas is imported lazily, only when a DataFrame is
+actually involved, to keep the engine's import cheap for CLI and Celery calls;
+files are read by ``io.load_csv`` (pyarrow, no pandas).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -181,24 +181,3 @@ def to_candles(data: Any) -> Candles:
     if hasattr(data, "columns") and hasattr(data, "index"):
         return Candles.from_frame(data)
     raise BacktestError("data must be a Candles object or a pandas DataFrame of OHLCV candles")
-
-
-def load_csv(path: str | Path) -> Candles:
-    """Read ``timestamp,open,high,low,close,volume`` (timestamp in ms) from a CSV or CSV.gz file."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.exists():
-        raise BacktestError(f"data file not found: {path}")
-    try:
-        df = pd.read_csv(
-            path,
-            dtype={"timestamp": "int64", **{c: "float64" for c in COLUMNS}},
-            usecols=["timestamp", *COLUMNS],
-        )
-    except (ValueError, KeyError) as exc:
-        raise BacktestError(
-            f"cannot read {path.name}: expected columns timestamp,open,high,low,close,volume ({exc})"
-        ) from exc
-    candles = Candles.from_arrays(*(df[c].to_numpy() for c in ("timestamp", *COLUMNS)))
-    return candles

@@ -9,15 +9,21 @@ Every value at index ``i`` depends only on inputs ``0..i``: that is what keeps
 the built-ins free of lookahead bias, and ``lookahead.check_lookahead`` proves it.
 The recursive indicators (EMA, Wilder smoothing) are computed by pandas' ewm,
 which is sequential and therefore prefix-stable; the rolling ones by pandas'
-rolling windows.
+rolling windows, except the SMA: numpy prefix sums, so that the most common
+strategies run without importing pandas (a large part of the CLI's start-up).
+pandas is imported on the first call that needs it.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
-ArrayLike = np.ndarray | pd.Series | list
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    ArrayLike = np.ndarray | pd.Series | list
 
 __all__ = [
     "atr",
@@ -38,6 +44,8 @@ __all__ = [
 
 
 def _series(values: ArrayLike) -> pd.Series:
+    import pandas as pd
+
     return pd.Series(np.asarray(values, dtype=np.float64), copy=False)
 
 
@@ -49,9 +57,46 @@ def _check_period(period: int) -> int:
 
 
 def sma(values: ArrayLike, period: int) -> np.ndarray:
-    """Simple moving average over ``period`` values."""
+    """Simple moving average over ``period`` values (NaN while the window holds a NaN or inf)."""
     period = _check_period(period)
-    return _series(values).rolling(period, min_periods=period).mean().to_numpy()
+    x = np.asarray(values, dtype=np.float64)
+    out = _rolling_sum(x, period) / period
+    # A window of one repeated value averages to exactly that value (as in pandas),
+    # so flat prices never produce a spurious crossover from rounding.
+    if len(x) >= period:
+        index = np.arange(len(x))
+        starts = np.maximum.accumulate(np.where(np.concatenate(([True], x[1:] != x[:-1])), index, 0))
+        flat = (index - starts + 1 >= period) & np.isfinite(x)
+        out[flat] = x[flat]
+    return out
+
+
+def _rolling_sum(x: np.ndarray, period: int) -> np.ndarray:
+    """Sums of the last ``period`` values, NaN for the first ``period - 1``.
+
+    Compensated prefix sums: ``np.cumsum`` adds left to right, so the rounding
+    error of every addition is recovered exactly (Knuth's TwoSum) and summed
+    separately; each window sum is then within a few ulps, as pandas' Kahan-summed
+    rolling mean, and value ``i`` depends on values ``0..i`` only.
+    """
+    n = len(x)
+    out = np.full(n, np.nan)
+    if n < period:
+        return out
+    finite = np.isfinite(x)
+    clean = finite.all()
+    v = x if clean else np.where(finite, x, 0.0)
+    total = np.cumsum(v)
+    before = np.concatenate(([0.0], total[:-1]))
+    added = total - before
+    error = np.cumsum((before - (total - added)) + (v - added))
+    total = np.concatenate(([0.0], total))
+    error = np.concatenate(([0.0], error))
+    out[period - 1 :] = (total[period:] - total[:-period]) + (error[period:] - error[:-period])
+    if not clean:  # a window holding a NaN or an infinity is NaN (as in pandas)
+        bad = np.concatenate(([0], np.cumsum(~finite)))
+        out[period - 1 :][(bad[period:] - bad[:-period]) > 0] = np.nan
+    return out
 
 
 def _seeded_ewm(values: ArrayLike, alpha: float, period: int) -> np.ndarray:
@@ -68,6 +113,8 @@ def _seeded_ewm(values: ArrayLike, alpha: float, period: int) -> np.ndarray:
     seed_end = valid[0] + period - 1
     tail = x[seed_end:].copy()
     tail[0] = x[valid[0] : seed_end + 1].mean()
+    import pandas as pd
+
     out[seed_end:] = pd.Series(tail, copy=False).ewm(alpha=alpha, adjust=False).mean().to_numpy()
     return out
 
