@@ -201,12 +201,14 @@ class Command(BaseCommand):
         # orjson: ~10x faster than json on thousands of trades, and a non-finite float becomes null.
         text = orjson.dumps(output, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS).decode()
         if options["output"]:
+            target = Path(options["output"]) if curves_path is None else curves_path
             try:
                 if curves_path is not None:
                     write_curves(curves_path, result)
-                Path(options["output"]).write_text(text + "\n")
+                    target = Path(options["output"])
+                target.write_text(text + "\n")
             except OSError as exc:
-                raise CommandError(f"cannot write {options['output']}: {exc}") from exc
+                raise CommandError(f"cannot write {target}: {exc}") from exc
         else:
             self.stdout.write(text)
         self._summary(result, options, time.perf_counter() - started)
