@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from .shared import shared
+
 DAY_MS = 86_400_000
 PERIODS_PER_YEAR = 365
 RUIN_LEVEL = 0.5
@@ -114,13 +116,18 @@ def daily_returns(timestamps: np.ndarray, values: np.ndarray, start_value: float
     """Returns between the last values of consecutive UTC days, starting from ``start_value``."""
     if len(values) == 0:
         return np.empty(0)
-    day = timestamps // DAY_MS
-    last = np.flatnonzero(np.diff(day)) if len(day) > 1 else np.empty(0, dtype=np.int64)
+    last = shared("metrics.day_ends", (timestamps,), lambda: _day_ends(timestamps))
     closes = np.concatenate(([start_value], values[last], values[-1:]))
     prev = closes[:-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         returns = np.where(prev > 0, closes[1:] / np.where(prev > 0, prev, 1.0) - 1.0, 0.0)
     return returns
+
+
+def _day_ends(timestamps: np.ndarray) -> np.ndarray:
+    """Index of the last candle of each UTC day but the final one."""
+    day = timestamps // DAY_MS
+    return np.flatnonzero(np.diff(day)) if len(day) > 1 else np.empty(0, dtype=np.int64)
 
 
 def drawdown_curve(equity: np.ndarray, start_value: float) -> np.ndarray:
@@ -263,7 +270,7 @@ def compute_metrics(
         bench = np.asarray(benchmark_close, dtype=np.float64)
         b0 = float(benchmark_start) if benchmark_start is not None else float(bench[0])
         m["buy_and_hold_return"] = _num(bench[-1] / b0 - 1.0)
-        b = daily_returns(ts, bench, b0)
+        b = shared("metrics.benchmark_returns", (ts, bench, b0), lambda: daily_returns(ts, bench, b0))
         if len(b) >= 2:
             var_b = float(b.var(ddof=1))
             if var_b > 0:

@@ -38,6 +38,7 @@ from .errors import BacktestCancelled, BacktestError, StrategyError
 from .fees import FeeModel
 from .metrics import compute_metrics, drawdown_curve
 from .results import TRADE_FIELDS, BacktestResult, empty_trade_columns
+from .shared import shared
 from .slippage import SlippageModel
 from .strategy import Signals, SignalStrategy, Strategy
 
@@ -65,8 +66,11 @@ def run_backtest(
         config = BacktestConfig.from_dict(config)
     candles = to_candles(data)
     if config.start is not None or config.end is not None:
-        candles = candles.between(config.start, config.end)
-    candles.validate()
+        # One slice object per sweep, so that what is shared about it stays shared.
+        whole, start, end = candles, config.start, config.end
+        candles = shared("candles.between", (whole, start, end), lambda: whole.between(start, end))
+    # A sweep validates its candles once (engine.shared); a lone run every time.
+    shared("candles.validate", _price_columns(candles), lambda: _validated(candles))
     if should_cancel is not None and should_cancel():
         raise BacktestCancelled("backtest cancelled")
     if isinstance(strategy, SignalStrategy):
@@ -85,6 +89,15 @@ def run_backtest(
     if progress is not None:
         progress(1.0)
     return result
+
+
+def _price_columns(candles: Candles) -> tuple[np.ndarray, ...]:
+    return (candles.timestamp, candles.open, candles.high, candles.low, candles.close)
+
+
+def _validated(candles: Candles) -> bool:
+    candles.validate()
+    return True
 
 
 # ---------------------------------------------------------------- strategy calls
@@ -575,7 +588,7 @@ def _assemble(
         benchmark_start=float(candles.open[0]),
         position_size=size,
         close=close,
-        bar_ms=candles.bar_ms(),
+        bar_ms=shared("candles.bar_ms", (candles.timestamp,), candles.bar_ms),
         drawdown=drawdown,
     )
     if config.market_type == "futures":
