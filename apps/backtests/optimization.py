@@ -312,6 +312,12 @@ _CACHE_LOCK = threading.Lock()
 SWEEP_CACHE_SETS = 2
 
 
+def sweep_cache_clear() -> None:
+    """Forget this process's cached candle sets (and their shared indicators)."""
+    with _CACHE_LOCK:
+        _SWEEP_CACHE.clear()
+
+
 def _candle_set(optimization: Optimization) -> tuple[Any, ...]:
     return (
         optimization.exchange,
@@ -367,12 +373,15 @@ def sweep_data(optimization: Optimization, *, fresh: bool = False) -> SweepData:
 
 
 def evaluation_order(combos: list[dict[str, Any]], names: list[str], chunk_size: int) -> list[int]:
-    """Combination indices in tiles of the grid, so that a chunk's combinations share values.
+    """Combination indices in bands of the grid, so that a chunk's combinations share values.
 
-    In grid order a chunk of a ``10 x 100`` grid holds one ``fast`` and 50 ``slow``
-    values (51 distinct moving averages); in tiles of about ``chunk_size``
-    combinations (7 x 7 here) it holds 14. Each axis value's tile is its rank of
-    first appearance divided by the tile side; within a tile the grid order is kept.
+    In grid order a chunk of 50 combinations of a ``10 x 100`` grid holds one
+    ``fast`` and 50 ``slow`` values: 51 distinct moving averages to compute. Here
+    the grid is cut into bands of about ``chunk_size ** (1/d)`` values on every
+    axis but the last, and each band walks the last axis (forth, then back in the
+    next band, so a chunk across two bands still shares values): a chunk then holds
+    5 ``fast`` x 10 ``slow`` values, 15 averages. An axis value's position is its
+    rank of first appearance; ties keep the grid order.
     """
     if len(combos) <= chunk_size:
         return list(range(len(combos)))
@@ -385,12 +394,18 @@ def evaluation_order(combos: list[dict[str, Any]], names: list[str], chunk_size:
             ranks[name] = seen
     if len(ranks) < 2:
         return list(range(len(combos)))
+    *banded, last = ranks
     side = max(1, round(chunk_size ** (1 / len(ranks))))
+    # Bands of equal width: 10 values in bands of at most 7 are two bands of 5.
+    widths = {name: math.ceil(len(ranks[name]) / math.ceil(len(ranks[name]) / side)) for name in banded}
 
-    def tile(k: int) -> tuple[int, ...]:
-        return tuple(ranks[name][repr(combos[k].get(name))] // side for name in ranks)
+    def position(k: int) -> tuple[Any, ...]:
+        combo = combos[k]
+        band = tuple(ranks[name][repr(combo.get(name))] // widths[name] for name in banded)
+        along = ranks[last][repr(combo.get(last))]
+        return (band, -along if sum(band) % 2 else along, k)
 
-    return sorted(range(len(combos)), key=lambda k: (tile(k), k))
+    return sorted(range(len(combos)), key=position)
 
 
 def _fail(optimization_id: int, **fields: Any) -> None:

@@ -21,7 +21,7 @@ saw them is in use (the engine never does).
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -41,7 +41,7 @@ class SharedScope:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.hits = 0
-        self.misses = 0
+        self.computed: Counter[str] = Counter()  # computations per name (misses)
         self._entries: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any, int]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -62,7 +62,7 @@ class SharedScope:
         value = compute()
         size = _freeze(value)
         with self._lock:
-            self.misses += 1
+            self.computed[name] += 1
             old = self._entries.pop(key, None)
             if old is not None:
                 self.bytes -= old[2]
