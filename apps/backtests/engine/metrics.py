@@ -137,7 +137,10 @@ def drawdown_curve(equity: np.ndarray, start_value: float) -> np.ndarray:
     peak = np.maximum.accumulate(equity)
     np.maximum(peak, start_value, out=peak)
     if start_value > 0:
-        return equity / peak - 1.0
+        # In place: the same two operations per value as ``equity / peak - 1.0``, one array less.
+        np.divide(equity, peak, out=peak)
+        peak -= 1.0
+        return peak
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.minimum(np.where(peak > 0, equity / np.where(peak > 0, peak, 1.0) - 1.0, 0.0), 0.0)
 
@@ -148,7 +151,7 @@ def _max_drawdown_duration(timestamps: np.ndarray, drawdown: np.ndarray) -> floa
     if not under.any():
         return 0.0
     padded = np.concatenate(([False], under, [False]))
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    edges = np.flatnonzero(np.diff(padded.view(np.int8)))
     starts, ends = edges[::2], edges[1::2]  # [start, end) runs of underwater candles
     # The peak is the candle before the run (or the first candle); recovery is the candle after it.
     peak_ts = timestamps[np.maximum(starts - 1, 0)]
@@ -284,8 +287,12 @@ def compute_metrics(
         m["exposure_time"] = exposed / len(eq)
         if exposed:
             # Effective leverage per candle; flat candles add 0 and are left out of the mean.
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lev = np.where(eq > 0, size * np.asarray(close) / np.where(eq > 0, eq, 1.0), 0.0)
+            lev = np.multiply(size, np.asarray(close, dtype=np.float64), out=size)
+            if eq.min() > 0:  # the usual case: the same values as the masked form below
+                lev /= eq
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    lev = np.where(eq > 0, lev / np.where(eq > 0, eq, 1.0), 0.0)
             m["avg_leverage"] = _num(lev.sum() / exposed)
             m["max_leverage"] = _num(lev.max())
         else:

@@ -293,11 +293,10 @@ def _effective_signals(sig: Signals, n: int, allow_short: bool) -> tuple[np.ndar
     zeros = np.zeros(n, dtype=bool)
     le = sig.long_entries
     lx = sig.long_exits if sig.long_exits is not None else zeros
-    if allow_short:
-        se = sig.short_entries if sig.short_entries is not None else zeros
-        sx = sig.short_exits if sig.short_exits is not None else zeros
-    else:
-        se = sx = zeros
+    if not allow_short:  # no short signals: the same arrays without the passes over zeros
+        return le & ~lx, lx, zeros, zeros
+    se = sig.short_entries if sig.short_entries is not None else zeros
+    sx = sig.short_exits if sig.short_exits is not None else zeros
     le_eff = le & ~lx & ~se
     se_eff = se & ~sx & ~le
     return le_eff, lx, se_eff, sx
@@ -346,7 +345,7 @@ def _vectorized(
     # Only candles with a signal can change the desired position, so the state machine
     # runs on those alone: the desired position after a signal candle is the last
     # entry's direction, unless an exit of that direction came after it.
-    ev = np.flatnonzero(le | lx | se | sx)
+    ev = np.flatnonzero(le | lx | se | sx if config.allow_short else le | lx)
     k = np.arange(len(ev))
     entry_dir = le[ev].astype(np.int8) - se[ev].astype(np.int8)
     last_entry = np.maximum.accumulate(np.where(entry_dir != 0, k, -1))
@@ -568,9 +567,14 @@ def _assemble(
         # state superseded within the same candle).
         lengths = np.diff(np.concatenate((ev_idx, [n])))
         head = int(ev_idx[0])
-        base = np.concatenate((np.full(head, e0), np.repeat(ev_base, lengths)))
-        size = np.concatenate((np.zeros(head), np.repeat(ev_size, lengths)))
-        equity = base + size * marked
+        base = np.empty(n)
+        base[:head] = e0
+        base[head:] = np.repeat(ev_base, lengths)
+        size = np.zeros(n)
+        size[head:] = np.repeat(ev_size, lengths)
+        # In place, ``size * marked + base``: the same values as ``base + size * marked``.
+        equity = np.multiply(size, marked)
+        equity += base
     else:
         size = np.zeros(n)
         equity = np.full(n, e0)
