@@ -174,29 +174,57 @@ def bench_grid(user, workers: int, combinations: int, check: bool) -> float:
         f"sharpe {opt.best_value:.6f}; chunks {opt.chunks_total}; workers used {len(hosts)}"
     )
     if check:
-        check_against_sequential_sweep(opt)
+        check_against_sequential_sweep(opt, combinations)
     Optimization.objects.filter(id=opt.id).delete()
     return seconds
 
 
-def check_against_sequential_sweep(opt) -> None:
-    """Every combination run alone, one after another: same metrics, same best parameters."""
-    from apps.backtests.optimization import _clean_metrics, best_trial, sweep_data
-    from apps.backtests.services.runner import strategy_run
+def sequential_sweep(combinations: int) -> tuple[list[dict], float]:
+    """Every combination of the grid run alone, one after another in this process: (trials, seconds).
 
-    candles = sweep_data(opt).candles
-    stored = {t.index: t.metrics for t in opt.trials.all()}
+    Stored in ``var/bench-logs/`` under a key of the candles, grid and config, so a rerun on
+    the same data skips the minutes it takes (the seconds are those of the run that computed it).
+    """
+    import hashlib
+
+    from apps.backtests.optimization import _clean_metrics, build_combinations, candles_digest
+    from apps.backtests.services.runner import load_candles, strategy_run
+    from apps.backtests.specs import parse_run_spec
+
+    body = {**BASE, "strategy": "sma_crossover", "params": {}}
+    spec = parse_run_spec(user=bench_user(), data=body, check_params=False)
+    combos, _ = build_combinations(ref=spec.strategy, fixed={}, space=GRIDS[combinations])
+    config = spec.config.to_dict()
+    candles = load_candles(exchange=EXCHANGE, symbol=SYMBOL, timeframe="1m")
+    key = hashlib.sha256(
+        json.dumps([candles_digest(candles), combos, config], sort_keys=True, default=str).encode()
+    ).hexdigest()[:16]
+    path = ROOT / "var" / "bench-logs" / f"sequential-{combinations}-{key}.json"
+    if path.exists():
+        saved = json.loads(path.read_text())
+        return saved["trials"], saved["seconds"]
     started = time.perf_counter()
-    trials, mismatched = [], 0
-    for k, params in enumerate(opt.plan["combinations"]):
+    trials = []
+    for k, params in enumerate(combos):
         result = strategy_run(
-            kind=opt.strategy_kind, name=opt.strategy_name, params=params, candles=candles, config=opt.config
+            kind="builtin", name="sma_crossover", params=params, candles=candles, config=config
         )
-        metrics = _clean_metrics(result.metrics)
-        # Through JSON, as the trial was stored: floats round-trip exactly.
-        mismatched += json.loads(json.dumps(metrics)) != stored[k]
+        # Through JSON, as a trial is stored: floats round-trip exactly.
+        metrics = json.loads(json.dumps(_clean_metrics(result.metrics)))
         trials.append({"index": k, "params": params, "metrics": metrics})
     seconds = time.perf_counter() - started
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"trials": trials, "seconds": seconds}))
+    return trials, seconds
+
+
+def check_against_sequential_sweep(opt, combinations: int) -> None:
+    """The grid's trials against every combination run alone: same metrics, same best parameters."""
+    from apps.backtests.optimization import best_trial
+
+    trials, seconds = sequential_sweep(combinations)
+    stored = {t.index: (t.params, t.metrics) for t in opt.trials.all()}
+    mismatched = sum(stored.get(t["index"]) != (t["params"], t["metrics"]) for t in trials)
     best = best_trial(trials, objective=opt.objective, maximize=opt.maximize)
     same = best is not None and best["params"] == opt.best_params
     print(
@@ -268,6 +296,9 @@ def main() -> None:
     parser.add_argument("--no-check", action="store_true", help="skip the sequential sweep")
     parser.add_argument("--skip-grid", action="store_true")
     parser.add_argument("--skip-page", action="store_true")
+    parser.add_argument(
+        "--sequential-only", action="store_true", help="only compute (and store) the sequential sweep"
+    )
     args = parser.parse_args()
     ensure_database()
     import django
@@ -276,6 +307,10 @@ def main() -> None:
     setup_data()
     user = bench_user()
     print(f"machine: {os.cpu_count()} cores (shared with other work: timings are noisy)")
+    if args.sequential_only:
+        trials, seconds = sequential_sweep(args.combinations)
+        print(f"sequential sweep of {len(trials)} combinations: {seconds:.1f} s")
+        return
     if not args.skip_grid:
         bench_grid(user, args.workers, args.combinations, check=not args.no_check)
     if not args.skip_page:
