@@ -128,7 +128,7 @@ def test_chunks_take_tiles_of_the_grid_so_that_their_combinations_share_windows(
 def test_cancelling_stops_a_running_chunk_without_storing_its_trials(
     auth_client, candles_1h, django_capture_on_commit_callbacks
 ):
-    body = {**SMA_BODY, "params": {}, "kind": "grid", "space": SPACE}
+    body = {**SMA_BODY, "params": {}, "kind": "grid", "space": SPACE, "chunk_size": 12}
     opt = create(auth_client, body, django_capture_on_commit_callbacks)
     assert optimization_plan(optimization_id=opt.id, worker="inline") == 1
     Optimization.objects.filter(id=opt.id).update(cancel_requested=True)
