@@ -13,10 +13,13 @@ on the result backend, and survives a chunk being redelivered.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import threading
+import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,6 +30,7 @@ from django.utils import timezone
 from apps.backtests.engine import METRIC_NAMES, BacktestCancelled, Candles
 from apps.backtests.engine.errors import BacktestError, ParamError
 from apps.backtests.engine.params import validate_params
+from apps.backtests.engine.shared import SharedScope, shared_arrays
 from apps.backtests.models import Optimization, OptimizationKind, OptimizationTrial, StrategyKind
 from apps.backtests.services.enqueue import (
     OPTIMIZATION_CHUNK_TASK,
@@ -290,18 +294,61 @@ def _enqueue_start(optimization_id: int) -> None:
 
 
 # =================================================================== execution
-# Keyed by (id, created_at): an id alone could come back after a database reset.
-_CANDLE_CACHE: OrderedDict[tuple[int, float], Candles] = OrderedDict()
+@dataclass(frozen=True, eq=False)
+class SweepData:
+    """One candle set as a worker process holds it for sweeps: the candles, their digest and
+    the ``engine.shared`` scope in which the sweep's indicators are computed once."""
+
+    candles: Candles
+    digest: str
+    scope: SharedScope
+
+
+# Keyed by the candle set (market, timeframe, range): chunks of a sweep, and later sweeps
+# over the same candles, read them once per worker process. The digest tells a cached
+# set from the one the sweep was planned on (candles imported since then).
+_SWEEP_CACHE: OrderedDict[tuple[Any, ...], SweepData] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
+SWEEP_CACHE_SETS = 2
 
 
-def _candles_for(optimization: Optimization) -> Candles:
-    """The optimization's candles, read once per worker process (chunks of one sweep share them)."""
-    key = (optimization.id, optimization.created_at.timestamp())
+def sweep_cache_clear() -> None:
+    """Forget this process's cached candle sets (and their shared indicators)."""
     with _CACHE_LOCK:
-        cached = _CANDLE_CACHE.get(key)
-        if cached is not None:
-            _CANDLE_CACHE.move_to_end(key)
+        _SWEEP_CACHE.clear()
+
+
+def _candle_set(optimization: Optimization) -> tuple[Any, ...]:
+    return (
+        optimization.exchange,
+        optimization.symbol,
+        optimization.timeframe,
+        optimization.start.isoformat() if optimization.start else None,
+        optimization.end.isoformat() if optimization.end else None,
+    )
+
+
+def candles_digest(candles: Candles) -> str:
+    """A digest of every candle column (tells two reads of one candle set apart)."""
+    h = hashlib.blake2b(digest_size=16)
+    for column in (candles.timestamp, candles.open, candles.high, candles.low, candles.close, candles.volume):
+        h.update(np.ascontiguousarray(column).data)
+    return h.hexdigest()
+
+
+def sweep_data(optimization: Optimization, *, fresh: bool = False) -> SweepData:
+    """The optimization's candles (and shared indicator scope), read once per worker process.
+
+    A cached set is used when it is the one the sweep was planned on
+    (``plan["candles_digest"]``); otherwise, and with ``fresh`` (planning), the
+    candles are read again (an unchanged set keeps its cached entry and scope).
+    """
+    key = _candle_set(optimization)
+    want = (optimization.plan or {}).get("candles_digest")
+    with _CACHE_LOCK:
+        cached = _SWEEP_CACHE.get(key)
+        if cached is not None and not fresh and want in (None, cached.digest):
+            _SWEEP_CACHE.move_to_end(key)
             return cached
     candles = load_candles(
         exchange=optimization.exchange,
@@ -310,11 +357,55 @@ def _candles_for(optimization: Optimization) -> Candles:
         start=optimization.start,
         end=optimization.end,
     )
+    digest = candles_digest(candles)
     with _CACHE_LOCK:
-        _CANDLE_CACHE[key] = candles
-        while len(_CANDLE_CACHE) > 2:
-            _CANDLE_CACHE.popitem(last=False)
-    return candles
+        cached = _SWEEP_CACHE.get(key)
+        data = (
+            cached
+            if cached is not None and cached.digest == digest
+            else SweepData(candles=candles, digest=digest, scope=SharedScope())
+        )
+        _SWEEP_CACHE[key] = data
+        _SWEEP_CACHE.move_to_end(key)
+        while len(_SWEEP_CACHE) > SWEEP_CACHE_SETS:
+            _SWEEP_CACHE.popitem(last=False)
+    return data
+
+
+def evaluation_order(combos: list[dict[str, Any]], names: list[str], chunk_size: int) -> list[int]:
+    """Combination indices in bands of the grid, so that a chunk's combinations share values.
+
+    In grid order a chunk of 50 combinations of a ``10 x 100`` grid holds one
+    ``fast`` and 50 ``slow`` values: 51 distinct moving averages to compute. Here
+    the grid is cut into bands of about ``chunk_size ** (1/d)`` values on every
+    axis but the last, and each band walks the last axis (forth, then back in the
+    next band, so a chunk across two bands still shares values): a chunk then holds
+    5 ``fast`` x 10 ``slow`` values, 15 averages. An axis value's position is its
+    rank of first appearance; ties keep the grid order.
+    """
+    if len(combos) <= chunk_size:
+        return list(range(len(combos)))
+    ranks: dict[str, dict[str, int]] = {}
+    for name in names:
+        seen: dict[str, int] = {}
+        for combo in combos:
+            seen.setdefault(repr(combo.get(name)), len(seen))
+        if len(seen) > 1:
+            ranks[name] = seen
+    if len(ranks) < 2:
+        return list(range(len(combos)))
+    *banded, last = ranks
+    side = max(1, round(chunk_size ** (1 / len(ranks))))
+    # Bands of equal width: 10 values in bands of at most 7 are two bands of 5.
+    widths = {name: math.ceil(len(ranks[name]) / math.ceil(len(ranks[name]) / side)) for name in banded}
+
+    def position(k: int) -> tuple[Any, ...]:
+        combo = combos[k]
+        band = tuple(ranks[name][repr(combo.get(name))] // widths[name] for name in banded)
+        along = ranks[last][repr(combo.get(last))]
+        return (band, -along if sum(band) % 2 else along, k)
+
+    return sorted(range(len(combos)), key=position)
 
 
 def _fail(optimization_id: int, **fields: Any) -> None:
@@ -329,7 +420,8 @@ def optimization_plan(*, optimization_id: int, worker: str = "") -> int:
     opt = Optimization.objects.get(id=optimization_id)
     job_publish_status(opt)
     try:
-        candles = _candles_for(opt)
+        data = sweep_data(opt, fresh=True)
+        candles = data.candles
         if len(candles) < 2:
             raise ValidationFailed("Not enough candles in the selected range.", code="no_candles")
         combos = opt.plan["combinations"]
@@ -342,6 +434,7 @@ def optimization_plan(*, optimization_id: int, worker: str = "") -> int:
             )
         # ~16 chunks spread the work over many workers while each still amortizes its candle read.
         size = opt.plan.get("chunk_size") or max(1, min(50, math.ceil(len(combos) * len(windows) / 16)))
+        # A chunk is [window, lo, hi): positions lo..hi-1 of the evaluation order.
         chunks = [
             [w["index"], lo, min(lo + size, len(combos))]
             for w in windows
@@ -351,6 +444,8 @@ def optimization_plan(*, optimization_id: int, worker: str = "") -> int:
             **opt.plan,
             "windows": windows if opt.kind == OptimizationKind.WALK_FORWARD else [],
             "chunks": chunks,
+            "order": evaluation_order(combos, list(opt.space), size),
+            "candles_digest": data.digest,
         }
         Optimization.objects.filter(id=opt.id).update(
             plan=plan, chunks_total=len(chunks), heartbeat_at=timezone.now()
@@ -374,49 +469,34 @@ def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = ""
     if opt is None or opt.status != JobStatus.RUNNING:
         return
     window_index, lo, hi = opt.plan["chunks"][chunk]
-    if OptimizationTrial.objects.filter(optimization=opt, window=window_index, index=lo).exists():
-        return  # a redelivered chunk that already ran
     combos = opt.plan["combinations"]
+    order = opt.plan.get("order") or range(len(combos))
+    if OptimizationTrial.objects.filter(optimization=opt, window=window_index, index=order[lo]).exists():
+        return  # a redelivered chunk that already ran
     source = opt.strategy_version.source if opt.strategy_version else None
     monitor = JobMonitor(opt, event="optimization.progress", time_limit=time_limit_seconds())
+    progress = _ProgressCounter(opt.id, monitor)
     try:
-        candles = _candles_for(opt)
-        if window_index is not None:
-            win = opt.plan["windows"][window_index]
-            candles = candles.between(win["is_start"], win["is_end"])
-        trials = []
-        for k in range(lo, hi):
-            monitor.check()
-            try:
-                result = strategy_run(
-                    kind=opt.strategy_kind,
-                    name=opt.strategy_name,
-                    source=source,
-                    params=combos[k],
-                    candles=candles,
-                    config=opt.config,
-                    should_cancel=monitor.should_cancel,
+        data = sweep_data(opt)
+        # Built-in strategies compute each distinct indicator once per worker for the
+        # candle set (engine.shared); user code runs in its sandbox process per
+        # combination and gets no share.
+        with shared_arrays(data.scope):
+            candles = data.candles
+            if window_index is not None:
+                win = opt.plan["windows"][window_index]
+                candles = data.scope.get(
+                    "optimization.window",
+                    (candles, win["is_start"], win["is_end"]),
+                    lambda: data.candles.between(win["is_start"], win["is_end"]),
                 )
-                metrics, error = _clean_metrics(result.metrics), ""
-            except (BacktestCancelled, JobCancelled, JobTimeLimitExceeded):
-                raise
-            except BacktestError as exc:  # one bad combination does not sink the sweep
-                metrics, error = {}, str(exc)[:2000]
-            trials.append(
-                OptimizationTrial(
-                    optimization_id=opt.id,
-                    index=k,
-                    window=window_index,
-                    params=combos[k],
-                    metrics=metrics,
-                    error=error,
-                    worker=worker[:200],
-                )
-            )
-            Optimization.objects.filter(id=opt.id).update(
-                completed=F("completed") + 1, heartbeat_at=timezone.now()
-            )
-            _publish_progress(opt.id, monitor)
+            trials = []
+            for pos in range(lo, hi):
+                k = order[pos]
+                monitor.check()
+                trials.append(_trial(opt, k, combos[k], window_index, candles, source, monitor, worker))
+                progress.add(1)
+        progress.flush()
     except JobTimeLimitExceeded as exc:
         _fail(opt.id, **error_fields(exc))
         return
@@ -441,6 +521,75 @@ def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = ""
         last = locked.chunks_done >= locked.chunks_total
     if last:
         _finalize(opt.id)
+
+
+def _trial(
+    opt: Optimization,
+    k: int,
+    params: dict[str, Any],
+    window_index: int | None,
+    candles: Candles,
+    source: str | None,
+    monitor: JobMonitor,
+    worker: str,
+) -> OptimizationTrial:
+    """One combination's backtest as an (unsaved) trial; a bad combination is an error row."""
+    try:
+        result = strategy_run(
+            kind=opt.strategy_kind,
+            name=opt.strategy_name,
+            source=source,
+            params=params,
+            candles=candles,
+            config=opt.config,
+            should_cancel=monitor.should_cancel,
+        )
+        metrics, error = _clean_metrics(result.metrics), ""
+    except (BacktestCancelled, JobCancelled, JobTimeLimitExceeded):
+        raise
+    except BacktestError as exc:  # one bad combination does not sink the sweep
+        metrics, error = {}, str(exc)[:2000]
+    return OptimizationTrial(
+        optimization_id=opt.id,
+        index=k,
+        window=window_index,
+        params=params,
+        metrics=metrics,
+        error=error,
+        worker=worker[:200],
+    )
+
+
+class _ProgressCounter:
+    """Adds a chunk's finished combinations to ``completed`` a few times a second, not per row.
+
+    A combination takes milliseconds in a sweep: two queries per combination
+    would cost as much as the backtest. Progress events still go out through
+    the monitor's throttle.
+    """
+
+    EVERY = 0.25
+
+    def __init__(self, optimization_id: int, monitor: JobMonitor) -> None:
+        self.optimization_id = optimization_id
+        self.monitor = monitor
+        self.pending = 0
+        self.last = time.monotonic()
+
+    def add(self, count: int) -> None:
+        self.pending += count
+        if time.monotonic() - self.last >= self.EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        self.last = time.monotonic()
+        if not self.pending:
+            return
+        Optimization.objects.filter(id=self.optimization_id).update(
+            completed=F("completed") + self.pending, heartbeat_at=timezone.now()
+        )
+        self.pending = 0
+        _publish_progress(self.optimization_id, self.monitor)
 
 
 def _publish_progress(optimization_id: int, monitor: JobMonitor) -> None:
@@ -524,7 +673,7 @@ def _mean(values: list[float | None]) -> float | None:
 
 def _walk_forward_report(opt: Optimization, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per window: the in-sample best params, then their out-of-sample backtest."""
-    candles = _candles_for(opt)
+    candles = sweep_data(opt).candles
     source = opt.strategy_version.source if opt.strategy_version else None
     report = []
     for win in opt.plan["windows"]:

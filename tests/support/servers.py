@@ -71,8 +71,9 @@ def celery_worker(
     hostname: str = "test-worker",
     log_path: Path | None = None,
     queues: str = "default,backtests",
+    start_timeout: float = 30.0,
 ) -> Iterator[subprocess.Popen]:
-    """Start ``celery -A config worker`` on Redis; yields once it answers a ping."""
+    """Start ``celery -A config worker`` on Redis; yields once it answers a ping (within ``start_timeout`` s)."""
     from config.celery import app
 
     log = open(log_path or os.devnull, "w")  # noqa: SIM115 - closed below
@@ -99,7 +100,7 @@ def celery_worker(
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + start_timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"celery worker exited with {process.returncode}")
@@ -107,7 +108,7 @@ def celery_worker(
             if replies:
                 break
         else:
-            raise RuntimeError("celery worker did not answer a ping within 30 s")
+            raise RuntimeError(f"celery worker did not answer a ping within {start_timeout:g} s")
         process.celery_hostname = name  # type: ignore[attr-defined]
         yield process
     finally:

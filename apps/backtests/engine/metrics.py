@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from .shared import shared
+
 DAY_MS = 86_400_000
 PERIODS_PER_YEAR = 365
 RUIN_LEVEL = 0.5
@@ -114,13 +116,18 @@ def daily_returns(timestamps: np.ndarray, values: np.ndarray, start_value: float
     """Returns between the last values of consecutive UTC days, starting from ``start_value``."""
     if len(values) == 0:
         return np.empty(0)
-    day = timestamps // DAY_MS
-    last = np.flatnonzero(np.diff(day)) if len(day) > 1 else np.empty(0, dtype=np.int64)
+    last = shared("metrics.day_ends", (timestamps,), lambda: _day_ends(timestamps))
     closes = np.concatenate(([start_value], values[last], values[-1:]))
     prev = closes[:-1]
     with np.errstate(divide="ignore", invalid="ignore"):
         returns = np.where(prev > 0, closes[1:] / np.where(prev > 0, prev, 1.0) - 1.0, 0.0)
     return returns
+
+
+def _day_ends(timestamps: np.ndarray) -> np.ndarray:
+    """Index of the last candle of each UTC day but the final one."""
+    day = timestamps // DAY_MS
+    return np.flatnonzero(np.diff(day)) if len(day) > 1 else np.empty(0, dtype=np.int64)
 
 
 def drawdown_curve(equity: np.ndarray, start_value: float) -> np.ndarray:
@@ -130,7 +137,10 @@ def drawdown_curve(equity: np.ndarray, start_value: float) -> np.ndarray:
     peak = np.maximum.accumulate(equity)
     np.maximum(peak, start_value, out=peak)
     if start_value > 0:
-        return equity / peak - 1.0
+        # In place: the same two operations per value as ``equity / peak - 1.0``, one array less.
+        np.divide(equity, peak, out=peak)
+        peak -= 1.0
+        return peak
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.minimum(np.where(peak > 0, equity / np.where(peak > 0, peak, 1.0) - 1.0, 0.0), 0.0)
 
@@ -141,7 +151,7 @@ def _max_drawdown_duration(timestamps: np.ndarray, drawdown: np.ndarray) -> floa
     if not under.any():
         return 0.0
     padded = np.concatenate(([False], under, [False]))
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    edges = np.flatnonzero(np.diff(padded.view(np.int8)))
     starts, ends = edges[::2], edges[1::2]  # [start, end) runs of underwater candles
     # The peak is the candle before the run (or the first candle); recovery is the candle after it.
     peak_ts = timestamps[np.maximum(starts - 1, 0)]
@@ -263,7 +273,7 @@ def compute_metrics(
         bench = np.asarray(benchmark_close, dtype=np.float64)
         b0 = float(benchmark_start) if benchmark_start is not None else float(bench[0])
         m["buy_and_hold_return"] = _num(bench[-1] / b0 - 1.0)
-        b = daily_returns(ts, bench, b0)
+        b = shared("metrics.benchmark_returns", (ts, bench, b0), lambda: daily_returns(ts, bench, b0))
         if len(b) >= 2:
             var_b = float(b.var(ddof=1))
             if var_b > 0:
@@ -277,8 +287,12 @@ def compute_metrics(
         m["exposure_time"] = exposed / len(eq)
         if exposed:
             # Effective leverage per candle; flat candles add 0 and are left out of the mean.
-            with np.errstate(divide="ignore", invalid="ignore"):
-                lev = np.where(eq > 0, size * np.asarray(close) / np.where(eq > 0, eq, 1.0), 0.0)
+            lev = np.multiply(size, np.asarray(close, dtype=np.float64), out=size)
+            if eq.min() > 0:  # the usual case: the same values as the masked form below
+                lev /= eq
+            else:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    lev = np.where(eq > 0, lev / np.where(eq > 0, eq, 1.0), 0.0)
             m["avg_leverage"] = _num(lev.sum() / exposed)
             m["max_leverage"] = _num(lev.max())
         else:

@@ -38,6 +38,7 @@ from .errors import BacktestCancelled, BacktestError, StrategyError
 from .fees import FeeModel
 from .metrics import compute_metrics, drawdown_curve
 from .results import TRADE_FIELDS, BacktestResult, empty_trade_columns
+from .shared import shared
 from .slippage import SlippageModel
 from .strategy import Signals, SignalStrategy, Strategy
 
@@ -65,8 +66,11 @@ def run_backtest(
         config = BacktestConfig.from_dict(config)
     candles = to_candles(data)
     if config.start is not None or config.end is not None:
-        candles = candles.between(config.start, config.end)
-    candles.validate()
+        # One slice object per sweep, so that what is shared about it stays shared.
+        whole, start, end = candles, config.start, config.end
+        candles = shared("candles.between", (whole, start, end), lambda: whole.between(start, end))
+    # A sweep validates its candles once (engine.shared); a lone run every time.
+    shared("candles.validate", _price_columns(candles), lambda: _validated(candles))
     if should_cancel is not None and should_cancel():
         raise BacktestCancelled("backtest cancelled")
     if isinstance(strategy, SignalStrategy):
@@ -85,6 +89,15 @@ def run_backtest(
     if progress is not None:
         progress(1.0)
     return result
+
+
+def _price_columns(candles: Candles) -> tuple[np.ndarray, ...]:
+    return (candles.timestamp, candles.open, candles.high, candles.low, candles.close)
+
+
+def _validated(candles: Candles) -> bool:
+    candles.validate()
+    return True
 
 
 # ---------------------------------------------------------------- strategy calls
@@ -280,11 +293,10 @@ def _effective_signals(sig: Signals, n: int, allow_short: bool) -> tuple[np.ndar
     zeros = np.zeros(n, dtype=bool)
     le = sig.long_entries
     lx = sig.long_exits if sig.long_exits is not None else zeros
-    if allow_short:
-        se = sig.short_entries if sig.short_entries is not None else zeros
-        sx = sig.short_exits if sig.short_exits is not None else zeros
-    else:
-        se = sx = zeros
+    if not allow_short:  # no short signals: the same arrays without the passes over zeros
+        return le & ~lx, lx, zeros, zeros
+    se = sig.short_entries if sig.short_entries is not None else zeros
+    sx = sig.short_exits if sig.short_exits is not None else zeros
     le_eff = le & ~lx & ~se
     se_eff = se & ~sx & ~le
     return le_eff, lx, se_eff, sx
@@ -333,7 +345,7 @@ def _vectorized(
     # Only candles with a signal can change the desired position, so the state machine
     # runs on those alone: the desired position after a signal candle is the last
     # entry's direction, unless an exit of that direction came after it.
-    ev = np.flatnonzero(le | lx | se | sx)
+    ev = np.flatnonzero(le | lx | se | sx if config.allow_short else le | lx)
     k = np.arange(len(ev))
     entry_dir = le[ev].astype(np.int8) - se[ev].astype(np.int8)
     last_entry = np.maximum.accumulate(np.where(entry_dir != 0, k, -1))
@@ -555,9 +567,14 @@ def _assemble(
         # state superseded within the same candle).
         lengths = np.diff(np.concatenate((ev_idx, [n])))
         head = int(ev_idx[0])
-        base = np.concatenate((np.full(head, e0), np.repeat(ev_base, lengths)))
-        size = np.concatenate((np.zeros(head), np.repeat(ev_size, lengths)))
-        equity = base + size * marked
+        base = np.empty(n)
+        base[:head] = e0
+        base[head:] = np.repeat(ev_base, lengths)
+        size = np.zeros(n)
+        size[head:] = np.repeat(ev_size, lengths)
+        # In place, ``size * marked + base``: the same values as ``base + size * marked``.
+        equity = np.multiply(size, marked)
+        equity += base
     else:
         size = np.zeros(n)
         equity = np.full(n, e0)
@@ -575,7 +592,7 @@ def _assemble(
         benchmark_start=float(candles.open[0]),
         position_size=size,
         close=close,
-        bar_ms=candles.bar_ms(),
+        bar_ms=shared("candles.bar_ms", (candles.timestamp,), candles.bar_ms),
         drawdown=drawdown,
     )
     if config.market_type == "futures":

@@ -16,14 +16,19 @@ pandas is imported on the first call that needs it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+
+from apps.backtests.engine.shared import current_scope, shared
 
 if TYPE_CHECKING:
     import pandas as pd
 
     ArrayLike = np.ndarray | pd.Series | list
+
 
 __all__ = [
     "atr",
@@ -43,6 +48,26 @@ __all__ = [
 ]
 
 
+F = TypeVar("F", bound=Callable)
+
+
+def _shared(fn: F) -> F:
+    """Compute once per distinct input in a sweep's ``engine.shared`` scope (every call outside one).
+
+    A cached result is the same read-only array for every run of the sweep, so each
+    run sees exactly the values it would have computed alone.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if current_scope() is None:
+            return fn(*args, **kwargs)
+        inputs = (*args, *sorted(kwargs.items()))
+        return shared(f"indicators.{fn.__name__}", inputs, lambda: fn(*args, **kwargs))
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _series(values: ArrayLike) -> pd.Series:
     import pandas as pd
 
@@ -56,6 +81,7 @@ def _check_period(period: int) -> int:
     return period
 
 
+@_shared
 def sma(values: ArrayLike, period: int) -> np.ndarray:
     """Simple moving average over ``period`` values (NaN while the window holds a NaN or inf)."""
     period = _check_period(period)
@@ -119,6 +145,7 @@ def _seeded_ewm(values: ArrayLike, alpha: float, period: int) -> np.ndarray:
     return out
 
 
+@_shared
 def ema(values: ArrayLike, period: int) -> np.ndarray:
     """Exponential moving average, alpha = 2 / (period + 1), seeded with the SMA of
     the first ``period`` values (NaN before that)."""
@@ -132,6 +159,7 @@ def wilder(values: ArrayLike, period: int) -> np.ndarray:
     return _seeded_ewm(values, 1.0 / period, period)
 
 
+@_shared
 def rsi(close: ArrayLike, period: int = 14) -> np.ndarray:
     """Relative Strength Index (Wilder), 0..100; NaN for the first ``period`` values."""
     period = _check_period(period)
@@ -145,24 +173,28 @@ def rsi(close: ArrayLike, period: int = 14) -> np.ndarray:
     return out
 
 
+@_shared
 def rolling_std(values: ArrayLike, period: int, ddof: int = 0) -> np.ndarray:
     """Rolling standard deviation (population by default, as Bollinger defined it)."""
     period = _check_period(period)
     return _series(values).rolling(period, min_periods=period).std(ddof=ddof).to_numpy()
 
 
+@_shared
 def rolling_max(values: ArrayLike, period: int) -> np.ndarray:
     """Highest value of the last ``period`` values, the current one included."""
     period = _check_period(period)
     return _series(values).rolling(period, min_periods=period).max().to_numpy()
 
 
+@_shared
 def rolling_min(values: ArrayLike, period: int) -> np.ndarray:
     """Lowest value of the last ``period`` values, the current one included."""
     period = _check_period(period)
     return _series(values).rolling(period, min_periods=period).min().to_numpy()
 
 
+@_shared
 def bollinger_bands(
     close: ArrayLike, period: int = 20, num_std: float = 2.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -172,6 +204,7 @@ def bollinger_bands(
     return middle - width, middle, middle + width
 
 
+@_shared
 def macd(
     close: ArrayLike, fast: int = 12, slow: int = 26, signal: int = 9
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -182,10 +215,12 @@ def macd(
     valid = np.flatnonzero(~np.isnan(line))
     if valid.size:
         first = valid[0]
-        signal_line[first:] = ema(line[first:], signal)
+        # A fresh slice each call: nothing to share, so skip the sweep cache.
+        signal_line[first:] = ema.__wrapped__(line[first:], signal)
     return line, signal_line, line - signal_line
 
 
+@_shared
 def donchian_channel(high: ArrayLike, low: ArrayLike, period: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """Donchian channel of the PREVIOUS ``period`` candles: (lower, upper).
 
@@ -198,6 +233,7 @@ def donchian_channel(high: ArrayLike, low: ArrayLike, period: int = 20) -> tuple
     return lower, upper
 
 
+@_shared
 def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> np.ndarray:
     """True range: max(high - low, |high - prev close|, |low - prev close|)."""
     h = np.asarray(high, dtype=np.float64)
@@ -210,6 +246,7 @@ def true_range(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> np.ndarray:
     return tr
 
 
+@_shared
 def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, period: int = 14) -> np.ndarray:
     """Average true range with Wilder's smoothing."""
     period = _check_period(period)
