@@ -41,7 +41,9 @@ def xrp_perp(shared_data_dir):
     )  # fmt: skip
     from apps.marketdata.selectors import candles, market_get
 
-    return market_get(exchange=EXCHANGE, symbol=SYMBOL), candles(exchange=EXCHANGE, symbol=SYMBOL, timeframe="5m")
+    return market_get(exchange=EXCHANGE, symbol=SYMBOL), candles(
+        exchange=EXCHANGE, symbol=SYMBOL, timeframe="5m"
+    )
 
 
 def store_funding(market, candles) -> list[tuple[int, float]]:
@@ -76,7 +78,9 @@ def test_futures_run_uses_the_stored_funding_history_by_default(user, xrp_perp):
     events = store_funding(market, candles)
     created, info = run(user)
     assert created.funding_source == "history"
-    assert info["funding_source"] == "history" and info["funding_events"] == 21  # the events from the first to the last candle
+    assert (
+        info["funding_source"] == "history" and info["funding_events"] == 21
+    )  # the events from the first to the last candle
     assert "stored history" in info["funding_note"]
     trade = BacktestTrade.objects.get(run=created)
     want = expected_funding(trade, events, candles.timestamp, candles.open)
@@ -110,11 +114,15 @@ def test_stored_mark_price_candles_drive_funding_and_the_result_says_mark(user, 
     mark_open = candles.open * 1.002
     ohlcv = np.column_stack([mark_open, candles.high * 1.002, candles.low * 1.002, candles.close * 1.002,
                              np.zeros(len(candles))])  # fmt: skip
-    store.upsert(market_id=market.id, timeframe="5m", ts=candles.timestamp, ohlcv=ohlcv, table=store.MARK_TABLE)
+    store.upsert(
+        market_id=market.id, timeframe="5m", ts=candles.timestamp, ohlcv=ohlcv, table=store.MARK_TABLE
+    )
     created, info = run(user)
     assert info["price_source"] == "mark" and info.get("mark_missing_candles", 0) == 0
     trade = BacktestTrade.objects.get(run=created)
-    assert float(trade.funding) == pytest.approx(expected_funding(trade, events, candles.timestamp, mark_open), rel=1e-9)
+    assert float(trade.funding) == pytest.approx(
+        expected_funding(trade, events, candles.timestamp, mark_open), rel=1e-9
+    )
 
 
 def test_spot_runs_get_no_funding_and_pass_through(user, xrp_perp):

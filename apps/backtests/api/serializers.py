@@ -404,6 +404,7 @@ def optimization(obj: Optimization, *, full: bool = True) -> dict[str, Any]:
         "duration_seconds": obj.duration_seconds,
         "error": obj.error_info,
         "best": obj.best,
+        "lookahead": obj.lookahead,
         "urls": {
             "self": u("optimization-detail"),
             "results": u("optimization-results"),

@@ -52,7 +52,7 @@ def lookahead_report(
             source=source,
             params=job.params if params is None else params,
             candles=candles,
-            max_seconds=max(seconds, 0.5),
+            max_seconds=max(seconds, 0.001),
         )
     except (BacktestError, DomainError) as exc:
         return {
