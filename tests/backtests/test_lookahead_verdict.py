@@ -110,3 +110,24 @@ def test_a_check_that_cannot_run_is_not_checked_and_the_run_still_completes(user
     assert backtest_execute(run_id=run.id) == JobStatus.COMPLETED
     run.refresh_from_db()
     assert run.lookahead_verdict == "not_checked" and "truncated data" in run.lookahead["summary"]
+
+
+def test_an_optimization_checks_its_best_parameters(
+    auth_client, user, logged_in, candles_1h, django_capture_on_commit_callbacks
+):
+    from tests.backtests.test_optimization import create, run_all
+
+    body = {
+        **SMA_BODY,
+        "params": {},
+        "kind": "grid",
+        "space": {"fast": [5, 10], "slow": [30]},
+        "chunk_size": 2,
+    }
+    opt = run_all(create(auth_client, body, django_capture_on_commit_callbacks))
+    assert opt.status == JobStatus.COMPLETED and opt.best_params
+    assert opt.lookahead_verdict == "ok" and opt.lookahead["decisions_checked"] > 0
+    detail = auth_client.get(f"/api/v1/backtests/optimizations/{opt.id}/").json()
+    assert detail["lookahead"]["verdict"] == "ok"
+    html = logged_in.get(reverse("backtests:optimization", args=[opt.id])).content.decode()
+    assert 'id="lookahead-card" data-verdict="ok"' in html
