@@ -67,7 +67,22 @@ class Market(models.Model):
         return f"{self.exchange.slug}:{self.symbol}"
 
 
-class Candle(models.Model):
+class OhlcvRow(models.Model):
+    """The columns of a stored candle (``store`` reads and writes them in bulk, both tables alike)."""
+
+    timeframe = models.CharField(max_length=3, choices=TIMEFRAME_CHOICES)
+    open_time = models.BigIntegerField(help_text="open time, ms since the Unix epoch (UTC)")
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.FloatField()
+
+    class Meta:
+        abstract = True
+
+
+class Candle(OhlcvRow):
     """One OHLCV candle.
 
     Storage choice: float8 (``double precision``), not ``numeric``. Candles feed
@@ -94,13 +109,6 @@ class Candle(models.Model):
     market = models.ForeignKey(
         Market, on_delete=models.CASCADE, related_name="candles", db_index=False, db_constraint=False
     )
-    timeframe = models.CharField(max_length=3, choices=TIMEFRAME_CHOICES)
-    open_time = models.BigIntegerField(help_text="open time, ms since the Unix epoch (UTC)")
-    open = models.FloatField()
-    high = models.FloatField()
-    low = models.FloatField()
-    close = models.FloatField()
-    volume = models.FloatField()
 
     class Meta:
         ordering = ["market", "timeframe", "open_time"]
@@ -125,7 +133,7 @@ class Candle(models.Model):
         return self.market.exchange
 
 
-class MarkCandle(models.Model):
+class MarkCandle(OhlcvRow):
     """One mark-price candle of a derivatives market (ccxt ``fetch_ohlcv(..., params={"price": "mark"})``).
 
     The exchange liquidates and values open positions at the mark price, so
@@ -139,13 +147,6 @@ class MarkCandle(models.Model):
     market = models.ForeignKey(
         Market, on_delete=models.CASCADE, related_name="mark_candles", db_index=False, db_constraint=False
     )
-    timeframe = models.CharField(max_length=3, choices=TIMEFRAME_CHOICES)
-    open_time = models.BigIntegerField(help_text="open time, ms since the Unix epoch (UTC)")
-    open = models.FloatField()
-    high = models.FloatField()
-    low = models.FloatField()
-    close = models.FloatField()
-    volume = models.FloatField(default=0)
 
     class Meta:
         ordering = ["market", "timeframe", "open_time"]
