@@ -159,17 +159,16 @@ def test_api_accepts_funding_and_reports_bad_values_in_the_error_body(api_client
     assert detail["funding_source"] == "none"
 
 
-def cli(shared_data_dir, tmp_path, *extra: str) -> dict:
+def cli(tmp_path, *extra: str) -> dict:
+    import json
+
     from django.core.management import call_command
 
     out = tmp_path / "result.json"
     call_command(
-        "backtest", "--data", str(shared_data_dir / "ohlcv" / "binanceusdm_XRPUSDT_5m.csv.gz"),
-        "--exchange", EXCHANGE, "--symbol", SYMBOL, "--timeframe", "5m", "--strategy", "buy_and_hold",
+        "backtest", "--exchange", EXCHANGE, "--symbol", SYMBOL, "--timeframe", "5m", "--strategy", "buy_and_hold",
         "--leverage", "2", "--cash", "1000", "--output", str(out), *extra,
     )  # fmt: skip
-    import json
-
     return json.loads(out.read_text())
 
 
@@ -178,7 +177,7 @@ def test_cli_funding_option_history_none_or_a_rate(user, xrp_perp, shared_data_d
 
     market, candles = xrp_perp
     events = store_funding(market, candles)
-    history = cli(shared_data_dir, tmp_path)  # the default for a futures run
+    history = cli(tmp_path)  # candles from the store: its funding history by default
     assert history["info"]["funding_source"] == "history" and history["info"]["funding_events"] == 21
     trade = history["trades"][0]
     size, entry_ms, exit_ms = trade["size"], trade["entry_time"], trade["exit_time"]
@@ -188,8 +187,11 @@ def test_cli_funding_option_history_none_or_a_rate(user, xrp_perp, shared_data_d
         if (i := int(np.searchsorted(candles.timestamp, ts))) < len(candles) and entry_ms < candles.timestamp[i] <= exit_ms
     )  # fmt: skip
     assert trade["funding"] == pytest.approx(want, rel=1e-9)
-    assert cli(shared_data_dir, tmp_path, "--funding", "none")["trades"][0]["funding"] == 0
-    constant = cli(shared_data_dir, tmp_path, "--funding", "0.0001")
+    file = str(shared_data_dir / "ohlcv" / "binanceusdm_XRPUSDT_5m.csv.gz")
+    from_file = cli(tmp_path, "--data", file, "--funding", "history")  # a file's candles, the store's funding
+    assert from_file["trades"][0]["funding"] == pytest.approx(want, rel=1e-9)
+    assert cli(tmp_path, "--funding", "none")["trades"][0]["funding"] == 0
+    constant = cli(tmp_path, "--data", file, "--funding", "0.0001")
     assert constant["info"]["funding_source"] == "constant" and constant["trades"][0]["funding"] > 0
     with pytest.raises(CommandError, match="--funding"):
-        cli(shared_data_dir, tmp_path, "--funding", "sometimes")
+        cli(tmp_path, "--funding", "sometimes")

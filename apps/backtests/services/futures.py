@@ -24,7 +24,8 @@ class FuturesInputs:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _funding_note(source: str, config: dict[str, Any], events: int, market_label: str) -> str:
+def funding_note(source: str, config: dict[str, Any], events: int = 0, market_label: str = "") -> str:
+    """The sentence the result gives for where its funding came from."""
     if source == FUNDING_HISTORY:
         return (
             f"funding from the stored history of {market_label}: {events} funding events in the run's range"
@@ -92,7 +93,7 @@ def futures_inputs(
     elif source == FUNDING_SERIES:
         events = len(config.get("funding_rates") or [])
     info["funding_source"] = source
-    info["funding_note"] = _funding_note(source, config, events, market_label)
+    info["funding_note"] = funding_note(source, config, events, market_label)
     if events:
         info["funding_events"] = events
     return FuturesInputs(candles, config, info)

@@ -119,8 +119,8 @@ class Command(BaseCommand):
             "--funding",
             default=None,
             metavar="{history,none,RATE}",
-            help="futures funding: the stored history of --exchange/--symbol (default), none, "
-            "or a constant rate per 8 hours such as 0.0001",
+            help="futures funding: the stored history of --exchange/--symbol (the default for candles "
+            "from the store; none for a --data file), none, or a constant rate per 8 hours such as 0.0001",
         )
         parser.add_argument("--output", help="write the JSON result to this file (default: stdout)")
 
@@ -275,7 +275,7 @@ class Command(BaseCommand):
             if options["funding"] not in (None, "none"):
                 raise CommandError("--funding applies to futures runs (--market-type futures or --leverage)")
             return candles, config, {}
-        from apps.backtests.services import futures_inputs
+        from apps.backtests.services.futures import funding_note, futures_inputs
         from apps.backtests.specs import resolve_funding
 
         settings: dict[str, Any] = {"market_type": "futures"}
@@ -289,6 +289,16 @@ class Command(BaseCommand):
                 )
             except BacktestError as exc:
                 raise CommandError(f"--funding: {exc}") from exc
+        if options["data"] and options["funding"] is None:
+            # Candles from a file: the store is read only when asked (--funding history).
+            note = "candles from a file: no funding unless --funding history (the store's) or a rate is given"
+            return candles, config, {"funding_source": "none", "funding_note": note}
+        if options["data"] and source != "history":
+            return (
+                candles,
+                config,
+                {"funding_source": source, "funding_note": funding_note(source, config.to_dict())},
+            )
         inputs = futures_inputs(
             exchange=options["exchange"], symbol=options["symbol"], timeframe=options["timeframe"],
             candles=candles, config=config, funding_source=source,
