@@ -327,6 +327,8 @@ HEARTBEAT_SECONDS = env.int("HEARTBEAT_SECONDS", default=15)
 # heartbeat for this long is marked failed ("worker_lost") by the reaper task.
 BACKTEST_TIME_LIMIT_SECONDS = env.int("BACKTEST_TIME_LIMIT_SECONDS", default=30 * 60)
 BACKTEST_HEARTBEAT_TIMEOUT_SECONDS = env.int("BACKTEST_HEARTBEAT_TIMEOUT_SECONDS", default=60)
+# Every run (and an optimization's best parameters) gets the lookahead check, bounded by this time.
+BACKTEST_LOOKAHEAD_SECONDS = env.float("BACKTEST_LOOKAHEAD_SECONDS", default=20.0)
 # Market data. Offline (the default under tests) no exchange is contacted and
 # live prices come from the replay feed over stored candles.
 MARKETDATA_ONLINE = env.bool("MARKETDATA_ONLINE", default=not TESTING)

@@ -97,9 +97,20 @@ class ResearchJob(Job):
 
     # The line of the user's strategy code an error points at, if any.
     error_line = models.PositiveIntegerField(null=True, blank=True)
+    # Futures: where funding comes from, as asked (specs.FUNDING_*: history, none, constant, series);
+    # what the run actually used is said in its result info (``funding_source``, ``price_source``).
+    funding_source = models.CharField(max_length=10, blank=True)
+    # The lookahead check's report (``LookaheadReport.to_dict()``): of the run's strategy, or of an
+    # optimization's best parameters. None until checked.
+    lookahead = models.JSONField(null=True, blank=True)
 
     class Meta:
         abstract = True
+
+    @property
+    def lookahead_verdict(self) -> str | None:
+        """``ok``, ``lookahead_detected``, ``not_checked`` (the check failed to run), or None (not yet)."""
+        return None if self.lookahead is None else self.lookahead.get("verdict")
 
     @property
     def error_info(self) -> dict[str, Any] | None:

@@ -39,6 +39,7 @@ from apps.backtests.services.enqueue import (
     send_task,
 )
 from apps.backtests.services.failures import error_fields
+from apps.backtests.services.lookahead import lookahead_report
 from apps.backtests.services.runner import load_candles, strategy_run
 from apps.backtests.services.runs import time_limit_seconds
 from apps.backtests.specs import parse_run_spec
@@ -652,6 +653,11 @@ def _finalize(optimization_id: int) -> None:
                     best_metrics=best["metrics"],
                     best_value=best["metrics"].get(opt.objective),
                 )
+        if updates.get("best_params") is not None:
+            # The parameters a user would take away get the lookahead check every run gets.
+            updates["lookahead"] = lookahead_report(
+                job=opt, candles=sweep_data(opt).candles, params=updates["best_params"]
+            )
     except BacktestCancelled:
         _mark_cancelled(opt.id)
         return

@@ -39,9 +39,42 @@ CONFIG_OPTIONS = (
 MAX_INITIAL_CASH = 1e12
 SPEC_KEYS = frozenset(
     {"name", "strategy", "strategy_id", "strategy_version", "params", "exchange", "symbol", "timeframe"}
-    | {"start", "end"}
+    | {"start", "end", "funding"}
     | set(CONFIG_OPTIONS)
 )
+# Where a futures run's funding comes from (``ResearchJob.funding_source``): the stored history
+# (the default), none, a constant rate or a series given with the request (``funding_rates``).
+FUNDING_HISTORY, FUNDING_NONE, FUNDING_CONSTANT, FUNDING_SERIES = "history", "none", "constant", "series"
+
+
+def resolve_funding(value: Any, options: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """Read the ``funding`` option (``"history"``, ``"none"`` or a rate) into ``options``.
+
+    Returns ``(source, field errors)``; a rate becomes ``options["funding_rates"]``.
+    Spot runs have no funding; a futures run without either option uses the
+    stored history.
+    """
+    futures = options.get("market_type") == "futures"
+    given = options.get("funding_rates")
+    if value is not None and given is not None:
+        return "", {"funding": "give either 'funding' or 'funding_rates', not both"}
+    if value is None:
+        if given is None:
+            return (FUNDING_HISTORY if futures else ""), {}
+        return (FUNDING_CONSTANT if isinstance(given, int | float) else FUNDING_SERIES), {}
+    if isinstance(value, str) and value.strip().lower() in (FUNDING_HISTORY, FUNDING_NONE):
+        value = value.strip().lower()
+        if value == FUNDING_HISTORY and not futures:
+            return "", {"funding": "funding applies to perpetual futures only"}
+        return (value if futures else ""), {}
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        rate = float(value)
+    except (TypeError, ValueError):
+        return "", {"funding": "must be 'history', 'none' or a rate per 8 hours such as 0.0001"}
+    options["funding_rates"] = rate  # the engine checks the rate (a small fraction, futures only)
+    return FUNDING_CONSTANT, {}
 
 
 def code_hash(source: str) -> str:
@@ -197,6 +230,7 @@ class RunSpec:
     start: datetime | None
     end: datetime | None
     config: BacktestConfig
+    funding_source: str = ""
 
     def model_fields(self) -> dict[str, Any]:
         return {
@@ -210,6 +244,7 @@ class RunSpec:
             "end": self.end,
             "initial_cash": Decimal(repr(self.config.initial_cash)),
             "config": self.config.to_dict(),
+            "funding_source": self.funding_source,
         }
 
 
@@ -277,14 +312,19 @@ def parse_run_spec(
                 options["market_type"] = "futures"
         except (TypeError, ValueError):
             pass
+    funding_source, funding_errors = resolve_funding(data.get("funding"), options)
     try:
         config = BacktestConfig.from_dict(options)
     except ConfigError as exc:
-        raise ValidationFailed(
-            f"Invalid backtest settings: {exc}", fields={k: [v] for k, v in exc.fields.items()}
-        ) from None
+        fields = {**{k: [v] for k, v in exc.fields.items()}, **{k: [v] for k, v in funding_errors.items()}}
+        raise ValidationFailed(f"Invalid backtest settings: {exc}", fields=fields) from None
     except (TypeError, ValueError) as exc:
         raise ValidationFailed(f"Invalid backtest settings: {exc}") from None
+    if funding_errors:
+        raise ValidationFailed(
+            f"Invalid backtest settings: {next(iter(funding_errors.values()))}",
+            fields={k: [v] for k, v in funding_errors.items()},
+        )
     return RunSpec(
         name=name.strip(),
         strategy=strategy,
@@ -295,4 +335,5 @@ def parse_run_spec(
         start=start,
         end=end,
         config=config,
+        funding_source=funding_source,
     )

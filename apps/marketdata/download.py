@@ -29,6 +29,7 @@ from apps.marketdata.timeframes import MONTH, ms_to_datetime, timeframe_ms
 
 PAGE_LIMIT = 1000  # Binance's maximum klines per request
 DEFAULT_HISTORY_CANDLES = 1000  # what a first download fetches when no start is given
+PRICES = ("last", "mark")  # last-trade candles, or a derivatives market's mark-price candles
 Progress = Callable[[int, int], None]
 
 
@@ -43,12 +44,14 @@ class DownloadReport:
     resumed_from: datetime | None
     first: datetime | None
     last: datetime | None
+    price: str = "last"
 
     def summary(self) -> str:
         resumed = f", resumed after {self.resumed_from:%Y-%m-%d %H:%M}" if self.resumed_from else ""
         span = f"{self.first:%Y-%m-%d %H:%M} .. {self.last:%Y-%m-%d %H:%M}" if self.first else "nothing new"
         return (
-            f"{self.exchange} {self.symbol} {self.timeframe}: {self.inserted} candles inserted ({span}) "
+            f"{self.exchange} {self.symbol} {self.timeframe}: {self.inserted} "
+            f"{'mark-price candles' if self.price == 'mark' else 'candles'} inserted ({span}) "
             f"in {self.pages} pages, {self.retries} retries{resumed}"
         )
 
@@ -71,11 +74,14 @@ def candles_download(
     gateway: CcxtGateway | None = None,
     progress: Progress | None = None,
     page_limit: int = PAGE_LIMIT,
+    price: str = "last",
 ) -> DownloadReport:
     """Download candles into the store with ``fetch_ohlcv``, resuming after the last stored one.
 
     Fetches ``[start or last stored + 1, end or now)``; only closed candles are
-    stored. Raises the gateway's errors: ``ExchangeUnavailable`` (offline, or
+    stored. ``price="mark"`` downloads a derivatives market's mark-price
+    candles (ccxt ``params={"price": "mark"}``) into the mark-candle table
+    instead. Raises the gateway's errors: ``ExchangeUnavailable`` (offline, or
     still failing after the gateway's retries), ``RateLimited`` or
     ``UnknownSymbol``. ``gateway`` lets a caller pass its own (a test's, with
     its own retries and sleep); the default is the shared download gateway.
@@ -85,7 +91,17 @@ def candles_download(
         raise ValidationFailed(
             "Download 1d or finer and let the store resample months.", fields={"timeframe": ["1M"]}
         )
+    if price not in PRICES:
+        raise ValidationFailed(f"price must be one of {', '.join(PRICES)}.", fields={"price": [price]})
     market = market_ensure(exchange=exchange, symbol=symbol)
+    table = store.TABLE
+    if price == "mark":
+        if market.type == Market.Type.SPOT:
+            raise ValidationFailed(
+                f"{market.symbol} is a spot market: mark prices exist for futures and perpetual swaps only.",
+                fields={"price": ["mark prices exist for futures and swaps only"]},
+            )
+        table = store.MARK_TABLE
     start_ms, end_ms = _ms(start), _ms(end)
     if start_ms is not None and end_ms is not None and start_ms > end_ms:
         raise ValidationFailed(
@@ -97,7 +113,7 @@ def candles_download(
     now_ms = int(time.time() * 1000)
     # Only closed candles: the one still open would be stored with a wrong close.
     stop_ms = min(end_ms if end_ms is not None else now_ms, now_ms - step + 1)
-    last = store.last_open_time(market_id=market.id, timeframe=timeframe)
+    last = store.last_open_time(market_id=market.id, timeframe=timeframe, table=table)
     resumed_from = None
     if last is not None and (start_ms is None or last >= start_ms):
         since = last + step
@@ -111,7 +127,9 @@ def candles_download(
     inserted = pages = 0
     first_ms = last_ms = None
     while since < stop_ms:
-        data = gateway.fetch_ohlcv_array(market.symbol, timeframe, since, page_limit)
+        data = gateway.fetch_ohlcv_array(
+            market.symbol, timeframe, since, page_limit, price=None if price == "last" else price
+        )
         pages += 1
         if not len(data):
             break
@@ -122,7 +140,9 @@ def candles_download(
             order = np.unique(ts, return_index=True)[1]
             ts, ohlcv = ts[order], ohlcv[order]
             with transaction.atomic():
-                inserted += store.upsert(market_id=market.id, timeframe=timeframe, ts=ts, ohlcv=ohlcv)
+                inserted += store.upsert(
+                    market_id=market.id, timeframe=timeframe, ts=ts, ohlcv=ohlcv, table=table
+                )
             first_ms = int(ts[0]) if first_ms is None else first_ms
             last_ms = int(ts[-1])
         newest = int(data[-1, 0])
@@ -141,6 +161,7 @@ def candles_download(
         resumed_from=resumed_from,
         first=ms_to_datetime(first_ms) if first_ms is not None else None,
         last=ms_to_datetime(last_ms) if last_ms is not None else None,
+        price=price,
     )
 
 

@@ -67,7 +67,22 @@ class Market(models.Model):
         return f"{self.exchange.slug}:{self.symbol}"
 
 
-class Candle(models.Model):
+class OhlcvRow(models.Model):
+    """The columns of a stored candle (``store`` reads and writes them in bulk, both tables alike)."""
+
+    timeframe = models.CharField(max_length=3, choices=TIMEFRAME_CHOICES)
+    open_time = models.BigIntegerField(help_text="open time, ms since the Unix epoch (UTC)")
+    open = models.FloatField()
+    high = models.FloatField()
+    low = models.FloatField()
+    close = models.FloatField()
+    volume = models.FloatField()
+
+    class Meta:
+        abstract = True
+
+
+class Candle(OhlcvRow):
     """One OHLCV candle.
 
     Storage choice: float8 (``double precision``), not ``numeric``. Candles feed
@@ -94,13 +109,6 @@ class Candle(models.Model):
     market = models.ForeignKey(
         Market, on_delete=models.CASCADE, related_name="candles", db_index=False, db_constraint=False
     )
-    timeframe = models.CharField(max_length=3, choices=TIMEFRAME_CHOICES)
-    open_time = models.BigIntegerField(help_text="open time, ms since the Unix epoch (UTC)")
-    open = models.FloatField()
-    high = models.FloatField()
-    low = models.FloatField()
-    close = models.FloatField()
-    volume = models.FloatField()
 
     class Meta:
         ordering = ["market", "timeframe", "open_time"]
@@ -123,6 +131,60 @@ class Candle(models.Model):
     @property
     def exchange(self) -> Exchange:
         return self.market.exchange
+
+
+class MarkCandle(OhlcvRow):
+    """One mark-price candle of a derivatives market (ccxt ``fetch_ohlcv(..., params={"price": "mark"})``).
+
+    The exchange liquidates and values open positions at the mark price, so
+    futures backtests use these when stored (``engine.Candles.with_mark``). Same
+    layout and storage choices as ``Candle`` (float8, ms open times, no FK
+    constraint, the unique index as the read index), so ``store`` reads and
+    writes both tables with the same bulk paths; volume is 0 (mark prices
+    have none).
+    """
+
+    market = models.ForeignKey(
+        Market, on_delete=models.CASCADE, related_name="mark_candles", db_index=False, db_constraint=False
+    )
+
+    class Meta:
+        ordering = ["market", "timeframe", "open_time"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["market", "timeframe", "open_time"], name="marketdata_markcandle_unique_time"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"mark {self.market_id} {self.timeframe} {ms_to_datetime(self.open_time):%Y-%m-%d %H:%M}"
+
+
+class FundingRate(models.Model):
+    """One funding event of a perpetual market: the rate charged at ``funding_time``.
+
+    A positive rate means longs pay shorts ``size x mark x rate``. The rate is
+    stored exactly as the exchange sends it (a fraction, ``0.00010000`` is
+    0.01%); ``mark_price`` is the mark price the exchange settled at, when sent.
+    """
+
+    market = models.ForeignKey(Market, on_delete=models.CASCADE, related_name="funding_rates", db_index=False)
+    funding_time = models.BigIntegerField(help_text="funding time, ms since the Unix epoch (UTC)")
+    rate = models.DecimalField(max_digits=20, decimal_places=12)
+    mark_price = amount_field(null=True, blank=True)
+
+    class Meta:
+        ordering = ["market", "funding_time"]
+        constraints = [
+            models.UniqueConstraint(fields=["market", "funding_time"], name="marketdata_funding_unique_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.market_id} funding {self.rate} at {self.funding_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def funding_at(self) -> datetime:
+        return ms_to_datetime(self.funding_time)
 
 
 class Subscription(models.Model):

@@ -16,9 +16,12 @@ from collections.abc import Callable
 import numpy as np
 from django.db import connection, transaction
 
-from apps.marketdata.models import Candle
+from apps.marketdata.models import Candle, MarkCandle
 
 TABLE = Candle._meta.db_table
+# Mark-price candles: same columns and unique index, so every path below serves both (``table=``).
+MARK_TABLE = MarkCandle._meta.db_table
+TABLES = (TABLE, MARK_TABLE)
 COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
 CHUNK = 100_000
 ANALYZE_AFTER = 50_000
@@ -33,6 +36,11 @@ _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x0
 _COPY_TRAILER = b"\xff\xff"
 
 Progress = Callable[[int, int], None]
+
+
+def _check_table(table: str) -> None:
+    if table not in TABLES:  # table names are spliced into SQL: only ours
+        raise ValueError(f"not a candle table: {table!r}")
 
 
 def _is_postgres() -> bool:
@@ -51,7 +59,13 @@ def _copy_payload(ts: np.ndarray, ohlcv: np.ndarray) -> bytes:
 
 
 def upsert(
-    *, market_id: int, timeframe: str, ts: np.ndarray, ohlcv: np.ndarray, progress: Progress | None = None
+    *,
+    market_id: int,
+    timeframe: str,
+    ts: np.ndarray,
+    ohlcv: np.ndarray,
+    progress: Progress | None = None,
+    table: str = TABLE,
 ) -> int:
     """Insert candles that are not stored yet; return how many were inserted.
 
@@ -59,15 +73,16 @@ def upsert(
     Must run inside a transaction (the caller's ``atomic``) so a failure leaves
     nothing half-written.
     """
+    _check_table(table)
     total = len(ts)
     if total == 0:
         return 0
     if _is_postgres():
-        return _upsert_postgres(market_id, timeframe, ts, ohlcv, progress, total)
-    return _upsert_portable(market_id, timeframe, ts, ohlcv, progress, total)
+        return _upsert_postgres(market_id, timeframe, ts, ohlcv, progress, total, table)
+    return _upsert_portable(market_id, timeframe, ts, ohlcv, progress, total, table)
 
 
-def _upsert_postgres(market_id, timeframe, ts, ohlcv, progress, total) -> int:
+def _upsert_postgres(market_id, timeframe, ts, ohlcv, progress, total, table) -> int:
     with connection.cursor() as wrapper:
         cur = wrapper.cursor  # the psycopg cursor: COPY is not part of the DB-API
         cur.execute(
@@ -83,7 +98,7 @@ def _upsert_postgres(market_id, timeframe, ts, ohlcv, progress, total) -> int:
             if progress:
                 progress(hi, total)
         cur.execute(
-            f"INSERT INTO {TABLE} (market_id, timeframe, open_time, open, high, low, close, volume) "
+            f"INSERT INTO {table} (market_id, timeframe, open_time, open, high, low, close, volume) "
             "SELECT %s, %s, open_time, open, high, low, close, volume FROM marketdata_candle_import "
             "ON CONFLICT (market_id, timeframe, open_time) DO NOTHING",
             [market_id, timeframe],
@@ -93,24 +108,24 @@ def _upsert_postgres(market_id, timeframe, ts, ohlcv, progress, total) -> int:
     if inserted >= ANALYZE_AFTER:
         # Fresh statistics right away (autovacuum may take minutes): without
         # them the planner can misjudge the first range reads after a big load.
-        transaction.on_commit(_analyze)
+        transaction.on_commit(lambda: _analyze(table))
     return inserted
 
 
-def _analyze() -> None:
+def _analyze(table: str) -> None:
     with connection.cursor() as cur:
-        cur.execute(f"ANALYZE {TABLE}")
+        cur.execute(f"ANALYZE {table}")
 
 
-def _upsert_portable(market_id, timeframe, ts, ohlcv, progress, total) -> int:
+def _upsert_portable(market_id, timeframe, ts, ohlcv, progress, total, table) -> int:
     sql = (
-        f"INSERT INTO {TABLE} (market_id, timeframe, open_time, open, high, low, close, volume) "
+        f"INSERT INTO {table} (market_id, timeframe, open_time, open, high, low, close, volume) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (market_id, timeframe, open_time) DO NOTHING"
     )
     with connection.cursor() as cur:
         before = cur.execute(
-            f"SELECT COUNT(*) FROM {TABLE} WHERE market_id = %s AND timeframe = %s", [market_id, timeframe]
+            f"SELECT COUNT(*) FROM {table} WHERE market_id = %s AND timeframe = %s", [market_id, timeframe]
         ).fetchone()[0]
         for lo in range(0, total, CHUNK):
             hi = min(lo + CHUNK, total)
@@ -120,7 +135,7 @@ def _upsert_portable(market_id, timeframe, ts, ohlcv, progress, total) -> int:
             if progress:
                 progress(hi, total)
         after = cur.execute(
-            f"SELECT COUNT(*) FROM {TABLE} WHERE market_id = %s AND timeframe = %s", [market_id, timeframe]
+            f"SELECT COUNT(*) FROM {table} WHERE market_id = %s AND timeframe = %s", [market_id, timeframe]
         ).fetchone()[0]
     return after - before
 
@@ -132,11 +147,13 @@ def read(
     start_ms: int | None = None,
     end_ms: int | None = None,
     newest: int | None = None,
+    table: str = TABLE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Candles with ``start_ms <= open_time < end_ms``, oldest first (only the last ``newest`` if given).
 
     Returns ``(ts, ohlcv)``: int64 open times (ms) and a float64 (n, 5) array.
     """
+    _check_table(table)
     where = ["market_id = %s", "timeframe = %s"]
     params: list[object] = [market_id, timeframe]
     if start_ms is not None:
@@ -145,7 +162,7 @@ def read(
     if end_ms is not None:
         where.append("open_time < %s")
         params.append(int(end_ms))
-    select = f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE {' AND '.join(where)}"
+    select = f"SELECT {', '.join(COLUMNS)} FROM {table} WHERE {' AND '.join(where)}"
     if newest is not None:
         # The newest N via a backward index scan (re-ordered oldest first below).
         select += " ORDER BY open_time DESC LIMIT %s"
@@ -212,21 +229,23 @@ def _read_postgres(query: str, params: list[object]) -> tuple[np.ndarray, np.nda
     return ts, ohlcv
 
 
-def stored_range(*, market_id: int, timeframe: str) -> tuple[int, int, int] | None:
+def stored_range(*, market_id: int, timeframe: str, table: str = TABLE) -> tuple[int, int, int] | None:
     """(first open time, last open time, count) or None when nothing is stored."""
+    _check_table(table)
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT MIN(open_time), MAX(open_time), COUNT(*) FROM {TABLE} WHERE market_id = %s AND timeframe = %s",
+            f"SELECT MIN(open_time), MAX(open_time), COUNT(*) FROM {table} WHERE market_id = %s AND timeframe = %s",
             [market_id, timeframe],
         )
         first, last, count = cur.fetchone()
     return None if not count else (int(first), int(last), int(count))
 
 
-def last_open_time(*, market_id: int, timeframe: str) -> int | None:
+def last_open_time(*, market_id: int, timeframe: str, table: str = TABLE) -> int | None:
+    _check_table(table)
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT open_time FROM {TABLE} WHERE market_id = %s AND timeframe = %s "
+            f"SELECT open_time FROM {table} WHERE market_id = %s AND timeframe = %s "
             "ORDER BY open_time DESC LIMIT 1",
             [market_id, timeframe],
         )

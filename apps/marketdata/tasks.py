@@ -19,6 +19,12 @@ PERIODIC_TASKS: list[Schedule] = [
         seconds=24 * 60 * 60,
         kwargs={"exchanges": ["binance"]},
     ),
+    # Binance settles funding every 8 hours; checking hourly stores each event soon after it.
+    Schedule(
+        name="marketdata: download funding rates of watched perpetual markets",
+        task="apps.marketdata.tasks.refresh_funding_rates",
+        seconds=60 * 60,
+    ),
 ]
 
 
@@ -43,6 +49,14 @@ def refresh_markets(exchanges: list[str] | None = None) -> dict[str, int | str]:
         except DomainError as exc:
             result[exchange] = exc.message
     return result
+
+
+@shared_task(name="apps.marketdata.tasks.refresh_funding_rates")
+def refresh_funding_rates() -> dict[str, str]:
+    """Download new funding rates of every watched perpetual market; offline, each is reported and skipped."""
+    from apps.marketdata.funding import funding_rates_refresh_watched
+
+    return funding_rates_refresh_watched()
 
 
 @shared_task(name="apps.marketdata.tasks.run_job", bind=True, acks_late=True)

@@ -34,9 +34,12 @@ def chart(request):
     symbol = request.GET.get("symbol") or "BTC/USDT"
     timeframe = request.GET.get("timeframe") or "1h"
     error = None
+    funding = None
     try:
         market = selectors.market_get(exchange=exchange, symbol=symbol)
         symbol = market.symbol
+        if market.type == market.Type.SWAP:
+            funding = selectors.funding_overview(market=market)
     except UnknownMarket as exc:
         error = exc.message
     if timeframe not in TIMEFRAMES:
@@ -51,6 +54,7 @@ def chart(request):
             "timeframe": timeframe,
             "timeframes": CHART_TIMEFRAMES,
             "error": error,
+            "funding": funding,
         },
         status=404 if error else 200,
     )

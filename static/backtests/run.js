@@ -26,7 +26,7 @@
     if (trail[trail.length - 1] !== String(pct)) bar.dataset.trail = trail.concat(String(pct)).join(",");
     bar.querySelector(".bar").style.width = pct + "%";
     $("run-progress-pct").textContent = pct + "%";
-    if (stage) $("run-stage").textContent = { loading: "Loading candles…", running: "Simulating…", saving: "Saving results…" }[stage] || stage;
+    if (stage) $("run-stage").textContent = { loading: "Loading candles…", running: "Simulating…", lookahead: "Checking for lookahead bias…", saving: "Saving results…" }[stage] || stage;
   }
 
   function setStatus(status) {
@@ -286,13 +286,49 @@
     if (page.monte_carlo) showMonteCarlo(page.monte_carlo);
   }
 
+  function showLookahead(report) {
+    const card = $("lookahead-card");
+    if (!report || !card) return;
+    const labels = { ok: ["ok", "OK"], lookahead_detected: ["err", "Lookahead detected"] };
+    const [cls, text] = labels[report.verdict] || ["warn", "Not checked"];
+    const box = $("lookahead-verdict");
+    box.className = report.verdict === "lookahead_detected" ? "error-box" : "";
+    box.textContent = "";
+    const badge = document.createElement("span");
+    badge.className = "badge " + cls;
+    badge.textContent = text;
+    box.append(badge, " ");
+    if (report.line) {
+      const line = document.createElement("strong");
+      line.id = "lookahead-line";
+      line.textContent = "Line " + report.line;
+      box.append(line, ": ");
+    }
+    const summary = document.createElement("span");
+    summary.id = "lookahead-summary";
+    summary.textContent = report.summary || "";
+    box.append(summary);
+    card.dataset.verdict = report.verdict || "";
+    card.hidden = false;
+  }
+
+  function showSources(info) {
+    if (!info || (!info.funding_note && !info.price_source_note)) return;
+    $("funding-note").textContent = info.funding_note || "–";
+    $("price-source-note").textContent = info.price_source_note || "–";
+    $("sources-card").hidden = false;
+  }
+
   async function loadResults() {
     if (loaded) return;
     loaded = true;
     try {
-      const [results, equity, candles, markers] = await Promise.all([
+      const [results, equity, candles, markers, detail] = await Promise.all([
         BT.api(run.urls.results), BT.api(run.urls.equity + "?points=2000"), BT.api(run.urls.candles + "?points=2000"), allTradesForMarkers(),
+        BT.api(page.api),
       ]);
+      showLookahead(detail.lookahead);
+      showSources(results.info);
       $("results").hidden = false;
       $("export-link").hidden = false;
       metricCards(results.metrics);

@@ -147,6 +147,11 @@ class RunCreateSerializer(StrictSerializer):
     sizing = JSONValueField(required=False, allow_null=True, help_text="a sizing spec object")
     allow_short = StrictBooleanField(required=False, allow_null=True)
     funding_rates = JSONValueField(required=False, allow_null=True)
+    funding = JSONValueField(
+        required=False,
+        allow_null=True,
+        help_text="futures: 'history' (default: the stored funding rates), 'none', or a rate per 8 hours",
+    )
     stop_loss = JSONValueField(required=False, allow_null=True)
     take_profit = JSONValueField(required=False, allow_null=True)
     trailing_stop = JSONValueField(required=False, allow_null=True)
@@ -314,6 +319,8 @@ def run_detail(run: BacktestRun, *, include_config: bool = True) -> dict[str, An
         "candles": run.candles,
         "created_at": _iso(run.created_at),
         "headline": run.headline,
+        "funding_source": run.funding_source or None,
+        "lookahead": run.lookahead,
         "urls": run_urls(run),
     }
     if include_config:
@@ -397,6 +404,7 @@ def optimization(obj: Optimization, *, full: bool = True) -> dict[str, Any]:
         "duration_seconds": obj.duration_seconds,
         "error": obj.error_info,
         "best": obj.best,
+        "lookahead": obj.lookahead,
         "urls": {
             "self": u("optimization-detail"),
             "results": u("optimization-results"),

@@ -5,6 +5,8 @@ from ``apps.backtests.services``. Optimizations live in ``apps.backtests.optimiz
 """
 
 from apps.backtests.services.failures import error_fields
+from apps.backtests.services.futures import FuturesInputs, futures_inputs
+from apps.backtests.services.lookahead import lookahead_report
 from apps.backtests.services.monte_carlo import backtest_monte_carlo
 from apps.backtests.services.results import HEADLINE, PREVIEW_POINTS, backtest_result_save
 from apps.backtests.services.runner import load_candles, strategy_check_lookahead, strategy_run
@@ -28,6 +30,7 @@ __all__ = [
     "HEADLINE",
     "PREVIEW_POINTS",
     "CodeCheck",
+    "FuturesInputs",
     "InvalidCode",
     "backtest_cancel",
     "backtest_create",
@@ -36,7 +39,9 @@ __all__ = [
     "backtest_monte_carlo",
     "backtest_result_save",
     "error_fields",
+    "futures_inputs",
     "load_candles",
+    "lookahead_report",
     "strategy_check_lookahead",
     "strategy_create",
     "strategy_delete",

@@ -59,14 +59,27 @@ def strategy_run(
 
 
 def strategy_check_lookahead(
-    *, kind: str, name: str = "", source: str | None = None, params: dict[str, Any], candles: Candles
+    *,
+    kind: str,
+    name: str = "",
+    source: str | None = None,
+    params: dict[str, Any],
+    candles: Candles,
+    max_seconds: float | None = None,
 ):
-    """The look-ahead report of a built-in strategy or of user code (in the sandbox)."""
-    if kind == StrategyKind.USER:
-        from apps.backtests.strategies.sandbox import run_user_lookahead
+    """The look-ahead report of a built-in strategy or of user code (in the sandbox).
 
-        return run_user_lookahead(source or "", candles, params)
+    ``max_seconds`` bounds the check (the report says how much it covered);
+    None keeps ``check_lookahead``'s default.
+    """
+    options: dict[str, Any] = {} if max_seconds is None else {"max_seconds": float(max_seconds)}
+    if kind == StrategyKind.USER:
+        from apps.backtests.strategies.sandbox import SandboxLimits, run_user_lookahead
+
+        # The sandbox's check budget is 3/4 of its limits: give it room for the requested time.
+        limits = SandboxLimits(wall_seconds=max_seconds / 0.75 + 5) if max_seconds else None
+        return run_user_lookahead(source or "", candles, params, limits=limits, **options)
     from apps.backtests.strategies.lookahead import check_lookahead
     from apps.backtests.strategies.registry import build_strategy
 
-    return check_lookahead(lambda: build_strategy(name, params), candles)
+    return check_lookahead(lambda: build_strategy(name, params), candles, **options)

@@ -19,6 +19,8 @@ from apps.backtests.engine.errors import BacktestError
 from apps.backtests.models import BacktestRun, StrategyKind
 from apps.backtests.services.enqueue import RUN_TASK, send_task
 from apps.backtests.services.failures import error_fields
+from apps.backtests.services.futures import futures_inputs
+from apps.backtests.services.lookahead import lookahead_report, lookahead_seconds
 from apps.backtests.services.results import backtest_result_save
 from apps.backtests.services.runner import load_candles, strategy_run
 from apps.backtests.specs import RunSpec, parse_run_spec
@@ -105,17 +107,33 @@ def backtest_execute(*, run_id: int, worker: str = "") -> str | None:
             raise ValidationFailed(
                 "The strategy code version of this run was deleted.", code="strategy_missing"
             )
+        inputs = futures_inputs(
+            exchange=run.exchange,
+            symbol=run.symbol,
+            timeframe=run.timeframe,
+            candles=candles,
+            config=run.config,
+            funding_source=run.funding_source,
+        )
         result = strategy_run(
             kind=run.strategy_kind,
             name=run.strategy_name,
             source=source,
             params=run.params,
-            candles=candles,
-            config=run.config,
-            progress=lambda f: monitor.progress(5 + 90 * f),
+            candles=inputs.candles,
+            config=inputs.config,
+            progress=lambda f: monitor.progress(5 + 80 * f),
             should_cancel=monitor.should_cancel,
             wall_seconds=max(monitor.seconds_left, 1.0),
         )
+        result.info = {**(result.info or {}), **inputs.info}
+        monitor.check()
+        monitor.progress(86, stage="lookahead")
+        # Leave the rest of the time limit for saving: the check reports what it covered in time.
+        seconds = min(lookahead_seconds(), max(monitor.seconds_left - 10, 1.0))
+        run.lookahead = lookahead_report(job=run, candles=candles, max_seconds=seconds)
+        BacktestRun.objects.filter(id=run.id).update(lookahead=run.lookahead)
+        monitor.check()
         monitor.progress(96, stage="saving")
         return backtest_result_save(run, candles, result)
     except (JobTimeLimitExceeded, SoftTimeLimitExceeded) as exc:

@@ -331,17 +331,48 @@ class CcxtGateway(ExchangeGateway):
         return [OHLCV(int(r[0]), _d(r[1]), _d(r[2]), _d(r[3]), _d(r[4]), _d(r[5])) for r in rows]
 
     def fetch_ohlcv_array(
-        self, symbol: str, timeframe: str = "1m", since: int | None = None, limit: int | None = None
+        self,
+        symbol: str,
+        timeframe: str = "1m",
+        since: int | None = None,
+        limit: int | None = None,
+        *,
+        price: str | None = None,
     ) -> np.ndarray:
         """One OHLCV page as a float64 ``(n, 6)`` array (open time ms first), for the candle store.
 
         The store keeps candles as float64 (see ``marketdata.models.Candle``), so
-        bulk downloads skip the per-value Decimals of ``fetch_ohlcv``.
+        bulk downloads skip the per-value Decimals of ``fetch_ohlcv``. ``price``
+        ``"mark"`` (or ``"index"``) asks a derivatives exchange for its mark-price
+        candles instead of last-trade ones (ccxt's ``params={"price": ...}``).
         """
-        rows = self._call(self.client.fetch_ohlcv, symbol, timeframe, since, limit)
+        params = {"price": price} if price else {}
+        rows = self._call(self.client.fetch_ohlcv, symbol, timeframe, since, limit, params)
         if not rows:
             return np.empty((0, 6), dtype=np.float64)
         return np.asarray([r[:6] for r in rows], dtype=np.float64)
+
+    def fetch_funding_rate_history(
+        self, symbol: str, since: int | None = None, limit: int | None = None
+    ) -> list[tuple[int, Decimal, Decimal | None]]:
+        """One page of a perpetual market's past funding rates: ``(funding time ms, rate, mark price)``.
+
+        Oldest first, as ccxt's ``fetch_funding_rate_history`` returns them; the
+        rate is exact (Decimal from the exchange's string), the mark price is
+        None when the exchange does not send it.
+        """
+        rows = self._call(self.client.fetch_funding_rate_history, symbol, since, limit)
+        out = []
+        for row in rows:
+            info = row.get("info") or {}
+            # The exchange's own string, exact; ccxt's parsed float only when there is none.
+            rate = _d(info.get("fundingRate"))
+            if rate is None:
+                rate = _d(row.get("fundingRate"))
+            if rate is None or row.get("timestamp") is None:
+                continue
+            out.append((int(row["timestamp"]), rate, _d(info.get("markPrice"))))
+        return out
 
     def fetch_trades(self, symbol: str, limit: int | None = None) -> list[Trade]:
         """Recent public trades of the market (anyone's, not the account's: see ``fetch_my_trades``)."""

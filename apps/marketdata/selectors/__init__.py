@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from apps.marketdata.selectors.candles import candles, candles_stored, resolve_source_timeframe
+from apps.marketdata.selectors.funding import FundingOverview, funding_overview, funding_rates, mark_candles
 from apps.marketdata.selectors.gaps import Gap, GapReport, gap_report
 from apps.marketdata.selectors.jobs import import_job_get, import_job_list
 from apps.marketdata.selectors.markets import (
@@ -19,13 +20,17 @@ from apps.marketdata.selectors.markets import (
 from apps.marketdata.selectors.subscriptions import subscription_get, subscription_list
 
 __all__ = [
+    "FundingOverview",
     "Gap",
     "GapReport",
     "candles",
     "candles_stored",
+    "funding_overview",
+    "funding_rates",
     "gap_report",
     "import_job_get",
     "import_job_list",
+    "mark_candles",
     "market_get",
     "market_list",
     "markets_with_candles",

@@ -134,6 +134,13 @@ class Command(BaseCommand):
         run.add_argument("--margin-mode", choices=("isolated", "cross"), default="isolated")
         run.add_argument("--allow-short", action="store_true", help="trade short signals too (futures)")
         run.add_argument("--check-lookahead", action="store_true", help="also run the lookahead-bias check")
+        run.add_argument(
+            "--funding",
+            default=None,
+            metavar="{history,none,RATE}",
+            help="futures funding: the stored history of --exchange/--symbol (the default for candles "
+            "from the store; none for a --data file), none, or a constant rate per 8 hours such as 0.0001",
+        )
 
         output = parser.add_argument_group("output")
         output.add_argument("--output", help="write the JSON result to this file (default: stdout)")
@@ -168,11 +175,13 @@ class Command(BaseCommand):
         params = self._params(options["params"])
         config = self._config(options)
         candles = self._candles(options)
+        candles, config, futures_info = self._futures(options, candles, config)
         kind, name, source, label = self._strategy(options)
         try:
             result = strategy_run(
                 kind=kind, name=name, source=source, params=params, candles=candles, config=config
             )
+            result.info = {**(result.info or {}), **futures_info}
             report = None
             if options["check_lookahead"]:
                 report = strategy_check_lookahead(
@@ -297,6 +306,45 @@ class Command(BaseCommand):
                 f"{options['timeframe']} in the selected range"
             )
         return candles
+
+    @staticmethod
+    def _futures(
+        options: dict[str, Any], candles: Candles, config: BacktestConfig
+    ) -> tuple[Candles, BacktestConfig, dict[str, Any]]:
+        """Mark-price candles and funding from the store for a futures run (``--funding``)."""
+        if config.market_type != "futures":
+            if options["funding"] not in (None, "none"):
+                raise CommandError("--funding applies to futures runs (--market-type futures or --leverage)")
+            return candles, config, {}
+        from apps.backtests.services.futures import funding_note, futures_inputs
+        from apps.backtests.specs import resolve_funding
+
+        settings: dict[str, Any] = {"market_type": "futures"}
+        source, errors = resolve_funding(options["funding"], settings)
+        if errors:
+            raise CommandError(f"--funding: {errors['funding']}")
+        if "funding_rates" in settings:
+            try:
+                config = BacktestConfig.from_dict(
+                    {**config.to_dict(), "funding_rates": settings["funding_rates"]}
+                )
+            except BacktestError as exc:
+                raise CommandError(f"--funding: {exc}") from exc
+        if options["data"] and options["funding"] is None:
+            # Candles from a file: the store is read only when asked (--funding history).
+            note = "candles from a file: no funding unless --funding history (the store's) or a rate is given"
+            return candles, config, {"funding_source": "none", "funding_note": note}
+        if options["data"] and source != "history":
+            return (
+                candles,
+                config,
+                {"funding_source": source, "funding_note": funding_note(source, config.to_dict())},
+            )
+        inputs = futures_inputs(
+            exchange=options["exchange"], symbol=options["symbol"], timeframe=options["timeframe"],
+            candles=candles, config=config, funding_source=source,
+        )  # fmt: skip
+        return inputs.candles, BacktestConfig.from_dict(inputs.config), inputs.info
 
     # ------------------------------------------------------------------ output
     @staticmethod

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.core.errors import DomainError
-from apps.marketdata.download import candles_download
+from apps.marketdata.download import PRICES, candles_download
 from apps.marketdata.management.commands._progress import progress_bar
 from apps.marketdata.timeframes import TIMEFRAMES
 
@@ -32,6 +32,12 @@ class Command(BaseCommand):
             "--start", type=parse_date, help="ISO date (UTC); default: resume / last 1000 candles"
         )
         parser.add_argument("--end", type=parse_date, help="ISO date (UTC); default: now")
+        parser.add_argument(
+            "--price",
+            default="last",
+            choices=PRICES,
+            help="last: trade candles (default); mark: a futures/swap market's mark-price candles",
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options):
@@ -49,6 +55,7 @@ class Command(BaseCommand):
                         start=options["start"],
                         end=options["end"],
                         progress=progress,
+                        price=options["price"],
                     )
             except DomainError as exc:
                 raise CommandError(exc.message) from exc
