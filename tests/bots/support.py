@@ -12,7 +12,9 @@ CROSS_UP_CLOSES = [10.0, 9.0, 8.0, 7.0, 6.0, 10.0]
 CROSS_PARAMS = {"fast": 2, "slow": 3}
 
 
-def store_candles(*, last_open_ms: int, closes=CROSS_UP_CLOSES, timeframe: str = "1h", symbol: str = "BTC/USDT"):
+def store_candles(
+    *, last_open_ms: int, closes=CROSS_UP_CLOSES, timeframe: str = "1h", symbol: str = "BTC/USDT"
+):
     """Store candles (market-data service) ending with the candle opening at ``last_open_ms``."""
     from apps.marketdata.services import candles_import_arrays
 

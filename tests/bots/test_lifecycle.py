@@ -98,14 +98,18 @@ def test_activation_is_idempotent_for_a_redelivered_task(user):
 @pytest.mark.parametrize("status", ["starting", "running", "paused", "stopping", "error"])
 def test_settings_change_only_when_stopped(auth_client, user, status):
     bot = BotFactory(owner=user, status=status)
-    response = auth_client.patch(reverse("bots-api:bot-detail", args=[bot.pk]), {"symbol": "ETH/USDT"}, format="json")
+    response = auth_client.patch(
+        reverse("bots-api:bot-detail", args=[bot.pk]), {"symbol": "ETH/USDT"}, format="json"
+    )
     assert_error(response, 409, "conflict")
 
 
 @pytest.mark.parametrize("name", ["start", "pause", "resume", "stop", "events"])
 def test_another_users_bot_is_404_for_every_action(auth_client, other_user, name):
     bot = BotFactory(owner=other_user, status="running")
-    response = auth_client.get(action(bot.pk, name)) if name == "events" else auth_client.post(action(bot.pk, name))
+    response = (
+        auth_client.get(action(bot.pk, name)) if name == "events" else auth_client.post(action(bot.pk, name))
+    )
     assert_error(response, 404, "not_found")
     bot.refresh_from_db()
     assert bot.status == "running"
@@ -116,7 +120,9 @@ def test_list_filters_by_status(auth_client, user):
     BotFactory(owner=user, status="stopped", name="b")
     body = auth_client.get(reverse("bots-api:bot-list"), {"status": "running"}).json()
     assert [b["name"] for b in body["results"]] == ["a"]
-    assert_error(auth_client.get(reverse("bots-api:bot-list"), {"status": "dancing"}), 400, "invalid", "status")
+    assert_error(
+        auth_client.get(reverse("bots-api:bot-list"), {"status": "dancing"}), 400, "invalid", "status"
+    )
 
 
 def test_event_log_is_paged_newest_first(auth_client, user):
@@ -133,7 +139,9 @@ def test_event_log_is_paged_newest_first(auth_client, user):
 
 def test_stop_refuses_unknown_fields(auth_client, user):
     bot = BotFactory(owner=user, status="running")
-    assert_error(auth_client.post(action(bot.pk, "stop"), {"close": True}, format="json"), 400, "invalid", "close")
+    assert_error(
+        auth_client.post(action(bot.pk, "stop"), {"close": True}, format="json"), 400, "invalid", "close"
+    )
 
 
 def test_user_code_bot_cannot_start_yet_with_a_clear_409(auth_client, user):
@@ -145,7 +153,13 @@ def test_user_code_bot_cannot_start_yet_with_a_clear_409(auth_client, user):
     )
     response = auth_client.post(
         reverse("bots-api:bot-list"),
-        {"name": "mine", "strategy_id": strategy.pk, "exchange": "binance", "symbol": "BTC/USDT", "timeframe": "1h"},
+        {
+            "name": "mine",
+            "strategy_id": strategy.pk,
+            "exchange": "binance",
+            "symbol": "BTC/USDT",
+            "timeframe": "1h",
+        },
         format="json",
     )
     assert response.status_code == 201, response.content
