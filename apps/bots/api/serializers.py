@@ -46,6 +46,9 @@ class BotSerializer(serializers.ModelSerializer):
 
 
 class BotEventSerializer(serializers.ModelSerializer):
+    # A plain string in the schema: an enum here would collide with the other "kind" enums.
+    kind = serializers.CharField(read_only=True, help_text=f"one of: {', '.join(BotEvent.Kind.values)}")
+
     class Meta:
         model = BotEvent
         fields = ["id", "kind", "message", "data", "created_at"]
