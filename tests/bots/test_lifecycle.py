@@ -166,3 +166,27 @@ def test_user_code_bot_cannot_start_yet_with_a_clear_409(auth_client, user):
     body = response.json()
     assert (body["strategy_kind"], body["strategy_id"], body["strategy_version"]) == ("user", strategy.pk, 1)
     assert_error(auth_client.post(action(body["id"], "start")), 409, "conflict")
+
+
+def test_a_stopped_user_code_bot_can_be_repinned_to_another_version(auth_client, user):
+    from apps.backtests.services import strategy_create, strategy_update
+
+    source = "class S(Strategy):\n    name = 's'\n    def on_data(self, candle):\n        pass\n"
+    strategy = strategy_create(user=user, source=source)
+    body = {
+        "name": "mine",
+        "strategy_id": strategy.pk,
+        "exchange": "binance",
+        "symbol": "BTC/USDT",
+        "timeframe": "1h",
+    }
+    bot_id = auth_client.post(reverse("bots-api:bot-list"), body, format="json").json()["id"]
+    strategy_update(strategy=strategy, source=source + "# v2\n")
+    detail = reverse("bots-api:bot-detail", args=[bot_id])
+    assert auth_client.get(detail).json()["strategy_version"] == 1  # pinned, not following the latest
+    response = auth_client.patch(detail, {"strategy_version": 2}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["strategy_version"] == 2
+    assert_error(
+        auth_client.patch(detail, {"strategy_version": 9}, format="json"), 400, "invalid", "strategy_version"
+    )

@@ -84,7 +84,15 @@ def _validated(*, user, bot: Bot | None, values: dict[str, Any]) -> dict[str, An
     ref: StrategyRef | None = _bot_ref(bot) if bot else None
     if strategy_changed:
         try:
-            ref = resolve_strategy(user=user, data={f: values.get(f) for f in STRATEGY_FIELDS})
+            wanted = {f: values.get(f) for f in STRATEGY_FIELDS}
+            if (
+                bot
+                and bot.user_strategy_id
+                and wanted["strategy"] in (None, "")
+                and not wanted["strategy_id"]
+            ):
+                wanted["strategy_id"] = bot.user_strategy_id  # re-pinning the same strategy's version
+            ref = resolve_strategy(user=user, data=wanted)
         except ValidationFailed as exc:
             errors.update(exc.fields)
             ref = None
