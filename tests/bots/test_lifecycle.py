@@ -190,3 +190,24 @@ def test_a_stopped_user_code_bot_can_be_repinned_to_another_version(auth_client,
     assert_error(
         auth_client.patch(detail, {"strategy_version": 9}, format="json"), 400, "invalid", "strategy_version"
     )
+
+
+def test_a_transition_publishes_bot_status_and_the_log_line_after_the_commit(
+    user, django_capture_on_commit_callbacks
+):
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from apps.core.events import user_group
+
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(user_group(user.pk), channel)
+    bot = BotFactory(owner=user, status="running")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.bot_pause(bot=bot)
+    received = [async_to_sync(layer.receive)(channel)["event"] for _ in range(2)]
+    by_type = {event["type"]: event["data"] for event in received}
+    assert by_type["bot.status"] == {"bot": bot.pk, "status": "paused", "error": ""}
+    assert by_type["bot.event"]["message"] == "Paused."
+    async_to_sync(layer.group_discard)(user_group(user.pk), channel)
