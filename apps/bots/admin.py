@@ -29,4 +29,5 @@ class BotAdmin(admin.ModelAdmin):
 class BotEventAdmin(admin.ModelAdmin):
     list_display = ("bot", "kind", "message", "created_at")
     list_filter = ("kind",)
+    search_fields = ("message", "bot__name")
     raw_id_fields = ("bot",)

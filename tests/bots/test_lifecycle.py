@@ -206,8 +206,19 @@ def test_a_transition_publishes_bot_status_and_the_log_line_after_the_commit(
     bot = BotFactory(owner=user, status="running")
     with django_capture_on_commit_callbacks(execute=True):
         services.bot_pause(bot=bot)
-    received = [async_to_sync(layer.receive)(channel)["event"] for _ in range(2)]
-    by_type = {event["type"]: event["data"] for event in received}
+    by_type = async_to_sync(_receive_types)(layer, channel, {"bot.status", "bot.event"})
     assert by_type["bot.status"] == {"bot": bot.pk, "status": "paused", "error": ""}
     assert by_type["bot.event"]["message"] == "Paused."
     async_to_sync(layer.group_discard)(user_group(user.pk), channel)
+
+
+async def _receive_types(layer, channel, wanted: set[str]) -> dict:
+    """The first event of each wanted type that reaches ``channel`` (5 s at most)."""
+    import asyncio
+
+    found: dict = {}
+    async with asyncio.timeout(5):
+        while not wanted <= set(found):
+            event = (await layer.receive(channel))["event"]
+            found.setdefault(event["type"], event["data"])
+    return found
