@@ -200,8 +200,12 @@ CELERY_TASK_DEFAULT_RETRY_DELAY = 5
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Heavy research work (backtests, optimizations) gets its own queue so that it
 # never starves short jobs (price polling, order sync).
-CELERY_TASK_ROUTES = {"apps.backtests.tasks.*": {"queue": "backtests"}}
-CELERY_WORKER_QUEUES = ["default", "backtests"]
+# Bot ticks get theirs so that they never wait behind a backtest.
+CELERY_TASK_ROUTES = {
+    "apps.backtests.tasks.*": {"queue": "backtests"},
+    "apps.bots.tasks.*": {"queue": "bots"},
+}
+CELERY_WORKER_QUEUES = ["default", "backtests", "bots"]
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}

@@ -12,7 +12,7 @@ python manage.py seed_demo
 if [ -n "${REDIS_URL:-}" ]; then
   echo "==> starting Celery worker and beat (Redis)"
   mkdir -p var/log
-  celery -A config worker --pool=threads --concurrency=4 --queues=default,backtests --loglevel=INFO \
+  celery -A config worker --pool=threads --concurrency=4 --queues=default,backtests,bots --loglevel=INFO \
     > var/log/worker.log 2>&1 &
   WORKER=$!
   celery -A config beat --loglevel=INFO > var/log/beat.log 2>&1 &

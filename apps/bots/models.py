@@ -1,7 +1,9 @@
 """Trading bots: a strategy with parameters, bound to one market, run on paper or live.
 
-The bot runtime (start/stop, signals, orders) is a later issue; this model holds
-the configuration it will run and the status it will report.
+A bot references its strategy the way a backtest run does (``ResearchJob``): a
+built-in by name, or one of the owner's strategies pinned to a version. Its
+status follows the lifecycle enforced by ``apps.bots.services.lifecycle``;
+``BotEvent`` rows are its log.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.backtests.models import StrategyKind
+from apps.core.money import amount_field
 from apps.exchanges.catalog import exchange_choices
 from apps.marketdata.timeframes import TIMEFRAME_CHOICES
 
@@ -27,15 +31,32 @@ class Bot(models.Model):
 
     class Status(models.TextChoices):
         STOPPED = "stopped", "Stopped"
+        STARTING = "starting", "Starting"
         RUNNING = "running", "Running"
         PAUSED = "paused", "Paused"
+        STOPPING = "stopping", "Stopping"
         ERROR = "error", "Error"
 
     ACTIVE_STATUSES = (Status.RUNNING, Status.PAUSED)
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bots")
     name = models.CharField(max_length=80)
-    strategy = models.CharField(max_length=100, help_text="name in the built-in strategy registry")
+    # The strategy reference of ``ResearchJob``: ``strategy`` is the name (built-in
+    # registry name, or the user strategy's name at the pinned version).
+    strategy_kind = models.CharField(
+        max_length=10, choices=StrategyKind.choices, default=StrategyKind.BUILTIN
+    )
+    strategy = models.CharField(
+        max_length=100, help_text="built-in registry name, or the user strategy's name"
+    )
+    # PROTECT: a bot must never lose the code it trades; delete the bot first.
+    user_strategy = models.ForeignKey(
+        "backtests.Strategy", null=True, blank=True, on_delete=models.PROTECT, related_name="bots"
+    )
+    strategy_version = models.ForeignKey(
+        "backtests.StrategyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="bots"
+    )
+    code_hash = models.CharField(max_length=64, blank=True)
     params = models.JSONField(
         default=dict, blank=True, help_text="validated and defaulted strategy parameters"
     )
@@ -53,7 +74,26 @@ class Bot(models.Model):
         related_name="bots",
         help_text="the exchange account a live bot trades on",
     )
-    status = models.CharField(max_length=7, choices=Status.choices, default=Status.STOPPED)
+    allocated_capital = amount_field(default=1000, help_text="quote currency the bot may use")
+    sizing = models.JSONField(
+        default=dict, blank=True, help_text="engine sizing spec; empty: 100% of the allocated equity"
+    )
+    stop_loss = models.FloatField(null=True, blank=True, help_text="default stop-loss, fraction of entry")
+    take_profit = models.FloatField(null=True, blank=True, help_text="default take-profit, fraction")
+    trailing_stop = models.FloatField(null=True, blank=True, help_text="default trailing stop, fraction")
+    warmup = models.PositiveIntegerField(
+        null=True, blank=True, help_text="closed candles the strategy sees per tick (empty: the default)"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.STOPPED)
+    error = models.TextField(blank=True, help_text="why the bot is in error")
+    # The loop's bookkeeping: the open time (ms) of the last candle fully ticked; the
+    # candle a worker claimed and until when the claim holds (a dead worker's claim
+    # expires and another worker ticks the same candle with the same client order ids).
+    last_candle_ms = models.BigIntegerField(null=True, blank=True)
+    tick_candle_ms = models.BigIntegerField(null=True, blank=True)
+    tick_lease_until = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveIntegerField(default=0)
+    retry_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -67,8 +107,15 @@ class Bot(models.Model):
                 condition=Q(mode="paper") | Q(connection__isnull=False),
                 name="bots_bot_live_needs_connection",
             ),
+            models.CheckConstraint(
+                condition=Q(strategy_kind="builtin") | Q(strategy_version__isnull=False),
+                name="bots_bot_user_strategy_pinned",
+            ),
         ]
-        indexes = [models.Index(fields=["owner", "status"])]
+        indexes = [
+            models.Index(fields=["owner", "status"]),
+            models.Index(fields=["status", "last_candle_ms"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.strategy} {self.symbol} {self.timeframe}, {self.mode})"
@@ -76,3 +123,31 @@ class Bot(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+    @property
+    def code_version(self) -> int | None:
+        return self.strategy_version.version if self.strategy_version_id else None
+
+
+class BotEvent(models.Model):
+    """One line of a bot's log: what it decided, ordered, got filled, failed at, or changed status."""
+
+    class Kind(models.TextChoices):
+        LIFECYCLE = "lifecycle", "Lifecycle"
+        SIGNAL = "signal", "Signal"
+        ORDER = "order", "Order"
+        FILL = "fill", "Fill"
+        ERROR = "error", "Error"
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    message = models.CharField(max_length=500)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["bot", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} {self.kind}: {self.message}"

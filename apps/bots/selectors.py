@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from apps.bots.models import Bot
-from apps.core.errors import NotFound
+from apps.bots.models import Bot, BotEvent
+from apps.core.errors import NotFound, ValidationFailed
 
 
-def bot_list(*, user) -> QuerySet[Bot]:
-    """The user's bots, newest first."""
-    return Bot.objects.filter(owner=user).select_related("connection")
+def bot_list(*, user, status: str | None = None) -> QuerySet[Bot]:
+    """The user's bots, newest first; ``status`` filters (an unknown status is a 400)."""
+    bots = Bot.objects.filter(owner=user).select_related("connection", "strategy_version")
+    if status not in (None, ""):
+        if status not in Bot.Status.values:
+            raise ValidationFailed(
+                f"Unknown status; use one of {', '.join(Bot.Status.values)}.",
+                fields={"status": ["unknown status"]},
+            )
+        bots = bots.filter(status=status)
+    return bots
 
 
 def bot_get(*, user, pk: int | str) -> Bot:
@@ -24,3 +32,8 @@ def bot_get(*, user, pk: int | str) -> Bot:
 def bot_is_owned(*, user, bot_id: int) -> bool:
     """Whether ``bot_id`` is one of the user's bots."""
     return bot_list(user=user).filter(pk=bot_id).exists()
+
+
+def bot_event_list(*, bot: Bot) -> QuerySet[BotEvent]:
+    """The bot's log, newest first (the caller got ``bot`` through an owner-scoped selector)."""
+    return BotEvent.objects.filter(bot=bot)

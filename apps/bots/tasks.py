@@ -1,5 +1,38 @@
+"""Thin Celery tasks of the bot runtime; all on the ``bots`` queue (``CELERY_TASK_ROUTES``)."""
+
 from __future__ import annotations
 
+from celery import shared_task
+
+from apps.bots import services
 from apps.core.schedules import Schedule
 
-PERIODIC_TASKS: list[Schedule] = []
+PERIODIC_TASKS: list[Schedule] = [
+    # Often enough that a 1m bot ticks within seconds of its candle closing; each run
+    # is one query plus a message per due bot.
+    Schedule("bots: tick bots whose candle closed", "apps.bots.tasks.bots_enqueue_due", 5, queue="bots"),
+]
+
+
+@shared_task(name="apps.bots.tasks.bots_enqueue_due", ignore_result=True)
+def bots_enqueue_due() -> int:
+    """Send one tick per running bot whose timeframe candle has closed."""
+    return services.bots_enqueue_due()
+
+
+@shared_task(name="apps.bots.tasks.bot_tick", ignore_result=True)
+def bot_tick(bot_id: int, candle_ms: int) -> bool:
+    """Tick one bot for one closed candle (claimed: a duplicate delivery does nothing)."""
+    return services.bot_tick(bot_id=bot_id, candle_ms=candle_ms) is not None
+
+
+@shared_task(name="apps.bots.tasks.bot_activate", ignore_result=True)
+def bot_activate(bot_id: int) -> None:
+    """Finish ``bot_start``: starting -> running (or error)."""
+    services.bot_activate(bot_id=bot_id)
+
+
+@shared_task(name="apps.bots.tasks.bot_finish_stop", ignore_result=True)
+def bot_finish_stop(bot_id: int, close_position: bool = False) -> None:
+    """Finish ``bot_stop``: cancel the bot's orders (and close), then stopped."""
+    services.bot_finish_stop(bot_id=bot_id, close_position=close_position)

@@ -8,4 +8,7 @@ app_name = "bots"
 
 urlpatterns = [
     path("", views.index, name="index"),
+    path("new/", views.new, name="new"),
+    path("<int:pk>/", views.detail, name="detail"),
+    path("<int:pk>/<str:name>/", views.action, name="action"),
 ]

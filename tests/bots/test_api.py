@@ -98,7 +98,9 @@ def test_duplicate_name_is_a_400(auth_client):
     assert_error(auth_client.post(LIST, payload(), format="json"), 400, "invalid", "name")
 
 
-def test_live_bot_needs_an_own_connection_on_the_same_exchange(auth_client, user, other_user):
+def test_live_bot_needs_an_own_trading_connection_on_the_same_exchange_and_confirmation(
+    auth_client, user, other_user
+):
     assert_error(auth_client.post(LIST, payload(mode="live"), format="json"), 400, "invalid", "connection")
 
     theirs = ExchangeConnectionFactory(user=other_user)
@@ -109,8 +111,20 @@ def test_live_bot_needs_an_own_connection_on_the_same_exchange(auth_client, user
     response = auth_client.post(LIST, payload(mode="live", connection=okx.pk), format="json")
     assert_error(response, 400, "invalid", "connection")
 
-    mine = ExchangeConnectionFactory(user=user)
+    untested = ExchangeConnectionFactory(user=user)
+    response = auth_client.post(
+        LIST, payload(mode="live", connection=untested.pk, confirm_live=True), format="json"
+    )
+    assert_error(response, 400, "invalid", "connection")
+
+    mine = ExchangeConnectionFactory(user=user, can_trade_spot=True)
     response = auth_client.post(LIST, payload(mode="live", connection=mine.pk), format="json")
+    assert_error(response, 400, "invalid", "confirm_live")
+    assert not Bot.objects.exists()
+
+    response = auth_client.post(
+        LIST, payload(mode="live", connection=mine.pk, confirm_live=True), format="json"
+    )
     assert response.status_code == 201, response.content
     assert response.json()["connection"] == mine.pk
 

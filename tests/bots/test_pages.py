@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from apps.bots.models import Bot
 from tests.factories import BotFactory
 
 pytestmark = pytest.mark.django_db
@@ -27,3 +28,89 @@ def test_bots_page_lists_only_own_bots(client, user, other_user):
 def test_bots_page_needs_login(client):
     response = client.get(reverse("bots:index"))
     assert response.status_code == 302
+
+
+def test_bots_page_offers_the_buttons_of_each_status(client, user):
+    running = BotFactory(owner=user, status="running")
+    stopped = BotFactory(owner=user)
+    client.force_login(user)
+    html = client.get(reverse("bots:index")).content.decode()
+    assert reverse("bots:action", args=[running.pk, "pause"]) in html
+    assert reverse("bots:action", args=[running.pk, "start"]) not in html
+    assert reverse("bots:action", args=[stopped.pk, "start"]) in html
+    assert f'data-bot-status="{running.pk}"' in html
+
+
+def test_start_button_starts_and_an_illegal_one_says_why(client, user, django_capture_on_commit_callbacks):
+    bot = BotFactory(owner=user)
+    client.force_login(user)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("bots:action", args=[bot.pk, "start"]), {"from": "detail"})
+    assert response.status_code == 302 and response["Location"] == reverse("bots:detail", args=[bot.pk])
+    bot.refresh_from_db()
+    assert bot.status == "starting"
+    response = client.post(reverse("bots:action", args=[bot.pk, "pause"]), follow=True)
+    assert "Cannot pause a bot that is starting" in response.content.decode()
+
+
+def test_actions_on_another_users_bot_are_404(client, user, other_user):
+    bot = BotFactory(owner=other_user)
+    client.force_login(user)
+    assert client.post(reverse("bots:action", args=[bot.pk, "start"])).status_code == 404
+    assert client.get(reverse("bots:detail", args=[bot.pk])).status_code == 404
+
+
+def test_create_form_is_generated_from_the_strategy_schema_and_creates_a_paper_bot(client, user):
+    client.force_login(user)
+    html = client.get(reverse("bots:new")).content.decode()
+    assert 'name="p__builtin-sma_crossover__fast"' in html
+    assert "Paper (simulated)" in html
+    response = client.post(
+        reverse("bots:new"),
+        {
+            "name": "from the form",
+            "strategy": "builtin:sma_crossover",
+            "p__builtin-sma_crossover__fast": "5",
+            "p__builtin-sma_crossover__slow": "20",
+            "exchange": "binance",
+            "symbol": "eth/usdt",
+            "timeframe": "1h",
+            "allocated_capital": "500",
+            "stop_loss_percent": "2",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    bot = Bot.objects.get(owner=user, name="from the form")
+    assert (bot.mode, bot.symbol, bot.params["fast"], bot.stop_loss) == ("paper", "ETH/USDT", 5, 0.02)
+
+
+def test_create_form_shows_parameter_errors_next_to_the_inputs(client, user):
+    client.force_login(user)
+    response = client.post(
+        reverse("bots:new"),
+        {
+            "name": "bad",
+            "strategy": "builtin:sma_crossover",
+            "p__builtin-sma_crossover__fast": "30",
+            "p__builtin-sma_crossover__slow": "20",
+            "exchange": "binance",
+            "symbol": "BTC/USDT",
+            "timeframe": "1h",
+            "allocated_capital": "500",
+        },
+    )
+    assert response.status_code == 400
+    assert "less than slow" in response.content.decode()
+    assert not Bot.objects.filter(name="bad").exists()
+
+
+def test_detail_shows_status_and_event_log(client, user):
+    from apps.bots.services import bot_event_add
+
+    bot = BotFactory(owner=user, status="error", error="exchange down")
+    bot_event_add(bot=bot, kind="error", message="Tick failed (exchange down)")
+    client.force_login(user)
+    html = client.get(reverse("bots:detail", args=[bot.pk])).content.decode()
+    assert "Tick failed (exchange down)" in html
+    assert 'data-status="error"' in html
+    assert "bots/bots.js" in html

@@ -70,7 +70,7 @@ def celery_worker(
     concurrency: int = 2,
     hostname: str = "test-worker",
     log_path: Path | None = None,
-    queues: str = "default,backtests",
+    queues: str = "default,backtests,bots",
     start_timeout: float = 30.0,
 ) -> Iterator[subprocess.Popen]:
     """Start ``celery -A config worker`` on Redis; yields once it answers a ping (within ``start_timeout`` s)."""

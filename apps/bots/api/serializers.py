@@ -2,46 +2,110 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apps.bots.models import Bot
+from apps.bots.models import Bot, BotEvent
 from apps.core.api.serializers import StrictSerializer
+from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 
 
 class BotSerializer(serializers.ModelSerializer):
     connection = serializers.IntegerField(source="connection_id", read_only=True, allow_null=True)
+    strategy_id = serializers.IntegerField(source="user_strategy_id", read_only=True, allow_null=True)
+    strategy_version = serializers.IntegerField(source="code_version", read_only=True, allow_null=True)
 
     class Meta:
         model = Bot
         fields = [
             "id",
             "name",
+            "strategy_kind",
             "strategy",
+            "strategy_id",
+            "strategy_version",
+            "code_hash",
             "params",
             "exchange",
             "symbol",
             "timeframe",
             "mode",
             "connection",
+            "allocated_capital",
+            "sizing",
+            "stop_loss",
+            "take_profit",
+            "trailing_stop",
+            "warmup",
             "status",
+            "error",
+            "last_candle_ms",
+            "failures",
+            "retry_at",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
 
 
+class BotEventSerializer(serializers.ModelSerializer):
+    # A plain string in the schema: an enum here would collide with the other "kind" enums.
+    kind = serializers.CharField(read_only=True, help_text=f"one of: {', '.join(BotEvent.Kind.values)}")
+
+    class Meta:
+        model = BotEvent
+        fields = ["id", "kind", "message", "data", "created_at"]
+        read_only_fields = fields
+
+
 class BotInputSerializer(StrictSerializer):
-    """Types only; the rules (registry, connection, uniqueness) are in ``apps.bots.services``."""
+    """Types only; the rules (strategy schema, connection, uniqueness) are in ``apps.bots.services``.
+
+    The strategy is either ``strategy`` (a built-in name) or ``strategy_id`` with an
+    optional ``strategy_version`` (default: the latest, pinned), as for backtests.
+    A live bot needs ``connection`` (with trading permission) and ``confirm_live: true``.
+    """
 
     name = serializers.CharField(max_length=80)
-    strategy = serializers.CharField(max_length=100)
+    strategy = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    strategy_id = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    strategy_version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     params = serializers.DictField(required=False, default=dict)
     exchange = serializers.CharField(max_length=40)
     symbol = serializers.CharField(max_length=60)
     timeframe = serializers.CharField(max_length=4)
     mode = serializers.ChoiceField(choices=Bot.Mode.choices, required=False, default=Bot.Mode.PAPER)
     connection = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    confirm_live = serializers.BooleanField(required=False, default=False)
+    allocated_capital = serializers.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, required=False
+    )
+    sizing = serializers.DictField(required=False, allow_null=True)
+    stop_loss = serializers.FloatField(required=False, allow_null=True)
+    take_profit = serializers.FloatField(required=False, allow_null=True)
+    trailing_stop = serializers.FloatField(required=False, allow_null=True)
+    warmup = serializers.IntegerField(required=False, allow_null=True)
+
+    def to_internal_value(self, data):
+        missing = {}
+        if (
+            not self.partial
+            and isinstance(data, dict)
+            and data.get("strategy") in (None, "")
+            and data.get("strategy_id") in (None, "")
+        ):
+            missing = {"strategy": ["Give a built-in strategy name, or strategy_id of your own."]}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            raise serializers.ValidationError({**missing, **exc.detail}) from exc
+        if missing:
+            raise serializers.ValidationError(missing)
+        return value
 
     def to_service_kwargs(self) -> dict:
         data = dict(self.validated_data)
         if "connection" in data:
             data["connection_id"] = data.pop("connection")
         return data
+
+
+class BotStopSerializer(StrictSerializer):
+    close_position = serializers.BooleanField(required=False, default=False)

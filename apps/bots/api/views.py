@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.bots import selectors, services
-from apps.bots.api.serializers import BotInputSerializer, BotSerializer
+from apps.bots.api.serializers import BotEventSerializer, BotInputSerializer, BotSerializer, BotStopSerializer
 from apps.bots.models import Bot
+
+STATUS_FILTER = OpenApiParameter(
+    "status", OpenApiTypes.STR, enum=Bot.Status.values, description="only bots with this status"
+)
 
 
 class BotViewSet(viewsets.GenericViewSet):
-    """The user's bots: list, create, read, change (PATCH) and delete (stopped bots only)."""
+    """The user's bots: list, create, read, change (PATCH) and delete (stopped bots only),
+    the lifecycle actions (start, pause, resume, stop) and the event log."""
 
     serializer_class = BotSerializer
     filter_backends: list = []
@@ -28,8 +35,10 @@ class BotViewSet(viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         return serializer.to_service_kwargs()
 
+    @extend_schema(parameters=[STATUS_FILTER])
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        bots = selectors.bot_list(user=request.user, status=request.query_params.get("status"))
+        page = self.paginate_queryset(bots)
         return self.get_paginated_response(BotSerializer(page, many=True).data)
 
     @extend_schema(request=BotInputSerializer, responses={201: BotSerializer})
@@ -50,3 +59,40 @@ class BotViewSet(viewsets.GenericViewSet):
     def destroy(self, request: Request, pk: str) -> Response:
         services.bot_delete(bot=selectors.bot_get(user=request.user, pk=pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def _lifecycle(self, request: Request, pk: str, service, **kwargs) -> Response:
+        bot = service(bot=selectors.bot_get(user=request.user, pk=pk), **kwargs)
+        return Response(BotSerializer(bot).data)
+
+    @extend_schema(request=None, responses=BotSerializer, summary="Start a stopped bot (409 otherwise)")
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: str) -> Response:
+        return self._lifecycle(request, pk, services.bot_start)
+
+    @extend_schema(request=None, responses=BotSerializer, summary="Pause a running bot")
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str) -> Response:
+        return self._lifecycle(request, pk, services.bot_pause)
+
+    @extend_schema(request=None, responses=BotSerializer, summary="Resume a paused bot")
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str) -> Response:
+        return self._lifecycle(request, pk, services.bot_resume)
+
+    @extend_schema(
+        request=BotStopSerializer,
+        responses=BotSerializer,
+        summary="Stop a bot: cancel its open orders and, if asked, close its position",
+    )
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str) -> Response:
+        serializer = BotStopSerializer(data=request.data if request.data else {})
+        serializer.is_valid(raise_exception=True)
+        return self._lifecycle(request, pk, services.bot_stop, **serializer.validated_data)
+
+    @extend_schema(responses=BotEventSerializer(many=True), summary="The bot's event log, newest first")
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, pk: str) -> Response:
+        events = selectors.bot_event_list(bot=selectors.bot_get(user=request.user, pk=pk))
+        page = self.paginate_queryset(events)
+        return self.get_paginated_response(BotEventSerializer(page, many=True).data)

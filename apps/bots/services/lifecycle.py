@@ -1,0 +1,177 @@
+"""The bot lifecycle: stopped -> starting -> running <-> paused -> stopping -> stopped, or error.
+
+Every transition takes the bot's row lock (``select_for_update``), checks the
+table below in one place, writes a ``BotEvent`` and publishes ``bot.status``
+after the commit. An illegal transition is a ``Conflict`` (409) saying why.
+Starting and stopping finish on a worker (queue ``bots``): activation checks
+the account, stopping cancels the bot's open orders and, if asked, closes its
+position.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from apps.backtests.models import StrategyKind
+from apps.bots.models import Bot
+from apps.bots.services.log import bot_event_add, bot_publish_status
+from apps.core.errors import Conflict
+
+logger = logging.getLogger(__name__)
+
+S = Bot.Status
+# action -> (statuses it may start from, status it leads to)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "start": ((S.STOPPED, S.ERROR), S.STARTING),
+    "activate": ((S.STARTING,), S.RUNNING),
+    "pause": ((S.RUNNING,), S.PAUSED),
+    "resume": ((S.PAUSED,), S.RUNNING),
+    "stop": ((S.STARTING, S.RUNNING, S.PAUSED, S.ERROR), S.STOPPING),
+    "finish_stop": ((S.STOPPING,), S.STOPPED),
+}
+ACTIVATE_TASK = "apps.bots.tasks.bot_activate"
+STOP_TASK = "apps.bots.tasks.bot_finish_stop"
+BOTS_QUEUE = "bots"
+
+
+def send_bot_task(task_name: str, *args: object, **kwargs: object) -> None:
+    """Send a task to the ``bots`` queue by name (services never import the task module)."""
+    from celery import current_app
+
+    current_app.send_task(task_name, args=list(args), kwargs=kwargs, queue=BOTS_QUEUE)
+
+
+def _transition(bot_id: int, action: str, *, message: str, error: str = "") -> Bot:
+    """Lock the bot, check ``action`` against ``TRANSITIONS``, move it, log it, announce it."""
+    bot = Bot.objects.select_for_update().get(pk=bot_id)
+    sources, target = TRANSITIONS[action]
+    if bot.status not in sources:
+        allowed = " or ".join(str(s) for s in sources)
+        raise Conflict(
+            f"Cannot {action.replace('_', ' ')} a bot that is {bot.status} (it must be {allowed})."
+        )
+    previous = bot.status
+    bot.status = target
+    bot.error = error
+    fields = ["status", "error", "updated_at"]
+    if action == "start":
+        bot.failures, bot.retry_at = 0, None
+        fields += ["failures", "retry_at"]
+    bot.save(update_fields=fields)
+    bot_event_add(bot=bot, kind="lifecycle", message=message, data={"from": previous, "to": target})
+    bot_publish_status(bot)
+    return bot
+
+
+@transaction.atomic
+def bot_start(*, bot: Bot) -> Bot:
+    """Ask a stopped (or failed) bot to start: it is ``starting`` until a worker activates it."""
+    if bot.strategy_kind == StrategyKind.USER:
+        # The sandbox runs user code over a whole series today; ticking it live needs a
+        # long-lived sandbox per bot, which is not built yet. Refuse rather than fail later.
+        raise Conflict("Bots cannot run user-code strategies yet; use a built-in strategy.")
+    bot = _transition(bot.pk, "start", message="Starting.")
+    transaction.on_commit(lambda: send_bot_task(ACTIVATE_TASK, bot.pk))
+    return bot
+
+
+@transaction.atomic
+def bot_activate(*, bot_id: int) -> Bot | None:
+    """Worker side of ``bot_start``: make sure the account exists, then ``running``.
+
+    Returns ``None`` when the bot is no longer starting (stopped meanwhile, or a
+    redelivered task): activation is idempotent.
+    """
+    bot = Bot.objects.select_for_update().get(pk=bot_id)
+    if bot.status != S.STARTING:
+        return None
+    try:
+        account_description = _ensure_account(bot)
+    except Exception as exc:  # any reason the account is unusable stops the start, with the reason
+        logger.warning("bot %s could not start: %s", bot_id, exc)
+        return _fail(bot, f"Could not start: {exc}")
+    return _transition(bot_id, "activate", message=f"Running on {account_description}.")
+
+
+def _ensure_account(bot: Bot) -> str:
+    if bot.mode == Bot.Mode.PAPER:
+        from apps.bots.services.accounts import bot_paper_account
+
+        account = bot_paper_account(bot=bot)
+        return f"paper account #{account.pk}"
+    if bot.connection is None or bot.connection.deleted_at is not None:
+        raise Conflict("its exchange connection was deleted")
+    return f"{bot.connection.exchange} connection {bot.connection.label!r}"
+
+
+def _fail(bot: Bot, reason: str) -> Bot:
+    """Any status -> error with ``reason`` (the caller holds the row lock)."""
+    previous = bot.status
+    bot.status, bot.error = S.ERROR, reason[:2000]
+    bot.tick_candle_ms, bot.tick_lease_until = None, None
+    bot.save(update_fields=["status", "error", "tick_candle_ms", "tick_lease_until", "updated_at"])
+    bot_event_add(bot=bot, kind="error", message=reason, data={"from": previous, "to": S.ERROR})
+    bot_publish_status(bot)
+    return bot
+
+
+@transaction.atomic
+def bot_error(*, bot_id: int, reason: str) -> Bot:
+    """Put a bot into ``error`` with ``reason`` (the loop's last resort)."""
+    return _fail(Bot.objects.select_for_update().get(pk=bot_id), reason)
+
+
+@transaction.atomic
+def bot_pause(*, bot: Bot) -> Bot:
+    """Running -> paused: the loop skips it; its resting orders stay."""
+    return _transition(bot.pk, "pause", message="Paused.")
+
+
+@transaction.atomic
+def bot_resume(*, bot: Bot) -> Bot:
+    """Paused -> running; the next closed candle is ticked (missed ones are not replayed)."""
+    bot = _transition(bot.pk, "resume", message="Resumed.")
+    # Do not act on candles that closed while paused.
+    Bot.objects.filter(pk=bot.pk).update(last_candle_ms=None, tick_candle_ms=None, tick_lease_until=None)
+    return bot
+
+
+@transaction.atomic
+def bot_stop(*, bot: Bot, close_position: bool = False) -> Bot:
+    """Ask a bot to stop: ``stopping`` until a worker has cancelled its open orders
+    (and closed its position if ``close_position``), then ``stopped``."""
+    bot = _transition(
+        bot.pk,
+        "stop",
+        message="Stopping" + (" and closing the position." if close_position else "."),
+    )
+    transaction.on_commit(lambda: send_bot_task(STOP_TASK, bot.pk, close_position=close_position))
+    return bot
+
+
+def bot_finish_stop(*, bot_id: int, close_position: bool = False) -> Bot | None:
+    """Worker side of ``bot_stop``: cancel the bot's orders, optionally close, then ``stopped``.
+
+    The exchange calls happen outside the row lock; a failure is logged and the
+    bot still stops (a stopped bot must never keep trading), with the failure in its log.
+    """
+    bot = Bot.objects.filter(pk=bot_id, status=S.STOPPING).select_related("owner").first()
+    if bot is None:
+        return None
+    from apps.bots.services.orders import bot_cancel_orders, bot_close_position
+
+    problems = []
+    for step in (bot_cancel_orders, bot_close_position) if close_position else (bot_cancel_orders,):
+        try:
+            step(bot=bot)
+        except Exception as exc:
+            logger.warning("bot %s: %s failed: %s", bot_id, step.__name__, exc)
+            problems.append(f"{step.__name__.removeprefix('bot_').replace('_', ' ')}: {exc}")
+    with transaction.atomic():
+        if problems:
+            bot_event_add(bot=bot, kind="error", message="While stopping: " + "; ".join(problems))
+        bot = _transition(bot_id, "finish_stop", message="Stopped.")
+        Bot.objects.filter(pk=bot_id).update(tick_candle_ms=None, tick_lease_until=None, retry_at=None)
+    return bot

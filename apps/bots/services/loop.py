@@ -1,0 +1,275 @@
+"""The bot loop: find bots whose candle closed, claim one tick per bot and candle, run it.
+
+``bots_enqueue_due`` (a beat job) sends one ``bot_tick`` per due bot to the
+``bots`` queue. ``bot_tick`` claims the (bot, candle) pair with a conditional
+update that must touch exactly one row, so two workers never tick the same bot
+for the same candle; the claim is a lease, so the candle of a worker that died
+mid-tick is ticked again by another worker once the lease runs out, with the
+same deterministic client order ids (bot id, candle time, decision index), so
+``order_place`` never sends an order twice. Stale data and exchange failures
+back off exponentially and are logged; ``MAX_FAILURES`` in a row put the bot in
+error with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.backtests.engine.broker import BrokerView
+from apps.backtests.engine.candles import Candles
+from apps.backtests.engine.errors import BacktestError
+from apps.backtests.engine.strategy import Candle, SignalStrategy
+from apps.backtests.strategies.registry import build_strategy
+from apps.bots.models import Bot
+from apps.bots.services.broker import GatewayBroker
+from apps.bots.services.lifecycle import BOTS_QUEUE, bot_error
+from apps.bots.services.log import bot_event_add
+from apps.core.errors import DomainError
+from apps.marketdata.timeframes import bucket_start, timeframe_ms
+
+logger = logging.getLogger(__name__)
+
+TICK_TASK = "apps.bots.tasks.bot_tick"
+DEFAULT_WARMUP = 300
+LEASE_SECONDS = 120
+MAX_FAILURES = 5
+BACKOFF_BASE_SECONDS = 5
+BACKOFF_MAX_SECONDS = 15 * 60
+
+
+class StaleData(DomainError):
+    code = "stale_data"
+    status = 503
+
+
+@dataclass
+class TickResult:
+    candle_ms: int
+    decisions: list[dict[str, Any]]
+    client_order_ids: list[str]
+    orders: list[Any]
+
+
+def last_closed_candle_ms(timeframe: str, *, now_ms: int | None = None) -> int:
+    """Open time (ms) of the newest candle of ``timeframe`` that has closed at ``now_ms``."""
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    current_open = int(bucket_start(now_ms, timeframe))
+    return int(bucket_start(current_open - 1, timeframe))
+
+
+def client_order_id(bot_id: int, candle_ms: int, index: int) -> str:
+    """Deterministic per (bot, candle, decision): a retried or redelivered tick reuses it."""
+    return f"bot{bot_id}-{candle_ms}-{index}"
+
+
+def bots_enqueue_due(*, now_ms: int | None = None) -> int:
+    """Send a tick for every running bot whose timeframe candle closed since its last tick."""
+    from celery import current_app
+
+    now = timezone.now()
+    sent = 0
+    due = (
+        Bot.objects.filter(status=Bot.Status.RUNNING)
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+        .filter(Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now))
+        .values_list("id", "timeframe", "last_candle_ms")
+    )
+    closed: dict[str, int] = {}
+    for bot_id, timeframe, last in due:
+        if timeframe not in closed:
+            closed[timeframe] = last_closed_candle_ms(timeframe, now_ms=now_ms)
+        candle_ms = closed[timeframe]
+        if last is None or last < candle_ms:
+            current_app.send_task(TICK_TASK, args=[bot_id, candle_ms], queue=BOTS_QUEUE)
+            sent += 1
+    return sent
+
+
+def bot_tick_claim(*, bot_id: int, candle_ms: int) -> bool:
+    """Claim (bot, candle) for this worker: exactly one row changes, or someone else has it."""
+    now = timezone.now()
+    return (
+        Bot.objects.filter(pk=bot_id, status=Bot.Status.RUNNING)
+        .filter(Q(last_candle_ms__isnull=True) | Q(last_candle_ms__lt=candle_ms))
+        .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+        .filter(Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now))
+        .update(tick_candle_ms=candle_ms, tick_lease_until=now + timedelta(seconds=LEASE_SECONDS))
+        == 1
+    )
+
+
+def _window(bot: Bot, candle_ms: int) -> Candles:
+    from apps.marketdata.selectors import candles
+
+    tf = timeframe_ms(bot.timeframe)
+    data = candles(
+        exchange=bot.exchange,
+        symbol=bot.symbol,
+        timeframe=bot.timeframe,
+        end=candle_ms + tf,
+        limit=bot.warmup or DEFAULT_WARMUP,
+    )
+    if len(data) == 0 or int(data.timestamp[-1]) != candle_ms:
+        newest = int(data.timestamp[-1]) if len(data) else None
+        raise StaleData(
+            f"No {bot.timeframe} candle for {bot.symbol} at {candle_ms} yet (newest stored: {newest})."
+        )
+    return data
+
+
+def _decide(bot: Bot, data: Candles, broker: GatewayBroker) -> list[str]:
+    """Run the strategy on the last closed candle; returns what it signalled (for the log)."""
+    strategy = build_strategy(bot.strategy, bot.params)
+    if isinstance(strategy, SignalStrategy):
+        signals = strategy.signals(data)
+        if signals.stop_loss is not None:
+            broker.defaults["stop_loss"] = signals.stop_loss
+        if signals.take_profit is not None:
+            broker.defaults["take_profit"] = signals.take_profit
+
+        def last(values) -> bool:
+            return values is not None and bool(np.asarray(values)[-1])
+
+        seen = [
+            n
+            for n in ("long_entries", "long_exits", "short_entries", "short_exits")
+            if last(getattr(signals, n))
+        ]
+        # The engine's rule: an exit wins over an entry of the same direction on one candle.
+        if last(signals.long_exits) and broker.position_size() > 0:
+            broker.close_position()
+        elif last(signals.long_entries) and broker.position_size() <= 0:
+            broker.market(1, None)
+        return seen
+    strategy.broker = BrokerView(broker)
+    candle = Candle()
+    candle.index = len(data) - 1
+    candle.timestamp = int(data.timestamp[-1])
+    candle.open, candle.high, candle.low = float(data.open[-1]), float(data.high[-1]), float(data.low[-1])
+    candle.close, candle.volume = float(data.close[-1]), float(data.volume[-1])
+    strategy.candle = candle
+    strategy.initialize()
+    strategy.on_data(candle)
+    return ["on_data"]
+
+
+def _broker(bot: Bot, data: Candles) -> GatewayBroker:
+    from apps.bots.services.accounts import bot_gateway
+    from apps.exchanges.gateway.paper import split_symbol
+
+    gateway = bot_gateway(bot)
+    base, quote = split_symbol(bot.symbol)
+    fee = getattr(getattr(gateway, "account", None), "taker_fee", None)
+    return GatewayBroker(
+        candles=data,
+        balance=gateway.fetch_balance(),
+        open_orders=gateway.fetch_open_orders(bot.symbol),
+        base=base,
+        quote=quote,
+        sizing=bot.sizing,
+        fee_rate=float(fee) if fee is not None else 0.001,
+        defaults={
+            "stop_loss": bot.stop_loss,
+            "take_profit": bot.take_profit,
+            "trailing_stop": bot.trailing_stop,
+        },
+    )
+
+
+def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:
+    """Tick ``bot_id`` for the candle opening at ``candle_ms``; ``None`` if another worker has it.
+
+    Reads the candles through the market-data selector, runs the strategy (signal
+    strategies act on the last closed candle, event strategies get ``on_data``),
+    and places its decisions through ``order_place``.
+    """
+    if not bot_tick_claim(bot_id=bot_id, candle_ms=candle_ms):
+        return None
+    bot = Bot.objects.select_related("owner", "connection").get(pk=bot_id)
+    try:
+        data = _window(bot, candle_ms)
+        broker = _broker(bot, data)
+        signalled = _decide(bot, data, broker)
+        ids = [client_order_id(bot.id, candle_ms, i) for i in range(len(broker.decisions))]
+        if broker.decisions or broker.cancels:
+            bot_event_add(
+                bot=bot,
+                kind="signal",
+                message=f"{', '.join(signalled)} at {candle_ms}: {len(broker.decisions)} order(s)",
+                data={
+                    "candle": candle_ms,
+                    "signals": signalled,
+                    "decisions": [_jsonable(d) for d in broker.decisions],
+                    "client_order_ids": ids,
+                    "cancel": broker.cancels,
+                },
+            )
+        orders = _place(bot, broker, ids)
+    except (DomainError, BacktestError, OSError) as exc:
+        _failed(bot, candle_ms, exc)
+        return None
+    except Exception as exc:  # a bug of ours: keep the traceback, tell the user something readable
+        logger.exception("bot %s tick %s failed", bot_id, candle_ms)
+        _failed(bot, candle_ms, exc, internal=True)
+        return None
+    Bot.objects.filter(pk=bot_id, tick_candle_ms=candle_ms).update(
+        last_candle_ms=candle_ms, tick_candle_ms=None, tick_lease_until=None, failures=0, retry_at=None
+    )
+    return TickResult(candle_ms, broker.decisions, ids, orders)
+
+
+def _place(bot: Bot, broker: GatewayBroker, ids: list[str]) -> list[Any]:
+    from apps.bots.services.orders import bot_cancel_orders, bot_place_order
+
+    if broker.cancels:
+        bot_cancel_orders(bot=bot)
+    orders = []
+    for decision, cid in zip(broker.decisions, ids, strict=True):
+        order = bot_place_order(bot=bot, decision=decision, client_order_id=cid)
+        orders.append(order)
+        bot_event_add(
+            bot=bot,
+            kind="order",
+            message=f"{decision['side']} {decision['type']} {decision['amount']} {bot.symbol}",
+            data={"client_order_id": cid, "order": getattr(order, "pk", None)},
+        )
+    return orders
+
+
+def _jsonable(decision: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(v) if not isinstance(v, (bool, int, str)) else v for k, v in decision.items()}
+
+
+def _failed(bot: Bot, candle_ms: int, exc: BaseException, *, internal: bool = False) -> None:
+    reason = (
+        f"Internal error ({type(exc).__name__}); the administrators can find it in the logs."
+        if internal
+        else str(getattr(exc, "message", None) or exc)
+    )
+    failures = bot.failures + 1
+    with transaction.atomic():
+        if failures >= MAX_FAILURES:
+            bot_error(bot_id=bot.pk, reason=f"{failures} ticks in a row failed; last: {reason}")
+            return
+        delay = min(BACKOFF_BASE_SECONDS * 2 ** (failures - 1), BACKOFF_MAX_SECONDS)
+        Bot.objects.filter(pk=bot.pk, tick_candle_ms=candle_ms).update(
+            failures=F("failures") + 1,
+            retry_at=timezone.now() + timedelta(seconds=delay),
+            tick_candle_ms=None,
+            tick_lease_until=None,
+        )
+        bot_event_add(
+            bot=bot,
+            kind="error",
+            message=f"Tick failed ({reason}); retrying in {delay} s.",
+            data={"candle": candle_ms, "failures": failures, "retry_in": delay},
+        )

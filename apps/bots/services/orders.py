@@ -1,0 +1,67 @@
+"""The bot's way into the orders app: ``order_place`` and ``order_cancel_all``.
+
+The orders half (issue 11) lands on its own branch; until it is merged these
+functions raise ``OrdersUnavailable`` with a clear message instead of trading
+around it, so nothing here becomes a second order path.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from apps.bots.models import Bot
+from apps.core.errors import ServiceUnavailable
+
+
+class OrdersUnavailable(ServiceUnavailable):
+    code = "orders_unavailable"
+
+
+def order_service(name: str):
+    """``apps.orders.services.<name>``, or ``OrdersUnavailable`` while the orders half is missing."""
+    try:
+        from apps.orders import services as orders_services
+    except ImportError:
+        orders_services = None
+    function = getattr(orders_services, name, None)
+    if function is None:
+        raise OrdersUnavailable(f"apps.orders.services.{name} is not available; bots cannot trade yet.")
+    return function
+
+
+def bot_place_order(*, bot: Bot, decision: dict[str, Any], client_order_id: str):
+    """Place one decision of the strategy through ``order_place`` (idempotent by client order id)."""
+    from apps.bots.services.accounts import bot_account
+
+    order_place = order_service("order_place")
+    return order_place(
+        owner=bot.owner,
+        account=bot_account(bot),
+        symbol=bot.symbol,
+        client_order_id=client_order_id,
+        bot=bot,
+        **decision,
+    )
+
+
+def bot_cancel_orders(*, bot: Bot) -> Any:
+    """Cancel every open order of the bot."""
+    from apps.bots.services.accounts import bot_account
+
+    return order_service("order_cancel_all")(owner=bot.owner, account=bot_account(bot), bot=bot)
+
+
+def bot_close_position(*, bot: Bot) -> Any:
+    """A reduce-only market order for the bot's whole position (nothing when flat)."""
+    from apps.bots.services.accounts import bot_gateway
+    from apps.exchanges.gateway.paper import split_symbol
+
+    base, _quote = split_symbol(bot.symbol)
+    size = bot_gateway(bot).fetch_balance().get(base).total
+    if size <= 0:
+        return None
+    decision = {"side": "sell", "type": "market", "amount": Decimal(size), "reduce_only": True}
+    return bot_place_order(
+        bot=bot, decision=decision, client_order_id=f"bot{bot.pk}-close-{bot.updated_at:%s}"
+    )
