@@ -11,7 +11,7 @@ from django.apps import apps
 from apps.exchanges.models import PaperOrder
 from apps.exchanges.services import paper_account_get_or_create
 from apps.orders.models import Order
-from tests.orders.factories import OrderFactory
+from tests.factories import OrderFactory
 
 pytestmark = pytest.mark.django_db
 
