@@ -123,12 +123,19 @@ class Order(AccountMixin):
     time_in_force = models.CharField(max_length=3, choices=TimeInForce.choices, default=TimeInForce.GTC)
     reduce_only = models.BooleanField(default=False)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
-    reason = models.CharField(max_length=500, blank=True, help_text="why it was rejected, cancelled or expired")
+    reason = models.CharField(
+        max_length=500, blank=True, help_text="why it was rejected, cancelled or expired"
+    )
     client_order_id = models.CharField(max_length=64, default=new_client_order_id)
     # Brackets: the stop-loss and take-profit legs point at their entry; when one
     # leg fills the other is cancelled (one-cancels-other).
     parent = models.ForeignKey(
-        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="legs", help_text="bracket entry"
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="legs",
+        help_text="bracket entry",
     )
     role = models.CharField(max_length=12, choices=Role.choices, default=Role.ENTRY)
     held = models.BooleanField(
