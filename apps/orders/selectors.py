@@ -78,3 +78,24 @@ def order_bot_get(*, user, pk: int):
     if bot is None:
         raise NotFound("Bot not found.")
     return bot
+
+
+def ticket_markets(*, exchange: str) -> list[dict]:
+    """The spot markets of ``exchange`` the order ticket offers, with their precision and limits."""
+    from apps.marketdata.models import Market
+
+    rows = Market.objects.filter(exchange__slug=exchange, type="spot", active=True).order_by("symbol")
+    return [
+        {
+            "symbol": m.symbol,
+            "base": m.base,
+            "quote": m.quote,
+            "amount_step": None if m.precision_amount is None else f"{m.precision_amount.normalize():f}",
+            "price_step": None if m.precision_price is None else f"{m.precision_price.normalize():f}",
+            "min_amount": None if m.min_amount is None else f"{m.min_amount.normalize():f}",
+            "min_cost": None if m.min_notional is None else f"{m.min_notional.normalize():f}",
+            "taker_fee": f"{m.taker_fee.normalize():f}",
+            "maker_fee": f"{m.maker_fee.normalize():f}",
+        }
+        for m in rows
+    ]
