@@ -147,9 +147,9 @@ class OrderFactory(factory.django.DjangoModelFactory):
     owner = factory.SubFactory(UserFactory)
     # The owner's own paper account unless a connection or another account is given.
     paper_account = factory.LazyAttribute(
-        lambda o: None
-        if o.connection is not None
-        else exchange_services.paper_account_get_or_create(user=o.owner)
+        lambda o: (
+            None if o.connection is not None else exchange_services.paper_account_get_or_create(user=o.owner)
+        )
     )
     connection = None
     exchange = "binance"
