@@ -2,16 +2,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pytest
 
-from apps.backtests.engine import load_csv
 from apps.exchanges.gateway import MarketInfo
 from apps.exchanges.gateway.paper import PaperGateway
-from apps.exchanges.gateway.prices import ReplayPriceSource
+from apps.marketdata import services as marketdata
+from tests.exchanges.conftest import btc_1h, replay  # noqa: F401 - shared fixtures: real BTC/USDT 1h candles
 from tests.factories import PaperAccountFactory
-
-# Real Binance BTC/USDT 1h candles (2022).
-WINDOW = slice(35_000, 35_300)
 
 BTC_USDT = MarketInfo(
     symbol="BTC/USDT",
@@ -24,18 +22,9 @@ BTC_USDT = MarketInfo(
 )
 
 
-@pytest.fixture(scope="session")
-def btc_1h(shared_data_dir):
-    return load_csv(shared_data_dir / "ohlcv" / "binance_BTCUSDT_1h.csv.gz").slice(WINDOW.start, WINDOW.stop)
-
-
-@pytest.fixture
-def replay(btc_1h) -> ReplayPriceSource:
-    return ReplayPriceSource({"BTC/USDT": btc_1h}, cursor=1)
-
-
 @pytest.fixture
 def paper_account(user):
+    """Fees of 0.1%, no slippage, no volume cap: fills are checked to the unit."""
     return PaperAccountFactory(
         user=user,
         maker_fee=Decimal("0.001"),
@@ -47,5 +36,19 @@ def paper_account(user):
 
 
 @pytest.fixture
-def paper(paper_account, replay) -> PaperGateway:
+def paper(paper_account, replay) -> PaperGateway:  # noqa: F811
     return PaperGateway(paper_account, prices=replay, markets={"BTC/USDT": BTC_USDT})
+
+
+@pytest.fixture
+def candles_stored(btc_1h, db):  # noqa: F811
+    """The BTC/USDT candles in the candle store (with its catalog market row), for the default price source."""
+    ohlcv = np.column_stack([btc_1h.open, btc_1h.high, btc_1h.low, btc_1h.close, btc_1h.volume])
+    marketdata.candles_import_arrays(
+        exchange="binance",
+        symbol="BTC/USDT",
+        timeframe="1h",
+        ts=btc_1h.timestamp.astype(np.int64),
+        ohlcv=ohlcv,
+    )
+    return btc_1h

@@ -5,14 +5,12 @@ from __future__ import annotations
 import types
 from decimal import Decimal
 
-import numpy as np
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
 from apps.exchanges.models import PaperOrder
 from apps.marketdata import live
-from apps.marketdata import services as marketdata
 from apps.orders.models import Order, Position
 from tests.factories import BotFactory, ExchangeConnectionFactory, OrderFactory, PaperAccountFactory
 from tests.support.api import assert_error
@@ -33,18 +31,11 @@ def close_url(pk: int) -> str:
 
 
 @pytest.fixture
-def market(btc_1h, settings, monkeypatch, db):
-    """BTC/USDT candles in the store, the offline replay feed pinned to candle 100."""
+def market(candles_stored, settings, monkeypatch):
+    """The offline replay feed over the stored candles, pinned to candle 100."""
+    btc_1h = candles_stored
     settings.MARKETDATA_ONLINE = False
     settings.MARKETDATA_REPLAY_SPEED = 1.0
-    ohlcv = np.column_stack([btc_1h.open, btc_1h.high, btc_1h.low, btc_1h.close, btc_1h.volume])
-    marketdata.candles_import_arrays(
-        exchange="binance",
-        symbol="BTC/USDT",
-        timeframe="1h",
-        ts=btc_1h.timestamp.astype(np.int64),
-        ohlcv=ohlcv,
-    )
     k = 100
     wall_ms = (10_000 * len(btc_1h.timestamp) + k) * HOUR + 1
     monkeypatch.setattr(live, "time", types.SimpleNamespace(time=lambda: wall_ms / 1000))

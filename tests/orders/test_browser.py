@@ -4,26 +4,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import numpy as np
 import pytest
 from playwright.sync_api import expect
 
-from apps.marketdata import services as marketdata
 from apps.orders.models import Order
 from tests.factories import PASSWORD, PaperAccountFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 
-def test_place_and_cancel_a_manual_limit_order_on_paper(page, btc_1h):
-    ohlcv = np.column_stack([btc_1h.open, btc_1h.high, btc_1h.low, btc_1h.close, btc_1h.volume])
-    marketdata.candles_import_arrays(
-        exchange="binance",
-        symbol="BTC/USDT",
-        timeframe="1h",
-        ts=btc_1h.timestamp.astype(np.int64),
-        ohlcv=ohlcv,
-    )
+def test_place_and_cancel_a_manual_limit_order_on_paper(page, candles_stored):
     user = UserFactory()
     PaperAccountFactory(user=user, initial_balances={"USDT": "100000"})
     page.goto("/accounts/login/")

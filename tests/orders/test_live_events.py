@@ -6,13 +6,11 @@ import asyncio
 import json
 from decimal import Decimal
 
-import numpy as np
 import pytest
 import requests
 import websockets
 from rest_framework_simplejwt.tokens import AccessToken
 
-from apps.marketdata import services as marketdata
 from tests.factories import PaperAccountFactory, UserFactory
 from tests.support import aio
 
@@ -31,15 +29,7 @@ async def receive_types(ws, wanted: set[str], timeout: float = 20.0) -> dict[str
     return seen
 
 
-def test_paper_market_order_events_reach_the_owners_websocket_only(live_server_url, btc_1h):
-    ohlcv = np.column_stack([btc_1h.open, btc_1h.high, btc_1h.low, btc_1h.close, btc_1h.volume])
-    marketdata.candles_import_arrays(
-        exchange="binance",
-        symbol="BTC/USDT",
-        timeframe="1h",
-        ts=btc_1h.timestamp.astype(np.int64),
-        ohlcv=ohlcv,
-    )
+def test_paper_market_order_events_reach_the_owners_websocket_only(live_server_url, candles_stored):
     user, other = UserFactory(), UserFactory()
     PaperAccountFactory(user=user, max_volume_fraction=None, initial_balances={"USDT": "100000"})
     token, other_token = str(AccessToken.for_user(user)), str(AccessToken.for_user(other))
