@@ -713,8 +713,8 @@ def order_cancel_all(*, owner, account: Account | None = None, bot=None, symbol:
     if symbol:
         orders = orders.filter(symbol=symbol)
     count = 0
-    # Legs first would be cancelled again by their entry: entries (and lone orders) first, then what is left.
-    for order in orders.order_by("parent_id", "pk"):
+    # One at a time under each row's lock; a leg its entry already cancelled is a Conflict and skipped.
+    for order in orders.order_by("pk"):
         try:
             cancelled = order_cancel(order=order)
         except (Conflict, ExchangeError) as exc:
