@@ -320,7 +320,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # The job states every job API shows get one stable name.
-    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "apps.core.jobs.JobStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "apps.core.jobs.JobStatus",
+        # The order vocabulary and positions share field names (side, type, status) with other apps.
+        "OrderSideEnum": "apps.orders.enums.OrderSide",
+        "OrderTypeEnum": "apps.orders.enums.OrderType",
+        "OrderStatusEnum": "apps.orders.enums.OrderStatus",
+        "PositionSideEnum": "apps.orders.models.Position.Side",
+    },
 }
 
 # ------------------------------------------------------------------- the platform

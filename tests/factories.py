@@ -145,6 +145,13 @@ class OrderFactory(factory.django.DjangoModelFactory):
         model = Order
 
     owner = factory.SubFactory(UserFactory)
+    # The owner's own paper account unless a connection or another account is given.
+    paper_account = factory.LazyAttribute(
+        lambda o: (
+            None if o.connection is not None else exchange_services.paper_account_get_or_create(user=o.owner)
+        )
+    )
+    connection = None
     exchange = "binance"
     symbol = "BTC/USDT"
     side = Order.Side.BUY
@@ -159,6 +166,8 @@ class FillFactory(factory.django.DjangoModelFactory):
         model = Fill
 
     order = factory.SubFactory(OrderFactory)
+    paper_account = factory.SelfAttribute("order.paper_account")
+    connection = factory.SelfAttribute("order.connection")
     exchange_trade_id = factory.Sequence(lambda n: f"trade-{n}")
     price = Decimal("64250.5")
     amount = Decimal("0.005")

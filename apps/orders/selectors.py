@@ -1,11 +1,12 @@
-"""Reads for orders and fills, always scoped to their owner."""
+"""Reads for orders, fills and positions, always scoped to their owner."""
 
 from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
 
-from apps.core.errors import NotFound
-from apps.orders.models import Fill, Order
+from apps.core.errors import NotFound, ValidationFailed
+from apps.exchanges.models import ExchangeConnection, PaperAccount
+from apps.orders.models import Fill, Order, Position
 
 
 def order_list(*, user) -> QuerySet[Order]:
@@ -26,3 +27,75 @@ def order_get(*, user, pk: int | str) -> Order:
     if order is None:
         raise NotFound("Order not found.")
     return order
+
+
+def fill_list(*, user) -> QuerySet[Fill]:
+    """The user's trades (fills of their orders), newest first."""
+    return Fill.objects.filter(order__owner=user).select_related("order").order_by("-timestamp", "-id")
+
+
+def position_list(*, user) -> QuerySet[Position]:
+    """The user's positions in every account."""
+    return Position.objects.filter(owner=user).order_by("symbol", "id")
+
+
+def position_get(*, user, pk: int | str) -> Position:
+    position = position_list(user=user).filter(pk=pk).first() if str(pk).isdigit() else None
+    if position is None:
+        raise NotFound("Position not found.")
+    return position
+
+
+def account_get(*, user, paper_account: int | None = None, connection: int | None = None):
+    """The account an order goes to: a connection, a paper account, or (neither given) the user's paper account.
+
+    Another user's (or a deleted) account is a 404.
+    """
+    if paper_account is not None and connection is not None:
+        raise ValidationFailed(
+            "Give a paper account or a connection, not both.",
+            fields={"paper_account": "not with connection", "connection": "not with paper_account"},
+        )
+    if connection is not None:
+        account = ExchangeConnection.objects.alive().filter(user=user, pk=connection).first()
+        if account is None:
+            raise NotFound("Connection not found.")
+        return account
+    if paper_account is not None:
+        account = PaperAccount.objects.filter(user=user, pk=paper_account).first()
+        if account is None:
+            raise NotFound("Paper account not found.")
+        return account
+    from apps.exchanges.services import paper_account_get_or_create
+
+    return paper_account_get_or_create(user=user)
+
+
+def order_bot_get(*, user, pk: int):
+    """The user's bot an order is placed for (through the model reference: bots sits above orders)."""
+    bot_model = Order._meta.get_field("bot").related_model
+    bot = bot_model.objects.filter(owner=user, pk=pk).first()
+    if bot is None:
+        raise NotFound("Bot not found.")
+    return bot
+
+
+def ticket_markets(*, exchange: str) -> list[dict]:
+    """The spot markets of ``exchange`` the order ticket offers, with their precision and limits."""
+    from apps.marketdata.models import Market
+
+    rows = Market.objects.filter(exchange__slug=exchange, type="spot", active=True).order_by("symbol")
+    return [
+        {
+            "symbol": m.symbol,
+            "base": m.base,
+            "quote": m.quote,
+            "amount_step": None if m.precision_amount is None else f"{m.precision_amount.normalize():f}",
+            "price_step": None if m.precision_price is None else f"{m.precision_price.normalize():f}",
+            "min_amount": None if m.min_amount is None else f"{m.min_amount.normalize():f}",
+            "min_cost": None if m.min_notional is None else f"{m.min_notional.normalize():f}",
+            "taker_fee": f"{m.taker_fee.normalize():f}",
+            "maker_fee": f"{m.maker_fee.normalize():f}",
+        }
+        for m in rows
+    ]

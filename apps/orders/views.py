@@ -4,12 +4,16 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import render
 
+from apps.exchanges.models import ExchangeConnection
+from apps.exchanges.services import paper_account_get_or_create
 from apps.orders import selectors
 from apps.orders.filters import OrderFilter
+from apps.orders.models import Order
 
 
 @login_required
 def index(request):
+    """Orders with filters and cancel, the manual order ticket, and positions with close."""
     filterset = OrderFilter(
         request.GET, queryset=selectors.order_list(user=request.user).select_related("bot")
     )
@@ -17,6 +21,7 @@ def index(request):
     page = Paginator(orders, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    paper = paper_account_get_or_create(user=request.user)
     return render(
         request,
         "orders/index.html",
@@ -26,5 +31,11 @@ def index(request):
             "only_open": request.GET.get("open") == "true",
             "filtered": bool(query),
             "query": query.urlencode(),
+            "filters": request.GET,
+            "statuses": Order.Status.choices,
+            "paper": paper,
+            "connections": ExchangeConnection.objects.alive().filter(user=request.user).order_by("label"),
+            "markets": selectors.ticket_markets(exchange=paper.exchange),
+            "positions": selectors.position_list(user=request.user).filter(size__gt=0),
         },
     )

@@ -97,7 +97,7 @@ def test_another_users_order_is_404(auth_client, other_user):
     assert_error(auth_client.get(detail(order.pk)), 404, "not_found")
 
 
-def test_orders_cannot_be_placed_or_changed_through_the_api_yet(auth_client, user):
+def test_orders_are_cancelled_through_the_cancel_action_not_deleted(auth_client, user):
     order = OrderFactory(owner=user)
-    assert_error(auth_client.post(LIST, {"symbol": "BTC/USDT"}, format="json"), 405, "method_not_allowed")
     assert_error(auth_client.delete(detail(order.pk)), 405, "method_not_allowed")
+    assert_error(auth_client.patch(detail(order.pk), {}, format="json"), 405, "method_not_allowed")

@@ -1,0 +1,200 @@
+// Orders page: the manual order ticket (precision hints, cost and fee preview), cancel and close
+// buttons, and live rows over /ws/events/ (order.*, fill.*, position.* events).
+(function () {
+  "use strict";
+  const API = "/api/v1/orders/";
+  const markets = {};
+  JSON.parse(document.getElementById("ticket-market-data").textContent).forEach((m) => { markets[m.symbol] = m; });
+  const $ = (id) => document.getElementById(id);
+  const form = $("ticket-form");
+  const errorBox = $("ticket-error");
+  let lastPrice = null;
+
+  function csrfToken() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  async function api(url, body) {
+    const response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: JSON.stringify(body || {}),
+    });
+    let data = null;
+    try { data = await response.json(); } catch (e) { data = null; }
+    if (!response.ok) {
+      const error = (data && data.error) || {};
+      const fields = Object.entries(error.fields || {}).map(([k, v]) => k + ": " + [].concat(v).join(", "));
+      throw new Error((error.message || "HTTP " + response.status) + (fields.length ? " (" + fields.join("; ") + ")" : ""));
+    }
+    return data;
+  }
+
+  // ------------------------------------------------------------------ ticket
+  function market() { return markets[$("ticket-symbol").value.trim().toUpperCase()] || null; }
+
+  function showFields() {
+    const type = $("ticket-type").value;
+    form.querySelector('[data-for="price"]').hidden = !(type === "limit" || type === "stop_limit");
+    form.querySelector('[data-for="stop_price"]').hidden = !type.startsWith("stop");
+    form.querySelector('[data-for="bracket"]').hidden = !(type === "market" || type === "limit");
+  }
+
+  async function refreshPrice() {
+    const m = market();
+    lastPrice = null;
+    $("ticket-amount-hint").textContent = m ? "step " + m.amount_step + ", min " + m.min_amount + " " + m.base : "";
+    $("ticket-price-hint").textContent = m ? "tick " + m.price_step + " " + m.quote : "";
+    if (!m) { preview(); return; }
+    try {
+      const url = "/api/v1/market-data/price/?exchange=binance&symbol=" + encodeURIComponent(m.symbol);
+      const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (response.ok) lastPrice = Number((await response.json()).price);
+    } catch (e) { lastPrice = null; }
+    preview();
+  }
+
+  function preview() {
+    const m = market();
+    const amount = Number($("ticket-amount").value);
+    const type = $("ticket-type").value;
+    const price = type === "market" ? lastPrice : Number($(type === "stop_market" ? "ticket-stop-price" : "ticket-price").value);
+    if (!amount || !price) { $("ticket-preview").textContent = "Cost – · fee –"; return; }
+    const fee = m ? Number(type === "limit" ? m.maker_fee : m.taker_fee) : 0.001;
+    const cost = amount * price;
+    const quote = m ? m.quote : "";
+    const min = m && m.min_cost && cost < Number(m.min_cost) ? " · below the minimum of " + m.min_cost + " " + quote : "";
+    $("ticket-preview").textContent =
+      (type === "market" ? "≈ " : "") + "Cost " + cost.toFixed(2) + " " + quote + " · fee " + (cost * fee).toFixed(4) + " " + quote + min;
+  }
+
+  function payload() {
+    const data = new FormData(form);
+    const [kind, id] = data.get("account").split(":");
+    const body = { symbol: data.get("symbol").trim().toUpperCase(), side: data.get("side"), type: data.get("type"), amount: data.get("amount").trim() };
+    body[kind === "paper" ? "paper_account" : "connection"] = Number(id);
+    ["price", "stop_price", "stop_loss", "take_profit"].forEach((name) => {
+      const input = form.querySelector('[name="' + name + '"]');
+      if (input && !input.closest("[hidden]") && input.value.trim()) body[name] = input.value.trim();
+    });
+    return body;
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    errorBox.hidden = true;
+    $("ticket-submit").disabled = true;
+    try {
+      const order = await api(API, payload());
+      upsertOrder(order);
+    } catch (e) {
+      errorBox.textContent = e.message;
+      errorBox.hidden = false;
+    } finally {
+      $("ticket-submit").disabled = false;
+    }
+  });
+  ["ticket-type"].forEach((id) => $(id).addEventListener("change", () => { showFields(); preview(); }));
+  $("ticket-symbol").addEventListener("change", refreshPrice);
+  ["ticket-amount", "ticket-price", "ticket-stop-price"].forEach((id) => $(id).addEventListener("input", preview));
+  showFields();
+  refreshPrice();
+
+  // ------------------------------------------------------------------ rows
+  const OPEN = ["pending", "open", "partially_filled"];
+  const LABELS = { pending: "Pending", open: "Open", partially_filled: "Partially filled", filled: "Filled",
+    cancelled: "Cancelled", rejected: "Rejected", expired: "Expired" };
+
+  function cell(text, cls) {
+    const td = document.createElement("td");
+    if (cls) td.className = cls;
+    td.textContent = text == null ? "–" : text;
+    return td;
+  }
+
+  function badgeClass(status) {
+    return "badge" + (status === "filled" ? " ok" : status === "rejected" ? " err" : OPEN.includes(status) ? " warn" : "");
+  }
+
+  function upsertOrder(order) {
+    const tbody = document.querySelector("#orders tbody");
+    let row = tbody.querySelector('tr[data-order="' + order.id + '"]');
+    if (!row) {
+      const empty = tbody.querySelector("tr.empty");
+      if (empty) empty.remove();
+      row = document.createElement("tr");
+      row.dataset.order = order.id;
+      const status = document.createElement("td");
+      status.innerHTML = '<span data-field="status"></span>';
+      const actions = document.createElement("td");
+      row.append(
+        cell(new Date().toISOString().slice(0, 19).replace("T", " "), "muted"), cell(order.symbol),
+        cell(order.side === "buy" ? "Buy" : "Sell", order.side === "buy" ? "pos" : "neg"), cell(order.type),
+        cell(order.amount, "num"), cell(order.price || (order.stop_price ? "stop " + order.stop_price : "market"), "num"),
+        cell(order.filled, "num"), cell(order.average_price, "num"), cell(order.fee || "0", "num"), status,
+        cell(order.bot_id || order.bot ? "bot" : "manual", "muted"), actions,
+      );
+      row.children[6].dataset.field = "filled";
+      row.children[7].dataset.field = "average_price";
+      tbody.prepend(row);
+    }
+    const badge = row.querySelector('[data-field="status"]');
+    badge.textContent = LABELS[order.status] || order.status;
+    badge.className = badgeClass(order.status);
+    badge.title = order.reason || "";
+    row.querySelector('[data-field="filled"]').textContent = order.filled;
+    if (order.average_price) row.querySelector('[data-field="average_price"]').textContent = order.average_price;
+    const actions = row.lastElementChild;
+    if (OPEN.includes(order.status)) {
+      if (!actions.querySelector("[data-cancel]")) {
+        actions.innerHTML = '<button type="button" class="link" data-cancel="' + order.id + '">Cancel</button>';
+      }
+    } else {
+      actions.textContent = "";
+    }
+  }
+
+  function upsertPosition(p) {
+    const tbody = document.querySelector("#positions tbody");
+    let row = tbody.querySelector('tr[data-position="' + p.id + '"]');
+    if (Number(p.size) === 0) { if (row) row.remove(); return; }
+    if (!row) {
+      const empty = tbody.querySelector("tr.empty");
+      if (empty) empty.remove();
+      row = document.createElement("tr");
+      row.dataset.position = p.id;
+      tbody.append(row);
+    }
+    row.replaceChildren(
+      cell(p.symbol), cell(p.side), cell(p.size, "num"), cell(p.average_entry, "num"),
+      cell(p.realized_pnl, "num"), cell(p.unrealized_pnl, "num"),
+    );
+    const td = document.createElement("td");
+    td.innerHTML = '<button type="button" class="link" data-close="' + p.id + '">Close</button>';
+    row.append(td);
+  }
+
+  document.addEventListener("click", async (event) => {
+    const cancel = event.target.closest("[data-cancel]");
+    const close = event.target.closest("[data-close]");
+    try {
+      if (cancel) { cancel.disabled = true; upsertOrder(await api(API + cancel.dataset.cancel + "/cancel/")); }
+      if (close) { close.disabled = true; upsertOrder(await api(API + "positions/" + close.dataset.close + "/close/")); }
+    } catch (e) {
+      if (cancel) cancel.disabled = false;
+      if (close) close.disabled = false;
+      window.alert(e.message);
+    }
+  });
+  $("cancel-all").addEventListener("click", async () => {
+    try { await api(API + "cancel-all/"); } catch (e) { window.alert(e.message); }
+  });
+
+  if (window.Live) {
+    window.Live.on("order.created", upsertOrder);
+    window.Live.on("order.updated", upsertOrder);
+    window.Live.on("position.updated", upsertPosition);
+  }
+})();

@@ -1,0 +1,225 @@
+"""order_place / order_cancel / order_sync on the paper exchange, replaying real BTC/USDT candles."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from apps.core.errors import Conflict, NotFound
+from apps.exchanges.gateway import InsufficientFunds, InvalidOrder
+from apps.exchanges.models import PaperOrder
+from apps.orders import lifecycle, services
+from apps.orders.models import Fill, Order, Position
+from tests.factories import OrderFactory, PaperAccountFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def place(user, paper_account, paper, django_capture_on_commit_callbacks):
+    def _place(**kw):
+        kw.setdefault("symbol", "BTC/USDT")
+        kw.setdefault("side", "buy")
+        kw.setdefault("type", "market")
+        kw.setdefault("amount", Decimal("0.01"))
+        with django_capture_on_commit_callbacks(execute=True):
+            order = services.order_place(owner=user, account=paper_account, gateway=paper, **kw)
+        order.refresh_from_db()
+        return order
+
+    return _place
+
+
+def sync(paper_account, paper, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        return services.order_sync(account=paper_account, gateway=paper)
+
+
+def test_every_bad_field_is_reported_at_once(place):
+    with pytest.raises(InvalidOrder) as err:
+        place(type="limit", amount=Decimal("0.000015"), price=Decimal("30000.001"))
+    assert set(err.value.fields) == {"amount", "price"}
+    assert "0.00001" in err.value.fields["amount"]
+    assert Order.objects.count() == 0
+
+
+def test_amount_below_market_minimum_cost_is_refused(place):
+    with pytest.raises(InvalidOrder) as err:
+        place(type="limit", amount=Decimal("0.0001"), price=Decimal("30000"))  # 3 USDT < 5
+    assert "minimum" in err.value.fields["amount"]
+
+
+def test_missing_price_and_stop_price_are_named(place):
+    with pytest.raises(InvalidOrder) as err:
+        place(type="stop_limit", side="sell", amount=Decimal("0.01"))
+    assert set(err.value.fields) == {"price", "stop_price"}
+
+
+def test_order_beyond_the_balance_is_refused_and_nothing_is_written(place):
+    with pytest.raises(InsufficientFunds):
+        place(amount=Decimal("10"))  # ~ 400k USDT
+    assert Order.objects.count() == 0
+    assert PaperOrder.objects.count() == 0
+
+
+def test_same_client_order_id_returns_the_first_order_and_sends_once(place):
+    first = place(type="limit", price=Decimal("20000"), client_order_id="my-id-1")
+    again = place(type="limit", price=Decimal("20000"), client_order_id="my-id-1")
+    assert again.pk == first.pk
+    assert Order.objects.count() == 1
+    assert PaperOrder.objects.filter(client_order_id="my-id-1").count() == 1
+
+
+def test_another_users_account_is_not_found(other_user, paper_account, paper):
+    with pytest.raises(NotFound):
+        services.order_place(
+            owner=other_user, account=paper_account, symbol="BTC/USDT", side="buy", type="market",
+            amount=Decimal("0.01"), gateway=paper,
+        )  # fmt: skip
+
+
+def test_paper_market_order_fills_at_the_open_and_builds_a_long_position(place, replay, btc_1h):
+    order = place()
+    assert order.status == Order.Status.FILLED
+    assert order.filled == Decimal("0.01")
+    open_price = Decimal(repr(float(btc_1h.open[replay.cursor])))
+    assert order.average_price == open_price
+    fill = Fill.objects.get(order=order)
+    assert (fill.amount, fill.price, fill.paper_account_id) == (
+        Decimal("0.01"),
+        open_price,
+        order.paper_account_id,
+    )
+    assert fill.fee == Decimal("0.01") * open_price * Decimal("0.001")
+    position = Position.objects.get(paper_account=order.paper_account, symbol="BTC/USDT")
+    assert (position.side, position.size, position.average_entry) == ("long", Decimal("0.01"), open_price)
+
+
+def test_paper_limit_order_rests_then_fills_when_a_candle_crosses_it(
+    place, replay, btc_1h, paper_account, paper, django_capture_on_commit_callbacks
+):
+    level = Decimal(str(round(float(btc_1h.open[1]) * 0.99, 2)))
+    order = place(type="limit", price=level)
+    assert order.status == Order.Status.OPEN
+    crossed = next(i for i in range(1, len(btc_1h.low)) if btc_1h.low[i] <= float(level))
+    replay.cursor = crossed + 1
+    sync(paper_account, paper, django_capture_on_commit_callbacks)
+    order.refresh_from_db()
+    assert order.status == Order.Status.FILLED
+    assert order.fills.get().price <= level
+
+
+def test_cancel_releases_a_resting_limit_and_a_second_cancel_is_a_conflict(place, paper):
+    order = place(type="limit", price=Decimal("20000"))
+    cancelled = services.order_cancel(order=order, gateway=paper)
+    assert cancelled.status == Order.Status.CANCELLED
+    assert PaperOrder.objects.get(client_order_id=order.client_order_id).status == "cancelled"
+    with pytest.raises(Conflict):
+        services.order_cancel(order=cancelled, gateway=paper)
+
+
+def test_bracket_take_profit_fill_cancels_the_stop_loss(
+    place, replay, btc_1h, paper_account, paper, django_capture_on_commit_callbacks
+):
+    entry_price = float(btc_1h.open[1])
+    tp = Decimal(str(round(entry_price * 1.004, 2)))
+    sl = Decimal(str(round(entry_price * 0.5, 2)))
+    entry = place(stop_loss=sl, take_profit=tp)
+    assert entry.status == Order.Status.FILLED
+    stop_leg = entry.legs.get(role="stop_loss")
+    tp_leg = entry.legs.get(role="take_profit")
+    assert (stop_leg.status, stop_leg.held) == ("pending", True)
+    assert (tp_leg.status, tp_leg.held, tp_leg.reduce_only) == ("open", False, True)
+    crossed = next(i for i in range(1, len(btc_1h.high)) if btc_1h.high[i] >= float(tp))
+    replay.cursor = crossed + 1
+    sync(paper_account, paper, django_capture_on_commit_callbacks)
+    tp_leg.refresh_from_db()
+    stop_leg.refresh_from_db()
+    assert tp_leg.status == Order.Status.FILLED
+    assert stop_leg.status == Order.Status.CANCELLED
+    position = Position.objects.get(paper_account=paper_account)
+    assert position.size == 0 and position.side == "flat"
+
+
+def test_bracket_stop_loss_fires_at_market_and_cancels_the_take_profit(
+    place, replay, btc_1h, paper_account, paper, django_capture_on_commit_callbacks
+):
+    entry_price = float(btc_1h.open[1])
+    sl = Decimal(str(round(entry_price * 0.995, 2)))
+    tp = Decimal(str(round(entry_price * 3, 2)))
+    entry = place(stop_loss=sl, take_profit=tp)
+    below = next(i for i in range(2, len(btc_1h.open)) if btc_1h.open[i] <= float(sl))
+    replay.cursor = below
+    sync(paper_account, paper, django_capture_on_commit_callbacks)
+    stop_leg = entry.legs.get(role="stop_loss")
+    tp_leg = entry.legs.get(role="take_profit")
+    assert stop_leg.status == Order.Status.FILLED
+    assert tp_leg.status == Order.Status.CANCELLED
+    assert PaperOrder.objects.get(client_order_id=tp_leg.client_order_id).status == "cancelled"
+
+
+def test_cancelling_an_unfilled_bracket_entry_cancels_its_legs(place, paper):
+    entry = place(
+        type="limit", price=Decimal("20000"), stop_loss=Decimal("19000"), take_profit=Decimal("21000")
+    )
+    services.order_cancel(order=entry, gateway=paper)
+    assert set(entry.legs.values_list("status", flat=True)) == {"cancelled"}
+
+
+def test_a_pending_order_whose_send_was_lost_is_sent_once_by_sync(
+    user, paper_account, paper, django_capture_on_commit_callbacks
+):
+    lost = OrderFactory(owner=user, paper_account=paper_account, status="pending", price=Decimal("20000"))
+    sync(paper_account, paper, django_capture_on_commit_callbacks)
+    sync(paper_account, paper, django_capture_on_commit_callbacks)
+    lost.refresh_from_db()
+    assert lost.status == Order.Status.OPEN
+    assert PaperOrder.objects.filter(client_order_id=lost.client_order_id).count() == 1
+
+
+def test_close_position_places_a_reduce_only_market_sell(
+    place, user, paper_account, paper, django_capture_on_commit_callbacks
+):
+    place()
+    position = Position.objects.get(paper_account=paper_account)
+    with django_capture_on_commit_callbacks(execute=True):
+        close = services.position_close(owner=user, position=position, gateway=paper)
+    close.refresh_from_db()
+    position.refresh_from_db()
+    assert (close.side, close.type, close.reduce_only, close.status) == ("sell", "market", True, "filled")
+    assert position.size == 0
+
+
+def test_cancel_all_cancels_only_the_owners_open_orders(place, user, other_user, paper):
+    place(type="limit", price=Decimal("20000"))
+    place(type="limit", price=Decimal("20001"))
+    theirs = OrderFactory(owner=other_user, paper_account=PaperAccountFactory(user=other_user))
+    assert services.order_cancel_all(owner=user) == 2
+    theirs.refresh_from_db()
+    assert theirs.status == Order.Status.OPEN
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "legal"),
+    [
+        ("pending", "open", True),
+        ("pending", "filled", True),
+        ("open", "partially_filled", True),
+        ("partially_filled", "filled", True),
+        ("partially_filled", "open", False),
+        ("filled", "cancelled", False),
+        ("cancelled", "open", False),
+        ("rejected", "filled", False),
+        ("expired", "expired", True),
+    ],
+)
+def test_status_transitions_follow_the_one_table(current, new, legal):
+    order = Order(status=current)
+    if legal:
+        lifecycle.transition(order, new)
+        assert order.status == new
+    else:
+        with pytest.raises(Conflict) as err:
+            lifecycle.transition(order, new)
+        assert err.value.status == 409
