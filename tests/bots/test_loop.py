@@ -1,30 +1,26 @@
 """The bot loop: which bots are due, the per-bot claim, a tick's decisions and client order ids,
 back-off and error on repeated failures.
 
-The orders half (``apps.orders.services.order_place``) is built on another branch.
-Until it is merged, tests that need an order placed install ``RecordingOrders``
-as ``apps.orders.services``: a stand-in for that one unmerged function (idempotent
-by client order id, as its contract says), not for our database or broker.
-LEAD: once merged, ``test_tick_places_the_entry_on_the_bots_paper_account`` runs the real one.
+Ticks place their orders through the real ``apps.orders.services.order_place`` on the
+bot's paper account; ``orders`` reads back what it wrote, by client order id.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
-import types
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-import apps.orders
 from apps.bots import services
 from apps.bots.models import Bot, BotEvent
 from apps.bots.services.loop import MAX_FAILURES
+from apps.exchanges.models import PaperOrder
 from apps.marketdata.timeframes import timeframe_ms
+from apps.orders.models import Order
 from tests.bots.support import CROSS_PARAMS, store_candles
 from tests.factories import BotFactory
 
@@ -32,36 +28,28 @@ pytestmark = pytest.mark.django_db
 
 HOUR = timeframe_ms("1h")
 CANDLE = 1_700_002_800_000  # an hour boundary
-ORDERS_MERGED = importlib.util.find_spec("apps.orders.services") is not None
 
 
-class RecordingOrders(types.ModuleType):
-    """Stand-in for the unmerged ``apps.orders.services``: idempotent by client order id."""
+class PlacedOrders:
+    """Ticks a bot with the real orders service; the entry orders it wrote, by client order id."""
 
-    def __init__(self) -> None:
-        super().__init__("apps.orders.services")
-        self.placed: dict[str, dict] = {}
-        self.calls: list[str] = []
+    def __init__(self, capture) -> None:
+        self.capture = capture
 
-    def order_place(self, *, owner, account, symbol, client_order_id, bot=None, **decision):
-        self.calls.append(client_order_id)
-        self.placed.setdefault(
-            client_order_id, {"symbol": symbol, "bot": bot.pk, "account": account, **decision}
-        )
-        return types.SimpleNamespace(pk=len(self.placed), client_order_id=client_order_id)
+    def tick(self, **kwargs):
+        # order_place sends to the gateway after its transaction commits.
+        with self.capture(execute=True):
+            return services.bot_tick(**kwargs)
 
-    def order_cancel_all(self, *, owner, account=None, bot=None, symbol=None):
-        return 0
+    @property
+    def placed(self) -> dict[str, Order]:
+        entries = Order.objects.filter(role=Order.Role.ENTRY).order_by("id")
+        return {order.client_order_id: order for order in entries}
 
 
 @pytest.fixture
-def orders(monkeypatch):
-    if ORDERS_MERGED:
-        pytest.skip("the real orders service is merged; the tests using it cover this")
-    fake = RecordingOrders()
-    monkeypatch.setitem(sys.modules, "apps.orders.services", fake)
-    monkeypatch.setattr(apps.orders, "services", fake, raising=False)
-    return fake
+def orders(django_capture_on_commit_callbacks):
+    return PlacedOrders(django_capture_on_commit_callbacks)
 
 
 def running_bot(user, **overrides) -> Bot:
@@ -134,15 +122,20 @@ def test_enqueue_due_sends_one_tick_per_running_bot_whose_candle_closed(user, mo
 
 def test_signal_tick_decides_a_market_buy_with_a_deterministic_client_order_id(user, orders):
     store_candles(last_open_ms=CANDLE)
-    bot = running_bot(user, stop_loss=0.05)
-    result = services.bot_tick(bot_id=bot.pk, candle_ms=CANDLE)
-    assert result is not None
+    # Offline, the paper exchange prices from the replay feed over these same candles
+    # (6 to 10.1), so the stop is set where any of them leaves it below the entry.
+    bot = running_bot(user, stop_loss=0.5)
+    result = orders.tick(bot_id=bot.pk, candle_ms=CANDLE)
+    assert result is not None, list(bot.events.values_list("message", flat=True))
     assert result.client_order_ids == [f"bot{bot.pk}-{CANDLE}-0"]
     placed = orders.placed[f"bot{bot.pk}-{CANDLE}-0"]
-    assert (placed["side"], placed["type"], placed["bot"]) == ("buy", "market", bot.pk)
-    # All of the 1000 USDT allocated, less the taker fee, at the last close (10).
-    assert float(placed["amount"]) == pytest.approx(1000 / 10 / 1.001, rel=1e-9)
-    assert float(placed["stop_loss"]) == pytest.approx(9.5)
+    assert (placed.side, placed.type, placed.bot_id) == ("buy", "market", bot.pk)
+    # All of the 1000 USDT allocated, less the taker fee, at the last close (10), floored
+    # to the market's amount step (never more than the strategy asked).
+    assert placed.amount <= Decimal(1000 / 10 / 1.001)
+    assert float(placed.amount) == pytest.approx(1000 / 10 / 1.001, rel=1e-6)
+    stop = Order.objects.get(parent=placed, role=Order.Role.STOP_LOSS)
+    assert stop.stop_price == Decimal("5")  # half below the last close, 10
     bot.refresh_from_db()
     assert (bot.last_candle_ms, bot.tick_candle_ms, bot.failures) == (CANDLE, None, 0)
     kinds = list(bot.events.order_by("id").values_list("kind", flat=True))
@@ -153,27 +146,28 @@ def test_signal_tick_decides_a_market_buy_with_a_deterministic_client_order_id(u
 def test_a_redelivered_tick_reuses_the_same_client_order_ids(user, orders):
     store_candles(last_open_ms=CANDLE)
     bot = running_bot(user)
-    services.bot_tick(bot_id=bot.pk, candle_ms=CANDLE)
+    orders.tick(bot_id=bot.pk, candle_ms=CANDLE)
     # A worker died after placing but before recording the tick: its lease expires, the
     # candle is ticked again and asks for the same ids, which order_place dedupes.
     Bot.objects.filter(pk=bot.pk).update(last_candle_ms=None, tick_lease_until=None)
-    services.bot_tick(bot_id=bot.pk, candle_ms=CANDLE)
-    assert orders.calls == [f"bot{bot.pk}-{CANDLE}-0"] * 2
-    assert len(orders.placed) == 1
+    orders.tick(bot_id=bot.pk, candle_ms=CANDLE)
+    assert list(orders.placed) == [f"bot{bot.pk}-{CANDLE}-0"]
+    # ... and the paper exchange received it once.
+    assert PaperOrder.objects.filter(client_order_id=f"bot{bot.pk}-{CANDLE}-0").count() == 1
 
 
 def test_no_signal_on_the_last_candle_places_nothing(user, orders):
     store_candles(last_open_ms=CANDLE, closes=[10.0, 10.0, 10.0, 10.0, 10.0, 10.0])
     bot = running_bot(user)
-    assert services.bot_tick(bot_id=bot.pk, candle_ms=CANDLE).decisions == []
-    assert orders.calls == []
+    assert orders.tick(bot_id=bot.pk, candle_ms=CANDLE).decisions == []
+    assert orders.placed == {}
     assert not bot.events.exists()
 
 
 def test_event_strategy_gets_on_data_for_the_closed_candle(user, orders):
     store_candles(last_open_ms=CANDLE)
     bot = running_bot(user, strategy="dca", params={})
-    result = services.bot_tick(bot_id=bot.pk, candle_ms=CANDLE)
+    result = orders.tick(bot_id=bot.pk, candle_ms=CANDLE)
     assert result is not None
     assert [d["side"] for d in result.decisions] == ["buy"]
     assert result.client_order_ids == [f"bot{bot.pk}-{CANDLE}-0"]
@@ -182,7 +176,7 @@ def test_event_strategy_gets_on_data_for_the_closed_candle(user, orders):
 def test_stale_data_backs_off_reports_and_retries_the_same_candle(user, orders):
     store_candles(last_open_ms=CANDLE - HOUR)  # the newest stored candle is an hour old
     bot = running_bot(user)
-    assert services.bot_tick(bot_id=bot.pk, candle_ms=CANDLE) is None
+    assert orders.tick(bot_id=bot.pk, candle_ms=CANDLE) is None
     bot.refresh_from_db()
     assert (bot.status, bot.failures, bot.last_candle_ms, bot.tick_candle_ms) == ("running", 1, None, None)
     assert bot.retry_at > timezone.now()
@@ -190,37 +184,14 @@ def test_stale_data_backs_off_reports_and_retries_the_same_candle(user, orders):
     assert "candle" in error.message and error.data["retry_in"] == 5
     # Backing off: not claimable until retry_at.
     assert not services.bot_tick_claim(bot_id=bot.pk, candle_ms=CANDLE)
-    assert orders.calls == []
+    assert orders.placed == {}
 
 
 def test_repeated_failures_put_the_bot_in_error_with_the_reason(user, orders):
     bot = running_bot(user, failures=MAX_FAILURES - 1)
     store_candles(last_open_ms=CANDLE - HOUR)
-    services.bot_tick(bot_id=bot.pk, candle_ms=CANDLE)
+    orders.tick(bot_id=bot.pk, candle_ms=CANDLE)
     bot.refresh_from_db()
     assert bot.status == "error"
     assert f"{MAX_FAILURES} ticks in a row failed" in bot.error
     assert BotEvent.objects.filter(bot=bot, kind="error", data__to="error").exists()
-
-
-def test_without_the_orders_service_the_tick_stops_at_the_decision_and_reports_it(user):
-    if ORDERS_MERGED:
-        pytest.skip("the orders service is merged")
-    store_candles(last_open_ms=CANDLE)
-    bot = running_bot(user)
-    assert services.bot_tick(bot_id=bot.pk, candle_ms=CANDLE) is None
-    signal = bot.events.get(kind="signal")
-    assert signal.data["client_order_ids"] == [f"bot{bot.pk}-{CANDLE}-0"]
-    assert "order_place is not available" in bot.events.get(kind="error").message
-
-
-@pytest.mark.skipif(not ORDERS_MERGED, reason="LEAD: needs apps.orders.services.order_place (orders half)")
-def test_tick_places_the_entry_on_the_bots_paper_account(user):
-    from apps.exchanges.models import PaperOrder
-
-    store_candles(last_open_ms=CANDLE)
-    bot = running_bot(user)
-    services.bot_tick(bot_id=bot.pk, candle_ms=CANDLE)
-    Bot.objects.filter(pk=bot.pk).update(last_candle_ms=None, tick_lease_until=None)
-    services.bot_tick(bot_id=bot.pk, candle_ms=CANDLE)
-    assert PaperOrder.objects.filter(client_order_id=f"bot{bot.pk}-{CANDLE}-0").count() == 1

@@ -41,8 +41,26 @@ def bot_place_order(*, bot: Bot, decision: dict[str, Any], client_order_id: str)
         symbol=bot.symbol,
         client_order_id=client_order_id,
         bot=bot,
-        **decision,
+        **_on_market_steps(bot, decision),
     )
+
+
+def _on_market_steps(bot: Bot, decision: dict[str, Any]) -> dict[str, Any]:
+    """The strategy sizes in floats; the exchange takes its own steps: the amount is rounded
+    down to the amount step (never more than the strategy asked), prices to the nearest tick."""
+    from apps.bots.services.accounts import bot_gateway
+
+    market = bot_gateway(bot).market(bot.symbol)
+    out = dict(decision)
+    if market.amount_step and out.get("amount") is not None:
+        amount = Decimal(str(out["amount"]))
+        out["amount"] = (amount // market.amount_step) * market.amount_step
+    if market.price_step:
+        for key in ("price", "stop_price", "stop_loss", "take_profit"):
+            if out.get(key) is not None:
+                price = Decimal(str(out[key]))
+                out[key] = (price / market.price_step).quantize(Decimal(1)) * market.price_step
+    return out
 
 
 def bot_cancel_orders(*, bot: Bot) -> Any:
