@@ -46,7 +46,7 @@ from apps.exchanges.models import ExchangeConnection, PaperAccount
 from apps.orders.enums import PRICED_TYPES, TRIGGERED_TYPES, OrderSide, OrderStatus, OrderType, TimeInForce
 from apps.orders.lifecycle import transition
 from apps.orders.models import Fill, Order, Position, account_filter
-from apps.risk.checks import order_check
+from apps.risk import pretrade
 
 logger = logging.getLogger(__name__)
 
@@ -320,7 +320,8 @@ def order_place(
     ``stop_loss``/``take_profit`` the order is a bracket entry whose legs are
     placed when it fills. ``gateway`` replaces the account's default gateway
     (a replay-priced paper exchange, say). Raises ``InvalidOrder`` (every bad
-    field at once), ``InsufficientFunds`` or ``ValidationFailed`` (risk).
+    field at once), ``InsufficientFunds`` or ``RiskLimitBreached`` (a 400; the order is then
+    stored as rejected with the breached limits and their numbers).
     """
     account = _resolve_account(owner=owner, account=account)
     if client_order_id:
@@ -345,19 +346,21 @@ def order_place(
         stop_loss=stop_loss,
         take_profit=take_profit,
     )
-    breaches = order_check(
+    breaches = pretrade.order_check(
         owner_id=owner.pk,
+        account_key=f"paper:{account.pk}" if isinstance(account, PaperAccount) else f"live:{account.pk}",
         symbol=symbol,
         side=side,
         amount=checked.amount,
         price=checked.reference,
         reduce_only=reduce_only,
         bot_id=getattr(bot, "pk", None),
+        user_timezone=getattr(owner, "timezone", None),
     )
     if breaches:
-        raise ValidationFailed(
-            breaches[0].message, fields={"risk": [b.message for b in breaches]}, code="risk_limit"
-        )
+        _reject_for_risk(owner=owner, account=account, bot=bot, symbol=symbol, side=side, type=type,
+                         checked=checked, time_in_force=time_in_force, reduce_only=reduce_only,
+                         client_order_id=client_order_id, breaches=breaches)  # fmt: skip
     try:
         with transaction.atomic():
             order = Order(
@@ -389,6 +392,55 @@ def order_place(
         return existing
     order.refresh_from_db()
     return order
+
+
+class RiskLimitBreached(ValidationFailed):
+    """The order broke a risk limit; it is stored as rejected (``order``) with the limits' numbers."""
+
+    code = "risk_limit"
+
+    def __init__(self, message: str, *, fields: dict[str, Any], order: Order):
+        super().__init__(message, fields=fields)
+        self.order = order
+
+
+def _reject_for_risk(*, owner, account: Account, bot, symbol: str, side: str, type: str, checked: _Checked,
+                     time_in_force: str, reduce_only: bool, client_order_id: str | None, breaches) -> None:  # fmt: skip
+    """Store the order as rejected with the breached limits, then raise ``RiskLimitBreached`` (400)."""
+    with transaction.atomic():
+        order = Order(
+            owner=owner,
+            bot=bot,
+            exchange=_exchange_of(account),
+            symbol=symbol,
+            side=side,
+            type=type,
+            amount=checked.amount,
+            price=checked.price,
+            stop_price=checked.stop_price,
+            trailing_percent=checked.trailing_percent,
+            time_in_force=time_in_force,
+            reduce_only=reduce_only,
+            status=OrderStatus.REJECTED,
+            reason=pretrade.rejection_reason(breaches),
+        )
+        order.account = account
+        if client_order_id:
+            order.client_order_id = client_order_id
+        order.save()
+        _publish_order(order, "order.created")
+        pretrade.order_rejected(
+            owner_id=owner.pk, order_id=order.pk, bot_id=getattr(bot, "pk", None), breaches=breaches
+        )
+    raise RiskLimitBreached(
+        breaches[0].message,
+        fields={
+            "risk": [b.message for b in breaches],
+            "order_id": order.pk,
+            "limits": [b.as_dict() for b in breaches],
+        },
+        order=order,
+    )
 
 
 def _create_legs(entry: Order, checked: _Checked) -> None:

@@ -7,3 +7,6 @@ class RiskConfig(AppConfig):
     name = "apps.risk"
     label = "risk"
     verbose_name = "Risk"
+
+    def ready(self) -> None:
+        from apps.risk import receivers  # noqa: F401 - connects the position and fill receivers

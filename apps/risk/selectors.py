@@ -1,8 +1,29 @@
-"""Reads for risk profiles."""
+"""Reads for risk: profiles, limits, alerts, snapshots, and the exposure the rules are fed with.
+
+``risk_limits_for_check`` and ``risk_exposure`` are the pre-trade check's and the
+monitor's loaders: a handful of queries per user whatever the number of
+limits, positions and open orders (``benchmarks/risk.py`` measures them).
+"""
 
 from __future__ import annotations
 
-from apps.risk.models import RiskProfile
+import zoneinfo
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from apps.core.errors import NotFound, ValidationFailed
+from apps.exchanges.models import PaperAccount, PaperBalance
+from apps.orders.models import Order, Position
+from apps.portfolio.models import EquitySnapshot
+from apps.risk import checks
+from apps.risk.models import RiskAlert, RiskLimit, RiskProfile, RiskSnapshot, RiskState
+
+#: Quote assets valued 1:1 with the profile currency (the platform trades against these).
+STABLE_ASSETS = frozenset({"USD", "USDT", "USDC", "BUSD", "FDUSD", "TUSD", "DAI"})
+ZERO = Decimal("0")
 
 
 def risk_profile_get(*, user) -> RiskProfile:
@@ -11,3 +32,218 @@ def risk_profile_get(*, user) -> RiskProfile:
     Reading never writes: a profile row exists once the user saves limits.
     """
     return RiskProfile.objects.filter(owner=user).first() or RiskProfile(owner=user)
+
+
+# ------------------------------------------------------------------ limits
+def risk_limit_list(*, user, kind: str | None = None, bot_id: int | None = None) -> QuerySet[RiskLimit]:
+    qs = RiskLimit.objects.filter(owner=user)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if bot_id is not None:
+        qs = qs.filter(bot_id=bot_id)
+    return qs
+
+
+def risk_limit_get(*, user, pk) -> RiskLimit:
+    limit = RiskLimit.objects.filter(owner=user, pk=pk).first() if str(pk).isdigit() else None
+    if limit is None:
+        raise NotFound("Limit not found.")
+    return limit
+
+
+def _as_rule(limit: RiskLimit) -> checks.Limit:
+    return checks.Limit(
+        kind=limit.kind,
+        value=limit.value,
+        action=limit.action,
+        id=limit.pk,
+        bot_id=limit.bot_id,
+        account_key=limit.account_key,
+        symbol=limit.symbol,
+        asset=limit.asset,
+        cooldown_minutes=limit.cooldown_minutes,
+        label=limit.get_kind_display(),
+    )
+
+
+def _profile_rules(profile: RiskProfile) -> list[checks.Limit]:
+    """The profile's user-wide limits (enforced once the user saved them), all with the reject action."""
+    rules = [
+        checks.Limit(
+            kind=checks.OPEN_ORDERS, value=Decimal(profile.max_open_orders), label="max open orders"
+        ),
+        checks.Limit(kind=checks.LEVERAGE, value=profile.max_leverage, label="max leverage"),
+    ]
+    if profile.max_position_notional is not None:
+        rules.append(
+            checks.Limit(
+                kind=checks.POSITION_NOTIONAL, value=profile.max_position_notional, label="max position value"
+            )
+        )
+    if profile.max_daily_loss is not None:
+        rules.append(
+            checks.Limit(kind=checks.DAILY_LOSS, value=profile.max_daily_loss, label="max daily loss")
+        )
+    return rules
+
+
+def risk_limits_for_check(*, owner_id: int) -> tuple[RiskProfile | None, list[checks.Limit]]:
+    """The user's saved profile (or ``None``) and every enabled limit as the rules take them."""
+    profile = RiskProfile.objects.filter(owner_id=owner_id).first()
+    rules = _profile_rules(profile) if profile is not None else []
+    rules += [_as_rule(limit) for limit in RiskLimit.objects.filter(owner_id=owner_id, enabled=True)]
+    return profile, rules
+
+
+# ---------------------------------------------------------------- exposure
+def account_key(*, paper_account_id: int | None = None, connection_id: int | None = None) -> str:
+    return f"paper:{paper_account_id}" if paper_account_id else f"live:{connection_id}"
+
+
+def local_today(user_timezone: str, now: datetime) -> date:
+    try:
+        zone = zoneinfo.ZoneInfo(user_timezone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = zoneinfo.ZoneInfo("UTC")
+    return now.astimezone(zone).date()
+
+
+def risk_exposure(*, owner_id: int, user_timezone: str = "UTC", now: datetime | None = None,
+                  profile: RiskProfile | None = None) -> checks.Exposure:  # fmt: skip
+    """The user's positions, open orders, equity, today's P&L, peak and losing streak (five queries)."""
+    now = now or timezone.now()
+    currency = profile.currency if profile is not None else "USDT"
+    positions: list[checks.PositionState] = []
+    marks: dict[str, Decimal] = {}
+    unrealized = ZERO
+    for row in Position.objects.filter(owner_id=owner_id, size__gt=0).values_list(
+        "paper_account_id", "connection_id", "symbol", "side", "size", "mark_price", "average_entry",
+        "leverage", "liquidation_price", "unrealized_pnl",
+    ):  # fmt: skip
+        paper_id, connection_id, symbol, side, size, mark, entry, leverage, liquidation, pnl = row
+        price = mark or entry or ZERO
+        signed = size if side == Position.Side.LONG else -size
+        positions.append(
+            checks.PositionState(
+                account_key(paper_account_id=paper_id, connection_id=connection_id),
+                symbol,
+                signed,
+                price,
+                leverage,
+                liquidation,
+            )
+        )
+        marks.setdefault(checks.base_asset(symbol), price)
+        unrealized += pnl
+    open_orders = [
+        checks.OpenOrderState(
+            account_key(paper_account_id=paper_id, connection_id=connection_id),
+            symbol,
+            (amount - filled) if side == "buy" else -(amount - filled),
+            price or stop_price or marks.get(checks.base_asset(symbol), ZERO),
+            bot_id,
+            reduce_only,
+        )
+        for paper_id, connection_id, symbol, side, amount, filled, price, stop_price, bot_id, reduce_only in (
+            Order.objects.filter(owner_id=owner_id, status__in=Order.OPEN_STATUSES).values_list(
+                "paper_account_id",
+                "connection_id",
+                "symbol",
+                "side",
+                "amount",
+                "filled",
+                "price",
+                "stop_price",
+                "bot_id",
+                "reduce_only",
+            )
+        )
+    ]
+    equity = _equity(owner_id=owner_id, currency=currency, marks=marks)
+    state = RiskState.objects.filter(owner_id=owner_id).first()
+    daily_pnl = ZERO
+    peak = equity
+    losses, last_loss = 0, None
+    if state is not None:
+        if state.day == local_today(user_timezone, now):
+            daily_pnl = state.day_realized + unrealized - state.day_start_unrealized
+        if state.peak_equity is not None:
+            peak = state.peak_equity if equity is None else max(state.peak_equity, equity)
+        losses, last_loss = state.consecutive_losses, state.last_loss_at
+    return checks.Exposure(
+        equity=equity,
+        positions=positions,
+        open_orders=open_orders,
+        daily_pnl=daily_pnl,
+        peak_equity=peak,
+        consecutive_losses=losses,
+        last_loss_at=last_loss,
+        now=now,
+        kill_switch=bool(profile and profile.kill_switch),
+        currency=currency,
+    )
+
+
+def _equity(*, owner_id: int, currency: str, marks: dict[str, Decimal]) -> Decimal | None:
+    """Paper balances valued at the positions' marks (stablecoins at 1); without paper accounts the
+    newest portfolio snapshot in the profile currency; ``None`` when neither exists."""
+    balances = list(
+        PaperBalance.objects.filter(account__user_id=owner_id).values_list("asset", "free", "used")
+    )
+    if balances:
+        total = ZERO
+        for asset, free, used in balances:
+            amount = free + used
+            if asset == currency or asset in STABLE_ASSETS:
+                total += amount
+            elif asset in marks:
+                total += amount * marks[asset]
+        return total
+    if PaperAccount.objects.filter(user_id=owner_id).exists():
+        return ZERO
+    snapshot = (
+        EquitySnapshot.objects.filter(owner_id=owner_id, currency=currency).order_by("-timestamp").first()
+    )
+    return None if snapshot is None else snapshot.equity
+
+
+# ------------------------------------------------------------------ alerts
+ALERT_FILTERS = ("severity", "kind", "state")
+
+
+def risk_alert_list(*, user, severity: str | None = None, kind: str | None = None, state: str | None = None):
+    """The user's alerts, newest first; ``state`` is active, resolved, acknowledged or unacknowledged."""
+    qs = RiskAlert.objects.filter(owner=user)
+    if severity:
+        qs = qs.filter(severity=severity)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if state == "active":
+        qs = qs.filter(resolved_at__isnull=True)
+    elif state == "resolved":
+        qs = qs.filter(resolved_at__isnull=False)
+    elif state == "acknowledged":
+        qs = qs.filter(acknowledged_at__isnull=False)
+    elif state == "unacknowledged":
+        qs = qs.filter(acknowledged_at__isnull=True)
+    elif state:
+        raise ValidationFailed(
+            "Unknown alert state.", fields={"state": ["active, resolved, acknowledged or unacknowledged"]}
+        )
+    return qs
+
+
+def risk_alert_get(*, user, pk) -> RiskAlert:
+    alert = RiskAlert.objects.filter(owner=user, pk=pk).first() if str(pk).isdigit() else None
+    if alert is None:
+        raise NotFound("Alert not found.")
+    return alert
+
+
+# --------------------------------------------------------------- snapshots
+def risk_snapshot_latest(*, user) -> RiskSnapshot | None:
+    return RiskSnapshot.objects.filter(owner=user).order_by("-timestamp", "-id").first()
+
+
+def risk_snapshot_history(*, user, limit: int = 96) -> list[RiskSnapshot]:
+    return list(RiskSnapshot.objects.filter(owner=user).order_by("-timestamp")[:limit])

@@ -1,4 +1,4 @@
-"""Writes for risk profiles, with the rules every limit must satisfy."""
+"""Writes for risk profiles, limits and the running risk state, with the rules every limit must satisfy."""
 
 from __future__ import annotations
 
@@ -6,11 +6,17 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
 
 from apps.core.errors import ValidationFailed
 from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
-from apps.risk.models import MAX_LEVERAGE_CAP, RiskProfile
+from apps.exchanges.models import ExchangeConnection, PaperAccount
+from apps.orders.models import Position
+from apps.risk.models import MAX_LEVERAGE_CAP, LimitAction, LimitKind, RiskLimit, RiskProfile, RiskState
+from apps.risk.selectors import local_today
 
 CURRENCY_RE = re.compile(r"^[A-Z0-9]{2,20}$")
 MAX_OPEN_ORDERS_CAP = 10_000
@@ -99,3 +105,131 @@ def risk_kill_switch_set(*, user, engaged: bool) -> RiskProfile:
         profile.kill_switch = engaged
         profile.save(update_fields=["kill_switch", "updated_at"])
     return profile
+
+
+# ------------------------------------------------------------------ limits
+#: Kinds whose value is a fraction of equity (or of the peak): above 1 is allowed for
+#: exposure (leveraged accounts) but not for drawdown.
+FRACTION_KINDS = {LimitKind.ASSET_EXPOSURE, LimitKind.TOTAL_EXPOSURE, LimitKind.DRAWDOWN}
+COUNT_KINDS = {LimitKind.OPEN_ORDERS, LimitKind.LOSING_STREAK}
+MAX_COOLDOWN_MINUTES = 7 * 24 * 60
+SYMBOL_RE = re.compile(r"^[A-Z0-9]{1,20}/[A-Z0-9]{1,20}(:[A-Z0-9]{1,20})?$")
+LIMIT_FIELDS = ("kind", "value", "action", "bot", "paper_account", "connection", "symbol", "asset",
+                "cooldown_minutes", "enabled")  # fmt: skip
+
+
+def _validate_limit(*, user, data: dict[str, Any]) -> dict[str, Any]:
+    """Every problem of a complete limit at once (``ValidationFailed``), or the cleaned values."""
+    errors: dict[str, list[str]] = {}
+    kind, value = data.get("kind"), data.get("value")
+    if kind not in LimitKind.values:
+        errors["kind"] = ["One of " + ", ".join(LimitKind.values) + "."]
+    if data.get("action") not in LimitAction.values:
+        errors["action"] = ["One of " + ", ".join(LimitAction.values) + "."]
+    if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
+        errors["value"] = ["Must be greater than 0."]
+    elif value >= _AMOUNT_LIMIT:
+        errors["value"] = ["Too large."]
+    elif value.as_tuple().exponent < -AMOUNT_PLACES:  # type: ignore[operator]
+        errors["value"] = [f"At most {AMOUNT_PLACES} decimal places."]
+    elif kind == LimitKind.DRAWDOWN and value >= 1:
+        errors["value"] = ["A drawdown is a fraction of the peak below 1 (0.2 = 20%)."]
+    elif kind in FRACTION_KINDS and value > 100:
+        errors["value"] = ["A fraction of equity (0.5 = 50%), at most 100."]
+    elif kind in COUNT_KINDS and (value != value.to_integral_value() or value > MAX_OPEN_ORDERS_CAP):
+        errors["value"] = [f"A whole number from 1 to {MAX_OPEN_ORDERS_CAP}."]
+    elif kind == LimitKind.LEVERAGE and (value < 1 or value > MAX_LEVERAGE_CAP):
+        errors["value"] = [f"Must be between 1 (no leverage) and {MAX_LEVERAGE_CAP}."]
+    bot, paper, connection = data.get("bot"), data.get("paper_account"), data.get("connection")
+    if bot is not None and bot.owner_id != user.pk:
+        errors["bot"] = ["Not found."]
+    if paper is not None and (not isinstance(paper, PaperAccount) or paper.user_id != user.pk):
+        errors["paper_account"] = ["Not found."]
+    if connection is not None and (
+        not isinstance(connection, ExchangeConnection)
+        or connection.user_id != user.pk
+        or connection.deleted_at
+    ):
+        errors["connection"] = ["Not found."]
+    if paper is not None and connection is not None:
+        errors["connection"] = ["Narrow to one account: a paper account or a connection, not both."]
+    symbol = (data.get("symbol") or "").strip().upper()
+    if symbol and not SYMBOL_RE.match(symbol):
+        errors["symbol"] = ["Expected a market such as BTC/USDT (or BTC/USDT:USDT)."]
+    asset = (data.get("asset") or "").strip().upper()
+    if asset and not CURRENCY_RE.match(asset):
+        errors["asset"] = ["Expected an asset code such as BTC."]
+    if asset and kind != LimitKind.ASSET_EXPOSURE:
+        errors["asset"] = ["Only an asset exposure limit names an asset."]
+    cooldown = data.get("cooldown_minutes", 60)
+    if not isinstance(cooldown, int) or not 1 <= cooldown <= MAX_COOLDOWN_MINUTES:
+        errors["cooldown_minutes"] = [f"Between 1 and {MAX_COOLDOWN_MINUTES} minutes."]
+    if errors:
+        raise ValidationFailed("Invalid risk limit.", fields=errors)
+    return {**data, "symbol": symbol, "asset": asset, "cooldown_minutes": cooldown}
+
+
+@transaction.atomic
+def risk_limit_create(*, user, **data: Any) -> RiskLimit:
+    """Add a limit (``LIMIT_FIELDS``); raises ``ValidationFailed`` listing every bad field."""
+    data = {"action": LimitAction.REJECT, "enabled": True, "cooldown_minutes": 60, **data}
+    clean = _validate_limit(user=user, data=data)
+    return RiskLimit.objects.create(owner=user, **{k: clean.get(k) for k in LIMIT_FIELDS if k in clean})
+
+
+@transaction.atomic
+def risk_limit_update(*, limit: RiskLimit, **changes: Any) -> RiskLimit:
+    """Change some fields of a limit; the result is validated as a whole."""
+    locked = RiskLimit.objects.select_for_update().get(pk=limit.pk)
+    current = {name: getattr(locked, name) for name in LIMIT_FIELDS}
+    clean = _validate_limit(user=locked.owner, data={**current, **changes})
+    for name in LIMIT_FIELDS:
+        setattr(locked, name, clean[name])
+    locked.save()
+    return locked
+
+
+@transaction.atomic
+def risk_limit_delete(*, limit: RiskLimit) -> None:
+    RiskLimit.objects.filter(pk=limit.pk).delete()
+
+
+# ------------------------------------------------------------------- state
+@transaction.atomic
+def risk_state_record_realized(*, owner_id: int, change: Decimal, closed_trade: bool) -> RiskState:
+    """Add a realized P&L change to today's (the user's local day) and, for a closed trade, the streak."""
+    now = timezone.now()
+    tz = get_user_model().objects.filter(pk=owner_id).values_list("timezone", flat=True).first() or "UTC"
+    today = local_today(tz, now)
+    state, _ = RiskState.objects.select_for_update().get_or_create(owner_id=owner_id)
+    if state.day != today:
+        state.day, state.day_realized = today, Decimal("0")
+        state.day_start_unrealized = unrealized_total(owner_id=owner_id)
+    state.day_realized += change
+    if closed_trade:
+        if change < 0:
+            state.consecutive_losses += 1
+            state.last_loss_at = now
+        else:
+            state.consecutive_losses = 0
+    state.save()
+    return state
+
+
+def unrealized_total(*, owner_id: int) -> Decimal:
+    """The unrealized P&L of the user's open positions."""
+    return Position.objects.filter(owner_id=owner_id, size__gt=0).aggregate(u=Sum("unrealized_pnl"))[
+        "u"
+    ] or Decimal("0")
+
+
+@transaction.atomic
+def risk_state_roll(*, owner_id: int, today, equity: Decimal | None, unrealized: Decimal) -> RiskState:
+    """The monitor's bookkeeping: start a new local day, raise the peak equity."""
+    state, _ = RiskState.objects.select_for_update().get_or_create(owner_id=owner_id)
+    if state.day != today:
+        state.day, state.day_realized, state.day_start_unrealized = today, Decimal("0"), unrealized
+    if equity is not None and (state.peak_equity is None or equity > state.peak_equity):
+        state.peak_equity = equity
+    state.save()
+    return state

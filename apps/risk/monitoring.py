@@ -1,0 +1,254 @@
+"""The risk monitor: per user, recompute the figures, store a snapshot, raise or resolve alerts, act.
+
+Run by the beat every minute for every user with something to watch
+(``risk_monitor_all`` fans out chunks to workers) and, debounced, after every
+fill (``apps.risk.receivers``). ``docs/risk.md`` defines each figure.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.marketdata.errors import MarketDataError
+from apps.marketdata.models import Market
+from apps.marketdata.selectors import candles as stored_candles
+from apps.risk import alerts, checks, metrics, selectors, services
+from apps.risk.models import RiskAlert, RiskLimit, RiskProfile, RiskSnapshot
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_BUCKET_SECONDS = 15 * 60
+#: An order rejection's alert stays active this long after its last rejection.
+ORDER_ALERT_QUIET = timedelta(minutes=5)
+CHUNK_SIZE = 100
+_Q4 = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class Figures:
+    equity: Decimal | None
+    exposure: dict[str, Decimal]
+    gross: Decimal
+    net: Decimal
+    leverage: Decimal | None
+    margin_level: Decimal | None
+    liquidation_distance: Decimal | None
+    daily_pnl: Decimal
+    drawdown: Decimal
+    var: metrics.VarResult | None
+    score: int
+    components: dict[str, float]
+
+
+# ------------------------------------------------------------- daily prices
+_returns_cache: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray] | None] = {}
+
+
+def daily_returns(*, exchange: str, symbol: str, today: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(timestamps, simple daily returns) of a market from the candle store; cached per process and day."""
+    key = (exchange, symbol, today)
+    if key not in _returns_cache:
+        if len(_returns_cache) > 5000:
+            _returns_cache.clear()
+        try:
+            data = stored_candles(
+                exchange=exchange, symbol=symbol, timeframe="1d", limit=metrics.MAX_VAR_DAYS + 1
+            )
+        except MarketDataError:
+            _returns_cache[key] = None
+        else:
+            closes = np.asarray(data.close, dtype=float)
+            _returns_cache[key] = (
+                (np.asarray(data.timestamp[1:], dtype=np.int64), metrics.simple_returns(closes))
+                if len(closes) > 1
+                else None
+            )
+    return _returns_cache[key]
+
+
+def _market_for(asset: str, symbols: list[str], exchange: str) -> tuple[str, str] | None:
+    """The stored market whose daily closes price ``asset``: a held symbol, on the preferred exchange first."""
+    rows = list(
+        Market.objects.filter(symbol__in=symbols).values_list("exchange__slug", "symbol").order_by("symbol")
+    )
+    rows.sort(key=lambda row: row[0] != exchange)
+    return rows[0] if rows else None
+
+
+def portfolio_var(exposure: checks.Exposure, *, exchange: str, today: str) -> metrics.VarResult | None:
+    net = {a: v for a, v in checks.net_by_asset(exposure).items() if v}
+    if not net:
+        return None
+    series = []
+    for asset in sorted(net):
+        symbols = sorted({p.symbol for p in exposure.positions if p.base == asset})
+        market = _market_for(asset, symbols, exchange)
+        found = market and daily_returns(exchange=market[0], symbol=market[1], today=today)
+        if not found:
+            logger.info("no daily prices for %s: VaR left out", asset)
+            return None
+        series.append(found)
+    common = series[0][0]
+    for ts, _ in series[1:]:
+        common = np.intersect1d(common, ts)
+    matrix = np.column_stack([r[np.isin(ts, common)] for ts, r in series])
+    return metrics.portfolio_var(matrix, np.array([float(net[a]) for a in sorted(net)]))
+
+
+# ----------------------------------------------------------------- figures
+def figures(exposure: checks.Exposure, *, exchange: str, today: str) -> Figures:
+    equity = exposure.equity
+    net = checks.net_by_asset(exposure)
+    gross = checks.gross_position_value(exposure)
+    has_equity = equity is not None and equity > 0
+    leverage = (gross / equity).quantize(_Q4) if has_equity else None
+    margined = [p for p in exposure.positions if p.leverage > 1 or ":" in p.symbol]
+    margin_used = sum((abs(p.notional) / p.leverage for p in margined), Decimal("0"))
+    margin_level = (equity / margin_used).quantize(_Q4) if margin_used and equity is not None else None
+    distances = [
+        abs(p.mark - p.liquidation_price) / p.mark
+        for p in exposure.positions
+        if p.liquidation_price and p.mark
+    ]
+    var = portfolio_var(exposure, exchange=exchange, today=today)
+    dd = checks.drawdown(exposure)
+    score, components = metrics.risk_score(
+        equity=float(equity) if equity is not None else None,
+        leverage=float(leverage or 0),
+        var_99=var.var_99 if var else None,
+        drawdown=float(dd),
+        daily_pnl=float(exposure.daily_pnl),
+        largest_exposure=float(max((abs(v) for v in net.values()), default=0)),
+        gross_exposure=float(sum((abs(v) for v in net.values()), Decimal("0"))),
+    )
+    return Figures(
+        equity=equity,
+        exposure=net,
+        gross=gross,
+        net=sum(net.values(), Decimal("0")),
+        leverage=leverage,
+        margin_level=margin_level,
+        liquidation_distance=min(distances).quantize(Decimal("0.000001")) if distances else None,
+        daily_pnl=exposure.daily_pnl,
+        drawdown=dd.quantize(Decimal("0.000001")),
+        var=var,
+        score=score,
+        components=components,
+    )
+
+
+def _dec(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(repr(round(value, 8)))
+
+
+def _snapshot_store(*, owner_id: int, now: datetime, currency: str, f: Figures) -> RiskSnapshot:
+    bucket = datetime.fromtimestamp(
+        int(now.timestamp()) // SNAPSHOT_BUCKET_SECONDS * SNAPSHOT_BUCKET_SECONDS, tz=now.tzinfo
+    )
+    snapshot, _ = RiskSnapshot.objects.update_or_create(
+        owner_id=owner_id,
+        bucket=bucket,
+        defaults={
+            "timestamp": now,
+            "currency": currency,
+            "equity": f.equity,
+            "peak_equity": None,
+            "gross_exposure": f.gross,
+            "net_exposure": f.net,
+            "exposure": {asset: f"{value.normalize():f}" for asset, value in sorted(f.exposure.items())},
+            "leverage": f.leverage,
+            "margin_level": f.margin_level,
+            "liquidation_distance": f.liquidation_distance,
+            "daily_pnl": f.daily_pnl,
+            "drawdown": f.drawdown,
+            "var_95": _dec(f.var.var_95) if f.var else None,
+            "var_99": _dec(f.var.var_99) if f.var else None,
+            "cvar_95": _dec(f.var.cvar_95) if f.var else None,
+            "cvar_99": _dec(f.var.cvar_99) if f.var else None,
+            "var_days": f.var.days if f.var else 0,
+            "score": f.score,
+            "components": f.components,
+        },
+    )
+    return snapshot
+
+
+# ------------------------------------------------------------------- runs
+def risk_monitor_user(*, user_id: int, now: datetime | None = None) -> RiskSnapshot | None:
+    """Recompute one user's risk: snapshot, alerts for the portfolio limits broken now, their actions."""
+    now = now or timezone.now()
+    user = get_user_model().objects.filter(pk=user_id).values("timezone", "default_exchange").first()
+    if user is None:
+        return None
+    today = selectors.local_today(user["timezone"], now)
+    profile, limits = selectors.risk_limits_for_check(owner_id=user_id)
+    exposure = selectors.risk_exposure(
+        owner_id=user_id, user_timezone=user["timezone"], now=now, profile=profile
+    )
+    with transaction.atomic():
+        state = services.risk_state_roll(
+            owner_id=user_id,
+            today=today,
+            equity=exposure.equity,
+            unrealized=services.unrealized_total(owner_id=user_id),
+        )
+        exposure.peak_equity = state.peak_equity
+        f = figures(exposure, exchange=user["default_exchange"], today=today.isoformat())
+        snapshot = _snapshot_store(owner_id=user_id, now=now, currency=exposure.currency, f=f)
+        RiskSnapshot.objects.filter(pk=snapshot.pk).update(peak_equity=state.peak_equity)
+        keep = []
+        for breach in checks.portfolio_breaches(limits, exposure):
+            key = alerts.breach_key(breach, source="monitor")
+            keep.append(key)
+            _, created = alerts.alert_raise(owner_id=user_id, key=key, breach=breach)
+            if created:  # act once per condition, not every minute it lasts
+                alerts.action_take(owner_id=user_id, breach=breach)
+        alerts.alerts_resolve(owner_id=user_id, prefix="monitor:", keep=keep)
+        alerts.alerts_resolve(owner_id=user_id, prefix="order:", keep=[], before=now - ORDER_ALERT_QUIET)
+    return snapshot
+
+
+def users_to_monitor() -> list[int]:
+    """Users with something to watch: a limit, a saved profile, an open position or an open alert."""
+    from apps.orders.models import Position
+
+    ids = set(RiskLimit.objects.filter(enabled=True).values_list("owner_id", flat=True))
+    ids |= set(RiskProfile.objects.values_list("owner_id", flat=True))
+    ids |= set(Position.objects.filter(size__gt=0).values_list("owner_id", flat=True))
+    ids |= set(RiskAlert.objects.filter(Q(resolved_at__isnull=True)).values_list("owner_id", flat=True))
+    return sorted(ids)
+
+
+def risk_monitor_users(*, user_ids: list[int]) -> int:
+    """Monitor each user; one user's failure is logged and does not stop the others."""
+    done = 0
+    for user_id in user_ids:
+        try:
+            risk_monitor_user(user_id=user_id)
+            done += 1
+        except Exception:
+            logger.exception("risk monitor failed for user %s", user_id)
+    return done
+
+
+def risk_monitor_all() -> int:
+    """The beat job: send the users to the workers in chunks of ``CHUNK_SIZE``; returns the chunks sent."""
+    from celery import current_app, group
+
+    ids = users_to_monitor()
+    chunks = [ids[i : i + CHUNK_SIZE] for i in range(0, len(ids), CHUNK_SIZE)]
+    if chunks:
+        group(
+            current_app.signature("apps.risk.tasks.risk_monitor_users", kwargs={"user_ids": chunk})
+            for chunk in chunks
+        ).apply_async()
+    return len(chunks)

@@ -1,0 +1,62 @@
+"""How risk follows trading without the orders code calling it: model signals on positions and fills.
+
+* A position's realized P&L moving is a trade result: today's realized P&L and
+  the losing streak are kept in ``RiskState`` (the values as loaded are kept
+  on the instance by ``post_init``, so no extra query).
+* Every fill schedules the monitor for its owner, debounced: at most one run per
+  ``FILL_DEBOUNCE_SECONDS`` per user whatever the number of fills.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models.signals import post_init, post_save
+from django.dispatch import receiver
+
+from apps.orders.models import Fill, Position
+from apps.risk import services
+
+logger = logging.getLogger(__name__)
+
+FILL_DEBOUNCE_SECONDS = 5
+MONITOR_USER_TASK = "apps.risk.tasks.risk_monitor_user"
+
+
+@receiver(post_init, sender=Position, dispatch_uid="risk_position_loaded")
+def _remember_loaded(sender, instance: Position, **kwargs) -> None:
+    instance._risk_loaded = (instance.side, instance.size, instance.realized_pnl)
+
+
+@receiver(post_save, sender=Position, dispatch_uid="risk_position_saved")
+def _position_saved(sender, instance: Position, created: bool, **kwargs) -> None:
+    side, size, realized = getattr(instance, "_risk_loaded", (Position.Side.FLAT, 0, 0))
+    instance._risk_loaded = (instance.side, instance.size, instance.realized_pnl)
+    change = instance.realized_pnl - realized
+    if not change:
+        return
+    # A trade closed when a long/short position shrank or flipped; an opening fill's fee is no trade result.
+    closed = side != Position.Side.FLAT and (instance.side != side or instance.size < size)
+    services.risk_state_record_realized(owner_id=instance.owner_id, change=change, closed_trade=closed)
+
+
+@receiver(post_save, sender=Fill, dispatch_uid="risk_fill_saved")
+def _fill_saved(sender, instance: Fill, created: bool, **kwargs) -> None:
+    if not created:
+        return
+    owner_id = instance.order.owner_id
+    transaction.on_commit(lambda: monitor_soon(owner_id))
+
+
+def monitor_soon(owner_id: int) -> None:
+    """Enqueue one monitor run for the user unless one is already due (debounce through the cache)."""
+    if not cache.add(f"risk:monitor-due:{owner_id}", 1, timeout=FILL_DEBOUNCE_SECONDS):
+        return
+    try:
+        from celery import current_app
+
+        current_app.send_task(MONITOR_USER_TASK, args=[owner_id], countdown=FILL_DEBOUNCE_SECONDS)
+    except Exception:  # the minute beat catches up; a fill must never fail for this
+        logger.exception("could not enqueue the risk monitor for user %s", owner_id)
