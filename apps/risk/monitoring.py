@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from apps.marketdata.errors import MarketDataError
+from apps.core.errors import DomainError
 from apps.marketdata.models import Market
 from apps.marketdata.selectors import candles as stored_candles
 from apps.risk import alerts, checks, metrics, selectors, services
@@ -63,7 +63,7 @@ def daily_returns(*, exchange: str, symbol: str, today: str) -> tuple[np.ndarray
             data = stored_candles(
                 exchange=exchange, symbol=symbol, timeframe="1d", limit=metrics.MAX_VAR_DAYS + 1
             )
-        except MarketDataError:
+        except DomainError:  # unknown market, nothing stored
             _returns_cache[key] = None
         else:
             closes = np.asarray(data.close, dtype=float)
@@ -252,3 +252,78 @@ def risk_monitor_all() -> int:
             for chunk in chunks
         ).apply_async()
     return len(chunks)
+
+
+# ------------------------------------------------------------------ reads
+def risk_overview(*, user) -> dict:
+    """The user's figures computed now (nothing stored), with the limits' use and the newest snapshot's time."""
+    now = timezone.now()
+    profile, limits = selectors.risk_limits_for_check(owner_id=user.pk)
+    exposure = selectors.risk_exposure(
+        owner_id=user.pk, user_timezone=user.timezone, now=now, profile=profile
+    )
+    f = figures(
+        exposure, exchange=user.default_exchange, today=selectors.local_today(user.timezone, now).isoformat()
+    )
+    daily_limits = [limit.value for limit in limits if limit.kind == checks.DAILY_LOSS and not limit.bot_id]
+    latest = selectors.risk_snapshot_latest(user=user)
+    equity = f.equity
+    return {
+        "currency": exposure.currency,
+        "equity": equity,
+        "peak_equity": exposure.peak_equity,
+        "gross_exposure": f.gross,
+        "net_exposure": f.net,
+        "leverage": f.leverage,
+        "margin_level": f.margin_level,
+        "liquidation_distance": f.liquidation_distance,
+        "daily_pnl": f.daily_pnl,
+        "daily_loss_limit": min(daily_limits) if daily_limits else None,
+        "drawdown": f.drawdown,
+        "var_95": _dec(f.var.var_95) if f.var else None,
+        "var_99": _dec(f.var.var_99) if f.var else None,
+        "cvar_95": _dec(f.var.cvar_95) if f.var else None,
+        "cvar_99": _dec(f.var.cvar_99) if f.var else None,
+        "var_days": f.var.days if f.var else 0,
+        "score": f.score,
+        "components": f.components,
+        "kill_switch": exposure.kill_switch,
+        "open_positions": len(exposure.positions),
+        "open_orders": len(exposure.open_orders),
+        "active_alerts": RiskAlert.objects.filter(owner=user, resolved_at__isnull=True).count(),
+        "snapshot_at": latest.timestamp if latest else None,
+        "computed_at": now,
+    }
+
+
+def risk_exposure_breakdown(*, user) -> dict:
+    """Exposure by asset (value, share of equity) and by position, computed now."""
+    profile = selectors.risk_profile_get(user=user)
+    exposure = selectors.risk_exposure(
+        owner_id=user.pk, user_timezone=user.timezone, profile=profile if profile.pk else None
+    )
+    equity = exposure.equity
+    net = checks.net_by_asset(exposure)
+    pending = checks.net_by_asset(exposure, with_orders=True)
+    assets = [
+        {
+            "asset": asset,
+            "value": value,
+            "with_open_orders": pending.get(asset, Decimal("0")),
+            "fraction_of_equity": (abs(value) / equity).quantize(Decimal("0.000001")) if equity else None,
+        }
+        for asset, value in sorted(net.items(), key=lambda item: -abs(item[1]))
+    ]
+    positions = [
+        {
+            "account": p.account_key,
+            "symbol": p.symbol,
+            "size": p.signed_size,
+            "mark_price": p.mark,
+            "value": p.notional,
+            "leverage": p.leverage,
+            "liquidation_price": p.liquidation_price,
+        }
+        for p in sorted(exposure.positions, key=lambda p: (p.symbol, p.account_key))
+    ]
+    return {"currency": exposure.currency, "equity": equity, "assets": assets, "positions": positions}

@@ -140,7 +140,9 @@ def _validate_limit(*, user, data: dict[str, Any]) -> dict[str, Any]:
         errors["value"] = [f"A whole number from 1 to {MAX_OPEN_ORDERS_CAP}."]
     elif kind == LimitKind.LEVERAGE and (value < 1 or value > MAX_LEVERAGE_CAP):
         errors["value"] = [f"Must be between 1 (no leverage) and {MAX_LEVERAGE_CAP}."]
-    bot, paper, connection = data.get("bot"), data.get("paper_account"), data.get("connection")
+    bot, paper, connection = (
+        _scope_object(user, name, data.get(name)) for name in ("bot", "paper_account", "connection")
+    )
     if bot is not None and bot.owner_id != user.pk:
         errors["bot"] = ["Not found."]
     if paper is not None and (not isinstance(paper, PaperAccount) or paper.user_id != user.pk):
@@ -166,7 +168,28 @@ def _validate_limit(*, user, data: dict[str, Any]) -> dict[str, Any]:
         errors["cooldown_minutes"] = [f"Between 1 and {MAX_COOLDOWN_MINUTES} minutes."]
     if errors:
         raise ValidationFailed("Invalid risk limit.", fields=errors)
-    return {**data, "symbol": symbol, "asset": asset, "cooldown_minutes": cooldown}
+    return {
+        **data, "bot": bot, "paper_account": paper, "connection": connection, "symbol": symbol, "asset": asset,
+        "cooldown_minutes": cooldown,
+    }  # fmt: skip
+
+
+def _scope_object(user, name: str, value: Any) -> Any:
+    """A scope given by id becomes the object; another user's (or a missing) id stays a bad id (-1)."""
+    if value is None or not isinstance(value, int):
+        return value
+    # The bots app sits above risk: its model is reached through the foreign key, not an import.
+    model = RiskLimit._meta.get_field(name).related_model
+    owner_field = "owner_id" if name == "bot" else "user_id"
+    found = model.objects.filter(pk=value, **{owner_field: user.pk}).first()
+    return found if found is not None else _Missing()
+
+
+class _Missing:
+    """An id that names nothing of the user's: reported as "Not found." on its field."""
+
+    owner_id = user_id = None
+    deleted_at = None
 
 
 @transaction.atomic
