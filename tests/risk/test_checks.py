@@ -43,7 +43,12 @@ BOUNDARIES = [
     # exposure 0.5 of equity 1000 = 500: (2 held + x) * 100
     ("asset_exposure", "0.5", {"positions": [position("2")]}, ["2.99", "3", "3.01"]),
     # total: 2 BTC (200) + 1 ETH short (-100 -> 100 abs) + x BTC vs 0.6 = 600
-    ("total_exposure", "0.6", {"positions": [position("2"), position("-1", "ETH/USDT")]}, ["2.99", "3", "3.01"]),
+    (
+        "total_exposure",
+        "0.6",
+        {"positions": [position("2"), position("-1", "ETH/USDT")]},
+        ["2.99", "3", "3.01"],
+    ),
     # gross leverage: (2 BTC + x) * 100 / 1000 vs 2
     ("leverage", "2", {"positions": [position("2")]}, ["17.99", "18", "18.01"]),
 ]
@@ -99,8 +104,14 @@ def test_losing_streak_cool_down_ends():
 def test_reduce_only_and_closing_orders_pass_every_exposure_limit_and_the_kill_switch():
     limits = [
         Limit(kind=kind, value=D("0.0001"))
-        for kind in ("position_quantity", "position_notional", "order_notional", "leverage", "asset_exposure",
-                     "total_exposure")  # fmt: skip
+        for kind in (
+            "position_quantity",
+            "position_notional",
+            "order_notional",
+            "leverage",
+            "asset_exposure",
+            "total_exposure",
+        )  # fmt: skip
     ]
     state = exposure(positions=[position("5")], kill_switch=True, daily_pnl=D("-1e6"))
     assert checks.order_breaches(order("5", side="sell"), limits, state) == []  # closes the whole long
@@ -119,8 +130,13 @@ def test_kill_switch_refuses_opening_orders():
 def test_scope_narrows_a_limit_to_its_bot_account_and_market():
     tiny = D("0.0001")
     assert checks.order_breaches(order(bot_id=2), [Limit("order_notional", tiny, bot_id=1)], exposure()) == []
-    assert checks.order_breaches(order(), [Limit("order_notional", tiny, account_key="paper:9")], exposure()) == []
-    assert checks.order_breaches(order(), [Limit("order_notional", tiny, symbol="ETH/USDT")], exposure()) == []
+    assert (
+        checks.order_breaches(order(), [Limit("order_notional", tiny, account_key="paper:9")], exposure())
+        == []
+    )
+    assert (
+        checks.order_breaches(order(), [Limit("order_notional", tiny, symbol="ETH/USDT")], exposure()) == []
+    )
     assert checks.order_breaches(order(bot_id=1), [Limit("order_notional", tiny, bot_id=1)], exposure())
     assert checks.order_breaches(order(), [Limit("asset_exposure", tiny, asset="ETH")], exposure()) == []
 

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import types
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+
+from apps.marketdata import live
+from tests.exchanges.conftest import btc_1h, replay  # noqa: F401
+from tests.orders.conftest import BTC_USDT, candles_stored, paper, paper_account  # noqa: F401 - shared fixtures
+
+HOUR = 3_600_000
+
+
+@pytest.fixture
+def market(candles_stored, settings, monkeypatch):  # noqa: F811
+    """The offline replay feed over the stored candles, pinned to candle 100 (as the orders API tests)."""
+    settings.MARKETDATA_ONLINE = False
+    settings.MARKETDATA_REPLAY_SPEED = 1.0
+    k = 100
+    wall_ms = (10_000 * len(candles_stored.timestamp) + k) * HOUR + 1
+    monkeypatch.setattr(live, "time", types.SimpleNamespace(time=lambda: wall_ms / 1000))
+    cache.clear()
+    return Decimal(repr(float(candles_stored.open[k])))

@@ -1,0 +1,147 @@
+"""The pre-trade check inside ``order_place``: a breach stores a rejected order with the numbers, raises
+an alert and takes the limit's action; closing orders always pass."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from apps.bots.models import Bot, BotEvent
+from apps.exchanges.models import PaperOrder
+from apps.orders import services as orders
+from apps.orders.models import Order
+from apps.orders.services import RiskLimitBreached
+from apps.risk import services as risk
+from apps.risk.models import RiskAlert
+from tests.factories import BotFactory
+from tests.support.api import assert_error
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def place(user, paper_account, paper, django_capture_on_commit_callbacks):
+    def _place(**kw):
+        kw.setdefault("symbol", "BTC/USDT")
+        kw.setdefault("side", "buy")
+        kw.setdefault("type", "limit")
+        kw.setdefault("price", Decimal("20000"))
+        with django_capture_on_commit_callbacks(execute=True):
+            order = orders.order_place(owner=user, account=paper_account, gateway=paper, **kw)
+        order.refresh_from_db()
+        return order
+
+    return _place
+
+
+def test_order_notional_limit_at_its_boundary_through_order_place(user, place):
+    risk.risk_limit_create(user=user, kind="order_notional", value=Decimal("1000"))
+    assert place(amount=Decimal("0.04999")).status == "open"  # 999.80
+    assert place(amount=Decimal("0.05")).status == "open"  # 1000.00: at the limit passes
+    with pytest.raises(RiskLimitBreached) as err:
+        place(amount=Decimal("0.05001"))  # 1000.20
+    rejected = err.value.order
+    assert err.value.code == "risk_limit" and err.value.fields["order_id"] == rejected.pk
+    rejected.refresh_from_db()
+    assert rejected.status == Order.Status.REJECTED
+    assert "1000.2 USDT" in rejected.reason and "1000 USDT" in rejected.reason
+    assert not PaperOrder.objects.filter(client_order_id=rejected.client_order_id).exists()
+    alert = RiskAlert.objects.get(owner=user)
+    assert (alert.kind, alert.severity, alert.data["measured"]) == ("order_notional", "warning", "1000.2")
+
+
+def test_a_repeated_breach_keeps_one_active_alert(user, place):
+    risk.risk_limit_create(user=user, kind="order_notional", value=Decimal("100"))
+    for _ in range(3):
+        with pytest.raises(RiskLimitBreached):
+            place(amount=Decimal("0.01"))
+    alert = RiskAlert.objects.get(owner=user)
+    assert alert.occurrences == 3 and alert.active
+    assert Order.objects.filter(status="rejected").count() == 3
+
+
+def test_the_same_client_order_id_after_a_rejection_returns_the_rejected_order(user, place):
+    risk.risk_limit_create(user=user, kind="order_notional", value=Decimal("100"))
+    with pytest.raises(RiskLimitBreached):
+        place(amount=Decimal("0.01"), client_order_id="bot1-x-0")
+    again = place(amount=Decimal("0.01"), client_order_id="bot1-x-0")
+    assert again.status == Order.Status.REJECTED and Order.objects.count() == 1
+
+
+def test_a_pause_bot_limit_pauses_the_bot_that_placed_the_order(user, place):
+    bot = BotFactory(owner=user, status=Bot.Status.RUNNING)
+    risk.risk_limit_create(
+        user=user, kind="order_notional", value=Decimal("100"), action="pause_bot", bot=bot.pk
+    )
+    with pytest.raises(RiskLimitBreached):
+        place(amount=Decimal("0.01"), bot=bot)
+    bot.refresh_from_db()
+    assert bot.status == Bot.Status.PAUSED
+    assert BotEvent.objects.filter(bot=bot, message__startswith="Risk limit").exists()
+    assert RiskAlert.objects.get(owner=user).severity == "critical"
+
+
+def test_a_stop_all_bots_limit_stops_every_bot(user, place, settings):
+    bots = [
+        BotFactory(owner=user, status=Bot.Status.RUNNING),
+        BotFactory(owner=user, status=Bot.Status.PAUSED),
+    ]
+    other = BotFactory(status=Bot.Status.RUNNING)
+    risk.risk_limit_create(user=user, kind="order_notional", value=Decimal("100"), action="stop_all_bots")
+    with pytest.raises(RiskLimitBreached):
+        place(amount=Decimal("0.01"))
+    assert {Bot.objects.get(pk=b.pk).status for b in bots} == {Bot.Status.STOPPING}
+    other.refresh_from_db()
+    assert other.status == Bot.Status.RUNNING
+
+
+def test_a_limit_of_another_bot_or_market_does_not_apply(user, place):
+    bot = BotFactory(owner=user)
+    risk.risk_limit_create(user=user, kind="order_notional", value=Decimal("1"), bot=bot.pk)
+    risk.risk_limit_create(user=user, kind="order_notional", value=Decimal("1"), symbol="ETH/USDT")
+    assert place(amount=Decimal("0.01")).status == "open"
+
+
+def test_reduce_only_close_passes_exposure_limits_and_the_kill_switch(user, place, paper_account, paper):
+    bought = place(type="market", price=None, amount=Decimal("0.01"))
+    assert bought.status == "filled"
+    for kind in ("position_quantity", "position_notional", "asset_exposure", "total_exposure", "leverage"):
+        risk.risk_limit_create(
+            user=user, kind=kind, value=Decimal("0.000001") if kind != "leverage" else Decimal(1)
+        )
+    risk.risk_kill_switch_set(user=user, engaged=True)
+    with pytest.raises(RiskLimitBreached) as err:
+        place(amount=Decimal("0.01"))
+    assert {b["code"] for b in err.value.fields["limits"]} >= {"kill_switch", "position_quantity"}
+    position = orders.Position.objects.get(owner=user, symbol="BTC/USDT")
+    closed = orders.position_close(owner=user, position=position, gateway=paper)
+    assert closed.status != Order.Status.REJECTED and closed.reduce_only
+
+
+def test_the_profiles_saved_limits_are_enforced(user, place):
+    risk.risk_profile_update(
+        user=user, currency="USDT", max_position_notional=Decimal("500"), max_daily_loss=None,
+        max_leverage=Decimal("1"), max_open_orders=2,
+    )  # fmt: skip
+    place(amount=Decimal("0.01"))
+    place(amount=Decimal("0.01"))
+    with pytest.raises(RiskLimitBreached) as err:
+        place(amount=Decimal("0.001"))
+    assert err.value.fields["limits"][0]["code"] == "open_orders"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_orders_api_answers_400_risk_limit_and_lists_the_rejected_order(auth_client, user, market):
+    from tests.factories import PaperAccountFactory
+
+    PaperAccountFactory(user=user, initial_balances={"USDT": "100000"})
+    risk.risk_limit_create(user=user, kind="order_notional", value=Decimal("100"))
+    body = {"symbol": "BTC/USDT", "side": "buy", "type": "limit", "amount": "0.01", "price": "20000"}
+    response = auth_client.post(reverse("orders-api:order-list"), body, format="json")
+    error = assert_error(response, 400, "risk_limit", "risk")
+    order = Order.objects.get(pk=error["fields"]["order_id"])
+    assert order.status == "rejected" and "200 USDT" in order.reason
+    listed = auth_client.get(reverse("orders-api:order-list")).json()["results"]
+    assert [(o["id"], o["status"]) for o in listed] == [(order.pk, "rejected")]
