@@ -1,0 +1,213 @@
+"""The monitor: snapshot figures (VaR from stored daily prices), alerts deduplicated while the
+condition lasts, the limit's action once, trade results from position changes, the beat schedule."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pytest
+import websockets
+from django.utils import timezone
+from rest_framework_simplejwt.tokens import AccessToken
+
+from apps.bots.models import Bot
+from apps.core.schedules import declared_schedules
+from apps.marketdata import services as marketdata
+from apps.orders.models import Position
+from apps.risk import monitoring
+from apps.risk import services as risk
+from apps.risk.models import RiskAlert, RiskSnapshot, RiskState
+from apps.risk.signals import risk_alert_raised
+from tests.factories import BotFactory, PaperAccountFactory, UserFactory
+from tests.support import aio
+
+DAY = 86_400_000
+# The return series of the metrics test: -10% .. -1% then 90 days of +1%.
+RETURNS = [-0.10, -0.09, -0.08, -0.07, -0.06, -0.05, -0.04, -0.03, -0.02, -0.01] + [0.01] * 90
+
+
+def store_daily(symbol="BTC/USDT", returns=RETURNS, last_close=None) -> float:
+    closes = [100.0]
+    for r in returns:
+        closes.append(closes[-1] * (1 + r))
+    if last_close is not None:
+        closes = [c * last_close / closes[-1] for c in closes]
+    start = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp() * 1000)
+    ts = np.array([start + i * DAY for i in range(len(closes))], dtype=np.int64)
+    c = np.array(closes)
+    marketdata.candles_import_arrays(
+        exchange="binance", symbol=symbol, timeframe="1d", ts=ts,
+        ohlcv=np.column_stack([c, c, c, c, np.ones_like(c)]),
+    )  # fmt: skip
+    return closes[-1]
+
+
+def hold(user, account, *, size="1", entry="1000", mark="1000", symbol="BTC/USDT", realized="0") -> Position:
+    return Position.objects.create(
+        owner=user, paper_account=account, symbol=symbol, side="long", size=Decimal(size),
+        average_entry=Decimal(entry), mark_price=Decimal(mark), realized_pnl=Decimal(realized),
+        unrealized_pnl=(Decimal(mark) - Decimal(entry)) * Decimal(size),
+    )  # fmt: skip
+
+
+def lose_today(user, account, loss: str) -> None:
+    """A closed losing trade through the position receiver: long 1 @ 1000, closed ``loss`` lower."""
+    position = Position.objects.filter(owner=user, symbol="BTC/USDT").first() or hold(user, account)
+    position.side, position.size, position.average_entry = "long", Decimal("1"), Decimal("1000")
+    position.save()  # (re)opening: no trade result
+    position = Position.objects.get(pk=position.pk)
+    position.side, position.size, position.average_entry = "flat", Decimal("0"), None
+    position.realized_pnl -= Decimal(loss)
+    position.unrealized_pnl = Decimal("0")
+    position.save()
+
+
+@pytest.mark.django_db
+def test_snapshot_var_from_stored_daily_prices_equals_the_hand_computation(user):
+    account = PaperAccountFactory(user=user, initial_balances={"USDT": "9000", "BTC": "1"})
+    store_daily()
+    hold(user, account, size="1", entry="1000", mark="1000")
+    snapshot = monitoring.risk_monitor_user(user_id=user.pk)
+    # Exposure 1000: 95% -> 5th worst day (-6%) = 60, CVaR = mean(100, 90, 80, 70, 60) = 80; 99% -> 100.
+    assert float(snapshot.var_95) == pytest.approx(60, rel=1e-6)
+    assert float(snapshot.cvar_95) == pytest.approx(80, rel=1e-6)
+    assert float(snapshot.var_99) == pytest.approx(100, rel=1e-6)
+    assert snapshot.var_days == 100
+    assert snapshot.equity == Decimal("10000") and snapshot.exposure == {"BTC": "1000"}
+    assert snapshot.leverage == Decimal("0.1") and 1 <= snapshot.score <= 100
+    # One row per user and 15-minute bucket: a second run replaces it.
+    monitoring.risk_monitor_user(user_id=user.pk)
+    assert RiskSnapshot.objects.filter(owner=user).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_closed_losing_trade_counts_toward_today_and_the_streak(user):
+    account = PaperAccountFactory(user=user)
+    lose_today(user, account, "40")
+    state = RiskState.objects.get(owner=user)
+    assert state.day_realized == Decimal("-40") and state.consecutive_losses == 1
+    position = Position.objects.get(owner=user)
+    position.side, position.size, position.average_entry, position.mark_price = "long", 1, Decimal("900"), 900
+    position.save()  # opening again: no trade result
+    position = Position.objects.get(pk=position.pk)
+    position.side, position.size, position.realized_pnl = "flat", Decimal("0"), Decimal("-10")  # +30 win
+    position.save()
+    state.refresh_from_db()
+    assert state.day_realized == Decimal("-10") and state.consecutive_losses == 0
+
+
+@pytest.mark.django_db
+def test_daily_loss_breach_alerts_once_pauses_the_bot_once_and_resolves(
+    user, django_capture_on_commit_callbacks
+):
+    account = PaperAccountFactory(user=user)
+    bot = BotFactory(owner=user, status=Bot.Status.RUNNING)
+    risk.risk_limit_create(user=user, kind="daily_loss", value=Decimal("150"), action="pause_bot", bot=bot.pk)
+    lose_today(user, account, "150")  # at the limit: no breach
+    with django_capture_on_commit_callbacks(execute=True):
+        monitoring.risk_monitor_user(user_id=user.pk)
+    assert not RiskAlert.objects.exists()
+    lose_today(user, account, "0.01")  # one cent beyond
+    raised = []
+    risk_alert_raised.connect(
+        lambda sender, alert, **kw: raised.append(alert.pk), weak=False, dispatch_uid="t"
+    )
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            monitoring.risk_monitor_user(user_id=user.pk)
+        bot.refresh_from_db()
+        assert bot.status == Bot.Status.PAUSED
+        from apps.bots.services import bot_resume
+
+        bot_resume(bot=bot)
+        with django_capture_on_commit_callbacks(execute=True):
+            monitoring.risk_monitor_user(user_id=user.pk)  # still breached: same alert, no second pause
+    finally:
+        risk_alert_raised.disconnect(dispatch_uid="t")
+    alert = RiskAlert.objects.get(owner=user)
+    assert raised == [alert.pk]
+    assert (alert.kind, alert.severity, alert.occurrences, alert.action) == (
+        "daily_loss",
+        "critical",
+        2,
+        "pause_bot",
+    )
+    assert alert.data["measured"] == "150.01" and alert.data["threshold"] == "150"
+    bot.refresh_from_db()
+    assert bot.status == Bot.Status.RUNNING
+    # A new local day: the condition is over and the alert resolves.
+    RiskState.objects.filter(owner=user).update(day=timezone.now().date() - timedelta(days=1))
+    monitoring.risk_monitor_user(user_id=user.pk)
+    alert.refresh_from_db()
+    assert alert.resolved_at is not None
+
+
+@pytest.mark.django_db
+def test_daily_pnl_starts_at_the_users_midnight(user):
+    user.timezone = "Pacific/Kiritimati"  # UTC+14: already tomorrow for most of the UTC day
+    user.save()
+    account = PaperAccountFactory(user=user)
+    lose_today(user, account, "25")
+    state = RiskState.objects.get(owner=user)
+    assert (
+        state.day == timezone.now().astimezone(__import__("zoneinfo").ZoneInfo("Pacific/Kiritimati")).date()
+    )
+
+
+@pytest.mark.django_db
+def test_users_to_monitor_and_the_minute_schedule(user, other_user):
+    risk.risk_limit_create(user=user, kind="drawdown", value=Decimal("0.2"))
+    assert monitoring.users_to_monitor() == [user.pk]
+    schedule = next(s for s in declared_schedules() if s.task == "apps.risk.tasks.risk_monitor_all")
+    assert schedule.seconds == 60
+
+
+@pytest.mark.django_db
+def test_one_failing_user_does_not_stop_the_chunk(user, monkeypatch):
+    other = UserFactory()
+    calls = []
+
+    def monitor(*, user_id, now=None):
+        calls.append(user_id)
+        if user_id == user.pk:
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(monitoring, "risk_monitor_user", monitor)
+    assert monitoring.risk_monitor_users(user_ids=[user.pk, other.pk]) == 1
+    assert calls == [user.pk, other.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_paper_bot_breaching_the_daily_loss_is_paused_and_the_alert_arrives_over_websocket(live_server_url):
+    user = UserFactory()
+    account = PaperAccountFactory(user=user)
+    bot = BotFactory(owner=user, status=Bot.Status.RUNNING, mode=Bot.Mode.PAPER)
+    risk.risk_limit_create(user=user, kind="daily_loss", value=Decimal("100"), action="pause_bot", bot=bot.pk)
+    lose_today(user, account, "120")
+    token = str(AccessToken.for_user(user))
+    url = live_server_url.replace("http://", "ws://") + f"/ws/events/?token={token}"
+
+    async def receive(ws, event_type):
+        while True:
+            event = json.loads(await ws.recv())
+            if event["type"] == event_type:
+                return event
+
+    async def scenario():
+        async with websockets.connect(url, origin="http://127.0.0.1") as ws:
+            await asyncio.wait_for(receive(ws, "connected"), 15)
+            await asyncio.to_thread(monitoring.risk_monitor_user, user_id=user.pk)
+            alert = await asyncio.wait_for(receive(ws, "risk.alert"), 15)
+            status = await asyncio.wait_for(receive(ws, "bot.status"), 15)
+            return alert, status
+
+    alert, status = aio.run(scenario())
+    assert alert["data"]["kind"] == "daily_loss" and alert["data"]["severity"] == "critical"
+    assert alert["data"]["data"]["measured"] == "120"
+    bot.refresh_from_db()
+    assert bot.status == Bot.Status.PAUSED
+    assert status["data"]["status"] == "paused"
