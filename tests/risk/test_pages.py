@@ -88,3 +88,61 @@ def test_kill_switch_button_keeps_the_other_limits(client, user):
     profile.refresh_from_db()
     assert profile.kill_switch is False
     assert client.get(reverse("risk:kill-switch")).status_code == 405
+
+
+def test_risk_page_shows_the_score_exposure_limits_and_alerts(client, user):
+    from django.utils import timezone
+
+    from apps.orders.models import Position
+    from apps.risk.models import RiskAlert, RiskLimit
+    from tests.factories import PaperAccountFactory
+
+    account = PaperAccountFactory(user=user, initial_balances={"USDT": "9000", "ETH": "1"})
+    Position.objects.create(
+        owner=user, paper_account=account, symbol="ETH/USDT", side="long", size=Decimal("1"),
+        average_entry=Decimal("1000"), mark_price=Decimal("1000"),
+    )  # fmt: skip
+    RiskLimit.objects.create(owner=user, kind="order_notional", value=Decimal("750"))
+    RiskAlert.objects.create(
+        owner=user, key="monitor:x", kind="drawdown", severity="critical", message="Drawdown: 30% from peak",
+        last_seen_at=timezone.now(),
+    )  # fmt: skip
+    client.force_login(user)
+    html = client.get(reverse("risk:index")).content.decode()
+    assert 'id="risk-score"' in html and "Exposure by asset" in html
+    assert "<td>ETH</td>" in html and "10%" in html  # 1000 of 10000 equity
+    assert "Max order notional" in html and "750" in html
+    assert "Drawdown: 30% from peak" in html and "Acknowledge" in html
+    assert "risk/risk.js" in html
+
+
+def test_limit_form_adds_a_limit_or_shows_the_services_errors(client, user):
+    from apps.risk.models import RiskLimit
+
+    client.force_login(user)
+    response = client.post(
+        reverse("risk:limit-create"), {"kind": "drawdown", "value": "0.25", "action": "reject"}
+    )
+    assert response.status_code == 302
+    assert RiskLimit.objects.get(owner=user).value == Decimal("0.25")
+    response = client.post(
+        reverse("risk:limit-create"), {"kind": "drawdown", "value": "3", "action": "reject"}
+    )
+    assert response.status_code == 400 and "value" in response.context["limit_form"].errors
+    assert RiskLimit.objects.count() == 1
+
+
+def test_limit_delete_and_alert_acknowledge_are_owner_scoped(client, user, other_user):
+    from django.utils import timezone
+
+    from apps.risk.models import RiskAlert, RiskLimit
+
+    mine = RiskLimit.objects.create(owner=user, kind="drawdown", value=Decimal("0.2"))
+    theirs = RiskLimit.objects.create(owner=other_user, kind="drawdown", value=Decimal("0.2"))
+    alert = RiskAlert.objects.create(owner=other_user, key="k", kind="drawdown", severity="info", message="m",
+                                     last_seen_at=timezone.now())  # fmt: skip
+    client.force_login(user)
+    assert client.post(reverse("risk:limit-delete", args=[theirs.pk])).status_code == 404
+    assert client.post(reverse("risk:alert-acknowledge", args=[alert.pk])).status_code == 404
+    assert client.post(reverse("risk:limit-delete", args=[mine.pk])).status_code == 302
+    assert list(RiskLimit.objects.values_list("pk", flat=True)) == [theirs.pk]
