@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.core.events import publish_event
@@ -99,20 +100,19 @@ def _announce(alert: RiskAlert) -> None:
             logger.error("risk_alert_raised receiver %r failed: %s", receiver, response)
 
 
-def alerts_resolve(*, owner_id: int, prefix: str, keep: Iterable[str], before: datetime | None = None) -> int:
-    """Resolve the user's active alerts under ``prefix`` whose key is not in ``keep`` (the condition ended).
-
-    ``before``: only those last seen before then (order rejections stay active a while).
-    """
-    qs = RiskAlert.objects.filter(
-        owner_id=owner_id, key__startswith=prefix, resolved_at__isnull=True
-    ).exclude(key__in=list(keep))
-    if before is not None:
-        qs = qs.filter(last_seen_at__lt=before)
-    now = timezone.now()
-    resolved = list(qs.values_list("pk", flat=True))
+def alerts_resolve_ended(*, owner_id: int, keep: Iterable[str], order_quiet_since: datetime) -> int:
+    """Resolve the user's active alerts whose condition ended: monitor alerts not in ``keep``, and
+    order-rejection alerts without a rejection since ``order_quiet_since``. One query when none ends."""
+    ended = Q(key__startswith="monitor:") & ~Q(key__in=list(keep)) | Q(key__startswith="order:") & Q(
+        last_seen_at__lt=order_quiet_since
+    )
+    resolved = list(
+        RiskAlert.objects.filter(ended, owner_id=owner_id, resolved_at__isnull=True).values_list(
+            "pk", flat=True
+        )
+    )
     if resolved:
-        RiskAlert.objects.filter(pk__in=resolved).update(resolved_at=now)
+        RiskAlert.objects.filter(pk__in=resolved).update(resolved_at=timezone.now())
         publish_event(owner_id, "risk.alert.resolved", {"ids": resolved}, on_commit=True)
     return len(resolved)
 

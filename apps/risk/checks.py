@@ -136,6 +136,7 @@ class Exposure:
     now: datetime | None = None
     kill_switch: bool = False
     currency: str = "USDT"
+    unrealized: Decimal = ZERO  # open positions' unrealized P&L (today's P&L counts its change)
 
 
 @dataclass(frozen=True)
@@ -185,18 +186,6 @@ def _position_qty(exposure: Exposure, *, account_key: str, symbol: str) -> Decim
     )
 
 
-def _pending_qty(exposure: Exposure, *, account_key: str, symbol: str) -> Decimal:
-    """Open orders that can still add to the position (reduce-only ones cannot)."""
-    return sum(
-        (
-            o.signed_remaining
-            for o in exposure.open_orders
-            if o.symbol == symbol and not o.reduce_only and (not account_key or o.account_key == account_key)
-        ),
-        ZERO,
-    )
-
-
 def net_by_asset(
     exposure: Exposure, *, account_key: str = "", with_orders: bool = False
 ) -> dict[str, Decimal]:
@@ -224,6 +213,68 @@ def drawdown(exposure: Exposure) -> Decimal:
     return max(ZERO, (exposure.peak_equity - exposure.equity) / exposure.peak_equity)
 
 
+class _Book:
+    """Sums over the positions and open orders, computed once per check and scope (not once per limit):
+    50 limits over 200 positions stay well inside the pre-trade budget."""
+
+    def __init__(self, exposure: Exposure):
+        self.exposure = exposure
+        self._memo: dict[tuple, object] = {}
+
+    def _get(self, key: tuple, build):
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
+    def _positions(self, account_key: str) -> dict[str, tuple[Decimal, Decimal]]:
+        def build():
+            table: dict[str, tuple[Decimal, Decimal]] = {}
+            for p in self.exposure.positions:
+                if not account_key or p.account_key == account_key:
+                    qty, _ = table.get(p.symbol, (ZERO, p.mark))
+                    table[p.symbol] = (qty + p.signed_size, p.mark)
+            return table
+
+        return self._get(("positions", account_key), build)  # type: ignore[return-value]
+
+    def position_qty(self, account_key: str, symbol: str) -> Decimal:
+        return self._positions(account_key).get(symbol, (ZERO, ZERO))[0]
+
+    def mark(self, account_key: str, symbol: str) -> Decimal:
+        return self._positions(account_key).get(symbol, (ZERO, ZERO))[1]
+
+    def pending_qty(self, account_key: str, symbol: str) -> Decimal:
+        def build():
+            table: dict[str, Decimal] = defaultdict(lambda: ZERO)
+            for o in self.exposure.open_orders:
+                if not o.reduce_only and (not account_key or o.account_key == account_key):
+                    table[o.symbol] += o.signed_remaining
+            return dict(table)
+
+        return self._get(("pending", account_key), build).get(symbol, ZERO)  # type: ignore[union-attr]
+
+    def net(self, account_key: str, with_orders: bool) -> dict[str, Decimal]:
+        return self._get(  # type: ignore[return-value]
+            ("net", account_key, with_orders),
+            lambda: net_by_asset(self.exposure, account_key=account_key, with_orders=with_orders),
+        )
+
+    def gross(self, account_key: str) -> Decimal:
+        return self._get(  # type: ignore[return-value]
+            ("gross", account_key), lambda: gross_position_value(self.exposure, account_key=account_key)
+        )
+
+    def open_orders(self, limit: Limit) -> int:
+        return self._get(
+            ("open", limit.bot_id, limit.account_key, limit.symbol),
+            lambda: sum(
+                1
+                for o in self.exposure.open_orders
+                if limit.covers(bot_id=o.bot_id, account_key=o.account_key, symbol=o.symbol)
+            ),
+        )  # type: ignore[return-value]
+
+
 def is_closing(order: OrderIntent, exposure: Exposure) -> bool:
     """Whether the order can only shrink the position it trades against."""
     position = _position_qty(exposure, account_key=order.account_key, symbol=order.symbol)
@@ -239,6 +290,7 @@ def order_breaches(order: OrderIntent, limits: Iterable[Limit], exposure: Exposu
     if is_closing(order, exposure):
         return []
     breaches: list[Breach] = []
+    book = _Book(exposure)
     if exposure.kill_switch:
         breaches.append(
             Breach(
@@ -252,7 +304,7 @@ def order_breaches(order: OrderIntent, limits: Iterable[Limit], exposure: Exposu
     for limit in limits:
         if not limit.covers(bot_id=order.bot_id, account_key=order.account_key, symbol=order.symbol):
             continue
-        breach = _order_rule(order, limit, exposure)
+        breach = _order_rule(order, limit, exposure, book)
         if breach is not None:
             breaches.append(breach)
     return breaches
@@ -276,7 +328,7 @@ def _money(value: Decimal, exposure: Exposure) -> str:
     return f"{_text(value)} {exposure.currency}"
 
 
-def _order_rule(order: OrderIntent, limit: Limit, exposure: Exposure) -> Breach | None:
+def _order_rule(order: OrderIntent, limit: Limit, exposure: Exposure, book: _Book) -> Breach | None:
     kind, value = limit.kind, limit.value
     scope_account = limit.account_key  # "" = the user's positions in every account
     equity = exposure.equity
@@ -293,12 +345,7 @@ def _order_rule(order: OrderIntent, limit: Limit, exposure: Exposure) -> Breach 
             )  # fmt: skip
         return None
     if kind == OPEN_ORDERS:
-        count = sum(
-            1
-            for o in exposure.open_orders
-            if limit.covers(bot_id=o.bot_id, account_key=o.account_key, symbol=o.symbol)
-            and (limit.bot_id is None or o.bot_id == limit.bot_id)
-        )
+        count = book.open_orders(limit)
         measured = Decimal(count + 1)
         if measured > value:
             return _breach(
@@ -308,8 +355,8 @@ def _order_rule(order: OrderIntent, limit: Limit, exposure: Exposure) -> Breach 
         return None
     if kind in (POSITION_QUANTITY, POSITION_NOTIONAL):
         projected = (
-            _position_qty(exposure, account_key=scope_account, symbol=order.symbol)
-            + _pending_qty(exposure, account_key=scope_account, symbol=order.symbol)
+            book.position_qty(scope_account, order.symbol)
+            + book.pending_qty(scope_account, order.symbol)
             + order.signed
         )
         if kind == POSITION_QUANTITY:
@@ -327,7 +374,7 @@ def _order_rule(order: OrderIntent, limit: Limit, exposure: Exposure) -> Breach 
             else None
         )
     if kind == LEVERAGE:
-        measured = _after_gross(order, exposure, scope_account) / equity  # type: ignore[operator]
+        measured = _after_gross(order, book, scope_account) / equity  # type: ignore[operator]
         if measured > value:
             return _breach(
                 limit, measured, f"leverage would be {_text(measured.quantize(Decimal('0.0001')))}x, "
@@ -335,7 +382,7 @@ def _order_rule(order: OrderIntent, limit: Limit, exposure: Exposure) -> Breach 
             )  # fmt: skip
         return None
     if kind in (ASSET_EXPOSURE, TOTAL_EXPOSURE):
-        net = net_by_asset(exposure, account_key=scope_account, with_orders=True)
+        net = dict(book.net(scope_account, True))
         net[order.base] = net.get(order.base, ZERO) + order.signed * order.price
         if kind == ASSET_EXPOSURE:
             if limit.asset and limit.asset != order.base:
@@ -371,21 +418,14 @@ def _with_order(breach: Breach, order: OrderIntent) -> Breach:
     return Breach(**{**breach.__dict__, "bot_id": order.bot_id, "symbol": order.symbol})
 
 
-def _after_gross(order: OrderIntent, exposure: Exposure, account_key: str) -> Decimal:
+def _after_gross(order: OrderIntent, book: _Book, account_key: str) -> Decimal:
     """Gross position value with the order filled (its market's position moves by the order)."""
-    gross = ZERO
-    moved = False
-    for p in exposure.positions:
-        if account_key and p.account_key != account_key:
-            continue
-        if p.symbol == order.symbol and p.account_key == order.account_key and not moved:
-            gross += abs(p.signed_size + order.signed) * order.price
-            moved = True
-        else:
-            gross += abs(p.notional)
-    if not moved:
-        gross += order.notional
-    return gross
+    gross = book.gross(account_key)
+    if account_key and account_key != order.account_key:
+        return gross
+    held = book.position_qty(order.account_key, order.symbol)
+    mark = book.mark(order.account_key, order.symbol)
+    return gross - abs(held) * mark + abs(held + order.signed) * order.price
 
 
 def _pct(value: Decimal) -> str:

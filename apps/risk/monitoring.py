@@ -22,7 +22,7 @@ from apps.core.errors import DomainError
 from apps.marketdata.models import Market
 from apps.marketdata.selectors import candles as stored_candles
 from apps.risk import alerts, checks, metrics, selectors, services
-from apps.risk.models import RiskAlert, RiskLimit, RiskProfile, RiskSnapshot
+from apps.risk.models import RiskAlert, RiskLimit, RiskProfile, RiskSnapshot, RiskState
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ SNAPSHOT_BUCKET_SECONDS = 15 * 60
 #: An order rejection's alert stays active this long after its last rejection.
 ORDER_ALERT_QUIET = timedelta(minutes=5)
 CHUNK_SIZE = 100
+MARKET_CACHE_SIZE = 5000
 _Q4 = Decimal("0.0001")
 
 
@@ -63,8 +64,8 @@ def daily_returns(*, exchange: str, symbol: str, today: str) -> tuple[np.ndarray
             data = stored_candles(
                 exchange=exchange, symbol=symbol, timeframe="1d", limit=metrics.MAX_VAR_DAYS + 1
             )
-        except DomainError:  # unknown market, nothing stored
-            _returns_cache[key] = None
+        except DomainError:  # unknown market, nothing stored: not cached, found once imported
+            return None
         else:
             closes = np.asarray(data.close, dtype=float)
             _returns_cache[key] = (
@@ -75,13 +76,35 @@ def daily_returns(*, exchange: str, symbol: str, today: str) -> tuple[np.ndarray
     return _returns_cache[key]
 
 
-def _market_for(asset: str, symbols: list[str], exchange: str) -> tuple[str, str] | None:
-    """The stored market whose daily closes price ``asset``: a held symbol, on the preferred exchange first."""
-    rows = list(
-        Market.objects.filter(symbol__in=symbols).values_list("exchange__slug", "symbol").order_by("symbol")
-    )
-    rows.sort(key=lambda row: row[0] != exchange)
-    return rows[0] if rows else None
+_market_cache: dict[tuple[tuple[str, ...], str], tuple[str, str]] = {}
+
+
+def caches_clear() -> None:
+    """Forget the process's prices and market choices (tests; a worker restart does the same)."""
+    _returns_cache.clear()
+    _market_cache.clear()
+
+
+def _market_for(symbols: list[str], exchange: str) -> tuple[str, str] | None:
+    """The stored market whose daily closes price an asset: a held symbol, on the preferred exchange first.
+
+    Cached per process (the catalog changes rarely; a new market is found after a restart or
+    ``MARKET_CACHE_SIZE`` lookups).
+    """
+    key = (tuple(symbols), exchange)
+    if key not in _market_cache:
+        if len(_market_cache) > MARKET_CACHE_SIZE:
+            _market_cache.clear()
+        rows = list(
+            Market.objects.filter(symbol__in=symbols)
+            .values_list("exchange__slug", "symbol")
+            .order_by("symbol")
+        )
+        rows.sort(key=lambda row: row[0] != exchange)
+        if not rows:
+            return None  # not cached: prices imported later are found on the next run
+        _market_cache[key] = rows[0]
+    return _market_cache[key]
 
 
 def portfolio_var(exposure: checks.Exposure, *, exchange: str, today: str) -> metrics.VarResult | None:
@@ -91,7 +114,7 @@ def portfolio_var(exposure: checks.Exposure, *, exchange: str, today: str) -> me
     series = []
     for asset in sorted(net):
         symbols = sorted({p.symbol for p in exposure.positions if p.base == asset})
-        market = _market_for(asset, symbols, exchange)
+        market = _market_for(symbols, exchange)
         found = market and daily_returns(exchange=market[0], symbol=market[1], today=today)
         if not found:
             logger.info("no daily prices for %s: VaR left out", asset)
@@ -150,61 +173,71 @@ def _dec(value: float | None) -> Decimal | None:
     return None if value is None else Decimal(repr(round(value, 8)))
 
 
-def _snapshot_store(*, owner_id: int, now: datetime, currency: str, f: Figures) -> RiskSnapshot:
+SNAPSHOT_FIELDS = [
+    "timestamp", "currency", "equity", "peak_equity", "gross_exposure", "net_exposure", "exposure", "leverage",
+    "margin_level", "liquidation_distance", "daily_pnl", "drawdown", "var_95", "var_99", "cvar_95", "cvar_99",
+    "var_days", "score", "components",
+]  # fmt: skip
+
+
+def _snapshot_store(*, owner_id: int, now: datetime, currency: str, peak: Decimal | None, f: Figures) -> None:
+    """Upsert the user's row of the current bucket (one statement: the monitor runs for every user every minute)."""
     bucket = datetime.fromtimestamp(
         int(now.timestamp()) // SNAPSHOT_BUCKET_SECONDS * SNAPSHOT_BUCKET_SECONDS, tz=now.tzinfo
     )
-    snapshot, _ = RiskSnapshot.objects.update_or_create(
+    row = RiskSnapshot(
         owner_id=owner_id,
         bucket=bucket,
-        defaults={
-            "timestamp": now,
-            "currency": currency,
-            "equity": f.equity,
-            "peak_equity": None,
-            "gross_exposure": f.gross,
-            "net_exposure": f.net,
-            "exposure": {asset: f"{value.normalize():f}" for asset, value in sorted(f.exposure.items())},
-            "leverage": f.leverage,
-            "margin_level": f.margin_level,
-            "liquidation_distance": f.liquidation_distance,
-            "daily_pnl": f.daily_pnl,
-            "drawdown": f.drawdown,
-            "var_95": _dec(f.var.var_95) if f.var else None,
-            "var_99": _dec(f.var.var_99) if f.var else None,
-            "cvar_95": _dec(f.var.cvar_95) if f.var else None,
-            "cvar_99": _dec(f.var.cvar_99) if f.var else None,
-            "var_days": f.var.days if f.var else 0,
-            "score": f.score,
-            "components": f.components,
-        },
+        timestamp=now,
+        currency=currency,
+        equity=f.equity,
+        peak_equity=peak,
+        gross_exposure=f.gross,
+        net_exposure=f.net,
+        exposure={asset: f"{value.normalize():f}" for asset, value in sorted(f.exposure.items())},
+        leverage=f.leverage,
+        margin_level=f.margin_level,
+        liquidation_distance=f.liquidation_distance,
+        daily_pnl=f.daily_pnl,
+        drawdown=f.drawdown,
+        var_95=_dec(f.var.var_95) if f.var else None,
+        var_99=_dec(f.var.var_99) if f.var else None,
+        cvar_95=_dec(f.var.cvar_95) if f.var else None,
+        cvar_99=_dec(f.var.cvar_99) if f.var else None,
+        var_days=f.var.days if f.var else 0,
+        score=f.score,
+        components=f.components,
     )
-    return snapshot
+    RiskSnapshot.objects.bulk_create(
+        [row], update_conflicts=True, unique_fields=["owner", "bucket"], update_fields=SNAPSHOT_FIELDS
+    )
 
 
 # ------------------------------------------------------------------- runs
-def risk_monitor_user(*, user_id: int, now: datetime | None = None) -> RiskSnapshot | None:
-    """Recompute one user's risk: snapshot, alerts for the portfolio limits broken now, their actions."""
+def risk_monitor_user(*, user_id: int, now: datetime | None = None) -> Figures | None:
+    """Recompute one user's risk: snapshot, alerts for the portfolio limits broken now, their actions.
+
+    About six statements per user in the steady state (user, state lock, exposure, snapshot
+    upsert, alert resolution, commit); the rules come from the cache, prices from the process's.
+    """
     now = now or timezone.now()
     user = get_user_model().objects.filter(pk=user_id).values("timezone", "default_exchange").first()
     if user is None:
         return None
     today = selectors.local_today(user["timezone"], now)
     profile, limits = selectors.risk_limits_for_check(owner_id=user_id)
-    exposure = selectors.risk_exposure(
-        owner_id=user_id, user_timezone=user["timezone"], now=now, profile=profile
-    )
     with transaction.atomic():
-        state = services.risk_state_roll(
-            owner_id=user_id,
-            today=today,
-            equity=exposure.equity,
-            unrealized=services.unrealized_total(owner_id=user_id),
+        state, _ = RiskState.objects.select_for_update().get_or_create(owner_id=user_id)
+        exposure = selectors.risk_exposure(
+            owner_id=user_id, user_timezone=user["timezone"], now=now, profile=profile, state=state
         )
+        if services.risk_state_roll(
+            state=state, today=today, equity=exposure.equity, unrealized=exposure.unrealized
+        ):
+            exposure.daily_pnl = Decimal("0")
         exposure.peak_equity = state.peak_equity
         f = figures(exposure, exchange=user["default_exchange"], today=today.isoformat())
-        snapshot = _snapshot_store(owner_id=user_id, now=now, currency=exposure.currency, f=f)
-        RiskSnapshot.objects.filter(pk=snapshot.pk).update(peak_equity=state.peak_equity)
+        _snapshot_store(owner_id=user_id, now=now, currency=exposure.currency, peak=state.peak_equity, f=f)
         keep = []
         for breach in checks.portfolio_breaches(limits, exposure):
             key = alerts.breach_key(breach, source="monitor")
@@ -212,9 +245,8 @@ def risk_monitor_user(*, user_id: int, now: datetime | None = None) -> RiskSnaps
             _, created = alerts.alert_raise(owner_id=user_id, key=key, breach=breach)
             if created:  # act once per condition, not every minute it lasts
                 alerts.action_take(owner_id=user_id, breach=breach)
-        alerts.alerts_resolve(owner_id=user_id, prefix="monitor:", keep=keep)
-        alerts.alerts_resolve(owner_id=user_id, prefix="order:", keep=[], before=now - ORDER_ALERT_QUIET)
-    return snapshot
+        alerts.alerts_resolve_ended(owner_id=user_id, keep=keep, order_quiet_since=now - ORDER_ALERT_QUIET)
+    return f
 
 
 def users_to_monitor() -> list[int]:

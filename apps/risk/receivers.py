@@ -3,6 +3,7 @@
 * A position's realized P&L moving is a trade result: today's realized P&L and
   the losing streak are kept in ``RiskState`` (the values as loaded are kept
   on the instance by ``post_init``, so no extra query).
+* A limit or profile changing drops the cached rules the pre-trade check reads.
 * Every fill schedules the monitor for its owner, debounced: at most one run per
   ``FILL_DEBOUNCE_SECONDS`` per user whatever the number of fills.
 """
@@ -13,11 +14,13 @@ import logging
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models.signals import post_init, post_save
+from django.db.models.signals import post_delete, post_init, post_save
 from django.dispatch import receiver
 
 from apps.orders.models import Fill, Position
 from apps.risk import services
+from apps.risk.models import RiskLimit, RiskProfile
+from apps.risk.selectors import rules_cache_key
 
 logger = logging.getLogger(__name__)
 
@@ -60,3 +63,14 @@ def monitor_soon(owner_id: int) -> None:
         current_app.send_task(MONITOR_USER_TASK, args=[owner_id], countdown=FILL_DEBOUNCE_SECONDS)
     except Exception:  # the minute beat catches up; a fill must never fail for this
         logger.exception("could not enqueue the risk monitor for user %s", owner_id)
+
+
+@receiver(post_save, sender=RiskLimit, dispatch_uid="risk_limit_saved")
+@receiver(post_delete, sender=RiskLimit, dispatch_uid="risk_limit_deleted")
+@receiver(post_save, sender=RiskProfile, dispatch_uid="risk_profile_saved")
+@receiver(post_delete, sender=RiskProfile, dispatch_uid="risk_profile_deleted")
+def _rules_changed(sender, instance, **kwargs) -> None:
+    owner_id = instance.owner_id
+    cache.delete(rules_cache_key(owner_id))
+    # Also after the commit: a check that read the old rows meanwhile must not keep them cached.
+    transaction.on_commit(lambda: cache.delete(rules_cache_key(owner_id)))

@@ -11,7 +11,8 @@ import zoneinfo
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.db.models import QuerySet
+from django.core.cache import cache
+from django.db.models import BigIntegerField, BooleanField, CharField, DecimalField, QuerySet, Value
 from django.utils import timezone
 
 from apps.core.errors import NotFound, ValidationFailed
@@ -87,11 +88,27 @@ def _profile_rules(profile: RiskProfile) -> list[checks.Limit]:
     return rules
 
 
+RULES_CACHE_SECONDS = 300
+
+
+def rules_cache_key(owner_id: int) -> str:
+    return f"risk:rules:{owner_id}"
+
+
 def risk_limits_for_check(*, owner_id: int) -> tuple[RiskProfile | None, list[checks.Limit]]:
-    """The user's saved profile (or ``None``) and every enabled limit as the rules take them."""
+    """The user's saved profile (or ``None``) and every enabled limit as the rules take them.
+
+    Cached (``apps.risk.receivers`` drops the entry whenever a limit or the profile
+    changes): every order reads them, users rarely change them.
+    """
+    key = rules_cache_key(owner_id)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
     profile = RiskProfile.objects.filter(owner_id=owner_id).first()
     rules = _profile_rules(profile) if profile is not None else []
     rules += [_as_rule(limit) for limit in RiskLimit.objects.filter(owner_id=owner_id, enabled=True)]
+    cache.set(key, (profile, rules), RULES_CACHE_SECONDS)
     return profile, rules
 
 
@@ -108,33 +125,68 @@ def local_today(user_timezone: str, now: datetime) -> date:
     return now.astimezone(zone).date()
 
 
+def _rows(owner_id: int) -> list[tuple]:
+    """Open positions, open orders and paper balances of the user in one round trip (UNION ALL).
+
+    The pre-trade check runs for every order; one query instead of three is most of its budget.
+    Columns: tag, paper id, connection id, symbol (asset for balances), side, then five numbers
+    (position: size, mark, entry, leverage, unrealized; order: amount, filled, price, stop, -;
+    balance: free, used, -, -, -), bot id, reduce-only, liquidation price.
+    """
+    money = DecimalField(max_digits=38, decimal_places=18)
+    none_money = Value(None, output_field=money)
+    positions = Position.objects.filter(owner_id=owner_id, size__gt=0).values_list(
+        Value("p", output_field=CharField()), "paper_account_id", "connection_id", "symbol", "side", "size",
+        "mark_price", "average_entry", "leverage", "unrealized_pnl", Value(None, output_field=BigIntegerField()),
+        Value(False, output_field=BooleanField()), "liquidation_price",
+    )  # fmt: skip
+    orders = Order.objects.filter(owner_id=owner_id, status__in=Order.OPEN_STATUSES).values_list(
+        Value("o", output_field=CharField()), "paper_account_id", "connection_id", "symbol", "side", "amount",
+        "filled", "price", "stop_price", none_money, "bot_id", "reduce_only", none_money,
+    )  # fmt: skip
+    balances = PaperBalance.objects.filter(account__user_id=owner_id).values_list(
+        Value("b", output_field=CharField()), "account_id", Value(None, output_field=BigIntegerField()), "asset",
+        Value("", output_field=CharField()), "free", "used", none_money, none_money, none_money,
+        Value(None, output_field=BigIntegerField()), Value(False, output_field=BooleanField()), none_money,
+    )  # fmt: skip
+    # The kill switch is read fresh with every check, never from the rules' cache.
+    kill_switch = RiskProfile.objects.filter(owner_id=owner_id, kill_switch=True).values_list(
+        Value("k", output_field=CharField()), Value(None, output_field=BigIntegerField()),
+        Value(None, output_field=BigIntegerField()), "currency", Value("", output_field=CharField()),
+        none_money, none_money, none_money, none_money, none_money, Value(None, output_field=BigIntegerField()),
+        "kill_switch", none_money,
+    )  # fmt: skip
+    return list(positions.union(orders, balances, kill_switch, all=True))
+
+
 def risk_exposure(*, owner_id: int, user_timezone: str = "UTC", now: datetime | None = None,
-                  profile: RiskProfile | None = None) -> checks.Exposure:  # fmt: skip
-    """The user's positions, open orders, equity, today's P&L, peak and losing streak (five queries)."""
+                  profile: RiskProfile | None = None, state: RiskState | None = None) -> checks.Exposure:  # fmt: skip
+    """The user's positions, open orders, equity, today's P&L, peak, losing streak and kill switch (two queries).
+
+    ``state``: the caller's (locked) ``RiskState``, read here otherwise.
+    """
     now = now or timezone.now()
     currency = profile.currency if profile is not None else "USDT"
     positions: list[checks.PositionState] = []
     marks: dict[str, Decimal] = {}
     unrealized = ZERO
-    for row in Position.objects.filter(owner_id=owner_id, size__gt=0).values_list(
-        "paper_account_id", "connection_id", "symbol", "side", "size", "mark_price", "average_entry",
-        "leverage", "liquidation_price", "unrealized_pnl",
-    ):  # fmt: skip
-        paper_id, connection_id, symbol, side, size, mark, entry, leverage, liquidation, pnl = row
-        price = mark or entry or ZERO
-        signed = size if side == Position.Side.LONG else -size
-        positions.append(
-            checks.PositionState(
-                account_key(paper_account_id=paper_id, connection_id=connection_id),
-                symbol,
-                signed,
-                price,
-                leverage,
-                liquidation,
-            )
-        )
-        marks.setdefault(checks.base_asset(symbol), price)
-        unrealized += pnl
+    order_rows, balances = [], []
+    kill_switch = False
+    for row in _rows(owner_id):
+        tag, paper_id, connection_id, symbol, side, n1, n2, n3, n4, n5, _bot, reduce_only, liquidation = row
+        if tag == "k":
+            kill_switch = bool(reduce_only)
+        elif tag == "b":
+            balances.append((symbol, n1, n2))
+        elif tag == "o":
+            order_rows.append(row)
+        else:
+            price = n2 or n3 or ZERO
+            signed = n1 if side == Position.Side.LONG else -n1
+            key = account_key(paper_account_id=paper_id, connection_id=connection_id)
+            positions.append(checks.PositionState(key, symbol, signed, price, n4, liquidation))
+            marks.setdefault(checks.base_asset(symbol), price)
+            unrealized += n5 or ZERO
     open_orders = [
         checks.OpenOrderState(
             account_key(paper_account_id=paper_id, connection_id=connection_id),
@@ -142,25 +194,15 @@ def risk_exposure(*, owner_id: int, user_timezone: str = "UTC", now: datetime | 
             (amount - filled) if side == "buy" else -(amount - filled),
             price or stop_price or marks.get(checks.base_asset(symbol), ZERO),
             bot_id,
-            reduce_only,
+            bool(reduce_only),
         )
-        for paper_id, connection_id, symbol, side, amount, filled, price, stop_price, bot_id, reduce_only in (
-            Order.objects.filter(owner_id=owner_id, status__in=Order.OPEN_STATUSES).values_list(
-                "paper_account_id",
-                "connection_id",
-                "symbol",
-                "side",
-                "amount",
-                "filled",
-                "price",
-                "stop_price",
-                "bot_id",
-                "reduce_only",
-            )
+        for _, paper_id, connection_id, symbol, side, amount, filled, price, stop_price, _, bot_id, reduce_only, _ in (
+            order_rows
         )
     ]
-    equity = _equity(owner_id=owner_id, currency=currency, marks=marks)
-    state = RiskState.objects.filter(owner_id=owner_id).first()
+    equity = _equity(owner_id=owner_id, currency=currency, marks=marks, balances=balances)
+    if state is None:
+        state = RiskState.objects.filter(owner_id=owner_id).first()
     daily_pnl = ZERO
     peak = equity
     losses, last_loss = 0, None
@@ -179,17 +221,17 @@ def risk_exposure(*, owner_id: int, user_timezone: str = "UTC", now: datetime | 
         consecutive_losses=losses,
         last_loss_at=last_loss,
         now=now,
-        kill_switch=bool(profile and profile.kill_switch),
+        kill_switch=kill_switch,
         currency=currency,
+        unrealized=unrealized,
     )
 
 
-def _equity(*, owner_id: int, currency: str, marks: dict[str, Decimal]) -> Decimal | None:
-    """Paper balances valued at the positions' marks (stablecoins at 1); without paper accounts the
+def _equity(
+    *, owner_id: int, currency: str, marks: dict[str, Decimal], balances: list[tuple[str, Decimal, Decimal]]
+) -> Decimal | None:
+    """Paper balances valued at the positions' marks (stablecoins at 1); without paper balances the
     newest portfolio snapshot in the profile currency; ``None`` when neither exists."""
-    balances = list(
-        PaperBalance.objects.filter(account__user_id=owner_id).values_list("asset", "free", "used")
-    )
     if balances:
         total = ZERO
         for asset, free, used in balances:

@@ -246,13 +246,19 @@ def unrealized_total(*, owner_id: int) -> Decimal:
     ] or Decimal("0")
 
 
-@transaction.atomic
-def risk_state_roll(*, owner_id: int, today, equity: Decimal | None, unrealized: Decimal) -> RiskState:
-    """The monitor's bookkeeping: start a new local day, raise the peak equity."""
-    state, _ = RiskState.objects.select_for_update().get_or_create(owner_id=owner_id)
-    if state.day != today:
+def risk_state_roll(*, state: RiskState, today, equity: Decimal | None, unrealized: Decimal) -> bool:
+    """The monitor's bookkeeping on a locked state: start a new local day, raise the peak equity.
+
+    Returns whether a new day started (today's P&L is then zero). Writes only when something changed.
+    """
+    fields = []
+    rolled = state.day != today
+    if rolled:
         state.day, state.day_realized, state.day_start_unrealized = today, Decimal("0"), unrealized
+        fields += ["day", "day_realized", "day_start_unrealized"]
     if equity is not None and (state.peak_equity is None or equity > state.peak_equity):
         state.peak_equity = equity
-    state.save()
-    return state
+        fields.append("peak_equity")
+    if fields:
+        state.save(update_fields=[*fields, "updated_at"])
+    return rolled

@@ -23,3 +23,14 @@ def market(candles_stored, settings, monkeypatch):  # noqa: F811
     monkeypatch.setattr(live, "time", types.SimpleNamespace(time=lambda: wall_ms / 1000))
     cache.clear()
     return Decimal(repr(float(candles_stored.open[k])))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_risk_caches():
+    """The monitor keeps prices per process and the pre-trade check caches the rules: no test sees another's."""
+    from apps.risk import monitoring
+
+    monitoring.caches_clear()
+    cache.clear()
+    yield
+    monitoring.caches_clear()
