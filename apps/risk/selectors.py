@@ -7,12 +7,14 @@ limits, positions and open orders (``benchmarks/risk.py`` measures them).
 
 from __future__ import annotations
 
+import functools
 import zoneinfo
 from datetime import date, datetime
 from decimal import Decimal
 
 from django.core.cache import cache
-from django.db.models import BigIntegerField, BooleanField, CharField, DecimalField, QuerySet, Value
+from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.core.errors import NotFound, ValidationFailed
@@ -125,38 +127,72 @@ def local_today(user_timezone: str, now: datetime) -> date:
     return now.astimezone(zone).date()
 
 
-def _rows(owner_id: int) -> list[tuple]:
-    """Open positions, open orders and paper balances of the user in one round trip (UNION ALL).
+def _table(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
 
-    The pre-trade check runs for every order; one query instead of three is most of its budget.
-    Columns: tag, paper id, connection id, symbol (asset for balances), side, then five numbers
-    (position: size, mark, entry, leverage, unrealized; order: amount, filled, price, stop, -;
-    balance: free, used, -, -, -), bot id, reduce-only, liquidation price.
+
+@functools.cache
+def _rows_sql() -> str:
+    """The exposure query, built once per process from the models' tables (no ORM compile per order)."""
+    open_statuses = ", ".join(f"'{status}'" for status in Order.OPEN_STATUSES)
+    # Table names come from the models and the statuses are fixed; the owner id is a parameter.
+    return f"""
+        SELECT 'p', paper_account_id, connection_id, symbol, side, size, mark_price, average_entry, leverage,
+               unrealized_pnl, CAST(NULL AS BIGINT), FALSE, liquidation_price
+          FROM {_table(Position)} WHERE owner_id = %s AND size > 0
+        UNION ALL
+        SELECT 'o', paper_account_id, connection_id, symbol, side, amount, filled, price, stop_price,
+               CAST(NULL AS NUMERIC), bot_id, reduce_only, CAST(NULL AS NUMERIC)
+          FROM {_table(Order)} WHERE owner_id = %s AND status IN ({open_statuses})
+        UNION ALL
+        SELECT 'b', b.account_id, CAST(NULL AS BIGINT), b.asset, '', b.free, b.used, CAST(NULL AS NUMERIC),
+               CAST(NULL AS NUMERIC), CAST(NULL AS NUMERIC), CAST(NULL AS BIGINT), FALSE, CAST(NULL AS NUMERIC)
+          FROM {_table(PaperBalance)} b JOIN {_table(PaperAccount)} a ON a.id = b.account_id WHERE a.user_id = %s
+        UNION ALL
+        SELECT 'k', CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), currency, '', CAST(NULL AS NUMERIC),
+               CAST(NULL AS NUMERIC), CAST(NULL AS NUMERIC), CAST(NULL AS NUMERIC), CAST(NULL AS NUMERIC),
+               CAST(NULL AS BIGINT), kill_switch, CAST(NULL AS NUMERIC)
+          FROM {_table(RiskProfile)} WHERE owner_id = %s AND kill_switch
+    """  # noqa: S608
+
+
+def _number(value) -> Decimal | None:
+    # PostgreSQL hands numerics back as Decimal; SQLite (the embedded default) as int/float/str.
+    if value is None or isinstance(value, Decimal):
+        return value
+    return Decimal(str(value))
+
+
+def _rows(owner_id: int) -> list[tuple]:
+    """Open positions, open orders, paper balances and an engaged kill switch in one round trip.
+
+    The pre-trade check runs for every order: one raw UNION ALL (compiled once) instead of
+    four ORM queries is most of its budget. Columns: tag, paper id, connection id, symbol
+    (asset, currency), side, five numbers (position: size, mark, entry, leverage, unrealized;
+    order: amount, filled, price, stop, -; balance: free, used), bot id, flag (reduce-only,
+    kill switch), liquidation price.
     """
-    money = DecimalField(max_digits=38, decimal_places=18)
-    none_money = Value(None, output_field=money)
-    positions = Position.objects.filter(owner_id=owner_id, size__gt=0).values_list(
-        Value("p", output_field=CharField()), "paper_account_id", "connection_id", "symbol", "side", "size",
-        "mark_price", "average_entry", "leverage", "unrealized_pnl", Value(None, output_field=BigIntegerField()),
-        Value(False, output_field=BooleanField()), "liquidation_price",
-    )  # fmt: skip
-    orders = Order.objects.filter(owner_id=owner_id, status__in=Order.OPEN_STATUSES).values_list(
-        Value("o", output_field=CharField()), "paper_account_id", "connection_id", "symbol", "side", "amount",
-        "filled", "price", "stop_price", none_money, "bot_id", "reduce_only", none_money,
-    )  # fmt: skip
-    balances = PaperBalance.objects.filter(account__user_id=owner_id).values_list(
-        Value("b", output_field=CharField()), "account_id", Value(None, output_field=BigIntegerField()), "asset",
-        Value("", output_field=CharField()), "free", "used", none_money, none_money, none_money,
-        Value(None, output_field=BigIntegerField()), Value(False, output_field=BooleanField()), none_money,
-    )  # fmt: skip
-    # The kill switch is read fresh with every check, never from the rules' cache.
-    kill_switch = RiskProfile.objects.filter(owner_id=owner_id, kill_switch=True).values_list(
-        Value("k", output_field=CharField()), Value(None, output_field=BigIntegerField()),
-        Value(None, output_field=BigIntegerField()), "currency", Value("", output_field=CharField()),
-        none_money, none_money, none_money, none_money, none_money, Value(None, output_field=BigIntegerField()),
-        "kill_switch", none_money,
-    )  # fmt: skip
-    return list(positions.union(orders, balances, kill_switch, all=True))
+    with connection.cursor() as cursor:
+        cursor.execute(_rows_sql(), [owner_id] * 4)
+        rows = cursor.fetchall()
+    return [
+        (
+            tag,
+            paper,
+            conn,
+            symbol,
+            side,
+            *(_number(v) for v in numbers),
+            bot,
+            bool(flag),
+            _number(liquidation),
+        )
+        for tag, paper, conn, symbol, side, *numbers, bot, flag, liquidation in rows
+    ]
+
+
+def _state(owner_id: int) -> RiskState | None:
+    return RiskState.objects.filter(owner_id=owner_id).first()
 
 
 def risk_exposure(*, owner_id: int, user_timezone: str = "UTC", now: datetime | None = None,
@@ -202,7 +238,7 @@ def risk_exposure(*, owner_id: int, user_timezone: str = "UTC", now: datetime | 
     ]
     equity = _equity(owner_id=owner_id, currency=currency, marks=marks, balances=balances)
     if state is None:
-        state = RiskState.objects.filter(owner_id=owner_id).first()
+        state = _state(owner_id)
     daily_pnl = ZERO
     peak = equity
     losses, last_loss = 0, None
