@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import functools
 import zoneinfo
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.core.cache import cache
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from apps.core.errors import NotFound, ValidationFailed
 from apps.exchanges.models import PaperAccount, PaperBalance
@@ -153,6 +155,11 @@ def _rows_sql() -> str:
                CAST(NULL AS NUMERIC), CAST(NULL AS NUMERIC), CAST(NULL AS NUMERIC), CAST(NULL AS NUMERIC),
                CAST(NULL AS BIGINT), kill_switch, CAST(NULL AS NUMERIC)
           FROM {_table(RiskProfile)} WHERE owner_id = %s AND kill_switch
+        UNION ALL
+        SELECT 's', CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), CAST(day AS TEXT), CAST(last_loss_at AS TEXT),
+               day_realized, day_start_unrealized, peak_equity, CAST(consecutive_losses AS NUMERIC),
+               CAST(NULL AS NUMERIC), CAST(NULL AS BIGINT), FALSE, CAST(NULL AS NUMERIC)
+          FROM {_table(RiskState)} WHERE owner_id = %s
     """  # noqa: S608
 
 
@@ -164,16 +171,17 @@ def _number(value) -> Decimal | None:
 
 
 def _rows(owner_id: int) -> list[tuple]:
-    """Open positions, open orders, paper balances and an engaged kill switch in one round trip.
+    """Open positions, open orders, paper balances, an engaged kill switch and the risk state in one round trip.
 
     The pre-trade check runs for every order: one raw UNION ALL (compiled once) instead of
     four ORM queries is most of its budget. Columns: tag, paper id, connection id, symbol
     (asset, currency), side, five numbers (position: size, mark, entry, leverage, unrealized;
-    order: amount, filled, price, stop, -; balance: free, used), bot id, flag (reduce-only,
-    kill switch), liquidation price.
+    order: amount, filled, price, stop, -; balance: free, used; state: today's realized, the
+    day's starting unrealized, peak equity, losing streak), bot id, flag (reduce-only, kill
+    switch), liquidation price. The state's day and last loss travel as text in symbol/side.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_rows_sql(), [owner_id] * 4)
+        cursor.execute(_rows_sql(), [owner_id] * 5)
         rows = cursor.fetchall()
     return [
         (
@@ -191,13 +199,29 @@ def _rows(owner_id: int) -> list[tuple]:
     ]
 
 
-def _state(owner_id: int) -> RiskState | None:
-    return RiskState.objects.filter(owner_id=owner_id).first()
+@dataclass(frozen=True)
+class _StateRow:
+    """``RiskState``'s figures as read by the exposure query (the monitor passes the locked row instead)."""
+
+    day: date | None
+    day_realized: Decimal
+    day_start_unrealized: Decimal
+    peak_equity: Decimal | None
+    consecutive_losses: int
+    last_loss_at: datetime | None
+
+    @classmethod
+    def from_row(cls, day: str | None, last_loss: str | None, numbers) -> _StateRow:
+        realized, start_unrealized, peak, losses, _ = numbers
+        when = parse_datetime(last_loss) if last_loss else None
+        if when is not None and timezone.is_naive(when):  # SQLite keeps UTC without an offset
+            when = when.replace(tzinfo=UTC)
+        return cls(parse_date(day[:10]) if day else None, realized, start_unrealized, peak, int(losses), when)
 
 
 def risk_exposure(*, owner_id: int, user_timezone: str = "UTC", now: datetime | None = None,
                   profile: RiskProfile | None = None, state: RiskState | None = None) -> checks.Exposure:  # fmt: skip
-    """The user's positions, open orders, equity, today's P&L, peak, losing streak and kill switch (two queries).
+    """The user's positions, open orders, equity, today's P&L, peak, losing streak and kill switch (one query).
 
     ``state``: the caller's (locked) ``RiskState``, read here otherwise.
     """
@@ -208,9 +232,12 @@ def risk_exposure(*, owner_id: int, user_timezone: str = "UTC", now: datetime | 
     unrealized = ZERO
     order_rows, balances = [], []
     kill_switch = False
+    read_state = None
     for row in _rows(owner_id):
         tag, paper_id, connection_id, symbol, side, n1, n2, n3, n4, n5, _bot, reduce_only, liquidation = row
-        if tag == "k":
+        if tag == "s":
+            read_state = _StateRow.from_row(symbol, side, (n1, n2, n3, n4, n5))
+        elif tag == "k":
             kill_switch = bool(reduce_only)
         elif tag == "b":
             balances.append((symbol, n1, n2))
@@ -238,7 +265,7 @@ def risk_exposure(*, owner_id: int, user_timezone: str = "UTC", now: datetime | 
     ]
     equity = _equity(owner_id=owner_id, currency=currency, marks=marks, balances=balances)
     if state is None:
-        state = _state(owner_id)
+        state = read_state
     daily_pnl = ZERO
     peak = equity
     losses, last_loss = 0, None

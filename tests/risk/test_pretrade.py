@@ -3,6 +3,7 @@ an alert and takes the limit's action; closing orders always pass."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -145,3 +146,19 @@ def test_the_orders_api_answers_400_risk_limit_and_lists_the_rejected_order(auth
     assert order.status == "rejected" and "200 USDT" in order.reason
     listed = auth_client.get(reverse("orders-api:order-list")).json()["results"]
     assert [(o["id"], o["status"]) for o in listed] == [(order.pk, "rejected")]
+
+
+def test_a_losing_streak_read_from_the_database_cools_down_new_orders(user, place):
+    from django.utils import timezone
+
+    from apps.risk.models import RiskState
+
+    risk.risk_limit_create(user=user, kind="losing_streak", value=Decimal("3"), cooldown_minutes=30)
+    RiskState.objects.create(owner=user, consecutive_losses=2, last_loss_at=timezone.now())
+    assert place(amount=Decimal("0.01")).status == "open"
+    RiskState.objects.filter(owner=user).update(consecutive_losses=3)
+    with pytest.raises(RiskLimitBreached) as err:
+        place(amount=Decimal("0.01"))
+    assert err.value.fields["limits"][0]["code"] == "losing_streak"
+    RiskState.objects.filter(owner=user).update(last_loss_at=timezone.now() - timedelta(minutes=31))
+    assert place(amount=Decimal("0.01")).status == "open"
