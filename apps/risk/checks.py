@@ -94,7 +94,7 @@ class OrderIntent:
         return self.amount * self.price
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built by the hundred per check, a frozen init costs twice
 class PositionState:
     account_key: str
     symbol: str
@@ -112,7 +112,7 @@ class PositionState:
         return self.signed_size * self.mark
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built by the hundred per check, a frozen init costs twice
 class OpenOrderState:
     account_key: str
     symbol: str

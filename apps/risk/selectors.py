@@ -183,6 +183,8 @@ def _rows(owner_id: int) -> list[tuple]:
     with connection.cursor() as cursor:
         cursor.execute(_rows_sql(), [owner_id] * 5)
         rows = cursor.fetchall()
+    if connection.vendor == "postgresql":
+        return rows  # already Decimal and bool
     return [
         (
             tag,
