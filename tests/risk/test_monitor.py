@@ -212,3 +212,25 @@ def test_paper_bot_breaching_the_daily_loss_is_paused_and_the_alert_arrives_over
     bot.refresh_from_db()
     assert bot.status == Bot.Status.PAUSED
     assert status["data"]["status"] == "paused"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.worker
+def test_fills_schedule_one_debounced_monitor_run_on_a_real_worker(celery_worker):
+    import time
+
+    from django.core.cache import cache
+
+    from apps.risk.receivers import FILL_DEBOUNCE_SECONDS
+    from tests.factories import FillFactory, OrderFactory
+
+    user = UserFactory()
+    account = PaperAccountFactory(user=user)
+    order = OrderFactory(owner=user, paper_account=account)
+    for _ in range(3):
+        FillFactory(order=order)  # each commits; only the first enqueues a run
+    assert cache.get(f"risk:monitor-due:{user.pk}") == 1
+    deadline = time.monotonic() + FILL_DEBOUNCE_SECONDS + 25
+    while not RiskSnapshot.objects.filter(owner=user).exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert RiskSnapshot.objects.filter(owner=user).count() == 1
