@@ -169,6 +169,11 @@ def base_asset(symbol: str) -> str:
     return symbol.split("/", 1)[0]
 
 
+def fmt(value: Decimal) -> str:
+    """A number for a message: at most 8 places, no padding zeros."""
+    return _text(value)
+
+
 def _text(value: Decimal) -> str:
     value = value.quantize(Decimal("1e-8")) if value.as_tuple().exponent < -8 else value  # type: ignore[operator]
     return f"{value.normalize():f}"

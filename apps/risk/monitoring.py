@@ -8,7 +8,7 @@ fill (``apps.risk.receivers``). ``docs/risk.md`` defines each figure.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -30,6 +30,8 @@ SNAPSHOT_BUCKET_SECONDS = 15 * 60
 #: An order rejection's alert stays active this long after its last rejection.
 ORDER_ALERT_QUIET = timedelta(minutes=5)
 CHUNK_SIZE = 100
+#: An info alert opens when a portfolio limit is used this much (and closes below it).
+NEAR_LIMIT = Decimal("0.8")
 MARKET_CACHE_SIZE = 5000
 _Q4 = Decimal("0.0001")
 
@@ -239,14 +241,38 @@ def risk_monitor_user(*, user_id: int, now: datetime | None = None) -> Figures |
         f = figures(exposure, exchange=user["default_exchange"], today=today.isoformat())
         _snapshot_store(owner_id=user_id, now=now, currency=exposure.currency, peak=state.peak_equity, f=f)
         keep = []
-        for breach in checks.portfolio_breaches(limits, exposure):
+        breaches = checks.portfolio_breaches(limits, exposure)
+        for breach in breaches:
             key = alerts.breach_key(breach, source="monitor")
             keep.append(key)
             _, created = alerts.alert_raise(owner_id=user_id, key=key, breach=breach)
             if created:  # act once per condition, not every minute it lasts
                 alerts.action_take(owner_id=user_id, breach=breach)
+        for near in near_limit(limits, exposure, broken=breaches):
+            key = alerts.breach_key(near, source="monitor:near")
+            keep.append(key)
+            alerts.alert_raise(owner_id=user_id, key=key, breach=near, severity=RiskAlert.Severity.INFO)
         alerts.alerts_resolve_ended(owner_id=user_id, keep=keep, order_quiet_since=now - ORDER_ALERT_QUIET)
     return f
+
+
+def near_limit(limits: list[checks.Limit], exposure: checks.Exposure, *, broken: list[checks.Breach]):
+    """Portfolio limits used to ``NEAR_LIMIT`` or more but not broken: the info alerts' breaches."""
+    seen = {(b.limit_id, b.limit_name, b.symbol) for b in broken}
+    scaled = [replace(limit, value=limit.value * NEAR_LIMIT) for limit in limits]
+    for near in checks.portfolio_breaches(scaled, exposure):
+        if (near.limit_id, near.limit_name, near.symbol) in seen:
+            continue
+        threshold = near.threshold / NEAR_LIMIT
+        used = (near.measured / threshold * 100).quantize(Decimal("1"))
+        name = near.limit_name[:1].upper() + near.limit_name[1:]
+        yield replace(
+            near,
+            threshold=threshold,
+            action="reject",  # a warning only: nothing is done until the limit itself is broken
+            message=f"{name}: {used}% used ({checks.fmt(near.measured)} of {checks.fmt(threshold)})"
+            + (f" for {near.symbol}." if near.symbol else "."),
+        )
 
 
 def users_to_monitor() -> list[int]:

@@ -111,7 +111,7 @@ def test_daily_loss_breach_alerts_once_pauses_the_bot_once_and_resolves(
     lose_today(user, account, "150")  # at the limit: no breach
     with django_capture_on_commit_callbacks(execute=True):
         monitoring.risk_monitor_user(user_id=user.pk)
-    assert not RiskAlert.objects.exists()
+    assert list(RiskAlert.objects.values_list("severity", flat=True)) == ["info"]  # 100% used, not broken
     lose_today(user, account, "0.01")  # one cent beyond
     raised = []
     risk_alert_raised.connect(
@@ -129,7 +129,7 @@ def test_daily_loss_breach_alerts_once_pauses_the_bot_once_and_resolves(
             monitoring.risk_monitor_user(user_id=user.pk)  # still breached: same alert, no second pause
     finally:
         risk_alert_raised.disconnect(dispatch_uid="t")
-    alert = RiskAlert.objects.get(owner=user)
+    alert = RiskAlert.objects.get(owner=user, severity="critical")
     assert raised == [alert.pk]
     assert (alert.kind, alert.severity, alert.occurrences, alert.action) == (
         "daily_loss",
@@ -234,3 +234,22 @@ def test_fills_schedule_one_debounced_monitor_run_on_a_real_worker(celery_worker
     while not RiskSnapshot.objects.filter(owner=user).exists() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert RiskSnapshot.objects.filter(owner=user).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_limit_used_80_percent_raises_an_info_alert_that_gives_way_to_the_breach(user):
+    account = PaperAccountFactory(user=user)
+    risk.risk_limit_create(user=user, kind="daily_loss", value=Decimal("100"))
+    lose_today(user, account, "79.99")
+    monitoring.risk_monitor_user(user_id=user.pk)
+    assert not RiskAlert.objects.exists()
+    lose_today(user, account, "5.01")  # 85 of 100
+    monitoring.risk_monitor_user(user_id=user.pk)
+    near = RiskAlert.objects.get(owner=user)
+    assert near.severity == "info" and "85% used (85 of 100)" in near.message and near.action == ""
+    lose_today(user, account, "20")  # 105: broken
+    monitoring.risk_monitor_user(user_id=user.pk)
+    near.refresh_from_db()
+    assert near.resolved_at is not None
+    broken = RiskAlert.objects.get(owner=user, resolved_at__isnull=True)
+    assert broken.severity == "warning" and broken.data["measured"] == "105"
