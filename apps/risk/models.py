@@ -26,7 +26,7 @@ class RiskProfile(models.Model):
     max_daily_loss = amount_field(
         null=True,
         blank=True,
-        help_text="new orders stop after losing this much in a UTC day; empty = no limit",
+        help_text="new orders stop after losing more than this since your local midnight; empty = no limit",
     )
     # 1 = spot only: leverage is something a user opts into, not a default.
     max_leverage = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("1"))
