@@ -15,7 +15,8 @@ class RiskProfileForm(forms.Form):
         required=False, label="Max position value", help_text="per market; empty = no limit"
     )
     max_daily_loss = forms.DecimalField(
-        required=False, help_text="new orders stop after losing more than this since your local midnight; empty = no limit"
+        required=False,
+        help_text="new orders stop after losing more than this since your local midnight; empty = no limit",
     )
     max_leverage = forms.DecimalField(help_text="1 = no leverage")
     max_open_orders = forms.IntegerField()
