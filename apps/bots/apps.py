@@ -9,7 +9,7 @@ class BotsConfig(AppConfig):
     verbose_name = "Bots"
 
     def ready(self) -> None:
-        from apps.bots import receivers  # noqa: F401 - carries out risk limits' pause/stop actions
+        from apps.bots import risk_actions  # noqa: F401 - carries out risk limits' pause/stop actions
         from apps.bots.selectors import bot_is_owned
         from apps.exchanges.ownership import paper_bot_check_register
 

@@ -95,7 +95,11 @@ def alert_raise(
 
 
 def _announce(alert: RiskAlert) -> None:
-    for receiver, response in risk_alert_raised.send_robust(sender=RiskAlert, alert=alert):
+    payload = alert_payload(alert)
+    sent = risk_alert_raised.send_robust(
+        sender=RiskAlert, user_id=alert.owner_id, payload=payload, alert=alert
+    )
+    for receiver, response in sent:
         if isinstance(response, Exception):
             logger.error("risk_alert_raised receiver %r failed: %s", receiver, response)
 

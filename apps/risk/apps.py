@@ -9,4 +9,4 @@ class RiskConfig(AppConfig):
     verbose_name = "Risk"
 
     def ready(self) -> None:
-        from apps.risk import receivers  # noqa: F401 - connects the position and fill receivers
+        from apps.risk import tracking  # noqa: F401 - connects the position, fill and limit receivers

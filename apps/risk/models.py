@@ -133,7 +133,7 @@ class RiskLimit(models.Model):
 class RiskState(models.Model):
     """Running figures per user that no single row holds: today's realized P&L, peak equity, losing streak.
 
-    Updated on every position change (``apps.risk.receivers``) and by the monitor;
+    Updated on every position change (``apps.risk.tracking``) and by the monitor;
     ``day`` is the user's local date, so "today" starts at their midnight.
     """
 

@@ -2,7 +2,7 @@
 
 Run by the beat every minute for every user with something to watch
 (``risk_monitor_all`` fans out chunks to workers) and, debounced, after every
-fill (``apps.risk.receivers``). ``docs/risk.md`` defines each figure.
+fill (``apps.risk.tracking``). ``docs/risk.md`` defines each figure.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def rules_cache_key(owner_id: int) -> str:
 def risk_limits_for_check(*, owner_id: int) -> tuple[RiskProfile | None, list[checks.Limit]]:
     """The user's saved profile (or ``None``) and every enabled limit as the rules take them.
 
-    Cached (``apps.risk.receivers`` drops the entry whenever a limit or the profile
+    Cached (``apps.risk.tracking`` drops the entry whenever a limit or the profile
     changes): every order reads them, users rarely change them.
     """
     key = rules_cache_key(owner_id)

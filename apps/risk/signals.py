@@ -1,13 +1,15 @@
-"""The risk app's hook points for the apps above it (bots, notifications).
+"""Signals of the risk app, for the apps that react to it without importing upward.
 
-``risk_alert_raised``: sent once per new alert (not for repeats of an active
-one), after the commit, with ``alert`` (a ``RiskAlert``). Notifications
-subscribe to it.
+``risk_alert_raised``
+    Sent after the commit, once per new ``RiskAlert`` (a repeat of an active one is not new):
+    ``send_robust(sender=RiskAlert, user_id=..., payload={...}, alert=...)``; ``payload`` is the
+    alert as pushed live (``risk.alert``). Notifications subscribe to it.
 
-``risk_action_required``: sent after the commit when a breached limit's action
-is to pause a bot or stop all bots, with ``user_id``, ``bot_id`` (``None``:
-every bot in scope), ``symbol`` (``""``: any), ``action`` and ``reason``.
-The bots app carries it out (``apps.bots.receivers``); risk cannot import bots.
+``risk_action_required``
+    Sent after the commit when a breached limit's action is to pause a bot or stop all bots,
+    with ``user_id``, ``bot_id`` (``None``: every bot in scope), ``symbol`` (``""``: any),
+    ``action`` (``pause_bot`` / ``stop_all_bots``) and ``reason``. The bots app carries it out
+    (``apps.bots.risk_actions``); risk sits below bots and cannot call them.
 """
 
 from __future__ import annotations

@@ -115,7 +115,9 @@ def test_daily_loss_breach_alerts_once_pauses_the_bot_once_and_resolves(
     lose_today(user, account, "0.01")  # one cent beyond
     raised = []
     risk_alert_raised.connect(
-        lambda sender, alert, **kw: raised.append(alert.pk), weak=False, dispatch_uid="t"
+        lambda sender, user_id, payload, alert, **kw: raised.append((user_id, payload["id"], alert.pk)),
+        weak=False,
+        dispatch_uid="t",
     )
     try:
         with django_capture_on_commit_callbacks(execute=True):
@@ -130,7 +132,7 @@ def test_daily_loss_breach_alerts_once_pauses_the_bot_once_and_resolves(
     finally:
         risk_alert_raised.disconnect(dispatch_uid="t")
     alert = RiskAlert.objects.get(owner=user, severity="critical")
-    assert raised == [alert.pk]
+    assert raised == [(user.pk, alert.pk, alert.pk)]
     assert (alert.kind, alert.severity, alert.occurrences, alert.action) == (
         "daily_loss",
         "critical",
@@ -221,7 +223,7 @@ def test_fills_schedule_one_debounced_monitor_run_on_a_real_worker(celery_worker
 
     from django.core.cache import cache
 
-    from apps.risk.receivers import FILL_DEBOUNCE_SECONDS
+    from apps.risk.tracking import FILL_DEBOUNCE_SECONDS
     from tests.factories import FillFactory, OrderFactory
 
     user = UserFactory()
