@@ -85,12 +85,14 @@ def test_enter_long_places_a_market_buy_on_the_bots_paper_account(user, send, ma
     assert base_balance(bot) == order.filled
     signal = BotSignal.objects.get(bot=bot)
     assert (signal.outcome, signal.signal_id, signal.order_ids) == ("accepted", "tv-1", [order.pk])
-    kinds = list(bot.events.filter(kind__in=["signal", "order"]).order_by("id").values_list("kind", flat=True))
+    kinds = list(
+        bot.events.filter(kind__in=["signal", "order"]).order_by("id").values_list("kind", flat=True)
+    )
     assert kinds == ["order", "signal"]
 
 
 def test_an_explicit_size_and_price_make_a_limit_order_of_that_size(user, send, market):
-    bot, token = webhook_bot(user)
+    _bot, token = webhook_bot(user)
     body = {"action": "enter_long", "size": "2", "price": "5", "signal_id": "lim-1"}
     response = send(token, body)
     assert response.status_code == 200, response.content
@@ -176,7 +178,7 @@ def test_a_bad_body_lists_every_bad_field_and_is_logged(user, send):
 
 
 def test_a_wrong_token_is_404_and_leaves_no_trace_in_the_logs(api_client, user, caplog):
-    bot, token = webhook_bot(user)
+    _bot, token = webhook_bot(user)
     wrong = token[:-4] + "abcd"
     with caplog.at_level(logging.DEBUG):
         response = api_client.post(url(wrong), {"action": "exit", "signal_id": "x"}, format="json")
