@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 
 from apps.bots import selectors, services
 from apps.bots.models import Bot, BotSignal, BotWebhook
+from apps.bots.services.signals import EXAMPLE_ALERT
 from apps.core.api.exceptions import error_body
 from apps.core.api.serializers import StrictSerializer
 from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
@@ -141,13 +142,6 @@ class SignalTokenThrottle(SimpleRateThrottle):
             "scope": self.scope,
             "ident": BotWebhook.hash_token(view.kwargs.get("token", "")),
         }
-
-
-EXAMPLE_ALERT = {
-    "action": "enter_long",
-    "signal_id": "{{ticker}}-{{timenow}}",
-    "timestamp": "{{timenow}}",
-}
 
 
 class SignalWebhookView(APIView):

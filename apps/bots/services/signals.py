@@ -49,6 +49,13 @@ A = BotSignal.Action
 O = BotSignal.Outcome  # noqa: E741 - the outcome enum, short like lifecycle's S
 TOKEN_BYTES = 32
 MAX_PAYLOAD_CHARS = 4000
+# A TradingView alert message for a webhook bot: {{timenow}} is the alert's time, so a
+# redelivery carries the same signal_id and timestamp and is recognised.
+EXAMPLE_ALERT = {
+    "action": "enter_long",
+    "signal_id": "{{ticker}}-{{timenow}}",
+    "timestamp": "{{timenow}}",
+}
 
 
 class SignalRefused(DomainError):
