@@ -338,3 +338,37 @@ def test_a_timestamp_is_compared_in_utc(user, send, market):
     _bot, token = webhook_bot(user)
     local = datetime.now(UTC).astimezone().replace(microsecond=0).isoformat()
     assert send(token, {"action": "exit", "timestamp": local}).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_signal_delivered_concurrently_places_one_order(user, market):
+    import threading
+
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL for concurrent writers (DATABASE_URL)")
+    bot, token = webhook_bot(user)
+    barrier = threading.Barrier(4)
+    answers: list[int] = []
+
+    def deliver() -> None:
+        from django.db import connection as thread_connection
+
+        try:
+            barrier.wait()
+            body = {"action": "enter_long", "size": "2", "signal_id": "race"}
+            answers.append(APIClient().post(url(token), body, format="json").status_code)
+        finally:
+            thread_connection.close()
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [200, 409, 409, 409]
+    assert Order.objects.filter(bot=bot, role=Order.Role.ENTRY).count() == 1
+    outcomes = sorted(BotSignal.objects.filter(bot=bot).values_list("outcome", flat=True))
+    assert outcomes == ["accepted", "duplicate", "duplicate", "duplicate"]

@@ -14,7 +14,13 @@ from decimal import Decimal
 
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -27,6 +33,7 @@ from apps.bots import selectors, services
 from apps.bots.models import Bot, BotSignal, BotWebhook
 from apps.bots.services.signals import EXAMPLE_ALERT
 from apps.core.api.exceptions import error_body
+from apps.core.api.schema import ErrorBodySerializer
 from apps.core.api.serializers import StrictSerializer
 from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 
@@ -160,7 +167,11 @@ class SignalWebhookView(APIView):
         "before is a 409 (duplicate_signal); a timestamp outside the window a 400 "
         "(stale_signal); a bot that is not running a 409 (bot_not_running).",
         request=SignalInputSerializer,
-        responses={200: BotSignalSerializer},
+        responses={
+            200: BotSignalSerializer,
+            502: OpenApiResponse(ErrorBodySerializer, "The exchange refused the order (logged)."),
+            503: OpenApiResponse(ErrorBodySerializer, "No price for the market yet (logged)."),
+        },
         parameters=[OpenApiParameter("token", OpenApiTypes.STR, OpenApiParameter.PATH)],
         examples=[OpenApiExample("TradingView alert message", value=EXAMPLE_ALERT, request_only=True)],
         tags=["signals"],
