@@ -177,6 +177,16 @@ def test_a_bad_body_lists_every_bad_field_and_is_logged(user, send):
     assert "Invalid body" in signals.first().reason
 
 
+def test_a_body_that_is_not_json_is_refused_and_logged(user, api_client):
+    bot, token = webhook_bot(user)
+    response = api_client.post(url(token), "enter_long now", content_type="text/plain")
+    assert_error(response, 415)
+    response = api_client.post(url(token), "{not json", content_type="application/json")
+    assert_error(response, 400, "parse_error")
+    reasons = list(BotSignal.objects.filter(bot=bot).values_list("outcome", "reason"))
+    assert len(reasons) == 2 and all(outcome == "rejected" for outcome, _ in reasons)
+
+
 def test_a_wrong_token_is_404_and_leaves_no_trace_in_the_logs(api_client, user, caplog):
     _bot, token = webhook_bot(user)
     wrong = token[:-4] + "abcd"

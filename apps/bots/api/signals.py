@@ -21,7 +21,7 @@ from drf_spectacular.utils import (
     extend_schema,
     extend_schema_field,
 )
-from rest_framework import generics, serializers, status
+from rest_framework import exceptions, generics, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -178,13 +178,19 @@ class SignalWebhookView(APIView):
     )
     def post(self, request: Request, token: str) -> Response:
         bot = selectors.webhook_bot_get(token=token)
-        serializer = SignalInputSerializer(data=request.data)
+        try:
+            data = request.data
+        except (exceptions.ParseError, exceptions.UnsupportedMediaType) as exc:
+            # Not JSON (TradingView posts a message that is not JSON as text/plain): log it too.
+            services.signal_record_invalid(bot=bot, payload={}, fields={}, message=str(exc.detail))
+            raise
+        serializer = SignalInputSerializer(data=data)
         if not serializer.is_valid():
             services.signal_record_invalid(
-                bot=bot, payload=request.data, fields=serializer.errors, message=_summary(serializer.errors)
+                bot=bot, payload=data, fields=serializer.errors, message=_summary(serializer.errors)
             )
             raise serializers.ValidationError(serializer.errors)
-        signal = services.signal_receive(bot=bot, payload=request.data, **serializer.validated_data)
+        signal = services.signal_receive(bot=bot, payload=data, **serializer.validated_data)
         return Response(BotSignalSerializer(signal).data)
 
     def handle_exception(self, exc):
