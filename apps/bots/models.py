@@ -133,7 +133,7 @@ class Bot(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.strategy} {self.symbol} {self.timeframe}, {self.mode})"
+        return f"{self.name} ({self.strategy or self.source} {self.symbol} {self.timeframe}, {self.mode})"
 
     @property
     def is_active(self) -> bool:

@@ -117,6 +117,20 @@ def test_exit_closes_the_position(user, send, market):
     assert "flat" in again["reason"]
 
 
+def test_entries_carry_the_bots_default_exits_and_an_exit_cancels_them_first(user, send, market):
+    bot, token = webhook_bot(user, stop_loss=0.5, take_profit=0.5)
+    entry_id = send(token, {"action": "enter_long", "signal_id": "in"}).json()["order_ids"][0]
+    legs = Order.objects.filter(parent_id=entry_id)
+    assert {leg.role for leg in legs} == {Order.Role.STOP_LOSS, Order.Role.TAKE_PROFIT}
+    held = base_balance(bot)
+    response = send(token, {"action": "exit", "signal_id": "out"})
+    assert response.status_code == 200, response.content
+    assert not Order.objects.filter(parent_id=entry_id).open().exists()
+    close = Order.objects.get(pk=response.json()["order_ids"][0])
+    assert (close.amount, close.status) == (held, "filled")
+    assert base_balance(bot) == 0
+
+
 def test_a_repeated_signal_id_is_refused_as_a_duplicate_and_logged(user, send, market):
     bot, token = webhook_bot(user)
     body = {"action": "enter_long", "signal_id": "tv-7"}
