@@ -230,6 +230,10 @@ LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
 # Requests per client address to the login/register/refresh endpoints.
 LOGIN_THROTTLE_RATE = env.str("LOGIN_THROTTLE_RATE", default="20/minute")
+# Signal-bot webhooks: requests per token, and how far a signal's timestamp may be
+# from the server's clock before it is refused as a replay (or a badly delayed alert).
+SIGNAL_THROTTLE_RATE = env.str("SIGNAL_THROTTLE_RATE", default="30/minute")
+SIGNAL_MAX_SKEW_SECONDS = env.int("SIGNAL_MAX_SKEW_SECONDS", default=300)
 # Reverse proxies in front of the app that append to X-Forwarded-For. 0: the
 # header is ignored and the client address is REMOTE_ADDR (anyone can send the
 # header, so trusting it would let a client pick its throttling identity).

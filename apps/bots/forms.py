@@ -21,7 +21,14 @@ DEFAULT_STRATEGY = "builtin:sma_crossover"
 
 class BotForm(forms.Form):
     name = forms.CharField(max_length=80)
-    strategy = forms.ChoiceField()
+    source = forms.ChoiceField(
+        choices=Bot.Source.choices,
+        initial=Bot.Source.STRATEGY,
+        required=False,  # empty: a strategy bot
+        label="Trades on",
+        help_text="webhook: alerts (TradingView) posted to the bot's secret URL; no strategy",
+    )
+    strategy = forms.ChoiceField(required=False)
     strategy_version = forms.IntegerField(
         required=False, min_value=1, help_text="your strategies only; empty: the latest version, pinned"
     )
@@ -63,12 +70,21 @@ class BotForm(forms.Form):
     def param_groups(self) -> list[tuple[StrategyOption, list[forms.BoundField]]]:
         return [(o, [self[self.param_field_name(o, name)] for name in o.params]) for o in self.strategies]
 
+    def clean(self):
+        data = super().clean()
+        if data.get("source") != Bot.Source.WEBHOOK and not data.get("strategy"):
+            self.add_error("strategy", "Choose a strategy (or make it a webhook bot).")
+        return data
+
     def selected_strategy(self) -> StrategyOption:
         return next(o for o in self.strategies if o.value == self.cleaned_data["strategy"])
 
     def to_service_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``apps.bots.services.bot_create``."""
         data = self.cleaned_data
+        common = self._common_kwargs()
+        if data.get("source") == Bot.Source.WEBHOOK:
+            return {**common, "source": Bot.Source.WEBHOOK}
         option = self.selected_strategy()
         params = {}
         for name in option.params:
@@ -79,11 +95,13 @@ class BotForm(forms.Form):
         strategy = {"strategy": ref} if kind == "builtin" else {"strategy_id": int(ref)}
         if kind == "user" and data.get("strategy_version"):
             strategy["strategy_version"] = data["strategy_version"]
+        return {**common, **strategy, "params": params, "warmup": data.get("warmup")}
+
+    def _common_kwargs(self) -> dict[str, Any]:
+        data = self.cleaned_data
         live = data.get("connection") is not None
         kwargs: dict[str, Any] = {
-            **strategy,
             "name": data["name"],
-            "params": params,
             "exchange": data["exchange"],
             "symbol": data["symbol"],
             "timeframe": data["timeframe"],
@@ -91,7 +109,6 @@ class BotForm(forms.Form):
             "connection_id": data.get("connection"),
             "confirm_live": bool(data.get("confirm_live")),
             "allocated_capital": data["allocated_capital"],
-            "warmup": data.get("warmup"),
         }
         for field in ("stop_loss", "take_profit", "trailing_stop"):
             value = data.get(f"{field}_percent")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from apps.bots.models import Bot, BotEvent
+from apps.bots.models import Bot, BotEvent, BotSignal, BotWebhook
 from apps.core.errors import NotFound, ValidationFailed
 
 
 def bot_list(*, user, status: str | None = None) -> QuerySet[Bot]:
     """The user's bots, newest first; ``status`` filters (an unknown status is a 400)."""
-    bots = Bot.objects.filter(owner=user).select_related("connection", "strategy_version")
+    bots = Bot.objects.filter(owner=user).select_related("connection", "strategy_version", "webhook")
     if status not in (None, ""):
         if status not in Bot.Status.values:
             raise ValidationFailed(
@@ -37,3 +37,20 @@ def bot_is_owned(*, user, bot_id: int) -> bool:
 def bot_event_list(*, bot: Bot) -> QuerySet[BotEvent]:
     """The bot's log, newest first (the caller got ``bot`` through an owner-scoped selector)."""
     return BotEvent.objects.filter(bot=bot)
+
+
+def bot_signal_list(*, bot: Bot) -> QuerySet[BotSignal]:
+    """The webhook signals the bot received, newest first (``bot`` came owner-scoped)."""
+    return BotSignal.objects.filter(bot=bot)
+
+
+def webhook_bot_get(*, token: str) -> Bot:
+    """The webhook bot whose secret is ``token`` (no user: the token authenticates); else 404."""
+    webhook = (
+        BotWebhook.objects.select_related("bot__owner")
+        .filter(token_hash=BotWebhook.hash_token(token))
+        .first()
+    )
+    if webhook is None or webhook.bot.source != Bot.Source.WEBHOOK:
+        raise NotFound("No such signal webhook.")
+    return webhook.bot

@@ -56,17 +56,41 @@ def new(request):
                 form.apply_errors(exc.message, exc.fields)
             else:
                 messages.success(request, f"Created {bot.name}. Start it when you are ready.")
+                if bot.source == bot.Source.WEBHOOK:
+                    # Its secret URL is readable only now: show it on this answer.
+                    return _detail(request, bot, webhook_token=bot.webhook_token)
                 return redirect("bots:detail", pk=bot.pk)
         status = 400
     context = {"section": "Bots", "form": form, "strategies_json": [o.to_json() for o in options]}
     return render(request, "bots/new.html", context, status=status)
 
 
+def _detail(request, bot, *, webhook_token: str | None = None, status: int = 200):
+    events = Paginator(selectors.bot_event_list(bot=bot), 50).get_page(request.GET.get("page"))
+    context = {"section": "Bots", "bot": bot, "events": events}
+    if bot.source == bot.Source.WEBHOOK:
+        from apps.bots.signals_page import webhook_section
+
+        context["webhook"] = webhook_section(request, bot, token=webhook_token)
+    return render(request, "bots/detail.html", context, status=status)
+
+
 @login_required
 def detail(request, pk: int):
+    return _detail(request, _get(request, pk))
+
+
+@login_required
+@require_POST
+def webhook_rotate(request, pk: int):
+    """A new secret URL for a webhook bot, shown on this answer only (never in a redirect or cookie)."""
     bot = _get(request, pk)
-    events = Paginator(selectors.bot_event_list(bot=bot), 50).get_page(request.GET.get("page"))
-    return render(request, "bots/detail.html", {"section": "Bots", "bot": bot, "events": events})
+    try:
+        token = services.bot_webhook_rotate(bot=bot)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("bots:detail", pk=bot.pk)
+    return _detail(request, bot, webhook_token=token)
 
 
 @login_required

@@ -39,21 +39,21 @@ class BotViewSet(viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         bots = selectors.bot_list(user=request.user, status=request.query_params.get("status"))
         page = self.paginate_queryset(bots)
-        return self.get_paginated_response(BotSerializer(page, many=True).data)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(request=BotInputSerializer, responses={201: BotSerializer})
     def create(self, request: Request) -> Response:
         bot = services.bot_create(user=request.user, **self._input(request, partial=False))
-        return Response(BotSerializer(bot).data, status=status.HTTP_201_CREATED)
+        return Response(self.get_serializer(bot).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(BotSerializer(selectors.bot_get(user=request.user, pk=pk)).data)
+        return Response(self.get_serializer(selectors.bot_get(user=request.user, pk=pk)).data)
 
     @extend_schema(request=BotInputSerializer, responses=BotSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
         bot = selectors.bot_get(user=request.user, pk=pk)
         bot = services.bot_update(bot=bot, **self._input(request, partial=True))
-        return Response(BotSerializer(bot).data)
+        return Response(self.get_serializer(bot).data)
 
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, pk: str) -> Response:
@@ -62,7 +62,7 @@ class BotViewSet(viewsets.GenericViewSet):
 
     def _lifecycle(self, request: Request, pk: str, service, **kwargs) -> Response:
         bot = service(bot=selectors.bot_get(user=request.user, pk=pk), **kwargs)
-        return Response(BotSerializer(bot).data)
+        return Response(self.get_serializer(bot).data)
 
     @extend_schema(request=None, responses=BotSerializer, summary="Start a stopped bot (409 otherwise)")
     @action(detail=True, methods=["post"])

@@ -78,7 +78,7 @@ def bots_enqueue_due(*, now_ms: int | None = None) -> int:
     now = timezone.now()
     sent = 0
     due = (
-        Bot.objects.filter(status=Bot.Status.RUNNING)
+        Bot.objects.filter(status=Bot.Status.RUNNING, source=Bot.Source.STRATEGY)
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .filter(Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now))
         .values_list("id", "timeframe", "last_candle_ms")
@@ -98,7 +98,7 @@ def bot_tick_claim(*, bot_id: int, candle_ms: int) -> bool:
     """Claim (bot, candle) for this worker: exactly one row changes, or someone else has it."""
     now = timezone.now()
     return (
-        Bot.objects.filter(pk=bot_id, status=Bot.Status.RUNNING)
+        Bot.objects.filter(pk=bot_id, status=Bot.Status.RUNNING, source=Bot.Source.STRATEGY)
         .filter(Q(last_candle_ms__isnull=True) | Q(last_candle_ms__lt=candle_ms))
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .filter(Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now))
