@@ -151,8 +151,12 @@ def test_a_redelivered_tick_reuses_the_same_client_order_ids(user, orders):
     # candle is ticked again and asks for the same ids, which order_place dedupes.
     Bot.objects.filter(pk=bot.pk).update(last_candle_ms=None, tick_lease_until=None)
     orders.tick(bot_id=bot.pk, candle_ms=CANDLE)
-    assert list(orders.placed) == [f"bot{bot.pk}-{CANDLE}-0"]
+    assert list(orders.placed) == [f"bot{bot.pk}-{CANDLE}-0"], list(
+        bot.events.values_list("message", flat=True)
+    )
     # ... and the paper exchange received it once.
+    placed = orders.placed[f"bot{bot.pk}-{CANDLE}-0"]
+    assert (placed.status, placed.reason) == ("filled", "")
     assert PaperOrder.objects.filter(client_order_id=f"bot{bot.pk}-{CANDLE}-0").count() == 1
 
 
