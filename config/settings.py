@@ -327,6 +327,10 @@ SPECTACULAR_SETTINGS = {
         "OrderTypeEnum": "apps.orders.enums.OrderType",
         "OrderStatusEnum": "apps.orders.enums.OrderStatus",
         "PositionSideEnum": "apps.orders.models.Position.Side",
+        # Keeps the market-data job kind's name now that notification channels have a "kind" too.
+        "KindEnum": "apps.marketdata.models.ImportJob.Kind",
+        "NotificationChannelKindEnum": "apps.risk.models.NotificationChannel.Kind",
+        "NotificationDeliveryStatusEnum": "apps.risk.models.NotificationDelivery.Status",
     },
 }
 
