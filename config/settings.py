@@ -388,6 +388,7 @@ TELEGRAM_API_BASE_URL = env.str("TELEGRAM_API_BASE_URL", default="https://api.te
 # Kill switch (apps/risk/killswitch.py): retries of the actions that failed (an exchange down).
 KILL_SWITCH_MAX_RETRIES = env.int("KILL_SWITCH_MAX_RETRIES", default=8)
 KILL_SWITCH_RETRY_BASE_SECONDS = env.float("KILL_SWITCH_RETRY_BASE_SECONDS", default=15.0)
+KILL_SWITCH_EXCHANGE_TIMEOUT_SECONDS = env.float("KILL_SWITCH_EXCHANGE_TIMEOUT_SECONDS", default=10.0)
 
 # ---------------------------------------------------------------------- logging
 LOGGING = {

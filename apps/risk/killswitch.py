@@ -39,9 +39,10 @@ from django.utils import timezone
 from apps.core.errors import Conflict, DomainError, NotFound
 from apps.core.events import publish_event
 from apps.exchanges.gateway import AuthenticationFailed, ExchangeUnavailable, RateLimited
+from apps.exchanges.services import gateway_for_connection
 from apps.orders.enums import OrderSide, OrderStatus, OrderType
 from apps.orders.models import Order, Position
-from apps.orders.services import order_cancel, order_place
+from apps.orders.services import account_gateway, order_cancel, order_place
 from apps.risk.models import KillSwitchActivation, NotificationEvent, RiskProfile
 from apps.risk.notifications import notify
 from apps.risk.signals import kill_switch_engaged
@@ -53,6 +54,24 @@ RETRY_MAX_SECONDS = 10 * 60
 # Errors that say "this account cannot be reached now", not "this order is wrong".
 ACCOUNT_WIDE = (ExchangeUnavailable, RateLimited, AuthenticationFailed)
 Retry = KillSwitchActivation.Retry
+
+
+class _Gateways:
+    """One gateway per account for a pass; a live exchange's without ccxt's own retries and with a
+    short timeout, so a dead exchange costs seconds, not minutes (the pass retries it later)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, int], Any] = {}
+
+    def get(self, obj: Order | Position, key: tuple[str, int]):
+        if key not in self._cache:
+            if obj.paper_account_id:
+                self._cache[key] = account_gateway(obj.paper_account)
+            else:
+                self._cache[key] = gateway_for_connection(
+                    obj.connection, timeout_seconds=settings.KILL_SWITCH_EXCHANGE_TIMEOUT_SECONDS, retries=0
+                )
+        return self._cache[key]
 
 
 @dataclass
@@ -90,9 +109,16 @@ def _stop_bots(activation: KillSwitchActivation, result: _Pass) -> None:
             result.bots.extend(answer)
 
 
-def _cancel_orders(activation: KillSwitchActivation, result: _Pass, down: dict[tuple[str, int], str]) -> None:
+def _cancel_orders(
+    activation: KillSwitchActivation, result: _Pass, down: dict[tuple[str, int], str], gateways: _Gateways
+) -> None:
     attempted: list[int] = []
-    orders = Order.objects.filter(owner=activation.owner).open().select_related("connection").order_by("pk")
+    orders = (
+        Order.objects.filter(owner=activation.owner)
+        .open()
+        .select_related("paper_account", "connection")
+        .order_by("pk")
+    )
     for order in orders:
         key, label = _account_of(order)
         target = f"order #{order.pk} {order.side} {order.amount} {order.symbol}"
@@ -101,7 +127,7 @@ def _cancel_orders(activation: KillSwitchActivation, result: _Pass, down: dict[t
             continue
         attempted.append(order.pk)
         try:
-            order_cancel(order=order)
+            order_cancel(order=order, gateway=gateways.get(order, key))
         except (Conflict, Order.DoesNotExist):
             continue  # finished meanwhile (filled, or a bracket leg its entry took along)
         except DomainError as exc:
@@ -123,7 +149,7 @@ def _close_client_id(activation: KillSwitchActivation, position: Position) -> st
 
 
 def _close_positions(
-    activation: KillSwitchActivation, result: _Pass, down: dict[tuple[str, int], str]
+    activation: KillSwitchActivation, result: _Pass, down: dict[tuple[str, int], str], gateways: _Gateways
 ) -> None:
     positions = (
         Position.objects.filter(owner=activation.owner, size__gt=0)
@@ -147,6 +173,7 @@ def _close_positions(
                 amount=position.size,
                 reduce_only=True,
                 client_order_id=_close_client_id(activation, position),
+                gateway=gateways.get(position, key),
             )
         except (DomainError, NotFound) as exc:
             result.fail("close_position", target, label, exc.message)
@@ -183,10 +210,11 @@ def _run_pass(activation: KillSwitchActivation) -> float | None:
     """One pass of the three steps, recorded; returns the delay before the next pass, or ``None``."""
     result = _Pass()
     down: dict[tuple[str, int], str] = {}
+    gateways = _Gateways()
     _stop_bots(activation, result)
-    _cancel_orders(activation, result, down)
+    _cancel_orders(activation, result, down, gateways)
     if activation.close_positions:
-        _close_positions(activation, result, down)
+        _close_positions(activation, result, down, gateways)
     now = timezone.now()
     with transaction.atomic():
         locked = KillSwitchActivation.objects.select_for_update().get(pk=activation.pk)
