@@ -42,10 +42,14 @@ class NotificationChannelUpdateSerializer(StrictSerializer):
     are in ``apps.risk.notifications``."""
 
     name = serializers.CharField(max_length=100)
-    events = serializers.ListField(child=serializers.ChoiceField(choices=SUBSCRIBABLE_EVENTS), max_length=10)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=SUBSCRIBABLE_EVENTS), max_length=10, allow_empty=False
+    )
     enabled = serializers.BooleanField()
-    email = serializers.CharField(max_length=254, allow_blank=True, help_text="email channels: the address")
-    url = serializers.CharField(max_length=500, allow_blank=True, help_text="webhooks: the URL POSTed to")
+    email = serializers.EmailField(max_length=254, allow_blank=True, help_text="email channels: the address")
+    url = serializers.URLField(
+        max_length=500, allow_blank=True, help_text="webhooks: the http(s) URL POSTed to"
+    )
     secret = serializers.CharField(
         max_length=500, allow_blank=True, write_only=True, trim_whitespace=False,
         help_text="webhooks: the signing secret (16+ characters); telegram: the bot token",
@@ -58,8 +62,8 @@ class NotificationChannelInputSerializer(NotificationChannelUpdateSerializer):
 
     kind = serializers.ChoiceField(choices=NotificationChannel.Kind.choices)
     enabled = serializers.BooleanField(default=True)
-    email = serializers.CharField(max_length=254, allow_blank=True, required=False)
-    url = serializers.CharField(max_length=500, allow_blank=True, required=False)
+    email = serializers.EmailField(max_length=254, allow_blank=True, required=False)
+    url = serializers.URLField(max_length=500, allow_blank=True, required=False)
     secret = serializers.CharField(
         max_length=500, allow_blank=True, write_only=True, required=False, trim_whitespace=False
     )
