@@ -14,7 +14,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.core.api.serializers import StrictSerializer
-from apps.core.errors import ValidationFailed
 from apps.risk import notifications
 from apps.risk.models import SUBSCRIBABLE_EVENTS, NotificationChannel, NotificationDelivery, NotificationEvent
 
@@ -68,6 +67,10 @@ class NotificationChannelInputSerializer(NotificationChannelUpdateSerializer):
         max_length=500, allow_blank=True, write_only=True, required=False, trim_whitespace=False
     )
     chat_id = serializers.CharField(max_length=64, allow_blank=True, required=False)
+
+
+class NoBodySerializer(StrictSerializer):
+    """An action that takes no fields: any given is unknown, a non-object body is refused."""
 
 
 class NotificationAttemptSerializer(serializers.Serializer):
@@ -142,10 +145,8 @@ class NotificationChannelViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def test(self, request: Request, pk: str) -> Response:
-        if request.data:
-            raise ValidationFailed(
-                "This action takes no body.", fields={key: ["Unknown field."] for key in request.data}
-            )
+        if request.data is not None and request.data != {}:
+            NoBodySerializer(data=request.data).is_valid(raise_exception=True)
         delivery = notifications.notification_channel_test(
             channel=notifications.notification_channel_get(user=request.user, pk=pk)
         )
