@@ -238,10 +238,31 @@ def test_kill_switch_touches_only_its_owners_things(
     assert not RiskProfile.objects.filter(owner=other_user, kill_switch=True).exists()
 
 
-def test_a_bot_tick_refused_by_the_kill_switch_is_in_its_log(user, market, paper_account, place):
+def test_order_place_refuses_with_409_while_only_the_flag_is_on(user, market, paper_account, place):
     from apps.risk.services import risk_kill_switch_set
 
     risk_kill_switch_set(user=user, engaged=True)
     with pytest.raises(Conflict) as err:
         place(paper_account, type="market")
-    assert err.value.status == 409 and "kill switch is on" in err.value.message
+    assert (err.value.status, err.value.code) == (409, "kill_switch_engaged")
+    assert "kill switch is on" in err.value.message
+    assert not Order.objects.filter(owner=user).exists()
+
+
+def test_a_bot_tick_refused_by_the_kill_switch_is_in_its_log(user, django_capture_on_commit_callbacks):
+    """A tick already past its claim when the switch went on: its order is refused, the bot logs why."""
+    from apps.bots import services as bots
+    from apps.risk.services import risk_kill_switch_set
+    from tests.bots.support import CROSS_PARAMS, store_candles
+
+    candle = 1_700_002_800_000
+    store_candles(last_open_ms=candle)
+    bot = BotFactory(
+        owner=user, status="running", strategy="sma_crossover", params=CROSS_PARAMS, timeframe="1h"
+    )
+    risk_kill_switch_set(user=user, engaged=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert bots.bot_tick(bot_id=bot.pk, candle_ms=candle) is None
+    error = bot.events.get(kind="error")
+    assert "kill switch is on" in error.message
+    assert not Order.objects.filter(bot=bot).exists()
