@@ -47,6 +47,7 @@ from apps.orders.enums import PRICED_TYPES, TRIGGERED_TYPES, OrderSide, OrderSta
 from apps.orders.lifecycle import transition
 from apps.orders.models import Fill, Order, Position, account_filter
 from apps.risk.checks import order_check
+from apps.risk.selectors import kill_switch_is_on
 
 logger = logging.getLogger(__name__)
 
@@ -320,7 +321,8 @@ def order_place(
     ``stop_loss``/``take_profit`` the order is a bracket entry whose legs are
     placed when it fills. ``gateway`` replaces the account's default gateway
     (a replay-priced paper exchange, say). Raises ``InvalidOrder`` (every bad
-    field at once), ``InsufficientFunds`` or ``ValidationFailed`` (risk).
+    field at once), ``InsufficientFunds``, ``ValidationFailed`` (risk) or ``Conflict``
+    (``kill_switch_engaged``: the owner's kill switch is on and the order is not reduce-only).
     """
     account = _resolve_account(owner=owner, account=account)
     if client_order_id:
@@ -329,6 +331,12 @@ def order_place(
             return existing
     if bot is not None and bot.owner_id != owner.pk:
         raise NotFound("Bot not found.")
+    if not reduce_only and kill_switch_is_on(user_id=owner.pk):
+        # Reduce-only orders still pass: closing a position is what an emergency stop wants.
+        raise Conflict(
+            "The kill switch is on: no new orders are accepted until you release it.",
+            code="kill_switch_engaged",
+        )
     gateway = gateway or account_gateway(account)
     checked = _validate(
         gateway=gateway,
