@@ -29,7 +29,9 @@ functions the backtest broker uses), taker slippage from the engine's
   price is the engine's Binance formula; a liquidation settles at the
   bankruptcy price, losing the position's whole margin (cross: the balance);
   funding is charged at the open of the first candle at or after each funding
-  time, ``size x price x rate`` (longs pay a positive rate);
+  time (or the first price seen after it, if that comes first), ``size x price
+  x rate`` (longs pay a positive rate), from the account's constant rate or the
+  stored funding history;
 * two orders of one OCO group: a fill of either (even partial) cancels the
   other in the same transaction; the group holds one reservation.
 
@@ -356,6 +358,11 @@ class PaperGateway(ExchangeGateway):
             current = self.prices.price(request.symbol)
             now = self.prices.now_ms(request.symbol)
             order = self._new_order(fields, current, now)
+            position = self._futures_position(order.symbol)
+            if position is not None and position.size:
+                # As the engine: funding due at this price's time is settled before an order fills.
+                spec = self._funding_spec(order.symbol, position.funded_until, now)
+                self._charge_funding(position, Bar(now, *(float(current),) * 4, 0.0), spec)
             self._check_position_limit(order, self._reference_price(order, current))
             self._reserve(order, self._reference_price(order, current))  # raises before anything is stored
             order.save()
@@ -1016,7 +1023,9 @@ class PaperGateway(ExchangeGateway):
     ) -> int:
         """One candle (or one price point): funding, then orders and liquidation in path order."""
         position_due = position is not None and (tick or bar.timestamp >= position.checked_until)
-        if position_due and not tick and position.size:
+        if position_due and position.size:
+            if tick:  # funding due by now is settled at the first price seen after it
+                funding = self._funding_spec(symbol, position.funded_until, bar.timestamp)
             self._charge_funding(position, bar, funding)
         active = [
             o
