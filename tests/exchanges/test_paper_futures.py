@@ -414,3 +414,66 @@ def test_a_price_tick_liquidates_a_futures_position(fpaper, freplay, btc_1h):
     trade = PaperTrade.objects.get(account=fpaper.account, liquidation=True)
     assert trade.side == "buy" and trade.amount == Decimal("0.5")
     assert usdt(fpaper).used == 0
+
+
+# --------------------------------------------------------------- locking
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_matching_passes_fill_and_charge_once(user, btc_1h):
+    """Four workers match one account at once: the account's row lock serializes them, nothing doubles."""
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks (select_for_update) need PostgreSQL; SQLite serializes every writer")
+    from apps.exchanges.models import PaperAccount
+
+    account = PaperAccountFactory(
+        user=user,
+        market_type="futures",
+        funding_rate=Decimal("0.0001"),
+        maker_fee=MAKER,
+        taker_fee=TAKER,
+        max_volume_fraction=None,
+        initial_balances={"USDT": "100000"},
+    )
+    replay = ReplayPriceSource({SYM: btc_1h}, cursor=10)
+    gateway = PaperGateway(account, prices=replay, markets={})
+    market(gateway, "buy", "0.5")
+    target = round(float(btc_1h.open[10]) * 1.02, 2)
+    take = gateway.create_order(
+        OrderRequest(SYM, "sell", "limit", Decimal("0.5"), price=Decimal(repr(target)), reduce_only=True)
+    )
+    j = first(btc_1h.high >= target, 10)
+    replay.cursor = j + 1
+    barrier = threading.Barrier(4)
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            barrier.wait()
+            fresh = PaperAccount.objects.get(pk=account.pk)
+            results.append(PaperGateway(fresh, prices=replay, markets={}).match())
+        except BaseException as exc:  # re-raised below, in the test's thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert sum(results) == 1  # one pass filled the take-profit; the others found nothing left
+    assert PaperTrade.objects.filter(order_id=take.id).count() == 1
+    row = PaperPosition.objects.get(account=account, symbol=SYM)
+    assert row.size == 0
+    expected = Decimal(0)
+    ts = btc_1h.timestamp
+    funding_time = (int(ts[10]) // EIGHT_HOURS + 1) * EIGHT_HOURS
+    while funding_time <= int(ts[j]):
+        expected += q(Decimal("0.5") * d(btc_1h.open[first(ts >= funding_time, 0)]) * Decimal("0.0001"))
+        funding_time += EIGHT_HOURS
+    assert row.funding == expected  # each funding event charged once
