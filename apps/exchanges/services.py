@@ -284,14 +284,19 @@ def paper_account_get_or_create(
     return account
 
 
-def paper_account_set_balances(*, account: PaperAccount, balances: dict[str, Any]) -> PaperAccount:
-    """Set new initial balances and reset the account to them (open orders are dropped)."""
-    return paper_account_reset(account=account, balances=_parse_balances(balances))
+def paper_account_set_balances(
+    *, account: PaperAccount, balances: dict[str, Any], settings: dict[str, Any] | None = None
+) -> PaperAccount:
+    """Set new initial balances and reset the account to them (open orders are dropped).
+
+    ``settings``: ``market_type`` (spot / futures) and ``funding_rate``, applied with the reset.
+    """
+    return paper_account_reset(account=account, balances=_parse_balances(balances), settings=settings)
 
 
-def paper_account_restart(*, account: PaperAccount) -> PaperAccount:
-    """Reset to the account's initial balances: orders and trades are dropped."""
-    return paper_account_reset(account=account)
+def paper_account_restart(*, account: PaperAccount, settings: dict[str, Any] | None = None) -> PaperAccount:
+    """Reset to the account's initial balances: orders, trades and positions are dropped."""
+    return paper_account_reset(account=account, settings=settings)
 
 
 def paper_gateway(account: PaperAccount, *, prices: PriceSource | None = None) -> PaperGateway:

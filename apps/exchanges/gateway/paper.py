@@ -1290,10 +1290,27 @@ class PaperGateway(ExchangeGateway):
         )
 
 
+#: Account settings a reset may change (they need a clean account: no orders, no positions).
+RESET_SETTINGS = ("market_type", "funding_rate")
+
+
 @transaction.atomic
-def paper_account_reset(*, account: PaperAccount, balances: dict[str, Decimal] | None = None) -> PaperAccount:
-    """Cancel everything and restore the initial balances (or set new ones, which become the initial)."""
+def paper_account_reset(
+    *,
+    account: PaperAccount,
+    balances: dict[str, Decimal] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> PaperAccount:
+    """Cancel everything and restore the initial balances (or set new ones, which become the initial).
+
+    ``settings`` may switch the account between spot and futures (``market_type``)
+    and set its constant ``funding_rate`` (None: the stored funding history).
+    """
     account = PaperAccount.objects.select_for_update().get(pk=account.pk)
+    for name, value in (settings or {}).items():
+        if name not in RESET_SETTINGS:
+            raise ValueError(f"{name} is not a paper account setting")
+        setattr(account, name, value)
     if balances is not None:
         account.initial_balances = {asset.upper(): str(amount) for asset, amount in balances.items()}
     account.orders.all().delete()  # trades cascade
@@ -1304,5 +1321,5 @@ def paper_account_reset(*, account: PaperAccount, balances: dict[str, Decimal] |
         for asset, amount in sorted(account.initial_balances.items())
     )
     account.reset_at = timezone.now()
-    account.save(update_fields=["initial_balances", "reset_at"])
+    account.save(update_fields=["initial_balances", "reset_at", *(settings or {})])
     return account
