@@ -195,6 +195,7 @@ class PaperGateway(ExchangeGateway):
         # Rows a locked call works on, so that one pass never holds two copies of a row.
         self._positions: dict[str, PaperPosition] = {}
         self._registry: dict[int, PaperOrder] = {}
+        self._spot_side: dict[str, int] = {}
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -265,6 +266,7 @@ class PaperGateway(ExchangeGateway):
         # Every locked call starts from the database: rows change between transactions.
         self._registry.clear()
         self._positions.clear()
+        self._spot_side.clear()
 
     # ------------------------------------------------------------------ orders
     def _validated(self, request: OrderRequest) -> dict[str, Any]:
@@ -554,6 +556,7 @@ class PaperGateway(ExchangeGateway):
             order.status = OrderStatus.PARTIALLY_FILLED
             order.save()
         self._publish_fill(order, price, qty, fee, timestamp)
+        self._spot_side.clear()  # holdings of a base asset changed
         if self.futures:
             self._after_position_change(order.symbol)
         return True
@@ -1006,10 +1009,15 @@ class PaperGateway(ExchangeGateway):
     def _path_side(self, symbol: str, pending: list[PaperOrder], position: PaperPosition | None) -> int:
         if position is not None:
             return position.side
+        # Spot holdings change only with a fill: read them once per pass and after fills.
+        cached = self._spot_side.get(symbol)
+        if cached is not None:
+            return cached
         base = pending[0].base if pending else split_symbol(symbol)[0]
         # Spot: holding the base asset is a long, which sets the engine's intra-candle path.
         balance = PaperBalance.objects.filter(account=self.account, asset=base).first()
-        return 1 if balance is not None and balance.total > 0 else 0
+        self._spot_side[symbol] = 1 if balance is not None and balance.total > 0 else 0
+        return self._spot_side[symbol]
 
     def _run_point(
         self,
