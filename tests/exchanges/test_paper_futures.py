@@ -479,3 +479,40 @@ def test_concurrent_matching_passes_fill_and_charge_once(user, btc_1h):
         expected += q(Decimal("0.5") * d(btc_1h.open[first(ts >= funding_time, 0)]) * Decimal("0.0001"))
         funding_time += EIGHT_HOURS
     assert row.funding == expected  # each funding event charged once
+
+
+# ----------------------------------------------------- through the orders service
+def test_the_orders_service_trades_paper_futures_and_syncs_the_position(
+    user, futures_account, btc_1h, django_capture_on_commit_callbacks
+):
+    from apps.orders import services as orders
+    from apps.orders.models import Order, Position
+
+    replay = ReplayPriceSource({SYM: btc_1h}, cursor=10)
+    gateway = PaperGateway(futures_account, prices=replay, markets={})
+    gateway.set_leverage(SYM, Decimal("10"))
+    with django_capture_on_commit_callbacks(execute=True):
+        entry = orders.order_place(
+            owner=user, account=futures_account, symbol=SYM, side="sell", type="market", amount=Decimal("0.5"),
+            gateway=gateway,
+        )  # fmt: skip
+    target = Decimal(repr(round(float(btc_1h.open[10]) * 0.97, 2)))
+    with django_capture_on_commit_callbacks(execute=True):
+        exit_order = orders.order_place(
+            owner=user, account=futures_account, symbol=SYM, side="buy", type="take_profit", amount=Decimal("0.5"),
+            stop_price=target, reduce_only=True, gateway=gateway,
+        )  # fmt: skip
+    assert Order.objects.get(pk=entry.pk).status == "filled"
+    with django_capture_on_commit_callbacks(execute=True):
+        orders.order_sync(account=futures_account, gateway=gateway)
+    position = Position.objects.get(paper_account=futures_account, symbol=SYM)
+    (remote,) = gateway.fetch_positions()
+    assert position.side == "short" and position.size == Decimal("0.5")
+    assert position.leverage == Decimal("10") and position.margin_mode == "isolated"
+    assert position.liquidation_price == remote.liquidation_price
+    j = first(btc_1h.low <= float(target), 11)
+    replay.cursor = j + 1
+    with django_capture_on_commit_callbacks(execute=True):
+        orders.order_sync(account=futures_account, gateway=gateway)
+    assert Order.objects.get(pk=exit_order.pk).status == "filled"
+    assert gateway.fetch_positions() == []

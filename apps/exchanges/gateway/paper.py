@@ -286,6 +286,8 @@ class PaperGateway(ExchangeGateway):
         price = to_decimal(request.price)
         stop_price = to_decimal(request.stop_price)
         trail = to_decimal(request.trailing_percent)
+        if kind == OrderType.TAKE_PROFIT and price is None:
+            price = stop_price  # the orders service and ccxt carry a take-profit's trigger as stop_price
         if amount is None or amount <= 0:
             errors["amount"] = "must be positive"
         if kind in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT) and (
