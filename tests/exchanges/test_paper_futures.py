@@ -516,3 +516,28 @@ def test_the_orders_service_trades_paper_futures_and_syncs_the_position(
         orders.order_sync(account=futures_account, gateway=gateway)
     assert Order.objects.get(pk=exit_order.pk).status == "filled"
     assert gateway.fetch_positions() == []
+
+
+def test_a_paper_liquidation_flattens_the_orders_position(
+    user, futures_account, btc_1h, django_capture_on_commit_callbacks
+):
+    from apps.orders import services as orders
+    from apps.orders.models import Position
+
+    replay = ReplayPriceSource({SYM: btc_1h}, cursor=10)
+    gateway = PaperGateway(futures_account, prices=replay, markets={})
+    gateway.set_leverage(SYM, Decimal("50"))
+    with django_capture_on_commit_callbacks(execute=True):
+        orders.order_place(
+            owner=user, account=futures_account, symbol=SYM, side="buy", type="market", amount=Decimal("0.5"),
+            gateway=gateway,
+        )  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        orders.order_sync(account=futures_account, gateway=gateway)
+    position = Position.objects.get(paper_account=futures_account, symbol=SYM)
+    assert position.size == Decimal("0.5") and position.liquidation_price is not None
+    assert gateway.on_price(SYM, position.liquidation_price - 1, int(btc_1h.timestamp[10]) + 60_000) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        orders.order_sync(account=futures_account, gateway=gateway)
+    position.refresh_from_db()
+    assert position.side == "flat" and position.size == 0 and position.liquidation_price is None
