@@ -1048,6 +1048,7 @@ class PaperGateway(ExchangeGateway):
         path = fills.candle_path(bar.open, bar.high, bar.low, bar.close, path_side)
         floor: tuple[int, float, int] = (0, -math.inf, 0)
         acted: set[int] = set()
+        extremes: dict[int, float] = {}  # trailing stops: the best price this candle reached
         count = 0
         for _ in range(MAX_EVENTS_PER_BAR):
             best: tuple[tuple[int, float, int], PaperOrder | None, Candidate | None] | None = None
@@ -1059,7 +1060,7 @@ class PaperGateway(ExchangeGateway):
             for order in active:
                 if order.pk in acted or order.status not in OPEN_STATUSES:
                     continue
-                candidate = self._candidate(order, bar, path_side)
+                candidate = self._candidate(order, bar, path_side, extremes)
                 if candidate is None:
                     continue
                 key = (*path_point(path, candidate.level), 1)
@@ -1081,13 +1082,18 @@ class PaperGateway(ExchangeGateway):
             ):
                 count -= 1
         for order in active:
-            nxt = order.__dict__.pop("_next_extreme", None)
-            if nxt is not None and order.status in OPEN_STATUSES:
-                order.extreme = dec(nxt)
+            if order.pk in extremes and order.status in OPEN_STATUSES:
+                order.extreme = dec(extremes[order.pk])
         return count
 
-    def _candidate(self, order: PaperOrder, bar: Bar, position_side: int) -> Candidate | None:
-        """The fill ``order`` gets in this candle by the engine's rules, or None (no side effect but triggers)."""
+    def _candidate(
+        self, order: PaperOrder, bar: Bar, position_side: int, extremes: dict[int, float]
+    ) -> Candidate | None:
+        """The fill ``order`` gets in this candle by the engine's rules, or None.
+
+        Side effects: a stop-limit whose stop the candle reaches is marked triggered,
+        and an unfilled trailing stop's new best price goes into ``extremes``.
+        """
         side = SIDE_SIGN[order.side]
         kind = order.type
         qty_cap = fills.partial_fill_size(float(order.remaining), bar.volume, self._mvf())
@@ -1116,7 +1122,7 @@ class PaperGateway(ExchangeGateway):
             position_side=position_side,
         )
         if kind == OrderType.TRAILING_STOP and fill is None:
-            order.__dict__["_next_extreme"] = new_extreme
+            extremes[order.pk] = new_extreme
         if kind == OrderType.STOP_LIMIT:
             path = fills.candle_path(bar.open, bar.high, bar.low, bar.close, position_side)
             direction = fills.trigger_direction(OrderType.STOP_LIMIT, side)
