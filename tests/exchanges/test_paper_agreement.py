@@ -4,6 +4,10 @@ Each case runs the order twice on the same Binance BTC/USDT 1h candles: through
 the backtest engine (an event strategy placing it from ``on_data``) and through
 the paper gateway replaying those candles. The fill candle, the fill price and
 the fee must match (prices exactly up to float->Decimal conversion).
+
+The futures cases open a leveraged long or short through both, hold it while
+funding is charged, and close it (or see it liquidated): the fill times and
+prices, the funding paid and the final wallet must match the engine's.
 """
 
 from __future__ import annotations
