@@ -800,8 +800,23 @@ def _sync_positions(account: Account, gateway: ExchangeGateway) -> None:
         remote_positions = gateway.fetch_positions()
     except ExchangeError as exc:
         logger.info("positions not synced for %s: %s", account, exc.message)
-        remote_positions = []
+        return
     with transaction.atomic():
+        # A futures position the paper exchange no longer reports was closed there (a liquidation,
+        # say). Only paper: a live gateway without ``fetchPositions`` reports none at all.
+        gone = (
+            Position.objects.select_for_update()
+            .filter(symbol__contains=":", **account_filter(account))
+            .exclude(size=0)
+            .exclude(symbol__in=[remote.symbol for remote in remote_positions])
+        )
+        for position in gone.order_by("pk") if isinstance(account, PaperAccount) else ():
+            position.side = Position.Side.FLAT
+            position.size = ZERO
+            position.unrealized_pnl = ZERO
+            position.liquidation_price = None
+            position.save()
+            _publish_position(position)
         for remote in remote_positions:
             position, _ = Position.objects.select_for_update().get_or_create(
                 symbol=remote.symbol, **account_filter(account), defaults={"owner_id": _owner_id(account)}
