@@ -201,6 +201,14 @@ def closed_candles(*, exchange: str, symbol: str, timeframe: str, candle_ms: int
     """
     from apps.marketdata.selectors import candles
 
+    step = timeframe_ms(timeframe)
+    if _live_gateway(exchange) is not None:
+        _store_live_candles(exchange, symbol, timeframe, candle_ms, limit)
+    return candles(exchange=exchange, symbol=symbol, timeframe=timeframe, end=candle_ms + step, limit=limit)
+
+
+def _store_live_candles(exchange: str, symbol: str, timeframe: str, candle_ms: int, limit: int) -> None:
+    """Fetch and store the closed candles up to ``candle_ms`` that the store does not have yet."""
     market = market_get(exchange=exchange, symbol=symbol)
     step = timeframe_ms(timeframe)
     last = store.last_open_time(market_id=market.id, timeframe=timeframe)
@@ -220,7 +228,6 @@ def closed_candles(*, exchange: str, symbol: str, timeframe: str, candle_ms: int
                     ts=rows[:, 0].astype("int64"),
                     ohlcv=np.ascontiguousarray(rows[:, 1:6]),
                 )
-    return candles(exchange=exchange, symbol=symbol, timeframe=timeframe, end=candle_ms + step, limit=limit)
 
 
 # ------------------------------------------------------------------ public API

@@ -110,7 +110,7 @@ def test_two_workers_claiming_at_once_get_exactly_one_tick(user):
 def test_enqueue_due_sends_one_tick_per_running_bot_whose_candle_closed(user, monkeypatch):
     sent = []
     monkeypatch.setattr(
-        "celery.current_app.send_task", lambda name, args, queue: sent.append((name, args, queue))
+        "celery.current_app.send_task", lambda name, args, queue, **_: sent.append((name, args, queue))
     )
     now = CANDLE + 10 * HOUR + 1
     # Offline the candle clock is the replay feed's: the candle it closed last.
@@ -128,7 +128,7 @@ def test_offline_a_bot_ticks_on_the_replay_feeds_candle_where_the_wall_clock_one
     user, orders, monkeypatch
 ):
     sent = []
-    monkeypatch.setattr("celery.current_app.send_task", lambda name, args, queue: sent.append(args))
+    monkeypatch.setattr("celery.current_app.send_task", lambda name, args, queue, **_: sent.append(args))
     # Stored history that ended long ago (like the shipped demo sample): the wall-clock
     # candle is never stored, so a bot on the wall clock would be stale forever.
     candle = store_candles_on_replay(now_ms=CANDLE + 40 * HOUR + 1)
@@ -144,7 +144,7 @@ def test_offline_a_bot_ticks_on_the_replay_feeds_candle_where_the_wall_clock_one
 
 def test_when_the_replay_feed_loops_a_bot_ahead_of_its_clock_ticks_again(user, monkeypatch):
     sent = []
-    monkeypatch.setattr("celery.current_app.send_task", lambda name, args, queue: sent.append(args))
+    monkeypatch.setattr("celery.current_app.send_task", lambda name, args, queue, **_: sent.append(args))
     now = CANDLE + 10 * HOUR + 1
     candle = store_candles_on_replay(now_ms=now)
     bot = running_bot(user, last_candle_ms=candle + 100 * HOUR)  # ticked before the feed wrapped

@@ -87,7 +87,6 @@ def bots_enqueue_due(*, now_ms: int | None = None) -> int:
     from apps.marketdata import live
 
     now = timezone.now()
-    sent = 0
     due = (
         Bot.objects.filter(status=Bot.Status.RUNNING)
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
@@ -95,6 +94,7 @@ def bots_enqueue_due(*, now_ms: int | None = None) -> int:
         .values_list("id", "exchange", "symbol", "timeframe", "last_candle_ms")
     )
     closed: dict[tuple[str, str, str], tuple[int, str] | None] = {}
+    ticks: list[tuple[int, int]] = []
     for bot_id, exchange, symbol, timeframe, last in due:
         key = (exchange, symbol, timeframe)
         if key not in closed:
@@ -112,9 +112,15 @@ def bots_enqueue_due(*, now_ms: int | None = None) -> int:
             Bot.objects.filter(pk=bot_id, last_candle_ms=last).update(last_candle_ms=None)
             last = None
         if last is None or last < candle_ms:
-            current_app.send_task(TICK_TASK, args=[bot_id, candle_ms], queue=BOTS_QUEUE)
-            sent += 1
-    return sent
+            ticks.append((bot_id, candle_ms))
+    if ticks:
+        # One broker connection for the whole batch: hundreds of bots close a candle together.
+        with current_app.producer_or_acquire() as producer:
+            for bot_id, candle_ms in ticks:
+                current_app.send_task(
+                    TICK_TASK, args=[bot_id, candle_ms], queue=BOTS_QUEUE, producer=producer
+                )
+    return len(ticks)
 
 
 def bot_tick_claim(*, bot_id: int, candle_ms: int) -> bool:
