@@ -1,12 +1,18 @@
-"""A Celery app for the crash test: the project's app, whose bot ticks stall after placing.
+"""A Celery app for the crash test: the project's app, whose bot ticks stall mid-way.
 
-``celery -A tests.bots.stalling_worker worker`` runs the real tasks, except that
-``bot_place_order`` sleeps once it has placed an order, so the test can kill the
-worker while a tick is between writing its order and recording the tick.
+``celery -A tests.bots.stalling_worker worker`` runs the real tasks, except that a
+tick sleeps at ``STALL_AT`` (environment), so the test can SIGKILL the worker
+while the tick is between writing its order and recording the tick:
+
+* ``before_send``: the order is written (pending, with its client order id) and
+  the worker stalls before sending it to the exchange;
+* ``after_send``: the exchange has the order (the paper exchange filled it) and
+  the worker stalls before the tick is recorded.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 from celery.signals import worker_ready
@@ -19,14 +25,25 @@ __all__ = ["app"]
 
 
 @worker_ready.connect(weak=False)
-def _stall_after_placing(**_kwargs) -> None:
-    from apps.bots.services import orders
+def _stall(**_kwargs) -> None:
+    if os.environ.get("STALL_AT") == "before_send":
+        from apps.orders import services
 
-    place = orders.bot_place_order
+        send = services._submit
 
-    def placed_then_stalled(**kwargs):
-        order = place(**kwargs)
-        time.sleep(STALL_SECONDS)
-        return order
+        def stalled_send(*args, **kwargs):
+            time.sleep(STALL_SECONDS)
+            return send(*args, **kwargs)
 
-    orders.bot_place_order = placed_then_stalled
+        services._submit = stalled_send
+    else:
+        from apps.bots.services import orders
+
+        place = orders.bot_place_order
+
+        def placed_then_stalled(**kwargs):
+            order = place(**kwargs)
+            time.sleep(STALL_SECONDS)
+            return order
+
+        orders.bot_place_order = placed_then_stalled
