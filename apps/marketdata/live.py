@@ -170,6 +170,16 @@ def _replay_closed_open_time(market: Market, now_ms: int) -> tuple[str, int]:
     raise NoCandles(f"The stored candles of {market.exchange.slug} {market.symbol} changed; try again.")
 
 
+def candles_are_live(exchange: str) -> bool:
+    """Whether bots on ``exchange`` follow the exchange's own candles (else the replay feed).
+
+    Decided by configuration (``MARKETDATA_ONLINE``, the supported catalog), not by a
+    passing outage: while the exchange is unreachable a bot's candle is missing and the
+    bot backs off, instead of jumping to the replayed history and back.
+    """
+    return exchange_gateway.online() and exchange in SUPPORTED_EXCHANGES
+
+
 def last_closed_candle(
     *, exchange: str, symbol: str, timeframe: str, now_ms: int | None = None
 ) -> tuple[int, str]:
@@ -182,7 +192,7 @@ def last_closed_candle(
     over its history the open time starts again from the oldest stored candle.
     """
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    if _live_gateway(exchange) is not None:
+    if candles_are_live(exchange):
         current_open = int(bucket_start(now_ms, timeframe))
         return int(bucket_start(current_open - 1, timeframe)), "live"
     market = market_get(exchange=exchange, symbol=symbol)

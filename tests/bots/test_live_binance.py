@@ -16,7 +16,7 @@ from apps.marketdata.services import market_ensure
 from apps.marketdata.timeframes import timeframe_ms
 from apps.orders import services as orders
 from apps.orders.models import Fill, Order
-from tests.bots.support import CROSS_PARAMS, CROSS_UP_CLOSES
+from tests.bots.support import CROSS_PARAMS, CROSS_UP_CLOSES, store_candles_on_replay
 from tests.exchanges.fake_binance_account import API_KEY, SECRET, BinanceAccount
 from tests.factories import BotFactory, ExchangeConnectionFactory
 from tests.support.fake_exchange import FakeBinance
@@ -115,3 +115,24 @@ def test_live_bot_places_syncs_and_cancels_its_orders_through_ccxt(
     assert remote_tp["status"] == "CANCELED"
     assert [r.method for r in fake.requests if r.path == "/api/v3/order"][-1] == "DELETE"
     assert Bot.objects.get(pk=bot.pk).status == "stopped"
+
+
+def test_offline_a_live_bot_never_trades_on_the_replay_feed_it_backs_off_and_says_why(user, settings):
+    settings.MARKETDATA_ONLINE = False
+    store_candles_on_replay()  # paper bots would tick these replayed candles
+    connection = ExchangeConnectionFactory(user=user, exchange="binance", api_key=API_KEY, api_secret=SECRET)
+    bot = BotFactory(
+        owner=user,
+        status="running",
+        mode="live",
+        connection=connection,
+        timeframe="1h",
+        strategy="sma_crossover",
+    )
+    candle, source = live.last_closed_candle(exchange="binance", symbol="BTC/USDT", timeframe="1h")
+    assert source == "replay"
+    assert services.bot_tick(bot_id=bot.pk, candle_ms=candle) is None
+    bot.refresh_from_db()
+    assert (bot.failures, bot.last_candle_ms) == (1, None)
+    assert "a live bot trades only on the exchange's own candles" in bot.events.get(kind="error").message
+    assert not Order.objects.filter(bot=bot).exists()

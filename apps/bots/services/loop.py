@@ -139,6 +139,12 @@ def bot_tick_claim(*, bot_id: int, candle_ms: int) -> bool:
 def _window(bot: Bot, candle_ms: int) -> Candles:
     from apps.marketdata import live
 
+    if bot.mode == Bot.Mode.LIVE and not live.candles_are_live(bot.exchange):
+        # Real orders on replayed history would be a real loss for a made-up reason.
+        raise StaleData(
+            f"Live market data for {bot.exchange} is off (MARKETDATA_ONLINE=false); "
+            "a live bot trades only on the exchange's own candles."
+        )
     data = live.closed_candles(
         exchange=bot.exchange,
         symbol=bot.symbol,
