@@ -135,6 +135,7 @@ class MarketDataPriceSource:
         self.exchange = exchange
         self.timeframe = timeframe
         self._clock: dict[str, int] = {}
+        self._timeframes: dict[str, str | None] = {}
 
     def price(self, symbol: str) -> Decimal:
         from apps.marketdata import live
@@ -157,11 +158,22 @@ class MarketDataPriceSource:
     def _timeframe(self, symbol: str) -> str | None:
         if self.timeframe:
             return self.timeframe
+        if symbol in self._timeframes:
+            return self._timeframes[symbol]
+        from django.core.cache import cache
+
         from apps.marketdata import selectors
 
-        market = selectors.market_get(exchange=self.exchange, symbol=symbol)
-        stored = selectors.stored_timeframes(market=market)
-        return stored[0] if stored else None
+        # One probe per timeframe: cached briefly, as every order and matching pass asks.
+        key = f"paper:timeframe:{self.exchange}:{symbol}"
+        found = cache.get(key)
+        if found is None:
+            market = selectors.market_get(exchange=self.exchange, symbol=symbol)
+            stored = selectors.stored_timeframes(market=market)
+            found = stored[0] if stored else ""
+            cache.set(key, found, 60)
+        self._timeframes[symbol] = found or None
+        return found or None
 
     def candles_since(self, symbol: str, since_ms: int) -> list[Bar]:
         from apps.marketdata import selectors
@@ -206,7 +218,16 @@ class MarketDataPriceSource:
         return funding_rates(market=market, start_ms=start_ms, end_ms=end_ms + 1)
 
     def last_volume(self, symbol: str) -> float | None:
-        bars = self.candles_since(symbol, self.now_ms(symbol) - 2 * 86_400_000)
+        from apps.marketdata.errors import NoCandles, UnknownMarket
+        from apps.marketdata.timeframes import timeframe_ms
+
+        try:
+            timeframe = self._timeframe(symbol)
+        except (NoCandles, UnknownMarket):
+            return None
+        # The newest closed candle is among the last few steps: read only those.
+        step = timeframe_ms(timeframe) if timeframe else 86_400_000
+        bars = self.candles_since(symbol, self.now_ms(symbol) - 3 * step)
         return bars[-1].volume if bars else None
 
     def _refresh_clock(self, symbol: str) -> None:
