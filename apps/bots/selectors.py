@@ -31,6 +31,14 @@ def bot_list(*, user, status: str | None = None) -> QuerySet[Bot]:
     return bots
 
 
+def bot_overview_list(*, user) -> list[Bot]:
+    """The user's bots for the list page, each with ``pnl`` (see ``bot_pnl``)."""
+    bots = list(bot_list(user=user))
+    for bot in bots:
+        bot.pnl = bot_pnl(bot=bot)
+    return bots
+
+
 def bot_get(*, user, pk: int | str) -> Bot:
     """One of the user's bots; another user's is a 404."""
     bot = bot_list(user=user).filter(pk=pk).first() if str(pk).isdigit() else None
@@ -100,6 +108,36 @@ def _bot_fills(bot: Bot) -> list[BotFill]:
 
 def _quote(bot: Bot) -> str:
     return bot.symbol.split("/")[-1].split(":")[0]
+
+
+def _last_close(bot: Bot, now_ms: int) -> float | None:
+    from apps.marketdata.selectors import candles
+
+    try:
+        data = candles(exchange=bot.exchange, symbol=bot.symbol, timeframe=bot.timeframe, end=now_ms, limit=1)
+    except (NotFound, ValidationFailed):
+        return None
+    return float(data.close[-1]) if len(data) else None
+
+
+def bot_pnl(*, bot: Bot, now_ms: int | None = None) -> dict[str, Any]:
+    """The bot's P&L in its quote currency, net of fees: realized, and the open position
+    marked at the newest stored candle's close (or the last fill's price)."""
+    fills = _bot_fills(bot)
+    book = ledger(fills)
+    last = _last_close(bot, now_ms if now_ms is not None else int(time.time() * 1000)) if book.size else None
+    if last is None and fills:
+        last = fills[-1].price
+    unrealized = book.unrealized(last)
+    return {
+        "currency": _quote(bot),
+        "realized_pnl": book.realized_pnl - book.fees,
+        "unrealized_pnl": unrealized,
+        "total_pnl": book.realized_pnl - book.fees + unrealized,
+        "size": book.size,
+        "average_entry": book.average_entry if book.size else None,
+        "last_price": last,
+    }
 
 
 def bot_performance(*, bot: Bot, now_ms: int | None = None) -> dict[str, Any]:

@@ -35,7 +35,9 @@ def _get(request, pk: int):
 def index(request):
     # A user runs a handful of bots, not thousands: one page, no pagination.
     return render(
-        request, "bots/index.html", {"section": "Bots", "bots": selectors.bot_list(user=request.user)}
+        request,
+        "bots/index.html",
+        {"section": "Bots", "bots": selectors.bot_overview_list(user=request.user)},
     )
 
 
@@ -66,7 +68,16 @@ def new(request):
 def detail(request, pk: int):
     bot = _get(request, pk)
     events = Paginator(selectors.bot_event_list(bot=bot), 50).get_page(request.GET.get("page"))
-    return render(request, "bots/detail.html", {"section": "Bots", "bot": bot, "events": events})
+    context = {
+        "section": "Bots",
+        "bot": bot,
+        "events": events,
+        "performance": selectors.bot_performance(bot=bot),
+        "positions": [p for p in selectors.bot_position_list(bot=bot) if p.is_open],
+        "open_orders": selectors.bot_order_list(bot=bot).open()[:100],
+        "trades": selectors.bot_fill_list(bot=bot)[:20],
+    }
+    return render(request, "bots/detail.html", context)
 
 
 @login_required

@@ -1,5 +1,5 @@
-// Bots list and detail: status badges, lifecycle buttons and the event log follow the
-// server's bot.status / bot.event live events without a reload.
+// Bots list and detail: status badges, lifecycle buttons, P&L and the event log follow the
+// server's bot.status / bot.event / fill.* / price live events without a reload.
 (function () {
   "use strict";
   if (!window.Live) return;
@@ -26,6 +26,52 @@
       box.textContent = data.error || "";
       box.hidden = !data.error;
     }
+  });
+
+  // ------------------------------------------------------------------ P&L
+  function showPnl(cell) {
+    const size = Number(cell.dataset.size || 0);
+    const entry = Number(cell.dataset.entry || 0);
+    const last = Number(cell.dataset.last || 0);
+    const unrealized = size && entry && last ? size * (last - entry) : Number(cell.dataset.unrealized || 0);
+    const total = Number(cell.dataset.realized || 0) + unrealized;
+    cell.textContent = total.toFixed(2) + " " + cell.dataset.currency;
+    cell.classList.toggle("pos", total > 0);
+    cell.classList.toggle("neg", total < 0);
+    cell.title = "realized " + Number(cell.dataset.realized || 0).toFixed(2) + " · unrealized " + unrealized.toFixed(2) + " " + cell.dataset.currency;
+  }
+  const pending = {};
+  // A fill changes the bot's position and realized P&L: ask the server (once per burst).
+  function refreshPnl(botId) {
+    const cells = document.querySelectorAll('[data-bot-pnl="' + botId + '"]');
+    if (!cells.length || pending[botId]) return;
+    pending[botId] = setTimeout(async () => {
+      delete pending[botId];
+      try {
+        const response = await fetch("/api/v1/bots/" + botId + "/performance/", { credentials: "same-origin", headers: { Accept: "application/json" } });
+        if (!response.ok) return;
+        const p = await response.json();
+        cells.forEach((cell) => {
+          cell.dataset.realized = p.realized_pnl;
+          cell.dataset.unrealized = p.unrealized_pnl;
+          cell.dataset.size = p.position.side === "short" ? -p.position.size : p.position.size;
+          cell.dataset.entry = p.position.average_entry == null ? "" : p.position.average_entry;
+          cell.dataset.last = p.last_price == null ? "" : p.last_price;
+          showPnl(cell);
+          cell.dispatchEvent(new CustomEvent("bot:performance", { bubbles: true, detail: p }));
+        });
+      } catch (e) { /* keep the last figures */ }
+    }, 250);
+  }
+  window.Live.on("fill.created", (data) => { if (data.bot_id) refreshPnl(data.bot_id); });
+  window.Live.on("order.updated", (data) => { if (data.bot_id && data.status === "filled") refreshPnl(data.bot_id); });
+  // A price moves the open position's unrealized P&L: re-mark it here.
+  window.Live.on("price", (data) => {
+    document.querySelectorAll("[data-bot-pnl]").forEach((cell) => {
+      if (cell.dataset.symbol !== data.symbol || cell.dataset.exchange !== data.exchange || data.last == null) return;
+      cell.dataset.last = data.last;
+      if (Number(cell.dataset.size || 0)) showPnl(cell);
+    });
   });
 
   const log = document.getElementById("bot-events");

@@ -114,3 +114,30 @@ def test_detail_shows_status_and_event_log(client, user):
     assert "Tick failed (exchange down)" in html
     assert 'data-status="error"' in html
     assert "bots/bots.js" in html
+
+
+def test_bots_page_shows_each_bots_pnl_from_its_fills(client, user):
+    from tests.bots.test_api_trading import filled
+
+    bot = BotFactory(owner=user)
+    filled(bot, "buy", "1", "100", hours=0)
+    filled(bot, "sell", "1", "112.5", hours=1, fee="0.5")
+    client.force_login(user)
+    html = client.get(reverse("bots:index")).content.decode()
+    assert f'data-bot-pnl="{bot.pk}"' in html
+    assert "12.00 USDT" in html  # 12.5 gain - 0.5 fee
+
+
+def test_detail_shows_performance_chart_open_orders_and_trades(client, user):
+    from tests.bots.test_api_trading import bot_account, filled
+    from tests.factories import OrderFactory
+
+    bot = BotFactory(owner=user)
+    filled(bot, "buy", "0.5", "100", hours=0)
+    order = OrderFactory(owner=user, paper_account=bot_account(bot), bot=bot, side="sell", price="150")
+    client.force_login(user)
+    html = client.get(reverse("bots:detail", args=[bot.pk])).content.decode()
+    assert 'id="bot-chart"' in html and "plotly.min.js" in html and "bots/detail.js" in html
+    assert f'data-cancel="{order.pk}"' in html
+    assert 'data-perf="position">long 0.5 @ 100' in html
+    assert 'id="bot-trades"' in html
