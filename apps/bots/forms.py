@@ -52,6 +52,13 @@ class BotForm(forms.Form):
     )
     confirm_live = forms.BooleanField(required=False, label="I understand this bot trades real money")
     allocated_capital = forms.DecimalField(min_value=Decimal("0.00000001"), initial=Decimal("1000"))
+    size_percent = forms.DecimalField(
+        required=False,
+        min_value=Decimal("0.01"),
+        max_value=100,
+        label="Position size %",
+        help_text="of the bot's equity per entry; empty: 100%",
+    )
     stop_loss_percent = forms.DecimalField(required=False, min_value=0, max_value=99, label="Stop-loss %")
     take_profit_percent = forms.DecimalField(required=False, min_value=0, label="Take-profit %")
     trailing_stop_percent = forms.DecimalField(
@@ -126,6 +133,8 @@ class BotForm(forms.Form):
             "allocated_capital": data["allocated_capital"],
             "warmup": data.get("warmup"),
         }
+        if data.get("size_percent") is not None:
+            kwargs["sizing"] = {"type": "percent_equity", "value": float(data["size_percent"] / PERCENT)}
         for field in ("stop_loss", "take_profit", "trailing_stop"):
             value = data.get(f"{field}_percent")
             kwargs[field] = float(value / PERCENT) if value is not None else None
@@ -134,6 +143,7 @@ class BotForm(forms.Form):
     ERROR_FIELDS = {
         "strategy_id": "strategy",
         "stop_loss": "stop_loss_percent",
+        "sizing": "size_percent",
         "take_profit": "take_profit_percent",
         "trailing_stop": "trailing_stop_percent",
         "mode": "connection",
@@ -192,6 +202,9 @@ def initial_from_research(*, user, query) -> tuple[dict[str, Any], str]:
     }
     if job.initial_cash:
         initial["allocated_capital"] = _plain(job.initial_cash)
+    sizing = config.get("sizing") or {}
+    if sizing.get("type", "percent_equity") == "percent_equity" and sizing.get("value"):
+        initial["size_percent"] = _plain(Decimal(str(sizing["value"])) * PERCENT)
     for field in ("stop_loss", "take_profit", "trailing_stop"):
         if config.get(field) is not None:
             initial[f"{field}_percent"] = _plain(Decimal(str(config[field])) * PERCENT)

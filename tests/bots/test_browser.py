@@ -40,7 +40,9 @@ def test_paper_bot_from_a_backtest_result_starts_and_trades_live_on_its_page(pag
         timeframe="1h",
         status="completed",
         initial_cash=Decimal("1000"),
-        config={"initial_cash": 1000.0},
+        # Half the equity per entry, carried over to the bot: room for the paper exchange's
+        # slippage on the market entry.
+        config={"initial_cash": 1000.0, "sizing": {"type": "percent_equity", "value": 0.5}},
     )
     login(page, user)
 
@@ -56,14 +58,16 @@ def test_paper_bot_from_a_backtest_result_starts_and_trades_live_on_its_page(pag
 
     bot = Bot.objects.get(owner=user, name="from backtest")
     assert (bot.mode, bot.params["fast"], bot.params["slow"]) == ("paper", 2, 3)
+    assert bot.sizing == {"type": "percent_equity", "value": 0.5}
     expect(page.locator("[data-bot-page]")).to_have_attribute("data-bot-page", str(bot.pk))
     badge = page.locator(f'[data-bot-status="{bot.pk}"]').first
     expect(badge).to_have_text("Stopped")
     page.locator("#bot-chart[data-candles]").wait_for()
 
     page.get_by_role("button", name="Start").click()
-    # "Starting" comes back with the redirect; "Running" arrives as a live event from the worker.
-    expect(badge).to_have_text("Running", timeout=30000)
+    # "Starting" comes back with the redirect; "Running" arrives as a live event from the worker
+    # (generous timeouts: the worker may still be booting on a loaded machine).
+    expect(badge).to_have_text("Running", timeout=60000)
     # From here on nothing reloads the page: a marker the reload would drop proves it.
     page.evaluate("window.__noReload = true")
 
@@ -71,12 +75,12 @@ def test_paper_bot_from_a_backtest_result_starts_and_trades_live_on_its_page(pag
     assert services.bots_enqueue_due() == 1
 
     events = page.locator("#bot-events")
-    expect(events).to_contain_text("1 order(s)", timeout=30000)
-    expect(events).to_contain_text("buy market", timeout=30000)
+    expect(events).to_contain_text("1 order(s)", timeout=60000)
+    expect(events).to_contain_text("buy market", timeout=60000)
     trade = page.locator("#bot-trades tbody tr[data-fill]").first
-    expect(trade).to_contain_text("Buy", timeout=30000)
-    expect(page.locator("#bot-chart")).to_have_attribute("data-fills", "1", timeout=30000)
-    expect(page.locator('[data-perf="position"]')).to_contain_text("long", timeout=30000)
+    expect(trade).to_contain_text("Buy", timeout=60000)
+    expect(page.locator("#bot-chart")).to_have_attribute("data-fills", "1", timeout=60000)
+    expect(page.locator('[data-perf="position"]')).to_contain_text("long", timeout=60000)
     assert page.evaluate("window.__noReload") is True
 
     order = Order.objects.get(bot=bot)

@@ -157,7 +157,12 @@ def _run(owner, **extra):
         "symbol": "ETH/USDT",
         "timeframe": "4h",
         "initial_cash": Decimal("2500"),
-        "config": {"initial_cash": 2500.0, "stop_loss": 0.02, "take_profit": 0.05},
+        "config": {
+            "initial_cash": 2500.0,
+            "stop_loss": 0.02,
+            "take_profit": 0.05,
+            "sizing": {"type": "percent_equity", "value": 0.25},
+        },
     }
     values.update(extra)
     return BacktestRun.objects.create(**values)
@@ -178,6 +183,7 @@ def test_start_a_bot_from_a_backtest_prefills_the_form(client, user):
     assert 'name="stop_loss_percent" value="2"' in html
     assert 'name="take_profit_percent" value="5"' in html
     assert 'name="allocated_capital" value="2500' in html
+    assert 'name="size_percent" value="25"' in html
 
 
 def test_start_a_bot_from_an_optimization_trial_uses_that_trials_parameters(client, user):
