@@ -11,7 +11,7 @@
     running: ["pause", "stop"], paused: ["resume", "stop"], stopping: [],
   };
 
-  window.Live.on("bot.status", (data) => {
+  function showStatus(data) {
     document.querySelectorAll('[data-bot-status="' + data.bot + '"]').forEach((badge) => {
       badge.textContent = LABELS[data.status] || data.status;
       badge.dataset.status = data.status;
@@ -26,6 +26,19 @@
       box.textContent = data.error || "";
       box.hidden = !data.error;
     }
+  }
+  window.Live.on("bot.status", showStatus);
+  // A status that changed before this page's socket was open (a start redirects here while
+  // the worker activates the bot) is read once the socket is live.
+  window.Live.on("live.open", () => {
+    const ids = new Set();
+    document.querySelectorAll("[data-bot-status]").forEach((badge) => ids.add(badge.dataset.botStatus));
+    ids.forEach(async (id) => {
+      try {
+        const response = await fetch("/api/v1/bots/" + id + "/", { credentials: "same-origin", headers: { Accept: "application/json" } });
+        if (response.ok) { const bot = await response.json(); showStatus({ bot: bot.id, status: bot.status, error: bot.error }); }
+      } catch (e) { /* the next event updates it */ }
+    });
   });
 
   // ------------------------------------------------------------------ P&L

@@ -221,6 +221,13 @@
       try { await loadFills(); draw(); } catch (e) { /* the next fill redraws */ }
     });
     window.Live.on("price", (data) => { state.lastEvent = Date.now(); onPrice(data); });
+    // After a (re)connect, re-read what may have changed while no events could arrive.
+    let first = true;
+    window.Live.on("live.open", async () => {
+      if (first) { first = false; return; }  // the initial load below covers the first connect
+      refreshPerformance();
+      try { await Promise.all([loadFills(), loadOrders()]); draw(); } catch (e) { /* keep */ }
+    });
   }
   // Price events come for watched markets only; otherwise poll the (cached) ticker.
   setInterval(async () => {

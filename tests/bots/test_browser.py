@@ -87,4 +87,9 @@ def test_paper_bot_from_a_backtest_result_starts_and_trades_live_on_its_page(pag
     assert (order.side, order.type, order.status) == ("buy", "market", "filled")
     assert order.client_order_id == f"bot{bot.pk}-{candle}-0"
     assert Fill.objects.filter(order=order).count() == 1
+
+    # The list shows the bot running with its P&L (the position marked at the last price).
+    page.goto("/bots/")
+    expect(page.locator(f'[data-bot-status="{bot.pk}"]')).to_have_text("Running")
+    expect(page.locator(f'[data-bot-pnl="{bot.pk}"]')).to_contain_text("USDT")
     assert page.console_errors == []
