@@ -93,3 +93,38 @@ def test_paper_bot_from_a_backtest_result_starts_and_trades_live_on_its_page(pag
     expect(page.locator(f'[data-bot-status="{bot.pk}"]')).to_have_text("Running")
     expect(page.locator(f'[data-bot-pnl="{bot.pk}"]')).to_contain_text("USDT")
     assert page.console_errors == []
+
+
+def test_start_bot_link_on_an_optimization_trial_row_prefills_that_trial(page):
+    from apps.backtests.models import Optimization, OptimizationTrial
+
+    user = UserFactory()
+    opt = Optimization.objects.create(
+        owner=user,
+        strategy_kind="builtin",
+        strategy_name="sma_crossover",
+        exchange="binance",
+        symbol="ETH/USDT",
+        timeframe="4h",
+        kind="grid",
+        status="completed",
+        initial_cash=Decimal("1000"),
+        space={"fast": [5, 9]},
+        total=2,
+        completed=2,
+        best_params={"fast": 5, "slow": 50},
+        best_metrics={"sharpe_ratio": 1.5},
+        best_value=1.5,
+    )
+    for index, fast in enumerate([5, 9]):
+        OptimizationTrial.objects.create(
+            optimization=opt, index=index, params={"fast": fast, "slow": 50}, metrics={"sharpe_ratio": 1.0}
+        )
+    login(page, user)
+    page.goto(f"/backtests/optimizations/{opt.pk}/")
+    expect(page.locator("#best-bot-link")).to_have_attribute("href", f"/bots/new/?optimization={opt.pk}")
+    page.locator("#trials-table tbody tr", has_text="9").locator("a.start-bot").click()
+    expect(page.locator("#id_p__builtin-sma_crossover__fast")).to_have_value("9")
+    expect(page.locator("#id_symbol")).to_have_value("ETH/USDT")
+    expect(page.locator("#bot-prefilled")).to_contain_text(f"optimization #{opt.pk} trial 1")
+    assert page.console_errors == []
