@@ -145,3 +145,38 @@ class BotInputSerializer(StrictSerializer):
 
 class BotStopSerializer(StrictSerializer):
     close_position = serializers.BooleanField(required=False, default=False)
+
+
+class BotPositionSummarySerializer(serializers.Serializer):
+    side = serializers.ChoiceField(choices=["long", "short", "flat"])
+    size = serializers.FloatField(help_text="in the base asset")
+    average_entry = serializers.FloatField(allow_null=True)
+
+
+class BotPerformanceSerializer(serializers.Serializer):
+    """The engine's metrics (``apps.backtests.engine.metrics``) on the bot's fills, and its P&L.
+
+    P&L figures are in ``currency`` (the market's quote) and net of fees;
+    ``unrealized_pnl`` marks the open position at ``last_price`` (the newest
+    stored candle's close, or the last fill's price).
+    """
+
+    bot = serializers.IntegerField()
+    currency = serializers.CharField()
+    allocated_capital = serializers.FloatField()
+    fills = serializers.IntegerField(help_text="how many fills the figures are built from")
+    last_price = serializers.FloatField(allow_null=True)
+    position = BotPositionSummarySerializer()
+    realized_pnl = serializers.FloatField()
+    unrealized_pnl = serializers.FloatField()
+    total_pnl = serializers.FloatField(help_text="realized + unrealized, net of fees")
+    fees = serializers.FloatField()
+    metrics = serializers.DictField(
+        child=serializers.FloatField(allow_null=True),
+        help_text="every name of METRIC_NAMES (win_rate, total_trades, max_drawdown, sharpe_ratio, ...); "
+        "None where undefined",
+    )
+    equity = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        help_text="[timestamp_ms, equity] at each candle's close (the newest 500)",
+    )
