@@ -73,6 +73,7 @@ def webhook_bot_get(*, token: str) -> Bot:
         raise NotFound("No such signal webhook.")
     return webhook.bot
 
+
 # ------------------------------------------------------------------ trading
 def bot_order_list(*, bot: Bot) -> QuerySet:
     """The orders the bot placed, newest first (the caller got ``bot`` through ``bot_get``)."""
