@@ -12,7 +12,7 @@ from apps.backtests.models import BacktestRun
 from apps.bots import services
 from apps.bots.models import Bot
 from apps.orders.models import Fill, Order
-from tests.bots.support import CROSS_PARAMS, store_candles
+from tests.bots.support import CROSS_PARAMS, store_candles_on_replay
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
@@ -27,9 +27,9 @@ def login(page, user) -> None:
 
 def test_paper_bot_from_a_backtest_result_starts_and_trades_live_on_its_page(page, celery_worker):
     user = UserFactory()
-    candle = services.last_closed_candle_ms("1h")
-    # The last closed candle is an SMA cross up: the first tick buys at market.
-    store_candles(last_open_ms=candle)
+    # Offline (as under tests) the bot's candle clock is the replay feed over stored candles:
+    # the candle it closed last is an SMA cross up, so the first tick buys at market.
+    candle = store_candles_on_replay()
     run = BacktestRun.objects.create(
         owner=user,
         strategy_kind="builtin",
