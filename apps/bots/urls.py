@@ -10,5 +10,6 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("new/", views.new, name="new"),
     path("<int:pk>/", views.detail, name="detail"),
+    path("<int:pk>/webhook/rotate/", views.webhook_rotate, name="webhook-rotate"),
     path("<int:pk>/<str:name>/", views.action, name="action"),
 ]

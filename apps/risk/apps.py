@@ -9,4 +9,8 @@ class RiskConfig(AppConfig):
     verbose_name = "Risk"
 
     def ready(self) -> None:
-        from apps.risk import tracking  # noqa: F401 - connects the position, fill and limit receivers
+        # ``tracking`` connects its position, fill and limit receivers on import; ``receivers``
+        # (notifications: fills, bot errors/stops, risk alerts) when asked.
+        from apps.risk import receivers, tracking  # noqa: F401
+
+        receivers.connect()

@@ -14,7 +14,6 @@ from django.contrib.auth import get_user_model
 
 from apps.risk import alerts, checks, selectors
 from apps.risk.checks import Breach
-from apps.risk.models import RiskProfile
 
 
 def order_check(
@@ -31,7 +30,7 @@ def order_check(
 ) -> list[Breach]:
     """The limits this order would break; an empty list lets it through."""
     profile, limits = selectors.risk_limits_for_check(owner_id=owner_id)
-    if not limits and not RiskProfile.objects.filter(owner_id=owner_id, kill_switch=True).exists():
+    if not limits and not selectors.kill_switch_is_on(user_id=owner_id):
         return []  # nothing to check: one query for users without limits
     if user_timezone is None:
         user_timezone = (

@@ -354,3 +354,8 @@ def risk_snapshot_latest(*, user) -> RiskSnapshot | None:
 
 def risk_snapshot_history(*, user, limit: int = 96) -> list[RiskSnapshot]:
     return list(RiskSnapshot.objects.filter(owner=user).order_by("-timestamp")[:limit])
+
+
+def kill_switch_is_on(*, user_id: int) -> bool:
+    """Whether the user's kill switch is engaged (``order_place`` refuses new orders then)."""
+    return RiskProfile.objects.filter(owner_id=user_id, kill_switch=True).exists()

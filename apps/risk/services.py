@@ -77,12 +77,11 @@ def risk_profile_update(
     max_daily_loss: Decimal | None,
     max_leverage: Decimal,
     max_open_orders: int,
-    kill_switch: bool | None = None,
 ) -> RiskProfile:
     """Replace the user's risk limits (creating the profile on first save).
 
-    ``kill_switch=None`` keeps the stored switch: the dashboard's limits form must
-    not undo a kill switch engaged meanwhile from another tab or the API.
+    The kill switch is kept as stored: only ``apps.risk.killswitch`` turns it on
+    (stopping bots, cancelling orders, with its audit) or off.
     """
     limits = validate_limits(
         currency=currency,
@@ -91,19 +90,7 @@ def risk_profile_update(
         max_leverage=max_leverage,
         max_open_orders=max_open_orders,
     )
-    if kill_switch is not None:
-        limits["kill_switch"] = kill_switch
     profile, _ = RiskProfile.objects.select_for_update().update_or_create(owner=user, defaults=limits)
-    return profile
-
-
-@transaction.atomic
-def risk_kill_switch_set(*, user, engaged: bool) -> RiskProfile:
-    """Turn the kill switch on or off, keeping every other limit (creating the profile with defaults)."""
-    profile, _ = RiskProfile.objects.select_for_update().get_or_create(owner=user)
-    if profile.kill_switch != engaged:
-        profile.kill_switch = engaged
-        profile.save(update_fields=["kill_switch", "updated_at"])
     return profile
 
 

@@ -1,14 +1,18 @@
-"""Thin Celery tasks of the risk monitor."""
+"""Thin Celery tasks of the risk app: the risk monitor, notification delivery and the kill switch's retries."""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from apps.core.schedules import Schedule
-from apps.risk import monitoring
+from apps.risk import killswitch, monitoring, notifications
 
 PERIODIC_TASKS: list[Schedule] = [
     Schedule("risk: monitor every user", "apps.risk.tasks.risk_monitor_all", 60),
+    # Picks up deliveries whose queue message was lost (broker outage at notify time).
+    Schedule(
+        "risk: resend notifications whose message was lost", "apps.risk.tasks.notifications_resend_stale", 60
+    ),
 ]
 
 
@@ -28,3 +32,25 @@ def risk_monitor_users(user_ids: list[int]) -> int:
 def risk_monitor_user(user_id: int) -> None:
     """Monitor one user now (sent, debounced, after their fills)."""
     monitoring.risk_monitor_user(user_id=user_id)
+
+
+@shared_task(bind=True, name="apps.risk.tasks.notification_deliver", ignore_result=True, max_retries=None)
+def notification_deliver(self, delivery_id: int) -> None:
+    """Try one delivery; a transient failure retries with the service's backoff (the service counts attempts)."""
+    delay = notifications.notification_attempt(delivery_id=delivery_id)
+    if delay is not None:
+        raise self.retry(countdown=delay)
+
+
+@shared_task(name="apps.risk.tasks.notifications_resend_stale", ignore_result=True)
+def notifications_resend_stale() -> int:
+    """Queue again the deliveries whose message was lost."""
+    return notifications.notifications_resend_stale()
+
+
+@shared_task(bind=True, name="apps.risk.tasks.kill_switch_retry", ignore_result=True, max_retries=None)
+def kill_switch_retry(self, activation_id: int) -> None:
+    """Retry what the kill switch could not do yet (cancels, closes on an exchange that failed)."""
+    delay = killswitch.kill_switch_retry(activation_id=activation_id)
+    if delay is not None:
+        raise self.retry(countdown=delay)

@@ -67,15 +67,3 @@ def alert_acknowledge(request, pk: int):
         raise Http404("Alert not found.") from None
     alerts.alert_acknowledge(alert=alert)
     return redirect("risk:index")
-
-
-@login_required
-@require_POST
-def kill_switch(request):
-    engaged = request.POST.get("engaged") == "on"
-    services.risk_kill_switch_set(user=request.user, engaged=engaged)
-    if engaged:
-        messages.warning(request, "Kill switch ON: no new orders will be placed.")
-    else:
-        messages.success(request, "Kill switch off: trading is allowed again.")
-    return redirect("risk:index")

@@ -115,3 +115,32 @@ def test_the_unsaved_defaults_null_updated_at_is_in_the_schema(auth_client):
     ]
     component = schema["components"]["schemas"][ref["$ref"].rsplit("/", 1)[-1]]
     assert component["properties"]["updated_at"].get("nullable") is True
+
+
+def test_put_engages_and_releases_through_the_kill_switch_with_its_audit(auth_client, user):
+    from apps.bots.models import Bot
+    from apps.risk.models import KillSwitchActivation
+    from tests.factories import BotFactory
+
+    bot = BotFactory(owner=user, status=Bot.Status.RUNNING)
+    auth_client.put(URL, limits(), format="json")
+    response = auth_client.put(URL, limits(kill_switch=True), format="json")
+    assert response.status_code == 200 and response.json()["kill_switch"] is True
+    [activation] = KillSwitchActivation.objects.filter(owner=user)
+    assert (activation.source, activation.engaged_by, activation.released_at) == ("api", user, None)
+    assert activation.bots_stopped == [bot.pk]  # not a bare flag: the bots were stopped
+    bot.refresh_from_db()
+    assert bot.status in (Bot.Status.STOPPING, Bot.Status.STOPPED)
+    # The same value again is no second press; other limits still change.
+    assert auth_client.put(URL, limits(kill_switch=True, max_open_orders=9), format="json").status_code == 200
+    assert KillSwitchActivation.objects.filter(owner=user).count() == 1
+    assert RiskProfile.objects.get(owner=user).max_open_orders == 9
+    response = auth_client.put(URL, limits(kill_switch=False), format="json")
+    assert response.status_code == 200 and response.json()["kill_switch"] is False
+    activation.refresh_from_db()
+    assert activation.released_at is not None and activation.released_by == user
+    # Bad limits change nothing, the kill switch included.
+    bad = auth_client.put(URL, limits(kill_switch=True, max_leverage="0"), format="json")
+    assert_error(bad, 400, fields=["max_leverage"])
+    assert RiskProfile.objects.get(owner=user).kill_switch is False
+    assert KillSwitchActivation.objects.filter(owner=user).count() == 1

@@ -255,3 +255,32 @@ def test_a_limit_used_80_percent_raises_an_info_alert_that_gives_way_to_the_brea
     assert near.resolved_at is not None
     broken = RiskAlert.objects.get(owner=user, resolved_at__isnull=True)
     assert broken.severity == "warning" and broken.data["measured"] == "105"
+
+
+@pytest.mark.django_db
+def test_breaches_reach_the_notification_channels_once_but_info_alerts_do_not(
+    user, django_capture_on_commit_callbacks
+):
+    from apps.risk.models import NotificationDelivery
+    from apps.risk.notifications import notification_channel_create
+
+    notification_channel_create(
+        user=user, kind="email", name="alerts", events=["risk_alert"], email="trader@example.com"
+    )
+    account = PaperAccountFactory(user=user)
+    risk.risk_limit_create(user=user, kind="daily_loss", value=Decimal("100"))
+    lose_today(user, account, "85")  # 85% used: an info alert, on the page only
+    for _ in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            monitoring.risk_monitor_user(user_id=user.pk)
+    assert list(RiskAlert.objects.values_list("severity", flat=True)) == ["info"]
+    assert not NotificationDelivery.objects.exists()
+    lose_today(user, account, "20")  # 105 of 100: broken (a warning), then repeated while it lasts
+    for _ in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            monitoring.risk_monitor_user(user_id=user.pk)
+    [delivery] = NotificationDelivery.objects.all()
+    warning = RiskAlert.objects.get(owner=user, resolved_at__isnull=True)
+    assert (warning.severity, warning.occurrences) == ("warning", 3)
+    assert delivery.event == "risk_alert" and delivery.payload["id"] == warning.pk
+    assert (delivery.payload["severity"], delivery.payload["kind"]) == ("warning", "daily_loss")

@@ -10,11 +10,13 @@ import pytest
 from django.urls import reverse
 
 from apps.bots.models import Bot, BotEvent
+from apps.core.errors import Conflict
 from apps.exchanges.models import PaperOrder
 from apps.orders import services as orders
 from apps.orders.models import Order
 from apps.orders.services import RiskLimitBreached
 from apps.risk import services as risk
+from apps.risk.killswitch import kill_switch_engage
 from apps.risk.models import RiskAlert
 from tests.factories import BotFactory
 from tests.support.api import assert_error
@@ -112,10 +114,20 @@ def test_reduce_only_close_passes_exposure_limits_and_the_kill_switch(user, plac
         risk.risk_limit_create(
             user=user, kind=kind, value=Decimal("0.000001") if kind != "leverage" else Decimal(1)
         )
-    risk.risk_kill_switch_set(user=user, engaged=True)
     with pytest.raises(RiskLimitBreached) as err:
         place(amount=Decimal("0.01"))
-    assert {b["code"] for b in err.value.fields["limits"]} >= {"kill_switch", "position_quantity"}
+    assert {b["code"] for b in err.value.fields["limits"]} >= {"position_quantity", "total_exposure"}
+    # The kill switch answers an opening order first, with 409 and nothing stored.
+    Order.objects.filter(owner=user, status="open").update(status="cancelled")
+    kill_switch_engage(user=user, actor=user)
+    stored = Order.objects.count()
+    with pytest.raises(Conflict) as refused:
+        place(amount=Decimal("0.01"))
+    assert refused.value.code == "kill_switch_engaged" and Order.objects.count() == stored
+    # A reduce-only order that would not reduce is refused by the pre-trade check's kill switch rule.
+    with pytest.raises(RiskLimitBreached) as err:
+        place(amount=Decimal("0.01"), reduce_only=True)
+    assert {b["code"] for b in err.value.fields["limits"]} >= {"kill_switch"}
     position = orders.Position.objects.get(owner=user, symbol="BTC/USDT")
     closed = orders.position_close(owner=user, position=position, gateway=paper)
     assert closed.status != Order.Status.REJECTED and closed.reduce_only

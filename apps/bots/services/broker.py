@@ -16,6 +16,7 @@ from typing import Any
 from apps.backtests.engine.candles import Candles
 from apps.backtests.engine.orders import OrderInfo
 from apps.backtests.engine.sizing import normalize_sizing, order_size
+from apps.backtests.engine.slippage import SlippageModel
 from apps.backtests.engine.strategy import History
 from apps.exchanges.gateway.base import AccountBalance
 from apps.exchanges.gateway.base import Order as GatewayOrder
@@ -44,6 +45,7 @@ class GatewayBroker:
         sizing: dict[str, Any] | None,
         fee_rate: float,
         defaults: dict[str, float | None],
+        slippage: SlippageModel | None = None,
     ) -> None:
         self.data = candles
         self.base, self.quote = base, quote
@@ -54,6 +56,7 @@ class GatewayBroker:
         self.sizing = normalize_sizing(sizing or None)
         self.fee_rate = fee_rate
         self.defaults = defaults
+        self.slippage = slippage
         self._open = open_orders
         self.decisions: list[dict[str, Any]] = []
         self.cancels: list[str] = []
@@ -69,11 +72,18 @@ class GatewayBroker:
         if side == 0 or (side < 0 and self.size > 0):
             return abs(self.size)
         stop_price = self.price * (1 - stop_loss) if stop_loss else None
+        # The engine's rule: size from the slipped price, so 100% of equity stays affordable
+        # when the paper exchange fills at the last price moved by its slippage.
+        price = (
+            self.slippage.apply(self.price, side, 0.0, float(self.data.volume[-1]))
+            if self.slippage
+            else self.price
+        )
         return order_size(
             self.sizing,
             equity=self.equity(),
             available=self._free,
-            price=self.price,
+            price=price,
             leverage=1.0,
             fee_rate=self.fee_rate,
             fixed_fee=0.0,

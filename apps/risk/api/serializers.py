@@ -40,7 +40,9 @@ class RiskProfileInputSerializer(StrictSerializer):
     max_daily_loss = serializers.DecimalField(max_digits=None, decimal_places=None, allow_null=True)
     max_leverage = serializers.DecimalField(max_digits=None, decimal_places=None)
     max_open_orders = serializers.IntegerField()
-    kill_switch = serializers.BooleanField()
+    kill_switch = serializers.BooleanField(
+        help_text="a change engages or releases the kill switch as kill-switch/engage/ and release/ do"
+    )
 
 
 # ------------------------------------------------------------------ limits

@@ -3,6 +3,13 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from apps.risk.api.killswitch import (
+    KillSwitchActivationViewSet,
+    KillSwitchEngageView,
+    KillSwitchReleaseView,
+    KillSwitchView,
+)
+from apps.risk.api.notifications import NotificationChannelViewSet, NotificationDeliveryViewSet
 from apps.risk.api.views import (
     RiskAlertViewSet,
     RiskExposureView,
@@ -16,10 +23,16 @@ app_name = "risk-api"
 router = SimpleRouter()
 router.register("limits", RiskLimitViewSet, basename="limit")
 router.register("alerts", RiskAlertViewSet, basename="alert")
+router.register("notification-channels", NotificationChannelViewSet, basename="notification-channel")
+router.register("notification-deliveries", NotificationDeliveryViewSet, basename="notification-delivery")
+router.register("kill-switch/activations", KillSwitchActivationViewSet, basename="kill-switch-activation")
 
 urlpatterns = [
     path("profile/", RiskProfileView.as_view(), name="profile"),
     path("overview/", RiskOverviewView.as_view(), name="overview"),
     path("exposure/", RiskExposureView.as_view(), name="exposure"),
+    path("kill-switch/", KillSwitchView.as_view(), name="kill-switch"),
+    path("kill-switch/engage/", KillSwitchEngageView.as_view(), name="kill-switch-engage"),
+    path("kill-switch/release/", KillSwitchReleaseView.as_view(), name="kill-switch-release"),
     *router.urls,
 ]

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.risk import alerts, monitoring, selectors, services
+from apps.risk import alerts, killswitch, monitoring, selectors, services
 from apps.risk.api.serializers import (
     ExposureSerializer,
     RiskAlertFilterSerializer,
@@ -32,10 +32,22 @@ class RiskProfileView(APIView):
 
     @extend_schema(request=RiskProfileInputSerializer, responses=RiskProfileSerializer)
     def put(self, request: Request) -> Response:
-        """Replace the user's risk limits."""
+        """Replace the user's risk limits.
+
+        A changed ``kill_switch`` goes through the kill switch itself, as
+        ``kill-switch/engage/`` and ``kill-switch/release/`` would: turning it on stops
+        every bot and cancels every open order (audited); the same value changes nothing.
+        """
         serializer = RiskProfileInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        profile = services.risk_profile_update(user=request.user, **serializer.validated_data)
+        limits = dict(serializer.validated_data)
+        engaged = limits.pop("kill_switch")
+        profile = services.risk_profile_update(user=request.user, **limits)
+        if engaged and not profile.kill_switch:
+            killswitch.kill_switch_engage(user=request.user, actor=request.user, source="api")
+        elif not engaged and profile.kill_switch:
+            killswitch.kill_switch_release(user=request.user, actor=request.user)
+        profile.refresh_from_db()
         return Response(RiskProfileSerializer(profile).data)
 
 

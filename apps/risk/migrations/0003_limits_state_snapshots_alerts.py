@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('bots', '0002_bot_lifecycle_strategy_ref_events'),
         ('exchanges', '0003_amounts_from_core_money'),
-        ('risk', '0001_initial'),
+        ('risk', '0002_notifications_and_kill_switch_audit'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
