@@ -185,8 +185,24 @@ def test_one_failing_user_does_not_stop_the_chunk(user, monkeypatch):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_paper_bot_breaching_the_daily_loss_is_paused_and_the_alert_arrives_over_websocket(live_server_url):
+def test_paper_bot_breaching_the_daily_loss_is_paused_and_the_alert_arrives_over_websocket(
+    live_server_url, settings
+):
+    """The acceptance test of the risk issue: paused, pushed live, and delivered to the user's
+    signed webhook (a real local HTTP receiver checks the signature)."""
+    from apps.risk.models import NotificationDelivery
+    from apps.risk.notifications import notification_attempt, notification_channel_create
+    from apps.risk.transports import webhook_verify
+    from tests.risk.receiver import Receiver
+
+    settings.NOTIFICATION_ALLOW_PRIVATE_WEBHOOKS = True
+    settings.NOTIFICATION_RETRY_BASE_SECONDS = 0
     user = UserFactory()
+    receiver = Receiver().__enter__()
+    secret = "whsec-risk-0123456789"
+    notification_channel_create(
+        user=user, kind="webhook", name="alerts", events=["risk_alert"], url=receiver.url, secret=secret
+    )
     account = PaperAccountFactory(user=user)
     bot = BotFactory(owner=user, status=Bot.Status.RUNNING, mode=Bot.Mode.PAPER)
     risk.risk_limit_create(user=user, kind="daily_loss", value=Decimal("100"), action="pause_bot", bot=bot.pk)
@@ -214,6 +230,23 @@ def test_paper_bot_breaching_the_daily_loss_is_paused_and_the_alert_arrives_over
     bot.refresh_from_db()
     assert bot.status == Bot.Status.PAUSED
     assert status["data"]["status"] == "paused"
+
+    # The webhook delivery (a Celery task in production; attempted here until it is done).
+    try:
+        [delivery] = NotificationDelivery.objects.filter(owner=user, event="risk_alert")
+        while notification_attempt(delivery_id=delivery.pk) is not None:
+            pass
+        delivery.refresh_from_db()
+        assert delivery.status == "delivered"
+        [request] = receiver.requests
+        assert webhook_verify(
+            secret, request.headers["X-Signature-Timestamp"], request.body, request.headers["X-Signature"]
+        )
+        body = request.json()
+        assert body["event"] == "risk_alert"
+        assert (body["data"]["kind"], body["data"]["severity"]) == ("daily_loss", "critical")
+    finally:
+        receiver.__exit__(None, None, None)
 
 
 @pytest.mark.django_db(transaction=True)
