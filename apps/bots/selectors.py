@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from apps.bots.models import Bot, BotEvent
+from apps.bots.models import Bot, BotEvent, BotReplay
 from apps.core.errors import NotFound, ValidationFailed
 
 
@@ -37,3 +37,18 @@ def bot_is_owned(*, user, bot_id: int) -> bool:
 def bot_event_list(*, bot: Bot) -> QuerySet[BotEvent]:
     """The bot's log, newest first (the caller got ``bot`` through an owner-scoped selector)."""
     return BotEvent.objects.filter(bot=bot)
+
+
+def bot_replay_list(*, bot: Bot) -> QuerySet[BotReplay]:
+    """The bot's replays, newest first (the caller got ``bot`` through an owner-scoped selector)."""
+    return BotReplay.objects.filter(bot=bot)
+
+
+def bot_replay_get(*, user, bot_id: int | str, pk: int | str) -> BotReplay:
+    """One replay of one of the user's bots; anything else is a 404."""
+    replay = None
+    if str(pk).isdigit() and str(bot_id).isdigit():
+        replay = BotReplay.objects.filter(pk=pk, bot_id=bot_id, bot__owner=user).select_related("bot").first()
+    if replay is None:
+        raise NotFound("Replay not found.")
+    return replay

@@ -10,7 +10,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.bots import selectors, services
-from apps.bots.api.serializers import BotEventSerializer, BotInputSerializer, BotSerializer, BotStopSerializer
+from apps.bots.api.serializers import (
+    BotEventSerializer,
+    BotInputSerializer,
+    BotReplayInputSerializer,
+    BotReplaySerializer,
+    BotSerializer,
+    BotStopSerializer,
+)
 from apps.bots.models import Bot
 
 STATUS_FILTER = OpenApiParameter(
@@ -96,3 +103,35 @@ class BotViewSet(viewsets.GenericViewSet):
         events = selectors.bot_event_list(bot=selectors.bot_get(user=request.user, pk=pk))
         page = self.paginate_queryset(events)
         return self.get_paginated_response(BotEventSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=BotReplayInputSerializer,
+        responses={202: BotReplaySerializer},
+        summary="Replay the bot over a past period of stored candles (a forward test, run as a job)",
+    )
+    @action(detail=True, methods=["post"])
+    def replay(self, request: Request, pk: str) -> Response:
+        bot = selectors.bot_get(user=request.user, pk=pk)
+        serializer = BotReplayInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        replay = services.bot_replay_create(bot=bot, **serializer.validated_data)
+        return Response(BotReplaySerializer(replay).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=BotReplaySerializer(many=True), summary="The bot's replays, newest first")
+    @action(detail=True, methods=["get"])
+    def replays(self, request: Request, pk: str) -> Response:
+        replays = selectors.bot_replay_list(bot=selectors.bot_get(user=request.user, pk=pk))
+        page = self.paginate_queryset(replays)
+        return self.get_paginated_response(BotReplaySerializer(page, many=True).data)
+
+    @extend_schema(responses=BotReplaySerializer, summary="One replay: status, progress and result")
+    @action(detail=True, methods=["get"], url_path=r"replays/(?P<replay_id>[^/.]+)")
+    def replay_detail(self, request: Request, pk: str, replay_id: str) -> Response:
+        replay = selectors.bot_replay_get(user=request.user, bot_id=pk, pk=replay_id)
+        return Response(BotReplaySerializer(replay).data)
+
+    @extend_schema(request=None, responses=BotReplaySerializer, summary="Cancel a pending or running replay")
+    @action(detail=True, methods=["post"], url_path=r"replays/(?P<replay_id>[^/.]+)/cancel")
+    def replay_cancel(self, request: Request, pk: str, replay_id: str) -> Response:
+        replay = selectors.bot_replay_get(user=request.user, bot_id=pk, pk=replay_id)
+        return Response(BotReplaySerializer(services.bot_replay_cancel(replay=replay)).data)
