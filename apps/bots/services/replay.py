@@ -470,6 +470,9 @@ class _Replay:
                 gateway=self.gateway,
             )
             self.unreported[order.pk] = local
+        # ``order_place`` recorded the fills of what it placed (market orders fill at once): only
+        # fills the paper exchange makes later need the orders half's sync.
+        self.trades_seen = PaperTrade.objects.filter(account=self.account).count()
 
     # ---------------------------------------------------------------- result
     def _result(self, equity: np.ndarray, base_held: np.ndarray, seconds: float) -> dict[str, Any]:
