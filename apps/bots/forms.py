@@ -117,3 +117,16 @@ class BotForm(forms.Form):
             shown = shown or target is not None
         if not shown:
             self.add_error(None, message)
+
+
+class BotReplayForm(forms.Form):
+    """The period of a replay on the bot page (open times of its first and last candle, UTC)."""
+
+    start = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    end = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["end"] <= data["start"]:
+            self.add_error("end", "must be after start")
+        return data

@@ -10,5 +10,6 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("new/", views.new, name="new"),
     path("<int:pk>/", views.detail, name="detail"),
+    path("<int:pk>/replay/", views.replay, name="replay"),
     path("<int:pk>/<str:name>/", views.action, name="action"),
 ]

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from apps.backtests import selectors as backtest_selectors
 from apps.backtests.forms import strategy_options
 from apps.bots import selectors, services
-from apps.bots.forms import BotForm
+from apps.bots.forms import BotForm, BotReplayForm
 from apps.core.errors import DomainError, NotFound, ValidationFailed
 from apps.exchanges.selectors import connection_list
 
@@ -66,7 +66,33 @@ def new(request):
 def detail(request, pk: int):
     bot = _get(request, pk)
     events = Paginator(selectors.bot_event_list(bot=bot), 50).get_page(request.GET.get("page"))
-    return render(request, "bots/detail.html", {"section": "Bots", "bot": bot, "events": events})
+    context = {
+        "section": "Bots",
+        "bot": bot,
+        "events": events,
+        "replay": selectors.bot_replay_list(bot=bot).first(),
+        "replay_form": BotReplayForm(),
+    }
+    return render(request, "bots/detail.html", context)
+
+
+@login_required
+@require_POST
+def replay(request, pk: int):
+    """Start a replay (forward test) of the bot over the period of the form."""
+    bot = _get(request, pk)
+    form = BotReplayForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{field}: {' '.join(errors)}")
+        return redirect("bots:detail", pk=bot.pk)
+    try:
+        services.bot_replay_create(bot=bot, start=form.cleaned_data["start"], end=form.cleaned_data["end"])
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{bot.name}: replay queued.")
+    return redirect("bots:detail", pk=bot.pk)
 
 
 @login_required
