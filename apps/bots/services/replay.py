@@ -320,6 +320,9 @@ class _Replay:
         self.unreported: dict[int, int] = {}  # order pk -> local id, placed and not yet filled
         self.trades_seen = 0
         self.held = False
+        self.brackets = False  # an order with a stop-loss or take-profit was placed
+        self.resting = False  # orders may rest at the exchange (not only filled market orders)
+        self.entry: float | None = None
         self.open: list[GatewayOrder] = []
         self.fills: list[OrderInfo] = []
         self.config = _config(replay, account)
@@ -330,6 +333,10 @@ class _Replay:
         self.fills = []
         if not (dirty or self.held or not self._quiet(i)):
             return  # no order can have filled: nothing to ask the database
+        if dirty and not self.resting and not self.held:
+            # Only market orders since the last look, filled and recorded when placed.
+            self._snapshot(sync=False)
+            return
         self.gateway.process(self.symbol)
         trades = PaperTrade.objects.filter(account=self.account).count()
         filled = trades != self.trades_seen
@@ -345,12 +352,15 @@ class _Replay:
             order_sync(account=self.account, gateway=self.gateway)
         self.balance = self.gateway.fetch_balance()
         self.open = self.gateway.fetch_open_orders(self.symbol)
+        self.resting = bool(self.open)
         orders = Order.objects.for_account(self.account)
-        self.held = orders.open().filter(held=True).exists()
-        position = Position.objects.filter(paper_account=self.account, symbol=self.symbol).first()
-        self.entry = (
-            float(position.average_entry) if position is not None and position.average_entry else None
-        )
+        # Bracket legs the platform holds exist only after an order with a stop-loss or take-profit.
+        self.held = self.brackets and orders.open().filter(held=True).exists()
+        if not self.signal:  # signal strategies never ask for the entry price
+            position = Position.objects.filter(paper_account=self.account, symbol=self.symbol).first()
+            self.entry = (
+                float(position.average_entry) if position is not None and position.average_entry else None
+            )
         self.fills = []
         if self.unreported:
             done = list(orders.filter(pk__in=list(self.unreported)).exclude(status__in=Order.OPEN_STATUSES))
@@ -469,7 +479,10 @@ class _Replay:
                 account=self.account,
                 gateway=self.gateway,
             )
-            self.unreported[order.pk] = local
+            if not self.signal:  # only event strategies hear of their fills (``on_fill``)
+                self.unreported[order.pk] = local
+            self.brackets |= bool(decision.get("stop_loss") or decision.get("take_profit"))
+            self.resting |= decision.get("type") != "market" or order.is_open
         # ``order_place`` recorded the fills of what it placed (market orders fill at once): only
         # fills the paper exchange makes later need the orders half's sync.
         self.trades_seen = PaperTrade.objects.filter(account=self.account).count()
