@@ -30,7 +30,8 @@ from apps.marketdata.models import Market
 from apps.marketdata.services import candles_import_arrays
 from tests.factories import BotFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Agreement to the last places needs PostgreSQL's exact 18-place decimals (SQLite rounds them).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres_decimals]
 
 CANDLES = 400
 REL = 1e-9  # Decimal balances against the engine's floats: agreement to ~12 significant digits
