@@ -20,6 +20,9 @@ from apps.bots.api.serializers import (
 )
 from apps.bots.models import Bot
 
+REPLAY_ID = OpenApiParameter(
+    "replay_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="the replay's id"
+)
 STATUS_FILTER = OpenApiParameter(
     "status", OpenApiTypes.STR, enum=Bot.Status.values, description="only bots with this status"
 )
@@ -124,13 +127,22 @@ class BotViewSet(viewsets.GenericViewSet):
         page = self.paginate_queryset(replays)
         return self.get_paginated_response(BotReplaySerializer(page, many=True).data)
 
-    @extend_schema(responses=BotReplaySerializer, summary="One replay: status, progress and result")
+    @extend_schema(
+        parameters=[REPLAY_ID],
+        responses=BotReplaySerializer,
+        summary="One replay: status, progress and result",
+    )
     @action(detail=True, methods=["get"], url_path=r"replays/(?P<replay_id>[^/.]+)")
     def replay_detail(self, request: Request, pk: str, replay_id: str) -> Response:
         replay = selectors.bot_replay_get(user=request.user, bot_id=pk, pk=replay_id)
         return Response(BotReplaySerializer(replay).data)
 
-    @extend_schema(request=None, responses=BotReplaySerializer, summary="Cancel a pending or running replay")
+    @extend_schema(
+        parameters=[REPLAY_ID],
+        request=None,
+        responses=BotReplaySerializer,
+        summary="Cancel a pending or running replay",
+    )
     @action(detail=True, methods=["post"], url_path=r"replays/(?P<replay_id>[^/.]+)/cancel")
     def replay_cancel(self, request: Request, pk: str, replay_id: str) -> Response:
         replay = selectors.bot_replay_get(user=request.user, bot_id=pk, pk=replay_id)
