@@ -9,7 +9,7 @@ by a ``ReplayPriceSource``: at the tick for candle ``i`` the candle ``i + 1`` is
 forming, so a market order fills at ``open[i + 1]`` and a resting order placed
 then rests from candle ``i + 1`` on, which is the backtest's rule. Its trades
 therefore equal a backtest of the same strategy, parameters and candles with
-the config ``replay_backtest_config`` returns (the tests prove it).
+the config stored in its result (``result["config"]``; the tests prove it).
 
 Differences from a live tick, each for the equality with the backtest:
 
@@ -259,11 +259,6 @@ def _replay_account(replay: BotReplay) -> PaperAccount:
         max_volume_fraction=None,  # the backtest engine has no volume cap
     )
     return paper_account_reset(account=account, balances={quote: Decimal(bot.allocated_capital)})
-
-
-def replay_backtest_config(replay: BotReplay) -> dict[str, Any]:
-    """The backtest config under which a backtest must equal the replay (stored in its result)."""
-    return dict(replay.result.get("config") or {})
 
 
 def _config(replay: BotReplay, account: PaperAccount) -> dict[str, Any]:
