@@ -222,3 +222,42 @@ def test_replay_on_the_real_lot_size_rounds_the_backtest_amounts_down(user, btc_
         assert Decimal(repr(mine["size"])) % Decimal("0.00001") == 0
         assert mine["size"] == pytest.approx(theirs["size"], rel=1e-3)
         assert mine["entry_price"] == pytest.approx(theirs["entry_price"], rel=REL)
+
+
+def test_a_running_replay_stops_at_its_next_candle_when_cancelled(user, btc_candles):
+    import threading
+    import time
+
+    from django.db import connection
+
+    from apps.core.jobs import job_cancel
+
+    bot = BotFactory(
+        owner=user,
+        strategy="dca",
+        params=registry.get_strategy_class("dca").validate({}),
+        timeframe="1h",
+        allocated_capital=Decimal("10000"),
+    )
+    replay = services.bot_replay_create(
+        bot=bot, start=_when(btc_candles.timestamp[0]), end=_when(btc_candles.timestamp[-1]), enqueue=False
+    )
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(services.bot_replay_execute(replay_id=replay.pk, worker="thread"))
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while BotReplay.objects.get(pk=replay.pk).progress < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job_cancel(BotReplay.objects.get(pk=replay.pk))
+    worker.join(timeout=30)
+    replay.refresh_from_db()
+    assert outcome == [JobStatus.CANCELLED]
+    assert replay.status == JobStatus.CANCELLED and 5 <= replay.progress < 100
+    assert not PaperAccount.objects.filter(replay_id=replay.pk).exists()
