@@ -230,6 +230,10 @@ LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
 # Requests per client address to the login/register/refresh endpoints.
 LOGIN_THROTTLE_RATE = env.str("LOGIN_THROTTLE_RATE", default="20/minute")
+# Signal-bot webhooks: requests per token, and how far a signal's timestamp may be
+# from the server's clock before it is refused as a replay (or a badly delayed alert).
+SIGNAL_THROTTLE_RATE = env.str("SIGNAL_THROTTLE_RATE", default="30/minute")
+SIGNAL_MAX_SKEW_SECONDS = env.int("SIGNAL_MAX_SKEW_SECONDS", default=300)
 # Reverse proxies in front of the app that append to X-Forwarded-For. 0: the
 # header is ignored and the client address is REMOTE_ADDR (anyone can send the
 # header, so trusting it would let a client pick its throttling identity).
@@ -327,6 +331,10 @@ SPECTACULAR_SETTINGS = {
         "OrderTypeEnum": "apps.orders.enums.OrderType",
         "OrderStatusEnum": "apps.orders.enums.OrderStatus",
         "PositionSideEnum": "apps.orders.models.Position.Side",
+        # Keeps the market-data job kind's name now that notification channels have a "kind" too.
+        "KindEnum": "apps.marketdata.models.ImportJob.Kind",
+        "NotificationChannelKindEnum": "apps.risk.models.NotificationChannel.Kind",
+        "NotificationDeliveryStatusEnum": "apps.risk.models.NotificationDelivery.Status",
     },
 }
 
@@ -370,6 +378,21 @@ if not FIELD_ENCRYPTION_KEYS:
         _dev_key_file.write_text(Fernet.generate_key().decode())
         _dev_key_file.chmod(0o600)
     FIELD_ENCRYPTION_KEYS = [_dev_key_file.read_text().strip()]
+
+# Notifications (apps/risk/notifications.py): delivery attempts per notification, the
+# first retry's delay (doubling after each failure, capped), the HTTP timeout of
+# webhooks and Telegram, and the Telegram Bot API base URL (tests point it at a local server).
+NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=5)
+NOTIFICATION_RETRY_BASE_SECONDS = env.float("NOTIFICATION_RETRY_BASE_SECONDS", default=30.0)
+NOTIFICATION_RETRY_MAX_SECONDS = env.float("NOTIFICATION_RETRY_MAX_SECONDS", default=30 * 60.0)
+NOTIFICATION_HTTP_TIMEOUT_SECONDS = env.float("NOTIFICATION_HTTP_TIMEOUT_SECONDS", default=10.0)
+# Webhooks to loopback/private addresses are refused in production (server-side request forgery).
+NOTIFICATION_ALLOW_PRIVATE_WEBHOOKS = env.bool("NOTIFICATION_ALLOW_PRIVATE_WEBHOOKS", default=not PRODUCTION)
+TELEGRAM_API_BASE_URL = env.str("TELEGRAM_API_BASE_URL", default="https://api.telegram.org")
+# Kill switch (apps/risk/killswitch.py): retries of the actions that failed (an exchange down).
+KILL_SWITCH_MAX_RETRIES = env.int("KILL_SWITCH_MAX_RETRIES", default=8)
+KILL_SWITCH_RETRY_BASE_SECONDS = env.float("KILL_SWITCH_RETRY_BASE_SECONDS", default=15.0)
+KILL_SWITCH_EXCHANGE_TIMEOUT_SECONDS = env.float("KILL_SWITCH_EXCHANGE_TIMEOUT_SECONDS", default=10.0)
 
 # ---------------------------------------------------------------------- logging
 LOGGING = {

@@ -13,6 +13,7 @@ api_v1 = [
     path("exchanges/", include("apps.exchanges.api.urls")),
     path("market-data/", include("apps.marketdata.api.urls")),
     path("bots/", include("apps.bots.api.urls")),
+    path("signals/", include("apps.bots.api.signal_urls")),
     path("orders/", include("apps.orders.api.urls")),
     path("risk/", include("apps.risk.api.urls")),
     path("backtests/", include("apps.backtests.api.urls")),

@@ -6,6 +6,10 @@ source "$(dirname "$0")/bootstrap.sh"
 HOST="${HOST:-127.0.0.1}"
 PORT="${PORT:-8000}"
 
+# Offline the demo bot ticks on the replay feed of the shipped hourly candles: 240x plays one
+# candle every 15 s, so it trades within about a minute. Set MARKETDATA_REPLAY_SPEED=1 for real time.
+export MARKETDATA_REPLAY_SPEED="${MARKETDATA_REPLAY_SPEED:-240}"
+
 python manage.py migrate --noinput
 python manage.py seed_demo
 

@@ -140,6 +140,24 @@ class ResearchForm(forms.Form):
         choices=[("isolated", "Isolated"), ("cross", "Cross")], initial="isolated"
     )
     allow_short = forms.BooleanField(required=False, help_text="Futures only.")
+    funding = forms.ChoiceField(
+        choices=[
+            ("history", "Stored funding history"),
+            ("none", "No funding"),
+            ("constant", "Constant rate"),
+        ],
+        initial="history",
+        required=False,  # empty: the stored history, as the API's default
+        label="Funding",
+        help_text="Futures only. Download history under Markets.",
+    )
+    funding_rate_percent = forms.DecimalField(
+        required=False,
+        min_value=Decimal("-1"),
+        max_value=Decimal("1"),
+        label="Funding rate %",
+        help_text="Per 8 hours, for a constant rate (0.01 is Binance's usual rate).",
+    )
     sizing_type = forms.ChoiceField(choices=SIZING_CHOICES, initial="percent_equity", label="Position sizing")
     sizing_value = forms.DecimalField(min_value=0, initial=Decimal("100"), help_text="In % for the % types.")
     stop_loss_percent = forms.DecimalField(min_value=0, max_value=100, required=False, label="Stop loss %")
@@ -156,6 +174,8 @@ class ResearchForm(forms.Form):
         "leverage",
         "margin_mode",
         "allow_short",
+        "funding",
+        "funding_rate_percent",
         "sizing_type",
         "sizing_value",
         "stop_loss_percent",
@@ -184,6 +204,24 @@ class ResearchForm(forms.Form):
     def selected_strategy(self) -> StrategyOption:
         value = self.cleaned_data["strategy"]
         return next(o for o in self.strategies if o.value == value)
+
+    def clean(self):
+        data = super().clean()
+        if (
+            data.get("market_type") == "futures"
+            and data.get("funding") == "constant"
+            and data.get("funding_rate_percent") is None
+        ):
+            self.add_error("funding_rate_percent", "Give the rate per 8 hours for a constant funding rate.")
+        return data
+
+    def _funding_body(self) -> str | float | None:
+        data = self.cleaned_data
+        if data.get("market_type") != "futures":
+            return None
+        if data.get("funding") == "constant":
+            return float(data["funding_rate_percent"] / PERCENT)
+        return data.get("funding") or None
 
     def params_body(self) -> dict[str, Any]:
         option = self.selected_strategy()
@@ -217,6 +255,7 @@ class ResearchForm(forms.Form):
             "market_type": data["market_type"],
             "margin_mode": data["margin_mode"],
             "allow_short": data["allow_short"],
+            "funding": self._funding_body(),
             "stop_loss": _to_fraction(data.get("stop_loss_percent")),
             "take_profit": _to_fraction(data.get("take_profit_percent")),
             "trailing_stop": _to_fraction(data.get("trailing_stop_percent")),
@@ -235,6 +274,8 @@ class ResearchForm(forms.Form):
         "stop_loss": "stop_loss_percent",
         "take_profit": "take_profit_percent",
         "trailing_stop": "trailing_stop_percent",
+        "funding": "funding_rate_percent",
+        "funding_rates": "funding_rate_percent",
     }
 
     def apply_errors(self, message: str, fields: dict[str, Any]) -> None:

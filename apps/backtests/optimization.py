@@ -39,6 +39,7 @@ from apps.backtests.services.enqueue import (
     send_task,
 )
 from apps.backtests.services.failures import error_fields
+from apps.backtests.services.futures import FuturesInputs, futures_inputs
 from apps.backtests.services.lookahead import lookahead_report
 from apps.backtests.services.runner import load_candles, strategy_run
 from apps.backtests.services.runs import time_limit_seconds
@@ -373,6 +374,20 @@ def sweep_data(optimization: Optimization, *, fresh: bool = False) -> SweepData:
     return data
 
 
+def sweep_inputs(optimization: Optimization, candles: Candles) -> FuturesInputs:
+    """What every trial of the sweep runs on, as a single backtest would: for futures, the stored
+    mark-price candles and the funding the optimization asked for (stored history by default);
+    spot candles and config pass through unchanged."""
+    return futures_inputs(
+        exchange=optimization.exchange,
+        symbol=optimization.symbol,
+        timeframe=optimization.timeframe,
+        candles=candles,
+        config=optimization.config,
+        funding_source=optimization.funding_source,
+    )
+
+
 def evaluation_order(combos: list[dict[str, Any]], names: list[str], chunk_size: int) -> list[int]:
     """Combination indices in bands of the grid, so that a chunk's combinations share values.
 
@@ -447,6 +462,8 @@ def optimization_plan(*, optimization_id: int, worker: str = "") -> int:
             "chunks": chunks,
             "order": evaluation_order(combos, list(opt.space), size),
             "candles_digest": data.digest,
+            # Where a futures sweep's funding and liquidation prices come from (as a run's info says).
+            "futures": sweep_inputs(opt, candles).info,
         }
         Optimization.objects.filter(id=opt.id).update(
             plan=plan, chunks_total=len(chunks), heartbeat_at=timezone.now()
@@ -491,11 +508,12 @@ def optimization_run_chunk(*, optimization_id: int, chunk: int, worker: str = ""
                     (candles, win["is_start"], win["is_end"]),
                     lambda: data.candles.between(win["is_start"], win["is_end"]),
                 )
+            inputs = sweep_inputs(opt, candles)
             trials = []
             for pos in range(lo, hi):
                 k = order[pos]
                 monitor.check()
-                trials.append(_trial(opt, k, combos[k], window_index, candles, source, monitor, worker))
+                trials.append(_trial(opt, k, combos[k], window_index, inputs, source, monitor, worker))
                 progress.add(1)
         progress.flush()
     except JobTimeLimitExceeded as exc:
@@ -529,7 +547,7 @@ def _trial(
     k: int,
     params: dict[str, Any],
     window_index: int | None,
-    candles: Candles,
+    inputs: FuturesInputs,
     source: str | None,
     monitor: JobMonitor,
     worker: str,
@@ -541,8 +559,8 @@ def _trial(
             name=opt.strategy_name,
             source=source,
             params=params,
-            candles=candles,
-            config=opt.config,
+            candles=inputs.candles,
+            config=inputs.config,
             should_cancel=monitor.should_cancel,
         )
         metrics, error = _clean_metrics(result.metrics), ""
@@ -694,8 +712,8 @@ def _walk_forward_report(opt: Optimization, rows: list[dict[str, Any]]) -> dict[
             "out_of_sample_metrics": None,
             "error": None,
         }
-        oos = candles.between(win["oos_start"], win["oos_end"])
-        if best is not None and len(oos) >= 2:
+        oos = sweep_inputs(opt, candles.between(win["oos_start"], win["oos_end"]))
+        if best is not None and len(oos.candles) >= 2:
             if Optimization.objects.filter(id=opt.id, cancel_requested=True).exists():
                 raise BacktestCancelled("optimization cancelled")
             try:
@@ -704,8 +722,8 @@ def _walk_forward_report(opt: Optimization, rows: list[dict[str, Any]]) -> dict[
                     name=opt.strategy_name,
                     source=source,
                     params=best["params"],
-                    candles=oos,
-                    config=opt.config,
+                    candles=oos.candles,
+                    config=oos.config,
                 )
                 entry["out_of_sample_metrics"] = _clean_metrics(result.metrics)
             except BacktestError as exc:

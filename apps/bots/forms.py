@@ -12,6 +12,7 @@ from django import forms
 # optimization forms use the same), so a bot's form offers exactly the same inputs.
 from apps.backtests.forms import StrategyOption, _param_field
 from apps.bots.models import Bot
+from apps.core.errors import NotFound
 from apps.exchanges.catalog import exchange_choices
 from apps.marketdata.timeframes import TIMEFRAME_CHOICES
 
@@ -19,11 +20,32 @@ PERCENT = Decimal(100)
 DEFAULT_STRATEGY = "builtin:sma_crossover"
 
 
+class VersionSelect(forms.Select):
+    """Each version option says which strategy it belongs to (``data-strategy``), so the
+    page offers only the chosen strategy's versions."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if value:
+            option["attrs"]["data-strategy"] = "user:" + str(value).partition(":")[0]
+        return option
+
+
 class BotForm(forms.Form):
     name = forms.CharField(max_length=80)
-    strategy = forms.ChoiceField()
-    strategy_version = forms.IntegerField(
-        required=False, min_value=1, help_text="your strategies only; empty: the latest version, pinned"
+    source = forms.ChoiceField(
+        choices=Bot.Source.choices,
+        initial=Bot.Source.STRATEGY,
+        required=False,  # empty: a strategy bot
+        label="Trades on",
+        help_text="webhook: alerts (TradingView) posted to the bot's secret URL; no strategy",
+    )
+    strategy = forms.ChoiceField(required=False)
+    strategy_version = forms.ChoiceField(
+        required=False,
+        label="Version",
+        widget=VersionSelect,
+        help_text="your strategies only: the code the bot runs, pinned when it is created",
     )
     exchange = forms.ChoiceField(choices=exchange_choices(), initial="binance")
     symbol = forms.CharField(max_length=60, initial="BTC/USDT")
@@ -37,6 +59,13 @@ class BotForm(forms.Form):
     )
     confirm_live = forms.BooleanField(required=False, label="I understand this bot trades real money")
     allocated_capital = forms.DecimalField(min_value=Decimal("0.00000001"), initial=Decimal("1000"))
+    size_percent = forms.DecimalField(
+        required=False,
+        min_value=Decimal("0.01"),
+        max_value=100,
+        label="Position size %",
+        help_text="of the bot's equity per entry; empty: 100%",
+    )
     stop_loss_percent = forms.DecimalField(required=False, min_value=0, max_value=99, label="Stop-loss %")
     take_profit_percent = forms.DecimalField(required=False, min_value=0, label="Take-profit %")
     trailing_stop_percent = forms.DecimalField(
@@ -44,9 +73,14 @@ class BotForm(forms.Form):
     )
     warmup = forms.IntegerField(required=False, min_value=2, max_value=5000, help_text="candles per tick")
 
-    def __init__(self, *args, strategies: list[StrategyOption], connections, **kwargs):
+    def __init__(self, *args, strategies: list[StrategyOption], connections, versions=(), **kwargs):
+        """``versions``: ``(strategy_id, version, created_at)`` of the user's strategies, newest first."""
         super().__init__(*args, **kwargs)
         self.strategies = strategies
+        self.fields["strategy_version"].choices = [("", "latest")] + [
+            (f"{sid}:{version}", f"v{version} · {created:%Y-%m-%d %H:%M}")
+            for sid, version, created in versions
+        ]
         self.fields["strategy"].choices = [(s.value, s.label) for s in strategies]
         self.fields["strategy"].initial = DEFAULT_STRATEGY
         self.fields["connection"].choices = [("", "Paper (simulated)")] + [
@@ -63,12 +97,30 @@ class BotForm(forms.Form):
     def param_groups(self) -> list[tuple[StrategyOption, list[forms.BoundField]]]:
         return [(o, [self[self.param_field_name(o, name)] for name in o.params]) for o in self.strategies]
 
+    def clean(self):
+        data = super().clean()
+        if data.get("source") != Bot.Source.WEBHOOK and not data.get("strategy"):
+            self.add_error("strategy", "Choose a strategy (or make it a webhook bot).")
+        version = data.get("strategy_version")
+        if version:
+            sid, _, number = version.partition(":")
+            if data.get("strategy") != f"user:{sid}":
+                self.add_error("strategy_version", "a version of another strategy")
+            else:
+                data["strategy_version"] = int(number)
+        else:
+            data["strategy_version"] = None
+        return data
+
     def selected_strategy(self) -> StrategyOption:
         return next(o for o in self.strategies if o.value == self.cleaned_data["strategy"])
 
     def to_service_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of ``apps.bots.services.bot_create``."""
         data = self.cleaned_data
+        common = self._common_kwargs()
+        if data.get("source") == Bot.Source.WEBHOOK:
+            return {**common, "source": Bot.Source.WEBHOOK}
         option = self.selected_strategy()
         params = {}
         for name in option.params:
@@ -79,11 +131,13 @@ class BotForm(forms.Form):
         strategy = {"strategy": ref} if kind == "builtin" else {"strategy_id": int(ref)}
         if kind == "user" and data.get("strategy_version"):
             strategy["strategy_version"] = data["strategy_version"]
+        return {**common, **strategy, "params": params, "warmup": data.get("warmup")}
+
+    def _common_kwargs(self) -> dict[str, Any]:
+        data = self.cleaned_data
         live = data.get("connection") is not None
         kwargs: dict[str, Any] = {
-            **strategy,
             "name": data["name"],
-            "params": params,
             "exchange": data["exchange"],
             "symbol": data["symbol"],
             "timeframe": data["timeframe"],
@@ -91,8 +145,9 @@ class BotForm(forms.Form):
             "connection_id": data.get("connection"),
             "confirm_live": bool(data.get("confirm_live")),
             "allocated_capital": data["allocated_capital"],
-            "warmup": data.get("warmup"),
         }
+        if data.get("size_percent") is not None:
+            kwargs["sizing"] = {"type": "percent_equity", "value": float(data["size_percent"] / PERCENT)}
         for field in ("stop_loss", "take_profit", "trailing_stop"):
             value = data.get(f"{field}_percent")
             kwargs[field] = float(value / PERCENT) if value is not None else None
@@ -101,6 +156,7 @@ class BotForm(forms.Form):
     ERROR_FIELDS = {
         "strategy_id": "strategy",
         "stop_loss": "stop_loss_percent",
+        "sizing": "size_percent",
         "take_profit": "take_profit_percent",
         "trailing_stop": "trailing_stop_percent",
         "mode": "connection",
@@ -130,3 +186,57 @@ class BotReplayForm(forms.Form):
         if data.get("start") and data.get("end") and data["end"] <= data["start"]:
             self.add_error("end", "must be after start")
         return data
+
+
+def initial_from_research(*, user, query) -> tuple[dict[str, Any], str]:
+    """The create form's initial values from a backtest (``?backtest=<id>``) or an optimization
+    (``?optimization=<id>``: its best parameters; ``&trial=<index>[&window=<n>]``: that trial's),
+    so "Start a bot with these parameters" carries strategy, version, parameters, market,
+    timeframe, capital and the stop-loss/take-profit defaults over. Returns ``(initial, what)``
+    where ``what`` names the source ("backtest #3"); another user's run is a 404."""
+    from apps.backtests import selectors as research
+
+    if query.get("backtest"):
+        job = research.backtest_get(user=user, pk=query["backtest"])
+        params, label = dict(job.params or {}), f"backtest #{job.pk}"
+    elif query.get("optimization"):
+        job = research.optimization_get(user=user, pk=query["optimization"])
+        params = {**(job.params or {}), **(job.best_params or {})}
+        label = f"optimization #{job.pk}"
+        if query.get("trial") not in (None, ""):
+            trials = job.trials.filter(index=query["trial"] if str(query["trial"]).isdigit() else -1)
+            if query.get("window") not in (None, ""):
+                trials = trials.filter(window=query["window"] if str(query["window"]).isdigit() else -1)
+            trial = trials.order_by("window").first()
+            if trial is None:
+                raise NotFound("Trial not found.")
+            params = {**(job.params or {}), **trial.params}
+            label += f" trial {trial.index}"
+    else:
+        return {}, ""
+    strategy = f"user:{job.strategy_id}" if job.strategy_id else f"builtin:{job.strategy_name}"
+    slug = strategy.replace(":", "-")
+    config = job.config or {}
+    initial: dict[str, Any] = {
+        "name": f"{job.strategy_name} {job.symbol} {job.timeframe} ({label})"[:80],
+        "strategy": strategy,
+        "strategy_version": f"{job.strategy_id}:{job.code_version}" if job.strategy_id else "",
+        "exchange": job.exchange,
+        "symbol": job.symbol,
+        "timeframe": job.timeframe,
+        **{f"p__{slug}__{name}": value for name, value in params.items()},
+    }
+    if job.initial_cash:
+        initial["allocated_capital"] = _plain(job.initial_cash)
+    sizing = config.get("sizing") or {}
+    if sizing.get("type", "percent_equity") == "percent_equity" and sizing.get("value"):
+        initial["size_percent"] = _plain(Decimal(str(sizing["value"])) * PERCENT)
+    for field in ("stop_loss", "take_profit", "trailing_stop"):
+        if config.get(field) is not None:
+            initial[f"{field}_percent"] = _plain(Decimal(str(config[field])) * PERCENT)
+    return initial, label
+
+
+def _plain(value: Decimal) -> Decimal:
+    """Without padding zeros and never in exponent form (``normalize`` alone gives ``1E+1``)."""
+    return Decimal(f"{value.normalize():f}")

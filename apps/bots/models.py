@@ -8,9 +8,11 @@ status follows the lifecycle enforced by ``apps.bots.services.lifecycle``;
 
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Q, TextChoices
 
 from apps.backtests.models import StrategyKind
 from apps.core.jobs import Job
@@ -38,10 +40,19 @@ class Bot(models.Model):
         STOPPING = "stopping", "Stopping"
         ERROR = "error", "Error"
 
+    class Source(TextChoices):
+        STRATEGY = "strategy", "Strategy"
+        WEBHOOK = "webhook", "Webhook signals"
+
     ACTIVE_STATUSES = (Status.RUNNING, Status.PAUSED)
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bots")
     name = models.CharField(max_length=80)
+    # What decides the trades: the strategy below, ticked by the loop on every closed
+    # candle, or alerts posted to the bot's secret webhook (no strategy, no ticks).
+    source = models.CharField(
+        max_length=8, choices=Source.choices, default=Source.STRATEGY, help_text="strategy or webhook"
+    )
     # The strategy reference of ``ResearchJob``: ``strategy`` is the name (built-in
     # registry name, or the user strategy's name at the pinned version).
     strategy_kind = models.CharField(
@@ -112,6 +123,10 @@ class Bot(models.Model):
                 condition=Q(strategy_kind="builtin") | Q(strategy_version__isnull=False),
                 name="bots_bot_user_strategy_pinned",
             ),
+            models.CheckConstraint(
+                condition=Q(source="strategy") | Q(strategy="", strategy_version__isnull=True),
+                name="bots_bot_webhook_has_no_strategy",
+            ),
         ]
         indexes = [
             models.Index(fields=["owner", "status"]),
@@ -119,7 +134,7 @@ class Bot(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.strategy} {self.symbol} {self.timeframe}, {self.mode})"
+        return f"{self.name} ({self.strategy or self.source} {self.symbol} {self.timeframe}, {self.mode})"
 
     @property
     def is_active(self) -> bool:
@@ -186,3 +201,67 @@ class BotReplay(Job):
 
     def event_payload(self) -> dict:
         return {**super().event_payload(), "bot_id": self.bot_id}
+
+
+class BotWebhook(models.Model):
+    """The secret of a webhook bot's signal URL. Only a hash is stored: the full URL is
+    shown once, when the token is created or rotated; ``token_hint`` (its first
+    characters) lets the owner tell URLs apart without revealing them."""
+
+    bot = models.OneToOneField(Bot, on_delete=models.CASCADE, related_name="webhook")
+    token_hash = models.CharField(max_length=64, unique=True, help_text="sha256 of the token (hex)")
+    token_hint = models.CharField(max_length=8, help_text="the token's first characters")
+    rotated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"webhook of bot {self.bot_id} ({self.token_hint}…)"
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        """The stored form of a token. A plain sha256 suffices: the token is 256 random bits."""
+        return hashlib.sha256(token.encode()).hexdigest()
+
+
+class BotSignal(models.Model):
+    """One request received on a bot's webhook, whatever became of it."""
+
+    class Outcome(models.TextChoices):
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+        DUPLICATE = "duplicate", "Duplicate"
+
+    class Action(models.TextChoices):
+        ENTER_LONG = "enter_long", "Enter long"
+        ENTER_SHORT = "enter_short", "Enter short"
+        EXIT = "exit", "Exit"
+        EXIT_LONG = "exit_long", "Exit long"
+        EXIT_SHORT = "exit_short", "Exit short"
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="signals")
+    received_at = models.DateTimeField()
+    payload = models.JSONField(default=dict, blank=True, help_text="the body as received (large ones cut)")
+    action = models.CharField(max_length=12, choices=Action.choices, blank=True)
+    signal_id = models.CharField(max_length=100, blank=True)
+    signal_time = models.DateTimeField(null=True, blank=True, help_text="the sender's timestamp")
+    # What makes two deliveries "the same signal": the signal id, else a hash of the
+    # body (which then carries a timestamp). Empty for bodies too broken to have one.
+    dedup_key = models.CharField(max_length=120, blank=True)
+    outcome = models.CharField(max_length=9, choices=Outcome.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    client_order_ids = models.JSONField(default=list, blank=True)
+    order_ids = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            # The backstop of replay safety: one non-duplicate signal per key and bot.
+            models.UniqueConstraint(
+                fields=["bot", "dedup_key"],
+                condition=~Q(outcome="duplicate") & ~Q(dedup_key=""),
+                name="bots_botsignal_unique_key",
+            ),
+        ]
+        indexes = [models.Index(fields=["bot", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} {self.action or '?'}: {self.outcome}"

@@ -11,7 +11,9 @@ group; the consumer forwards ``{"type": event_type, "data": payload, "ts": ...}`
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,6 +55,19 @@ def _send(group: str, event_type: str, payload: dict[str, Any]) -> None:
         "type": "event.message",
         "event": {"type": event_type, "data": payload, "ts": time.time()},
     }
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # plain sync code: the usual case (views, services, Celery tasks)
+        _group_send(layer, group, message, event_type)
+        return
+    # Sync code called from a thread that runs an event loop (async_to_sync refuses there, e.g.
+    # under Playwright's sync API in the browser tests): send from a short-lived thread.
+    sender = threading.Thread(target=_group_send, args=(layer, group, message, event_type), daemon=True)
+    sender.start()
+    sender.join(timeout=5)
+
+
+def _group_send(layer: Any, group: str, message: dict[str, Any], event_type: str) -> None:
     try:
         async_to_sync(layer.group_send)(group, message)
     except Exception:  # a full or unreachable layer must never fail the caller's work

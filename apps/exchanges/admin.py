@@ -5,7 +5,14 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 
-from apps.exchanges.models import ExchangeConnection, PaperAccount, PaperBalance, PaperOrder, PaperTrade
+from apps.exchanges.models import (
+    ExchangeConnection,
+    PaperAccount,
+    PaperBalance,
+    PaperOrder,
+    PaperPosition,
+    PaperTrade,
+)
 
 
 class ConnectionAdminForm(forms.ModelForm):
@@ -84,8 +91,8 @@ class PaperBalanceInline(admin.TabularInline):
 
 @admin.register(PaperAccount)
 class PaperAccountAdmin(admin.ModelAdmin):
-    list_display = ["id", "user", "bot_id", "exchange", "maker_fee", "taker_fee", "reset_at"]
-    list_filter = ["exchange"]
+    list_display = ["id", "user", "bot_id", "exchange", "market_type", "maker_fee", "taker_fee", "reset_at"]
+    list_filter = ["exchange", "market_type"]
     search_fields = ["user__email"]
     raw_id_fields = ["user"]
     inlines = [PaperBalanceInline]
@@ -116,8 +123,35 @@ class PaperOrderAdmin(admin.ModelAdmin):
     search_fields = ["symbol", "client_order_id"]
 
 
+@admin.register(PaperPosition)
+class PaperPositionAdmin(admin.ModelAdmin):
+    list_display = [
+        "account",
+        "symbol",
+        "size",
+        "entry_price",
+        "leverage",
+        "margin_mode",
+        "margin",
+        "funding",
+    ]
+    list_filter = ["margin_mode"]
+    search_fields = ["symbol", "account__user__email"]
+
+
 @admin.register(PaperTrade)
 class PaperTradeAdmin(admin.ModelAdmin):
-    list_display = ["id", "order", "symbol", "side", "price", "amount", "fee", "maker", "timestamp"]
-    list_filter = ["side", "maker"]
+    list_display = [
+        "id",
+        "order",
+        "symbol",
+        "side",
+        "price",
+        "amount",
+        "fee",
+        "maker",
+        "liquidation",
+        "timestamp",
+    ]
+    list_filter = ["side", "maker", "liquidation"]
     search_fields = ["symbol", "order__client_order_id"]

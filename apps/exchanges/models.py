@@ -129,6 +129,24 @@ class PaperAccount(models.Model):
         default=Decimal("0.1"),
         help_text="a fill takes at most this fraction of a candle's volume (empty: no cap)",
     )
+
+    class MarketType(models.TextChoices):
+        SPOT = "spot", "Spot"
+        FUTURES = "futures", "USD-M futures"
+
+    market_type = models.CharField(
+        max_length=10,
+        choices=MarketType.choices,
+        default=MarketType.SPOT,
+        help_text="spot (BASE/QUOTE) or USD-M perpetual futures (BASE/QUOTE:QUOTE)",
+    )
+    funding_rate = models.DecimalField(
+        max_digits=12,
+        decimal_places=8,
+        null=True,
+        blank=True,
+        help_text="futures: a constant rate charged every 8 h; empty: the stored funding history",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     reset_at = models.DateTimeField(null=True, blank=True)
 
@@ -203,6 +221,16 @@ class PaperOrder(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     reason = models.CharField(max_length=200, blank=True)
     triggered = models.BooleanField(default=False, help_text="stop-limit: stop reached, now a limit")
+    trailing_percent = models.DecimalField(
+        max_digits=8, decimal_places=4, null=True, blank=True, help_text="trailing stop: trail in percent"
+    )
+    extreme = amount_field(
+        null=True, blank=True, default=None, help_text="trailing stop: best price since placement"
+    )
+    reduce_only = models.BooleanField(default=False)
+    oco_group = models.CharField(
+        max_length=64, blank=True, help_text="one-cancels-the-other: orders sharing a group"
+    )
     # Candles with an open time at or after this (ms) can fill the order: an
     # order never fills on a candle that started before it was placed.
     rests_from = models.BigIntegerField()
@@ -233,6 +261,53 @@ class PaperOrder(models.Model):
         return self.cost / self.filled if self.filled else None
 
 
+class PaperPosition(models.Model):
+    """A futures position of a paper account in one symbol, with the symbol's leverage and margin mode.
+
+    The row outlives the position (size 0), because leverage and margin mode are
+    per-symbol settings, as on Binance USD-M. ``size`` is signed (short < 0).
+    ``margin`` is the initial margin held in the quote balance's ``used``.
+    """
+
+    class MarginMode(models.TextChoices):
+        ISOLATED = "isolated", "Isolated"
+        CROSS = "cross", "Cross"
+
+    account = models.ForeignKey(PaperAccount, on_delete=models.CASCADE, related_name="positions")
+    symbol = models.CharField(max_length=60)
+    quote = models.CharField(max_length=20)
+    leverage = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal("1"))
+    margin_mode = models.CharField(max_length=8, choices=MarginMode.choices, default=MarginMode.ISOLATED)
+    size = amount_field(default=ZERO)
+    entry_price = amount_field(null=True, blank=True, default=None)
+    margin = amount_field(default=ZERO)
+    realized_pnl = amount_field(default=ZERO, help_text="closed P&L before fees and funding")
+    funding = amount_field(default=ZERO, help_text="funding paid (received: negative)")
+    checked_until = models.BigIntegerField(
+        default=0, help_text="open time (ms) after the last candle checked"
+    )
+    funded_until = models.BigIntegerField(
+        default=0, help_text="funding events up to this time (ms) are settled"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account", "symbol"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "symbol"], name="exchanges_paper_position_unique_symbol"
+            ),
+            models.CheckConstraint(condition=Q(margin__gte=0), name="exchanges_paper_position_margin_ge0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.size} @ {self.entry_price} x{self.leverage} {self.margin_mode}"
+
+    @property
+    def side(self) -> int:
+        return (self.size > 0) - (self.size < 0)
+
+
 class PaperTrade(models.Model):
     """One fill of a paper order."""
 
@@ -248,6 +323,8 @@ class PaperTrade(models.Model):
     fee_asset = models.CharField(max_length=20)
     maker = models.BooleanField()
     timestamp = models.BigIntegerField(help_text="ms; the candle's open time for candle fills")
+    realized_pnl = amount_field(default=ZERO, help_text="futures: P&L this fill realized (before its fee)")
+    liquidation = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

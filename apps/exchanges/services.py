@@ -287,14 +287,19 @@ def paper_account_get_or_create(
     return account
 
 
-def paper_account_set_balances(*, account: PaperAccount, balances: dict[str, Any]) -> PaperAccount:
-    """Set new initial balances and reset the account to them (open orders are dropped)."""
-    return paper_account_reset(account=account, balances=_parse_balances(balances))
+def paper_account_set_balances(
+    *, account: PaperAccount, balances: dict[str, Any], settings: dict[str, Any] | None = None
+) -> PaperAccount:
+    """Set new initial balances and reset the account to them (open orders are dropped).
+
+    ``settings``: ``market_type`` (spot / futures) and ``funding_rate``, applied with the reset.
+    """
+    return paper_account_reset(account=account, balances=_parse_balances(balances), settings=settings)
 
 
-def paper_account_restart(*, account: PaperAccount) -> PaperAccount:
-    """Reset to the account's initial balances: orders and trades are dropped."""
-    return paper_account_reset(account=account)
+def paper_account_restart(*, account: PaperAccount, settings: dict[str, Any] | None = None) -> PaperAccount:
+    """Reset to the account's initial balances: orders, trades and positions are dropped."""
+    return paper_account_reset(account=account, settings=settings)
 
 
 def paper_gateway(account: PaperAccount, *, prices: PriceSource | None = None) -> PaperGateway:
@@ -338,20 +343,24 @@ def encryption_keys_rotate(*, batch_size: int = 500) -> int:
 
 
 def paper_orders_process() -> int:
-    """Run the matching pass for every paper account with open orders; returns the number of fills.
+    """Run the matching pass for every paper account with open orders or futures positions; returns fills.
 
-    One account failing (no prices for a symbol, say) does not stop the others.
+    Candles closed since the last pass, then the current price (a tick): resting
+    orders fill, and open futures positions pay funding or are liquidated even
+    without orders. One account failing (no prices for a symbol, say) does not
+    stop the others.
     """
     from apps.exchanges.gateway.errors import ExchangeError
-    from apps.exchanges.models import PaperOrder
+    from apps.exchanges.models import PaperOrder, PaperPosition
 
     fills = 0
-    account_ids = PaperOrder.objects.open().values_list("account_id", flat=True).distinct()
+    account_ids = set(PaperOrder.objects.open().values_list("account_id", flat=True).distinct())
+    account_ids |= set(PaperPosition.objects.exclude(size=0).values_list("account_id", flat=True).distinct())
     # A replay's account fills on the replay's clock only (see ``PaperAccount.replay_id``).
-    accounts = PaperAccount.objects.filter(pk__in=list(account_ids), replay_id__isnull=True)
+    accounts = PaperAccount.objects.filter(pk__in=sorted(account_ids), replay_id__isnull=True)
     for account in accounts.order_by("pk"):
         try:
-            fills += PaperGateway(account).process()
+            fills += PaperGateway(account).match()
         except ExchangeError as exc:
             logger.warning("paper account %s: orders not processed: %s", account.pk, exc.message)
     return fills

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.db.models import Max, Min, Sum
 
 from apps.core.errors import DomainError
@@ -32,10 +34,11 @@ from apps.exchanges.gateway.base import Ticker
 from apps.exchanges.gateway.ccxt_gateway import CcxtGateway
 from apps.exchanges.gateway.errors import ExchangeUnavailable, RateLimited
 from apps.marketdata import gateway as exchange_gateway
+from apps.marketdata import store
 from apps.marketdata.errors import NoCandles
 from apps.marketdata.models import Candle, Market, Subscription
 from apps.marketdata.selectors import market_get, subscription_list
-from apps.marketdata.timeframes import TIMEFRAMES, timeframe_ms
+from apps.marketdata.timeframes import TIMEFRAMES, bucket_start, timeframe_ms
 
 logger = logging.getLogger(__name__)
 
@@ -143,6 +146,98 @@ def replay_state(market: Market, *, now_ms: int | None = None) -> dict[str, Any]
         "day_low": window["low"],
         "day_volume": window["volume"],
     }
+
+
+def _replay_closed_open_time(market: Market, now_ms: int) -> tuple[str, int]:
+    """(replay timeframe, open time of the newest stored candle the replay feed has closed)."""
+    for _attempt in range(2):
+        tf, count = _replay_source(market)
+        step = timeframe_ms(tf)
+        closed_index = (int(now_ms * float(settings.MARKETDATA_REPLAY_SPEED) / step) - 1) % count
+        key = f"marketdata:replay:closed:{market.id}:{tf}:{count}:{closed_index}"
+        open_time = cache.get(key)
+        if open_time is None:
+            row = (
+                Candle.objects.filter(market=market, timeframe=tf)
+                .order_by("open_time")
+                .values_list("open_time", flat=True)[closed_index : closed_index + 1]
+            )
+            open_time = row[0] if row else None
+        if open_time is not None:
+            cache.set(key, open_time, 60)
+            return tf, int(open_time)
+        cache.delete(f"marketdata:replay:{market.id}")  # candles were deleted since it was counted
+    raise NoCandles(f"The stored candles of {market.exchange.slug} {market.symbol} changed; try again.")
+
+
+def candles_are_live(exchange: str) -> bool:
+    """Whether bots on ``exchange`` follow the exchange's own candles (else the replay feed).
+
+    Decided by configuration (``MARKETDATA_ONLINE``, the supported catalog), not by a
+    passing outage: while the exchange is unreachable a bot's candle is missing and the
+    bot backs off, instead of jumping to the replayed history and back.
+    """
+    return exchange_gateway.online() and exchange in SUPPORTED_EXCHANGES
+
+
+def last_closed_candle(
+    *, exchange: str, symbol: str, timeframe: str, now_ms: int | None = None
+) -> tuple[int, str]:
+    """The candle clock of a bot: (open time of the newest closed ``timeframe`` candle, source).
+
+    ``live``: by the wall clock (the exchange's candles close on it). ``replay``
+    (offline): by the replay feed's clock, the same one the paper exchange prices
+    from, so the candle is one that is stored; it is the newest ``timeframe``
+    bucket whose stored candles the feed has all played. After the feed loops
+    over its history the open time starts again from the oldest stored candle.
+    """
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    if candles_are_live(exchange):
+        current_open = int(bucket_start(now_ms, timeframe))
+        return int(bucket_start(current_open - 1, timeframe)), "live"
+    market = market_get(exchange=exchange, symbol=symbol)
+    source_tf, open_time = _replay_closed_open_time(market, now_ms)
+    played_until = open_time + timeframe_ms(source_tf)
+    return int(bucket_start(played_until, timeframe)) - timeframe_ms(timeframe), "replay"
+
+
+def closed_candles(*, exchange: str, symbol: str, timeframe: str, candle_ms: int, limit: int):
+    """The newest ``limit`` candles of ``timeframe`` up to and including the one opening at
+    ``candle_ms``, as engine ``Candles`` (what a bot's strategy reads on a tick).
+
+    Online, candles the store does not have yet are fetched through the keyless
+    gateway and stored first (the store is the one place candles are read
+    from); offline the replay feed's candles are already stored.
+    """
+    from apps.marketdata.selectors import candles
+
+    step = timeframe_ms(timeframe)
+    if _live_gateway(exchange) is not None:
+        _store_live_candles(exchange, symbol, timeframe, candle_ms, limit)
+    return candles(exchange=exchange, symbol=symbol, timeframe=timeframe, end=candle_ms + step, limit=limit)
+
+
+def _store_live_candles(exchange: str, symbol: str, timeframe: str, candle_ms: int, limit: int) -> None:
+    """Fetch and store the closed candles up to ``candle_ms`` that the store does not have yet."""
+    market = market_get(exchange=exchange, symbol=symbol)
+    step = timeframe_ms(timeframe)
+    last = store.last_open_time(market_id=market.id, timeframe=timeframe)
+    if last is None or last < candle_ms:
+        since = (
+            candle_ms - (limit - 1) * step
+            if last is None
+            else max(last + step, candle_ms - (limit - 1) * step)
+        )
+        rows = _live_call(exchange, "fetch_ohlcv_array", market.symbol, timeframe, since, limit + 1)
+        if rows is not None and len(rows):
+            rows = rows[rows[:, 0] <= candle_ms]  # never store the candle that is still forming
+            with transaction.atomic():
+                store.upsert(
+                    market_id=market.id,
+                    timeframe=timeframe,
+                    ts=rows[:, 0].astype("int64"),
+                    ohlcv=np.ascontiguousarray(rows[:, 1:6]),
+                )
 
 
 # ------------------------------------------------------------------ public API

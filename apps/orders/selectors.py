@@ -80,6 +80,25 @@ def order_bot_get(*, user, pk: int):
     return bot
 
 
+def order_account_choices(*, user) -> list[tuple[str, str]]:
+    """``(value, label)`` of the user's accounts for the ``account`` filter (``paper:<id>``, ``connection:<id>``)."""
+    choices = [
+        (f"paper:{a.pk}", f"Paper{f' (bot {a.bot_id})' if a.bot_id else ''} · {a.exchange}")
+        for a in PaperAccount.objects.filter(user=user).order_by("bot_id", "id")
+    ]
+    choices += [
+        (f"connection:{c.pk}", f"{c.label} ({c.exchange}, live)")
+        for c in ExchangeConnection.objects.alive().filter(user=user).order_by("label")
+    ]
+    return choices
+
+
+def order_bot_choices(*, user) -> list[tuple[int, str]]:
+    """``(id, name)`` of the user's bots, for the ``bot`` filter."""
+    bot_model = Order._meta.get_field("bot").related_model
+    return list(bot_model.objects.filter(owner=user).order_by("name").values_list("pk", "name"))
+
+
 def ticket_markets(*, exchange: str) -> list[dict]:
     """The spot markets of ``exchange`` the order ticket offers, with their precision and limits."""
     from apps.marketdata.models import Market

@@ -21,7 +21,9 @@ def index(request):
     page = Paginator(orders, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
+    query.pop("trades_page", None)
     paper = paper_account_get_or_create(user=request.user)
+    trades = Paginator(selectors.fill_list(user=request.user), 25).get_page(request.GET.get("trades_page"))
     return render(
         request,
         "orders/index.html",
@@ -37,5 +39,9 @@ def index(request):
             "connections": ExchangeConnection.objects.alive().filter(user=request.user).order_by("label"),
             "markets": selectors.ticket_markets(exchange=paper.exchange),
             "positions": selectors.position_list(user=request.user).filter(size__gt=0),
+            "trades": trades,
+            # For the filters: every account the user's orders may be in, and their bots.
+            "accounts": selectors.order_account_choices(user=request.user),
+            "bots": selectors.order_bot_choices(user=request.user),
         },
     )

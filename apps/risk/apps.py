@@ -7,3 +7,8 @@ class RiskConfig(AppConfig):
     name = "apps.risk"
     label = "risk"
     verbose_name = "Risk"
+
+    def ready(self) -> None:
+        from apps.risk import receivers
+
+        receivers.connect()

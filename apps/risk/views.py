@@ -3,9 +3,8 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
 
-from apps.risk import selectors, services
+from apps.risk import selectors
 from apps.risk.forms import RiskProfileForm
 
 
@@ -17,15 +16,3 @@ def index(request):
         messages.success(request, "Risk limits saved.")
         return redirect("risk:index")
     return render(request, "risk/index.html", {"section": "Risk", "profile": profile, "form": form})
-
-
-@login_required
-@require_POST
-def kill_switch(request):
-    engaged = request.POST.get("engaged") == "on"
-    services.risk_kill_switch_set(user=request.user, engaged=engaged)
-    if engaged:
-        messages.warning(request, "Kill switch ON: no new orders will be placed.")
-    else:
-        messages.success(request, "Kill switch off: trading is allowed again.")
-    return redirect("risk:index")

@@ -38,10 +38,12 @@
   }
 
   // Metric formatting: which metrics are fractions (shown in %), durations (seconds) or plain numbers.
+  // Money amounts (net_profit, avg_win, avg_loss, largest_win, largest_loss, fees, funding: quote
+  // currency, docs/engine.md) are plain numbers, never percentages.
   const PERCENT = new Set([
     "total_return", "annualized_return", "volatility", "max_drawdown", "win_rate", "avg_trade_return",
-    "avg_win", "avg_loss", "largest_win", "largest_loss", "exposure_time", "var_95", "cvar_95", "best_day",
-    "worst_day", "risk_of_ruin", "buy_and_hold_return", "alpha", "return_pct", "mae", "mfe",
+    "exposure_time", "var_95", "cvar_95", "best_day", "worst_day", "risk_of_ruin", "buy_and_hold_return",
+    "alpha", "return_pct", "mae", "mfe",
   ]);
   const DURATION = new Set(["max_drawdown_duration", "avg_trade_duration", "duration"]);
   const INTEGER = new Set([

@@ -25,18 +25,20 @@
 
     const table = document.getElementById("compare-table");
     const head = BT.el("tr", {}, [BT.el("th", { text: "Metric" })]);
-    runs.forEach((run) => head.append(BT.el("th", { class: "num" }, [BT.el("a", { href: "../" + run.id + "/", text: "#" + run.id + " " + (run.name || run.strategy) }), BT.el("div", { class: "muted", text: run.symbol + " " + run.timeframe + " · " + run.status })])));
+    runs.forEach((run) => head.append(BT.el("th", { class: "num" }, [BT.el("a", { href: "../" + run.id + "/", text: "#" + run.id + " " + (run.name || run.strategy) }), BT.el("div", { class: "muted", text: run.symbol + " " + run.timeframe + " · " + run.status + (run.metrics && !run.metrics.total_trades ? " · no trades" : "") })])));
     table.querySelector("thead").append(head);
     const body = table.querySelector("tbody");
+    // A run that never traded is never "best" (no drawdown, no volatility): it gets no star.
+    const traded = runs.map((run) => !!(run.metrics && run.metrics.total_trades));
     ROWS.forEach((name) => {
       const values = runs.map((run) => (run.metrics ? run.metrics[name] : null));
-      const numbers = values.filter((v) => v !== null && v !== undefined);
+      const numbers = values.filter((v, i) => traded[i] && v !== null && v !== undefined);
       const lower = BT.LOWER_IS_BETTER.has(name);
       const distinct = new Set(numbers).size > 1;
       const best = distinct && !NEUTRAL.has(name) ? (lower ? Math.min(...numbers.map(Math.abs)) : Math.max(...numbers)) : null;
       const tr = BT.el("tr", { "data-metric": name }, [BT.el("th", { text: BT.label(name) })]);
-      values.forEach((value) => {
-        const isBest = best !== null && value !== null && value !== undefined && (lower ? Math.abs(value) === best : value === best);
+      values.forEach((value, i) => {
+        const isBest = best !== null && traded[i] && value !== null && value !== undefined && (lower ? Math.abs(value) === best : value === best);
         tr.append(BT.el("td", { class: "num " + BT.tone(name, value) + (isBest ? " best-cell" : ""), text: BT.metric(name, value) + (isBest ? " ★" : "") }));
       });
       body.append(tr);

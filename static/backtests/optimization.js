@@ -72,6 +72,7 @@
     page.params.forEach((name) => head.append(BT.el("th", { class: "num sortable", "data-order": "param__" + name, text: name })));
     columns.forEach((name) => head.append(BT.el("th", { class: "num sortable", "data-order": name, text: BT.label(name) })));
     head.append(BT.el("th", { text: "" }));
+    head.append(BT.el("th", { text: "" }));
     table.querySelector("thead").innerHTML = "";
     table.querySelector("thead").append(head);
     const current = params.get("ordering");
@@ -98,6 +99,9 @@
       page.params.forEach((name) => tr.append(BT.el("td", { class: "num", text: String(trial.params[name]) })));
       columns.forEach((name) => tr.append(BT.el("td", { class: "num " + BT.tone(name, trial.metrics[name]), text: BT.metric(name, trial.metrics[name]) })));
       tr.append(BT.el("td", { class: "muted", text: trial.error || "" }));
+      const bot = new URLSearchParams({ trial: trial.index });
+      if (trial.window !== null && trial.window !== undefined) bot.set("window", trial.window);
+      tr.append(BT.el("td", {}, trial.error ? [] : [BT.el("a", { class: "start-bot", href: $("links").dataset.newBot + "&" + bot.toString(), text: "Start bot" })]));
       body.append(tr);
     });
     const pages = Math.max(1, Math.ceil(data.count / trials.pageSize));

@@ -113,7 +113,7 @@
     const body = $("all-metrics").querySelector("tbody");
     body.innerHTML = "";
     Object.keys(metrics).forEach((name) => {
-      body.append(BT.el("tr", {}, [BT.el("th", { text: BT.label(name) }), BT.el("td", { class: "num " + BT.tone(name, metrics[name]), text: BT.metric(name, metrics[name]) })]));
+      body.append(BT.el("tr", { "data-metric": name }, [BT.el("th", { text: BT.label(name) }), BT.el("td", { class: "num " + BT.tone(name, metrics[name]), text: BT.metric(name, metrics[name]) })]));
     });
   }
 
@@ -312,6 +312,13 @@
     card.hidden = false;
   }
 
+  function showNoTrades(metrics, info) {
+    // A run without trades says why (the engine's info.no_trades_reason).
+    if (!metrics || metrics.total_trades || !info || !info.no_trades_reason) return;
+    $("no-trades-reason").textContent = info.no_trades_reason;
+    $("no-trades-card").hidden = false;
+  }
+
   function showSources(info) {
     if (!info || (!info.funding_note && !info.price_source_note)) return;
     $("funding-note").textContent = info.funding_note || "–";
@@ -329,6 +336,7 @@
       ]);
       showLookahead(detail.lookahead);
       showSources(results.info);
+      showNoTrades(results.metrics, results.info);
       $("results").hidden = false;
       $("export-link").hidden = false;
       metricCards(results.metrics);

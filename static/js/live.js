@@ -23,7 +23,9 @@
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     socket = new WebSocket(scheme + "://" + location.host + "/ws/events/");
-    socket.onopen = () => { retry = 0; setState("on", "live"); };
+    // "live.open" on every (re)connect: events sent while the socket was down are lost, so a
+    // page that shows changing state re-reads it then.
+    socket.onopen = () => { retry = 0; setState("on", "live"); dispatch({ type: "live.open", data: {} }); };
     socket.onmessage = (message) => {
       let event;
       try { event = JSON.parse(message.data); } catch (e) { return; }

@@ -27,7 +27,10 @@
     if (!response.ok) {
       const error = (data && data.error) || {};
       const fields = Object.entries(error.fields || {}).map(([k, v]) => k + ": " + [].concat(v).join(", "));
-      throw new Error((error.message || "HTTP " + response.status) + (fields.length ? " (" + fields.join("; ") + ")" : ""));
+      const failure = new Error((error.message || "HTTP " + response.status) + (fields.length ? " (" + fields.join("; ") + ")" : ""));
+      failure.fields = error.fields || {};
+      failure.summary = error.message || "HTTP " + response.status;
+      throw failure;
     }
     return data;
   }
@@ -35,11 +38,58 @@
   // ------------------------------------------------------------------ ticket
   function market() { return markets[$("ticket-symbol").value.trim().toUpperCase()] || null; }
 
+  const PRICED = ["limit", "stop_limit", "take_profit_limit"];
+  const TRIGGERED = ["stop_market", "stop_limit", "take_profit", "take_profit_limit"];
   function showFields() {
     const type = $("ticket-type").value;
-    form.querySelector('[data-for="price"]').hidden = !(type === "limit" || type === "stop_limit");
-    form.querySelector('[data-for="stop_price"]').hidden = !type.startsWith("stop");
+    form.querySelector('[data-for="price"]').hidden = !PRICED.includes(type);
+    form.querySelector('[data-for="stop_price"]').hidden = !TRIGGERED.includes(type);
+    form.querySelector('[data-for="trailing_percent"]').hidden = type !== "trailing_stop";
     form.querySelector('[data-for="bracket"]').hidden = !(type === "market" || type === "limit");
+  }
+
+  // The market's precision in the inputs: the step arrows move by its step/tick, and a typed
+  // value is rounded to it when the input is left (amounts down, never more than typed).
+  function decimals(step) { const text = String(step); return text.includes(".") ? text.split(".")[1].length : 0; }
+  function applySteps() {
+    const m = market();
+    form.querySelectorAll("[data-step]").forEach((input) => {
+      const step = m ? (input.dataset.step === "amount" ? m.amount_step : m.price_step) : null;
+      input.step = step || "any";
+      if (input.dataset.step === "amount" && m && m.min_amount) input.min = m.min_amount;
+    });
+  }
+  function snap(input) {
+    const m = market();
+    const step = m ? Number(input.dataset.step === "amount" ? m.amount_step : m.price_step) : 0;
+    const value = Number(input.value);
+    if (!step || !input.value.trim() || !Number.isFinite(value)) return;
+    const units = value / step;
+    const rounded = input.dataset.step === "amount" ? Math.floor(units + 1e-9) : Math.round(units);
+    const text = (rounded * step).toFixed(decimals(input.dataset.step === "amount" ? m.amount_step : m.price_step));
+    if (text !== input.value) { input.value = text; preview(); }
+  }
+  form.querySelectorAll("[data-step]").forEach((input) => input.addEventListener("change", () => snap(input)));
+
+  function clearErrors() {
+    form.querySelectorAll("[data-error-for]").forEach((node) => { node.hidden = true; node.textContent = ""; });
+    form.querySelectorAll("[aria-invalid]").forEach((node) => node.removeAttribute("aria-invalid"));
+    errorBox.hidden = true;
+  }
+  // The one error body names every bad field: show each message under its input.
+  function showErrors(error) {
+    let placed = 0;
+    Object.entries(error.fields || {}).forEach(([name, messages]) => {
+      const node = form.querySelector('[data-error-for="' + name + '"]');
+      if (!node) return;
+      node.textContent = [].concat(messages).join(", ");
+      node.hidden = false;
+      const input = form.querySelector('[name="' + name + '"]');
+      if (input) input.setAttribute("aria-invalid", "true");
+      placed += 1;
+    });
+    errorBox.textContent = placed ? error.summary : error.message;
+    errorBox.hidden = false;
   }
 
   async function refreshPrice() {
@@ -47,6 +97,7 @@
     lastPrice = null;
     $("ticket-amount-hint").textContent = m ? "step " + m.amount_step + ", min " + m.min_amount + " " + m.base : "";
     $("ticket-price-hint").textContent = m ? "tick " + m.price_step + " " + m.quote : "";
+    applySteps();
     if (!m) { preview(); return; }
     try {
       const url = "/api/v1/market-data/price/?exchange=binance&symbol=" + encodeURIComponent(m.symbol);
@@ -60,14 +111,15 @@
     const m = market();
     const amount = Number($("ticket-amount").value);
     const type = $("ticket-type").value;
-    const price = type === "market" ? lastPrice : Number($(type === "stop_market" ? "ticket-stop-price" : "ticket-price").value);
+    const price = type === "market" || type === "trailing_stop" ? lastPrice
+      : Number($(PRICED.includes(type) ? "ticket-price" : "ticket-stop-price").value);
     if (!amount || !price) { $("ticket-preview").textContent = "Cost – · fee –"; return; }
-    const fee = m ? Number(type === "limit" ? m.maker_fee : m.taker_fee) : 0.001;
+    const fee = m ? Number(PRICED.includes(type) ? m.maker_fee : m.taker_fee) : 0.001;
     const cost = amount * price;
     const quote = m ? m.quote : "";
     const min = m && m.min_cost && cost < Number(m.min_cost) ? " · below the minimum of " + m.min_cost + " " + quote : "";
     $("ticket-preview").textContent =
-      (type === "market" ? "≈ " : "") + "Cost " + cost.toFixed(2) + " " + quote + " · fee " + (cost * fee).toFixed(4) + " " + quote + min;
+      (type === "market" || type === "trailing_stop" ? "≈ " : "") + "Cost " + cost.toFixed(2) + " " + quote + " · fee " + (cost * fee).toFixed(4) + " " + quote + min;
   }
 
   function payload() {
@@ -75,7 +127,8 @@
     const [kind, id] = data.get("account").split(":");
     const body = { symbol: data.get("symbol").trim().toUpperCase(), side: data.get("side"), type: data.get("type"), amount: data.get("amount").trim() };
     body[kind === "paper" ? "paper_account" : "connection"] = Number(id);
-    ["price", "stop_price", "stop_loss", "take_profit"].forEach((name) => {
+    if (data.get("reduce_only")) body.reduce_only = true;
+    ["price", "stop_price", "trailing_percent", "stop_loss", "take_profit"].forEach((name) => {
       const input = form.querySelector('[name="' + name + '"]');
       if (input && !input.closest("[hidden]") && input.value.trim()) body[name] = input.value.trim();
     });
@@ -84,14 +137,13 @@
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    errorBox.hidden = true;
+    clearErrors();
     $("ticket-submit").disabled = true;
     try {
       const order = await api(API, payload());
       upsertOrder(order);
     } catch (e) {
-      errorBox.textContent = e.message;
-      errorBox.hidden = false;
+      showErrors(e);
     } finally {
       $("ticket-submit").disabled = false;
     }
@@ -99,6 +151,7 @@
   ["ticket-type"].forEach((id) => $(id).addEventListener("change", () => { showFields(); preview(); }));
   $("ticket-symbol").addEventListener("change", refreshPrice);
   ["ticket-amount", "ticket-price", "ticket-stop-price"].forEach((id) => $(id).addEventListener("input", preview));
+  $("ticket-symbol").addEventListener("input", applySteps);
   showFields();
   refreshPrice();
 
@@ -192,7 +245,22 @@
     try { await api(API + "cancel-all/"); } catch (e) { window.alert(e.message); }
   });
 
+  function addTrade(fill) {
+    const tbody = document.querySelector("#trades tbody");
+    if (!tbody || tbody.querySelector('tr[data-fill="' + fill.id + '"]')) return;
+    const empty = tbody.querySelector("tr.empty");
+    if (empty) empty.remove();
+    const row = document.createElement("tr");
+    row.dataset.fill = fill.id;
+    row.append(cell(new Date().toISOString().slice(0, 19).replace("T", " "), "muted"), cell(fill.symbol),
+      cell(fill.side === "buy" ? "Buy" : "Sell", fill.side === "buy" ? "pos" : "neg"), cell(fill.amount, "num"),
+      cell(fill.price, "num"), cell(String(Number(fill.amount) * Number(fill.price)), "num"),
+      cell(fill.fee + " " + (fill.fee_asset || ""), "num"), cell(fill.bot_id ? "bot " + fill.bot_id : "manual", "muted"));
+    tbody.prepend(row);
+  }
+
   if (window.Live) {
+    window.Live.on("fill.created", addTrade);
     window.Live.on("order.created", upsertOrder);
     window.Live.on("order.updated", upsertOrder);
     window.Live.on("position.updated", upsertPosition);

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from apps.backtests.models import BacktestRun, BacktestTrade, Optimization
+from apps.backtests.models import BacktestResultData, BacktestRun, BacktestTrade, Optimization
 from apps.core.jobs import JobStatus
 from tests.backtests.api_support import USER_SIGNAL_CODE, import_candles
 from tests.factories import PASSWORD, UserFactory
@@ -95,6 +95,12 @@ def test_backtest_from_the_form_to_charts_and_csv(page, celery_worker, trader):
     total_return = page.locator('.metric[data-metric="total_return"] .value')
     expect(total_return).to_have_text(f"{run.total_return * 100:,.2f}%")
     expect(page.locator("#metric-cards .metric")).to_have_count(14)
+    # Money amounts in "All metrics" are amounts in the quote currency, not percentages.
+    metrics = BacktestResultData.objects.get(run=run).metrics
+    for name in ("avg_loss", "largest_win", "net_profit"):
+        text = page.locator(f'#all-metrics tr[data-metric="{name}"] td').text_content()
+        assert "%" not in text, (name, text)
+        assert float(text.replace(",", "")) == pytest.approx(metrics[name], abs=0.01), (name, text)
 
     # Trades table: server-side sorting and paging.
     trades = run.trades.count()
@@ -314,4 +320,43 @@ def test_cancel_a_pending_run_from_its_page(page, trader):
     expect(page.locator("#progress-card")).to_be_hidden()
     run.refresh_from_db()
     assert run.status == JobStatus.CANCELLED
+    assert page.console_errors == []
+
+
+def test_a_run_without_trades_says_why_and_never_wins_a_comparison(page, trader):
+    from apps.backtests.services import backtest_create, backtest_execute
+    from tests.backtests.api_support import SMA_BODY
+
+    ids = []
+    # Two runs that trade, and one whose slow window (200 hours) never fits into the three
+    # days it is given.
+    for body in (
+        dict(SMA_BODY),
+        {**SMA_BODY, "params": {"fast": 5, "slow": 20}},
+        {**SMA_BODY, "params": {"fast": 50, "slow": 200}, "start": "2024-01-01", "end": "2024-01-04"},
+    ):
+        run = backtest_create(user=trader, data=body, enqueue=False)
+        assert backtest_execute(run_id=run.pk) == JobStatus.COMPLETED
+        ids.append(run.pk)
+    runs = [BacktestRun.objects.get(pk=pk) for pk in ids]
+    assert runs[0].total_trades and runs[1].total_trades and not runs[2].total_trades
+    idle = runs[2]
+
+    log_in(page, trader)
+    page.goto(f"/backtests/{idle.pk}/")
+    expect(page.locator("body")).to_have_attribute("data-results-ready", "1", timeout=RUN_TIMEOUT)
+    expect(page.locator("#no-trades-card")).to_be_visible()
+    expect(page.locator("#no-trades-reason")).to_contain_text("no entry signal in the 72 candles")
+    page.goto(f"/backtests/{runs[0].pk}/")
+    expect(page.locator("body")).to_have_attribute("data-results-ready", "1", timeout=RUN_TIMEOUT)
+    expect(page.locator("#no-trades-card")).to_be_hidden()
+
+    page.goto("/backtests/compare/?ids=" + ",".join(map(str, ids)))
+    expect(page.locator("#chart-compare")).to_have_attribute("data-rendered", "1", timeout=15000)
+    # The idle run has no drawdown at all, yet the star goes to the better of the runs that traded.
+    drawdown = page.locator('#compare-table tr[data-metric="max_drawdown"] td')
+    best = 0 if abs(runs[0].max_drawdown) < abs(runs[1].max_drawdown) else 1
+    expect(drawdown.nth(best)).to_contain_text("★")
+    expect(drawdown.nth(2)).not_to_contain_text("★")
+    expect(page.locator("#compare-table thead th").nth(3)).to_contain_text("no trades")
     assert page.console_errors == []

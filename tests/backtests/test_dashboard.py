@@ -139,6 +139,27 @@ def test_form_post_creates_the_run_through_the_service(browser_client, user, can
     assert run.config["fee"]["taker"] == pytest.approx(0.001)
 
 
+@pytest.mark.parametrize(
+    ("funding", "rate", "source", "rates"),
+    [("", "", "history", None), ("none", "", "none", None), ("constant", "0.01", "constant", 0.0001)],
+)
+def test_form_chooses_where_a_futures_runs_funding_comes_from(
+    browser_client, user, candles_1h, funding, rate, source, rates
+):
+    data = _form_data(market_type="futures", leverage="2", funding=funding, funding_rate_percent=rate)
+    assert browser_client.post(reverse("backtests:new"), data).status_code == 302
+    run = BacktestRun.objects.get(owner=user)
+    assert (run.funding_source, run.config.get("funding_rates")) == (source, rates)
+
+
+def test_form_asks_for_the_rate_of_a_constant_funding(browser_client, user, candles_1h):
+    data = _form_data(market_type="futures", leverage="2", funding="constant")
+    response = browser_client.post(reverse("backtests:new"), data)
+    assert response.status_code in (200, 400)
+    assert "funding_rate_percent" in response.context["form"].errors
+    assert not BacktestRun.objects.filter(owner=user).exists()
+
+
 def test_form_shows_service_errors_next_to_the_inputs(browser_client, user, candles_1h):
     # fast >= slow is a cross-field rule of the strategy itself (ParamError from the service).
     response = browser_client.post(

@@ -259,3 +259,34 @@ def test_params_validation_and_grid():
     with pytest.raises(ParamError):
         Cross(fast=0)
     assert Cross(fast=7).p.fast == 7
+
+
+def test_a_run_without_trades_says_why():
+    candles = random_walk(50)
+
+    class Never(SignalStrategy):
+        def signals(self, data):
+            return Signals(np.zeros(len(data), dtype=bool))
+
+    class ShortsOnly(SignalStrategy):
+        def signals(self, data):
+            shorts = np.zeros(len(data), dtype=bool)
+            shorts[10] = True
+            return Signals(np.zeros(len(data), dtype=bool), short_entries=shorts)
+
+    class LastCandle(SignalStrategy):
+        def signals(self, data):
+            entries = np.zeros(len(data), dtype=bool)
+            entries[-1] = True
+            return Signals(entries)
+
+    def reason(strategy, **config):
+        result = run_backtest(candles, strategy, BacktestConfig(**config))
+        assert result.metrics["total_trades"] == 0
+        return result.info["no_trades_reason"]
+
+    assert "no entry signal in the 50 candles" in reason(Never())
+    assert "only signalled short entries (1) and shorting is off" in reason(ShortsOnly())
+    assert "last candle" in reason(LastCandle())
+    traded = run_backtest(random_walk(2000), Cross(), BacktestConfig())
+    assert traded.metrics["total_trades"] > 0 and "no_trades_reason" not in traded.info

@@ -195,3 +195,23 @@ def test_cli_funding_option_history_none_or_a_rate(user, xrp_perp, shared_data_d
     assert constant["info"]["funding_source"] == "constant" and constant["trades"][0]["funding"] > 0
     with pytest.raises(CommandError, match="--funding"):
         cli(tmp_path, "--funding", "sometimes")
+
+
+def test_an_optimization_over_a_futures_market_pays_the_stored_funding_as_a_run_does(user, xrp_perp):
+    from apps.backtests.models import OptimizationTrial
+    from apps.backtests.optimization import optimization_create, optimization_plan, optimization_run_chunk
+
+    market, candles = xrp_perp
+    store_funding(market, candles)
+    body = {**FUTURES_BODY, "strategy": "sma_crossover", "space": {"fast": [5, 10], "slow": [30]}}
+    opt = optimization_create(user=user, data=body, enqueue=False)
+    for chunk in range(optimization_plan(optimization_id=opt.id, worker="inline")):
+        optimization_run_chunk(optimization_id=opt.id, chunk=chunk, worker="inline")
+    opt.refresh_from_db()
+    assert opt.status == JobStatus.COMPLETED, opt.error
+    assert opt.plan["futures"]["funding_source"] == "history" and opt.plan["futures"]["funding_events"] == 21
+    for trial in OptimizationTrial.objects.filter(optimization=opt):
+        single, _ = run(user, strategy="sma_crossover", params=trial.params)
+        off, _ = run(user, strategy="sma_crossover", params=trial.params, funding="none")
+        assert single.total_return != off.total_return  # funding changed the run
+        assert trial.metrics["total_return"] == pytest.approx(single.total_return, rel=1e-12)

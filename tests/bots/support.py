@@ -25,3 +25,40 @@ def store_candles(
     ohlcv = np.column_stack([close, close * 1.01, close * 0.99, close, np.full(n, 1000.0)])
     candles_import_arrays(exchange="binance", symbol=symbol, timeframe=timeframe, ts=ts, ohlcv=ohlcv)
     return ts
+
+
+def store_candles_on_replay(
+    *,
+    closes=CROSS_UP_CLOSES,
+    timeframe: str = "1h",
+    symbol: str = "BTC/USDT",
+    now_ms: int | None = None,
+    speed: float | None = None,
+) -> int:
+    """Store candles so that the replay feed (offline) has just closed the last of ``closes``.
+
+    The replay feed walks stored candles by position (``wall time * speed / step`` modulo the
+    count), so the series is padded with flat candles before and after ``closes`` until
+    ``closes[-1]`` sits at the position the feed closed last. Returns that candle's open time
+    (the candle a bot ticks now). Open times end at the wall-clock candle, so nothing
+    written here collides with other stored candles of the same market.
+    """
+    import time
+
+    from django.conf import settings
+    from django.core.cache import cache
+
+    cache.clear()  # the feed caches its candle count per market; this series replaces it
+
+    step = timeframe_ms(timeframe)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    speed = float(settings.MARKETDATA_REPLAY_SPEED) if speed is None else speed
+    position = int(now_ms * speed / step) - 1  # the candle the feed closed last, before the modulo
+    count = 2 * len(closes)
+    while position % count < len(closes) - 1:
+        count += 1
+    end = position % count
+    series = [closes[0]] * (end + 1 - len(closes)) + list(closes) + [closes[-1]] * (count - 1 - end)
+    last_open = (now_ms // step - 1) * step
+    ts = store_candles(last_open_ms=last_open, closes=series, timeframe=timeframe, symbol=symbol)
+    return int(ts[end])

@@ -21,7 +21,7 @@ from apps.bots.services.loop import MAX_FAILURES
 from apps.exchanges.models import PaperOrder
 from apps.marketdata.timeframes import timeframe_ms
 from apps.orders.models import Order
-from tests.bots.support import CROSS_PARAMS, store_candles
+from tests.bots.support import CROSS_PARAMS, store_candles, store_candles_on_replay
 from tests.factories import BotFactory
 
 pytestmark = pytest.mark.django_db
@@ -110,14 +110,48 @@ def test_two_workers_claiming_at_once_get_exactly_one_tick(user):
 def test_enqueue_due_sends_one_tick_per_running_bot_whose_candle_closed(user, monkeypatch):
     sent = []
     monkeypatch.setattr(
-        "celery.current_app.send_task", lambda name, args, queue: sent.append((name, args, queue))
+        "celery.current_app.send_task", lambda name, args, queue, **_: sent.append((name, args, queue))
     )
+    now = CANDLE + 10 * HOUR + 1
+    # Offline the candle clock is the replay feed's: the candle it closed last.
+    candle = store_candles_on_replay(now_ms=now)
     due = running_bot(user, name="due")
-    running_bot(user, name="done", last_candle_ms=CANDLE)
+    running_bot(user, name="done", last_candle_ms=candle)
     running_bot(user, name="backing off", retry_at=timezone.now() + timedelta(minutes=1))
     running_bot(user, name="paused", status="paused")
-    assert services.bots_enqueue_due(now_ms=CANDLE + HOUR + 1) == 1
-    assert sent == [("apps.bots.tasks.bot_tick", [due.pk, CANDLE], "bots")]
+    running_bot(user, name="no data", symbol="ETH/USDT")  # skipped, the others still go
+    assert services.bots_enqueue_due(now_ms=now) == 1
+    assert sent == [("apps.bots.tasks.bot_tick", [due.pk, candle], "bots")]
+
+
+def test_offline_a_bot_ticks_on_the_replay_feeds_candle_where_the_wall_clock_one_is_never_stored(
+    user, orders, monkeypatch
+):
+    sent = []
+    monkeypatch.setattr("celery.current_app.send_task", lambda name, args, queue, **_: sent.append(args))
+    # Stored history that ended long ago (like the shipped demo sample): the wall-clock
+    # candle is never stored, so a bot on the wall clock would be stale forever.
+    candle = store_candles_on_replay(now_ms=CANDLE + 40 * HOUR + 1)
+    wall_clock_candle = services.last_closed_candle_ms("1h", now_ms=CANDLE + 40 * HOUR + 1)
+    assert candle < wall_clock_candle
+    bot = running_bot(user)
+    assert services.bots_enqueue_due(now_ms=CANDLE + 40 * HOUR + 1) == 1
+    assert sent == [[bot.pk, candle]]
+    result = orders.tick(bot_id=bot.pk, candle_ms=candle)
+    assert result is not None, list(bot.events.values_list("message", flat=True))
+    assert result.client_order_ids == [f"bot{bot.pk}-{candle}-0"]
+
+
+def test_when_the_replay_feed_loops_a_bot_ahead_of_its_clock_ticks_again(user, monkeypatch):
+    sent = []
+    monkeypatch.setattr("celery.current_app.send_task", lambda name, args, queue, **_: sent.append(args))
+    now = CANDLE + 10 * HOUR + 1
+    candle = store_candles_on_replay(now_ms=now)
+    bot = running_bot(user, last_candle_ms=candle + 100 * HOUR)  # ticked before the feed wrapped
+    assert services.bots_enqueue_due(now_ms=now) == 1
+    assert sent == [[bot.pk, candle]]
+    bot.refresh_from_db()
+    assert bot.last_candle_ms is None
 
 
 def test_signal_tick_decides_a_market_buy_with_a_deterministic_client_order_id(user, orders):
@@ -154,8 +188,12 @@ def test_a_redelivered_tick_reuses_the_same_client_order_ids(user, orders):
     # candle is ticked again and asks for the same ids, which order_place dedupes.
     Bot.objects.filter(pk=bot.pk).update(last_candle_ms=None, tick_lease_until=None)
     orders.tick(bot_id=bot.pk, candle_ms=CANDLE)
-    assert list(orders.placed) == [f"bot{bot.pk}-{CANDLE}-0"]
+    assert list(orders.placed) == [f"bot{bot.pk}-{CANDLE}-0"], list(
+        bot.events.values_list("message", flat=True)
+    )
     # ... and the paper exchange received it once.
+    placed = orders.placed[f"bot{bot.pk}-{CANDLE}-0"]
+    assert (placed.status, placed.reason) == ("filled", "")
     assert PaperOrder.objects.filter(client_order_id=f"bot{bot.pk}-{CANDLE}-0").count() == 1
 
 

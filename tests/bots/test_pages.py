@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.urls import reverse
 
@@ -167,3 +169,147 @@ def test_replay_form_of_another_users_bot_is_404(client, user, other_user):
         reverse("bots:replay", args=[bot.pk]), {"start": "2020-01-01T00:00", "end": "2020-01-02T00:00"}
     )
     assert response.status_code == 404
+
+
+def test_bots_page_shows_each_bots_pnl_from_its_fills(client, user):
+    from tests.bots.test_api_trading import filled
+
+    bot = BotFactory(owner=user)
+    filled(bot, "buy", "1", "100", hours=0)
+    filled(bot, "sell", "1", "112.5", hours=1, fee="0.5")
+    client.force_login(user)
+    html = client.get(reverse("bots:index")).content.decode()
+    assert f'data-bot-pnl="{bot.pk}"' in html
+    assert "12.00 USDT" in html  # 12.5 gain - 0.5 fee
+
+
+def test_detail_shows_performance_chart_open_orders_and_trades(client, user):
+    from tests.bots.test_api_trading import bot_account, filled
+    from tests.factories import OrderFactory
+
+    bot = BotFactory(owner=user)
+    filled(bot, "buy", "0.5", "100", hours=0)
+    order = OrderFactory(owner=user, paper_account=bot_account(bot), bot=bot, side="sell", price="150")
+    client.force_login(user)
+    html = client.get(reverse("bots:detail", args=[bot.pk])).content.decode()
+    assert 'id="bot-chart"' in html and "plotly.min.js" in html and "bots/detail.js" in html
+    assert f'data-cancel="{order.pk}"' in html
+    assert 'data-perf="position">long 0.5 @ 100' in html
+    assert 'id="bot-trades"' in html
+
+
+def _run(owner, **extra):
+    from apps.backtests.models import BacktestRun
+
+    values = {
+        "owner": owner,
+        "strategy_kind": "builtin",
+        "strategy_name": "sma_crossover",
+        "params": {"fast": 7, "slow": 21},
+        "exchange": "binance",
+        "symbol": "ETH/USDT",
+        "timeframe": "4h",
+        "initial_cash": Decimal("2500"),
+        "config": {
+            "initial_cash": 2500.0,
+            "stop_loss": 0.02,
+            "take_profit": 0.05,
+            "sizing": {"type": "percent_equity", "value": 0.25},
+        },
+    }
+    values.update(extra)
+    return BacktestRun.objects.create(**values)
+
+
+def test_start_a_bot_from_a_backtest_prefills_the_form(client, user):
+    run = _run(user)
+    client.force_login(user)
+    detail = client.get(reverse("backtests:detail", args=[run.pk])).content.decode()
+    link = f"{reverse('bots:new')}?backtest={run.pk}"
+    assert link in detail
+    html = client.get(link).content.decode()
+    assert f"backtest #{run.pk}" in html
+    assert '<option value="builtin:sma_crossover" selected>' in html
+    assert 'name="p__builtin-sma_crossover__fast" value="7"' in html
+    assert 'name="symbol" value="ETH/USDT"' in html
+    assert '<option value="4h" selected>' in html
+    assert 'name="stop_loss_percent" value="2"' in html
+    assert 'name="take_profit_percent" value="5"' in html
+    assert 'name="allocated_capital" value="2500' in html
+    assert 'name="size_percent" value="25"' in html
+
+
+def test_start_a_bot_from_an_optimization_trial_uses_that_trials_parameters(client, user):
+    from apps.backtests.models import Optimization, OptimizationTrial
+
+    opt = Optimization.objects.create(
+        owner=user,
+        strategy_kind="builtin",
+        strategy_name="sma_crossover",
+        params={"slow": 40},
+        exchange="binance",
+        symbol="BTC/USDT",
+        timeframe="1h",
+        kind="grid",
+        initial_cash=Decimal("1000"),
+        best_params={"fast": 5},
+    )
+    OptimizationTrial.objects.create(optimization=opt, index=3, params={"fast": 9})
+    client.force_login(user)
+    best = client.get(f"{reverse('bots:new')}?optimization={opt.pk}").content.decode()
+    assert 'name="p__builtin-sma_crossover__fast" value="5"' in best
+    assert 'name="p__builtin-sma_crossover__slow" value="40"' in best
+    trial = client.get(f"{reverse('bots:new')}?optimization={opt.pk}&trial=3").content.decode()
+    assert 'name="p__builtin-sma_crossover__fast" value="9"' in trial
+    assert client.get(f"{reverse('bots:new')}?optimization={opt.pk}&trial=99").status_code == 404
+
+
+def test_start_a_bot_from_another_users_backtest_is_404(client, user, other_user):
+    run = _run(other_user)
+    client.force_login(user)
+    assert client.get(f"{reverse('bots:new')}?backtest={run.pk}").status_code == 404
+
+
+def test_create_form_pins_the_chosen_version_of_your_own_strategy(client, user):
+    from apps.backtests.services import strategy_create, strategy_update
+
+    source = "class S(Strategy):\n    name = 's'\n    def on_data(self, candle):\n        pass\n"
+    strategy = strategy_create(user=user, source=source)
+    strategy_update(strategy=strategy, source=source + "\n# v2\n")
+    client.force_login(user)
+    html = client.get(reverse("bots:new")).content.decode()
+    assert f'value="{strategy.pk}:1" data-strategy="user:{strategy.pk}"' in html
+    data = {
+        "name": "pinned",
+        "strategy": f"user:{strategy.pk}",
+        "strategy_version": f"{strategy.pk}:1",
+        "exchange": "binance",
+        "symbol": "BTC/USDT",
+        "timeframe": "1h",
+        "allocated_capital": "100",
+    }
+    assert client.post(reverse("bots:new"), data).status_code == 302
+    assert Bot.objects.get(name="pinned").code_version == 1
+
+
+def test_create_form_needs_the_confirmation_for_a_live_key(client, user):
+    from tests.factories import ExchangeConnectionFactory
+
+    connection = ExchangeConnectionFactory(user=user, can_trade_spot=True)
+    client.force_login(user)
+    html = client.get(reverse("bots:new")).content.decode()
+    assert 'id="live-confirmation"' in html and f'value="{connection.pk}"' in html
+    data = {
+        "name": "live one",
+        "strategy": "builtin:sma_crossover",
+        "exchange": "binance",
+        "symbol": "BTC/USDT",
+        "timeframe": "1h",
+        "allocated_capital": "100",
+        "connection": connection.pk,
+    }
+    response = client.post(reverse("bots:new"), data)
+    assert response.status_code == 400
+    assert "confirm" in response.content.decode()
+    assert client.post(reverse("bots:new"), {**data, "confirm_live": "on"}).status_code == 302
+    assert Bot.objects.get(name="live one").mode == "live"

@@ -147,3 +147,48 @@ def test_a_replay_runs_to_completed_with_its_trades_metrics_and_equity(user):
     assert not PaperAccount.objects.filter(replay_id=replay.pk).exists()
     # A second delivery of the task does nothing.
     assert services.bot_replay_execute(replay_id=replay.pk) is None
+
+
+def test_a_webhook_bot_has_no_strategy_to_replay(auth_client, user):
+    store_candles(last_open_ms=LAST, closes=CLOSES)
+    bot = BotFactory(owner=user, source="webhook", strategy="", params={}, timeframe="1h")
+    response = auth_client.post(replay_url(bot.pk), {"start": iso(FIRST), "end": iso(LAST)}, format="json")
+    assert_error(response, 409, "conflict")
+    assert not BotReplay.objects.exists()
+
+
+def test_a_running_replays_orders_are_not_the_bots_trading(auth_client, user):
+    """While a replay runs, its orders (bot set, on the replay's own paper account) stay out of
+    the bot's orders, trades and performance, and the kill switch leaves them alone."""
+    from decimal import Decimal
+
+    from apps.orders.models import Order
+    from apps.risk.killswitch import NOT_A_REPLAY
+    from tests.bots.test_api_trading import filled
+    from tests.factories import FillFactory, OrderFactory, PaperAccountFactory
+
+    bot = BotFactory(owner=user, strategy="sma_crossover", timeframe="1h")
+    own = filled(bot, "buy", "1", "100", hours=0)
+    replay_account = PaperAccountFactory(user=user, replay_id=987654)
+    replayed = OrderFactory(
+        owner=user,
+        paper_account=replay_account,
+        bot=bot,
+        side="buy",
+        type="market",
+        price=None,
+        amount=Decimal("2"),
+        filled=Decimal("2"),
+        average_price=Decimal("50"),
+        status="filled",
+    )
+    FillFactory(order=replayed, price=Decimal("50"), amount=Decimal("2"), fee=Decimal("0"))
+    resting = OrderFactory(owner=user, paper_account=replay_account, bot=bot, side="sell", price="60")
+    orders = auth_client.get(reverse("bots-api:bot-orders", args=[bot.pk])).json()
+    assert [o["id"] for o in orders["results"]] == [own.pk]
+    trades = auth_client.get(reverse("bots-api:bot-trades", args=[bot.pk])).json()
+    assert {t["order"] for t in trades["results"]} == {own.pk}
+    performance = auth_client.get(reverse("bots-api:bot-performance", args=[bot.pk])).json()
+    assert performance["fills"] == 1 and performance["position"]["size"] == 1.0
+    assert not Order.objects.filter(pk=resting.pk).filter(NOT_A_REPLAY).exists()
+    assert Order.objects.filter(pk=own.pk).filter(NOT_A_REPLAY).exists()

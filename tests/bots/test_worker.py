@@ -20,7 +20,7 @@ from apps.bots import services
 from apps.bots.models import Bot, BotEvent
 from apps.bots.services.loop import TICK_TASK
 from tests.backtests.api_support import wait_for
-from tests.bots.support import CROSS_PARAMS, store_candles
+from tests.bots.support import CROSS_PARAMS, store_candles_on_replay
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
@@ -32,8 +32,8 @@ def test_paper_bot_started_through_the_api_ticks_once_per_candle_on_the_bots_que
     user = UserFactory()
     client = APIClient()
     client.force_authenticate(user)
-    candle = services.last_closed_candle_ms("1h")
-    store_candles(last_open_ms=candle)
+    # Offline (as under tests) the bot's candle clock is the replay feed over stored candles.
+    candle = store_candles_on_replay()
 
     body = {
         "name": "worker bot",
@@ -59,6 +59,13 @@ def test_paper_bot_started_through_the_api_ticks_once_per_candle_on_the_bots_que
         from apps.exchanges.models import PaperOrder
 
         wait_for(lambda: Bot.objects.get(pk=bot_id).last_candle_ms == candle, timeout=30)
+        from apps.orders.models import Order
+
+        print(
+            "DEBUG",
+            list(Order.objects.values("status", "reason", "client_order_id", "amount")),
+            list(BotEvent.objects.values_list("message", flat=True)),
+        )
         assert PaperOrder.objects.filter(client_order_id=client_order_id).count() == 1
     else:
         error = wait_for(lambda: BotEvent.objects.filter(bot_id=bot_id, kind="error").first(), timeout=30)

@@ -16,6 +16,8 @@ from tests.support.fake_exchange import DROP, FakeBinance, FakeRequest, FakeResp
 
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+# Binance lists and cancels an order while it is new or partially filled.
+OPEN = ("NEW", "PARTIALLY_FILLED")
 
 
 @dataclass
@@ -129,10 +131,10 @@ class BinanceAccount:
 
     def _cancel(self, request: FakeRequest) -> Any:
         order = self._find(request)
-        if order is None or order["status"] != "NEW":
+        if order is None or order["status"] not in OPEN:
             return FakeResponse(400, {"code": -2011, "msg": "Unknown order sent."})
         order["status"] = "CANCELED"
         return order
 
     def _open(self, request: FakeRequest) -> Any:
-        return [o for o in self.orders.values() if o["status"] == "NEW"]
+        return [o for o in self.orders.values() if o["status"] in OPEN]

@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -334,6 +335,28 @@ def test_paper_account_balances_and_reset(auth_client, user, other_user):
     assert bot["bot_id"] == bot_id and bot["balances"][0]["free"] == "10000"
     other = services.paper_account_get_or_create(user=other_user)
     assert other.pk not in (account["id"], bot["id"])
+
+
+def test_paper_reset_switches_the_account_to_futures(auth_client):
+    response = auth_client.post(
+        "/api/v1/exchanges/paper/reset/",
+        {"balances": {"USDT": "5000"}, "market_type": "futures", "funding_rate": "0.0001"},
+        format="json",
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["market_type"] == "futures" and Decimal(body["funding_rate"]) == Decimal("0.0001")
+    assert body["positions"] == []
+    back = auth_client.post("/api/v1/exchanges/paper/reset/", {"market_type": "spot"}, format="json").json()
+    assert back["market_type"] == "spot" and Decimal(back["funding_rate"]) == Decimal("0.0001")
+
+
+def test_paper_reset_lists_every_bad_setting(auth_client):
+    response = auth_client.post(
+        "/api/v1/exchanges/paper/reset/", {"market_type": "options", "funding_rate": "0.5"}, format="json"
+    )
+    assert_error(response, 400, "invalid")
+    assert set(response.json()["error"]["fields"]) == {"market_type", "funding_rate"}
 
 
 @pytest.mark.parametrize(

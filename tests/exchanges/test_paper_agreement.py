@@ -4,6 +4,10 @@ Each case runs the order twice on the same Binance BTC/USDT 1h candles: through
 the backtest engine (an event strategy placing it from ``on_data``) and through
 the paper gateway replaying those candles. The fill candle, the fill price and
 the fee must match (prices exactly up to float->Decimal conversion).
+
+The futures cases open a leveraged long or short through both, hold it while
+funding is charged, and close it (or see it liquidated): the fill times and
+prices, the funding paid and the final wallet must match the engine's.
 """
 
 from __future__ import annotations
@@ -163,3 +167,88 @@ def test_fees_agree_with_the_backtest_fee_model(account, btc_1h):
     done = gateway.fetch_order(order.id, "BTC/USDT")
     assert done.status == "filled"
     assert float(done.fee) == pytest.approx(model.charge(float(done.cost), True, 0), rel=1e-12)
+
+
+# ----------------------------------------------------------------- futures
+FUTURES = "BTC/USDT:USDT"
+# (side, leverage, margin mode, candles held): the 50x ones hold long enough that the
+# real candles liquidate some of them (longs from k=20, 150, 333), which both must do alike.
+FUTURES_CASES = [
+    ("buy", 10, "isolated", 40),
+    ("sell", 10, "isolated", 40),
+    ("buy", 5, "cross", 60),
+    ("buy", 50, "isolated", 200),
+    ("sell", 50, "isolated", 200),
+    ("sell", 20, "cross", 200),
+]
+
+
+def engine_futures(candles, k, side, leverage, mode, hold, rate):
+    script = Script(
+        {
+            k: lambda s: s.buy(AMOUNT, leverage) if side == "buy" else s.sell(AMOUNT, leverage),
+            k + hold: lambda s: s.close_position(),
+        }
+    )
+    result = run_backtest(
+        candles,
+        script,
+        BacktestConfig(
+            initial_cash=100_000.0,
+            fee=FEE,
+            slippage=SLIPPAGE,
+            market_type="futures",
+            leverage=float(leverage),
+            margin_mode=mode,
+            allow_short=True,
+            symbol=FUTURES,
+            funding_rates=rate,
+            close_at_end=False,
+        ),
+    )
+    return script, result.trades
+
+
+@pytest.mark.parametrize(("side", "leverage", "mode", "hold"), FUTURES_CASES)
+@pytest.mark.parametrize("k", [20, 150, 333])
+def test_paper_futures_agree_with_the_backtest(user, btc_1h, k, side, leverage, mode, hold):
+    """Open at the next open, hold ``hold`` candles paying funding, close (or be liquidated): same money."""
+    rate = 0.0001
+    account = services.paper_account_get_or_create(user=user)
+    account.market_type = "futures"
+    account.funding_rate = Decimal(repr(rate))
+    account.maker_fee, account.taker_fee = Decimal("0.001"), Decimal("0.002")
+    account.slippage = SLIPPAGE
+    account.max_volume_fraction = None
+    account.save()
+    services.paper_account_set_balances(account=account, balances={"USDT": "100000"})
+    script, trades = engine_futures(btc_1h, k, side, leverage, mode, hold, rate)
+
+    replay = ReplayPriceSource({FUTURES: btc_1h}, cursor=k + 1)
+    paper = PaperGateway(account, prices=replay, markets={})
+    paper.set_leverage(FUTURES, Decimal(leverage))
+    paper.set_margin_mode(FUTURES, mode)
+    paper.create_order(OrderRequest(FUTURES, side, "market", Decimal(repr(AMOUNT))))
+    end = k + hold + 1
+    for cursor in range(k + 2, end + 1, 3):  # reads every few candles, as the sync beat job would do
+        replay.cursor = cursor
+        paper.fetch_positions()
+    replay.cursor = end
+    if paper.fetch_positions():
+        paper.create_order(
+            OrderRequest(
+                FUTURES, "sell" if side == "buy" else "buy", "market", Decimal(repr(AMOUNT)), reduce_only=True
+            )
+        )
+    (trade,) = trades
+    fills = paper.fetch_my_trades(FUTURES)
+    assert [t.timestamp for t in fills] == [trade.entry_time, trade.exit_time]
+    assert float(fills[0].price) == pytest.approx(trade.entry_price, rel=1e-12)
+    assert float(fills[1].price) == pytest.approx(trade.exit_price, rel=1e-12)
+    position = account.positions.get(symbol=FUTURES)
+    assert float(position.funding) == pytest.approx(trade.funding, rel=1e-9, abs=1e-9)
+    wallet = paper.fetch_balance().get("USDT").total
+    assert float(wallet) == pytest.approx(script.seen[end][1], rel=1e-12)
+    if trade.exit_reason == "liquidation":
+        liquidation = account.trades.get(liquidation=True)
+        assert liquidation.fee == 0 and liquidation.timestamp == trade.exit_time

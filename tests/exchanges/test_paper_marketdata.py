@@ -92,12 +92,13 @@ def test_the_periodic_task_fills_resting_orders_without_anyone_asking(user, stor
     gateway = PaperGateway(account)
     k = 300
     clock(k)
-    limit = round(float(stored.open[k]) * 1.05, 2)  # marketable: fills on the next closed candle
+    limit = round(float(stored.open[k]) * 1.05, 2)  # marketable at the current price
     order = gateway.create_order(
         OrderRequest("BTC/USDT", "buy", "limit", Decimal("0.01"), price=Decimal(repr(limit)))
     )
-    assert process_paper_orders() == 0  # candle k has not closed yet
-    clock(k + 1)
+    # Price-tick matching: the pass fills it at the current price (candle k's open), before k closes.
     assert process_paper_orders() == 1
     row = PaperOrder.objects.get(pk=order.id)
     assert row.status == "filled" and row.cost == Decimal("0.01") * Decimal(repr(float(stored.open[k])))
+    clock(k + 1)
+    assert process_paper_orders() == 0  # candle k closing does not fill it a second time

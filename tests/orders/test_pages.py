@@ -36,3 +36,39 @@ def test_orders_page_open_filter(client, user):
     bad = client.get(reverse("orders:index"), {"status": "bogus"})
     assert bad.status_code == 200
     assert "No orders match" in bad.content.decode()
+
+
+def test_orders_page_filters_by_bot_and_account_and_lists_trades(client, user):
+    from apps.exchanges.services import paper_account_get_or_create
+    from tests.factories import BotFactory, FillFactory
+
+    bot = BotFactory(owner=user, name="grid one")
+    bot_account = paper_account_get_or_create(user=user, bot_id=bot.pk)
+    OrderFactory(owner=user, bot=bot, paper_account=bot_account, symbol="SOL/USDT")
+    manual = OrderFactory(owner=user, symbol="ADA/USDT")
+    FillFactory(order=manual, price=Decimal("0.5"), amount=Decimal("20"))
+    client.force_login(user)
+    page = client.get(reverse("orders:index")).content.decode()
+    assert f'<option value="{bot.pk}">grid one</option>' in page
+    assert f'value="paper:{bot_account.pk}"' in page
+    assert 'id="trades"' in page and "ADA/USDT" in page
+
+    by_bot = client.get(reverse("orders:index"), {"bot": bot.pk}).content.decode()
+    assert f'data-order="{manual.pk}"' not in by_bot and "SOL/USDT" in by_bot
+    by_account = client.get(reverse("orders:index"), {"account": f"paper:{bot_account.pk}"}).content.decode()
+    assert f'data-order="{manual.pk}"' not in by_account
+    bad = client.get(reverse("orders:index"), {"account": "moon:1"}).content.decode()
+    assert "No orders match" in bad
+
+
+def test_orders_api_account_filter(auth_client, user):
+    from apps.exchanges.services import paper_account_get_or_create
+    from tests.support.api import assert_error
+
+    mine = OrderFactory(owner=user)
+    account = paper_account_get_or_create(user=user)
+    url = reverse("orders-api:order-list")
+    body = auth_client.get(url, {"account": f"paper:{account.pk}"}).json()
+    assert [o["id"] for o in body["results"]] == [mine.pk]
+    assert auth_client.get(url, {"account": "connection:999"}).json()["count"] == 0
+    assert_error(auth_client.get(url, {"account": "paper"}), 400, "invalid", "account")

@@ -6,7 +6,9 @@ import pytest
 from django.urls import reverse
 
 from apps.risk import services
-from apps.risk.models import RiskProfile
+from apps.risk.killswitch import kill_switch_engage
+from apps.risk.models import KillSwitchActivation, NotificationChannel, NotificationDelivery, RiskProfile
+from apps.risk.notifications import notification_channel_create
 
 pytestmark = pytest.mark.django_db
 
@@ -81,10 +83,61 @@ def test_kill_switch_button_keeps_the_other_limits(client, user):
         kill_switch=False,
     )
     client.force_login(user)
-    assert client.post(reverse("risk:kill-switch"), {"engaged": "on"}).status_code == 302
+    # The button is guarded: typed confirmation to engage, a ticked box to release.
+    engage = {"engaged": "on", "confirm_text": "STOP"}
+    assert client.post(reverse("risk:kill-switch"), engage).status_code == 302
     profile = RiskProfile.objects.get(owner=user)
     assert profile.kill_switch is True and profile.max_position_notional == Decimal("900")
-    client.post(reverse("risk:kill-switch"), {"engaged": "off"})
+    client.post(reverse("risk:kill-switch"), {"engaged": "off", "confirm": "on"})
     profile.refresh_from_db()
     assert profile.kill_switch is False
     assert client.get(reverse("risk:kill-switch")).status_code == 405
+
+
+def test_kill_switch_button_does_nothing_without_its_confirmation(client, user):
+    client.force_login(user)
+    response = client.post(reverse("risk:kill-switch"), {"engaged": "on", "confirm_text": "stp"}, follow=True)
+    assert "type STOP to confirm" in response.content.decode()
+    assert not RiskProfile.objects.filter(owner=user, kill_switch=True).exists()
+    assert not KillSwitchActivation.objects.exists()
+    client.post(reverse("risk:kill-switch"), {"engaged": "on", "confirm_text": "STOP"})
+    response = client.post(reverse("risk:kill-switch"), {"engaged": "off"}, follow=True)
+    assert "tick the box" in response.content.decode()
+    assert RiskProfile.objects.get(owner=user).kill_switch is True
+
+
+def test_engaged_kill_switch_panel_shows_the_audit_and_the_release(client, user):
+    activation, _ = kill_switch_engage(user=user, actor=user, source="page")
+    client.force_login(user)
+    html = client.get(reverse("risk:index")).content.decode()
+    assert "Kill switch ON" in html and "Release kill switch" in html
+    assert "0 bot(s) stopped, 0 order(s) cancelled" in html
+    assert activation.source == "page"
+
+
+def test_notification_settings_add_test_and_delete_a_channel(client, user, other_user):
+    client.force_login(user)
+    data = {
+        "kind": "webhook", "name": "ops hook", "events": ["fill", "kill_switch"],
+        "url": "https://hooks.example.com/t", "secret": "s3cret-signing-key-123",
+    }  # fmt: skip
+    response = client.post(reverse("risk:notification-channel-create"), data, follow=True)
+    channel = NotificationChannel.objects.get(owner=user)
+    html = response.content.decode()
+    assert "ops hook" in html and "s3cret-signing-key-123" not in html and "•" in html
+    response = client.post(reverse("risk:notification-channel-test", args=[channel.pk]), follow=True)
+    assert NotificationDelivery.objects.filter(channel=channel, event="test").exists()
+    assert "Test message queued" in response.content.decode()
+    # Another user's channel is a 404; bad input is shown, nothing saved.
+    theirs = notification_channel_create(
+        user=other_user, kind="email", name="x", events=["fill"], email="x@example.com"
+    )
+    assert client.post(reverse("risk:notification-channel-delete", args=[theirs.pk])).status_code == 404
+    assert client.post(reverse("risk:notification-channel-test", args=[theirs.pk])).status_code == 404
+    bad = client.post(
+        reverse("risk:notification-channel-create"), {**data, "secret": "short", "name": "b"}, follow=True
+    )
+    assert "signing secret" in bad.content.decode()
+    assert NotificationChannel.objects.filter(owner=user).count() == 1
+    client.post(reverse("risk:notification-channel-delete", args=[channel.pk]))
+    assert not NotificationChannel.objects.filter(owner=user).exists()

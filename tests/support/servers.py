@@ -72,8 +72,10 @@ def celery_worker(
     log_path: Path | None = None,
     queues: str = "default,backtests,bots",
     start_timeout: float = 30.0,
+    app_module: str = "config",
 ) -> Iterator[subprocess.Popen]:
-    """Start ``celery -A config worker`` on Redis; yields once it answers a ping (within ``start_timeout`` s)."""
+    """Start ``celery -A <app_module> worker`` on Redis; yields once it answers a ping (within
+    ``start_timeout`` s). ``app_module`` other than ``config`` wraps the project's app (a test hook)."""
     from config.celery import app
 
     log = open(log_path or os.devnull, "w")  # noqa: SIM115 - closed below
@@ -84,7 +86,7 @@ def celery_worker(
             "-m",
             "celery",
             "-A",
-            "config",
+            app_module,
             "worker",
             "--pool=threads",
             f"--concurrency={concurrency}",

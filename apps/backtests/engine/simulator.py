@@ -73,6 +73,7 @@ def run_backtest(
     shared("candles.validate", _price_columns(candles), lambda: _validated(candles))
     if should_cancel is not None and should_cancel():
         raise BacktestCancelled("backtest cancelled")
+    signals = None
     if isinstance(strategy, SignalStrategy):
         signals = _call_strategy(lambda: strategy.signals(candles))
         signals = _check_signals(signals, len(candles), config)
@@ -81,6 +82,8 @@ def run_backtest(
         result = _run_events(candles, strategy, config, progress, should_cancel)
     else:
         raise BacktestError("strategy must be a SignalStrategy or Strategy instance")
+    if not result.metrics.get("total_trades"):
+        result.info["no_trades_reason"] = no_trades_reason(candles, config, signals, result.info)
     result.strategy = {
         "name": getattr(strategy, "name", "") or type(strategy).__name__,
         "style": strategy.style,
@@ -89,6 +92,45 @@ def run_backtest(
     if progress is not None:
         progress(1.0)
     return result
+
+
+def no_trades_reason(
+    candles: Candles, config: BacktestConfig, signals: Signals | None, info: dict[str, Any]
+) -> str:
+    """Why a run made no trade, in one sentence for the run page (``info["no_trades_reason"]``)."""
+    n = len(candles)
+    rejected = int(info.get("rejected_orders") or 0)
+    if rejected:
+        return (
+            f"{rejected} order(s) were rejected: the size came out at zero or more than the cash "
+            "and margin allow (check the capital, the sizing and the leverage)."
+        )
+    if signals is None:
+        if info.get("fills"):
+            return "Orders filled, but no position was closed before the end of the range."
+        return f"The strategy placed no order that filled in the {n:,} candles of the range."
+
+    def count(name: str) -> int:
+        value = getattr(signals, name)
+        return 0 if value is None else int(np.count_nonzero(value))
+
+    longs, shorts = count("long_entries"), count("short_entries")
+    shorting = config.market_type == "futures" and config.allow_short
+    if longs == 0 and shorts and not shorting:
+        return (
+            f"The strategy only signalled short entries ({shorts:,}) and shorting is off "
+            "(a futures run with shorts allowed takes them)."
+        )
+    if longs == 0 and (shorts == 0 or not shorting):
+        return (
+            f"The strategy gave no entry signal in the {n:,} candles of the range: its conditions "
+            "never held, or its longest window needs more candles than the range has."
+        )
+    return (
+        "Every entry signal came on the last candle, with no candle left to fill it."
+        if n
+        else "The range has no candles."
+    )
 
 
 def _price_columns(candles: Candles) -> tuple[np.ndarray, ...]:

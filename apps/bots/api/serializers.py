@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.bots.models import Bot, BotEvent, BotReplay
@@ -7,8 +8,18 @@ from apps.core.api.serializers import StrictSerializer
 from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 
 
+class BotWebhookInfoSerializer(serializers.Serializer):
+    url = serializers.CharField(
+        help_text="the signal URL: in full only in the answer that created or rotated it, masked after"
+    )
+    masked = serializers.BooleanField()
+    token_hint = serializers.CharField()
+    rotated_at = serializers.DateTimeField()
+
+
 class BotSerializer(serializers.ModelSerializer):
     connection = serializers.IntegerField(source="connection_id", read_only=True, allow_null=True)
+    webhook = serializers.SerializerMethodField(help_text="a webhook bot's signal URL (null otherwise)")
     strategy_id = serializers.IntegerField(source="user_strategy_id", read_only=True, allow_null=True)
     strategy_version = serializers.IntegerField(source="code_version", read_only=True, allow_null=True)
 
@@ -17,6 +28,8 @@ class BotSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "name",
+            "source",
+            "webhook",
             "strategy_kind",
             "strategy",
             "strategy_id",
@@ -44,6 +57,23 @@ class BotSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    @extend_schema_field(BotWebhookInfoSerializer(allow_null=True))
+    def get_webhook(self, bot: Bot) -> dict | None:
+        from apps.bots.services.signals import webhook_masked_path, webhook_path
+
+        webhook = getattr(bot, "webhook", None) if bot.source == Bot.Source.WEBHOOK else None
+        if webhook is None:
+            return None
+        token = getattr(bot, "webhook_token", None)  # set only by the service that made it
+        path = webhook_path(token) if token else webhook_masked_path(webhook)
+        request = self.context.get("request")
+        return {
+            "url": request.build_absolute_uri(path) if request else path,
+            "masked": token is None,
+            "token_hint": webhook.token_hint,
+            "rotated_at": webhook.rotated_at,
+        }
+
 
 class BotEventSerializer(serializers.ModelSerializer):
     # A plain string in the schema: an enum here would collide with the other "kind" enums.
@@ -64,6 +94,11 @@ class BotInputSerializer(StrictSerializer):
     """
 
     name = serializers.CharField(max_length=80)
+    source = serializers.ChoiceField(
+        choices=Bot.Source.choices,
+        required=False,
+        help_text="webhook: a signal bot (no strategy; orders from alerts posted to its secret URL)",
+    )
     strategy = serializers.CharField(max_length=100, required=False, allow_blank=True)
     strategy_id = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     strategy_version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
@@ -88,6 +123,7 @@ class BotInputSerializer(StrictSerializer):
         if (
             not self.partial
             and isinstance(data, dict)
+            and data.get("source") != Bot.Source.WEBHOOK
             and data.get("strategy") in (None, "")
             and data.get("strategy_id") in (None, "")
         ):
@@ -155,3 +191,38 @@ class BotReplaySerializer(serializers.ModelSerializer):
 
     def get_error(self, obj: BotReplay) -> dict | None:
         return obj.error_info
+
+
+class BotPositionSummarySerializer(serializers.Serializer):
+    side = serializers.ChoiceField(choices=["long", "short", "flat"])
+    size = serializers.FloatField(help_text="in the base asset")
+    average_entry = serializers.FloatField(allow_null=True)
+
+
+class BotPerformanceSerializer(serializers.Serializer):
+    """The engine's metrics (``apps.backtests.engine.metrics``) on the bot's fills, and its P&L.
+
+    P&L figures are in ``currency`` (the market's quote) and net of fees;
+    ``unrealized_pnl`` marks the open position at ``last_price`` (the newest
+    stored candle's close, or the last fill's price).
+    """
+
+    bot = serializers.IntegerField()
+    currency = serializers.CharField()
+    allocated_capital = serializers.FloatField()
+    fills = serializers.IntegerField(help_text="how many fills the figures are built from")
+    last_price = serializers.FloatField(allow_null=True)
+    position = BotPositionSummarySerializer()
+    realized_pnl = serializers.FloatField()
+    unrealized_pnl = serializers.FloatField()
+    total_pnl = serializers.FloatField(help_text="realized + unrealized, net of fees")
+    fees = serializers.FloatField()
+    metrics = serializers.DictField(
+        child=serializers.FloatField(allow_null=True),
+        help_text="every name of METRIC_NAMES (win_rate, total_trades, max_drawdown, sharpe_ratio, ...); "
+        "None where undefined",
+    )
+    equity = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2),
+        help_text="[timestamp_ms, equity] at each candle's close (the newest 500)",
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,12 +13,16 @@ from apps.bots import selectors, services
 from apps.bots.api.serializers import (
     BotEventSerializer,
     BotInputSerializer,
+    BotPerformanceSerializer,
     BotReplayInputSerializer,
     BotReplaySerializer,
     BotSerializer,
     BotStopSerializer,
 )
 from apps.bots.models import Bot
+from apps.orders.api.serializers import OrderSerializer, PositionSerializer, TradeSerializer
+from apps.orders.filters import OrderFilter
+from apps.orders.models import Order
 
 REPLAY_ID = OpenApiParameter(
     "replay_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="the replay's id"
@@ -27,10 +31,25 @@ STATUS_FILTER = OpenApiParameter(
     "status", OpenApiTypes.STR, enum=Bot.Status.values, description="only bots with this status"
 )
 
+ORDER_FILTERS = [
+    OpenApiParameter(
+        "status", OpenApiTypes.STR, enum=Order.Status.values, many=True, description="one or more statuses"
+    ),
+    OpenApiParameter("side", OpenApiTypes.STR, enum=Order.Side.values),
+    OpenApiParameter("symbol", OpenApiTypes.STR, description="market, e.g. BTC/USDT"),
+    OpenApiParameter(
+        "open",
+        OpenApiTypes.STR,
+        enum=["true", "false"],
+        description="true: only orders that may still fill; false: only finished ones",
+    ),
+]
+
 
 class BotViewSet(viewsets.GenericViewSet):
     """The user's bots: list, create, read, change (PATCH) and delete (stopped bots only),
-    the lifecycle actions (start, pause, resume, stop) and the event log."""
+    the lifecycle actions (start, pause, resume, stop), the event log, and per bot its
+    positions, orders, trades and performance."""
 
     serializer_class = BotSerializer
     filter_backends: list = []
@@ -49,21 +68,21 @@ class BotViewSet(viewsets.GenericViewSet):
     def list(self, request: Request) -> Response:
         bots = selectors.bot_list(user=request.user, status=request.query_params.get("status"))
         page = self.paginate_queryset(bots)
-        return self.get_paginated_response(BotSerializer(page, many=True).data)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     @extend_schema(request=BotInputSerializer, responses={201: BotSerializer})
     def create(self, request: Request) -> Response:
         bot = services.bot_create(user=request.user, **self._input(request, partial=False))
-        return Response(BotSerializer(bot).data, status=status.HTTP_201_CREATED)
+        return Response(self.get_serializer(bot).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, pk: str) -> Response:
-        return Response(BotSerializer(selectors.bot_get(user=request.user, pk=pk)).data)
+        return Response(self.get_serializer(selectors.bot_get(user=request.user, pk=pk)).data)
 
     @extend_schema(request=BotInputSerializer, responses=BotSerializer)
     def partial_update(self, request: Request, pk: str) -> Response:
         bot = selectors.bot_get(user=request.user, pk=pk)
         bot = services.bot_update(bot=bot, **self._input(request, partial=True))
-        return Response(BotSerializer(bot).data)
+        return Response(self.get_serializer(bot).data)
 
     @extend_schema(responses={204: None})
     def destroy(self, request: Request, pk: str) -> Response:
@@ -72,7 +91,7 @@ class BotViewSet(viewsets.GenericViewSet):
 
     def _lifecycle(self, request: Request, pk: str, service, **kwargs) -> Response:
         bot = service(bot=selectors.bot_get(user=request.user, pk=pk), **kwargs)
-        return Response(BotSerializer(bot).data)
+        return Response(self.get_serializer(bot).data)
 
     @extend_schema(request=None, responses=BotSerializer, summary="Start a stopped bot (409 otherwise)")
     @action(detail=True, methods=["post"])
@@ -147,3 +166,42 @@ class BotViewSet(viewsets.GenericViewSet):
     def replay_cancel(self, request: Request, pk: str, replay_id: str) -> Response:
         replay = selectors.bot_replay_get(user=request.user, bot_id=pk, pk=replay_id)
         return Response(BotReplaySerializer(services.bot_replay_cancel(replay=replay)).data)
+
+    # ------------------------------------------------------------------ trading
+    @extend_schema(responses=PositionSerializer(many=True), summary="The bot's position in its market")
+    @action(detail=True, methods=["get"])
+    def positions(self, request: Request, pk: str) -> Response:
+        positions = selectors.bot_position_list(bot=selectors.bot_get(user=request.user, pk=pk))
+        page = self.paginate_queryset(positions)
+        return self.get_paginated_response(PositionSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=ORDER_FILTERS,
+        responses=OrderSerializer(many=True),
+        summary="The bot's orders, newest first; filter with ?status=&side=&symbol=&open=",
+    )
+    @action(detail=True, methods=["get"])
+    def orders(self, request: Request, pk: str) -> Response:
+        orders = selectors.bot_order_list(bot=selectors.bot_get(user=request.user, pk=pk))
+        # The orders API's filter, applied here by hand: the viewset's own queryset is bots.
+        filterset = OrderFilter(request.query_params, queryset=orders)
+        if not filterset.is_valid():
+            raise serializers.ValidationError(filterset.errors)
+        page = self.paginate_queryset(filterset.qs)
+        return self.get_paginated_response(OrderSerializer(page, many=True).data)
+
+    @extend_schema(responses=TradeSerializer(many=True), summary="The bot's trades (fills), newest first")
+    @action(detail=True, methods=["get"])
+    def trades(self, request: Request, pk: str) -> Response:
+        fills = selectors.bot_fill_list(bot=selectors.bot_get(user=request.user, pk=pk))
+        page = self.paginate_queryset(fills)
+        return self.get_paginated_response(TradeSerializer(page, many=True).data)
+
+    @extend_schema(
+        responses=BotPerformanceSerializer,
+        summary="The engine's metrics on the bot's fills: P&L, win rate, trades, drawdown, ...",
+    )
+    @action(detail=True, methods=["get"])
+    def performance(self, request: Request, pk: str) -> Response:
+        bot = selectors.bot_get(user=request.user, pk=pk)
+        return Response(BotPerformanceSerializer(selectors.bot_performance(bot=bot)).data)

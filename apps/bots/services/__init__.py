@@ -24,9 +24,16 @@ from apps.bots.services.loop import (
     last_closed_candle_ms,
 )
 from apps.bots.services.replay import bot_replay_cancel, bot_replay_create, bot_replay_execute
+from apps.bots.services.signals import (
+    SignalRefused,
+    bot_webhook_rotate,
+    signal_receive,
+    signal_record_invalid,
+)
 
 __all__ = [
     "TRANSITIONS",
+    "SignalRefused",
     "bot_activate",
     "bot_create",
     "bot_delete",
@@ -43,7 +50,10 @@ __all__ = [
     "bot_tick",
     "bot_tick_claim",
     "bot_update",
+    "bot_webhook_rotate",
     "bots_enqueue_due",
     "client_order_id",
     "last_closed_candle_ms",
+    "signal_receive",
+    "signal_record_invalid",
 ]

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 
 from apps.backtests.engine.errors import ConfigError
 from apps.backtests.engine.sizing import normalize_sizing
+from apps.backtests.models import StrategyKind
 from apps.backtests.specs import StrategyRef, resolve_strategy
 from apps.bots.models import Bot
 from apps.bots.services.log import bot_event_add
@@ -37,7 +38,7 @@ TRADING_FIELDS = (
     "trailing_stop",
     "warmup",
 )
-SETTINGS = ("name", *STRATEGY_FIELDS, *TRADING_FIELDS, "confirm_live")
+SETTINGS = ("name", "source", *STRATEGY_FIELDS, *TRADING_FIELDS, "confirm_live")
 MAX_WARMUP = 5000
 
 
@@ -80,8 +81,19 @@ def _validated(*, user, bot: Bot | None, values: dict[str, Any]) -> dict[str, An
         "trailing_stop": bot.trailing_stop if bot else None,
         "warmup": bot.warmup if bot else None,
     }
-    strategy_changed = bot is None or any(values.get(f) not in (None, "") for f in STRATEGY_FIELDS)
-    ref: StrategyRef | None = _bot_ref(bot) if bot else None
+    source = values.get("source") or (bot.source if bot else Bot.Source.STRATEGY)
+    webhook = source == Bot.Source.WEBHOOK
+    if source not in Bot.Source.values:
+        errors["source"] = [f"Use one of {', '.join(Bot.Source.values)}."]
+    strategy_given = any(values.get(f) not in (None, "") for f in STRATEGY_FIELDS)
+    # A bot leaving the webhook for a strategy needs one; its empty name is no reference.
+    strategy_changed = not webhook and (bot is None or strategy_given or not bot.strategy)
+    ref: StrategyRef | None = _bot_ref(bot) if bot and bot.strategy and not webhook else None
+    if webhook:
+        # Signals decide; a strategy or its parameters would be silently ignored.
+        for field in ("strategy", "strategy_id", "params"):
+            if values.get(field) not in (None, "", {}):
+                errors[field] = ["A webhook bot has no strategy; leave this out."]
     if strategy_changed:
         try:
             wanted = {f: values.get(f) for f in STRATEGY_FIELDS}
@@ -104,7 +116,7 @@ def _validated(*, user, bot: Bot | None, values: dict[str, Any]) -> dict[str, An
         ):
             # The old strategy's parameters mean nothing to the new one: start from its defaults.
             merged["params"] = {}
-    merged.update({k: v for k, v in values.items() if k not in (*STRATEGY_FIELDS, "confirm_live")})
+    merged.update({k: v for k, v in values.items() if k not in (*STRATEGY_FIELDS, "confirm_live", "source")})
 
     name = str(merged["name"] or "").strip()
     if not name:
@@ -189,7 +201,17 @@ def _validated(*, user, bot: Bot | None, values: dict[str, Any]) -> dict[str, An
 
     if errors:
         raise ValidationFailed("Invalid bot settings.", fields=errors)
-    if ref is not None:
+    merged["source"] = source
+    if webhook:
+        merged.update(
+            strategy_kind=StrategyKind.BUILTIN,
+            strategy="",
+            user_strategy=None,
+            strategy_version=None,
+            code_hash="",
+            params={},
+        )
+    elif ref is not None:
         merged.update(
             strategy_kind=ref.kind,
             strategy=ref.name,
@@ -216,7 +238,9 @@ def _save(bot: Bot) -> Bot:
 def bot_create(*, user, name: str, exchange: str, symbol: str, timeframe: str, **settings: Any) -> Bot:
     """Create a stopped bot (paper unless a live connection with trading permission is confirmed).
 
-    The strategy is a built-in ``strategy`` name or the user's ``strategy_id`` with
+    ``source="webhook"`` makes a signal bot: no strategy, orders from webhook alerts;
+    its secret token is generated and left on ``bot.webhook_token`` for the answer.
+    Otherwise the strategy is a built-in ``strategy`` name or the user's ``strategy_id`` with
     an optional ``strategy_version`` (default: the latest, pinned). Parameters are
     validated by the strategy's schema and stored with defaults filled in, so the
     loop runs exactly what was saved. Other keywords: ``params``, ``mode``,
@@ -232,6 +256,11 @@ def bot_create(*, user, name: str, exchange: str, symbol: str, timeframe: str, *
     )
     bot = _save(Bot(owner=user, **values))
     bot_event_add(bot=bot, kind="lifecycle", message="Bot created (stopped).")
+    if bot.source == Bot.Source.WEBHOOK:
+        from apps.bots.services.signals import bot_webhook_rotate
+
+        # Readable this once, for the answer to the owner; only its hash is stored.
+        bot.webhook_token = bot_webhook_rotate(bot=bot)
     return bot
 
 

@@ -27,6 +27,7 @@ from django.utils import timezone
 from apps.backtests.engine.broker import BrokerView
 from apps.backtests.engine.candles import Candles
 from apps.backtests.engine.errors import BacktestError
+from apps.backtests.engine.slippage import SlippageModel
 from apps.backtests.engine.strategy import Candle, SignalStrategy
 from apps.backtests.strategies.registry import build_strategy
 from apps.bots.models import Bot
@@ -34,7 +35,7 @@ from apps.bots.services.broker import GatewayBroker
 from apps.bots.services.lifecycle import BOTS_QUEUE, bot_error
 from apps.bots.services.log import bot_event_add
 from apps.core.errors import DomainError
-from apps.marketdata.timeframes import bucket_start, timeframe_ms
+from apps.marketdata.timeframes import bucket_start
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,8 @@ class TickResult:
 
 
 def last_closed_candle_ms(timeframe: str, *, now_ms: int | None = None) -> int:
-    """Open time (ms) of the newest candle of ``timeframe`` that has closed at ``now_ms``."""
+    """Open time (ms) of the newest candle of ``timeframe`` that has closed at ``now_ms`` by the
+    wall clock (the live candle clock; offline the loop follows the replay feed instead)."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     current_open = int(bucket_start(now_ms, timeframe))
     return int(bucket_start(current_open - 1, timeframe))
@@ -72,33 +74,60 @@ def client_order_id(bot_id: int, candle_ms: int, index: int) -> str:
 
 
 def bots_enqueue_due(*, now_ms: int | None = None) -> int:
-    """Send a tick for every running bot whose timeframe candle closed since its last tick."""
+    """Send a tick for every running bot whose timeframe candle closed since its last tick.
+
+    The candle clock is the market-data feed's (``live.last_closed_candle``): the
+    wall clock live, the replay feed offline, the feed the paper exchange prices
+    from, so a bot's candle is always one that exists. When the replay feed has
+    looped over its history, the bot's last candle is ahead of the clock; it is
+    forgotten so the bot keeps trading on the replayed candles.
+    """
     from celery import current_app
 
+    from apps.marketdata import live
+
     now = timezone.now()
-    sent = 0
     due = (
-        Bot.objects.filter(status=Bot.Status.RUNNING)
+        Bot.objects.filter(status=Bot.Status.RUNNING, source=Bot.Source.STRATEGY)
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .filter(Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now))
-        .values_list("id", "timeframe", "last_candle_ms")
+        .values_list("id", "exchange", "symbol", "timeframe", "last_candle_ms")
     )
-    closed: dict[str, int] = {}
-    for bot_id, timeframe, last in due:
-        if timeframe not in closed:
-            closed[timeframe] = last_closed_candle_ms(timeframe, now_ms=now_ms)
-        candle_ms = closed[timeframe]
+    closed: dict[tuple[str, str, str], tuple[int, str] | None] = {}
+    ticks: list[tuple[int, int]] = []
+    for bot_id, exchange, symbol, timeframe, last in due:
+        key = (exchange, symbol, timeframe)
+        if key not in closed:
+            try:
+                closed[key] = live.last_closed_candle(
+                    exchange=exchange, symbol=symbol, timeframe=timeframe, now_ms=now_ms
+                )
+            except DomainError as exc:  # no data for one market must not stop the others
+                logger.info("no candle clock for %s %s %s: %s", exchange, symbol, timeframe, exc)
+                closed[key] = None
+        if closed[key] is None:
+            continue
+        candle_ms, source = closed[key]
+        if last is not None and last > candle_ms and source == "replay":
+            Bot.objects.filter(pk=bot_id, last_candle_ms=last).update(last_candle_ms=None)
+            last = None
         if last is None or last < candle_ms:
-            current_app.send_task(TICK_TASK, args=[bot_id, candle_ms], queue=BOTS_QUEUE)
-            sent += 1
-    return sent
+            ticks.append((bot_id, candle_ms))
+    if ticks:
+        # One broker connection for the whole batch: hundreds of bots close a candle together.
+        with current_app.producer_or_acquire() as producer:
+            for bot_id, candle_ms in ticks:
+                current_app.send_task(
+                    TICK_TASK, args=[bot_id, candle_ms], queue=BOTS_QUEUE, producer=producer
+                )
+    return len(ticks)
 
 
 def bot_tick_claim(*, bot_id: int, candle_ms: int) -> bool:
     """Claim (bot, candle) for this worker: exactly one row changes, or someone else has it."""
     now = timezone.now()
     return (
-        Bot.objects.filter(pk=bot_id, status=Bot.Status.RUNNING)
+        Bot.objects.filter(pk=bot_id, status=Bot.Status.RUNNING, source=Bot.Source.STRATEGY)
         .filter(Q(last_candle_ms__isnull=True) | Q(last_candle_ms__lt=candle_ms))
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .filter(Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now))
@@ -108,14 +137,19 @@ def bot_tick_claim(*, bot_id: int, candle_ms: int) -> bool:
 
 
 def _window(bot: Bot, candle_ms: int) -> Candles:
-    from apps.marketdata.selectors import candles
+    from apps.marketdata import live
 
-    tf = timeframe_ms(bot.timeframe)
-    data = candles(
+    if bot.mode == Bot.Mode.LIVE and not live.candles_are_live(bot.exchange):
+        # Real orders on replayed history would be a real loss for a made-up reason.
+        raise StaleData(
+            f"Live market data for {bot.exchange} is off (MARKETDATA_ONLINE=false); "
+            "a live bot trades only on the exchange's own candles."
+        )
+    data = live.closed_candles(
         exchange=bot.exchange,
         symbol=bot.symbol,
         timeframe=bot.timeframe,
-        end=candle_ms + tf,
+        candle_ms=candle_ms,
         limit=bot.warmup or DEFAULT_WARMUP,
     )
     if len(data) == 0 or int(data.timestamp[-1]) != candle_ms:
@@ -163,14 +197,13 @@ def _decide(bot: Bot, data: Candles, broker: GatewayBroker) -> list[str]:
 
 
 def _broker(bot: Bot, data: Candles) -> GatewayBroker:
-    from apps.backtests.engine.slippage import SlippageModel
     from apps.bots.services.accounts import bot_gateway
     from apps.exchanges.gateway.paper import DEFAULT_SLIPPAGE, split_symbol
     from apps.exchanges.models import PaperAccount
 
     gateway = bot_gateway(bot)
     base, quote = split_symbol(bot.symbol)
-    account = getattr(gateway, "account", None)
+    account = getattr(gateway, "account", None)  # the paper account; a live exchange has none
     fee = getattr(account, "taker_fee", None)
     # Size market orders where they will fill: the current price, moved by the paper
     # exchange's slippage (sized at the last close, 100% of equity overdraws the account).

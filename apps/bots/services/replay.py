@@ -122,8 +122,8 @@ def bot_replay_create(*, bot: Bot, start: datetime, end: datetime, enqueue: bool
     """Store a pending replay of ``bot`` over ``start..end`` and queue it (``bots`` queue).
 
     Raises ``ValidationFailed`` when the period is empty or has fewer than two
-    stored candles, ``Conflict`` for a user-code strategy (not tickable yet, as
-    for running bots) or while another replay of the bot is still active.
+    stored candles, ``Conflict`` for a webhook bot (no strategy), a user-code
+    strategy (not tickable yet, as for running bots) or while another replay of the bot is still active.
     """
     errors: dict[str, list[str]] = {}
     if end <= start:
@@ -139,6 +139,8 @@ def bot_replay_create(*, bot: Bot, start: datetime, end: datetime, enqueue: bool
             errors["end"] = [f"at most {MAX_CANDLES} candles per replay; this period has {len(candles)}"]
     if errors:
         raise ValidationFailed(next(iter(errors.values()))[0], fields=errors)
+    if bot.source == Bot.Source.WEBHOOK:
+        raise Conflict("A webhook bot trades the signals it receives: it has no strategy to replay.")
     if bot.strategy_kind == StrategyKind.USER:
         raise Conflict("Replays cannot run user-code strategies yet; use a built-in strategy.")
     with transaction.atomic():

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.api.serializers import StrictSerializer
 from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from apps.exchanges.catalog import SUPPORTED_EXCHANGES
-from apps.exchanges.models import ExchangeConnection, PaperAccount
+from apps.exchanges.models import ExchangeConnection, PaperAccount, PaperPosition
 
 
 def plain(value: Decimal) -> str:
@@ -99,14 +100,27 @@ class SupportedExchangesSerializer(serializers.Serializer):
     results = SupportedExchangeSerializer(many=True)
 
 
+class PaperPositionSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    side = serializers.ChoiceField(choices=["long", "short"])
+    size = serializers.CharField(help_text="contracts (base units), unsigned")
+    entry_price = serializers.CharField()
+    leverage = serializers.CharField()
+    margin_mode = serializers.ChoiceField(choices=PaperPosition.MarginMode.choices)
+    margin = serializers.CharField(help_text="initial margin held in the quote balance")
+    realized_pnl = serializers.CharField()
+    funding = serializers.CharField(help_text="funding paid (negative: received)")
+
+
 class PaperAccountSerializer(serializers.ModelSerializer):
     balances = serializers.SerializerMethodField()
+    positions = serializers.SerializerMethodField()
 
     class Meta:
         model = PaperAccount
         fields = [
-            "id", "bot_id", "exchange", "initial_balances", "maker_fee", "taker_fee", "slippage",
-            "max_volume_fraction", "created_at", "reset_at", "balances",
+            "id", "bot_id", "exchange", "market_type", "funding_rate", "initial_balances", "maker_fee",
+            "taker_fee", "slippage", "max_volume_fraction", "created_at", "reset_at", "balances", "positions",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -114,6 +128,18 @@ class PaperAccountSerializer(serializers.ModelSerializer):
         return [
             {"asset": b.asset, "free": plain(b.free), "used": plain(b.used), "total": plain(b.total)}
             for b in obj.balances.order_by("asset")
+        ]  # fmt: skip
+
+    @extend_schema_field(PaperPositionSerializer(many=True))
+    def get_positions(self, obj: PaperAccount) -> list[dict]:
+        """Open futures positions as stored (the gateway's ``fetch_positions`` adds mark and liquidation)."""
+        return [
+            {
+                "symbol": p.symbol, "side": "long" if p.size > 0 else "short", "size": plain(abs(p.size)),
+                "entry_price": plain(p.entry_price), "leverage": plain(p.leverage), "margin_mode": p.margin_mode,
+                "margin": plain(p.margin), "realized_pnl": plain(p.realized_pnl), "funding": plain(p.funding),
+            }
+            for p in obj.positions.exclude(size=0).order_by("symbol")
         ]  # fmt: skip
 
 
@@ -128,3 +154,17 @@ class PaperBotQuerySerializer(serializers.Serializer):
 class PaperResetSerializer(StrictSerializer):
     balances = serializers.DictField(child=serializers.CharField(), required=False, allow_empty=False)
     bot_id = serializers.IntegerField(required=False, min_value=1, max_value=BOT_ID_MAX, allow_null=True)
+    market_type = serializers.ChoiceField(
+        choices=PaperAccount.MarketType.choices,
+        required=False,
+        help_text="spot or USD-M futures; changing it is part of the reset (positions are dropped)",
+    )
+    funding_rate = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=8,
+        min_value=Decimal("-0.0999"),
+        max_value=Decimal("0.0999"),
+        required=False,
+        allow_null=True,
+        help_text="futures: a constant funding rate every 8 h; null: the stored funding history",
+    )

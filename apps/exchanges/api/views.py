@@ -112,7 +112,11 @@ class PaperAccountView(APIView):
 
 
 class PaperResetView(APIView):
-    """Reset the paper account to its initial balances, or to new ones given as ``balances``."""
+    """Reset the paper account to its initial balances, or to new ones given as ``balances``.
+
+    ``market_type`` switches it between spot and USD-M futures and ``funding_rate``
+    sets the futures' constant funding rate (null: the stored history), with the reset.
+    """
 
     @extend_schema(request=s.PaperResetSerializer, responses=s.PaperAccountSerializer)
     def post(self, request: Request) -> Response:
@@ -121,10 +125,11 @@ class PaperResetView(APIView):
         account = services.paper_account_get_or_create(
             user=request.user, bot_id=data.validated_data.get("bot_id")
         )
+        settings = {k: v for k, v in data.validated_data.items() if k in ("market_type", "funding_rate")}
         if "balances" in data.validated_data:
             account = services.paper_account_set_balances(
-                account=account, balances=data.validated_data["balances"]
+                account=account, balances=data.validated_data["balances"], settings=settings
             )
         else:
-            account = services.paper_account_restart(account=account)
+            account = services.paper_account_restart(account=account, settings=settings)
         return Response(s.PaperAccountSerializer(account).data)

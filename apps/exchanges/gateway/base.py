@@ -251,5 +251,31 @@ class ExchangeGateway(abc.ABC):
         """Open futures positions (spot accounts have none)."""
         return []
 
+    def set_leverage(self, symbol: str, leverage: Decimal) -> Decimal:
+        """Set a futures symbol's leverage; returns the leverage in force. Refused by spot-only gateways."""
+        from apps.exchanges.gateway.errors import InvalidOrder
+
+        raise InvalidOrder(f"{self.name} does not trade futures.", fields={"leverage": "futures only"})
+
+    def set_margin_mode(self, symbol: str, mode: str) -> str:
+        """Set a futures symbol's margin mode (``isolated`` or ``cross``); returns it."""
+        from apps.exchanges.gateway.errors import InvalidOrder
+
+        raise InvalidOrder(f"{self.name} does not trade futures.", fields={"margin_mode": "futures only"})
+
+    #: Whether ``create_oco`` places a native one-cancels-the-other pair. Where it is
+    #: False the platform emulates OCO (``apps.orders.services``: held legs).
+    supports_oco: bool = False
+
+    def create_oco(self, first: OrderRequest, second: OrderRequest) -> list[Order]:
+        """Place two linked orders on one symbol: a fill of either cancels the other, atomically.
+
+        Typically a take-profit limit and a stop on the same side and amount.
+        Only gateways with ``supports_oco`` implement it.
+        """
+        from apps.exchanges.gateway.errors import InvalidOrder
+
+        raise InvalidOrder(f"{self.name} has no native OCO orders.", fields={"type": "oco not supported"})
+
     @abc.abstractmethod
     def check_connection(self) -> ConnectionCheck: ...

@@ -461,6 +461,21 @@ class CcxtGateway(ExchangeGateway):
             )
         return out
 
+    def set_leverage(self, symbol: str, leverage: Decimal) -> Decimal:
+        """ccxt's unified ``set_leverage`` (exchanges take whole numbers); refused where ccxt lacks it."""
+        if not self.client.has.get("setLeverage"):
+            return super().set_leverage(symbol, leverage)
+        value = int(leverage)
+        self._call(self.client.set_leverage, value, symbol, retry=False)
+        return Decimal(value)
+
+    def set_margin_mode(self, symbol: str, mode: str) -> str:
+        """ccxt's unified ``set_margin_mode`` (``isolated``/``cross``); refused where ccxt lacks it."""
+        if not self.client.has.get("setMarginMode"):
+            return super().set_margin_mode(symbol, mode)
+        self._call(self.client.set_margin_mode, mode, symbol, retry=False)
+        return mode
+
     # -------------------------------------------------------------- orders
     def _prepare(self, request: OrderRequest) -> tuple[str, Decimal, Decimal | None, Decimal | None]:
         """Round to the market's precision and check its limits; raises InvalidOrder."""

@@ -4,6 +4,9 @@
 ``candles_since(symbol, since_ms)`` returns the *closed* candles whose open time
 is ``>= since_ms`` (oldest first), which is what fills resting orders;
 ``now_ms()`` is the source's clock (wall time live, the replay cursor offline).
+A source may also offer ``funding_rates(symbol, start_ms, end_ms)``: the
+perpetual's funding history as ``[[funding_time_ms, rate], ...]`` (the paper
+exchange's futures charge it; without it they use the account's constant rate).
 """
 
 from __future__ import annotations
@@ -48,9 +51,15 @@ class ReplayPriceSource:
     placed then can fill from candle ``i`` on. ``advance()`` closes candles.
     """
 
-    def __init__(self, series: dict[str, Any], *, cursor: int = 1) -> None:
-        # ``series``: symbol -> engine ``Candles`` or anything with the same arrays.
+    def __init__(
+        self, series: dict[str, Any], *, cursor: int = 1, funding: dict[str, Any] | None = None
+    ) -> None:
+        # ``series``: symbol -> engine ``Candles`` or anything with the same arrays;
+        # ``funding``: symbol -> ``[[funding_time_ms, rate], ...]``.
         self._series = {symbol: self._arrays(data) for symbol, data in series.items()}
+        self._funding = {
+            symbol: [[int(t), float(r)] for t, r in rows] for symbol, rows in (funding or {}).items()
+        }
         lengths = {len(arrays[0]) for arrays in self._series.values()}
         self.length = min(lengths) if lengths else 0
         self.cursor = cursor
@@ -107,6 +116,9 @@ class ReplayPriceSource:
     def now_ms(self, symbol: str | None = None) -> int:
         return int(self._series[next(iter(self._series))][0][self.cursor]) if self._series else 0
 
+    def funding_rates(self, symbol: str, start_ms: int, end_ms: int) -> list[list]:
+        return [row for row in self._funding.get(symbol, []) if start_ms <= row[0] <= end_ms]
+
 
 class MarketDataPriceSource:
     """Prices from the market-data service: the live ticker when online, else its replay feed.
@@ -123,6 +135,7 @@ class MarketDataPriceSource:
         self.exchange = exchange
         self.timeframe = timeframe
         self._clock: dict[str, int] = {}
+        self._timeframes: dict[str, str | None] = {}
 
     def price(self, symbol: str) -> Decimal:
         from apps.marketdata import live
@@ -145,11 +158,22 @@ class MarketDataPriceSource:
     def _timeframe(self, symbol: str) -> str | None:
         if self.timeframe:
             return self.timeframe
+        if symbol in self._timeframes:
+            return self._timeframes[symbol]
+        from django.core.cache import cache
+
         from apps.marketdata import selectors
 
-        market = selectors.market_get(exchange=self.exchange, symbol=symbol)
-        stored = selectors.stored_timeframes(market=market)
-        return stored[0] if stored else None
+        # One probe per timeframe: cached briefly, as every order and matching pass asks.
+        key = f"paper:timeframe:{self.exchange}:{symbol}"
+        found = cache.get(key)
+        if found is None:
+            market = selectors.market_get(exchange=self.exchange, symbol=symbol)
+            stored = selectors.stored_timeframes(market=market)
+            found = stored[0] if stored else ""
+            cache.set(key, found, 60)
+        self._timeframes[symbol] = found or None
+        return found or None
 
     def candles_since(self, symbol: str, since_ms: int) -> list[Bar]:
         from apps.marketdata import selectors
@@ -182,8 +206,28 @@ class MarketDataPriceSource:
             if t + step <= now
         ]
 
+    def funding_rates(self, symbol: str, start_ms: int, end_ms: int) -> list[list]:
+        """The stored funding history of the perpetual ``symbol`` (empty when none is stored)."""
+        from apps.marketdata.errors import UnknownMarket
+        from apps.marketdata.selectors import funding_rates, market_get
+
+        try:
+            market = market_get(exchange=self.exchange, symbol=symbol)
+        except UnknownMarket:
+            return []
+        return funding_rates(market=market, start_ms=start_ms, end_ms=end_ms + 1)
+
     def last_volume(self, symbol: str) -> float | None:
-        bars = self.candles_since(symbol, self.now_ms(symbol) - 2 * 86_400_000)
+        from apps.marketdata.errors import NoCandles, UnknownMarket
+        from apps.marketdata.timeframes import timeframe_ms
+
+        try:
+            timeframe = self._timeframe(symbol)
+        except (NoCandles, UnknownMarket):
+            return None
+        # The newest closed candle is among the last few steps: read only those.
+        step = timeframe_ms(timeframe) if timeframe else 86_400_000
+        bars = self.candles_since(symbol, self.now_ms(symbol) - 3 * step)
         return bars[-1].volume if bars else None
 
     def _refresh_clock(self, symbol: str) -> None:

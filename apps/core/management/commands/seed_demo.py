@@ -10,8 +10,8 @@ User = get_user_model()
 DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-trader-2026"  # noqa: S105 - a published demo login, printed on purpose
 
-# The seed command of each app that has demo content (market data only, so far); each must exist.
-APP_SEED_COMMANDS = ["seed_demo_marketdata"]
+# The seed command of each app that has demo content, in order (the bot needs the candles); each must exist.
+APP_SEED_COMMANDS = ["seed_demo_marketdata", "seed_demo_bots"]
 
 
 class Command(BaseCommand):

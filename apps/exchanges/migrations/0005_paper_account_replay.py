@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('exchanges', '0003_amounts_from_core_money'),
+        ('exchanges', '0004_paper_futures_trailing_oco'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('bots', '0002_bot_lifecycle_strategy_ref_events'),
+        ('bots', '0003_signal_bots_webhooks'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
