@@ -175,6 +175,19 @@ class BotForm(forms.Form):
             self.add_error(None, message)
 
 
+class BotReplayForm(forms.Form):
+    """The period of a replay on the bot page (open times of its first and last candle, UTC)."""
+
+    start = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    end = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("start") and data.get("end") and data["end"] <= data["start"]:
+            self.add_error("end", "must be after start")
+        return data
+
+
 def initial_from_research(*, user, query) -> tuple[dict[str, Any], str]:
     """The create form's initial values from a backtest (``?backtest=<id>``) or an optimization
     (``?optimization=<id>``: its best parameters; ``&trial=<index>[&window=<n>]``: that trial's),

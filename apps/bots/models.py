@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q, TextChoices
 
 from apps.backtests.models import StrategyKind
+from apps.core.jobs import Job
 from apps.core.money import amount_field
 from apps.exchanges.catalog import exchange_choices
 from apps.marketdata.timeframes import TIMEFRAME_CHOICES
@@ -166,6 +167,40 @@ class BotEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.bot_id} {self.kind}: {self.message}"
+
+
+class BotReplay(Job):
+    """A forward test: the bot's strategy run candle by candle over stored candles, at full speed.
+
+    The replay ticks the bot's own code (the broker, order placement through
+    ``order_place``, the paper exchange's fills) on a paper account of its own,
+    priced by a ``ReplayPriceSource``; its trades equal a backtest of the same
+    strategy, parameters and candles. ``result``: the trades, the engine's
+    metrics on its equity curve, an equity summary and the config a backtest
+    needs to reproduce it.
+    """
+
+    status_event = "bot.replay"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="replays")
+    start = models.DateTimeField(help_text="open time of the first candle replayed")
+    end = models.DateTimeField(help_text="open time of the last candle replayed")
+    candles = models.PositiveIntegerField(null=True, blank=True, help_text="candles in the period")
+    # What the bot looked like when the replay was asked for: later edits do not change it.
+    strategy = models.CharField(max_length=100)
+    params = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["bot", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"replay {self.pk} of bot {self.bot_id} ({self.status})"
+
+    def event_payload(self) -> dict:
+        return {**super().event_payload(), "bot_id": self.bot_id}
 
 
 class BotWebhook(models.Model):

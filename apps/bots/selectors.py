@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 import numpy as np
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from apps.bots.models import Bot, BotEvent, BotSignal, BotWebhook
+from apps.bots.models import Bot, BotEvent, BotReplay, BotSignal, BotWebhook
 from apps.bots.performance import BotFill, equity_on_candles, ledger
 from apps.core.errors import NotFound, ValidationFailed
 
@@ -57,6 +57,21 @@ def bot_event_list(*, bot: Bot) -> QuerySet[BotEvent]:
     return BotEvent.objects.filter(bot=bot)
 
 
+def bot_replay_list(*, bot: Bot) -> QuerySet[BotReplay]:
+    """The bot's replays, newest first (the caller got ``bot`` through an owner-scoped selector)."""
+    return BotReplay.objects.filter(bot=bot)
+
+
+def bot_replay_get(*, user, bot_id: int | str, pk: int | str) -> BotReplay:
+    """One replay of one of the user's bots; anything else is a 404."""
+    replay = None
+    if str(pk).isdigit() and str(bot_id).isdigit():
+        replay = BotReplay.objects.filter(pk=pk, bot_id=bot_id, bot__owner=user).select_related("bot").first()
+    if replay is None:
+        raise NotFound("Replay not found.")
+    return replay
+
+
 def bot_signal_list(*, bot: Bot) -> QuerySet[BotSignal]:
     """The webhook signals the bot received, newest first (``bot`` came owner-scoped)."""
     return BotSignal.objects.filter(bot=bot)
@@ -79,7 +94,12 @@ def bot_order_list(*, bot: Bot) -> QuerySet:
     """The orders the bot placed, newest first (the caller got ``bot`` through ``bot_get``)."""
     from apps.orders.models import Order
 
-    return Order.objects.filter(owner_id=bot.owner_id, bot=bot).order_by("-created_at", "-id")
+    # A replay's orders (on its own paper account, gone when it ends) are not the bot's trading.
+    return (
+        Order.objects.filter(owner_id=bot.owner_id, bot=bot)
+        .filter(Q(paper_account__isnull=True) | Q(paper_account__replay_id__isnull=True))
+        .order_by("-created_at", "-id")
+    )
 
 
 def bot_fill_list(*, bot: Bot) -> QuerySet:
@@ -88,6 +108,7 @@ def bot_fill_list(*, bot: Bot) -> QuerySet:
 
     return (
         Fill.objects.filter(order__owner_id=bot.owner_id, order__bot=bot)
+        .filter(Q(order__paper_account__isnull=True) | Q(order__paper_account__replay_id__isnull=True))
         .select_related("order")
         .order_by("-timestamp", "-id")
     )

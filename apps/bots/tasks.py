@@ -36,3 +36,9 @@ def bot_activate(bot_id: int) -> None:
 def bot_finish_stop(bot_id: int, close_position: bool = False) -> None:
     """Finish ``bot_stop``: cancel the bot's orders (and close), then stopped."""
     services.bot_finish_stop(bot_id=bot_id, close_position=close_position)
+
+
+@shared_task(name="apps.bots.tasks.bot_replay_run", bind=True, ignore_result=True, acks_late=True)
+def bot_replay_run(self, replay_id: int) -> str | None:
+    """Run one bot replay (claimed: a redelivered task does nothing); returns its final status."""
+    return services.bot_replay_execute(replay_id=replay_id, worker=self.request.hostname or "")

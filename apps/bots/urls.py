@@ -10,6 +10,7 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("new/", views.new, name="new"),
     path("<int:pk>/", views.detail, name="detail"),
+    path("<int:pk>/replay/", views.replay, name="replay"),
     path("<int:pk>/webhook/rotate/", views.webhook_rotate, name="webhook-rotate"),
     path("<int:pk>/<str:name>/", views.action, name="action"),
 ]

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from apps.backtests import selectors as backtest_selectors
 from apps.backtests.forms import strategy_options
 from apps.bots import selectors, services
-from apps.bots.forms import BotForm, initial_from_research
+from apps.bots.forms import BotForm, BotReplayForm, initial_from_research
 from apps.core.errors import DomainError, NotFound, ValidationFailed
 from apps.exchanges.selectors import connection_list
 
@@ -95,6 +95,8 @@ def _detail(request, bot, *, webhook_token: str | None = None, status: int = 200
         "positions": [p for p in selectors.bot_position_list(bot=bot) if p.is_open],
         "open_orders": selectors.bot_order_list(bot=bot).open()[:100],
         "trades": selectors.bot_fill_list(bot=bot)[:20],
+        "replay": selectors.bot_replay_list(bot=bot).first(),
+        "replay_form": BotReplayForm(),
     }
     if bot.source == bot.Source.WEBHOOK:
         from apps.bots.signals_page import webhook_section
@@ -119,6 +121,25 @@ def webhook_rotate(request, pk: int):
         messages.error(request, exc.message)
         return redirect("bots:detail", pk=bot.pk)
     return _detail(request, bot, webhook_token=token)
+
+
+@login_required
+@require_POST
+def replay(request, pk: int):
+    """Start a replay (forward test) of the bot over the period of the form."""
+    bot = _get(request, pk)
+    form = BotReplayForm(request.POST)
+    if not form.is_valid():
+        for field, errors in form.errors.items():
+            messages.error(request, f"{field}: {' '.join(errors)}")
+        return redirect("bots:detail", pk=bot.pk)
+    try:
+        services.bot_replay_create(bot=bot, start=form.cleaned_data["start"], end=form.cleaned_data["end"])
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"{bot.name}: replay queued.")
+    return redirect("bots:detail", pk=bot.pk)
 
 
 @login_required

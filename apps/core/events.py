@@ -15,6 +15,9 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -24,6 +27,20 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 BROADCAST_GROUP = "broadcast"
+
+# Work that runs the live code on a simulation (a bot replay) publishes nothing: its orders
+# and fills are not the user's trading, and thousands of them would flood the browser.
+_muted: ContextVar[bool] = ContextVar("events_muted", default=False)
+
+
+@contextmanager
+def events_muted() -> Iterator[None]:
+    """Inside this block ``publish_event`` sends nothing (in this thread or task)."""
+    token = _muted.set(True)
+    try:
+        yield
+    finally:
+        _muted.reset(token)
 
 
 def user_group(user_id: int) -> str:
@@ -66,6 +83,8 @@ def publish_event(
     the current transaction to commit, so nothing is announced for a write that
     is rolled back.
     """
+    if _muted.get():
+        return
     group = BROADCAST_GROUP if user_id is None else user_group(user_id)
     payload = payload or {}
     if on_commit:

@@ -110,6 +110,10 @@ class PaperAccount(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="paper_accounts"
     )
     bot_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # Set on the throw-away account of a bot replay (a forward test over stored candles): its
+    # orders fill only on the replay's own clock, so the live matching jobs leave it alone.
+    # A plain id for the same reason as ``bot_id``.
+    replay_id = models.PositiveBigIntegerField(null=True, blank=True, unique=True)
     exchange = models.CharField(max_length=40, default="binance", help_text="whose prices fill the orders")
     initial_balances = models.JSONField(default=dict, help_text='{"USDT": "10000"}: what a reset restores')
     maker_fee = models.DecimalField(max_digits=12, decimal_places=8, default=Decimal("0.001"))
@@ -150,11 +154,13 @@ class PaperAccount(models.Model):
         ordering = ["user_id", "bot_id", "id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["user"], condition=Q(bot_id__isnull=True), name="exchanges_paper_one_user_account"
+                fields=["user"],
+                condition=Q(bot_id__isnull=True, replay_id__isnull=True),
+                name="exchanges_paper_one_user_account",
             ),
             models.UniqueConstraint(
                 fields=["user", "bot_id"],
-                condition=Q(bot_id__isnull=False),
+                condition=Q(bot_id__isnull=False, replay_id__isnull=True),
                 name="exchanges_paper_one_bot_account",
             ),
         ]

@@ -22,4 +22,4 @@ def connection_get(*, user, pk: int) -> ExchangeConnection:
 
 
 def paper_account_find(*, user, bot_id: int | None = None) -> PaperAccount | None:
-    return PaperAccount.objects.filter(user=user, bot_id=bot_id).first()
+    return PaperAccount.objects.filter(user=user, bot_id=bot_id, replay_id__isnull=True).first()

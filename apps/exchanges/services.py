@@ -277,7 +277,10 @@ def paper_account_get_or_create(
     if bot_id is not None and not paper_bot_is_owned(user=user, bot_id=bot_id):
         raise NotFound("Bot not found.")
     account, created = PaperAccount.objects.get_or_create(
-        user=user, bot_id=bot_id, defaults={"exchange": exchange, "initial_balances": DEFAULT_PAPER_BALANCES}
+        user=user,
+        bot_id=bot_id,
+        replay_id=None,
+        defaults={"exchange": exchange, "initial_balances": DEFAULT_PAPER_BALANCES},
     )
     if created:
         account = paper_account_reset(account=account)
@@ -353,7 +356,9 @@ def paper_orders_process() -> int:
     fills = 0
     account_ids = set(PaperOrder.objects.open().values_list("account_id", flat=True).distinct())
     account_ids |= set(PaperPosition.objects.exclude(size=0).values_list("account_id", flat=True).distinct())
-    for account in PaperAccount.objects.filter(pk__in=sorted(account_ids)).order_by("pk"):
+    # A replay's account fills on the replay's clock only (see ``PaperAccount.replay_id``).
+    accounts = PaperAccount.objects.filter(pk__in=sorted(account_ids), replay_id__isnull=True)
+    for account in accounts.order_by("pk"):
         try:
             fills += PaperGateway(account).match()
         except ExchangeError as exc:

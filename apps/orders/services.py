@@ -893,7 +893,8 @@ def order_sync_open_accounts() -> int:
     paper_ids = set(open_orders.exclude(paper_account=None).values_list("paper_account_id", flat=True))
     live_ids = set(open_orders.exclude(connection=None).values_list("connection_id", flat=True))
     accounts: list[Account] = [
-        *PaperAccount.objects.filter(pk__in=paper_ids).order_by("pk"),
+        # A bot replay's account is synced by the replay itself, on its own clock.
+        *PaperAccount.objects.filter(pk__in=paper_ids, replay_id__isnull=True).order_by("pk"),
         *ExchangeConnection.objects.alive().filter(pk__in=live_ids).order_by("pk"),
     ]
     for account in accounts:

@@ -33,7 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from apps.core.errors import Conflict, DomainError, NotFound
@@ -53,6 +53,9 @@ RETRY_TASK = "apps.risk.tasks.kill_switch_retry"
 RETRY_MAX_SECONDS = 10 * 60
 # Errors that say "this account cannot be reached now", not "this order is wrong".
 ACCOUNT_WIDE = (ExchangeUnavailable, RateLimited, AuthenticationFailed)
+# A bot replay's paper account (``PaperAccount.replay_id``) is a simulation on past candles, not
+# the user's trading: the kill switch leaves its orders and position alone.
+NOT_A_REPLAY = Q(paper_account__isnull=True) | Q(paper_account__replay_id__isnull=True)
 Retry = KillSwitchActivation.Retry
 
 
@@ -115,6 +118,7 @@ def _cancel_orders(
     attempted: list[int] = []
     orders = (
         Order.objects.filter(owner=activation.owner)
+        .filter(NOT_A_REPLAY)
         .open()
         .select_related("paper_account", "connection")
         .order_by("pk")
@@ -153,6 +157,7 @@ def _close_positions(
 ) -> None:
     positions = (
         Position.objects.filter(owner=activation.owner, size__gt=0)
+        .filter(NOT_A_REPLAY)
         .exclude(side=Position.Side.FLAT)
         .select_related("paper_account", "connection")
         .order_by("pk")

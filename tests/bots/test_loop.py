@@ -164,11 +164,13 @@ def test_signal_tick_decides_a_market_buy_with_a_deterministic_client_order_id(u
     assert result.client_order_ids == [f"bot{bot.pk}-{CANDLE}-0"]
     placed = orders.placed[f"bot{bot.pk}-{CANDLE}-0"]
     assert (placed.side, placed.type, placed.bot_id) == ("buy", "market", bot.pk)
-    # All of the 1000 USDT allocated, less the taker fee, at the last close (10) moved by
-    # the paper account's slippage (0.05 %), floored to the market's amount step (never
-    # more than the strategy asked): the paper exchange can always fill it.
+    # All of the 1000 USDT allocated, less the taker fee, at the price the order fills at
+    # (the current price, 10, plus the paper exchange's 0.05% slippage), floored to the
+    # market's amount step (never more than the strategy asked). Sized at the bare close,
+    # the paper exchange refused it for 0.5 USDT too little (the redelivery test below).
     assert placed.amount <= Decimal(1000 / (10 * 1.0005) / 1.001)
     assert float(placed.amount) == pytest.approx(1000 / (10 * 1.0005) / 1.001, rel=1e-6)
+    assert placed.status == "filled"
     stop = Order.objects.get(parent=placed, role=Order.Role.STOP_LOSS)
     assert stop.stop_price == Decimal("5")  # half below the last close, 10
     bot.refresh_from_db()

@@ -118,6 +118,59 @@ def test_detail_shows_status_and_event_log(client, user):
     assert "bots/bots.js" in html
 
 
+def test_detail_page_offers_a_replay_form_and_shows_the_latest_replay(client, user):
+    from datetime import UTC, datetime
+
+    from apps.bots.models import BotReplay
+
+    bot = BotFactory(owner=user)
+    start, end = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 2, 1, tzinfo=UTC)
+    BotReplay.objects.create(
+        owner=user,
+        bot=bot,
+        start=start,
+        end=end,
+        candles=744,
+        strategy=bot.strategy,
+        status="completed",
+        progress=100,
+        result={
+            "trades": [{"pnl": 1.0}, {"pnl": -0.5}],
+            "metrics": {"total_return": 0.0123, "max_drawdown": -0.05, "win_rate": 0.5},
+            "equity": {"end": 1012.3},
+            "seconds": 1.5,
+        },
+    )
+    client.force_login(user)
+    html = client.get(reverse("bots:detail", args=[bot.pk])).content.decode()
+    assert reverse("bots:replay", args=[bot.pk]) in html
+    assert 'type="datetime-local"' in html
+    assert "744 candles" in html and "1012.30" in html
+
+
+def test_replay_form_with_a_period_without_candles_reports_why(client, user):
+    from apps.bots.models import BotReplay
+
+    bot = BotFactory(owner=user, timeframe="1h")
+    client.force_login(user)
+    response = client.post(
+        reverse("bots:replay", args=[bot.pk]),
+        {"start": "2020-01-01T00:00", "end": "2020-01-02T00:00"},
+        follow=True,
+    )
+    assert "fewer than two stored" in response.content.decode()
+    assert not BotReplay.objects.exists()
+
+
+def test_replay_form_of_another_users_bot_is_404(client, user, other_user):
+    bot = BotFactory(owner=other_user)
+    client.force_login(user)
+    response = client.post(
+        reverse("bots:replay", args=[bot.pk]), {"start": "2020-01-01T00:00", "end": "2020-01-02T00:00"}
+    )
+    assert response.status_code == 404
+
+
 def test_bots_page_shows_each_bots_pnl_from_its_fills(client, user):
     from tests.bots.test_api_trading import filled
 

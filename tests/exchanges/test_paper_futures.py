@@ -542,3 +542,18 @@ def test_a_paper_liquidation_flattens_the_orders_position(
         orders.order_sync(account=futures_account, gateway=gateway)
     position.refresh_from_db()
     assert position.side == "flat" and position.size == 0 and position.liquidation_price is None
+
+
+def test_the_matching_job_skips_a_replays_account_with_a_futures_position(user, monkeypatch):
+    """A bot replay's account fills on the replay's clock only: the beat's matching pass, which
+    also visits accounts holding futures positions without orders, must leave it alone."""
+    live = PaperAccountFactory(user=user, market_type="futures")
+    replaying = PaperAccountFactory(user=user, market_type="futures", replay_id=424242)
+    for account in (live, replaying):
+        PaperPosition.objects.create(
+            account=account, symbol=SYM, quote="USDT", size=Decimal("0.5"), entry_price=Decimal("100")
+        )
+    matched = []
+    monkeypatch.setattr(PaperGateway, "match", lambda self: matched.append(self.account.pk) or 0)
+    services.paper_orders_process()
+    assert matched == [live.pk]

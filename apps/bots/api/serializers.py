@@ -3,7 +3,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.bots.models import Bot, BotEvent
+from apps.bots.models import Bot, BotEvent, BotReplay
 from apps.core.api.serializers import StrictSerializer
 from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 
@@ -145,6 +145,52 @@ class BotInputSerializer(StrictSerializer):
 
 class BotStopSerializer(StrictSerializer):
     close_position = serializers.BooleanField(required=False, default=False)
+
+
+class BotReplayInputSerializer(StrictSerializer):
+    """The period to replay: open times of the first and the last candle (ISO 8601, UTC if naive)."""
+
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+    def validate(self, attrs):
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": ["must be after start"]})
+        return attrs
+
+
+class BotReplaySerializer(serializers.ModelSerializer):
+    bot = serializers.IntegerField(source="bot_id", read_only=True)
+    error = serializers.SerializerMethodField()
+    result = serializers.JSONField(
+        read_only=True,
+        help_text="when completed: trades, open_position, metrics (the engine's), equity "
+        "(start, end, min, max, curve of [time ms, equity]), config (the backtest it equals), "
+        "candles, seconds",
+    )
+
+    class Meta:
+        model = BotReplay
+        fields = [
+            "id",
+            "bot",
+            "status",
+            "progress",
+            "start",
+            "end",
+            "candles",
+            "strategy",
+            "params",
+            "error",
+            "result",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+    def get_error(self, obj: BotReplay) -> dict | None:
+        return obj.error_info
 
 
 class BotPositionSummarySerializer(serializers.Serializer):

@@ -14,6 +14,8 @@ from apps.bots.api.serializers import (
     BotEventSerializer,
     BotInputSerializer,
     BotPerformanceSerializer,
+    BotReplayInputSerializer,
+    BotReplaySerializer,
     BotSerializer,
     BotStopSerializer,
 )
@@ -22,6 +24,9 @@ from apps.orders.api.serializers import OrderSerializer, PositionSerializer, Tra
 from apps.orders.filters import OrderFilter
 from apps.orders.models import Order
 
+REPLAY_ID = OpenApiParameter(
+    "replay_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="the replay's id"
+)
 STATUS_FILTER = OpenApiParameter(
     "status", OpenApiTypes.STR, enum=Bot.Status.values, description="only bots with this status"
 )
@@ -120,6 +125,47 @@ class BotViewSet(viewsets.GenericViewSet):
         events = selectors.bot_event_list(bot=selectors.bot_get(user=request.user, pk=pk))
         page = self.paginate_queryset(events)
         return self.get_paginated_response(BotEventSerializer(page, many=True).data)
+
+    @extend_schema(
+        request=BotReplayInputSerializer,
+        responses={202: BotReplaySerializer},
+        summary="Replay the bot over a past period of stored candles (a forward test, run as a job)",
+    )
+    @action(detail=True, methods=["post"])
+    def replay(self, request: Request, pk: str) -> Response:
+        bot = selectors.bot_get(user=request.user, pk=pk)
+        serializer = BotReplayInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        replay = services.bot_replay_create(bot=bot, **serializer.validated_data)
+        return Response(BotReplaySerializer(replay).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=BotReplaySerializer(many=True), summary="The bot's replays, newest first")
+    @action(detail=True, methods=["get"])
+    def replays(self, request: Request, pk: str) -> Response:
+        replays = selectors.bot_replay_list(bot=selectors.bot_get(user=request.user, pk=pk))
+        page = self.paginate_queryset(replays)
+        return self.get_paginated_response(BotReplaySerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[REPLAY_ID],
+        responses=BotReplaySerializer,
+        summary="One replay: status, progress and result",
+    )
+    @action(detail=True, methods=["get"], url_path=r"replays/(?P<replay_id>[^/.]+)")
+    def replay_detail(self, request: Request, pk: str, replay_id: str) -> Response:
+        replay = selectors.bot_replay_get(user=request.user, bot_id=pk, pk=replay_id)
+        return Response(BotReplaySerializer(replay).data)
+
+    @extend_schema(
+        parameters=[REPLAY_ID],
+        request=None,
+        responses=BotReplaySerializer,
+        summary="Cancel a pending or running replay",
+    )
+    @action(detail=True, methods=["post"], url_path=r"replays/(?P<replay_id>[^/.]+)/cancel")
+    def replay_cancel(self, request: Request, pk: str, replay_id: str) -> Response:
+        replay = selectors.bot_replay_get(user=request.user, bot_id=pk, pk=replay_id)
+        return Response(BotReplaySerializer(services.bot_replay_cancel(replay=replay)).data)
 
     # ------------------------------------------------------------------ trading
     @extend_schema(responses=PositionSerializer(many=True), summary="The bot's position in its market")

@@ -23,6 +23,7 @@ from apps.bots.services.loop import (
     client_order_id,
     last_closed_candle_ms,
 )
+from apps.bots.services.replay import bot_replay_cancel, bot_replay_create, bot_replay_execute
 from apps.bots.services.signals import (
     SignalRefused,
     bot_webhook_rotate,
@@ -40,6 +41,9 @@ __all__ = [
     "bot_event_add",
     "bot_finish_stop",
     "bot_pause",
+    "bot_replay_cancel",
+    "bot_replay_create",
+    "bot_replay_execute",
     "bot_resume",
     "bot_start",
     "bot_stop",

@@ -10,7 +10,7 @@ retried tick place exactly the same orders, which the ids make idempotent.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from apps.backtests.engine.candles import Candles
@@ -31,6 +31,11 @@ def _dec(value: float | None) -> Decimal | None:
     return None if value is None else Decimal(repr(float(value))).quantize(AMOUNT_PLACES)
 
 
+def _amount_dec(value: float | None) -> Decimal | None:
+    # Down, never up: an amount rounded up by a last place could ask for more than the balance.
+    return None if value is None else Decimal(repr(float(value))).quantize(AMOUNT_PLACES, ROUND_DOWN)
+
+
 class GatewayBroker:
     """One tick's broker for one bot (spot, one-way): see the module docstring."""
 
@@ -45,50 +50,65 @@ class GatewayBroker:
         sizing: dict[str, Any] | None,
         fee_rate: float,
         defaults: dict[str, float | None],
+        market_price: float | None = None,
         slippage: SlippageModel | None = None,
+        entry_price: float | None = None,
+        first_id: int = 1,
     ) -> None:
+        """``market_price`` (default: the last close) and ``slippage`` are what a market order
+        placed now would trade at; sized orders are sized there, as the backtest sizes them at
+        their fill price. ``entry_price`` is the position's average entry (the orders half
+        keeps it). Order ids count from ``first_id``, so that a caller ticking one strategy
+        object over many candles can keep them unique."""
         self.data = candles
         self.base, self.quote = base, quote
-        self.size = float(balance.get(base).total)
+        self._size_exact = balance.get(base).total
+        # Below the last place an order can carry is dust, not a position (the engine's view too).
+        self.size = float(self._size_exact) if abs(self._size_exact) >= AMOUNT_PLACES else 0.0
         self._cash = float(balance.get(quote).total)
         self._free = float(balance.get(quote).free)
         self.price = float(candles.close[-1])
+        self.market_price = self.price if market_price is None else float(market_price)
+        self.slippage = slippage
+        self._entry = entry_price
+        self.first_id = first_id
         self.sizing = normalize_sizing(sizing or None)
         self.fee_rate = fee_rate
         self.defaults = defaults
-        self.slippage = slippage
         self._open = open_orders
         self.decisions: list[dict[str, Any]] = []
         self.cancels: list[str] = []
+        # Decisions of this tick the strategy cancelled again before they were placed.
+        self.dropped: set[int] = set()
 
     # ------------------------------------------------------------------ orders
     def _decide(self, **decision: Any) -> int:
         self.decisions.append({k: v for k, v in decision.items() if v is not None})
-        return len(self.decisions)
+        return self.first_id + len(self.decisions) - 1
 
     def _amount(self, side: int, amount: float | None, stop_loss: float | None = None) -> float:
         if amount is not None:
             return float(amount)
         if side == 0 or (side < 0 and self.size > 0):
             return abs(self.size)
-        stop_price = self.price * (1 - stop_loss) if stop_loss else None
-        # The engine's rule: size from the slipped price, so 100% of equity stays affordable
-        # when the paper exchange fills at the last price moved by its slippage.
-        price = (
-            self.slippage.apply(self.price, side, 0.0, float(self.data.volume[-1]))
-            if self.slippage
-            else self.price
-        )
-        return order_size(
-            self.sizing,
-            equity=self.equity(),
-            available=self._free,
-            price=price,
-            leverage=1.0,
-            fee_rate=self.fee_rate,
-            fixed_fee=0.0,
-            stop_price=stop_price,
-        )
+
+        def size_at(price: float) -> float:
+            return order_size(
+                self.sizing,
+                equity=self.equity(),
+                available=self._free,
+                price=price,
+                leverage=1.0,
+                fee_rate=self.fee_rate,
+                fixed_fee=0.0,
+                stop_price=price * (1 - stop_loss) if stop_loss else None,
+            )
+
+        price = self.market_price
+        if self.slippage is None:
+            return size_at(price)
+        # The engine's rule: slip the price for the first size, then size at the slipped price.
+        return size_at(self.slippage.apply(price, side, size_at(price), 0.0))
 
     def _exit_side(self, side: int) -> int:
         return side or (-1 if self.size > 0 else 1)
@@ -112,7 +132,7 @@ class GatewayBroker:
         return self._decide(
             side=SIDES[side],
             type="market",
-            amount=_dec(size),
+            amount=_amount_dec(size),
             stop_loss=_dec(self.price * (1 - stop_loss)) if entry and stop_loss else None,
             take_profit=_dec(self.price * (1 + take_profit)) if entry and take_profit else None,
         )
@@ -121,22 +141,24 @@ class GatewayBroker:
         if abs(self.size) <= 0:
             return None
         side = -1 if self.size > 0 else 1
+        # All of it is the exchange's exact balance: a float round trip could leave dust or overdraw.
+        whole = abs(self._size_exact).quantize(AMOUNT_PLACES, ROUND_DOWN)
         return self._decide(
             side=SIDES[side],
             type="market",
-            amount=_dec(abs(self.size) * percentage / 100.0),
+            amount=whole if percentage >= 100 else _amount_dec(abs(self.size) * percentage / 100.0),
             reduce_only=True,
         )
 
     def limit(self, side: int, amount: float, price: float) -> int:
-        return self._decide(side=SIDES[side], type="limit", amount=_dec(amount), price=_dec(price))
+        return self._decide(side=SIDES[side], type="limit", amount=_amount_dec(amount), price=_dec(price))
 
     def stop_market(self, side: int, amount: float | None, stop_price: float) -> int:
         side = self._exit_side(side)
         return self._decide(
             side=SIDES[side],
             type="stop_market",
-            amount=_dec(self._amount(side, amount)),
+            amount=_amount_dec(self._amount(side, amount)),
             stop_price=_dec(stop_price),
         )
 
@@ -145,7 +167,7 @@ class GatewayBroker:
         return self._decide(
             side=SIDES[side],
             type="stop_limit",
-            amount=_dec(self._amount(side, amount)),
+            amount=_amount_dec(self._amount(side, amount)),
             stop_price=_dec(stop_price),
             price=_dec(limit_price),
         )
@@ -155,7 +177,7 @@ class GatewayBroker:
         return self._decide(
             side=SIDES[side],
             type="take_profit",
-            amount=_dec(self._amount(side, amount)),
+            amount=_amount_dec(self._amount(side, amount)),
             stop_price=_dec(price),
         )
 
@@ -164,11 +186,17 @@ class GatewayBroker:
         return self._decide(
             side=SIDES[side],
             type="trailing_stop",
-            amount=_dec(self._amount(side, amount)),
+            amount=_amount_dec(self._amount(side, amount)),
             trailing_percent=_dec(trail * 100),
         )
 
     def cancel(self, order_id: int) -> bool:
+        index = order_id - self.first_id
+        if 0 <= index < len(self.decisions):  # placed earlier in this tick: never sent
+            if index in self.dropped:
+                return False
+            self.dropped.add(index)
+            return True
         for order in self._open:
             if _local_id(order) == order_id:
                 self.cancels.append(order.id)
@@ -213,7 +241,8 @@ class GatewayBroker:
         return 0.0  # spot
 
     def entry_price(self) -> float | None:
-        return None  # the exchange does not keep it for spot; positions are the orders half's
+        # The exchange does not keep it for spot; the caller passes the orders half's position.
+        return self._entry if self.size else None
 
     def liquidation_price(self) -> float | None:
         return None

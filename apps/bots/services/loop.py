@@ -199,12 +199,21 @@ def _decide(bot: Bot, data: Candles, broker: GatewayBroker) -> list[str]:
 def _broker(bot: Bot, data: Candles) -> GatewayBroker:
     from apps.bots.services.accounts import bot_gateway
     from apps.exchanges.gateway.paper import DEFAULT_SLIPPAGE, split_symbol
+    from apps.exchanges.models import PaperAccount
 
     gateway = bot_gateway(bot)
     base, quote = split_symbol(bot.symbol)
     account = getattr(gateway, "account", None)  # the paper account; a live exchange has none
     fee = getattr(account, "taker_fee", None)
+    # Size market orders where they will fill: the current price, moved by the paper
+    # exchange's slippage (sized at the last close, 100% of equity overdraws the account).
+    slippage = None
+    if isinstance(account, PaperAccount):
+        slippage = SlippageModel(account.slippage or DEFAULT_SLIPPAGE)
+    last = gateway.fetch_ticker(bot.symbol).last
     return GatewayBroker(
+        market_price=float(last) if last else None,
+        slippage=slippage,
         candles=data,
         balance=gateway.fetch_balance(),
         open_orders=gateway.fetch_open_orders(bot.symbol),
@@ -217,7 +226,6 @@ def _broker(bot: Bot, data: Candles) -> GatewayBroker:
             "take_profit": bot.take_profit,
             "trailing_stop": bot.trailing_stop,
         },
-        slippage=SlippageModel(account.slippage or DEFAULT_SLIPPAGE) if account is not None else None,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from apps.bots.models import Bot
 from apps.core.errors import ServiceUnavailable
+from apps.exchanges.gateway.base import ExchangeGateway
 
 
 class OrdersUnavailable(ServiceUnavailable):
@@ -30,27 +31,43 @@ def order_service(name: str):
     return function
 
 
-def bot_place_order(*, bot: Bot, decision: dict[str, Any], client_order_id: str):
-    """Place one decision of the strategy through ``order_place`` (idempotent by client order id)."""
-    from apps.bots.services.accounts import bot_account
+def bot_place_order(
+    *,
+    bot: Bot,
+    decision: dict[str, Any],
+    client_order_id: str,
+    account: Any = None,
+    gateway: ExchangeGateway | None = None,
+):
+    """Place one decision of the strategy through ``order_place`` (idempotent by client order id).
+
+    ``account`` and ``gateway`` replace the bot's own (a replay trades on its own paper
+    account with replay prices).
+    """
+    from apps.bots.services.accounts import bot_account, bot_gateway
 
     order_place = order_service("order_place")
+    gateway = gateway or bot_gateway(bot)
     return order_place(
         owner=bot.owner,
-        account=bot_account(bot),
+        account=account or bot_account(bot),
         symbol=bot.symbol,
         client_order_id=client_order_id,
         bot=bot,
-        **_on_market_steps(bot, decision),
+        gateway=gateway,
+        **_on_market_steps(bot, decision, gateway),
     )
 
 
-def _on_market_steps(bot: Bot, decision: dict[str, Any]) -> dict[str, Any]:
+def _on_market_steps(bot: Bot, decision: dict[str, Any], gateway: ExchangeGateway) -> dict[str, Any]:
     """The strategy sizes in floats; the exchange takes its own steps: the amount is rounded
     down to the amount step (never more than the strategy asked), prices to the nearest tick."""
-    from apps.bots.services.accounts import bot_gateway
+    from apps.exchanges.gateway import InvalidOrder
 
-    market = bot_gateway(bot).market(bot.symbol)
+    try:
+        market = gateway.market(bot.symbol)
+    except InvalidOrder:  # the paper exchange trades markets it has prices for, catalogued or not
+        return dict(decision)
     out = dict(decision)
     if market.amount_step and out.get("amount") is not None:
         amount = Decimal(str(out["amount"]))

@@ -1,0 +1,655 @@
+"""Forward tests ("replays"): a bot's strategy ticked over stored candles at full speed.
+
+A replay runs the bot's own code, not a second simulator: each candle is a
+tick with a ``GatewayBroker`` over the paper exchange, its decisions go through
+``bot_place_order`` (so ``order_place``, the orders' fills and positions), and
+resting orders are filled by the paper exchange's matching, on a paper account
+made for the replay (``PaperAccount.replay_id``; never the bot's own) and priced
+by a ``ReplayPriceSource``: at the tick for candle ``i`` the candle ``i + 1`` is
+forming, so a market order fills at ``open[i + 1]`` and a resting order placed
+then rests from candle ``i + 1`` on, which is the backtest's rule. Its trades
+therefore equal a backtest of the same strategy, parameters and candles with
+the config stored in its result (``result["config"]``; the tests prove it).
+
+Differences from a live tick, each for the equality with the backtest:
+
+* one strategy object lives for the whole replay and event strategies get
+  ``on_fill`` for every order that filled since the previous tick (as the
+  backtest calls it), before ``on_data``; order ids the strategy sees are
+  stable for the whole replay;
+* cancels are per order (the live tick cancels all of the bot's orders);
+* the signal window holds the period's candles only (the backtest sees no
+  earlier ones);
+* the paper account copies the bot's paper fees and slippage but has no
+  volume cap (the engine has none); a position still open at the end is
+  reported as open, not closed (the backtest runs with ``close_at_end=False``).
+
+Speed: nothing is read from the database for a candle in which no open order
+can fill (the engine's own "can anything happen" test), so a quiet candle
+costs the strategy call alone. Events are muted: the replay's orders are not
+the user's trading. The replay's account is deleted when it ends; the result
+keeps what it did.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Min
+
+from apps.backtests.engine.broker import DUST, BrokerView
+from apps.backtests.engine.candles import Candles
+from apps.backtests.engine.errors import BacktestError
+from apps.backtests.engine.metrics import compute_metrics
+from apps.backtests.engine.orders import OrderInfo
+from apps.backtests.engine.slippage import SlippageModel
+from apps.backtests.engine.strategy import Candle, SignalStrategy
+from apps.backtests.models import StrategyKind
+from apps.backtests.strategies.registry import build_strategy
+from apps.bots.models import Bot, BotReplay
+from apps.bots.services.broker import GatewayBroker
+from apps.bots.services.lifecycle import BOTS_QUEUE
+from apps.bots.services.log import bot_event_add
+from apps.bots.services.loop import DEFAULT_WARMUP, _decide
+from apps.core.errors import Conflict, DomainError, ValidationFailed
+from apps.core.events import events_muted
+from apps.core.jobs import (
+    JobCancelled,
+    JobMonitor,
+    JobStatus,
+    JobTimeLimitExceeded,
+    job_cancel,
+    job_publish_status,
+)
+from apps.exchanges.gateway.base import Order as GatewayOrder
+from apps.exchanges.gateway.paper import DEFAULT_SLIPPAGE, PaperGateway, paper_account_reset, split_symbol
+from apps.exchanges.gateway.prices import ReplayPriceSource
+from apps.exchanges.models import PaperAccount, PaperTrade
+from apps.marketdata.timeframes import timeframe_ms
+
+logger = logging.getLogger(__name__)
+
+REPLAY_TASK = "apps.bots.tasks.bot_replay_run"
+PROGRESS_EVENT = "bot.replay.progress"
+# Room for the orders one candle may place; order ids are ``(candle + 1) * this + k``.
+IDS_PER_CANDLE = 1000
+MAX_CANDLES = 500_000
+EQUITY_SUMMARY_POINTS = 200
+# A position below this fraction of its largest size is rounding dust: the trade is closed.
+FLAT_FRACTION = 1e-9
+EXIT_REASONS = {
+    "market": "signal",
+    "limit": "limit",
+    "stop_market": "stop",
+    "stop_limit": "stop",
+    "take_profit": "take_profit",
+}
+
+
+def time_limit_seconds() -> float:
+    return float(getattr(settings, "BOT_REPLAY_TIME_LIMIT_SECONDS", 30 * 60))
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def _period_candles(bot: Bot, start: datetime, end: datetime) -> Candles:
+    from apps.backtests.services.runner import load_candles
+    from apps.marketdata.errors import NoCandles, UnknownMarket
+
+    try:
+        # The selector's end is exclusive; the period's end is the last candle's open time.
+        return load_candles(
+            exchange=bot.exchange, symbol=bot.symbol, timeframe=bot.timeframe, start=start, end=_ms(end) + 1
+        )
+    except (NoCandles, UnknownMarket):
+        return Candles.from_arrays(*(np.empty(0) for _ in range(6)))
+
+
+# ------------------------------------------------------------------ services
+def bot_replay_create(*, bot: Bot, start: datetime, end: datetime, enqueue: bool = True) -> BotReplay:
+    """Store a pending replay of ``bot`` over ``start..end`` and queue it (``bots`` queue).
+
+    Raises ``ValidationFailed`` when the period is empty or has fewer than two
+    stored candles, ``Conflict`` for a webhook bot (no strategy), a user-code
+    strategy (not tickable yet, as for running bots) or while another replay of the bot is still active.
+    """
+    errors: dict[str, list[str]] = {}
+    if end <= start:
+        errors["end"] = ["must be after start"]
+    else:
+        candles = _period_candles(bot, start, end)
+        if len(candles) < 2:
+            errors["start"] = [
+                f"fewer than two stored {bot.timeframe} candles of {bot.symbol} on {bot.exchange} "
+                "in this period; import or download them first"
+            ]
+        elif len(candles) > MAX_CANDLES:
+            errors["end"] = [f"at most {MAX_CANDLES} candles per replay; this period has {len(candles)}"]
+    if errors:
+        raise ValidationFailed(next(iter(errors.values()))[0], fields=errors)
+    if bot.source == Bot.Source.WEBHOOK:
+        raise Conflict("A webhook bot trades the signals it receives: it has no strategy to replay.")
+    if bot.strategy_kind == StrategyKind.USER:
+        raise Conflict("Replays cannot run user-code strategies yet; use a built-in strategy.")
+    with transaction.atomic():
+        if BotReplay.objects.filter(bot=bot).active().exists():
+            raise Conflict("A replay of this bot is already running; wait for it or cancel it.")
+        replay = BotReplay.objects.create(
+            owner_id=bot.owner_id,
+            bot=bot,
+            start=start,
+            end=end,
+            candles=len(candles),
+            strategy=bot.strategy,
+            params=dict(bot.params or {}),
+        )
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue(replay))
+    return replay
+
+
+def _enqueue(replay: BotReplay) -> None:
+    from celery import current_app
+
+    task_id = current_app.send_task(REPLAY_TASK, args=[replay.pk], queue=BOTS_QUEUE).id or ""
+    BotReplay.objects.filter(pk=replay.pk, task_id="").update(task_id=task_id)
+
+
+def bot_replay_cancel(*, replay: BotReplay) -> BotReplay:
+    """Cancel a replay: a pending one at once, a running one at its next candle (409 when finished)."""
+    return job_cancel(replay)
+
+
+def _finish(replay_id: int, status: str, **fields: Any) -> None:
+    if BotReplay.objects.finish(replay_id, status, **fields):
+        job_publish_status(BotReplay.objects.get(pk=replay_id))
+
+
+def bot_replay_execute(*, replay_id: int, worker: str = "") -> str | None:
+    """Run a pending replay to its end (the task calls this); returns its final status.
+
+    ``None`` when the replay was not pending (a redelivered task, or cancelled first).
+    """
+    if not BotReplay.objects.claim(replay_id, worker=worker):
+        return None
+    replay = BotReplay.objects.select_related("bot", "bot__owner").get(pk=replay_id)
+    job_publish_status(replay)
+    monitor = JobMonitor(replay, event=PROGRESS_EVENT, time_limit=time_limit_seconds())
+    account = None
+    try:
+        account = _replay_account(replay)
+        with events_muted(), _fast_commits():
+            result = _Replay(replay, account, monitor).run()
+    except JobCancelled:
+        _finish(replay_id, JobStatus.CANCELLED)
+        return JobStatus.CANCELLED
+    except JobTimeLimitExceeded as exc:
+        _finish(replay_id, JobStatus.FAILED, error_code="time_limit", error=str(exc))
+        return JobStatus.FAILED
+    except (DomainError, BacktestError) as exc:
+        message = str(getattr(exc, "message", None) or exc)
+        _finish(replay_id, JobStatus.FAILED, error_code=getattr(exc, "code", "") or "error", error=message)
+        return JobStatus.FAILED
+    except Exception as exc:  # a bug of ours: keep the traceback, tell the user something readable
+        logger.exception("bot replay %s failed", replay_id)
+        _finish(
+            replay_id,
+            JobStatus.FAILED,
+            error_code="internal",
+            error=f"Internal error ({type(exc).__name__}); the administrators can find it in the logs.",
+        )
+        return JobStatus.FAILED
+    finally:
+        if account is not None:
+            account.delete()  # its orders, fills and positions go with it; the result keeps the trades
+    _finish(replay_id, JobStatus.COMPLETED, result=result)
+    bot_event_add(
+        bot=replay.bot,
+        kind="lifecycle",
+        message=f"Replay {replay_id} finished: {len(result['trades'])} trade(s) over {replay.candles} candles.",
+        data={"replay": replay_id},
+    )
+    return JobStatus.COMPLETED
+
+
+@contextmanager
+def _fast_commits() -> Iterator[None]:
+    """PostgreSQL: commits of this session do not wait for the disk while the replay runs.
+
+    A replay commits after every order (``order_place`` sends after its commit), and on a
+    busy disk the flush dominates; its rows are thrown away at the end, so losing the last
+    few of them to a database crash costs nothing (the job is then failed by the reaper).
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET synchronous_commit")
+
+
+# ------------------------------------------------------------------ the account
+def _replay_account(replay: BotReplay) -> PaperAccount:
+    """A fresh paper account for the replay with the bot's capital and the bot's paper fees."""
+    bot = replay.bot
+    _base, quote = split_symbol(bot.symbol)
+    like = PaperAccount.objects.filter(user_id=bot.owner_id, bot_id=bot.pk, replay_id__isnull=True).first()
+    like = like or PaperAccount()  # the defaults a bot's paper account would get
+    account = PaperAccount.objects.create(
+        user_id=bot.owner_id,
+        replay_id=replay.pk,
+        exchange=bot.exchange,
+        maker_fee=like.maker_fee,
+        taker_fee=like.taker_fee,
+        slippage=like.slippage or DEFAULT_SLIPPAGE,
+        max_volume_fraction=None,  # the backtest engine has no volume cap
+    )
+    return paper_account_reset(account=account, balances={quote: Decimal(bot.allocated_capital)})
+
+
+def _config(replay: BotReplay, account: PaperAccount) -> dict[str, Any]:
+    bot = replay.bot
+    config: dict[str, Any] = {
+        "initial_cash": float(bot.allocated_capital),
+        "fee": {"type": "percentage", "maker": float(account.maker_fee), "taker": float(account.taker_fee)},
+        "slippage": account.slippage,
+        "close_at_end": False,
+    }
+    if bot.sizing:
+        config["sizing"] = bot.sizing
+    for name in ("stop_loss", "take_profit"):
+        if getattr(bot, name) is not None:
+            config[name] = getattr(bot, name)
+    return config
+
+
+# -------------------------------------------------------------------- the run
+class _Replay:
+    """One replay run: the candle loop, the id bookkeeping, the result."""
+
+    def __init__(self, replay: BotReplay, account: PaperAccount, monitor: JobMonitor) -> None:
+        self.replay, self.account, self.monitor = replay, account, monitor
+        bot = replay.bot
+        # The strategy as it was when the replay was asked for.
+        bot.strategy, bot.params = replay.strategy, replay.params
+        self.bot = bot
+        self.symbol = bot.symbol
+        self.base, self.quote = split_symbol(bot.symbol)
+        self.data = _period_candles(bot, replay.start, replay.end)
+        if len(self.data) < 2:
+            raise ValidationFailed("The period has fewer than two stored candles now.", fields={"start": []})
+        self.n = len(self.data)
+        # One closing candle past the end (flat at the last close): the last real candle can then
+        # close, so resting orders fill in it as they do in the backtest.
+        step = timeframe_ms(bot.timeframe)
+        last_close = float(self.data.close[-1])
+        series = {
+            "timestamp": np.append(self.data.timestamp, self.data.timestamp[-1] + step),
+            **{k: np.append(getattr(self.data, k), last_close) for k in ("open", "high", "low", "close")},
+            "volume": np.append(self.data.volume, 0.0),
+        }
+        self.source = ReplayPriceSource({self.symbol: _Arrays(series)}, cursor=1)
+        probe = PaperGateway(account, prices=self.source)
+        markets = {s: m for s, m in probe.load_markets().items() if s == self.symbol}
+        self.gateway = PaperGateway(account, prices=self.source, markets=markets)
+        self.slippage = SlippageModel(account.slippage or DEFAULT_SLIPPAGE)
+        self.fee_rate = float(account.taker_fee)
+        self.warmup = bot.warmup or DEFAULT_WARMUP
+        self.strategy = build_strategy(bot.strategy, bot.params)
+        self.signal = isinstance(self.strategy, SignalStrategy)
+        self.local_of: dict[str, int] = {}  # client order id -> the id the strategy got
+        self.unreported: dict[int, int] = {}  # order pk -> local id, placed and not yet filled
+        self.trades_seen = 0
+        self.held = False
+        self.brackets = False  # an order with a stop-loss or take-profit was placed
+        self.resting = False  # orders may rest at the exchange (not only filled market orders)
+        self.entry: float | None = None
+        self.open: list[GatewayOrder] = []
+        self.fills: list[OrderInfo] = []
+        self.config = _config(replay, account)
+
+    # ------------------------------------------------------------ snapshots
+    def _step(self, i: int, dirty: bool) -> None:
+        """Bring the account up to candle ``i``'s close; re-read it only when something changed."""
+        self.fills = []
+        if not (dirty or self.held or not self._quiet(i)):
+            return  # no order can have filled: nothing to ask the database
+        if dirty and not self.resting and not self.held:
+            # Only market orders since the last look, filled and recorded when placed.
+            self._snapshot(sync=False)
+            return
+        self.gateway.process(self.symbol)
+        trades = PaperTrade.objects.filter(account=self.account).count()
+        filled = trades != self.trades_seen
+        self.trades_seen = trades
+        if dirty or filled or self.held:
+            self._snapshot(sync=filled or self.held)
+
+    def _snapshot(self, *, sync: bool) -> None:
+        from apps.orders.models import Fill, Order, Position
+        from apps.orders.services import order_sync
+
+        if sync:  # the orders half records the paper fills (fills, positions, bracket legs)
+            order_sync(account=self.account, gateway=self.gateway)
+        self.balance = self.gateway.fetch_balance()
+        self.open = self.gateway.fetch_open_orders(self.symbol)
+        self.resting = bool(self.open)
+        orders = Order.objects.for_account(self.account)
+        # Bracket legs the platform holds exist only after an order with a stop-loss or take-profit.
+        self.held = self.brackets and orders.open().filter(held=True).exists()
+        if not self.signal:  # signal strategies never ask for the entry price
+            position = Position.objects.filter(paper_account=self.account, symbol=self.symbol).first()
+            self.entry = (
+                float(position.average_entry) if position is not None and position.average_entry else None
+            )
+        self.fills = []
+        if self.unreported:
+            done = list(orders.filter(pk__in=list(self.unreported)).exclude(status__in=Order.OPEN_STATUSES))
+            # In the order they filled, as the backtest calls ``on_fill``.
+            first_fill = dict(
+                Fill.objects.filter(order__in=done)
+                .values("order_id")
+                .annotate(first=Min("id"))
+                .values_list("order_id", "first")
+            )
+            for order in sorted(done, key=lambda o: (first_fill.get(o.pk, 0), o.pk)):
+                local = self.unreported.pop(order.pk)
+                if order.status == "filled":
+                    self.fills.append(_info(order, local))
+
+    def _quiet(self, i: int) -> bool:
+        """True when no open order can fill in candle ``i`` (and nothing is held by the platform)."""
+        if self.held:
+            return False
+        low, high = float(self.data.low[i]), float(self.data.high[i])
+        return all(_untouched(order, low, high) for order in self.open)
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> dict[str, Any]:
+        started = time.monotonic()
+        n, data = self.n, self.data
+        closes = data.close
+        equity = np.empty(n)
+        base_held = np.empty(n)
+        dirty = True
+        initialized = False
+        candle = Candle()
+        for i in range(n):
+            self.monitor.check()
+            self.source.cursor = i + 1  # candle i has closed; i + 1 is forming
+            self._step(i, dirty)
+            dirty = False
+            size = self.balance.get(self.base).total
+            base_held[i] = float(size)
+            equity[i] = float(self.balance.get(self.quote).total) + float(size) * float(closes[i])
+            if i == n - 1:
+                break  # orders placed on the last candle would fill after the period (as in the backtest)
+            lo = max(0, i + 1 - self.warmup)
+            broker = GatewayBroker(
+                candles=data.slice(lo, i + 1),
+                balance=self.balance,
+                open_orders=[self._local(order) for order in self.open],
+                base=self.base,
+                quote=self.quote,
+                sizing=self.bot.sizing,
+                fee_rate=self.fee_rate,
+                defaults={
+                    "stop_loss": self.bot.stop_loss,
+                    "take_profit": self.bot.take_profit,
+                    "trailing_stop": self.bot.trailing_stop,
+                },
+                market_price=float(self.source.price(self.symbol)),
+                slippage=self.slippage,
+                entry_price=self.entry,
+                first_id=(i + 1) * IDS_PER_CANDLE,
+            )
+            if self.signal:
+                _decide(self.bot, broker.data, broker)
+            else:
+                strategy = self.strategy
+                strategy.broker = BrokerView(broker)
+                strategy.candle = candle
+                if not initialized:
+                    _set_candle(candle, data, i)
+                    strategy.initialize()
+                    initialized = True
+                # The backtest calls ``on_fill`` while it fills candle i, before the strategy's
+                # candle moves on to i: the fills see the previous candle, as there.
+                hook = getattr(strategy, "on_fill", None)
+                for info in self.fills:
+                    if hook is not None:
+                        hook(info)
+                _set_candle(candle, data, i)
+                strategy.on_data(candle)
+            if broker.decisions or broker.cancels:
+                self._place(i, broker)
+                dirty = True
+            self.monitor.progress(100.0 * (i + 1) / n, details={"bot_id": self.bot.pk})
+        seconds = time.monotonic() - started
+        return self._result(equity, base_held, seconds)
+
+    def _local(self, order: GatewayOrder) -> GatewayOrder:
+        local = self.local_of.get(order.client_order_id or "")
+        return order if local is None else replace(order, id=str(local))
+
+    def _place(self, i: int, broker: GatewayBroker) -> None:
+        from apps.bots.services.orders import bot_place_order
+        from apps.orders.models import Order
+        from apps.orders.services import order_cancel
+
+        by_local = {str(local): cid for cid, local in self.local_of.items()}
+        for cancelled in broker.cancels:
+            cid = by_local.get(str(cancelled))
+            order = Order.objects.for_account(self.account).filter(client_order_id=cid).first()
+            if order is not None and order.is_open:
+                try:
+                    order_cancel(order=order, gateway=self.gateway)
+                except Conflict:  # filled meanwhile: its fill is reported next candle
+                    pass
+                self.unreported.pop(order.pk, None)
+        for k, decision in enumerate(broker.decisions):
+            if k in broker.dropped:
+                continue
+            cid = f"replay{self.replay.pk}-{i}-{k}"
+            local = broker.first_id + k
+            self.local_of[cid] = local
+            order = bot_place_order(
+                bot=self.bot,
+                decision=decision,
+                client_order_id=cid,
+                account=self.account,
+                gateway=self.gateway,
+            )
+            if not self.signal:  # only event strategies hear of their fills (``on_fill``)
+                self.unreported[order.pk] = local
+            self.brackets |= bool(decision.get("stop_loss") or decision.get("take_profit"))
+            self.resting |= decision.get("type") != "market" or order.is_open
+        # ``order_place`` recorded the fills of what it placed (market orders fill at once): only
+        # fills the paper exchange makes later need the orders half's sync.
+        self.trades_seen = PaperTrade.objects.filter(account=self.account).count()
+
+    # ---------------------------------------------------------------- result
+    def _result(self, equity: np.ndarray, base_held: np.ndarray, seconds: float) -> dict[str, Any]:
+        from apps.orders.models import Order
+
+        types = dict(
+            Order.objects.for_account(self.account)
+            .exclude(exchange_order_id="")
+            .values_list("exchange_order_id", "type")
+        )
+        trades, open_trade = _round_trips(self.gateway.fetch_my_trades(self.symbol), types)
+        data = self.data
+        capital = float(self.config["initial_cash"])
+        metrics = compute_metrics(
+            data.timestamp,
+            equity,
+            trades,
+            initial_equity=capital,
+            benchmark_close=data.close,
+            position_size=base_held,
+            close=data.close,
+        )
+        every = max(1, -(-len(equity) // EQUITY_SUMMARY_POINTS))
+        picks = list(range(0, len(equity), every))
+        if picks[-1] != len(equity) - 1:
+            picks.append(len(equity) - 1)
+        return {
+            "trades": trades,
+            "open_position": open_trade,
+            "metrics": {k: _clean(v) for k, v in metrics.items()},
+            "equity": {
+                "start": capital,
+                "end": float(equity[-1]),
+                "min": float(equity.min()),
+                "max": float(equity.max()),
+                "curve": [[int(data.timestamp[k]), float(equity[k])] for k in picks],
+            },
+            "config": self.config,
+            "candles": self.n,
+            "seconds": round(seconds, 3),
+        }
+
+
+class _Arrays:
+    """What ``ReplayPriceSource`` reads: a timestamp and OHLCV arrays."""
+
+    def __init__(self, columns: dict[str, np.ndarray]) -> None:
+        for name, values in columns.items():
+            setattr(self, name, values)
+
+
+def _set_candle(candle: Candle, data: Candles, i: int) -> None:
+    candle.index = i
+    candle.timestamp = int(data.timestamp[i])
+    candle.open, candle.high = float(data.open[i]), float(data.high[i])
+    candle.low, candle.close = float(data.low[i]), float(data.close[i])
+    candle.volume = float(data.volume[i])
+
+
+def _untouched(order: GatewayOrder, low: float, high: float) -> bool:
+    """Whether candle ``low..high`` surely leaves ``order`` unfilled (the paper's fill rules)."""
+    buy = order.side == "buy"
+    price = None if order.price is None else float(order.price)
+    stop = None if order.stop_price is None else float(order.stop_price)
+    if order.type in ("limit", "take_profit") and price is not None:
+        return low > price if buy else high < price
+    if order.type == "stop_market" and stop is not None:
+        return high < stop if buy else low > stop
+    if order.type == "stop_limit" and stop is not None and price is not None:
+        stop_quiet = high < stop if buy else low > stop
+        limit_quiet = low > price if buy else high < price
+        return stop_quiet and limit_quiet
+    return False  # a market remainder, or anything else: look
+
+
+def _info(order: Any, local: int) -> OrderInfo:
+    return OrderInfo(
+        id=local,
+        type=order.type,
+        side=order.side,
+        amount=float(order.amount),
+        price=None if order.price is None else float(order.price),
+        stop_price=None if order.stop_price is None else float(order.stop_price),
+        trail=None,
+        reduce_only=order.reduce_only,
+        status="filled",
+        filled_size=float(order.filled),
+        filled_price=None if order.average_price is None else float(order.average_price),
+        fill_time=None,
+        reason="",
+    )
+
+
+def _round_trips(fills: list[Any], types: dict[str, str]) -> tuple[list[dict], dict | None]:
+    """Flat-to-flat trades from the account's fills, booked as the engine books them (spot, long)."""
+    trades: list[dict[str, Any]] = []
+    trade: dict[str, Any] | None = None
+    size = Decimal(0)
+    entry = 0.0
+    for fill in sorted(fills, key=lambda f: (f.timestamp, int(f.id))):
+        qty, price, fee = float(fill.amount), float(fill.price), float(fill.fee or 0)
+        if fill.side == "buy":
+            if trade is None:
+                trade = {
+                    "entry_time": fill.timestamp,
+                    "side": "long",
+                    "entry_cost": 0.0,
+                    "entry_qty": 0.0,
+                    "exit_value": 0.0,
+                    "exit_qty": 0.0,
+                    "max_size": 0.0,
+                    "fees": 0.0,
+                    "gross": 0.0,
+                }
+            old = float(size)
+            size += fill.amount
+            entry = (entry * old + price * qty) / float(size)
+            trade["entry_cost"] += qty * price
+            trade["entry_qty"] += qty
+            trade["max_size"] = max(trade["max_size"], float(size))
+            trade["fees"] += fee
+            continue
+        if trade is None:
+            continue  # spot: a sell without a position cannot happen; ignore defensively
+        size -= fill.amount
+        trade["exit_value"] += qty * price
+        trade["exit_qty"] += qty
+        trade["fees"] += fee
+        trade["gross"] += qty * (price - entry)
+        # Flat as the engine sees it: every order's amount is rounded down to 12 places, so
+        # selling a position in parts can leave a few units of the last place behind.
+        if float(size) <= max(DUST, FLAT_FRACTION * trade["max_size"]):
+            trades.append(_closed(trade, fill.timestamp, types.get(str(fill.order_id), "")))
+            trade, size, entry = None, Decimal(0), 0.0
+    open_trade = None
+    if trade is not None:
+        open_trade = {
+            "entry_time": trade["entry_time"],
+            "side": "long",
+            "size": float(size),
+            "entry_price": entry,
+            "fees": trade["fees"],
+        }
+    return trades, open_trade
+
+
+def _closed(trade: dict[str, Any], exit_time: int, exit_type: str) -> dict[str, Any]:
+    entry_price = trade["entry_cost"] / trade["entry_qty"]
+    pnl = trade["gross"] - trade["fees"]
+    return {
+        "entry_time": trade["entry_time"],
+        "exit_time": exit_time,
+        "side": trade["side"],
+        "size": trade["max_size"],
+        "entry_price": entry_price,
+        "exit_price": trade["exit_value"] / trade["exit_qty"],
+        "fees": trade["fees"],
+        "pnl": pnl,
+        "return_pct": pnl / trade["entry_cost"] if trade["entry_cost"] else 0.0,
+        "duration": (exit_time - trade["entry_time"]) / 1000.0,
+        "exit_reason": EXIT_REASONS.get(exit_type, exit_type),
+    }
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, np.generic):
+        return _clean(value.item())
+    return value
