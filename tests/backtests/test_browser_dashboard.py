@@ -254,6 +254,11 @@ def test_walk_forward_page_puts_out_of_sample_next_to_in_sample(page, celery_wor
     # In-sample trials per window.
     page.select_option("#trial-window", "1")
     expect(page.locator("#trials-page")).to_contain_text("4 trials")
+    # Each in-sample trial offers a bot with its parameters, from its own window.
+    start_bot = page.locator("#trials-table tbody tr a.start-bot").first
+    expect(start_bot).to_have_attribute(
+        "href", re.compile(r"/bots/new/\?optimization=\d+&trial=\d+&window=1$")
+    )
     assert page.console_errors == []
 
 

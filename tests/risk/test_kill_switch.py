@@ -32,7 +32,10 @@ HOUR = 3_600_000
 
 @pytest.fixture(autouse=True)
 def _settings(settings):
-    settings.KILL_SWITCH_RETRY_BASE_SECONDS = 0
+    # A retry is a Celery task with a countdown: an hour here, so that a worker another test
+    # started in this session never runs it behind the test's back (the tests run the retry
+    # pass themselves).
+    settings.KILL_SWITCH_RETRY_BASE_SECONDS = 3600
     settings.KILL_SWITCH_MAX_RETRIES = 5
     settings.KILL_SWITCH_EXCHANGE_TIMEOUT_SECONDS = 3
     settings.NOTIFICATION_ALLOW_PRIVATE_WEBHOOKS = True
