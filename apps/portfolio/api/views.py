@@ -58,9 +58,11 @@ class PortfolioView(APIView):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.output_serializer is not None and "get" not in cls.__dict__:
-            cls.get = extend_schema(parameters=[cls.query_serializer], responses=cls.output_serializer)(
-                PortfolioView.get
-            )
+            # A function of its own per view: extend_schema annotates the function it is given.
+            def get(self, request: Request) -> Response:
+                return PortfolioView.get(self, request)
+
+            cls.get = extend_schema(parameters=[cls.query_serializer], responses=cls.output_serializer)(get)
 
     def query(self, request: Request) -> dict[str, Any]:
         query = self.query_serializer(data=request.query_params.dict())
