@@ -19,6 +19,7 @@ import numpy as np
 from django.apps import apps
 from django.core.cache import cache
 from django.db.models import Count, Max, OuterRef, QuerySet, Subquery, Sum
+from django.utils import timezone
 
 from apps.backtests.engine.metrics import DAY_MS
 from apps.core.errors import DomainError, NotFound
@@ -455,3 +456,27 @@ def comparison(*, user, by: str, account=None, span: Range = Range()) -> dict[st
 
 def monthly_strategy(*, user, account=None, span: Range = Range()) -> dict[str, Any]:
     return {"rows": analytics.monthly_by_strategy(trade_list(user=user, account=account, span=span))}
+
+
+def portfolio_page(*, user, days: int = 365) -> dict[str, Any]:
+    """Everything the portfolio page shows: summary cards, curves, P&L, exposure and metrics."""
+    summary = portfolio_summary(user=user)
+    if summary["as_of"] is None:
+        return {"summary": summary, "has_history": False, "has_accounts": bool(summary["accounts"])}
+    today = timezone.now().astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    span = Range(today - timedelta(days=days - 1), None)
+    return {
+        "summary": summary,
+        "has_history": True,
+        "has_accounts": True,
+        "charts": {
+            "equity": equity_curve(user=user, span=span),
+            "drawdown": drawdown_curve(user=user, span=span),
+            "daily": daily_pnl(user=user, span=Range(today - timedelta(days=89), None)),
+            "monthly": monthly_pnl(user=user, span=span),
+            "exposure": exposure(user=user),
+        },
+        "performance": performance(user=user, span=span)["metrics"],
+        "trading": analytics.trading_metrics(trade_list(user=user, span=span)),
+        "positions": positions(user=user),
+    }

@@ -51,7 +51,7 @@ def test_daily_pnl_matches_pandas(history):
 
 
 def test_monthly_pnl_matches_pandas(history):
-    times, equity, flows, ts, f_ts = history
+    _times, equity, flows, ts, f_ts = history
     daily = analytics.daily_pnl(ts, equity, f_ts, flows.to_numpy())
     series = pd.Series(daily["pnl"], index=pd.to_datetime(daily["day"], unit="ms", utc=True))
     expected = series.groupby(series.index.strftime("%Y-%m")).sum()
