@@ -1,0 +1,53 @@
+// The portfolio page: Plotly charts from the data the view embeds (#portfolio-data), formatted metrics.
+(function () {
+  "use strict";
+  const source = document.getElementById("portfolio-data");
+  if (!source || !window.Plotly) return;
+  const data = JSON.parse(source.textContent);
+  const theme = {
+    paper_bgcolor: "#171e28", plot_bgcolor: "#171e28", font: { color: "#dbe4ee" }, showlegend: false,
+    margin: { l: 60, r: 20, t: 10, b: 30 },
+  };
+  const grid = { gridcolor: "#2a3544" };
+  const config = { responsive: true, displaylogo: false };
+  const green = "#22c55e", red = "#ef4444";
+  const colors = (values) => values.map((v) => (v < 0 ? red : green));
+
+  const eq = data.equity, dd = data.drawdown;
+  Plotly.newPlot("portfolio-equity", [
+    { x: eq.timestamps, y: eq.equity, type: "scatter", mode: "lines", name: "Equity (" + eq.currency + ")", line: { color: "#60a5fa" } },
+    { x: dd.timestamps, y: dd.drawdown.map((v) => v * 100), type: "scatter", mode: "lines", fill: "tozeroy",
+      name: "Drawdown %", yaxis: "y2", line: { color: red } },
+  ], Object.assign({}, theme, {
+    xaxis: Object.assign({ type: "date" }, grid),
+    yaxis: Object.assign({ domain: [0.35, 1], title: eq.currency }, grid),
+    yaxis2: Object.assign({ domain: [0, 0.28], title: "DD %" }, grid),
+  }), config);
+
+  const daily = data.daily.days;
+  Plotly.newPlot("portfolio-daily", [{
+    x: daily.map((d) => d.day), y: daily.map((d) => d.pnl), type: "bar", marker: { color: colors(daily.map((d) => d.pnl)) },
+  }], Object.assign({}, theme, { xaxis: grid, yaxis: grid }), config);
+
+  const months = data.monthly.months;
+  Plotly.newPlot("portfolio-monthly", [{
+    x: months.map((m) => m.month), y: months.map((m) => m.pnl), type: "bar", marker: { color: colors(months.map((m) => m.pnl)) },
+  }], Object.assign({}, theme, { xaxis: Object.assign({ type: "category" }, grid), yaxis: grid }), config);
+
+  const assets = data.exposure.assets.filter((a) => a.value > 0);
+  Plotly.newPlot("portfolio-exposure", [{
+    labels: assets.map((a) => a.asset), values: assets.map((a) => a.value), type: "pie", hole: 0.45,
+  }], Object.assign({}, theme, { showlegend: true }), config);
+
+  // Metrics arrive as raw numbers; show fractions as percentages and money with two decimals.
+  document.querySelectorAll("td[data-kind]").forEach((cell) => {
+    if (cell.dataset.value === "") return;
+    const v = Number(cell.dataset.value);
+    const kind = cell.dataset.kind;
+    if (kind === "pct") cell.textContent = (v * 100).toFixed(2) + "%";
+    else if (kind === "ratio") cell.textContent = v.toFixed(2);
+    else if (kind === "money") cell.textContent = v.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    else cell.textContent = String(Math.round(v));
+    if ((kind === "pct" || kind === "money") && v < 0) cell.classList.add("neg");
+  });
+})();
