@@ -109,7 +109,8 @@ class ResearchJob(Job):
 
     @property
     def lookahead_verdict(self) -> str | None:
-        """``ok``, ``lookahead_detected``, ``not_checked`` (the check failed to run), or None (not yet)."""
+        """``ok``, ``lookahead_detected``, ``not_checked`` (the check failed to run), ``pending`` (an
+        optimization's check follows its sweep), or None (not yet)."""
         return None if self.lookahead is None else self.lookahead.get("verdict")
 
     @property

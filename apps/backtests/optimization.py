@@ -34,6 +34,7 @@ from apps.backtests.engine.shared import SharedScope, shared_arrays
 from apps.backtests.models import Optimization, OptimizationKind, OptimizationTrial, StrategyKind
 from apps.backtests.services.enqueue import (
     OPTIMIZATION_CHUNK_TASK,
+    OPTIMIZATION_LOOKAHEAD_TASK,
     OPTIMIZATION_START_TASK,
     send_group,
     send_task,
@@ -672,10 +673,9 @@ def _finalize(optimization_id: int) -> None:
                     best_value=best["metrics"].get(opt.objective),
                 )
         if updates.get("best_params") is not None:
-            # The parameters a user would take away get the lookahead check every run gets.
-            updates["lookahead"] = lookahead_report(
-                job=opt, candles=sweep_data(opt).candles, params=updates["best_params"]
-            )
+            # The parameters a user would take away get the lookahead check every run gets: as a
+            # task of its own after the sweep, so the results are there while it runs.
+            updates["lookahead"] = dict(LOOKAHEAD_PENDING)
     except BacktestCancelled:
         _mark_cancelled(opt.id)
         return
@@ -688,6 +688,32 @@ def _finalize(optimization_id: int) -> None:
     if updated:
         opt.refresh_from_db()
         job_publish_status(opt)
+        if "lookahead" in updates:
+            transaction.on_commit(lambda: send_task(OPTIMIZATION_LOOKAHEAD_TASK, opt.id))
+
+
+LOOKAHEAD_PENDING = {
+    "verdict": "pending",
+    "summary": "checking the best parameters for lookahead bias (the results are final meanwhile)",
+}
+
+
+def optimization_check_lookahead(*, optimization_id: int) -> dict[str, Any] | None:
+    """The lookahead check of a completed optimization's best parameters (the follow-up task of
+    ``_finalize``); stores and announces the report. A redelivered task finds it done."""
+    opt = Optimization.objects.select_related("strategy_version").filter(id=optimization_id).first()
+    if opt is None or opt.status != JobStatus.COMPLETED or not opt.best_params:
+        return None
+    if (opt.lookahead or {}).get("verdict") != LOOKAHEAD_PENDING["verdict"]:
+        return opt.lookahead
+    try:
+        report = lookahead_report(job=opt, candles=sweep_data(opt).candles, params=opt.best_params)
+    except BacktestCancelled:  # cannot happen on a completed sweep; say so rather than hang "pending"
+        report = {"ok": None, "verdict": "not_checked", "line": None, "summary": "the check was cancelled"}
+    Optimization.objects.filter(id=opt.id).update(lookahead=report)
+    opt.lookahead = report
+    job_publish_status(opt)
+    return report
 
 
 def _mean(values: list[float | None]) -> float | None:

@@ -9,9 +9,18 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.backtests.optimization import optimization_dispatch, optimization_run_chunk
+from apps.backtests.optimization import (
+    optimization_check_lookahead,
+    optimization_dispatch,
+    optimization_run_chunk,
+)
 from apps.backtests.services import backtest_execute
-from apps.backtests.services.enqueue import OPTIMIZATION_CHUNK_TASK, OPTIMIZATION_START_TASK, RUN_TASK
+from apps.backtests.services.enqueue import (
+    OPTIMIZATION_CHUNK_TASK,
+    OPTIMIZATION_LOOKAHEAD_TASK,
+    OPTIMIZATION_START_TASK,
+    RUN_TASK,
+)
 
 
 @shared_task(name=RUN_TASK, bind=True, ignore_result=True, acks_late=True)
@@ -30,3 +39,9 @@ def optimization_chunk_task(self, optimization_id: int, chunk: int) -> None:
 def optimization_start_task(self, optimization_id: int) -> None:
     """Plan an optimization and fan its chunks out to the workers."""
     optimization_dispatch(optimization_id=optimization_id, worker=self.request.hostname or "")
+
+
+@shared_task(name=OPTIMIZATION_LOOKAHEAD_TASK, ignore_result=True, acks_late=True)
+def optimization_lookahead_task(optimization_id: int) -> None:
+    """The lookahead check of a finished optimization's best parameters."""
+    optimization_check_lookahead(optimization_id=optimization_id)

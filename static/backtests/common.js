@@ -150,5 +150,32 @@
     node.textContent = error && error.message ? error.message : String(error);
   }
 
-  window.BT = { api, ApiError, metric, tone, label, num, date, duration, el, statusBadge, plot, layout, COLORS, PALETTE, pageData, showError, LOWER_IS_BETTER, PERCENT };
+  // The lookahead verdict card of a run or of an optimization's best parameters (_lookahead.html).
+  function showLookahead(report) {
+    const card = document.getElementById("lookahead-card");
+    if (!report || !card) return;
+    const labels = { ok: ["ok", "OK"], lookahead_detected: ["err", "Lookahead detected"], pending: ["warn", "Checking…"] };
+    const [cls, text] = labels[report.verdict] || ["warn", "Not checked"];
+    const box = document.getElementById("lookahead-verdict");
+    box.className = report.verdict === "lookahead_detected" ? "error-box" : "";
+    box.textContent = "";
+    const badge = document.createElement("span");
+    badge.className = "badge " + cls;
+    badge.textContent = text;
+    box.append(badge, " ");
+    if (report.line) {
+      const line = document.createElement("strong");
+      line.id = "lookahead-line";
+      line.textContent = "Line " + report.line;
+      box.append(line, ": ");
+    }
+    const summary = document.createElement("span");
+    summary.id = "lookahead-summary";
+    summary.textContent = report.summary || "";
+    box.append(summary);
+    card.dataset.verdict = report.verdict || "";
+    card.hidden = false;
+  }
+
+  window.BT = { showLookahead, api, ApiError, metric, tone, label, num, date, duration, el, statusBadge, plot, layout, COLORS, PALETTE, pageData, showError, LOWER_IS_BETTER, PERCENT };
 })();

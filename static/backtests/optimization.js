@@ -35,6 +35,8 @@
     $("progress-card").hidden = true;
     if (opt.error) { $("error-card").hidden = false; $("error-message").textContent = opt.error.message; }
     if (opt.status === "completed" && !loaded) { loaded = true; showResults(); }
+    // The best parameters' lookahead check follows the sweep as a task of its own.
+    if (opt.lookahead) BT.showLookahead(opt.lookahead);
   }
 
   window.Live.on("optimization.progress", (data) => {

@@ -286,32 +286,6 @@
     if (page.monte_carlo) showMonteCarlo(page.monte_carlo);
   }
 
-  function showLookahead(report) {
-    const card = $("lookahead-card");
-    if (!report || !card) return;
-    const labels = { ok: ["ok", "OK"], lookahead_detected: ["err", "Lookahead detected"] };
-    const [cls, text] = labels[report.verdict] || ["warn", "Not checked"];
-    const box = $("lookahead-verdict");
-    box.className = report.verdict === "lookahead_detected" ? "error-box" : "";
-    box.textContent = "";
-    const badge = document.createElement("span");
-    badge.className = "badge " + cls;
-    badge.textContent = text;
-    box.append(badge, " ");
-    if (report.line) {
-      const line = document.createElement("strong");
-      line.id = "lookahead-line";
-      line.textContent = "Line " + report.line;
-      box.append(line, ": ");
-    }
-    const summary = document.createElement("span");
-    summary.id = "lookahead-summary";
-    summary.textContent = report.summary || "";
-    box.append(summary);
-    card.dataset.verdict = report.verdict || "";
-    card.hidden = false;
-  }
-
   function showNoTrades(metrics, info) {
     // A run without trades says why (the engine's info.no_trades_reason).
     if (!metrics || metrics.total_trades || !info || !info.no_trades_reason) return;
@@ -334,7 +308,7 @@
         BT.api(run.urls.results), BT.api(run.urls.equity + "?points=2000"), BT.api(run.urls.candles + "?points=2000"), allTradesForMarkers(),
         BT.api(page.api),
       ]);
-      showLookahead(detail.lookahead);
+      BT.showLookahead(detail.lookahead);
       showSources(results.info);
       showNoTrades(results.metrics, results.info);
       $("results").hidden = false;

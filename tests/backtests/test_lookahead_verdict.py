@@ -124,9 +124,25 @@ def test_an_optimization_checks_its_best_parameters(
         "space": {"fast": [5, 10], "slow": [30]},
         "chunk_size": 2,
     }
-    opt = run_all(create(auth_client, body, django_capture_on_commit_callbacks))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        opt = run_all(create(auth_client, body, django_capture_on_commit_callbacks))
+    # The sweep's results are final at once; the check of its best parameters follows as a task.
     assert opt.status == JobStatus.COMPLETED and opt.best_params
+    assert opt.lookahead_verdict == "pending"
+    assert auth_client.get(f"/api/v1/backtests/optimizations/{opt.id}/").json()["lookahead"]["verdict"] == (
+        "pending"
+    )
+    html = logged_in.get(reverse("backtests:optimization", args=[opt.id])).content.decode()
+    assert 'id="lookahead-card" data-verdict="pending"' in html and "Checking…" in html
+    # The check's task is sent after the sweep's commit (the other callback: the create's start).
+    assert any("_finalize" in c.__qualname__ for c in callbacks)
+    from apps.backtests.optimization import optimization_check_lookahead
+
+    optimization_check_lookahead(optimization_id=opt.id)
+    opt.refresh_from_db()
     assert opt.lookahead_verdict == "ok" and opt.lookahead["decisions_checked"] > 0
+    # A redelivered task finds it done.
+    assert optimization_check_lookahead(optimization_id=opt.id) == opt.lookahead
     detail = auth_client.get(f"/api/v1/backtests/optimizations/{opt.id}/").json()
     assert detail["lookahead"]["verdict"] == "ok"
     html = logged_in.get(reverse("backtests:optimization", args=[opt.id])).content.decode()

@@ -101,6 +101,8 @@ def test_grid_over_two_workers_matches_sequential_sweep_and_streams_progress(
     detail = client.get(f"{URL}{opt_id}/").json()
     assert detail["best"]["params"] == expected["params"]
     assert detail["best"]["value"] == pytest.approx(expected["metrics"]["total_return"], rel=1e-12)
+    # The best parameters' lookahead check runs on a worker after the sweep.
+    wait_for(lambda: Optimization.objects.get(id=opt_id).lookahead_verdict == "ok", timeout=60)
 
 
 def test_cancel_a_running_optimization(celery_worker, shared_data_dir):

@@ -13,6 +13,7 @@ from celery import current_app, group
 RUN_TASK = "apps.backtests.tasks.run_backtest"
 OPTIMIZATION_START_TASK = "apps.backtests.tasks.optimization_start"
 OPTIMIZATION_CHUNK_TASK = "apps.backtests.tasks.optimization_chunk"
+OPTIMIZATION_LOOKAHEAD_TASK = "apps.backtests.tasks.optimization_lookahead"
 
 
 def send_task(task_name: str, *args: object) -> str:
