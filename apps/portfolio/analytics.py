@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from apps.backtests.engine.metrics import DAY_MS, compute_metrics, drawdown_curve
+from apps.orders.trades import Ledger, TradeFill
 
 PERFORMANCE_METRICS = (
     "start_equity",
@@ -199,72 +200,36 @@ def _bar_ms(ts_ms: np.ndarray) -> int:
 
 # ------------------------------------------------------------------ trades
 def round_trips(fills: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Closed trades from time-ordered fills.
+    """Closed trades from time-ordered fills, by the one accounting rule (``apps.orders.trades``).
 
     Each fill: ``ts`` (ms), ``account``, ``symbol``, ``side`` (buy/sell), ``price``,
     ``amount``, ``fee`` (in the quote), optional ``bot`` and ``strategy``. Each
     trade: ``account``, ``symbol``, ``side``, ``entry_ms``, ``exit_ms``, ``pnl``
     (net of fees), ``fees``, ``return_pct`` (net P&L / entry cost), ``duration`` (s),
-    ``bot``, ``strategy``.
+    ``bot``, ``strategy`` (those of the fill that opened it).
     """
-    books: dict[tuple, dict[str, Any]] = defaultdict(dict)
+    books: dict[tuple, Ledger] = defaultdict(Ledger)
     trades: list[dict[str, Any]] = []
     for fill in fills:
-        key = (fill["account"], fill["symbol"])
-        book = books[key]
-        price, amount, fee = float(fill["price"]), float(fill["amount"]), float(fill["fee"])
-        delta = amount if fill["side"] == "buy" else -amount
-        size = book.get("size", 0.0)
-        if size == 0:
-            _open(book, fill, delta, price, fee)
-            continue
-        if (size > 0) == (delta > 0):
-            new = size + delta
-            book["entry"] = (abs(size) * book["entry"] + abs(delta) * price) / abs(new)
-            book["size"] = new
-            book["fees"] += fee
-            book["cost"] += abs(delta) * price
-            continue
-        closed = min(abs(delta), abs(size))
-        direction = 1.0 if size > 0 else -1.0
-        book["pnl"] += closed * (price - book["entry"]) * direction
-        book["fees"] += fee * closed / abs(delta)
-        book["size"] = size - direction * closed
-        if abs(book["size"]) < 1e-12:
-            net = book["pnl"] - book["fees"]
-            trades.append(
-                {
+        book = books[(fill["account"], fill["symbol"])]
+        done = len(book.trades)
+        book.apply(
+            TradeFill(
+                int(fill["ts"]),
+                fill["side"],
+                float(fill["price"]),
+                float(fill["amount"]),
+                float(fill["fee"]),
+                meta={
                     "account": fill["account"],
                     "symbol": fill["symbol"],
-                    "side": "long" if direction > 0 else "short",
-                    "entry_ms": book["open_ms"],
-                    "exit_ms": int(fill["ts"]),
-                    "pnl": net,
-                    "fees": book["fees"],
-                    "return_pct": net / book["cost"] if book["cost"] else 0.0,
-                    "duration": (int(fill["ts"]) - book["open_ms"]) / 1000.0,
-                    "bot": book["bot"],
-                    "strategy": book["strategy"],
-                }
+                    "bot": fill.get("bot"),
+                    "strategy": fill.get("strategy") or "",
+                },
             )
-            book["size"] = 0.0
-            remainder = abs(delta) - closed
-            if remainder > 0:
-                _open(book, fill, remainder if delta > 0 else -remainder, price, fee * remainder / abs(delta))
+        )
+        trades.extend(book.trades[done:])
     return trades
-
-
-def _open(book: dict[str, Any], fill: Mapping[str, Any], delta: float, price: float, fee: float) -> None:
-    book.update(
-        size=delta,
-        entry=price,
-        open_ms=int(fill["ts"]),
-        pnl=0.0,
-        fees=fee,
-        cost=abs(delta) * price,
-        bot=fill.get("bot"),
-        strategy=fill.get("strategy") or "",
-    )
 
 
 def trade_columns(trades: list[Mapping[str, Any]]) -> dict[str, np.ndarray]:
