@@ -99,6 +99,13 @@ class ExchangeConnection(models.Model):
         return []
 
 
+class PaperAccountQuerySet(models.QuerySet):
+    def trading(self) -> PaperAccountQuerySet:
+        """The accounts that hold a user's (simulated) money: not a bot replay's throw-away one,
+        which fills on past candles and must never be valued, monitored or matched live."""
+        return self.filter(replay_id__isnull=True)
+
+
 class PaperAccount(models.Model):
     """A simulated exchange account: one per user, or one per bot when a bot asks for its own.
 
@@ -149,6 +156,8 @@ class PaperAccount(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     reset_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PaperAccountQuerySet.as_manager()
 
     class Meta:
         ordering = ["user_id", "bot_id", "id"]

@@ -333,7 +333,10 @@ def order_place(
             return existing
     if bot is not None and bot.owner_id != owner.pk:
         raise NotFound("Bot not found.")
-    if not reduce_only and kill_switch_is_on(user_id=owner.pk):
+    # A bot replay's throw-away account simulates past candles: the user's live limits and kill
+    # switch, which read today's positions and P&L, are not its business.
+    simulated = isinstance(account, PaperAccount) and account.replay_id is not None
+    if not reduce_only and not simulated and kill_switch_is_on(user_id=owner.pk):
         # Reduce-only orders still pass: closing a position is what an emergency stop wants.
         raise Conflict(
             "The kill switch is on: no new orders are accepted until you release it.",
@@ -355,16 +358,20 @@ def order_place(
         stop_loss=stop_loss,
         take_profit=take_profit,
     )
-    breaches = pretrade.order_check(
-        owner_id=owner.pk,
-        account_key=f"paper:{account.pk}" if isinstance(account, PaperAccount) else f"live:{account.pk}",
-        symbol=symbol,
-        side=side,
-        amount=checked.amount,
-        price=checked.reference,
-        reduce_only=reduce_only,
-        bot_id=getattr(bot, "pk", None),
-        user_timezone=getattr(owner, "timezone", None),
+    breaches = (
+        []
+        if simulated
+        else pretrade.order_check(
+            owner_id=owner.pk,
+            account_key=f"paper:{account.pk}" if isinstance(account, PaperAccount) else f"live:{account.pk}",
+            symbol=symbol,
+            side=side,
+            amount=checked.amount,
+            price=checked.reference,
+            reduce_only=reduce_only,
+            bot_id=getattr(bot, "pk", None),
+            user_timezone=getattr(owner, "timezone", None),
+        )
     )
     if breaches:
         _reject_for_risk(owner=owner, account=account, bot=bot, symbol=symbol, side=side, type=type,

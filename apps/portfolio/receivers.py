@@ -19,6 +19,8 @@ FILL_DEBOUNCE_SECONDS = 5
 
 def _owner_id(fill) -> int | None:
     account = fill.paper_account if fill.paper_account_id else fill.connection
+    if getattr(account, "replay_id", None) is not None:
+        return None  # a bot replay's fill is a simulation on past candles, not the user's money
     return getattr(account, "user_id", None)
 
 

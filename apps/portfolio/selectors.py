@@ -78,7 +78,7 @@ def account_label(account) -> str:
 def account_list(*, user) -> list:
     """The user's paper accounts and live connections (the account filter's choices)."""
     return [
-        *PaperAccount.objects.filter(user=user).order_by("id"),
+        *PaperAccount.objects.trading().filter(user=user).order_by("id"),
         *ExchangeConnection.objects.alive().filter(user=user).order_by("id"),
     ]
 
@@ -91,7 +91,7 @@ def account_resolve(*, user, key: str | None):
     if match is None:
         raise NotFound("Account not found.")
     kind, pk = match.group(1), int(match.group(2))
-    qs = PaperAccount.objects if kind == "paper" else ExchangeConnection.objects.alive()
+    qs = PaperAccount.objects.trading() if kind == "paper" else ExchangeConnection.objects.alive()
     account = qs.filter(user=user, pk=pk).first()
     if account is None:
         raise NotFound("Account not found.")

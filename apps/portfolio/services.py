@@ -118,7 +118,7 @@ def _account_fk(account) -> dict:
 
 
 def _accounts(user) -> list:
-    paper = list(PaperAccount.objects.filter(user=user).order_by("id"))
+    paper = list(PaperAccount.objects.trading().filter(user=user).order_by("id"))
     live = list(ExchangeConnection.objects.alive().filter(user=user).order_by("id"))
     return [*paper, *live]
 
@@ -228,7 +228,7 @@ def snapshot_take(*, user, timestamp: datetime | None = None) -> EquitySnapshot 
 
 def snapshot_users() -> list[int]:
     """Ids of the users that have an account to value."""
-    paper = PaperAccount.objects.values_list("user_id", flat=True)
+    paper = PaperAccount.objects.trading().values_list("user_id", flat=True)
     live = ExchangeConnection.objects.alive().values_list("user_id", flat=True)
     return sorted(set(paper) | set(live))
 

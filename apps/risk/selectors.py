@@ -137,19 +137,21 @@ def _table(model) -> str:
 def _rows_sql() -> str:
     """The exposure query, built once per process from the models' tables (no ORM compile per order)."""
     open_statuses = ", ".join(f"'{status}'" for status in Order.OPEN_STATUSES)
+    # A bot replay's throw-away paper account (a simulation on past candles) is no exposure.
+    not_replay = f"(paper_account_id IS NULL OR paper_account_id NOT IN (SELECT id FROM {_table(PaperAccount)} WHERE replay_id IS NOT NULL))"  # noqa: S608
     # Table names come from the models and the statuses are fixed; the owner id is a parameter.
     return f"""
         SELECT 'p', paper_account_id, connection_id, symbol, side, size, mark_price, average_entry, leverage,
                unrealized_pnl, CAST(NULL AS BIGINT), FALSE, liquidation_price
-          FROM {_table(Position)} WHERE owner_id = %s AND size > 0
+          FROM {_table(Position)} WHERE owner_id = %s AND size > 0 AND {not_replay}
         UNION ALL
         SELECT 'o', paper_account_id, connection_id, symbol, side, amount, filled, price, stop_price,
                CAST(NULL AS NUMERIC), bot_id, reduce_only, CAST(NULL AS NUMERIC)
-          FROM {_table(Order)} WHERE owner_id = %s AND status IN ({open_statuses})
+          FROM {_table(Order)} WHERE owner_id = %s AND status IN ({open_statuses}) AND {not_replay}
         UNION ALL
         SELECT 'b', b.account_id, CAST(NULL AS BIGINT), b.asset, '', b.free, b.used, CAST(NULL AS NUMERIC),
                CAST(NULL AS NUMERIC), CAST(NULL AS NUMERIC), CAST(NULL AS BIGINT), FALSE, CAST(NULL AS NUMERIC)
-          FROM {_table(PaperBalance)} b JOIN {_table(PaperAccount)} a ON a.id = b.account_id WHERE a.user_id = %s
+          FROM {_table(PaperBalance)} b JOIN {_table(PaperAccount)} a ON a.id = b.account_id WHERE a.user_id = %s AND a.replay_id IS NULL
         UNION ALL
         SELECT 'k', CAST(NULL AS BIGINT), CAST(NULL AS BIGINT), currency, '', CAST(NULL AS NUMERIC),
                CAST(NULL AS NUMERIC), CAST(NULL AS NUMERIC), CAST(NULL AS NUMERIC), CAST(NULL AS NUMERIC),
@@ -306,7 +308,7 @@ def _equity(
             elif asset in marks:
                 total += amount * marks[asset]
         return total
-    if PaperAccount.objects.filter(user_id=owner_id).exists():
+    if PaperAccount.objects.trading().filter(user_id=owner_id).exists():
         return ZERO
     snapshot = (
         EquitySnapshot.objects.filter(owner_id=owner_id, currency=currency).order_by("-timestamp").first()

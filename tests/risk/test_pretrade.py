@@ -174,3 +174,43 @@ def test_a_losing_streak_read_from_the_database_cools_down_new_orders(user, plac
     assert err.value.fields["limits"][0]["code"] == "losing_streak"
     RiskState.objects.filter(owner=user).update(last_loss_at=timezone.now() - timedelta(minutes=31))
     assert place(amount=Decimal("0.01")).status == "open"
+
+
+def test_a_bot_replays_account_is_no_exposure_and_not_held_by_the_users_limits(
+    user, place, paper_account, replay, django_capture_on_commit_callbacks
+):
+    """A replay's throw-away paper account simulates past candles: its orders count toward none of
+    the user's limits, the user's limits and kill switch do not stop the simulation, and the
+    portfolio never values it."""
+    from apps.exchanges.gateway.paper import PaperGateway
+    from apps.exchanges.models import PaperAccount
+    from apps.portfolio.selectors import account_list
+    from apps.risk.selectors import risk_exposure
+    from tests.factories import PaperAccountFactory
+    from tests.orders.conftest import BTC_USDT
+
+    simulation = PaperAccountFactory(user=user, bot_id=7, replay_id=99, initial_balances={"USDT": "100000"})
+    assert list(PaperAccount.objects.trading().filter(user=user)) == [paper_account]
+    assert simulation not in account_list(user=user)
+
+    risk.risk_limit_create(user=user, kind="open_orders", value=Decimal("1"))
+    assert place(amount=Decimal("0.01")).status == "open"  # the user's one open order
+    gateway = PaperGateway(simulation, prices=replay, markets={"BTC/USDT": BTC_USDT})
+
+    def simulate():
+        with django_capture_on_commit_callbacks(execute=True):
+            order = orders.order_place(
+                owner=user, account=simulation, gateway=gateway, symbol="BTC/USDT", side="buy",
+                type="limit", price=Decimal("20000"), amount=Decimal("0.01"),
+            )  # fmt: skip
+        order.refresh_from_db()
+        return order
+
+    # The open-orders limit (1, reached) does not hold the simulation ...
+    assert [simulate().status for _ in range(2)] == ["open", "open"]
+    # ... and its two open orders are no exposure of the user's: only the real one counts.
+    assert len(risk_exposure(owner_id=user.pk).open_orders) == 1
+    kill_switch_engage(user=user, actor=user)
+    assert simulate().status == "open"  # nor does the kill switch
+    with pytest.raises(Conflict):  # the user's own account is still held by the kill switch
+        place(amount=Decimal("0.01"))

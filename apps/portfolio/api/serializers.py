@@ -125,7 +125,7 @@ class ExposureRowSerializer(serializers.Serializer):
     share = serializers.FloatField(allow_null=True)
 
 
-class ExposureSerializer(serializers.Serializer):
+class PortfolioExposureSerializer(serializers.Serializer):
     currency = serializers.CharField()
     equity = serializers.FloatField()
     assets = ExposureRowSerializer(many=True)

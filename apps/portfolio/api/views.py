@@ -112,7 +112,7 @@ class ExposureView(PortfolioView):
     """Value per asset and its share of equity."""
 
     query_serializer = s.AccountQuerySerializer
-    output_serializer = s.ExposureSerializer
+    output_serializer = s.PortfolioExposureSerializer
 
     def read(self, request, **q):
         return selectors.exposure(user=request.user, **q)
