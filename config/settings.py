@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "apps.risk",
     "apps.backtests",
     "apps.portfolio",
+    "apps.home",
 ]
 
 MIDDLEWARE = [
@@ -223,7 +224,7 @@ if TESTING:
     # Hashing strength is not under test; a fast hasher keeps the suite quick.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "core:dashboard"
+LOGIN_REDIRECT_URL = "home:index"
 LOGOUT_REDIRECT_URL = "accounts:login"
 # Failed logins per (email) before a temporary lock-out, and its length.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)

@@ -18,14 +18,14 @@ class LoginView(auth_views.LoginView):
 
 def register(request):
     if request.user.is_authenticated:
-        return redirect("core:dashboard")
+        return redirect("home:index")
     form = RegistrationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
         if user is not None:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, "Welcome! Your account is ready.")
-            return redirect("core:dashboard")
+            return redirect("home:index")
     return render(request, "accounts/register.html", {"form": form})
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 
 NAVIGATION = [
-    ("Dashboard", "core:dashboard"),
+    ("Dashboard", "home:index"),
     ("Markets", "marketdata:index"),
     ("Backtests", "backtests:index"),
     ("Bots", "bots:index"),

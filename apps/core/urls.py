@@ -7,7 +7,6 @@ from apps.core import views
 app_name = "core"
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
     path("health/", views.health, name="health"),
     path("health/ready/", views.health_ready, name="health-ready"),
 ]

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
-from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -22,8 +20,3 @@ def health_ready(request):
     """Readiness: database, Redis (when configured) and a Celery worker, each reported."""
     report = readiness()
     return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
-
-
-@login_required
-def dashboard(request):
-    return render(request, "core/dashboard.html", {"section": "Dashboard"})

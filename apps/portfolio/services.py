@@ -11,11 +11,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.errors import DomainError, ValidationFailed
+from apps.core.events import publish_event
 from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES, ZERO, quantize_amount
 from apps.exchanges.gateway.base import ExchangeGateway
 from apps.exchanges.models import ExchangeConnection, PaperAccount
 from apps.exchanges.services import gateway_for_connection, paper_gateway
 from apps.portfolio.models import AccountSnapshot, CashFlow, EquitySnapshot, Tier
+from apps.portfolio.selectors import portfolio_summary
 from apps.portfolio.valuation import Pricer, valuation_currency
 
 logger = logging.getLogger(__name__)
@@ -223,7 +225,23 @@ def snapshot_take(*, user, timestamp: datetime | None = None) -> EquitySnapshot 
                 "tier": Tier.MINUTE,
             },
         )
+    publish_event(user.pk, EQUITY_EVENT, equity_payload(user=user, snapshot=snapshot), on_commit=True)
     return snapshot
+
+
+#: Sent after each snapshot: the home and portfolio pages move their equity and P&L with it.
+EQUITY_EVENT = "portfolio.equity"
+
+
+def equity_payload(*, user, snapshot: EquitySnapshot) -> dict:
+    """The ``portfolio.equity`` event: the new point and the summary it changes (decimal strings)."""
+    summary = portfolio_summary(user=user)
+    amounts = ("equity", "cash", "positions_value", "today_pnl", "total_pnl", "net_deposits")
+    return {
+        "timestamp": snapshot.timestamp.isoformat().replace("+00:00", "Z"),
+        "currency": snapshot.currency,
+        **{name: None if summary[name] is None else str(summary[name]) for name in amounts},
+    }
 
 
 def snapshot_users() -> list[int]:

@@ -1,0 +1,113 @@
+"""The home page with the Django test client: login, empty state, every section owner-scoped."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.core.cache import cache
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.orders.models import Position
+from apps.portfolio import services as portfolio_services
+from apps.risk.models import RiskAlert
+from tests.factories import (
+    BotFactory,
+    MarketFactory,
+    OrderFactory,
+    PaperAccountFactory,
+    SubscriptionFactory,
+)
+
+pytestmark = pytest.mark.django_db
+HOME = "/"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # The replay feed caches each market's candle count by market id in Redis, which outlives
+    # the test database's rolled-back rows: a count left by an earlier run points past the
+    # candles of this test's market (replay_state has no stale-count retry yet).
+    cache.clear()
+
+
+def alert(owner, message: str) -> RiskAlert:
+    return RiskAlert.objects.create(
+        owner=owner,
+        key=f"monitor:{message}",
+        kind="daily_loss",
+        severity="warning",
+        message=message,
+        last_seen_at=timezone.now(),
+    )
+
+
+def test_home_requires_login(client):
+    response = client.get(HOME)
+    assert response.status_code == 302 and response.url.startswith(reverse("accounts:login"))
+
+
+def test_a_brand_new_user_is_shown_the_next_step(client, user):
+    client.force_login(user)
+    response = client.get(HOME)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="home-empty"' in html
+    assert f'href="{reverse("bots:new")}" id="home-start-bot"' in html
+    assert f'href="{reverse("exchanges:connection-add")}" id="home-connect"' in html
+    # Nothing to chart: no Plotly, no sections; the page script (live status) still loads.
+    assert "plotly" not in html and "home-summary" not in html
+    assert "home/home.js" in html
+
+
+def test_an_account_without_history_says_when_the_first_point_comes(client, user):
+    PaperAccountFactory(user=user)
+    client.force_login(user)
+    html = client.get(HOME).content.decode()
+    assert 'id="home-empty"' not in html
+    assert 'id="home-equity-wait"' in html and "valued every minute" in html
+    assert "No bot running." in html and "No open order." in html and "No alerts." in html
+
+
+def test_sections_show_the_users_own_rows_only(client, user, other_user):
+    mine = PaperAccountFactory(user=user, initial_balances={"USDT": "4321.5"})
+    theirs = PaperAccountFactory(user=other_user, initial_balances={"USDT": "98765"})
+    portfolio_services.snapshot_take(user=user)
+    portfolio_services.snapshot_take(user=other_user)
+    my_bot = BotFactory(owner=user, name="my running bot", status="running")
+    BotFactory(owner=user, name="my stopped bot")
+    BotFactory(owner=other_user, name="their running bot", status="running")
+    my_order = OrderFactory(owner=user, paper_account=mine, symbol="ETH/USDT")
+    OrderFactory(owner=user, paper_account=mine, status="filled", symbol="SOL/USDT")
+    their_order = OrderFactory(owner=other_user, paper_account=theirs, symbol="XRP/USDT")
+    my_position = Position.objects.create(
+        owner=user, paper_account=mine, symbol="ADA/USDT", side="long", size=Decimal("3")
+    )
+    their_position = Position.objects.create(
+        owner=other_user, paper_account=theirs, symbol="DOGE/USDT", side="long", size=Decimal("1")
+    )
+    alert(user, "my alert")
+    alert(other_user, "their alert")
+    SubscriptionFactory(user=user, market=MarketFactory(symbol="BTC/USDT"))
+    SubscriptionFactory(user=other_user, market=MarketFactory(symbol="LTC/USDT"))
+
+    client.force_login(user)
+    html = client.get(HOME).content.decode()
+    assert 'id="home-empty"' not in html
+    assert "4,321.5" in html and "98,765" not in html
+    assert "my running bot" in html and f'data-bot-pnl="{my_bot.pk}"' in html
+    assert "my stopped bot" not in html and "their running bot" not in html
+    assert f'data-order="{my_order.pk}"' in html and f'data-order="{their_order.pk}"' not in html
+    assert "SOL/USDT" not in html  # a filled order is not open
+    assert f'data-position="{my_position.pk}"' in html and f'data-position="{their_position.pk}"' not in html
+    assert "my alert" in html and "their alert" not in html
+    assert 'data-symbol="BTC/USDT"' in html and "LTC/USDT" not in html
+    assert "home-equity-data" in html and "bots/bots.js" in html and "home/home.js" in html
+
+
+def test_a_user_with_only_a_stopped_bot_is_not_new(client, user):
+    BotFactory(owner=user)
+    client.force_login(user)
+    html = client.get(HOME).content.decode()
+    assert 'id="home-empty"' not in html and "No bot running." in html
