@@ -113,17 +113,23 @@ def _replay_source(market: Market) -> tuple[str, int]:
 
 def replay_state(market: Market, *, now_ms: int | None = None) -> dict[str, Any]:
     """The replay feed for ``market`` at wall time ``now_ms``: current candle, price, 24h window."""
-    tf, count = _replay_source(market)
-    step = timeframe_ms(tf)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    replay_units = now_ms * float(settings.MARKETDATA_REPLAY_SPEED) / step
-    index = int(replay_units) % count
-    fraction = replay_units - int(replay_units)
-    row = (
-        Candle.objects.filter(market=market, timeframe=tf)
-        .order_by("open_time")
-        .values_list("open_time", "open", "high", "low", "close", "volume")[index : index + 1]
-    )
+    for _attempt in range(2):
+        tf, count = _replay_source(market)
+        step = timeframe_ms(tf)
+        replay_units = now_ms * float(settings.MARKETDATA_REPLAY_SPEED) / step
+        index = int(replay_units) % count
+        fraction = replay_units - int(replay_units)
+        row = list(
+            Candle.objects.filter(market=market, timeframe=tf)
+            .order_by("open_time")
+            .values_list("open_time", "open", "high", "low", "close", "volume")[index : index + 1]
+        )
+        if row:
+            break
+        cache.delete(f"marketdata:replay:{market.id}")  # candles were deleted since they were counted
+    else:
+        raise NoCandles(f"The stored candles of {market.exchange.slug} {market.symbol} changed; try again.")
     open_time, o, h, lo, c, v = row[0]
     price = o + (c - o) * fraction
     replay_ms = open_time + int(step * fraction)

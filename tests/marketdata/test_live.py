@@ -82,6 +82,17 @@ def test_replay_feed_plays_stored_candles_forward(settings, xrpeth):
     assert live.replay_state(xrpeth, now_ms=base + step)["open_time"] == rows[10 % len(rows)][0]
 
 
+def test_replay_feed_recounts_when_candles_were_deleted_since_it_counted(xrpeth):
+    from django.core.cache import cache
+
+    count = Candle.objects.filter(market=xrpeth, timeframe="5m").count()
+    cache.set(f"marketdata:replay:{xrpeth.id}", ("5m", count + 500), 60)  # counted before a delete
+    step = 300_000
+    state = live.replay_state(xrpeth, now_ms=(10_000 * (count + 500) + count + 100) * step)
+    assert state["timeframe"] == "5m"  # a position past the end: recounted, not an IndexError
+    assert cache.get(f"marketdata:replay:{xrpeth.id}") == ("5m", count)
+
+
 def test_no_data_and_offline_is_a_clear_404():
     services.market_ensure(exchange="binance", symbol="SOL/USDT")
     with pytest.raises(NoCandles, match="Import or download candles first"):
