@@ -106,6 +106,8 @@ class Bot(models.Model):
     tick_lease_until = models.DateTimeField(null=True, blank=True)
     failures = models.PositiveIntegerField(default=0)
     retry_at = models.DateTimeField(null=True, blank=True)
+    # An event strategy's own state between ticks (``services/strategy_state.py``); reset on start.
+    strategy_state = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -57,8 +57,9 @@ def _transition(bot_id: int, action: str, *, message: str, error: str = "") -> B
     bot.error = error
     fields = ["status", "error", "updated_at"]
     if action == "start":
-        bot.failures, bot.retry_at = 0, None
-        fields += ["failures", "retry_at"]
+        # Stopping cancelled the bot's orders: its event strategy starts afresh (``initialize``).
+        bot.failures, bot.retry_at, bot.strategy_state = 0, None, None
+        fields += ["failures", "retry_at", "strategy_state"]
     bot.save(update_fields=fields)
     bot_event_add(bot=bot, kind="lifecycle", message=message, data={"from": previous, "to": target})
     bot_publish_status(bot)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -34,7 +34,15 @@ from apps.bots.models import Bot
 from apps.bots.services.broker import GatewayBroker
 from apps.bots.services.lifecycle import BOTS_QUEUE, bot_error
 from apps.bots.services.log import bot_event_add
+from apps.bots.services.strategy_state import (
+    IDS_PER_CANDLE,
+    fills_to_report,
+    local_order_id,
+    state_dump,
+    state_load,
+)
 from apps.core.errors import DomainError
+from apps.exchanges.gateway.base import Order as GatewayOrder
 from apps.marketdata.timeframes import bucket_start
 
 logger = logging.getLogger(__name__)
@@ -161,47 +169,81 @@ def _window(bot: Bot, candle_ms: int) -> Candles:
 
 
 def _decide(bot: Bot, data: Candles, broker: GatewayBroker) -> list[str]:
-    """Run the strategy on the last closed candle; returns what it signalled (for the log)."""
+    """Run a signal strategy on the last closed candle; returns what it signalled (for the log)."""
     strategy = build_strategy(bot.strategy, bot.params)
-    if isinstance(strategy, SignalStrategy):
-        signals = strategy.signals(data)
-        if signals.stop_loss is not None:
-            broker.defaults["stop_loss"] = signals.stop_loss
-        if signals.take_profit is not None:
-            broker.defaults["take_profit"] = signals.take_profit
+    if not isinstance(strategy, SignalStrategy):
+        raise TypeError(f"{bot.strategy} is an event strategy: it is ticked by _run_event")
+    signals = strategy.signals(data)
+    if signals.stop_loss is not None:
+        broker.defaults["stop_loss"] = signals.stop_loss
+    if signals.take_profit is not None:
+        broker.defaults["take_profit"] = signals.take_profit
 
-        def last(values) -> bool:
-            return values is not None and bool(np.asarray(values)[-1])
+    def last(values) -> bool:
+        return values is not None and bool(np.asarray(values)[-1])
 
-        seen = [
-            n
-            for n in ("long_entries", "long_exits", "short_entries", "short_exits")
-            if last(getattr(signals, n))
-        ]
-        # The engine's rule: an exit wins over an entry of the same direction on one candle.
-        if last(signals.long_exits) and broker.position_size() > 0:
-            broker.close_position()
-        elif last(signals.long_entries) and broker.position_size() <= 0:
-            broker.market(1, None)
-        return seen
+    seen = [
+        n for n in ("long_entries", "long_exits", "short_entries", "short_exits") if last(getattr(signals, n))
+    ]
+    # The engine's rule: an exit wins over an entry of the same direction on one candle.
+    if last(signals.long_exits) and broker.position_size() > 0:
+        broker.close_position()
+    elif last(signals.long_entries) and broker.position_size() <= 0:
+        broker.market(1, None)
+    return seen
+
+
+def _run_event(bot: Bot, data: Candles, broker: GatewayBroker) -> tuple[list[str], Any, dict[int, int]]:
+    """One tick of an event strategy, continuing where the previous tick stopped.
+
+    The strategy is built from the bot's parameters and its saved state restored
+    (``initialize`` runs once, on the bot's first tick); the orders it placed that
+    filled since are reported to ``on_fill`` (the candle it sees then is the previous
+    one, as in the backtest), then ``on_data`` gets the closed candle. Returns what
+    happened (for the log), the strategy and its orders still to report (order pk ->
+    the strategy's id), from which the tick saves the state once its orders are placed.
+    """
+    strategy = build_strategy(bot.strategy, bot.params)
     strategy.broker = BrokerView(broker)
     candle = Candle()
-    candle.index = len(data) - 1
-    candle.timestamp = int(data.timestamp[-1])
-    candle.open, candle.high, candle.low = float(data.open[-1]), float(data.high[-1]), float(data.low[-1])
-    candle.close, candle.volume = float(data.close[-1]), float(data.volume[-1])
     strategy.candle = candle
-    strategy.initialize()
+    signalled = []
+    if bot.strategy_state is None:
+        _set_candle(candle, data, len(data) - 1)
+        strategy.initialize()
+        unreported: dict[int, int] = {}
+        signalled.append("initialize")
+    else:
+        unreported = state_load(strategy, bot.strategy_state)
+        fills = fills_to_report(unreported)
+        hook = getattr(strategy, "on_fill", None)
+        if fills and hook is not None:
+            _set_candle(candle, data, max(0, len(data) - 2))
+            for info in fills:
+                hook(info)
+            signalled.append(f"on_fill x{len(fills)}")
+    _set_candle(candle, data, len(data) - 1)
     strategy.on_data(candle)
-    return ["on_data"]
+    signalled.append("on_data")
+    return signalled, strategy, unreported
 
 
-def _broker(bot: Bot, data: Candles) -> GatewayBroker:
+def _set_candle(candle: Candle, data: Candles, i: int) -> None:
+    candle.index = i
+    candle.timestamp = int(data.timestamp[i])
+    candle.open, candle.high, candle.low = float(data.open[i]), float(data.high[i]), float(data.low[i])
+    candle.close, candle.volume = float(data.close[i]), float(data.volume[i])
+
+
+def _broker(
+    bot: Bot, data: Candles, *, gateway: Any = None, entry_price: float | None = None
+) -> GatewayBroker:
+    """The tick's broker; open orders the strategy placed carry the ids it got for them."""
     from apps.bots.services.accounts import bot_gateway
     from apps.exchanges.gateway.paper import DEFAULT_SLIPPAGE, split_symbol
     from apps.exchanges.models import PaperAccount
 
-    gateway = bot_gateway(bot)
+    gateway = gateway or bot_gateway(bot)
     base, quote = split_symbol(bot.symbol)
     account = getattr(gateway, "account", None)  # the paper account; a live exchange has none
     fee = getattr(account, "taker_fee", None)
@@ -216,7 +258,7 @@ def _broker(bot: Bot, data: Candles) -> GatewayBroker:
         slippage=slippage,
         candles=data,
         balance=gateway.fetch_balance(),
-        open_orders=gateway.fetch_open_orders(bot.symbol),
+        open_orders=[_with_local_id(o) for o in gateway.fetch_open_orders(bot.symbol)],
         base=base,
         quote=quote,
         sizing=bot.sizing,
@@ -226,23 +268,57 @@ def _broker(bot: Bot, data: Candles) -> GatewayBroker:
             "take_profit": bot.take_profit,
             "trailing_stop": bot.trailing_stop,
         },
+        entry_price=entry_price,
+        # Orders placed this tick get the ids their client order ids will map back to.
+        first_id=int(data.timestamp[-1]) * IDS_PER_CANDLE,
     )
+
+
+def _with_local_id(order: GatewayOrder) -> GatewayOrder:
+    local = local_order_id(order.client_order_id)
+    return order if local is None else replace(order, id=str(local))
+
+
+def _event_broker(bot: Bot, data: Candles) -> GatewayBroker:
+    """An event strategy's broker, after the fills since the last tick are recorded.
+
+    The orders half's sync (the beat job does it every few seconds too) records what
+    filled at the exchange, so the tick reports every fill before the strategy decides.
+    """
+    from apps.bots.services.accounts import bot_account, bot_gateway
+    from apps.bots.services.orders import order_service
+    from apps.orders.models import Position, account_filter
+
+    gateway = bot_gateway(bot)
+    account = bot_account(bot)
+    if bot.strategy_state and bot.strategy_state.get("unreported"):
+        order_service("order_sync")(account=account, gateway=gateway)
+    position = Position.objects.filter(**account_filter(account), symbol=bot.symbol).first()
+    entry = float(position.average_entry) if position is not None and position.average_entry else None
+    return _broker(bot, data, gateway=gateway, entry_price=entry)
 
 
 def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:
     """Tick ``bot_id`` for the candle opening at ``candle_ms``; ``None`` if another worker has it.
 
     Reads the candles through the market-data selector, runs the strategy (signal
-    strategies act on the last closed candle, event strategies get ``on_data``),
-    and places its decisions through ``order_place``.
+    strategies act on the last closed candle; event strategies continue from their
+    saved state, hear of their fills through ``on_fill`` and get ``on_data``), cancels
+    the orders it cancelled, places its decisions through ``order_place`` and saves
+    the event strategy's state with the tick.
     """
     if not bot_tick_claim(bot_id=bot_id, candle_ms=candle_ms):
         return None
     bot = Bot.objects.select_related("owner", "connection").get(pk=bot_id)
     try:
         data = _window(bot, candle_ms)
-        broker = _broker(bot, data)
-        signalled = _decide(bot, data, broker)
+        strategy = None
+        if _is_event(bot):
+            broker = _event_broker(bot, data)
+            signalled, strategy, unreported = _run_event(bot, data, broker)
+        else:
+            broker = _broker(bot, data)
+            signalled = _decide(bot, data, broker)
         ids = [client_order_id(bot.id, candle_ms, i) for i in range(len(broker.decisions))]
         if broker.decisions or broker.cancels:
             bot_event_add(
@@ -258,6 +334,14 @@ def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:
                 },
             )
         orders = _place(bot, broker, ids)
+        saved: dict[str, Any] = {}
+        if strategy is not None:
+            placed = {
+                order.pk: broker.first_id + k
+                for k, order in enumerate(orders)
+                if order is not None and k not in broker.dropped
+            }
+            saved["strategy_state"] = state_dump(strategy, unreported={**unreported, **placed})
     except (DomainError, BacktestError, OSError) as exc:
         _failed(bot, candle_ms, exc)
         return None
@@ -266,18 +350,36 @@ def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:
         _failed(bot, candle_ms, exc, internal=True)
         return None
     Bot.objects.filter(pk=bot_id, tick_candle_ms=candle_ms).update(
-        last_candle_ms=candle_ms, tick_candle_ms=None, tick_lease_until=None, failures=0, retry_at=None
+        last_candle_ms=candle_ms,
+        tick_candle_ms=None,
+        tick_lease_until=None,
+        failures=0,
+        retry_at=None,
+        **saved,
     )
     return TickResult(candle_ms, broker.decisions, ids, orders)
 
 
-def _place(bot: Bot, broker: GatewayBroker, ids: list[str]) -> list[Any]:
-    from apps.bots.services.orders import bot_cancel_orders, bot_place_order
+def _is_event(bot: Bot) -> bool:
+    from apps.backtests.strategies.registry import get_strategy_class
 
-    if broker.cancels:
-        bot_cancel_orders(bot=bot)
+    return not issubclass(get_strategy_class(bot.strategy), SignalStrategy)
+
+
+def _place(bot: Bot, broker: GatewayBroker, ids: list[str]) -> list[Any]:
+    """Cancel the orders the strategy cancelled (only those), then place its decisions.
+
+    Decisions it cancelled again within the tick are never sent (``None`` in their place).
+    """
+    from apps.bots.services.orders import bot_cancel_order, bot_place_order
+
+    for cancelled in broker.cancels:
+        bot_cancel_order(bot=bot, order_id=str(cancelled))
     orders = []
-    for decision, cid in zip(broker.decisions, ids, strict=True):
+    for k, (decision, cid) in enumerate(zip(broker.decisions, ids, strict=True)):
+        if k in broker.dropped:
+            orders.append(None)
+            continue
         order = bot_place_order(bot=bot, decision=decision, client_order_id=cid)
         orders.append(order)
         bot_event_add(

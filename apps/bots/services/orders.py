@@ -80,6 +80,28 @@ def _on_market_steps(bot: Bot, decision: dict[str, Any], gateway: ExchangeGatewa
     return out
 
 
+def bot_cancel_order(*, bot: Bot, order_id: str) -> Any:
+    """Cancel the one open order of the bot that its strategy knows as ``order_id``.
+
+    That is the id derived from the client order id for the strategy's own orders,
+    the exchange's id for any other; ``None`` when no such order is open any more (it
+    filled or was cancelled meanwhile: its fill, if any, is reported on the next tick).
+    """
+    from apps.bots.services.strategy_state import local_order_id
+    from apps.core.errors import Conflict
+    from apps.orders.models import Order
+
+    for order in Order.objects.filter(bot=bot).open().order_by("pk"):
+        local = local_order_id(order.client_order_id)
+        if (str(local) if local is not None else order.exchange_order_id) != order_id:
+            continue
+        try:
+            return order_service("order_cancel")(order=order)
+        except Conflict:
+            return None
+    return None
+
+
 def bot_cancel_orders(*, bot: Bot) -> Any:
     """Cancel every open order of the bot."""
     from apps.bots.services.accounts import bot_account

@@ -13,11 +13,11 @@ the config stored in its result (``result["config"]``; the tests prove it).
 
 Differences from a live tick, each for the equality with the backtest:
 
-* one strategy object lives for the whole replay and event strategies get
+* one strategy object lives for the whole replay (a live tick restores the
+  strategy's saved state instead, ``strategy_state``); event strategies get
   ``on_fill`` for every order that filled since the previous tick (as the
-  backtest calls it), before ``on_data``; order ids the strategy sees are
-  stable for the whole replay;
-* cancels are per order (the live tick cancels all of the bot's orders);
+  backtest calls it), before ``on_data``, as live; order ids the strategy sees
+  are stable for the whole replay;
 * the signal window holds the period's candles only (the backtest sees no
   earlier ones);
 * the paper account copies the bot's paper fees and slippage but has no
@@ -61,6 +61,7 @@ from apps.bots.services.broker import GatewayBroker
 from apps.bots.services.lifecycle import BOTS_QUEUE
 from apps.bots.services.log import bot_event_add
 from apps.bots.services.loop import DEFAULT_WARMUP, _decide
+from apps.bots.services.strategy_state import IDS_PER_CANDLE, fill_info
 from apps.core.errors import Conflict, DomainError, ValidationFailed
 from apps.core.events import events_muted
 from apps.core.jobs import (
@@ -81,8 +82,6 @@ logger = logging.getLogger(__name__)
 
 REPLAY_TASK = "apps.bots.tasks.bot_replay_run"
 PROGRESS_EVENT = "bot.replay.progress"
-# Room for the orders one candle may place; order ids are ``(candle + 1) * this + k``.
-IDS_PER_CANDLE = 1000
 MAX_CANDLES = 500_000
 EQUITY_SUMMARY_POINTS = 200
 # A position below this fraction of its largest size is rounding dust: the trade is closed.
@@ -371,7 +370,7 @@ class _Replay:
             for order in sorted(done, key=lambda o: (first_fill.get(o.pk, 0), o.pk)):
                 local = self.unreported.pop(order.pk)
                 if order.status == "filled":
-                    self.fills.append(_info(order, local))
+                    self.fills.append(fill_info(order, local))
 
     def _quiet(self, i: int) -> bool:
         """True when no open order can fill in candle ``i`` (and nothing is held by the platform)."""
@@ -556,24 +555,6 @@ def _untouched(order: GatewayOrder, low: float, high: float) -> bool:
         limit_quiet = low > price if buy else high < price
         return stop_quiet and limit_quiet
     return False  # a market remainder, or anything else: look
-
-
-def _info(order: Any, local: int) -> OrderInfo:
-    return OrderInfo(
-        id=local,
-        type=order.type,
-        side=order.side,
-        amount=float(order.amount),
-        price=None if order.price is None else float(order.price),
-        stop_price=None if order.stop_price is None else float(order.stop_price),
-        trail=None,
-        reduce_only=order.reduce_only,
-        status="filled",
-        filled_size=float(order.filled),
-        filled_price=None if order.average_price is None else float(order.average_price),
-        fill_time=None,
-        reason="",
-    )
 
 
 def _round_trips(fills: list[Any], types: dict[str, str]) -> tuple[list[dict], dict | None]:
