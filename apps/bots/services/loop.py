@@ -43,7 +43,7 @@ from apps.bots.services.strategy_state import (
 )
 from apps.core.errors import DomainError
 from apps.exchanges.gateway.base import Order as GatewayOrder
-from apps.marketdata.timeframes import bucket_start
+from apps.marketdata.timeframes import bucket_start, timeframe_ms
 
 logger = logging.getLogger(__name__)
 
@@ -207,29 +207,35 @@ def _run_event(bot: Bot, data: Candles, broker: GatewayBroker) -> tuple[list[str
     strategy.broker = BrokerView(broker)
     candle = Candle()
     strategy.candle = candle
+    last = len(data) - 1
     signalled = []
-    if bot.strategy_state is None:
-        _set_candle(candle, data, len(data) - 1)
+    state = bot.strategy_state
+    if state is None:
+        index = last
+        _set_candle(candle, data, last, index)
         strategy.initialize()
         unreported: dict[int, int] = {}
         signalled.append("initialize")
     else:
-        unreported = state_load(strategy, bot.strategy_state)
+        # ``candle.index`` counts the bot's candles, not the window's (the window slides).
+        before, before_ms = state["candle"]
+        index = before + (int(data.timestamp[last]) - before_ms) // timeframe_ms(bot.timeframe)
+        unreported = state_load(strategy, state)
         fills = fills_to_report(unreported)
         hook = getattr(strategy, "on_fill", None)
         if fills and hook is not None:
-            _set_candle(candle, data, max(0, len(data) - 2))
+            _set_candle(candle, data, max(0, last - 1), index - 1)
             for info in fills:
                 hook(info)
             signalled.append(f"on_fill x{len(fills)}")
-    _set_candle(candle, data, len(data) - 1)
+    _set_candle(candle, data, last, index)
     strategy.on_data(candle)
     signalled.append("on_data")
     return signalled, strategy, unreported
 
 
-def _set_candle(candle: Candle, data: Candles, i: int) -> None:
-    candle.index = i
+def _set_candle(candle: Candle, data: Candles, i: int, index: int) -> None:
+    candle.index = index
     candle.timestamp = int(data.timestamp[i])
     candle.open, candle.high, candle.low = float(data.open[i]), float(data.high[i]), float(data.low[i])
     candle.close, candle.volume = float(data.close[i]), float(data.volume[i])
@@ -341,7 +347,8 @@ def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:
                 for k, order in enumerate(orders)
                 if order is not None and k not in broker.dropped
             }
-            saved["strategy_state"] = state_dump(strategy, unreported={**unreported, **placed})
+            state = state_dump(strategy, unreported={**unreported, **placed})
+            saved["strategy_state"] = {**state, "candle": [strategy.candle.index, candle_ms]}
     except (DomainError, BacktestError, OSError) as exc:
         _failed(bot, candle_ms, exc)
         return None
