@@ -9,6 +9,10 @@ same deterministic client order ids (bot id, candle time, decision index), so
 ``order_place`` never sends an order twice. Stale data and exchange failures
 back off exponentially and are logged; ``MAX_FAILURES`` in a row put the bot in
 error with the reason.
+
+An event strategy (grid, DCA) continues from the state the previous tick saved
+on the bot (``strategy_state``), hears of its fills since through ``on_fill``
+exactly once, then gets ``on_data``; a cancel cancels that one order.
 """
 
 from __future__ import annotations
@@ -219,7 +223,8 @@ def _run_event(bot: Bot, data: Candles, broker: GatewayBroker) -> tuple[list[str
     else:
         # ``candle.index`` counts the bot's candles, not the window's (the window slides).
         before, before_ms = state["candle"]
-        index = before + (int(data.timestamp[last]) - before_ms) // timeframe_ms(bot.timeframe)
+        # At least one on: the offline replay feed starts its history again when it loops.
+        index = before + max(1, (int(data.timestamp[last]) - before_ms) // timeframe_ms(bot.timeframe))
         unreported = state_load(strategy, state)
         fills = fills_to_report(unreported)
         hook = getattr(strategy, "on_fill", None)
@@ -242,7 +247,12 @@ def _set_candle(candle: Candle, data: Candles, i: int, index: int) -> None:
 
 
 def _broker(
-    bot: Bot, data: Candles, *, gateway: Any = None, entry_price: float | None = None
+    bot: Bot,
+    data: Candles,
+    *,
+    gateway: Any = None,
+    entry_price: float | None = None,
+    open_orders: list[GatewayOrder] | None = None,
 ) -> GatewayBroker:
     """The tick's broker; open orders the strategy placed carry the ids it got for them."""
     from apps.bots.services.accounts import bot_gateway
@@ -264,7 +274,10 @@ def _broker(
         slippage=slippage,
         candles=data,
         balance=gateway.fetch_balance(),
-        open_orders=[_with_local_id(o) for o in gateway.fetch_open_orders(bot.symbol)],
+        open_orders=[
+            _with_local_id(o)
+            for o in (gateway.fetch_open_orders(bot.symbol) if open_orders is None else open_orders)
+        ],
         base=base,
         quote=quote,
         sizing=bot.sizing,
@@ -288,20 +301,34 @@ def _with_local_id(order: GatewayOrder) -> GatewayOrder:
 def _event_broker(bot: Bot, data: Candles) -> GatewayBroker:
     """An event strategy's broker, after the fills since the last tick are recorded.
 
-    The orders half's sync (the beat job does it every few seconds too) records what
-    filled at the exchange, so the tick reports every fill before the strategy decides.
+    When an order the strategy waits on is no longer open at the exchange (or has
+    filled in part), the orders half's sync records it (the beat job does so every
+    few seconds too), so the tick reports every fill before the strategy decides.
+    A grid rests a dozen orders; syncing them all on every tick when none changed
+    would cost a lock and an exchange call each, so the exchange's open orders are
+    compared first.
     """
     from apps.bots.services.accounts import bot_account, bot_gateway
     from apps.bots.services.orders import order_service
-    from apps.orders.models import Position, account_filter
+    from apps.orders.models import Order, Position, account_filter
 
     gateway = bot_gateway(bot)
     account = bot_account(bot)
-    if bot.strategy_state and bot.strategy_state.get("unreported"):
-        order_service("order_sync")(account=account, gateway=gateway)
+    open_orders = gateway.fetch_open_orders(bot.symbol)
+    waiting = [pk for pk, _local in (bot.strategy_state or {}).get("unreported", [])]
+    if waiting:
+        at_exchange = {o.client_order_id: o.filled for o in open_orders}
+        recorded = Order.objects.filter(pk__in=waiting).values_list("client_order_id", "status", "filled")
+        # Finished in the database already (a market order fills when placed): nothing to record.
+        if any(
+            status in Order.OPEN_STATUSES and at_exchange.get(cid) != filled
+            for cid, status, filled in recorded
+        ):
+            order_service("order_sync")(account=account, gateway=gateway)
+            open_orders = gateway.fetch_open_orders(bot.symbol)
     position = Position.objects.filter(**account_filter(account), symbol=bot.symbol).first()
     entry = float(position.average_entry) if position is not None and position.average_entry else None
-    return _broker(bot, data, gateway=gateway, entry_price=entry)
+    return _broker(bot, data, gateway=gateway, entry_price=entry, open_orders=open_orders)
 
 
 def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:

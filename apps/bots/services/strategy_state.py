@@ -16,7 +16,9 @@ that have not finished yet (order pk and the id the strategy got). A tick
 reports the ones that have filled since to ``on_fill``, in the order they
 filled, and drops them from the list; because the list is saved with the tick,
 a fill is reported exactly once, and a redelivered tick (whose state was never
-saved) reports the same fills to the same earlier state again.
+saved) reports the same fills to the same earlier state again. The tick adds
+the candle it ran (``[index, open ms]``), so ``candle.index`` keeps counting the
+bot's candles although the window it reads slides.
 
 The ids the strategy sees are derived from the client order id
 ``bot<id>-<candle ms>-<k>`` as ``candle ms * IDS_PER_CANDLE + k``: stable across
@@ -138,7 +140,10 @@ def fills_to_report(unreported: dict[int, int]) -> list[OrderInfo]:
 
     if not unreported:
         return []
-    done = list(Order.objects.filter(pk__in=list(unreported)).exclude(status__in=Order.OPEN_STATUSES))
+    orders = Order.objects.filter(pk__in=list(unreported))
+    for gone in set(unreported) - set(orders.values_list("pk", flat=True)):
+        unreported.pop(gone)  # deleted with its account: nothing will ever fill
+    done = list(orders.exclude(status__in=Order.OPEN_STATUSES))
     first_fill = dict(
         Fill.objects.filter(order__in=done)
         .values("order_id")
