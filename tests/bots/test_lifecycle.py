@@ -88,6 +88,16 @@ def test_a_failed_bot_can_be_started_again_and_its_error_is_cleared(auth_client,
     assert (body["status"], body["error"], body["failures"]) == ("starting", "", 0)
 
 
+def test_a_started_bot_begins_its_strategy_afresh_but_a_resumed_one_continues(auth_client, user):
+    # Stopping cancelled its orders, so a saved grid or DCA state would wait on orders that are gone.
+    bot = BotFactory(owner=user, status="stopped", strategy_state={"attrs": {"waiting": True}})
+    auth_client.post(action(bot.pk, "start"))
+    assert Bot.objects.get(pk=bot.pk).strategy_state is None
+    paused = BotFactory(owner=user, status="paused", strategy_state={"attrs": {"waiting": True}})
+    auth_client.post(action(paused.pk, "resume"))
+    assert Bot.objects.get(pk=paused.pk).strategy_state == {"attrs": {"waiting": True}}
+
+
 def test_activation_is_idempotent_for_a_redelivered_task(user):
     bot = BotFactory(owner=user, status="starting")
     assert services.bot_activate(bot_id=bot.pk).status == "running"
