@@ -302,8 +302,10 @@ def paper_account_restart(*, account: PaperAccount, settings: dict[str, Any] | N
     return paper_account_reset(account=account, settings=settings)
 
 
-def paper_gateway(account: PaperAccount, *, prices: PriceSource | None = None) -> PaperGateway:
-    return PaperGateway(account, prices=prices)
+def paper_gateway(
+    account: PaperAccount, *, prices: PriceSource | None = None, match_on_read: bool = True
+) -> PaperGateway:
+    return PaperGateway(account, prices=prices, match_on_read=match_on_read)
 
 
 # ------------------------------------------------------------- key rotation

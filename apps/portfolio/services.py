@@ -70,7 +70,9 @@ class AccountValue:
 
 def _gateway(account) -> tuple[ExchangeGateway, str]:
     if isinstance(account, PaperAccount):
-        return paper_gateway(account), account.exchange
+        # A snapshot values the account as it stands: it never fills orders (matching belongs to
+        # the paper exchange's own jobs and to the account's trading calls).
+        return paper_gateway(account, match_on_read=False), account.exchange
     return gateway_for_connection(account, timeout_seconds=LIVE_TIMEOUT_SECONDS), account.exchange
 
 

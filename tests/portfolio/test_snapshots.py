@@ -114,3 +114,18 @@ def test_a_fill_schedules_one_debounced_snapshot(user, django_capture_on_commit_
 def test_the_snapshot_job_is_scheduled():
     names = {s.task for s in declared_schedules()}
     assert "apps.portfolio.tasks.portfolio_snapshot_all" in names
+
+
+def test_a_snapshot_values_a_paper_account_without_filling_its_orders(monkeypatch):
+    """Valuing is a read: it must not run the paper exchange's matching (which fills orders)."""
+    from apps.exchanges.gateway.paper import PaperGateway
+    from apps.portfolio import services as portfolio_services
+    from tests.factories import PaperAccountFactory
+
+    account = PaperAccountFactory(initial_balances={"USDT": "1000"})
+    passes = []
+    monkeypatch.setattr(PaperGateway, "match", lambda self, symbol=None: passes.append(symbol) or 0)
+    value = portfolio_services.account_value(account=account, currency="USDT")
+    assert value.cash == 1000 and passes == []
+    PaperGateway(account).fetch_balance()  # a trading read still matches first
+    assert passes == [None]

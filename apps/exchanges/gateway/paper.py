@@ -186,7 +186,11 @@ class PaperGateway(ExchangeGateway):
         *,
         prices: PriceSource | None = None,
         markets: dict[str, MarketInfo] | None = None,
+        match_on_read: bool = True,
     ) -> None:
+        # ``match_on_read=False``: reads (balances, positions) show the account as it stands,
+        # without first filling what the prices reached (a valuation must not trade).
+        self.match_on_read = match_on_read
         self.account = account
         self.prices = prices or MarketDataPriceSource(exchange=account.exchange)
         self._markets = markets
@@ -865,7 +869,8 @@ class PaperGateway(ExchangeGateway):
     def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]:
         if not self.futures:
             return []
-        self.match()
+        if self.match_on_read:
+            self.match()
         rows = self.account.positions.exclude(size=0).order_by("symbol")
         if symbols:
             rows = rows.filter(symbol__in=symbols)
@@ -1229,7 +1234,8 @@ class PaperGateway(ExchangeGateway):
         ]
 
     def fetch_balance(self) -> AccountBalance:
-        self.match()
+        if self.match_on_read:
+            self.match()
         rows = PaperBalance.objects.filter(account=self.account).order_by("asset")
         return AccountBalance(
             balances={b.asset: Balance(b.asset, b.free, b.used, b.total) for b in rows},
