@@ -18,8 +18,36 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .orders import OrderInfo
-    from .strategy import History
+
+
+class HistoryView(Protocol):
+    """What ``Broker.history`` returns (``engine.strategy.History`` is the one implementation):
+    the columns of the last ``n`` candles, up to and including the current one."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, name: str) -> np.ndarray: ...
+
+    @property
+    def timestamp(self) -> np.ndarray: ...
+
+    @property
+    def open(self) -> np.ndarray: ...
+
+    @property
+    def high(self) -> np.ndarray: ...
+
+    @property
+    def low(self) -> np.ndarray: ...
+
+    @property
+    def close(self) -> np.ndarray: ...
+
+    @property
+    def volume(self) -> np.ndarray: ...
 
 
 @runtime_checkable
@@ -80,6 +108,6 @@ class Broker(Protocol):
     def liquidation_price(self) -> float | None: ...
 
     # ------------------------------------------------------------- market data
-    def history(self, n: int) -> History:
+    def history(self, n: int) -> HistoryView:
         """The last ``n`` candles up to and including the current one; never later ones."""
         ...
