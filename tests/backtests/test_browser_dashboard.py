@@ -10,13 +10,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-import threading
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from apps.backtests.models import BacktestResultData, BacktestRun, BacktestTrade, Optimization
+from apps.core.events import publish_event
 from apps.core.jobs import JobStatus
 from tests.backtests.api_support import USER_SIGNAL_CODE, import_candles
 from tests.factories import PASSWORD, UserFactory
@@ -262,15 +262,6 @@ def test_walk_forward_page_puts_out_of_sample_next_to_in_sample(page, celery_wor
     assert page.console_errors == []
 
 
-def publish(user_id: int, event_type: str, payload: dict) -> None:
-    """``publish_event`` from a plain thread: Playwright's sync API keeps an event loop on this one."""
-    from apps.core.events import publish_event
-
-    thread = threading.Thread(target=publish_event, args=(user_id, event_type, payload))
-    thread.start()
-    thread.join()
-
-
 def test_progress_bar_follows_live_events_then_the_worker_finishes_the_run(page, celery_worker, trader):
     """The bar moves on ``backtest.progress`` events over the real WebSocket, not only by polling.
 
@@ -290,7 +281,7 @@ def test_progress_bar_follows_live_events_then_the_worker_finishes_the_run(page,
     bar = page.locator("#run-progress")
     expect(bar).to_have_attribute("aria-valuenow", "0")
 
-    publish(
+    publish_event(
         trader.id,
         "backtest.progress",
         {"id": run.pk, "status": "running", "progress": 42, "stage": "running"},
@@ -299,7 +290,7 @@ def test_progress_bar_follows_live_events_then_the_worker_finishes_the_run(page,
     expect(page.locator("#run-progress-pct")).to_have_text("42%")
     expect(page.locator("#run-status .badge")).to_have_text("running")
     # Events for another run leave this bar alone.
-    publish(trader.id, "backtest.progress", {"id": run.pk + 1000, "status": "running", "progress": 77})
+    publish_event(trader.id, "backtest.progress", {"id": run.pk + 1000, "status": "running", "progress": 77})
 
     backtest_execute_task.apply_async(args=[run.pk])
     expect(page.locator("body")).to_have_attribute("data-results-ready", "1", timeout=RUN_TIMEOUT)

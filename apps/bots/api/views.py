@@ -119,12 +119,16 @@ class BotViewSet(viewsets.GenericViewSet):
         serializer.is_valid(raise_exception=True)
         return self._lifecycle(request, pk, services.bot_stop, **serializer.validated_data)
 
+    def _page(self, rows, serializer_class) -> Response:
+        """One page of a bot's sub-list (events, replays, positions, orders, trades)."""
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(serializer_class(page, many=True).data)
+
     @extend_schema(responses=BotEventSerializer(many=True), summary="The bot's event log, newest first")
     @action(detail=True, methods=["get"])
     def events(self, request: Request, pk: str) -> Response:
         events = selectors.bot_event_list(bot=selectors.bot_get(user=request.user, pk=pk))
-        page = self.paginate_queryset(events)
-        return self.get_paginated_response(BotEventSerializer(page, many=True).data)
+        return self._page(events, BotEventSerializer)
 
     @extend_schema(
         request=BotReplayInputSerializer,
@@ -143,8 +147,7 @@ class BotViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def replays(self, request: Request, pk: str) -> Response:
         replays = selectors.bot_replay_list(bot=selectors.bot_get(user=request.user, pk=pk))
-        page = self.paginate_queryset(replays)
-        return self.get_paginated_response(BotReplaySerializer(page, many=True).data)
+        return self._page(replays, BotReplaySerializer)
 
     @extend_schema(
         parameters=[REPLAY_ID],
@@ -172,8 +175,7 @@ class BotViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"])
     def positions(self, request: Request, pk: str) -> Response:
         positions = selectors.bot_position_list(bot=selectors.bot_get(user=request.user, pk=pk))
-        page = self.paginate_queryset(positions)
-        return self.get_paginated_response(PositionSerializer(page, many=True).data)
+        return self._page(positions, PositionSerializer)
 
     @extend_schema(
         parameters=ORDER_FILTERS,
@@ -187,15 +189,13 @@ class BotViewSet(viewsets.GenericViewSet):
         filterset = OrderFilter(request.query_params, queryset=orders)
         if not filterset.is_valid():
             raise serializers.ValidationError(filterset.errors)
-        page = self.paginate_queryset(filterset.qs)
-        return self.get_paginated_response(OrderSerializer(page, many=True).data)
+        return self._page(filterset.qs, OrderSerializer)
 
     @extend_schema(responses=TradeSerializer(many=True), summary="The bot's trades (fills), newest first")
     @action(detail=True, methods=["get"])
     def trades(self, request: Request, pk: str) -> Response:
         fills = selectors.bot_fill_list(bot=selectors.bot_get(user=request.user, pk=pk))
-        page = self.paginate_queryset(fills)
-        return self.get_paginated_response(TradeSerializer(page, many=True).data)
+        return self._page(fills, TradeSerializer)
 
     @extend_schema(
         responses=BotPerformanceSerializer,
