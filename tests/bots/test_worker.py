@@ -3,14 +3,10 @@
 Started through the API, activated by the worker, ticked by the beat job's
 enqueue for the candle that just closed, with duplicate deliveries of the same
 tick: the strategy runs once for the candle and asks for its deterministic
-client order id. LEAD: on this branch ``apps.orders.services.order_place`` does
-not exist yet, so the tick stops at the decision and reports it; once the orders
-half is merged the last block checks the order at the paper gateway by that id.
+client order id, and the order reaches the paper exchange once under that id.
 """
 
 from __future__ import annotations
-
-import importlib.util
 
 import pytest
 from celery import current_app
@@ -19,13 +15,12 @@ from rest_framework.test import APIClient
 from apps.bots import services
 from apps.bots.models import Bot, BotEvent
 from apps.bots.services.loop import TICK_TASK
+from apps.exchanges.models import PaperOrder
 from tests.backtests.api_support import wait_for
 from tests.bots.support import CROSS_PARAMS, store_candles_on_replay
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-
-ORDERS_MERGED = importlib.util.find_spec("apps.orders.services") is not None
 
 
 def test_paper_bot_started_through_the_api_ticks_once_per_candle_on_the_bots_queue(celery_worker):
@@ -55,21 +50,8 @@ def test_paper_bot_started_through_the_api_ticks_once_per_candle_on_the_bots_que
     client_order_id = f"bot{bot_id}-{candle}-0"
     signal = wait_for(lambda: BotEvent.objects.filter(bot_id=bot_id, kind="signal").first(), timeout=30)
     assert signal.data["client_order_ids"] == [client_order_id]
-    if ORDERS_MERGED:
-        from apps.exchanges.models import PaperOrder
-
-        wait_for(lambda: Bot.objects.get(pk=bot_id).last_candle_ms == candle, timeout=30)
-        from apps.orders.models import Order
-
-        print(
-            "DEBUG",
-            list(Order.objects.values("status", "reason", "client_order_id", "amount")),
-            list(BotEvent.objects.values_list("message", flat=True)),
-        )
-        assert PaperOrder.objects.filter(client_order_id=client_order_id).count() == 1
-    else:
-        error = wait_for(lambda: BotEvent.objects.filter(bot_id=bot_id, kind="error").first(), timeout=30)
-        assert "order_place is not available" in error.message
+    wait_for(lambda: Bot.objects.get(pk=bot_id).last_candle_ms == candle, timeout=30)
+    assert PaperOrder.objects.filter(client_order_id=client_order_id).count() == 1
     # Give the duplicate deliveries time to arrive: the candle was decided once.
     wait_for(lambda: not Bot.objects.filter(pk=bot_id, tick_lease_until__isnull=False).exists(), timeout=10)
     assert BotEvent.objects.filter(bot_id=bot_id, kind="signal").count() == 1

@@ -309,8 +309,8 @@ def _event_broker(bot: Bot, data: Candles) -> GatewayBroker:
     compared first.
     """
     from apps.bots.services.accounts import bot_account, bot_gateway
-    from apps.bots.services.orders import order_service
     from apps.orders.models import Order, Position, account_filter
+    from apps.orders.services import order_sync
 
     gateway = bot_gateway(bot)
     account = bot_account(bot)
@@ -324,7 +324,7 @@ def _event_broker(bot: Bot, data: Candles) -> GatewayBroker:
             status in Order.OPEN_STATUSES and at_exchange.get(cid) != filled
             for cid, status, filled in recorded
         ):
-            order_service("order_sync")(account=account, gateway=gateway)
+            order_sync(account=account, gateway=gateway)
             open_orders = gateway.fetch_open_orders(bot.symbol)
     position = Position.objects.filter(**account_filter(account), symbol=bot.symbol).first()
     entry = float(position.average_entry) if position is not None and position.average_entry else None

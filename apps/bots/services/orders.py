@@ -1,8 +1,6 @@
-"""The bot's way into the orders app: ``order_place`` and ``order_cancel_all``.
-
-The orders half (issue 11) lands on its own branch; until it is merged these
-functions raise ``OrdersUnavailable`` with a clear message instead of trading
-around it, so nothing here becomes a second order path.
+"""The bot's way into the orders app: every order a bot places or cancels goes through
+``apps.orders.services`` (``order_place``, ``order_cancel``, ``order_cancel_all``), so there is
+one order path with its validation, risk check and client order ids.
 """
 
 from __future__ import annotations
@@ -11,24 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 from apps.bots.models import Bot
-from apps.core.errors import ServiceUnavailable
 from apps.exchanges.gateway.base import ExchangeGateway
-
-
-class OrdersUnavailable(ServiceUnavailable):
-    code = "orders_unavailable"
-
-
-def order_service(name: str):
-    """``apps.orders.services.<name>``, or ``OrdersUnavailable`` while the orders half is missing."""
-    try:
-        from apps.orders import services as orders_services
-    except ImportError:
-        orders_services = None
-    function = getattr(orders_services, name, None)
-    if function is None:
-        raise OrdersUnavailable(f"apps.orders.services.{name} is not available; bots cannot trade yet.")
-    return function
+from apps.orders import services as orders_services
 
 
 def bot_place_order(
@@ -46,9 +28,8 @@ def bot_place_order(
     """
     from apps.bots.services.accounts import bot_account, bot_gateway
 
-    order_place = order_service("order_place")
     gateway = gateway or bot_gateway(bot)
-    return order_place(
+    return orders_services.order_place(
         owner=bot.owner,
         account=account or bot_account(bot),
         symbol=bot.symbol,
@@ -96,7 +77,7 @@ def bot_cancel_order(*, bot: Bot, order_id: str) -> Any:
         if (str(local) if local is not None else order.exchange_order_id) != order_id:
             continue
         try:
-            return order_service("order_cancel")(order=order)
+            return orders_services.order_cancel(order=order)
         except Conflict:
             return None
     return None
@@ -106,7 +87,7 @@ def bot_cancel_orders(*, bot: Bot) -> Any:
     """Cancel every open order of the bot."""
     from apps.bots.services.accounts import bot_account
 
-    return order_service("order_cancel_all")(owner=bot.owner, account=bot_account(bot), bot=bot)
+    return orders_services.order_cancel_all(owner=bot.owner, account=bot_account(bot), bot=bot)
 
 
 def bot_close_position(*, bot: Bot) -> Any:
