@@ -8,6 +8,7 @@ bot's paper account; ``orders`` reads back what it wrote, by client order id.
 from __future__ import annotations
 
 import threading
+import types
 from datetime import timedelta
 from decimal import Decimal
 
@@ -48,7 +49,18 @@ class PlacedOrders:
 
 
 @pytest.fixture
-def orders(django_capture_on_commit_callbacks):
+def orders(django_capture_on_commit_callbacks, monkeypatch, settings):
+    # The paper exchange prices offline from the replay feed over the six stored candles, by
+    # wall time: pin the clock where the feed has just closed the last one (its price is
+    # then the first candle's open, 10), so a tick's sizing never depends on the hour it runs.
+    from django.core.cache import cache
+
+    from apps.marketdata import live
+
+    settings.MARKETDATA_REPLAY_SPEED = 1.0
+    wall_ms = 6 * 10_000 * HOUR + 1
+    monkeypatch.setattr(live, "time", types.SimpleNamespace(time=lambda: wall_ms / 1000))
+    cache.clear()
     return PlacedOrders(django_capture_on_commit_callbacks)
 
 
