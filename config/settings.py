@@ -88,6 +88,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.core.api.throttling.RateLimitHeadersMiddleware",
     "apps.accounts.middleware.UserTimezoneMiddleware",
 ]
 
@@ -229,11 +230,29 @@ LOGOUT_REDIRECT_URL = "accounts:login"
 # Failed logins per (email) before a temporary lock-out, and its length.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
-# Requests per client address to the login/register/refresh endpoints.
-LOGIN_THROTTLE_RATE = env.str("LOGIN_THROTTLE_RATE", default="20/minute")
+
+
+# API rate limits (apps/core/api/throttling.py): requests per window ("60/minute"; s, m, h, d) per
+# scope, per user (per client address when anonymous, and always for login). An empty value turns
+# a scope's limit off. Under tests every scope defaults to a rate the suite never reaches (its few
+# users make thousands of requests a minute); the throttle tests set real rates.
+def _rate(name: str, default: str) -> str:
+    return env.str(name, default="100000/minute" if TESTING else default)
+
+
+# Signed-in requests without a stricter scope, and anonymous ones (the schema, the API index).
+USER_THROTTLE_RATE = _rate("USER_THROTTLE_RATE", "600/minute")
+ANON_THROTTLE_RATE = _rate("ANON_THROTTLE_RATE", "60/minute")
+# Per client address: the login/register/refresh endpoints.
+LOGIN_THROTTLE_RATE = _rate("LOGIN_THROTTLE_RATE", "20/minute")
+# Manual trading: placing/cancelling orders, cancel-all, closing positions, bot start/pause/resume/stop,
+# paper account reset. (The kill switch is never stricter than USER_THROTTLE_RATE.)
+TRADING_THROTTLE_RATE = _rate("TRADING_THROTTLE_RATE", "60/minute")
+# Submitting research jobs: backtests, optimizations, Monte Carlo runs, bot replays.
+RESEARCH_THROTTLE_RATE = _rate("RESEARCH_THROTTLE_RATE", "20/minute")
 # Signal-bot webhooks: requests per token, and how far a signal's timestamp may be
 # from the server's clock before it is refused as a replay (or a badly delayed alert).
-SIGNAL_THROTTLE_RATE = env.str("SIGNAL_THROTTLE_RATE", default="30/minute")
+SIGNAL_THROTTLE_RATE = _rate("SIGNAL_THROTTLE_RATE", "30/minute")
 SIGNAL_MAX_SKEW_SECONDS = env.int("SIGNAL_MAX_SKEW_SECONDS", default=300)
 # Reverse proxies in front of the app that append to X-Forwarded-For. 0: the
 # header is ignored and the client address is REMOTE_ADDR (anyone can send the
@@ -291,7 +310,8 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "apps.core.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exceptions.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"user": "600/minute"},
+    # One throttle for every view; its rates are the *_THROTTLE_RATE settings above.
+    "DEFAULT_THROTTLE_CLASSES": ["apps.core.api.throttling.ApiRateThrottle"],
     # DRF's client address for throttles: the n-th address from the right of X-Forwarded-For.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_PARSER_CLASSES": [

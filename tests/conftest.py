@@ -55,12 +55,6 @@ def shared_data_dir() -> Path:
     return path
 
 
-@pytest.fixture(autouse=True)
-def _generous_login_throttle(settings):
-    # Every test logs in from 127.0.0.1; the throttle's own test lowers it again.
-    settings.LOGIN_THROTTLE_RATE = "10000/minute"
-
-
 @pytest.fixture
 def password() -> str:
     return PASSWORD

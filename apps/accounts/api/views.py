@@ -18,13 +18,12 @@ from apps.accounts.api.serializers import (
     RegisterSerializer,
     UserSerializer,
 )
-from apps.accounts.api.throttling import LoginRateThrottle
 
 
 class RegisterView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
-    throttle_classes = [LoginRateThrottle]
+    throttle_scope = "login"  # per client address (apps.core.api.throttling)
 
     @extend_schema(request=RegisterSerializer, responses={201: UserSerializer})
     def post(self, request):
@@ -43,14 +42,14 @@ class LoginView(TokenObtainPairView):
     """Email + password -> access and refresh tokens."""
 
     serializer_class = EmailTokenObtainPairSerializer
-    throttle_classes = [LoginRateThrottle]
+    throttle_scope = "login"  # per client address (apps.core.api.throttling)
 
 
 class RefreshView(TokenRefreshView):
     """Refresh token -> new access and refresh token; the used refresh token is revoked."""
 
     serializer_class = RefreshSerializer
-    throttle_classes = [LoginRateThrottle]
+    throttle_scope = "login"  # per client address (apps.core.api.throttling)
 
 
 class LogoutView(APIView):

@@ -91,6 +91,8 @@ class BaseView(APIView):
 
 # ========================================================================= runs
 class RunListView(BaseView):
+    throttle_scopes = {"post": "research"}  # submitting (apps.core.api.throttling)
+
     def get(self, request: Request) -> Response:
         qs = selectors.backtest_list(user=request.user, filters=request.query_params)
         ordering = request.query_params.get("ordering") or "-created_at"
@@ -189,6 +191,8 @@ class RunCandlesView(BaseView):
 
 
 class RunMonteCarloView(BaseView):
+    throttle_scopes = {"post": "research"}  # simulating runs in the request
+
     def get(self, request: Request, pk: str) -> Response:
         run = selectors.backtest_get(user=request.user, pk=pk)
         return Response(selectors.backtest_monte_carlo_get(run=run))
@@ -280,6 +284,8 @@ class StrategyPerformanceView(BaseView):
 
 # ================================================================ optimizations
 class OptimizationListView(BaseView):
+    throttle_scopes = {"post": "research"}
+
     def get(self, request: Request) -> Response:
         qs = selectors.optimization_list(user=request.user, filters=request.query_params)
         return _paginate(self, request, qs, lambda o: out.optimization(o, full=False))

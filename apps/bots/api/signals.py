@@ -26,7 +26,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from apps.bots import selectors, services
@@ -35,6 +34,7 @@ from apps.bots.services.signals import EXAMPLE_ALERT
 from apps.core.api.exceptions import error_body
 from apps.core.api.schema import ErrorBodySerializer
 from apps.core.api.serializers import StrictSerializer
+from apps.core.api.throttling import ApiRateThrottle
 from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 
 logger = logging.getLogger(__name__)
@@ -135,20 +135,15 @@ class BotSignalSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SignalTokenThrottle(SimpleRateThrottle):
+class SignalTokenThrottle(ApiRateThrottle):
     """Requests per webhook token (``SIGNAL_THROTTLE_RATE``), counted in the Django cache."""
 
-    scope = "signal"
+    def scope_for(self, request, view) -> str:
+        return "signal"
 
-    def get_rate(self):
-        return settings.SIGNAL_THROTTLE_RATE
-
-    def get_cache_key(self, request, view):
+    def identity(self, request, view) -> str:
         # The hash, not the token: cache keys are not a place for secrets either.
-        return self.cache_format % {
-            "scope": self.scope,
-            "ident": BotWebhook.hash_token(view.kwargs.get("token", "")),
-        }
+        return BotWebhook.hash_token(view.kwargs.get("token", ""))
 
 
 class SignalWebhookView(APIView):

@@ -53,6 +53,15 @@ class BotViewSet(viewsets.GenericViewSet):
 
     serializer_class = BotSerializer
     filter_backends: list = []
+    # Lifecycle actions trade (stopping cancels orders and may close the position); a replay is a
+    # research job: both count against their stricter rates (apps.core.api.throttling).
+    throttle_scopes = {
+        "start": "trading",
+        "pause": "trading",
+        "resume": "trading",
+        "stop": "trading",
+        "replay": "research",
+    }
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user

@@ -7,14 +7,35 @@ only their success responses. Installed as DRF's ``DEFAULT_SCHEMA_CLASS``.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from drf_spectacular import openapi
 from rest_framework import permissions, serializers
 from rest_framework_simplejwt.views import TokenViewBase
 
+from apps.core.api.throttling import ApiRateThrottle
+
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 BODY_METHODS = ("POST", "PUT", "PATCH")
+
+# apps.core.api.throttling's headers.
+RATE_LIMIT_HEADERS = {
+    "X-RateLimit-Limit": {
+        "schema": {"type": "integer"},
+        "description": "Requests allowed per window in this operation's rate-limit scope.",
+    },
+    "X-RateLimit-Remaining": {
+        "schema": {"type": "integer"},
+        "description": "Requests left in the window, this one counted.",
+    },
+    "X-RateLimit-Reset": {
+        "schema": {"type": "integer"},
+        "description": "Unix time (seconds) when the oldest request counted leaves the window "
+        "and Remaining grows again.",
+    },
+}
+RETRY_AFTER_HEADER = {"schema": {"type": "integer"}, "description": "Seconds to wait before retrying."}
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -30,11 +51,25 @@ class ErrorBodySerializer(serializers.Serializer):
 
 
 class AutoSchema(openapi.AutoSchema):
-    def _error_statuses(self) -> dict[str, str]:
+    def _anonymous(self) -> bool:
         view = self.view
-        anonymous = not view.authentication_classes and all(
+        return not view.authentication_classes and all(
             issubclass(p, permissions.AllowAny) for p in view.permission_classes
         )
+
+    def _rate_limit_scope(self) -> str | None:
+        """The scope this operation's requests count against (apps.core.api.throttling)."""
+        request = SimpleNamespace(
+            method=self.method, user=SimpleNamespace(is_authenticated=not self._anonymous(), pk=0)
+        )
+        for throttle_class in self.view.throttle_classes:
+            if issubclass(throttle_class, ApiRateThrottle):
+                return throttle_class().scope_for(request, self.view)
+        return None
+
+    def _error_statuses(self) -> dict[str, str]:
+        view = self.view
+        anonymous = self._anonymous()
         statuses = {
             "400": "Invalid input (query or body); every bad field is listed.",
             "404": "Not found, or another user's object.",
@@ -49,8 +84,25 @@ class AutoSchema(openapi.AutoSchema):
         if self.method in BODY_METHODS:
             statuses["415"] = "Unsupported media type."
         if view.throttle_classes:
-            statuses["429"] = "Too many requests; fields.retry_after_seconds says when to retry."
+            scope = self._rate_limit_scope()
+            statuses["429"] = (
+                f"Too many requests in this operation's rate-limit scope{f' ({scope})' if scope else ''}; "
+                "the Retry-After header and fields.retry_after_seconds say when to retry."
+            )
         return statuses
+
+    def _get_response_headers_for_code(self, status_code, direction: str = "response") -> dict[str, Any]:
+        """Every throttled operation's answers carry the rate-limit headers; a 429 also ``Retry-After``.
+
+        Not required: an answer given before the throttle ran (a 401, a 403) has none.
+        """
+        headers = super()._get_response_headers_for_code(status_code, direction)
+        if not self.view.throttle_classes:
+            return headers
+        headers = {**RATE_LIMIT_HEADERS, **headers}
+        if str(status_code) == "429":
+            headers["Retry-After"] = RETRY_AFTER_HEADER
+        return headers
 
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)

@@ -118,6 +118,8 @@ class PaperResetView(APIView):
     sets the futures' constant funding rate (null: the stored history), with the reset.
     """
 
+    throttle_scope = "trading"  # cancels the account's orders (apps.core.api.throttling)
+
     @extend_schema(request=s.PaperResetSerializer, responses=s.PaperAccountSerializer)
     def post(self, request: Request) -> Response:
         data = s.PaperResetSerializer(data=request.data)

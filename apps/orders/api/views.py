@@ -47,6 +47,8 @@ class OrderViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """The user's orders; filter with ``?status=&side=&symbol=&bot=&open=``, sort with ``?ordering=``."""
 
     serializer_class = OrderSerializer
+    # Placing and cancelling count against the stricter trading rate (apps.core.api.throttling).
+    throttle_scopes = {"create": "trading", "cancel": "trading", "cancel_all": "trading"}
     filter_backends = [DjangoFilterBackend, OrderingFilter]
     filterset_class = OrderFilter
     ordering_fields = ["created_at", "updated_at", "amount", "symbol", "status"]
@@ -97,6 +99,7 @@ class PositionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     """The user's positions per account and market."""
 
     serializer_class = PositionSerializer
+    throttle_scopes = {"close": "trading"}
     filter_backends: list = []
 
     def get_queryset(self):

@@ -1,0 +1,228 @@
+"""API rate limits (apps.core.api.throttling): scopes, X-RateLimit-* headers, the 429 answer.
+
+The suite's settings default every scope to a rate it never reaches; these tests set real
+rates with the settings fixture. Throttling state lives in the cache (Redis with REDIS_URL,
+which outlives a test database), so each test first forgets its identities' history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from django.core.cache import cache
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.test import APIClient
+
+from apps.core.api.throttling import SCOPES
+from tests.factories import UserFactory
+from tests.support.api import assert_error
+
+ORDERS = "/api/v1/orders/"
+BACKTESTS = "/api/v1/backtests/"
+ROOT = "/api/v1/"
+
+
+def forget(ident: str) -> None:
+    for scope in SCOPES:
+        cache.delete(f"throttle_{scope}_{ident}")
+
+
+@pytest.fixture
+def client_for(db):
+    def make(user=None) -> APIClient:
+        user = user or UserFactory()
+        forget(f"user{user.pk}")
+        client = APIClient()
+        client.force_authenticate(user)
+        return client
+
+    return make
+
+
+def rate_headers(response) -> tuple[int, int, int]:
+    return (
+        int(response["X-RateLimit-Limit"]),
+        int(response["X-RateLimit-Remaining"]),
+        int(response["X-RateLimit-Reset"]),
+    )
+
+
+def test_every_answer_carries_the_limit_and_the_remaining_count_counts_down(client_for, settings):
+    settings.USER_THROTTLE_RATE = "5/minute"
+    client = client_for()
+    started = time.time()
+    seen = []
+    for _ in range(5):
+        response = client.get(ORDERS)
+        assert response.status_code == 200
+        seen.append(rate_headers(response))
+    assert [limit for limit, _, _ in seen] == [5] * 5
+    assert [remaining for _, remaining, _ in seen] == [4, 3, 2, 1, 0]
+    # Reset: when the first request of the window leaves it, a minute after it was made.
+    resets = {reset for _, _, reset in seen}
+    assert len(resets) == 1
+    assert started + 60 <= resets.pop() <= time.time() + 61
+
+
+def test_past_the_limit_the_answer_is_429_with_retry_after_and_the_error_body(client_for, settings):
+    settings.USER_THROTTLE_RATE = "2/minute"
+    client = client_for()
+    assert client.get(ORDERS).status_code == 200
+    assert client.get(ORDERS).status_code == 200
+    response = client.get(ORDERS)
+    error = assert_error(response, 429, "throttled")
+    retry_after = int(response["Retry-After"])
+    assert 1 <= retry_after <= 60
+    assert error["fields"]["retry_after_seconds"] == retry_after
+    limit, remaining, reset = rate_headers(response)
+    assert (limit, remaining) == (2, 0)
+    assert abs(reset - (time.time() + retry_after)) <= 2
+    # A refused request is not counted: the wait does not grow by asking again.
+    again = client.get(ORDERS)
+    assert again.status_code == 429 and int(again["Retry-After"]) <= retry_after
+
+
+def test_each_user_has_a_budget_of_their_own(client_for, settings):
+    settings.USER_THROTTLE_RATE = "1/minute"
+    first, second = client_for(), client_for()
+    assert first.get(ORDERS).status_code == 200
+    assert_error(first.get(ORDERS), 429, "throttled")
+    assert second.get(ORDERS).status_code == 200
+
+
+def test_placing_orders_counts_against_the_stricter_trading_rate(client_for, settings):
+    settings.USER_THROTTLE_RATE = "100/minute"
+    settings.TRADING_THROTTLE_RATE = "2/minute"
+    client = client_for()
+    for expected_remaining in (1, 0):
+        # The throttle runs before the input is read: an invalid order counts too.
+        response = client.post(ORDERS, {})
+        assert response.status_code == 400
+        assert rate_headers(response)[:2] == (2, expected_remaining)
+    assert_error(client.post(ORDERS, {}), 429, "throttled")
+    assert_error(client.post(f"{ORDERS}cancel-all/", {}), 429, "throttled")
+    # Reading is another scope, with its own, larger budget.
+    response = client.get(ORDERS)
+    assert response.status_code == 200
+    assert rate_headers(response)[:2] == (100, 99)
+
+
+def test_submitting_research_jobs_counts_against_the_research_rate(client_for, settings):
+    settings.RESEARCH_THROTTLE_RATE = "1/minute"
+    settings.TRADING_THROTTLE_RATE = "50/minute"
+    client = client_for()
+    assert client.post(BACKTESTS, {}).status_code == 400
+    assert_error(client.post(BACKTESTS, {}), 429, "throttled")
+    assert_error(client.post("/api/v1/backtests/optimizations/", {}), 429, "throttled")
+    assert client.get(BACKTESTS).status_code == 200  # listing is not submitting
+    assert client.post(ORDERS, {}).status_code == 400  # trading keeps its own budget
+
+
+def test_anonymous_requests_are_limited_per_client_address(api_client, settings):
+    settings.ANON_THROTTLE_RATE = "2/minute"
+    first, second = (f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{n}" for n in (21, 22))
+    forget(first)
+    forget(second)
+    for remaining in (1, 0):
+        response = api_client.get(ROOT, REMOTE_ADDR=first)
+        assert response.status_code == 200
+        assert rate_headers(response)[:2] == (2, remaining)
+    assert_error(api_client.get(ROOT, REMOTE_ADDR=first), 429, "throttled")
+    assert api_client.get(ROOT, REMOTE_ADDR=second).status_code == 200
+
+
+def test_login_is_limited_per_address_whoever_signs_in(db, api_client, password, settings):
+    settings.LOGIN_THROTTLE_RATE = "2/minute"
+    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.23"
+    forget(address)
+    for user in UserFactory.create_batch(2):
+        response = api_client.post(
+            "/api/v1/auth/token/", {"email": user.email, "password": password}, REMOTE_ADDR=address
+        )
+        assert response.status_code == 200
+        assert int(response["X-RateLimit-Limit"]) == 2
+    other = UserFactory()
+    response = api_client.post(
+        "/api/v1/auth/token/", {"email": other.email, "password": password}, REMOTE_ADDR=address
+    )
+    assert_error(response, 429, "throttled")
+    assert response["Retry-After"]
+
+
+def test_an_empty_rate_turns_a_scope_off(client_for, settings):
+    settings.USER_THROTTLE_RATE = ""
+    client = client_for()
+    for _ in range(3):
+        response = client.get(ORDERS)
+        assert response.status_code == 200
+        assert "X-RateLimit-Limit" not in response
+
+
+def test_dashboard_pages_are_not_throttled(settings, user):
+    settings.USER_THROTTLE_RATE = "1/minute"
+    client = APIClient()
+    client.force_login(user)
+    for _ in range(2):
+        response = client.get("/orders/")
+        assert response.status_code == 200
+        assert "X-RateLimit-Limit" not in response
+
+
+def _settings_in_a_fresh_process(**env: str) -> dict:
+    """The throttle settings as a process outside the test suite (no DJANGO_ENV=test) reads them."""
+    child = {k: v for k, v in os.environ.items() if not k.endswith("_THROTTLE_RATE")}
+    child.update(DJANGO_ENV="development", **env)
+    code = (
+        "import json, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'\n"
+        "from django.conf import settings\n"
+        "print(json.dumps({s: getattr(settings, s.upper() + '_THROTTLE_RATE') for s in "
+        f"{sorted(SCOPES)!r}}}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=child, capture_output=True, text=True, check=True, timeout=60
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _per_minute(rate: str) -> float:
+    count, period = rate.split("/")
+    return int(count) * 60 / {"s": 1, "m": 60, "h": 3600, "d": 86400}[period[0]]
+
+
+def test_default_rates_are_stricter_for_credentials_trading_and_research_and_set_by_environment():
+    defaults = _settings_in_a_fresh_process()
+    user = _per_minute(defaults["user"])
+    for scope in ("login", "trading", "research", "anon"):
+        assert _per_minute(defaults[scope]) < user, (scope, defaults)
+    configured = _settings_in_a_fresh_process(TRADING_THROTTLE_RATE="7/second", USER_THROTTLE_RATE="")
+    assert configured["trading"] == "7/second"
+    assert configured["user"] == ""  # off
+    assert configured["research"] == defaults["research"]
+
+
+@pytest.fixture(scope="module")
+def schema():
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def test_the_schema_documents_the_headers_and_each_operations_scope(schema):
+    post = schema["paths"][ORDERS]["post"]["responses"]
+    assert {"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} <= set(post["201"]["headers"])
+    assert "Retry-After" in post["429"]["headers"]
+    assert "Retry-After" not in post["201"]["headers"]
+    assert "(trading)" in post["429"]["description"]
+    assert "(user)" in schema["paths"][ORDERS]["get"]["responses"]["429"]["description"]
+    assert "(research)" in schema["paths"][BACKTESTS]["post"]["responses"]["429"]["description"]
+    assert "(login)" in schema["paths"]["/api/v1/auth/token/"]["post"]["responses"]["429"]["description"]
+    assert (
+        "(signal)" in schema["paths"]["/api/v1/signals/{token}/"]["post"]["responses"]["429"]["description"]
+    )
+    for methods in schema["paths"].values():
+        for operation in methods.values():
+            assert "429" in operation["responses"]
