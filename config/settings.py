@@ -254,6 +254,10 @@ RESEARCH_THROTTLE_RATE = _rate("RESEARCH_THROTTLE_RATE", "20/minute")
 # from the server's clock before it is refused as a replay (or a badly delayed alert).
 SIGNAL_THROTTLE_RATE = _rate("SIGNAL_THROTTLE_RATE", "30/minute")
 SIGNAL_MAX_SKEW_SECONDS = env.int("SIGNAL_MAX_SKEW_SECONDS", default=300)
+# Per-user quotas (apps/accounts/quotas.py): the defaults; admins set a user's own in Django admin.
+QUOTA_MAX_RESEARCH_JOBS = env.int("QUOTA_MAX_RESEARCH_JOBS", default=5)  # pending or running at once
+QUOTA_MAX_RUNNING_BOTS = env.int("QUOTA_MAX_RUNNING_BOTS", default=10)  # starting, running or paused
+QUOTA_MAX_BOTS = env.int("QUOTA_MAX_BOTS", default=50)
 # Reverse proxies in front of the app that append to X-Forwarded-For. 0: the
 # header is ignored and the client address is REMOTE_ADDR (anyone can send the
 # header, so trusting it would let a client pick its throttling identity).

@@ -40,6 +40,7 @@ class UserAdmin(BaseUserAdmin):
         (None, {"fields": ("email", "password")}),
         ("Profile", {"fields": ("display_name",)}),
         ("Preferences", {"fields": ("timezone", "display_currency", "default_exchange")}),
+        ("Quotas", {"fields": ("max_research_jobs", "max_running_bots", "max_bots")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )

@@ -59,6 +59,22 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     default_exchange = models.CharField(max_length=32, default="binance", help_text="ccxt exchange id")
 
+    # Quotas set by admins (apps.accounts.quotas); empty: the platform's default (QUOTA_* settings).
+    max_research_jobs = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Backtests, optimizations and bot replays pending or running at once. "
+        "Empty: the default (QUOTA_MAX_RESEARCH_JOBS).",
+    )
+    max_running_bots = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Bots starting, running or paused at once. Empty: the default (QUOTA_MAX_RUNNING_BOTS).",
+    )
+    max_bots = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Bots in all. Empty: the default (QUOTA_MAX_BOTS)."
+    )
+
     objects = UserManager()
 
     EMAIL_FIELD = "email"

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 
 from apps.accounts.forms import LoginForm, RegistrationForm, SettingsForm
+from apps.accounts.quotas import account_limits
 
 
 class LoginView(auth_views.LoginView):
@@ -42,7 +43,8 @@ def settings_view(request):
     if request.method == "POST" and form.is_valid() and form.save(user=user) is not None:
         messages.success(request, "Settings saved.")
         return redirect("accounts:settings")
-    return render(request, "accounts/settings.html", {"form": form, "section": "Settings"})
+    context = {"form": form, "section": "Settings", **account_limits(user=user)}
+    return render(request, "accounts/settings.html", context)
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):

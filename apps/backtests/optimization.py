@@ -27,6 +27,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from apps.accounts.quotas import Quota, quota_guard
 from apps.backtests.engine import METRIC_NAMES, BacktestCancelled, Candles
 from apps.backtests.engine.errors import BacktestError, ParamError
 from apps.backtests.engine.params import validate_params
@@ -209,7 +210,7 @@ def optimization_create(*, user, data: Any, enqueue: bool = True) -> Optimizatio
             fields={"walk_forward": ["only for kind walk_forward"]},
         )
     windows = wf.get("windows", 1) if kind == OptimizationKind.WALK_FORWARD else 1
-    with transaction.atomic():
+    with quota_guard(user_id=user.pk, quota=Quota.RESEARCH_JOBS):
         fields = spec.model_fields()
         fields["params"] = fixed
         optimization = Optimization.objects.create(

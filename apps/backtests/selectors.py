@@ -413,3 +413,11 @@ def optimization_heatmap(
 
 def _sort_key(value: Any) -> tuple:
     return (0, value, "") if isinstance(value, int | float) else (1, 0, str(value))
+
+
+def research_jobs_active_count(user_id: int) -> int:
+    """The user's backtests and optimizations pending or running (a part of the research-jobs quota)."""
+    return (
+        BacktestRun.objects.active().filter(owner_id=user_id).count()
+        + Optimization.objects.active().filter(owner_id=user_id).count()
+    )

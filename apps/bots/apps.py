@@ -9,13 +9,18 @@ class BotsConfig(AppConfig):
     verbose_name = "Bots"
 
     def ready(self) -> None:
+        from apps.accounts.quotas import Quota, quota_usage_register
         from apps.bots import risk_actions  # noqa: F401 - carries out risk limits' pause/stop actions
         from apps.bots.receivers import stop_bots_for_kill_switch
-        from apps.bots.selectors import bot_is_owned
+        from apps.bots.selectors import bot_is_owned, bot_replays_active_count, bots_count, bots_running_count
         from apps.exchanges.ownership import paper_bot_check_register
         from apps.risk.signals import kill_switch_engaged
 
         # The paper exchange keeps bot ids as plain numbers; only this app knows whose they are.
         paper_bot_check_register(bot_is_owned)
+        # What the per-user quotas (accounts, below bots) count of this app.
+        quota_usage_register(Quota.RESEARCH_JOBS, "bot_replays", bot_replays_active_count)
+        quota_usage_register(Quota.RUNNING_BOTS, "bots", bots_running_count)
+        quota_usage_register(Quota.BOTS, "bots", bots_count)
         # The kill switch (risk, below bots) stops every bot through this receiver.
         kill_switch_engaged.connect(stop_bots_for_kill_switch, dispatch_uid="bots.kill_switch")

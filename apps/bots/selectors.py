@@ -31,6 +31,23 @@ def bot_list(*, user, status: str | None = None) -> QuerySet[Bot]:
     return bots
 
 
+# Bots holding a running slot (apps.accounts.quotas): a paused bot may resume at any time.
+QUOTA_RUNNING_STATUSES = (Bot.Status.STARTING, Bot.Status.RUNNING, Bot.Status.PAUSED)
+
+
+def bots_count(user_id: int) -> int:
+    return Bot.objects.filter(owner_id=user_id).count()
+
+
+def bots_running_count(user_id: int) -> int:
+    return Bot.objects.filter(owner_id=user_id, status__in=QUOTA_RUNNING_STATUSES).count()
+
+
+def bot_replays_active_count(user_id: int) -> int:
+    """The user's replays pending or running (a part of the research-jobs quota)."""
+    return BotReplay.objects.active().filter(owner_id=user_id).count()
+
+
 def bot_overview_list(*, user) -> list[Bot]:
     """The user's bots for the list page, each with ``pnl`` (see ``bot_pnl``)."""
     bots = list(bot_list(user=user))

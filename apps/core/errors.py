@@ -47,3 +47,10 @@ class ServiceUnavailable(DomainError):
     code = "unavailable"
     status = 503
     default_message = "A service this request needs is unavailable; try again shortly."
+
+
+class QuotaExceeded(Conflict):
+    """A per-user quota (concurrent research jobs, running bots, bots) would be exceeded."""
+
+    code = "quota_exceeded"
+    default_message = "A limit of your account would be exceeded."

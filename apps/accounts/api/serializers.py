@@ -1,16 +1,34 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 
 from apps.accounts import services
 from apps.accounts.models import User
+from apps.accounts.quotas import quota_summary
 from apps.core.api.serializers import StrictSerializer
 
 
+class QuotaSerializer(serializers.Serializer):
+    limit = serializers.IntegerField(help_text="the most allowed at once (set by an admin, or the default)")
+    used = serializers.IntegerField(help_text="how many there are now")
+    description = serializers.CharField(help_text="what is counted")
+
+
+class QuotasSerializer(serializers.Serializer):
+    research_jobs = QuotaSerializer()
+    running_bots = QuotaSerializer()
+    bots = QuotaSerializer()
+
+
 class UserSerializer(serializers.ModelSerializer):
+    quotas = serializers.SerializerMethodField(
+        help_text="the account's limits: past one, adding is a 409 quota_exceeded"
+    )
+
     class Meta:
         model = User
         fields = [
@@ -21,8 +39,13 @@ class UserSerializer(serializers.ModelSerializer):
             "display_currency",
             "default_exchange",
             "date_joined",
+            "quotas",
         ]
         read_only_fields = ["id", "email", "date_joined"]
+
+    @extend_schema_field(QuotasSerializer)
+    def get_quotas(self, user: User) -> dict:
+        return quota_summary(user=user)
 
 
 class RegisterSerializer(StrictSerializer):

@@ -14,6 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
 
+from apps.accounts.quotas import Quota, quota_guard
 from apps.backtests.engine import BacktestCancelled
 from apps.backtests.engine.errors import BacktestError
 from apps.backtests.models import BacktestRun, StrategyKind
@@ -50,10 +51,11 @@ def _enqueue_run(run: BacktestRun) -> None:
 def backtest_create(*, user, data: Any, enqueue: bool = True) -> BacktestRun:
     """Validate a run request and store it as pending; the worker is asked after the commit.
 
-    Raises ``ValidationFailed`` with per-field messages for any bad input.
+    Raises ``ValidationFailed`` with per-field messages for any bad input, ``QuotaExceeded`` when
+    the user already has as many research jobs pending or running as their quota allows.
     """
     spec: RunSpec = parse_run_spec(user=user, data=data)
-    with transaction.atomic():
+    with quota_guard(user_id=user.pk, quota=Quota.RESEARCH_JOBS):
         run = BacktestRun.objects.create(owner=user, **spec.model_fields())
         if enqueue:
             transaction.on_commit(lambda: _enqueue_run(run))

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from apps.accounts.quotas import Quota, quota_guard
 from apps.backtests.engine.errors import ConfigError
 from apps.backtests.engine.sizing import normalize_sizing
 from apps.backtests.models import StrategyKind
@@ -246,7 +247,7 @@ def bot_create(*, user, name: str, exchange: str, symbol: str, timeframe: str, *
     loop runs exactly what was saved. Other keywords: ``params``, ``mode``,
     ``connection_id``, ``confirm_live``, ``allocated_capital``, ``sizing``,
     ``stop_loss``, ``take_profit``, ``trailing_stop``, ``warmup``.
-    Raises ``ValidationFailed`` with every invalid field.
+    Raises ``ValidationFailed`` with every invalid field, ``QuotaExceeded`` past the user's bots quota.
     """
     _check_known(settings)
     values = _validated(
@@ -254,7 +255,8 @@ def bot_create(*, user, name: str, exchange: str, symbol: str, timeframe: str, *
         bot=None,
         values={"name": name, "exchange": exchange, "symbol": symbol, "timeframe": timeframe, **settings},
     )
-    bot = _save(Bot(owner=user, **values))
+    with quota_guard(user_id=user.pk, quota=Quota.BOTS):
+        bot = _save(Bot(owner=user, **values))
     bot_event_add(bot=bot, kind="lifecycle", message="Bot created (stopped).")
     if bot.source == Bot.Source.WEBHOOK:
         from apps.bots.services.signals import bot_webhook_rotate

@@ -14,6 +14,7 @@ import logging
 
 from django.db import transaction
 
+from apps.accounts.quotas import Quota, quota_guard
 from apps.backtests.models import StrategyKind
 from apps.bots.models import Bot
 from apps.bots.services.log import bot_event_add, bot_publish_status
@@ -68,12 +69,17 @@ def _transition(bot_id: int, action: str, *, message: str, error: str = "") -> B
 
 @transaction.atomic
 def bot_start(*, bot: Bot) -> Bot:
-    """Ask a stopped (or failed) bot to start: it is ``starting`` until a worker activates it."""
+    """Ask a stopped (or failed) bot to start: it is ``starting`` until a worker activates it.
+
+    Raises ``QuotaExceeded`` when the owner already has as many bots starting, running or paused
+    as their quota allows.
+    """
     if bot.strategy_kind == StrategyKind.USER:
         # The sandbox runs user code over a whole series today; ticking it live needs a
         # long-lived sandbox per bot, which is not built yet. Refuse rather than fail later.
         raise Conflict("Bots cannot run user-code strategies yet; use a built-in strategy.")
-    bot = _transition(bot.pk, "start", message="Starting.")
+    with quota_guard(user_id=bot.owner_id, quota=Quota.RUNNING_BOTS):
+        bot = _transition(bot.pk, "start", message="Starting.")
     transaction.on_commit(lambda: send_bot_task(ACTIVATE_TASK, bot.pk))
     return bot
 

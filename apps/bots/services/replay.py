@@ -47,6 +47,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Min
 
+from apps.accounts.quotas import Quota, quota_guard
 from apps.backtests.engine.broker import DUST, BrokerView
 from apps.backtests.engine.candles import Candles
 from apps.backtests.engine.errors import BacktestError
@@ -122,7 +123,8 @@ def bot_replay_create(*, bot: Bot, start: datetime, end: datetime, enqueue: bool
 
     Raises ``ValidationFailed`` when the period is empty or has fewer than two
     stored candles, ``Conflict`` for a webhook bot (no strategy), a user-code
-    strategy (not tickable yet, as for running bots) or while another replay of the bot is still active.
+    strategy (not tickable yet, as for running bots) or while another replay of the bot is still active,
+    ``QuotaExceeded`` when the owner's research-jobs quota is used up.
     """
     errors: dict[str, list[str]] = {}
     if end <= start:
@@ -142,7 +144,7 @@ def bot_replay_create(*, bot: Bot, start: datetime, end: datetime, enqueue: bool
         raise Conflict("A webhook bot trades the signals it receives: it has no strategy to replay.")
     if bot.strategy_kind == StrategyKind.USER:
         raise Conflict("Replays cannot run user-code strategies yet; use a built-in strategy.")
-    with transaction.atomic():
+    with quota_guard(user_id=bot.owner_id, quota=Quota.RESEARCH_JOBS):
         if BotReplay.objects.filter(bot=bot).active().exists():
             raise Conflict("A replay of this bot is already running; wait for it or cancel it.")
         replay = BotReplay.objects.create(
