@@ -254,6 +254,8 @@ RESEARCH_THROTTLE_RATE = _rate("RESEARCH_THROTTLE_RATE", "20/minute")
 # from the server's clock before it is refused as a replay (or a badly delayed alert).
 SIGNAL_THROTTLE_RATE = _rate("SIGNAL_THROTTLE_RATE", "30/minute")
 SIGNAL_MAX_SKEW_SECONDS = env.int("SIGNAL_MAX_SKEW_SECONDS", default=300)
+# The demo's admin account (manage.py seed_demo): its password; unset, one is generated and printed once.
+DEMO_ADMIN_PASSWORD = env.str("DEMO_ADMIN_PASSWORD", default="")
 # Per-user quotas (apps/accounts/quotas.py): the defaults; admins set a user's own in Django admin.
 QUOTA_MAX_RESEARCH_JOBS = env.int("QUOTA_MAX_RESEARCH_JOBS", default=5)  # pending or running at once
 QUOTA_MAX_RUNNING_BOTS = env.int("QUOTA_MAX_RUNNING_BOTS", default=10)  # starting, running or paused

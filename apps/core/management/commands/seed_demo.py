@@ -11,11 +11,15 @@ DEMO_EMAIL = "demo@example.com"
 DEMO_PASSWORD = "demo-trader-2026"  # noqa: S105 - a published demo login, printed on purpose
 
 # The seed command of each app that has demo content, in order (the bot needs the candles); each must exist.
-APP_SEED_COMMANDS = ["seed_demo_marketdata", "seed_demo_bots"]
+# The admin account comes last, so that its login is printed next to the demo user's.
+APP_SEED_COMMANDS = ["seed_demo_marketdata", "seed_demo_bots", "seed_demo_admin"]
 
 
 class Command(BaseCommand):
-    help = "Create the demo user and the apps' demo data (idempotent). Prints the demo login."
+    help = (
+        "Create the demo user, the apps' demo data and an admin account (idempotent). "
+        "Prints the demo and admin logins."
+    )
 
     def handle(self, *args, **options):
         user = User.objects.filter(email=DEMO_EMAIL).first()
