@@ -243,9 +243,13 @@ def test_the_rate_limit_is_per_token_and_answers_429_with_the_error_body(user, s
     _bot, token = webhook_bot(user, status="stopped")
     _other, other_token = webhook_bot(user, status="stopped")
     for n in range(2):
-        assert send(token, {"action": "exit", "signal_id": f"n{n}"}).status_code == 409
-    error = assert_error(send(token, {"action": "exit", "signal_id": "n3"}), 429, "throttled")
+        response = send(token, {"action": "exit", "signal_id": f"n{n}"})
+        assert response.status_code == 409
+        assert (response["X-RateLimit-Limit"], response["X-RateLimit-Remaining"]) == ("2", str(1 - n))
+    response = send(token, {"action": "exit", "signal_id": "n3"})
+    error = assert_error(response, 429, "throttled")
     assert error["fields"]["retry_after_seconds"] > 0
+    assert int(response["Retry-After"]) == error["fields"]["retry_after_seconds"]
     assert send(other_token, {"action": "exit", "signal_id": "n1"}).status_code == 409
 
 

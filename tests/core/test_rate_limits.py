@@ -226,3 +226,20 @@ def test_the_schema_documents_the_headers_and_each_operations_scope(schema):
     for methods in schema["paths"].values():
         for operation in methods.values():
             assert "429" in operation["responses"]
+
+
+def test_the_headers_come_through_the_asgi_server_with_the_redis_cache(live_server_url):
+    """daphne (DJANGO_ENV=test, its generous rate) counts in the shared Redis cache: the pytest
+    process, a web process like any other, sees the same window."""
+    import urllib.request
+
+    address = "127.0.0.1"  # daphne's client address for this test's requests
+    forget(address)
+    remaining = []
+    for _ in range(2):
+        with urllib.request.urlopen(f"{live_server_url}{ROOT}", timeout=10) as response:
+            assert response.status == 200
+            remaining.append(int(response.headers["X-RateLimit-Remaining"]))
+            limit = int(response.headers["X-RateLimit-Limit"])
+    assert remaining[1] == remaining[0] - 1 and limit > remaining[0]
+    assert len(cache.get(f"throttle_anon_{address}")) >= 2
