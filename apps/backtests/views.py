@@ -21,7 +21,7 @@ from apps.backtests import selectors, services
 from apps.backtests.engine import METRIC_NAMES
 from apps.backtests.forms import BacktestForm, OptimizationForm, StrategyOption, strategy_options
 from apps.backtests.optimization import optimization_create
-from apps.core.errors import NotFound, ValidationFailed
+from apps.core.errors import NotFound, QuotaExceeded, ValidationFailed
 from apps.core.jobs import JobStatus
 from apps.marketdata.selectors import markets_with_candles
 
@@ -188,6 +188,8 @@ def backtest_new(request: HttpRequest) -> HttpResponse:
                 run = services.backtest_create(user=request.user, data=form.to_body())
             except ValidationFailed as exc:
                 form.apply_errors(exc.message, exc.fields)
+            except QuotaExceeded as exc:
+                form.add_error(None, exc.message)
             else:
                 return redirect("backtests:detail", pk=run.pk)
     else:
@@ -280,6 +282,8 @@ def optimization_new(request: HttpRequest) -> HttpResponse:
                 optimization = optimization_create(user=request.user, data=form.to_body())
             except ValidationFailed as exc:
                 form.apply_errors(exc.message, exc.fields)
+            except QuotaExceeded as exc:
+                form.add_error(None, exc.message)
             else:
                 return redirect("backtests:optimization", pk=optimization.pk)
     else:

@@ -13,7 +13,7 @@ from apps.backtests import selectors as backtest_selectors
 from apps.backtests.forms import strategy_options
 from apps.bots import selectors, services
 from apps.bots.forms import BotForm, BotReplayForm, initial_from_research
-from apps.core.errors import DomainError, NotFound, ValidationFailed
+from apps.core.errors import DomainError, NotFound, QuotaExceeded, ValidationFailed
 from apps.exchanges.selectors import connection_list
 
 ACTIONS = {
@@ -69,6 +69,8 @@ def new(request):
                 bot = services.bot_create(user=request.user, **form.to_service_kwargs())
             except ValidationFailed as exc:
                 form.apply_errors(exc.message, exc.fields)
+            except QuotaExceeded as exc:
+                form.add_error(None, exc.message)
             else:
                 messages.success(request, f"Created {bot.name}. Start it when you are ready.")
                 if bot.source == bot.Source.WEBHOOK:

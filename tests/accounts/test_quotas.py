@@ -210,6 +210,54 @@ def test_an_admin_sets_a_users_quota_in_the_admin(db, client, user):
     assert summary["running_bots"]["limit"] == 3 and summary["bots"]["limit"] == 12
 
 
+# ------------------------------------------------------------------------ pages
+def test_the_pages_show_the_quota_message_instead_of_failing(candles, client, settings, user):
+    settings.QUOTA_MAX_RESEARCH_JOBS = 0
+    settings.QUOTA_MAX_RUNNING_BOTS = 0
+    settings.QUOTA_MAX_BOTS = 0
+    client.force_login(user)
+    sma = "builtin-sma_crossover"
+    backtest = {
+        "strategy": "builtin:sma_crossover",
+        "market": "binance|BTC/USDT",
+        "timeframe": "1h",
+        "start": "2023-11-14",
+        "end": "2023-11-15",
+        "initial_cash": "5000",
+        "fee_percent": "0.1",
+        "slippage_percent": "0.05",
+        "market_type": "spot",
+        "leverage": "1",
+        "margin_mode": "isolated",
+        "sizing_type": "percent_equity",
+        "sizing_value": "50",
+        f"p__{sma}__fast": "2",
+        f"p__{sma}__slow": "3",
+    }
+    page = client.post(reverse("backtests:new"), backtest)
+    assert page.status_code == 200 and "allows 0 research jobs" in page.content.decode()
+    assert not BacktestRun.objects.filter(owner=user).exists()
+
+    bot = {
+        "name": "over the quota",
+        "strategy": "builtin:sma_crossover",
+        f"p__{sma}__fast": "2",
+        f"p__{sma}__slow": "3",
+        "exchange": "binance",
+        "symbol": "BTC/USDT",
+        "timeframe": "1h",
+        "allocated_capital": "500",
+    }
+    page = client.post(reverse("bots:new"), bot)
+    assert page.status_code == 400 and "allows 0 bots" in page.content.decode()
+
+    stopped = BotFactory(owner=user)
+    page = client.post(reverse("bots:action", args=[stopped.pk, "start"]), follow=True)
+    assert page.status_code == 200 and "allows 0 bots starting, running or paused" in page.content.decode()
+    stopped.refresh_from_db()
+    assert stopped.status == Bot.Status.STOPPED
+
+
 # ----------------------------------------------------------------- concurrency
 def _race(calls) -> list[str]:
     """Run ``calls`` at once, each in its own thread with its own connection; 'ok' or 'quota' each."""
