@@ -9,6 +9,7 @@ tests are skipped with the reason (``.ci/run`` always sets both).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,29 @@ def shared_data_dir() -> Path:
     if not (path / "ohlcv").is_dir():
         pytest.fail(f"shared data not found at {path}; set SHARED_DATA_DIR")
     return path
+
+
+class ThrottleClock:
+    """The API throttle's clock, stopped at the test's start: its windows never end mid-test."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def throttle_clock(monkeypatch) -> ThrottleClock:
+    """Stops the rate limits' clock (apps.core.api.throttling counts in fixed windows); ``advance`` it."""
+    from apps.core.api.throttling import ApiRateThrottle
+
+    clock = ThrottleClock()
+    monkeypatch.setattr(ApiRateThrottle, "timer", clock)
+    return clock
 
 
 @pytest.fixture

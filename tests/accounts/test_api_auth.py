@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from django.core.cache import cache
 
 from apps.accounts.models import User
+from apps.core.api.throttling import throttle_reset
 from tests.support.api import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -100,10 +100,10 @@ def test_login_locks_account_after_repeated_failures(api_client, user, password,
     assert "Too many failed login attempts" in error["message"]
 
 
-def test_login_endpoint_is_rate_limited_per_client(api_client, user, password, settings):
+def test_login_endpoint_is_rate_limited_per_client(api_client, user, password, settings, throttle_clock):
     settings.LOGIN_THROTTLE_RATE = "3/minute"
     address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.7"
-    cache.delete(f"throttle_login_{address}")
+    throttle_reset(scope="login", ident=address)
     for _ in range(3):
         api_client.post(TOKEN, {"email": user.email, "password": password}, REMOTE_ADDR=address)
     error = assert_error(
@@ -180,10 +180,12 @@ def test_wrong_method_is_405_with_error_body(auth_client):
     assert_error(auth_client.delete(ME), 405, "method_not_allowed")
 
 
-def test_login_throttle_ignores_forwarded_for_without_trusted_proxies(api_client, user, password, settings):
+def test_login_throttle_ignores_forwarded_for_without_trusted_proxies(
+    api_client, user, password, settings, throttle_clock
+):
     settings.LOGIN_THROTTLE_RATE = "3/minute"
     address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.8"
-    cache.delete(f"throttle_login_{address}")
+    throttle_reset(scope="login", ident=address)
     for n in range(3):
         api_client.post(
             TOKEN,
@@ -201,7 +203,9 @@ def test_login_throttle_ignores_forwarded_for_without_trusted_proxies(api_client
     assert_error(response, 429, "throttled")
 
 
-def test_behind_one_trusted_proxy_the_address_it_appended_is_the_client(api_client, user, password, settings):
+def test_behind_one_trusted_proxy_the_address_it_appended_is_the_client(
+    api_client, user, password, settings, throttle_clock
+):
     settings.LOGIN_THROTTLE_RATE = "2/minute"
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}  # TRUSTED_PROXY_COUNT=1
     proxy = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.9"

@@ -238,7 +238,9 @@ def test_an_order_the_exchange_refuses_is_logged_with_its_reason(user, send, mar
     assert not Order.objects.filter(bot=bot).exists()
 
 
-def test_the_rate_limit_is_per_token_and_answers_429_with_the_error_body(user, send, settings):
+def test_the_rate_limit_is_per_token_and_answers_429_with_the_error_body(
+    user, send, settings, throttle_clock
+):
     settings.SIGNAL_THROTTLE_RATE = "2/minute"
     _bot, token = webhook_bot(user, status="stopped")
     _other, other_token = webhook_bot(user, status="stopped")

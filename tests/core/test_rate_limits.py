@@ -1,25 +1,28 @@
 """API rate limits (apps.core.api.throttling): scopes, X-RateLimit-* headers, the 429 answer.
 
 The suite's settings default every scope to a rate it never reaches; these tests set real
-rates with the settings fixture. Throttling state lives in the cache (Redis with REDIS_URL,
-which outlives a test database), so each test first forgets its identities' history.
+rates with the settings fixture, and stop the throttle's clock (``throttle_clock``) so that no
+window ends mid-test. Throttling state lives in the cache (Redis with REDIS_URL, which outlives
+a test database), so each test first forgets its identities' counts.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
-import time
+import threading
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from django.core.cache import cache
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from apps.core.api.throttling import SCOPES
+from apps.core.api.throttling import SCOPES, ApiRateThrottle, rate_window, throttle_reset
 from tests.factories import UserFactory
 from tests.support.api import assert_error
 
@@ -30,11 +33,11 @@ ROOT = "/api/v1/"
 
 def forget(ident: str) -> None:
     for scope in SCOPES:
-        cache.delete(f"throttle_{scope}_{ident}")
+        throttle_reset(scope=scope, ident=ident)
 
 
 @pytest.fixture
-def client_for(db):
+def client_for(db, throttle_clock):
     def make(user=None) -> APIClient:
         user = user or UserFactory()
         forget(f"user{user.pk}")
@@ -53,10 +56,11 @@ def rate_headers(response) -> tuple[int, int, int]:
     )
 
 
-def test_every_answer_carries_the_limit_and_the_remaining_count_counts_down(client_for, settings):
+def test_every_answer_carries_the_limit_and_the_remaining_count_counts_down(
+    client_for, settings, throttle_clock
+):
     settings.USER_THROTTLE_RATE = "5/minute"
     client = client_for()
-    started = time.time()
     seen = []
     for _ in range(5):
         response = client.get(ORDERS)
@@ -64,13 +68,29 @@ def test_every_answer_carries_the_limit_and_the_remaining_count_counts_down(clie
         seen.append(rate_headers(response))
     assert [limit for limit, _, _ in seen] == [5] * 5
     assert [remaining for _, remaining, _ in seen] == [4, 3, 2, 1, 0]
-    # Reset: when the first request of the window leaves it, a minute after it was made.
+    # Reset: the end of the window, within the minute.
     resets = {reset for _, _, reset in seen}
     assert len(resets) == 1
-    assert started + 60 <= resets.pop() <= time.time() + 61
+    assert throttle_clock.now < resets.pop() <= throttle_clock.now + 60
 
 
-def test_past_the_limit_the_answer_is_429_with_retry_after_and_the_error_body(client_for, settings):
+def test_when_the_window_ends_the_full_limit_is_back(client_for, settings, throttle_clock):
+    settings.USER_THROTTLE_RATE = "2/minute"
+    client = client_for()
+    client.get(ORDERS)
+    reset = rate_headers(client.get(ORDERS))[2]
+    assert_error(client.get(ORDERS), 429, "throttled")
+    throttle_clock.advance(reset - throttle_clock.now - 0.5)
+    assert_error(client.get(ORDERS), 429, "throttled")  # half a second early
+    throttle_clock.advance(0.5)
+    response = client.get(ORDERS)
+    assert response.status_code == 200
+    assert rate_headers(response) == (2, 1, reset + 60)
+
+
+def test_past_the_limit_the_answer_is_429_with_retry_after_and_the_error_body(
+    client_for, settings, throttle_clock
+):
     settings.USER_THROTTLE_RATE = "2/minute"
     client = client_for()
     assert client.get(ORDERS).status_code == 200
@@ -82,10 +102,33 @@ def test_past_the_limit_the_answer_is_429_with_retry_after_and_the_error_body(cl
     assert error["fields"]["retry_after_seconds"] == retry_after
     limit, remaining, reset = rate_headers(response)
     assert (limit, remaining) == (2, 0)
-    assert abs(reset - (time.time() + retry_after)) <= 2
-    # A refused request is not counted: the wait does not grow by asking again.
+    assert retry_after == math.ceil(reset - throttle_clock.now)
+    # Asking again does not move the window's end.
+    throttle_clock.advance(1)
     again = client.get(ORDERS)
-    assert again.status_code == 429 and int(again["Retry-After"]) <= retry_after
+    assert again.status_code == 429 and rate_headers(again)[2] == reset
+    assert int(again["Retry-After"]) == math.ceil(reset - throttle_clock.now)
+
+
+def test_concurrent_requests_never_get_past_the_limit(db, settings, throttle_clock):
+    """Each request is one atomic increment in the cache (Redis with REDIS_URL): exact under threads."""
+    settings.USER_THROTTLE_RATE = "5/minute"
+    user = UserFactory()
+    forget(f"user{user.pk}")
+    request = SimpleNamespace(method="GET", user=user, _request=SimpleNamespace())
+    barrier = threading.Barrier(16)
+    allowed = []
+
+    def hit() -> None:
+        barrier.wait()
+        allowed.append(ApiRateThrottle().allow_request(request, SimpleNamespace()))
+
+    threads = [threading.Thread(target=hit) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(allowed) == [False] * 11 + [True] * 5
 
 
 def test_each_user_has_a_budget_of_their_own(client_for, settings):
@@ -124,7 +167,7 @@ def test_submitting_research_jobs_counts_against_the_research_rate(client_for, s
     assert client.post(ORDERS, {}).status_code == 400  # trading keeps its own budget
 
 
-def test_anonymous_requests_are_limited_per_client_address(api_client, settings):
+def test_anonymous_requests_are_limited_per_client_address(api_client, settings, throttle_clock):
     settings.ANON_THROTTLE_RATE = "2/minute"
     first, second = (f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{n}" for n in (21, 22))
     forget(first)
@@ -137,7 +180,7 @@ def test_anonymous_requests_are_limited_per_client_address(api_client, settings)
     assert api_client.get(ROOT, REMOTE_ADDR=second).status_code == 200
 
 
-def test_login_is_limited_per_address_whoever_signs_in(db, api_client, password, settings):
+def test_login_is_limited_per_address_whoever_signs_in(db, api_client, password, settings, throttle_clock):
     settings.LOGIN_THROTTLE_RATE = "2/minute"
     address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.23"
     forget(address)
@@ -164,7 +207,7 @@ def test_an_empty_rate_turns_a_scope_off(client_for, settings):
         assert "X-RateLimit-Limit" not in response
 
 
-def test_dashboard_pages_are_not_throttled(settings, user):
+def test_dashboard_pages_are_not_throttled(settings, user, throttle_clock):
     settings.USER_THROTTLE_RATE = "1/minute"
     client = APIClient()
     client.force_login(user)
@@ -234,12 +277,20 @@ def test_the_headers_come_through_the_asgi_server_with_the_redis_cache(live_serv
     import urllib.request
 
     address = "127.0.0.1"  # daphne's client address for this test's requests
-    forget(address)
-    remaining = []
-    for _ in range(2):
+
+    def get() -> tuple[int, int, int]:
         with urllib.request.urlopen(f"{live_server_url}{ROOT}", timeout=10) as response:
             assert response.status == 200
-            remaining.append(int(response.headers["X-RateLimit-Remaining"]))
-            limit = int(response.headers["X-RateLimit-Limit"])
-    assert remaining[1] == remaining[0] - 1 and limit > remaining[0]
-    assert len(cache.get(f"throttle_anon_{address}")) >= 2
+            return rate_headers(response.headers)
+
+    # daphne's clock runs: two requests straddling its window's end would start over, so retry
+    # (at most twice) until two consecutive answers share a window.
+    for _ in range(3):
+        first, second = get(), get()
+        if first[2] == second[2]:
+            break
+    limit, remaining, reset = second
+    assert remaining == first[1] - 1 and limit > first[1]
+    key, window_end = rate_window("anon", address, 60, reset - 1)
+    assert window_end == reset
+    assert cache.get(key) == limit - remaining  # daphne's count, read by this process
