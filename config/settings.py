@@ -80,6 +80,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every request gets its id, its metrics and its access log line.
+    "apps.core.observability.middleware.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -396,18 +398,50 @@ KILL_SWITCH_RETRY_BASE_SECONDS = env.float("KILL_SWITCH_RETRY_BASE_SECONDS", def
 KILL_SWITCH_EXCHANGE_TIMEOUT_SECONDS = env.float("KILL_SWITCH_EXCHANGE_TIMEOUT_SECONDS", default=10.0)
 
 # ---------------------------------------------------------------------- logging
+# One JSON object per line in production (time, level, logger, message, request_id, user_id,
+# task_id, task_name and extra fields), readable text elsewhere; LOG_FORMAT=json|plain chooses.
+# Every handler redacts secrets (apps/core/observability/logs.py). docs/operations.md.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "plain")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise environ.ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "context": {"()": "apps.core.observability.logs.ContextFilter"},
+        "redact": {"()": "apps.core.observability.logs.RedactFilter"},
+    },
+    "formatters": {
+        "json": {"()": "apps.core.observability.logs.JsonFormatter"},
+        "plain": {"()": "apps.core.observability.logs.PlainFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's own handlers (a second, unfiltered console, mail_admins) go: its records
+        # reach the root's handler like every other.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "celery": {"level": "INFO"},
+        # One line per HTTP request (ObservabilityMiddleware); LOG_ACCESS_LEVEL=WARNING silences it.
+        "trading.access": {"level": env.str("LOG_ACCESS_LEVEL", default="INFO")},
     },
 }
+
+# ---------------------------------------------------------------------- metrics
+# /metrics (Prometheus) answers only to "Authorization: Bearer <METRICS_TOKEN>"; unset, it is
+# off (404). Several processes (web, workers): set PROMETHEUS_MULTIPROC_DIR for all of them
+# (an empty directory they share) so /metrics sums their counters. docs/operations.md.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 
 # ----------------------------------------------------------------- deployment
 if PRODUCTION:

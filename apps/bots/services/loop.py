@@ -34,6 +34,7 @@ from apps.backtests.engine.errors import BacktestError
 from apps.backtests.engine.slippage import SlippageModel
 from apps.backtests.engine.strategy import Candle, SignalStrategy
 from apps.backtests.strategies.registry import build_strategy
+from apps.bots.metrics import tick_observed
 from apps.bots.models import Bot
 from apps.bots.services.broker import GatewayBroker
 from apps.bots.services.lifecycle import BOTS_QUEUE, bot_error
@@ -340,7 +341,9 @@ def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:
     the orders it cancelled, places its decisions through ``order_place`` and saves
     the event strategy's state with the tick.
     """
+    started = time.perf_counter()
     if not bot_tick_claim(bot_id=bot_id, candle_ms=candle_ms):
+        tick_observed(result="skipped", started=started)
         return None
     bot = Bot.objects.select_related("owner", "connection").get(pk=bot_id)
     try:
@@ -378,10 +381,12 @@ def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:
             saved["strategy_state"] = {**state, "candle": [strategy.candle.index, candle_ms]}
     except (DomainError, BacktestError, OSError) as exc:
         _failed(bot, candle_ms, exc)
+        tick_observed(result="failed", started=started)
         return None
     except Exception as exc:  # a bug of ours: keep the traceback, tell the user something readable
         logger.exception("bot %s tick %s failed", bot_id, candle_ms)
         _failed(bot, candle_ms, exc, internal=True)
+        tick_observed(result="failed", started=started)
         return None
     Bot.objects.filter(pk=bot_id, tick_candle_ms=candle_ms).update(
         last_candle_ms=candle_ms,
@@ -391,6 +396,7 @@ def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:
         retry_at=None,
         **saved,
     )
+    tick_observed(result="ok", started=started, bot=bot, candle_ms=candle_ms)
     return TickResult(candle_ms, broker.decisions, ids, orders)
 
 

@@ -1,0 +1,127 @@
+"""The platform's Prometheus metrics and the text ``/metrics`` serves.
+
+Counted where they happen (in whichever process: web, worker, beat): HTTP requests and
+their latency by route (``middleware.py``), Celery tasks by name and state
+(``celery_hooks.py``), open WebSocket connections (``apps/core/consumers.py``), and the
+bots' ticks (``apps/bots/metrics.py``). Collected when scraped: queue lengths (the
+broker) and whatever the apps register in ``SCRAPE_REGISTRY`` (orders by status:
+``apps/orders/metrics.py``).
+
+One process: its own counters are served. Several processes (daphne workers, Celery
+workers, their prefork children) each count in files under ``PROMETHEUS_MULTIPROC_DIR``
+(prometheus_client's multiprocess mode; the variable must be set before the processes
+start, the directory emptied at deploy), and ``/metrics`` in any web process sums them.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+logger = logging.getLogger(__name__)
+
+# The *_created series double every counter for a timestamp nobody graphs.
+disable_created_metrics()
+
+PREFIX = "trading"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+TASK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
+
+HTTP_REQUESTS = Counter(
+    f"{PREFIX}_http_requests",
+    "HTTP requests answered, by route (the URL pattern's name), method and status code.",
+    ["route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    f"{PREFIX}_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route and method.",
+    ["route", "method"],
+    buckets=LATENCY_BUCKETS,
+)
+TASKS = Counter(
+    f"{PREFIX}_celery_tasks",
+    "Celery tasks run, by task name and final state (SUCCESS, FAILURE, RETRY, ...).",
+    ["task", "state"],
+)
+TASK_DURATION = Histogram(
+    f"{PREFIX}_celery_task_duration_seconds",
+    "Run time of Celery tasks, by task name and final state.",
+    ["task", "state"],
+    buckets=TASK_BUCKETS,
+)
+TASK_WAIT = Histogram(
+    f"{PREFIX}_celery_task_queue_wait_seconds",
+    "Time from sending a Celery task to a worker starting it, by task name.",
+    ["task"],
+    buckets=TASK_BUCKETS,
+)
+WEBSOCKETS = Gauge(
+    f"{PREFIX}_websocket_connections",
+    "Open WebSocket connections (/ws/events/, authenticated).",
+    multiprocess_mode="livesum",
+)
+
+# Collectors that read their values when scraped (a query, a Redis call). Never part of
+# the default registry, so only a scrape of /metrics runs them.
+SCRAPE_REGISTRY = CollectorRegistry(auto_describe=False)
+
+
+class QueueLengthCollector:
+    """Messages waiting in each Celery queue, read from the broker at scrape time."""
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            f"{PREFIX}_celery_queue_length",
+            "Messages waiting in a Celery queue (read from the broker when scraped).",
+            labels=["queue"],
+        )
+        try:
+            for queue, length in queue_lengths().items():
+                family.add_metric([queue], length)
+        except Exception as exc:  # the broker is down: the family is empty, the scrape still works
+            logger.warning("queue lengths unavailable: %s", exc)
+        yield family
+
+
+def queue_lengths() -> dict[str, int]:
+    """Length of each queue in ``CELERY_WORKER_QUEUES`` (kombu sums Redis' priority lists)."""
+    from celery import current_app
+    from kombu.exceptions import ChannelError
+
+    lengths: dict[str, int] = {}
+    with current_app.connection_for_read() as connection:
+        connection.ensure_connection(max_retries=1, timeout=2)
+        channel = connection.default_channel
+        for queue in settings.CELERY_WORKER_QUEUES:
+            try:
+                lengths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
+            except ChannelError:  # never declared (nothing sent yet, or Redis emptied): none waiting
+                lengths[queue] = 0
+    return lengths
+
+
+SCRAPE_REGISTRY.register(QueueLengthCollector())
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text of every metric, and its content type."""
+    multiproc_dir = settings.PROMETHEUS_MULTIPROC_DIR
+    if multiproc_dir:
+        counted = CollectorRegistry(auto_describe=False)
+        MultiProcessCollector(counted, path=multiproc_dir)
+    else:
+        counted = REGISTRY
+    return generate_latest(counted) + generate_latest(SCRAPE_REGISTRY), CONTENT_TYPE_LATEST
