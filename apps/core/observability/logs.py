@@ -32,7 +32,7 @@ REDACTED = "[redacted]"
 # "exchange_secret", "X-Api-Key", "refresh_token", "HTTP_AUTHORIZATION".
 SECRET_NAME = re.compile(
     r"api[_-]?key|secret|passw(or)?d|passphrase|token|authori[sz]ation|private[_-]?key|signature"
-    r"|cookie|session[_-]?id|credentials",
+    r"|cookie|session[_-]?(?:id|key)|credentials",
     re.IGNORECASE,
 )
 # Values that are secrets whatever they are called.
