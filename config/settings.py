@@ -427,7 +427,8 @@ LOGGING = {
         # Django's own handlers (a second, unfiltered console, mail_admins) go: its records
         # reach the root's handler like every other.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
-        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        # runserver's own request lines repeat the access log's.
+        "django.server": {"handlers": [], "level": "WARNING", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "celery": {"level": "INFO"},

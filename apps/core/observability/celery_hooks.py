@@ -13,7 +13,7 @@ from typing import Any
 from celery.signals import before_task_publish, task_postrun, task_prerun, worker_process_shutdown
 
 from apps.core.observability import context
-from apps.core.observability.metrics import TASK_DURATION, TASK_WAIT, TASKS
+from apps.core.observability.metrics import TASK_DURATION, TASK_WAIT, TASKS, process_exited
 
 HEADER_REQUEST_ID = "trading_request_id"
 HEADER_USER_ID = "trading_user_id"
@@ -74,13 +74,6 @@ def task_finished(task_id: str | None = None, task: Any = None, state: str | Non
 
 
 @worker_process_shutdown.connect(dispatch_uid="observability.worker_process_shutdown")
-def mark_process_dead(pid: int | None = None, **_kwargs: Any) -> None:
-    # Multiprocess mode: a dead prefork child's live gauges must stop counting.
-    from django.conf import settings
-
-    if settings.PROMETHEUS_MULTIPROC_DIR:
-        import os
-
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid or os.getpid(), settings.PROMETHEUS_MULTIPROC_DIR)
+def worker_process_exited(**_kwargs: Any) -> None:
+    # A prefork child ends without running atexit handlers.
+    process_exited()

@@ -15,7 +15,10 @@ start, the directory emptied at deploy), and ``/metrics`` in any web process sum
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import socket
 
 from django.conf import settings
 from prometheus_client import (
@@ -27,11 +30,36 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
     generate_latest,
+    multiprocess,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 logger = logging.getLogger(__name__)
+
+# Multiprocess mode names each process's files by its pid; containers sharing the directory
+# (web, worker, beat under docker compose) may each run as pid 1, so the host name goes in
+# too ("_" is the file name's separator). Set before any metric below is created.
+_HOST = socket.gethostname().replace("_", "-")
+
+
+def process_identifier() -> str:
+    return f"{_HOST}-{os.getpid()}"
+
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    values.ValueClass = values.MultiProcessValue(process_identifier)
+
+
+def process_exited() -> None:
+    """Multiprocess mode: this process's live gauges (WebSocket connections) stop counting."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        multiprocess.mark_process_dead(process_identifier(), directory)
+
+
+atexit.register(process_exited)
 
 # The *_created series double every counter for a timestamp nobody graphs.
 disable_created_metrics()
