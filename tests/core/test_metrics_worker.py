@@ -18,7 +18,12 @@ from apps.core.observability import context
 from apps.core.tasks import heartbeat
 from tests.support import servers
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+# Starts its own process: grouped with the other real-process tests under xdist (tests/conftest.py).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.worker,
+    pytest.mark.xdist_group("real_services"),
+]
 
 TOKEN = "worker-metrics-token"
 QUEUE = "observability-test"  # only this test's worker consumes it

@@ -19,7 +19,12 @@ from rest_framework_simplejwt.tokens import AccessToken
 from tests.factories import UserFactory
 from tests.support import aio, servers
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+# Starts its own process: grouped with the other real-process tests under xdist (tests/conftest.py).
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.worker,
+    pytest.mark.xdist_group("real_services"),
+]
 
 TOKEN = "asgi-metrics-token-5d1e"
 
