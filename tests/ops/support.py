@@ -74,10 +74,14 @@ def task_result(*, status="FAILURE", name="apps.ops.tests.boom", args="[1, 2]", 
         "result": json.dumps({"exc_type": "RuntimeError", "exc_message": ["boom"]}),
         "traceback": 'Traceback (most recent call last):\n  File "x.py", line 1\nRuntimeError: boom',
         "worker": "w1@localhost",
-        "date_done": timezone.now(),
         **extra,
     }
-    return TaskResult.objects.create(**values)
+    date_done = values.pop("date_done", None)
+    result = TaskResult.objects.create(**values)
+    if date_done is not None:  # auto_now on create: set it afterwards
+        TaskResult.objects.filter(pk=result.pk).update(date_done=date_done)
+        result.refresh_from_db()
+    return result
 
 
 def dead_letter(**extra) -> DeadLetter:
