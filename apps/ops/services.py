@@ -54,7 +54,8 @@ def _decode_recorded(value: str | None, kind: type) -> Any:
 
 
 def task_result_retry(*, result) -> str:
-    """Send a failed task again with the arguments it had; returns the new task's id."""
+    """Send a failed task again with the arguments it had (to the queue it ran on, when known);
+    returns the new task's id."""
     from celery import states
 
     if result.status != states.FAILURE:
@@ -63,7 +64,10 @@ def task_result_retry(*, result) -> str:
         raise Conflict("The task's name was not recorded.", code="arguments_unavailable")
     args = _decode_recorded(result.task_args, list)
     kwargs = _decode_recorded(result.task_kwargs, dict)
-    task_id = _send_task(result.task_name, args, kwargs)
+    # The result backend keeps no queue; the task's dead letter (a failure recorded by the worker)
+    # does, so a task that was sent to a queue of its own goes back there; else the task routes.
+    queue = DeadLetter.objects.filter(task_id=result.task_id).values_list("queue", flat=True).first()
+    task_id = _send_task(result.task_name, args, kwargs, queue=queue or None)
     logger.info("retried task %s %s as %s", result.task_name, result.task_id, task_id)
     return task_id
 
