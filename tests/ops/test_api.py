@@ -214,3 +214,16 @@ def test_schema_documents_the_ops_and_jobs_endpoints(staff_client):
         assert path in paths, path
     assert "403" in paths["/api/v1/ops/cache/clear/"]["post"]["responses"]
     assert "202" in paths["/api/v1/ops/dead-letters/{id}/replay/"]["post"]["responses"]
+
+
+def test_actions_take_no_body_and_refuse_one_changing_nothing(staff_client):
+    install_schedules()
+    schedule = PeriodicTask.objects.get(name="orders: sync open orders")
+    letter = dead_letter(task_name=HARMLESS_TASK, args=[], kwargs={})
+    assert_error(
+        staff_client.post(OPS + f"schedules/{schedule.pk}/pause/", {"now": True}), 400, "invalid", "now"
+    )
+    assert_error(staff_client.post(OPS + f"dead-letters/{letter.pk}/replay/", {"x": 1}), 400, "invalid", "x")
+    schedule.refresh_from_db()
+    letter.refresh_from_db()
+    assert schedule.enabled and letter.replayed_at is None

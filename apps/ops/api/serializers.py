@@ -122,6 +122,10 @@ class CacheOverviewSerializer(serializers.Serializer):
     truncated = serializers.BooleanField(required=False, help_text="the scan stopped at its cap")
 
 
+class NoInputSerializer(StrictSerializer):
+    """The body of an action that takes none: empty, or ``{}``; anything else is a 400."""
+
+
 class CacheClearInputSerializer(StrictSerializer):
     group = serializers.ChoiceField(choices=CLEARABLE_GROUPS)
 

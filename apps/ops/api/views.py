@@ -39,6 +39,10 @@ def _query(serializer_class, request: Request) -> dict:
     return serializer.validated_data
 
 
+def _no_body(request: Request) -> None:
+    s.NoInputSerializer(data=request.data).is_valid(raise_exception=True)
+
+
 class StaffView:
     permission_classes = [IsAdminUser]
     filter_backends: list = []
@@ -72,7 +76,8 @@ class ScheduleViewSet(StaffView, viewsets.GenericViewSet):
         page = self.paginate_queryset(selectors.schedule_list())
         return self.get_paginated_response(s.ScheduleSerializer(page, many=True).data)
 
-    def _set(self, pk: str, enabled: bool) -> Response:
+    def _set(self, request: Request, pk: str, enabled: bool) -> Response:
+        _no_body(request)
         task = services.schedule_set_enabled(pk=_id(pk), enabled=enabled)
         row = next(row for row in selectors.schedule_list() if row["id"] == task.pk)
         return Response(s.ScheduleSerializer(row).data)
@@ -80,12 +85,12 @@ class ScheduleViewSet(StaffView, viewsets.GenericViewSet):
     @extend_schema(request=None, responses=s.ScheduleSerializer, summary="Pause a schedule (beat skips it)")
     @action(detail=True, methods=["post"])
     def pause(self, request: Request, pk: str) -> Response:
-        return self._set(pk, False)
+        return self._set(request, pk, False)
 
     @extend_schema(request=None, responses=s.ScheduleSerializer, summary="Resume a paused schedule")
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, pk: str) -> Response:
-        return self._set(pk, True)
+        return self._set(request, pk, True)
 
 
 class TaskResultViewSet(StaffView, viewsets.GenericViewSet):
@@ -111,6 +116,7 @@ class TaskResultViewSet(StaffView, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
+        _no_body(request)
         task_id = services.task_result_retry(result=selectors.task_result_get(pk=_id(pk)))
         return Response({"task_id": task_id}, status=202)
 
@@ -138,6 +144,7 @@ class DeadLetterViewSet(StaffView, viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"])
     def replay(self, request: Request, pk: str) -> Response:
+        _no_body(request)
         letter = services.dead_letter_replay(letter=selectors.dead_letter_get(pk=_id(pk)))
         return Response(s.DeadLetterSerializer(letter).data, status=202)
 
