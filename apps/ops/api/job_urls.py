@@ -8,4 +8,4 @@ from apps.ops.api import views
 
 app_name = "jobs-api"
 
-urlpatterns = [path("", views.UserJobListView.as_view(), name="list")]
+urlpatterns = [path("", views.UserJobViewSet.as_view({"get": "list"}), name="list")]

@@ -27,7 +27,7 @@ class WorkerSerializer(serializers.Serializer):
 
 
 class WorkersSerializer(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=["redis", "embedded"])
+    mode = serializers.CharField(help_text="redis, or embedded (no REDIS_URL: an in-process worker)")
     available = serializers.BooleanField()
     detail = serializers.CharField(allow_blank=True, help_text="why something is unavailable")
     workers = WorkerSerializer(many=True)
@@ -40,7 +40,7 @@ class QueuesSerializer(serializers.Serializer):
 
 
 class JobsOverviewSerializer(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=["redis", "embedded"])
+    mode = serializers.CharField(help_text="redis, or embedded (no REDIS_URL: an in-process worker)")
     workers = WorkersSerializer()
     queues = QueuesSerializer()
     dead_letters_pending = serializers.IntegerField()

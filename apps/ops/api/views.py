@@ -6,9 +6,8 @@ objects, so there is nothing to hide behind a 404.
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import generics, viewsets
+from drf_spectacular.utils import extend_schema
+from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -171,20 +170,14 @@ class CacheClearView(StaffView, APIView):
         )
 
 
-class UserJobListView(generics.GenericAPIView):
+class UserJobViewSet(viewsets.GenericViewSet):
     """Your jobs of every kind (backtests, optimizations, imports, downloads, bot replays), newest first."""
 
     serializer_class = s.UserJobSerializer
     filter_backends: list = []
 
-    @extend_schema(
-        parameters=[
-            s.UserJobFilterSerializer,
-            OpenApiParameter("page", OpenApiTypes.INT),
-            OpenApiParameter("page_size", OpenApiTypes.INT),
-        ]
-    )
-    def get(self, request: Request) -> Response:
+    @extend_schema(parameters=[s.UserJobFilterSerializer])
+    def list(self, request: Request) -> Response:
         index = selectors.user_job_index(user=request.user, **_query(s.UserJobFilterSerializer, request))
         page = self.paginate_queryset(index)
         return self.get_paginated_response(s.UserJobSerializer(selectors.user_job_rows(page), many=True).data)
