@@ -70,7 +70,7 @@ def test_jobs_page_shows_only_the_users_jobs_with_status_and_progress(client, us
         assert f'data-job="{kind}-{job.pk}"' in html
     for kind, job in theirs.items():
         assert f'data-job="{kind}-{job.pk}"' not in html
-    assert '<progress max="100" value="40">' in html
+    assert '<progress data-field="progress-bar" max="100" value="40">' in html
     assert "The exchange could not be reached." in html
     only = client.get(reverse("ops:my-jobs"), {"kind": "import"}).content.decode()
     assert f'data-job="import-{mine["import"].pk}"' in only and 'data-job="backtest-' not in only
