@@ -227,3 +227,26 @@ def test_actions_take_no_body_and_refuse_one_changing_nothing(staff_client):
     schedule.refresh_from_db()
     letter.refresh_from_db()
     assert schedule.enabled and letter.replayed_at is None
+
+
+def test_embedded_mode_lists_the_in_process_worker_and_its_running_tasks(staff_client, settings, monkeypatch):
+    from types import SimpleNamespace
+
+    from celery.worker import state
+
+    from apps.core import embedded
+
+    settings.EMBEDDED = True
+    monkeypatch.setattr(embedded, "worker_alive", lambda: True)
+    running = SimpleNamespace(
+        id="t-1", task_name="apps.backtests.tasks.run", argsrepr="(7,)", kwargsrepr="{}", time_start=1.5
+    )
+    monkeypatch.setattr(state, "active_requests", [running])
+    body = staff_client.get(OPS + "workers/").json()
+    assert body["mode"] == "embedded" and body["available"] is True and "Embedded mode" in body["detail"]
+    (worker,) = body["workers"]
+    assert worker["name"] == "embedded@localhost"
+    assert worker["queues"] == settings.CELERY_WORKER_QUEUES
+    assert worker["active"] == [
+        {"id": "t-1", "name": "apps.backtests.tasks.run", "args": "(7,)", "kwargs": "{}", "started": 1.5}
+    ]
