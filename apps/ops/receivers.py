@@ -34,6 +34,11 @@ def record_dead_letter(
     from apps.ops.models import DeadLetter
 
     request = getattr(sender, "request", None)
+    if getattr(request, "periodic_task_name", None):
+        # A beat-sent run: the schedule sends it again anyway, so there is nothing to replay (and a
+        # job failing every few seconds would flood the list); its failure stays visible in the
+        # task results and as its schedule's last outcome.
+        return
     delivery_info = getattr(request, "delivery_info", None) or {}
     try:
         DeadLetter.objects.create(

@@ -250,3 +250,31 @@ def test_embedded_mode_lists_the_in_process_worker_and_its_running_tasks(staff_c
     assert worker["active"] == [
         {"id": "t-1", "name": "apps.backtests.tasks.run", "args": "(7,)", "kwargs": "{}", "started": 1.5}
     ]
+
+
+def test_a_failure_is_a_dead_letter_unless_beat_sent_it():
+    from types import SimpleNamespace
+
+    from apps.ops.receivers import record_dead_letter
+
+    def fail(**request):
+        task = SimpleNamespace(name="apps.x.tasks.y", request=SimpleNamespace(**request))
+        record_dead_letter(sender=task, task_id="t-9", exception=ValueError("bad"), args=[1], kwargs={"k": 2})
+
+    fail(retries=1, hostname="w@h", delivery_info={"routing_key": "bots"})
+    (letter,) = DeadLetter.objects.all()
+    assert (letter.task_name, letter.args, letter.kwargs, letter.queue) == (
+        "apps.x.tasks.y",
+        [1],
+        {"k": 2},
+        "bots",
+    )
+    assert (letter.retries, letter.worker, letter.exception_type, letter.error) == (
+        1,
+        "w@h",
+        "ValueError",
+        "bad",
+    )
+    # The next beat run is its retry: nothing to replay.
+    fail(periodic_task_name="orders: sync open orders", retries=0)
+    assert DeadLetter.objects.count() == 1
