@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "apps.backtests",
     "apps.portfolio",
     "apps.home",
+    "apps.ops",
 ]
 
 MIDDLEWARE = [
@@ -185,6 +186,16 @@ else:
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
+# Most tasks ignore their results, but a failure is what the admin jobs page must show.
+CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
+# Retention (days) of task results and dead letters; the beat job "ops: clean up old results"
+# deletes older ones. Finished jobs (backtests, imports, replays: users' results) are kept
+# unless JOB_RETENTION_DAYS is set (> 0).
+TASK_RESULT_RETENTION_DAYS = env.int("TASK_RESULT_RETENTION_DAYS", default=7)
+DEAD_LETTER_RETENTION_DAYS = env.int("DEAD_LETTER_RETENTION_DAYS", default=30)
+JOB_RETENTION_DAYS = env.int("JOB_RETENTION_DAYS", default=0)
+# Celery's own daily celery.backend_cleanup uses the same retention (its default is one day).
+CELERY_RESULT_EXPIRES = timedelta(days=TASK_RESULT_RETENTION_DAYS)
 CELERY_CACHE_BACKEND = "default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
