@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from apps.core.errors import NotFound
 from apps.core.jobs import Job, job_models
+from apps.core.queues import broker_queue_lengths
 from apps.ops import cachekeys
 from apps.ops.models import DeadLetter
 
@@ -116,20 +117,8 @@ def workers_overview(*, timeout: float = INSPECT_TIMEOUT) -> dict[str, Any]:
 def queue_lengths(*, queues: list[str] | None = None) -> dict[str, Any]:
     """Messages waiting in each queue the workers consume (kombu: LLEN of the Redis lists,
     counting every priority's list; the in-process queues in embedded mode)."""
-    from kombu.exceptions import ChannelError
-
-    from config.celery import app
-
-    lengths: dict[str, int | None] = {}
     try:
-        with app.connection_for_read(connect_timeout=2) as connection:
-            connection.ensure_connection(max_retries=1)
-            channel = connection.default_channel
-            for queue in queues or settings.CELERY_WORKER_QUEUES:
-                try:
-                    lengths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
-                except ChannelError:
-                    lengths[queue] = 0  # Redis deletes an empty list: no key, nothing waiting
+        lengths = broker_queue_lengths(queues)
     except Exception as exc:
         logger.warning("queue lengths unavailable", exc_info=True)
         return {"available": False, "detail": f"{type(exc).__name__}: {exc}", "queues": {}}

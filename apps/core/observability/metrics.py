@@ -36,6 +36,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from apps.core.queues import broker_queue_lengths
+
 logger = logging.getLogger(__name__)
 
 # Multiprocess mode names each process's files by its pid; containers sharing the directory
@@ -117,28 +119,11 @@ class QueueLengthCollector:
             labels=["queue"],
         )
         try:
-            for queue, length in queue_lengths().items():
+            for queue, length in broker_queue_lengths().items():
                 family.add_metric([queue], length)
         except Exception as exc:  # the broker is down: the family is empty, the scrape still works
             logger.warning("queue lengths unavailable: %s", exc)
         yield family
-
-
-def queue_lengths() -> dict[str, int]:
-    """Length of each queue in ``CELERY_WORKER_QUEUES`` (kombu sums Redis' priority lists)."""
-    from celery import current_app
-    from kombu.exceptions import ChannelError
-
-    lengths: dict[str, int] = {}
-    with current_app.connection_for_read() as connection:
-        connection.ensure_connection(max_retries=1, timeout=2)
-        channel = connection.default_channel
-        for queue in settings.CELERY_WORKER_QUEUES:
-            try:
-                lengths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
-            except ChannelError:  # never declared (nothing sent yet, or Redis emptied): none waiting
-                lengths[queue] = 0
-    return lengths
 
 
 SCRAPE_REGISTRY.register(QueueLengthCollector())
