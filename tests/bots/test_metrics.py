@@ -13,6 +13,7 @@ from apps.core.observability import context
 from apps.marketdata.timeframes import timeframe_ms
 from tests.bots.support import CROSS_PARAMS, store_candles
 from tests.factories import BotFactory
+from tests.support.cache import clear_cache
 
 pytestmark = pytest.mark.django_db
 
@@ -27,14 +28,13 @@ def sample(name: str, **labels: str) -> float:
 @pytest.fixture
 def pinned_replay_clock(monkeypatch, settings):
     # As tests/bots/test_loop.py: the replay feed has just closed the last stored candle.
-    from django.core.cache import cache
 
     from apps.marketdata import live
 
     settings.MARKETDATA_REPLAY_SPEED = 1.0
     wall_ms = 6 * 10_000 * HOUR + 1
     monkeypatch.setattr(live, "time", types.SimpleNamespace(time=lambda: wall_ms / 1000))
-    cache.clear()
+    clear_cache()
 
 
 def tick(capture, bot, *, sent_seconds_ago: float | None = None):
