@@ -127,7 +127,7 @@ def test_a_signal_session_says_what_the_strategy_says_on_each_last_candle():
         from apps.backtests.engine import Param, Signals, SignalStrategy
 
         namespace.update(Param=Param, Signals=Signals, SignalStrategy=SignalStrategy, print=lambda *a: None)
-        exec(SMA, namespace)  # noqa: S102 - the test's own source
+        exec(SMA, namespace)
         local = namespace["Cross"](fast=3, slow=8)
         seen = set()
         for end in range(10, len(data) + 1):
@@ -204,7 +204,7 @@ def test_a_state_the_codec_cannot_save_fails_the_step_with_the_reason():
     source = LADDER.replace("self.open = len(self.get_open_orders())", "self.open = self.get_open_orders()")
     session = SandboxSession(source, {}, limits=LIMITS)
     data = candles(20)
-    with pytest.raises(StrategyError, match="keeps a OrderInfo in Ladder.open"):
+    with pytest.raises(StrategyError, match=r"keeps a OrderInfo in Ladder\.open"):
         session.event(data, _with_open_order(data), index=0, fresh=True, state=None, dump=True)
     assert not session.alive  # a failed step closes the session
 

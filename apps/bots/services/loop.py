@@ -447,6 +447,8 @@ def _failed(
         if internal
         else str(getattr(exc, "message", None) or exc)
     )
+    if isinstance(exc, BacktestError):
+        reason = str(exc)  # with the line of the user's code, where known
     failures = bot.failures + 1
     with transaction.atomic():
         if fatal:
