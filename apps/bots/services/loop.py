@@ -13,6 +13,12 @@ error with the reason.
 An event strategy (grid, DCA) continues from the state the previous tick saved
 on the bot (``strategy_state``), hears of its fills since through ``on_fill``
 exactly once, then gets ``on_data``; a cancel cancels that one order.
+
+A user strategy is stepped the same way (``strategies/stepping.py``) inside the
+bot's sandbox session (``user_code.py``); its broker calls are answered by the
+tick's ``GatewayBroker``, its state travels as the same JSON. When it raises or
+breaks a sandbox limit the bot goes to error at once (no backoff: the code would
+fail the same way again).
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ parameters and restores them. JSON rather than pickle: the state is readable in
 the admin, survives a deploy that changes a class, and loading it cannot run
 code. Rebuilding the state by replaying the bot's history was the alternative;
 it costs a tick proportional to the bot's age and breaks when candles are
-re-imported, so it was not taken.
+re-imported, so it was not taken. The codec is ``apps.backtests.strategies.state``
+(pure): a user strategy's attributes are encoded by the same code inside its
+sandbox, and stored here as they come, never decoded outside the sandbox.
 
 Besides the attributes the state holds the bot's orders the strategy placed
 that have not finished yet (order pk and the id the strategy got). A tick

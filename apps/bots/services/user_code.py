@@ -16,9 +16,10 @@ sandbox runs the module afresh for each state it restores (see
 ``sandbox/worker.py``), so a session that served another tick in between, or a
 new process, continue the same way.
 
-Settings (all optional): ``BOT_SANDBOX_CPU_SECONDS`` (10) and
-``BOT_SANDBOX_WALL_SECONDS`` (30) per tick, ``BOT_SANDBOX_MEMORY_MB`` (1536, the
-backtests' limit), ``BOT_SANDBOX_POOL_SIZE`` (8 per worker process),
+Settings (``config/settings.py``): ``BOT_SANDBOX_CPU_SECONDS`` (10) and
+``BOT_SANDBOX_WALL_SECONDS`` (30) per tick (a tick must end well inside its
+lease), ``BOT_SANDBOX_MEMORY_MB`` (1536, the backtests' limit),
+``BOT_SANDBOX_POOL_SIZE`` (8 per worker process; a session is about 60 MB) and
 ``BOT_SANDBOX_IDLE_SECONDS`` (600).
 """
 
@@ -50,9 +51,9 @@ _pool_lock = threading.Lock()
 def sandbox_limits() -> SandboxLimits:
     """The limits of one tick of a user strategy (a tick must end well inside its lease)."""
     return SandboxLimits(
-        cpu_seconds=float(getattr(settings, "BOT_SANDBOX_CPU_SECONDS", 10)),
-        memory_mb=int(getattr(settings, "BOT_SANDBOX_MEMORY_MB", SandboxLimits.memory_mb)),
-        wall_seconds=float(getattr(settings, "BOT_SANDBOX_WALL_SECONDS", 30)),
+        cpu_seconds=settings.BOT_SANDBOX_CPU_SECONDS,
+        memory_mb=settings.BOT_SANDBOX_MEMORY_MB,
+        wall_seconds=settings.BOT_SANDBOX_WALL_SECONDS,
     )
 
 
@@ -62,8 +63,8 @@ def session_pool() -> SessionPool:
     with _pool_lock:
         if _pool is None:
             _pool = SessionPool(
-                max_sessions=int(getattr(settings, "BOT_SANDBOX_POOL_SIZE", 8)),
-                idle_seconds=float(getattr(settings, "BOT_SANDBOX_IDLE_SECONDS", 600)),
+                max_sessions=settings.BOT_SANDBOX_POOL_SIZE,
+                idle_seconds=settings.BOT_SANDBOX_IDLE_SECONDS,
             )
         return _pool
 
