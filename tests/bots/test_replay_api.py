@@ -57,6 +57,7 @@ def test_start_answers_202_with_a_pending_job_and_queues_it_after_commit(
     assert body["status"] == "pending" and body["progress"] == 0
     assert body["bot"] == bot.pk and body["candles"] == len(CLOSES)
     assert body["strategy"] == "sma_crossover" and body["params"] == {"fast": 2, "slow": 3}
+    assert body["strategy_version"] is None
     assert [r.pk for r in sent] == [body["id"]]
 
 
@@ -99,6 +100,7 @@ def test_a_replay_of_a_user_strategy_bot_is_accepted_and_keeps_the_pinned_versio
             replay_url(bot.pk), {"start": iso(FIRST), "end": iso(LAST)}, format="json"
         )
     assert response.status_code == 202, response.content
+    assert response.json()["strategy_version"] == 1
     replay = BotReplay.objects.get(pk=response.json()["id"])
     assert replay.strategy_version == bot.strategy_version and replay.strategy_version.version == 1
 

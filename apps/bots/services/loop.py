@@ -353,7 +353,7 @@ def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:
     """
     if not bot_tick_claim(bot_id=bot_id, candle_ms=candle_ms):
         return None
-    bot = Bot.objects.select_related("owner", "connection").get(pk=bot_id)
+    bot = Bot.objects.select_related("owner", "connection", "strategy_version").get(pk=bot_id)
     try:
         data = _window(bot, candle_ms)
         event = None
