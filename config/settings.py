@@ -372,6 +372,13 @@ MARKETDATA_TICKER_CACHE_SECONDS = env.int("MARKETDATA_TICKER_CACHE_SECONDS", def
 MARKETDATA_POLL_SECONDS = env.int("MARKETDATA_POLL_SECONDS", default=5)
 # Stored minutes replayed per wall-clock minute by the offline replay feed.
 MARKETDATA_REPLAY_SPEED = env.float("MARKETDATA_REPLAY_SPEED", default=1.0)
+# Bots on user strategies (apps/bots/services/user_code.py): per-tick limits of the sandbox,
+# and the sandbox sessions each worker process keeps (one per bot, ~60 MB each).
+BOT_SANDBOX_CPU_SECONDS = env.float("BOT_SANDBOX_CPU_SECONDS", default=10.0)
+BOT_SANDBOX_WALL_SECONDS = env.float("BOT_SANDBOX_WALL_SECONDS", default=30.0)
+BOT_SANDBOX_MEMORY_MB = env.int("BOT_SANDBOX_MEMORY_MB", default=1536)
+BOT_SANDBOX_POOL_SIZE = env.int("BOT_SANDBOX_POOL_SIZE", default=8)
+BOT_SANDBOX_IDLE_SECONDS = env.float("BOT_SANDBOX_IDLE_SECONDS", default=600.0)
 
 # Exchange API credentials are encrypted at rest with MultiFernet: the first key
 # encrypts, every key decrypts (``manage.py rotate_encryption_keys`` re-encrypts
