@@ -10,7 +10,10 @@ class BotsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.accounts.quotas import Quota, quota_usage_register
-        from apps.bots import risk_actions  # noqa: F401 - carries out risk limits' pause/stop actions
+        from apps.bots import (
+            metrics,  # noqa: F401 - the tick metrics exist on /metrics from the start
+            risk_actions,  # noqa: F401 - carries out risk limits' pause/stop actions
+        )
         from apps.bots.receivers import stop_bots_for_kill_switch
         from apps.bots.selectors import bot_is_owned, bot_replays_active_count, bots_count, bots_running_count
         from apps.exchanges.ownership import paper_bot_check_register
