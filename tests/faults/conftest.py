@@ -45,7 +45,7 @@ def private():
         pytest.skip(f"fault tests need private servers: {reason}")
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql" or not settings.REDIS_URL:
         pytest.skip("fault tests need DATABASE_URL (PostgreSQL) and REDIS_URL; .ci/run sets them")
-    with faults.private_servers() as pair:
+    with faults.private_servers(env=CHILD_ENV) as pair:
         yield pair
 
 
@@ -108,6 +108,14 @@ class Stack:
         process = self.processes.pop(name, None)
         if process is not None:
             servers._stop(process)
+
+    def ensure_up(self) -> None:
+        if subprocess.run(
+            ["pg_isready", "-h", "127.0.0.1", "-p", str(self.postgres.port)], capture_output=True
+        ).returncode:
+            self.postgres.start()
+        if self.redis.process is None or self.redis.process.poll() is not None:
+            self.redis.start()
 
     def worker_answers(self, name: str) -> bool:
         from config.celery import app
@@ -175,29 +183,31 @@ def _wait_started(stack: Stack) -> None:
         time.sleep(0.2)
 
 
-@pytest.fixture
-def fault_stack(private, django_db_blocker, settings) -> Iterator[Stack]:
-    """Worker, beat and daphne on the private servers; this process's ORM, cache, layer and broker too."""
+@pytest.fixture(scope="module")
+def fault_stack(private, django_db_blocker) -> Iterator[Stack]:
+    """Worker, beat and daphne on the private servers; this process's ORM, cache, layer and broker too.
+
+    Module-scoped (starting them takes a while on a busy machine): the tests of a module share
+    the processes, which is the point, since they must survive each test's faults. The
+    test process is pointed back at the machine's services when the module ends.
+    """
+    from django.test import override_settings
+
     postgres, redis_server = private
-    # A test may have left a server stopped (a failure mid-way): every test starts with both up.
-    if subprocess.run(
-        ["pg_isready", "-h", "127.0.0.1", "-p", str(postgres.port)], capture_output=True
-    ).returncode:
-        postgres.start()
-    if redis_server.process is None or redis_server.process.poll() is not None:
-        redis_server.start()
     LOG_DIR.mkdir(parents=True, exist_ok=True)
-    settings.REDIS_URL = redis_server.url()
-    settings.CACHES = {
-        **settings.CACHES,
-        "default": {**settings.CACHES["default"], "LOCATION": redis_server.url()},
-    }
-    settings.CHANNEL_LAYERS = {
-        "default": {**settings.CHANNEL_LAYERS["default"],
-                    "CONFIG": {**settings.CHANNEL_LAYERS["default"]["CONFIG"], "hosts": [redis_server.url()]}}
-    }  # fmt: skip
+    layer = settings.CHANNEL_LAYERS["default"]
+    overrides = override_settings(
+        REDIS_URL=redis_server.url(),
+        CACHES={**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": redis_server.url()}},
+        CHANNEL_LAYERS={"default": {**layer, "CONFIG": {**layer["CONFIG"], "hosts": [redis_server.url()]}}},
+    )
     stack = Stack(postgres, redis_server)
-    with django_db_blocker.unblock(), _default_database(postgres.url()), _celery_broker(redis_server.url()):
+    with (
+        django_db_blocker.unblock(),
+        overrides,
+        _default_database(postgres.url()),
+        _celery_broker(redis_server.url()),
+    ):
         try:
             stack.start_worker("worker")
             stack.processes["beat"] = _start(stack, "beat", "beat")
@@ -207,8 +217,20 @@ def fault_stack(private, django_db_blocker, settings) -> Iterator[Stack]:
         finally:
             for name in list(stack.processes):
                 stack.stop(name)
-            # Nothing of this test keeps running into the next one.
-            from apps.bots.models import Bot
 
-            with contextlib.suppress(Exception):
-                Bot.objects.update(status=Bot.Status.STOPPED)
+
+@pytest.fixture(autouse=True)
+def _servers_up_and_bots_stopped(request):
+    """Every test starts with both servers up (one that failed mid-way may have left one stopped)
+    and leaves no bot of its own running into the next test."""
+    if "fault_stack" not in request.fixturenames:
+        yield
+        return
+    stack = request.getfixturevalue("fault_stack")
+    stack.ensure_up()
+    yield
+    stack.ensure_up()
+    from apps.bots.models import Bot
+
+    connections.close_all()
+    Bot.objects.update(status=Bot.Status.STOPPED)

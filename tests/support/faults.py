@@ -149,8 +149,10 @@ class PrivateRedis:
 
 
 @contextlib.contextmanager
-def private_servers() -> Iterator[tuple[PrivatePostgres, PrivateRedis]]:
-    """A migrated private PostgreSQL database and a private Redis, both removed afterwards."""
+def private_servers(env: dict[str, str] | None = None) -> Iterator[tuple[PrivatePostgres, PrivateRedis]]:
+    """A migrated private PostgreSQL database and a private Redis, both removed afterwards.
+
+    ``env``: settings for ``migrate`` (which installs the periodic tasks' intervals)."""
     directory = Path(tempfile.mkdtemp(prefix="faults-"))
     postgres, redis_server = PrivatePostgres(directory), PrivateRedis(directory)
     try:
@@ -162,7 +164,7 @@ def private_servers() -> Iterator[tuple[PrivatePostgres, PrivateRedis]]:
             [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
             cwd=ROOT,
             env={**os.environ, "DATABASE_URL": postgres.url(), "REDIS_URL": redis_server.url(),
-                 "DJANGO_ENV": "test"},
+                 "DJANGO_ENV": "test", **(env or {})},
             capture_output=True,
             text=True,
             timeout=300,
