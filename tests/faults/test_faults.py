@@ -26,6 +26,7 @@ from apps.bots.models import Bot
 from apps.marketdata.models import ImportJob
 from tests.backtests.api_support import wait_for
 from tests.faults import support
+from tests.support.api import assert_error
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
@@ -114,9 +115,13 @@ def test_a_postgresql_restart_mid_ticks_import_and_backtest_recovers_without_dup
 
     fault_stack.postgres.stop()
     time.sleep(OUTAGE_SECONDS)
-    # The web process answers while the database is away (liveness), and says it is not ready.
+    # The web process answers while the database is away (liveness), says it is not ready, and
+    # API requests get a 503 with the error body once the pool gives up (DATABASE_POOL_TIMEOUT 5 s).
     assert api.get("/health/").status_code == 200
     assert ready(api)[0] == 503
+    started = time.monotonic()
+    assert "database" in assert_error(api.get("/api/v1/bots/"), 503, "service_unavailable")["message"].lower()
+    assert time.monotonic() - started < 12
     fault_stack.postgres.start()
     connections.close_all()  # this test process's own connection died with the server
 
@@ -154,12 +159,15 @@ def test_a_redis_restart_loses_no_order_and_workers_beat_web_and_websockets_carr
     assert api.get("/health/").status_code == 200
     assert ready(api)[0] == 503
     assert api.get("/api/v1/bots/").status_code == 200
+    # A job cannot be queued: 503 with the error body, not Django's HTML 500.
+    refused = api.post("/api/v1/backtests/", support.SMA_BODY)
+    assert "job queue" in assert_error(refused, 503, "service_unavailable")["message"]
     fault_stack.redis.start()
 
     wait_for(lambda: fault_stack.worker_answers("worker"), timeout=30)
     assert_bots_recovered(bots, before)
     wait_for(heartbeat_arrives, timeout=60)  # WebSocket clients reconnect and hear the live path again
-    assert ready(api)[0] == 200
+    wait_for(lambda: ready(api)[0] == 200, timeout=30)
     assert_orders_intact(bots)
 
 
