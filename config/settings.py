@@ -344,7 +344,7 @@ SHARED_DATA_DIR = Path(env.str("SHARED_DATA_DIR", default=str(BASE_DIR.parent / 
 # The heartbeat proves the browser <- Channels <- Celery path end to end.
 HEARTBEAT_SECONDS = env.int("HEARTBEAT_SECONDS", default=15)
 # /health/ready/: each dependency check (database, Redis, channel layer, Celery) gets this long.
-HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=3.0)
+HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=5.0)
 # Backtests: a run is stopped (failed, "timeout") past this; a running job whose worker sent no
 # heartbeat for this long is marked failed ("worker_lost") by the reaper task.
 BACKTEST_TIME_LIMIT_SECONDS = env.int("BACKTEST_TIME_LIMIT_SECONDS", default=30 * 60)

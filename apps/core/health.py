@@ -21,7 +21,7 @@ from django.db import connection
 
 
 def _timeout() -> float:
-    return float(getattr(settings, "HEALTH_CHECK_TIMEOUT_SECONDS", 3.0))
+    return float(getattr(settings, "HEALTH_CHECK_TIMEOUT_SECONDS", 5.0))
 
 
 class _Check(threading.Thread):
@@ -72,23 +72,31 @@ def _redis() -> str:
 
 
 def _channel_layer() -> str:
-    """A message to a fresh channel of the layer comes back: what live events go through."""
+    """A message to a fresh channel of the layer comes back: what live events go through.
+
+    A layer of its own: the process's shared one may be receiving on daphne's event loop
+    (WebSocket consumers), and channels-redis refuses a second loop receiving on it.
+    """
     import asyncio
 
     from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
+    from channels.layers import DEFAULT_CHANNEL_LAYER, channel_layers
 
-    layer = get_channel_layer()
-    if layer is None:
+    if not getattr(settings, "CHANNEL_LAYERS", None):
         raise RuntimeError("no channel layer is configured")
+    layer = channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
 
     async def round_trip() -> None:
-        channel = await layer.new_channel(prefix="health")
-        token = uuid.uuid4().hex
-        await layer.send(channel, {"type": "health.check", "token": token})
-        message = await asyncio.wait_for(layer.receive(channel), timeout=2)
-        if message.get("token") != token:
-            raise RuntimeError("the channel layer answered with another message")
+        try:
+            channel = await layer.new_channel(prefix="health")
+            token = uuid.uuid4().hex
+            await layer.send(channel, {"type": "health.check", "token": token})
+            message = await asyncio.wait_for(layer.receive(channel), timeout=2)
+            if message.get("token") != token:
+                raise RuntimeError("the channel layer answered with another message")
+        finally:
+            if hasattr(layer, "close_pools"):
+                await layer.close_pools()
 
     async_to_sync(round_trip)()
     return type(layer).__name__

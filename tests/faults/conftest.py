@@ -1,7 +1,8 @@
 """The fault tests' stack: private PostgreSQL and Redis, and the app's processes on them.
 
-``private`` (session) starts the throw-away servers of ``tests.support.faults`` and
-migrates the private database once. ``fault_stack`` (per test) points this test process at
+``private`` (per module) starts the throw-away servers of ``tests.support.faults`` and
+migrates the private database once. ``fault_stack`` (per module too: starting the
+processes takes a while, and they must survive each test's faults) points this test process at
 them (the ORM's default connection, the cache, the channel layer and the Celery
 broker), starts a Celery worker, beat and daphne on them, and puts everything back
 afterwards. The tests never touch the machine's PostgreSQL or Redis, which other
@@ -38,7 +39,7 @@ CHILD_ENV = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def private():
     reason = faults.unavailable_reason()
     if reason:
@@ -110,9 +111,7 @@ class Stack:
             servers._stop(process)
 
     def ensure_up(self) -> None:
-        if subprocess.run(
-            ["pg_isready", "-h", "127.0.0.1", "-p", str(self.postgres.port)], capture_output=True
-        ).returncode:
+        if not self.postgres.running():
             self.postgres.start()
         if self.redis.process is None or self.redis.process.poll() is not None:
             self.redis.start()

@@ -94,6 +94,9 @@ class PrivatePostgres:
         self.stop()
         self.start()
 
+    def running(self) -> bool:
+        return self._run("pg_ctl", "-D", str(self.data), "status", check=False).returncode == 0
+
     def url(self, database: str = DATABASE) -> str:
         return f"postgres://postgres@127.0.0.1:{self.port}/{database}"
 
