@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -63,7 +64,6 @@ logger = logging.getLogger(__name__)
 
 TICK_TASK = "apps.bots.tasks.bot_tick"
 DEFAULT_WARMUP = 300
-LEASE_SECONDS = 120
 MAX_FAILURES = 5
 BACKOFF_BASE_SECONDS = 5
 BACKOFF_MAX_SECONDS = 15 * 60
@@ -153,7 +153,10 @@ def bot_tick_claim(*, bot_id: int, candle_ms: int) -> bool:
         .filter(Q(last_candle_ms__isnull=True) | Q(last_candle_ms__lt=candle_ms))
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .filter(Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now))
-        .update(tick_candle_ms=candle_ms, tick_lease_until=now + timedelta(seconds=LEASE_SECONDS))
+        .update(
+            tick_candle_ms=candle_ms,
+            tick_lease_until=now + timedelta(seconds=settings.BOT_TICK_LEASE_SECONDS),
+        )
         == 1
     )
 
