@@ -24,7 +24,7 @@ from websockets.sync.client import connect
 from apps.backtests.models import BacktestRun
 from apps.bots.models import Bot
 from apps.marketdata.models import ImportJob
-from tests.backtests.api_support import wait_for
+from tests.backtests.api_support import import_candles, wait_for
 from tests.faults import support
 from tests.support.api import assert_error
 
@@ -133,8 +133,12 @@ def test_a_postgresql_restart_mid_ticks_import_and_backtest_recovers_without_dup
     assert_orders_intact(bots)
 
 
-def test_a_redis_restart_loses_no_order_and_workers_beat_web_and_websockets_carry_on(fault_stack, trading):
+def test_a_redis_restart_loses_no_order_and_workers_beat_web_and_websockets_carry_on(
+    fault_stack, trading, shared_data_dir
+):
     _user, bots, api = trading
+    # Candles for the backtest that is refused below: valid, so only the job queue refuses it.
+    import_candles(shared_data_dir, "1h")
     ws_url = fault_stack.base_url.replace("http://", "ws://") + f"/ws/events/?token={api.token}"
 
     def heartbeat_arrives(timeout: float = 20) -> bool:
