@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -35,7 +34,7 @@ from apps.backtests.engine.slippage import SlippageModel
 from apps.backtests.engine.strategy import Candle, SignalStrategy
 from apps.backtests.strategies.registry import build_strategy
 from apps.bots.models import Bot
-from apps.bots.services.broker import GatewayBroker
+from apps.bots.services.broker import GatewayBroker, follow_signals, futures_state
 from apps.bots.services.lifecycle import BOTS_QUEUE, bot_error
 from apps.bots.services.log import bot_event_add
 from apps.bots.services.strategy_state import (
@@ -183,18 +182,7 @@ def _decide(bot: Bot, data: Candles, broker: GatewayBroker) -> list[str]:
     if signals.take_profit is not None:
         broker.defaults["take_profit"] = signals.take_profit
 
-    def last(values) -> bool:
-        return values is not None and bool(np.asarray(values)[-1])
-
-    seen = [
-        n for n in ("long_entries", "long_exits", "short_entries", "short_exits") if last(getattr(signals, n))
-    ]
-    # The engine's rule: an exit wins over an entry of the same direction on one candle.
-    if last(signals.long_exits) and broker.position_size() > 0:
-        broker.close_position()
-    elif last(signals.long_entries) and broker.position_size() <= 0:
-        broker.market(1, None)
-    return seen
+    return follow_signals(broker, signals, allow_short=bot.is_futures)
 
 
 def _run_event(bot: Bot, data: Candles, broker: GatewayBroker) -> tuple[list[str], Any, dict[int, int]]:
@@ -255,12 +243,12 @@ def _broker(
     open_orders: list[GatewayOrder] | None = None,
 ) -> GatewayBroker:
     """The tick's broker; open orders the strategy placed carry the ids it got for them."""
-    from apps.bots.services.accounts import bot_gateway
-    from apps.exchanges.gateway.paper import DEFAULT_SLIPPAGE, split_symbol
+    from apps.bots.services.accounts import bot_assets, bot_gateway
+    from apps.exchanges.gateway.paper import DEFAULT_SLIPPAGE
     from apps.exchanges.models import PaperAccount
 
     gateway = gateway or bot_gateway(bot)
-    base, quote = split_symbol(bot.symbol)
+    base, quote = bot_assets(bot)
     account = getattr(gateway, "account", None)  # the paper account; a live exchange has none
     fee = getattr(account, "taker_fee", None)
     # Size market orders where they will fill: the current price, moved by the paper
@@ -290,6 +278,9 @@ def _broker(
         entry_price=entry_price,
         # Orders placed this tick get the ids their client order ids will map back to.
         first_id=int(data.timestamp[-1]) * IDS_PER_CANDLE,
+        futures=futures_state(gateway, bot.symbol, leverage=bot.leverage, margin_mode=bot.margin_mode)
+        if bot.is_futures
+        else None,
     )
 
 

@@ -453,9 +453,14 @@ class PaperGateway(ExchangeGateway):
         if not self.futures or order.reduce_only:
             return
         position = self._position(order.symbol, order.quote)
+        closing = self._closable(position, order)
+        if order.amount <= closing:
+            return  # it only reduces the position
         leverage = float(position.leverage)
         limit = self._tiers(order.symbol).max_notional(leverage)
-        notional = float((abs(position.size) + order.amount) * ref_price)
+        # The position after the fill: larger in the same direction, or reversed past zero.
+        after = abs(position.size) + order.amount if not closing else order.amount - closing
+        notional = float(after * ref_price)
         if notional > limit:
             raise InvalidOrder(
                 f"A position of {notional:,.2f} {order.quote} exceeds the {limit:,.0f} {order.quote} "
@@ -471,9 +476,19 @@ class PaperGateway(ExchangeGateway):
             if order.reduce_only:
                 need = ZERO  # closes only: frees margin, never takes any
             else:
-                leverage = self._position(order.symbol, order.quote).leverage
-                notional = order.amount * ref_price
-                need = q(notional / leverage + notional * max(maker, taker), ROUND_UP)
+                position = self._position(order.symbol, order.quote)
+                closing = self._closable(position, order)
+                opening = max(order.amount - closing, ZERO)
+                need = q(
+                    opening * ref_price / position.leverage + order.amount * ref_price * max(maker, taker),
+                    ROUND_UP,
+                )
+                if closing:
+                    # One-way mode: the part that closes the opposite position frees its margin and
+                    # realizes its P&L first, which pays for the part that opens (a reversal).
+                    freed = q(position.margin * closing / abs(position.size), ROUND_DOWN)
+                    pnl = q(position.side * closing * (ref_price - position.entry_price))
+                    need = max(need - freed - pnl, ZERO)
         elif order.side == OrderSide.BUY:
             asset = order.quote
             need = q(order.amount * ref_price * (1 + max(maker, taker)), ROUND_UP)
@@ -491,6 +506,13 @@ class PaperGateway(ExchangeGateway):
         balance.used += need
         balance.save(update_fields=["free", "used"])
         order.reserved = need
+
+    @staticmethod
+    def _closable(position: PaperPosition, order: PaperOrder) -> Decimal:
+        """How much of ``order`` closes the opposite futures position (one-way mode)."""
+        if not position.size or (position.size > 0) == (order.side == OrderSide.BUY):
+            return ZERO
+        return min(order.amount, abs(position.size))
 
     def _reserved_asset(self, order: PaperOrder) -> str:
         return order.quote if self.futures or order.side == OrderSide.BUY else order.base
@@ -812,7 +834,13 @@ class PaperGateway(ExchangeGateway):
         payment = q(position.size * dec(bar.open) * dec(rate))  # positive: the long pays
         quote = self._balance(position.quote)
         if position.margin_mode == CROSS:
-            quote.free = max(quote.free - payment, ZERO)
+            # Out of the wallet, as the engine's cross rule: the free balance first, then the
+            # position's margin (the wallet, free plus used, always drops by the payment).
+            taken = min(payment, quote.free) if payment > 0 else payment
+            quote.free -= taken
+            cut = min(payment - taken, position.margin)
+            position.margin -= cut
+            quote.used -= cut
         else:
             margin = max(position.margin - payment, ZERO)
             quote.used += margin - position.margin
