@@ -549,6 +549,9 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -> None
         _publish_order(order)
     for fill in new_fills:
         _apply_to_position(order, fill)
+    if new_fills and ":" in order.symbol:
+        # Futures: leverage, margin mode and liquidation price are the exchange's to tell.
+        _sync_positions(_account_of(order), gateway)
     _after_status(order, gateway)
 
 
