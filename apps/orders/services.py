@@ -562,11 +562,19 @@ def _record_fills(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -
         return []
     account = _account_of(order)
     created: list[Fill] = []
+    by_order = getattr(gateway, "fetch_order_trades", None)  # the paper exchange: this order's only
     try:
-        trades = [t for t in gateway.fetch_my_trades(order.symbol) if t.order_id == str(remote.id)]
+        if by_order is not None:
+            trades = by_order(str(remote.id), order.symbol)
+        else:
+            trades = [t for t in gateway.fetch_my_trades(order.symbol) if t.order_id == str(remote.id)]
     except ExchangeError:
         trades = []
-    known = set(Fill.objects.filter(**account_filter(account)).values_list("exchange_trade_id", flat=True))
+    known = set(
+        Fill.objects.filter(
+            **account_filter(account), exchange_trade_id__in=[str(t.id) for t in trades]
+        ).values_list("exchange_trade_id", flat=True)
+    )
     for trade in trades:
         if str(trade.id) in known:
             continue

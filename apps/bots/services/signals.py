@@ -246,9 +246,10 @@ def _decisions(bot: Bot, action: str, size: Decimal | None, price: Decimal | Non
             )
     else:  # exit, exit_long, exit_short
         wanted = {A.EXIT_LONG: 1, A.EXIT_SHORT: -1}.get(action)
-        if not position or (wanted is not None and position * wanted < 0):
-            what = {1: "No long position", -1: "No short position"}.get(wanted, "Already flat")
-            return [], f"{what}: nothing to do."
+        if not position:
+            return [], "Already flat: nothing to do."
+        if wanted is not None and position * wanted < 0:
+            return [], f"No {'long' if wanted > 0 else 'short'} position: nothing to do."
         # The bracket legs of the entry would hold the coins an exit sells.
         if broker.open_orders():
             bot_cancel_orders(bot=bot)

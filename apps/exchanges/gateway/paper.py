@@ -194,12 +194,14 @@ class PaperGateway(ExchangeGateway):
         self.account = account
         self.prices = prices or MarketDataPriceSource(exchange=account.exchange)
         self._markets = markets
+        self._catalog: dict[str, MarketInfo | None] = {}  # catalog rows read once per gateway
         self._slip: SlippageModel | None = None
         self._tiers_cache: dict[str, LeverageTiers] = {}
         # Rows a locked call works on, so that one pass never holds two copies of a row.
         self._positions: dict[str, PaperPosition] = {}
         self._registry: dict[int, PaperOrder] = {}
         self._spot_side: dict[str, int] = {}
+        self._volumes: dict[str, float | None] = {}
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -227,6 +229,18 @@ class PaperGateway(ExchangeGateway):
     def _market_info(self, symbol: str) -> MarketInfo | None:
         if self._markets is not None:
             return self._markets.get(symbol)
+        if symbol not in self._catalog:
+            self._catalog[symbol] = self._catalog_row(symbol)
+        return self._catalog[symbol]
+
+    def market(self, symbol: str) -> MarketInfo:
+        """One catalog row (not ``load_markets``, which reads every market of the exchange)."""
+        info = self._market_info(symbol)
+        if info is None or (info.type == "spot") == self.futures:
+            raise InvalidOrder(f"Unknown market {symbol!r} on {self.name}.", fields={"symbol": "unknown"})
+        return info
+
+    def _catalog_row(self, symbol: str) -> MarketInfo | None:
         from apps.marketdata.models import Market
 
         row = Market.objects.filter(exchange__slug=self.account.exchange, symbol=symbol).first()
@@ -271,6 +285,13 @@ class PaperGateway(ExchangeGateway):
         self._registry.clear()
         self._positions.clear()
         self._spot_side.clear()
+        self._volumes.clear()
+
+    def _last_volume(self, symbol: str) -> float | None:
+        """The last closed candle's volume, read once per locked call (it sizes and slips fills)."""
+        if symbol not in self._volumes:
+            self._volumes[symbol] = self.prices.last_volume(symbol)
+        return self._volumes[symbol]
 
     # ------------------------------------------------------------------ orders
     def _validated(self, request: OrderRequest) -> dict[str, Any]:
@@ -340,7 +361,7 @@ class PaperGateway(ExchangeGateway):
     def _reference_price(self, order: PaperOrder, current: Decimal) -> Decimal:
         """The price an order's reservation is sized at."""
         if order.type == OrderType.MARKET:
-            volume = self.prices.last_volume(order.symbol)
+            volume = self._last_volume(order.symbol)
             return dec(
                 self._slippage().apply(
                     float(current), SIDE_SIGN[order.side], float(order.amount), volume or 0.0
@@ -527,7 +548,7 @@ class PaperGateway(ExchangeGateway):
         order.reserved = ZERO
 
     def _fill_market_now(self, order: PaperOrder, current: Decimal) -> None:
-        volume = self.prices.last_volume(order.symbol)
+        volume = self._last_volume(order.symbol)
         qty = order.amount
         if volume is not None:  # no candle yet: nothing to size a partial fill against
             qty = min(qty, q(dec(fills.partial_fill_size(float(qty), volume, self._mvf()))))
@@ -928,11 +949,16 @@ class PaperGateway(ExchangeGateway):
 
     def match(self, symbol: str | None = None) -> int:
         """Fill against the candles closed since the last pass, then against the current price; returns fills."""
+        if not self._active_symbols(symbol):
+            # Nothing open (no order, no futures position): no lock, no pass. Matching is
+            # idempotent, so an order placed meanwhile is matched by the next pass.
+            return 0
         with transaction.atomic():
             self._lock()
             self._forget()
-            count = self._process(symbol=symbol)
-            for sym in self._active_symbols(symbol):
+            active = self._active_symbols(symbol)
+            count = sum(self._process_symbol(sym) for sym in active)
+            for sym in active:  # what the candles filled is no longer pending: _tick reads anew
                 count += self._tick(sym, self.prices.price(sym), self.prices.now_ms(sym))
             return count
 
@@ -1032,7 +1058,7 @@ class PaperGateway(ExchangeGateway):
         if not pending and (position is None or not position.size):
             return 0
         p = float(price)
-        volume = self.prices.last_volume(symbol)
+        volume = self._last_volume(symbol)
         bar = Bar(timestamp, p, p, p, p, math.inf if volume is None else volume)
         count = self._run_point(symbol, bar, pending, position, tick=True, funding=None)
         for order in pending:
@@ -1244,22 +1270,28 @@ class PaperGateway(ExchangeGateway):
             trades = trades.filter(timestamp__gte=since)
         if limit:
             trades = trades[:limit]
-        return [
-            Trade(
-                id=str(t.pk),
-                order_id=str(t.order_id),
-                symbol=t.symbol,
-                side=t.side,
-                price=t.price,
-                amount=t.amount,
-                cost=t.cost,
-                fee=t.fee,
-                fee_asset=t.fee_asset,
-                maker=t.maker,
-                timestamp=t.timestamp,
-            )
-            for t in trades
-        ]
+        return [self._to_trade(t) for t in trades]
+
+    def fetch_order_trades(self, order_id: str, symbol: str) -> list[Trade]:
+        """The fills of one order, as they stand (no matching pass: the caller just had one)."""
+        trades = self.account.trades.filter(order_id=int(order_id), symbol=symbol).order_by("timestamp", "id")
+        return [self._to_trade(t) for t in trades]
+
+    @staticmethod
+    def _to_trade(t: PaperTrade) -> Trade:
+        return Trade(
+            id=str(t.pk),
+            order_id=str(t.order_id),
+            symbol=t.symbol,
+            side=t.side,
+            price=t.price,
+            amount=t.amount,
+            cost=t.cost,
+            fee=t.fee,
+            fee_asset=t.fee_asset,
+            maker=t.maker,
+            timestamp=t.timestamp,
+        )
 
     def fetch_balance(self) -> AccountBalance:
         if self.match_on_read:
