@@ -241,3 +241,17 @@ def test_the_bots_position_shows_its_side_leverage_and_liquidation_price(auth_cl
     # A 10x short is liquidated about 10% above its entry (less the maintenance margin).
     liquidation, entry = Decimal(row["liquidation_price"]), Decimal(row["average_entry"])
     assert entry * Decimal("1.08") < liquidation < entry * Decimal("1.10")
+
+
+# ---------------------------------------------------------------------- page
+def test_the_bot_page_shows_the_futures_settings_and_the_liquidation_price(client, user, send, perp):  # noqa: F811
+    bot, token = webhook_futures_bot(user, leverage=Decimal("10"), margin_mode="isolated")
+    send(token, {"action": "enter_short", "signal_id": "s"})
+    client.force_login(user)
+    response = client.get(reverse("bots:detail", args=[bot.pk]))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "10x · isolated margin · long and short" in page
+    position = Position.objects.get(paper_account__bot_id=bot.pk, symbol=SYMBOL)
+    assert position.liquidation_price is not None
+    assert "Liquidation price" in page and f"{position.liquidation_price.normalize():f}"[:6] in page
