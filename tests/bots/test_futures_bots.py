@@ -255,3 +255,29 @@ def test_the_bot_page_shows_the_futures_settings_and_the_liquidation_price(clien
     position = Position.objects.get(paper_account__bot_id=bot.pk, symbol=SYMBOL)
     assert position.liquidation_price is not None
     assert "Liquidation price" in page and f"{position.liquidation_price.normalize():f}"[:6] in page
+
+
+def test_the_create_form_makes_a_futures_bot_with_its_leverage(client, user):
+    client.force_login(user)
+    html = client.get(reverse("bots:new")).content.decode()
+    assert 'name="leverage"' in html and 'name="margin_mode"' in html
+    form = {
+        "name": "perp from the form",
+        "strategy": "builtin:sma_crossover",
+        "p__builtin-sma_crossover__fast": "5",
+        "p__builtin-sma_crossover__slow": "20",
+        "exchange": EXCHANGE,
+        "symbol": SYMBOL,
+        "timeframe": "1h",
+        "allocated_capital": "500",
+        "leverage": "4",
+        "margin_mode": "cross",
+    }
+    response = client.post(reverse("bots:new"), form)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    bot = Bot.objects.get(owner=user, name="perp from the form")
+    assert (bot.symbol, bot.leverage, bot.margin_mode) == (SYMBOL, Decimal("4"), "cross")
+    # Too much leverage is shown next to its input.
+    again = client.post(reverse("bots:new"), {**form, "name": "too much", "leverage": "400"})
+    assert again.status_code == 400  # the form again, with the reason
+    assert "Between 1 and 125" in again.content.decode()
