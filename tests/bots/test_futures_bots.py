@@ -281,3 +281,14 @@ def test_the_create_form_makes_a_futures_bot_with_its_leverage(client, user):
     again = client.post(reverse("bots:new"), {**form, "name": "too much", "leverage": "400"})
     assert again.status_code == 400  # the form again, with the reason
     assert "Between 1 and 125" in again.content.decode()
+
+
+def test_a_stopped_spot_bot_moved_to_a_perpetual_gets_a_fresh_futures_account(user):
+    bot = BotFactory(owner=user, exchange=EXCHANGE, symbol="BTC/USDT", allocated_capital=Decimal("700"))
+    spot = bot_paper_account(bot=bot)
+    assert spot.market_type == PaperAccount.MarketType.SPOT
+    services.bot_update(bot=bot, symbol=SYMBOL, leverage=Decimal("3"))
+    account = PaperAccount.objects.get(pk=spot.pk)
+    assert account.market_type == PaperAccount.MarketType.FUTURES
+    assert account.balances.get(asset="USDT").free == Decimal("700")
+    assert paper_position(bot).leverage == 3
