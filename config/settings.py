@@ -77,9 +77,12 @@ INSTALLED_APPS = [
     "apps.backtests",
     "apps.portfolio",
     "apps.home",
+    "apps.ops",
 ]
 
 MIDDLEWARE = [
+    # First: every request gets its id, its metrics and its access log line.
+    "apps.core.observability.middleware.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -183,6 +186,16 @@ else:
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
+# Most tasks ignore their results, but a failure is what the admin jobs page must show.
+CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
+# Retention (days) of task results and dead letters; the beat job "ops: clean up old results"
+# deletes older ones. Finished jobs (backtests, imports, replays: users' results) are kept
+# unless JOB_RETENTION_DAYS is set (> 0).
+TASK_RESULT_RETENTION_DAYS = env.int("TASK_RESULT_RETENTION_DAYS", default=7)
+DEAD_LETTER_RETENTION_DAYS = env.int("DEAD_LETTER_RETENTION_DAYS", default=30)
+JOB_RETENTION_DAYS = env.int("JOB_RETENTION_DAYS", default=0)
+# Celery's own daily celery.backend_cleanup uses the same retention (its default is one day).
+CELERY_RESULT_EXPIRES = timedelta(days=TASK_RESULT_RETENTION_DAYS)
 CELERY_CACHE_BACKEND = "default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -359,6 +372,13 @@ MARKETDATA_TICKER_CACHE_SECONDS = env.int("MARKETDATA_TICKER_CACHE_SECONDS", def
 MARKETDATA_POLL_SECONDS = env.int("MARKETDATA_POLL_SECONDS", default=5)
 # Stored minutes replayed per wall-clock minute by the offline replay feed.
 MARKETDATA_REPLAY_SPEED = env.float("MARKETDATA_REPLAY_SPEED", default=1.0)
+# Bots on user strategies (apps/bots/services/user_code.py): per-tick limits of the sandbox,
+# and the sandbox sessions each worker process keeps (one per bot, ~60 MB each).
+BOT_SANDBOX_CPU_SECONDS = env.float("BOT_SANDBOX_CPU_SECONDS", default=10.0)
+BOT_SANDBOX_WALL_SECONDS = env.float("BOT_SANDBOX_WALL_SECONDS", default=30.0)
+BOT_SANDBOX_MEMORY_MB = env.int("BOT_SANDBOX_MEMORY_MB", default=1536)
+BOT_SANDBOX_POOL_SIZE = env.int("BOT_SANDBOX_POOL_SIZE", default=8)
+BOT_SANDBOX_IDLE_SECONDS = env.float("BOT_SANDBOX_IDLE_SECONDS", default=600.0)
 
 # Exchange API credentials are encrypted at rest with MultiFernet: the first key
 # encrypts, every key decrypts (``manage.py rotate_encryption_keys`` re-encrypts
@@ -396,18 +416,51 @@ KILL_SWITCH_RETRY_BASE_SECONDS = env.float("KILL_SWITCH_RETRY_BASE_SECONDS", def
 KILL_SWITCH_EXCHANGE_TIMEOUT_SECONDS = env.float("KILL_SWITCH_EXCHANGE_TIMEOUT_SECONDS", default=10.0)
 
 # ---------------------------------------------------------------------- logging
+# One JSON object per line in production (time, level, logger, message, request_id, user_id,
+# task_id, task_name and extra fields), readable text elsewhere; LOG_FORMAT=json|plain chooses.
+# Every handler redacts secrets (apps/core/observability/logs.py). docs/operations.md.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "plain")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise environ.ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "context": {"()": "apps.core.observability.logs.ContextFilter"},
+        "redact": {"()": "apps.core.observability.logs.RedactFilter"},
+    },
+    "formatters": {
+        "json": {"()": "apps.core.observability.logs.JsonFormatter"},
+        "plain": {"()": "apps.core.observability.logs.PlainFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's own handlers (a second, unfiltered console, mail_admins) go: its records
+        # reach the root's handler like every other.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # runserver's own request lines repeat the access log's.
+        "django.server": {"handlers": [], "level": "WARNING", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "celery": {"level": "INFO"},
+        # One line per HTTP request (ObservabilityMiddleware); LOG_ACCESS_LEVEL=WARNING silences it.
+        "trading.access": {"level": env.str("LOG_ACCESS_LEVEL", default="INFO")},
     },
 }
+
+# ---------------------------------------------------------------------- metrics
+# /metrics (Prometheus) answers only to "Authorization: Bearer <METRICS_TOKEN>"; unset, it is
+# off (404). Several processes (web, workers): set PROMETHEUS_MULTIPROC_DIR for all of them
+# (an empty directory they share) so /metrics sums their counters. docs/operations.md.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 
 # ----------------------------------------------------------------- deployment
 if PRODUCTION:

@@ -209,6 +209,10 @@ class BotReplay(Job):
     candles = models.PositiveIntegerField(null=True, blank=True, help_text="candles in the period")
     # What the bot looked like when the replay was asked for: later edits do not change it.
     strategy = models.CharField(max_length=100)
+    # A user strategy's code as pinned then (SET_NULL: the replay's result outlives its code).
+    strategy_version = models.ForeignKey(
+        "backtests.StrategyVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     params = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from apps.marketdata.timeframes import timeframe_ms
+from tests.support.cache import clear_cache
 
 # With sma_crossover fast=2, slow=3 the fast average crosses above the slow one on the
 # last close (6.5 < 7 before, 8 > 7.67 on it): a long entry on the last closed candle.
@@ -51,9 +52,8 @@ def store_candles_on_replay(
     import time
 
     from django.conf import settings
-    from django.core.cache import cache
 
-    cache.clear()  # the feed caches its candle count per market; this series replaces it
+    clear_cache()  # the feed caches its candle count per market; this series replaces it
 
     step = timeframe_ms(timeframe)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms

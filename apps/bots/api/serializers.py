@@ -174,6 +174,13 @@ class BotReplayInputSerializer(StrictSerializer):
 
 class BotReplaySerializer(serializers.ModelSerializer):
     bot = serializers.IntegerField(source="bot_id", read_only=True)
+    strategy_version = serializers.IntegerField(
+        source="strategy_version.version",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="a user strategy's version the replay runs (null for a built-in)",
+    )
     error = serializers.SerializerMethodField()
     result = serializers.JSONField(
         read_only=True,
@@ -193,6 +200,7 @@ class BotReplaySerializer(serializers.ModelSerializer):
             "end",
             "candles",
             "strategy",
+            "strategy_version",
             "params",
             "error",
             "result",

@@ -19,11 +19,10 @@ strategy's last candle.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
-
-import numpy as np
 
 from apps.backtests.engine.candles import Candles
 from apps.backtests.engine.orders import OrderInfo
@@ -91,21 +90,16 @@ def futures_state(
     )
 
 
-def follow_signals(broker: GatewayBroker, signals: Any, *, allow_short: bool) -> list[str]:
-    """Act on a signal strategy's last candle as the backtest does; returns the signals seen.
+def follow_signals(broker: GatewayBroker, seen: Collection[str], *, allow_short: bool) -> None:
+    """Act on the signals a strategy gave on its last candle (``seen``: their names) as the
+    backtest does.
 
     The engine's rules (``simulator._effective_signals`` and its signal loop): an exit
     wins over an entry of the same direction, opposite entries on one candle cancel, an
     entry against the position reverses it, and short signals count only when the bot
     may short (futures).
     """
-
-    def last(values: Any) -> bool:
-        return values is not None and bool(np.asarray(values)[-1])
-
-    names = ("long_entries", "long_exits", "short_entries", "short_exits")
-    le, lx, se, sx = (last(getattr(signals, n)) for n in names)
-    seen = [n for n, on in zip(names, (le, lx, se, sx), strict=True) if on]
+    le, lx, se, sx = (n in seen for n in ("long_entries", "long_exits", "short_entries", "short_exits"))
     if allow_short:
         le, se = le and not lx and not se, se and not sx and not le
     else:
@@ -125,7 +119,6 @@ def follow_signals(broker: GatewayBroker, signals: Any, *, allow_short: bool) ->
         broker.market(1, None)
     elif se:
         broker.market(-1, None)
-    return seen
 
 
 class GatewayBroker:

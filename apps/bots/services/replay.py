@@ -14,7 +14,8 @@ the config stored in its result (``result["config"]``; the tests prove it).
 Differences from a live tick, each for the equality with the backtest:
 
 * one strategy object lives for the whole replay (a live tick restores the
-  strategy's saved state instead, ``strategy_state``); event strategies get
+  strategy's saved state instead, ``strategy_state``; a user strategy's object lives
+  in the replay's own sandbox session); event strategies get
   ``on_fill`` for every order that filled since the previous tick (as the
   backtest calls it), before ``on_data``, as live; order ids the strategy sees
   are stable for the whole replay;
@@ -53,7 +54,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Min
 
-from apps.backtests.engine.broker import DUST, BrokerView
+from apps.backtests.engine.broker import DUST
 from apps.backtests.engine.candles import Candles
 from apps.backtests.engine.errors import BacktestError
 from apps.backtests.engine.metrics import compute_metrics
@@ -62,12 +63,15 @@ from apps.backtests.engine.slippage import SlippageModel
 from apps.backtests.engine.strategy import Candle, SignalStrategy
 from apps.backtests.models import StrategyKind
 from apps.backtests.strategies.registry import build_strategy
+from apps.backtests.strategies.sandbox.session import KEEP, SandboxSession
+from apps.backtests.strategies.stepping import event_step, signal_flags
 from apps.bots.models import Bot, BotReplay
 from apps.bots.services.broker import FuturesState, GatewayBroker
 from apps.bots.services.lifecycle import BOTS_QUEUE
 from apps.bots.services.log import bot_event_add
-from apps.bots.services.loop import DEFAULT_WARMUP, _decide
+from apps.bots.services.loop import DEFAULT_WARMUP, act_on_signals
 from apps.bots.services.strategy_state import IDS_PER_CANDLE, fill_info
+from apps.bots.services.user_code import start_session
 from apps.core.errors import Conflict, DomainError, ValidationFailed
 from apps.core.events import events_muted
 from apps.core.jobs import (
@@ -127,8 +131,9 @@ def bot_replay_create(*, bot: Bot, start: datetime, end: datetime, enqueue: bool
     """Store a pending replay of ``bot`` over ``start..end`` and queue it (``bots`` queue).
 
     Raises ``ValidationFailed`` when the period is empty or has fewer than two
-    stored candles, ``Conflict`` for a webhook bot (no strategy), a user-code
-    strategy (not tickable yet, as for running bots) or while another replay of the bot is still active.
+    stored candles, ``Conflict`` for a webhook bot (no strategy) or while another replay
+    of the bot is still active. A user strategy runs in a sandbox session of its own
+    (``user_code.start_session``), at the version the bot is pinned to now.
     """
     errors: dict[str, list[str]] = {}
     if end <= start:
@@ -146,8 +151,6 @@ def bot_replay_create(*, bot: Bot, start: datetime, end: datetime, enqueue: bool
         raise ValidationFailed(next(iter(errors.values()))[0], fields=errors)
     if bot.source == Bot.Source.WEBHOOK:
         raise Conflict("A webhook bot trades the signals it receives: it has no strategy to replay.")
-    if bot.strategy_kind == StrategyKind.USER:
-        raise Conflict("Replays cannot run user-code strategies yet; use a built-in strategy.")
     with transaction.atomic():
         if BotReplay.objects.filter(bot=bot).active().exists():
             raise Conflict("A replay of this bot is already running; wait for it or cancel it.")
@@ -158,6 +161,7 @@ def bot_replay_create(*, bot: Bot, start: datetime, end: datetime, enqueue: bool
             end=end,
             candles=len(candles),
             strategy=bot.strategy,
+            strategy_version=bot.strategy_version if bot.strategy_kind == StrategyKind.USER else None,
             params=dict(bot.params or {}),
         )
         if enqueue:
@@ -333,6 +337,7 @@ class _Replay:
         # The strategy as it was when the replay was asked for.
         bot.strategy, bot.params = replay.strategy, replay.params
         self.bot = bot
+        self.session: SandboxSession | None = None
         self.symbol = bot.symbol
         self.futures = bot.is_futures
         self.base, self.quote = split_symbol(bot.symbol, futures=self.futures)
@@ -359,8 +364,17 @@ class _Replay:
         self.slippage = SlippageModel(account.slippage or DEFAULT_SLIPPAGE)
         self.fee_rate = float(account.taker_fee)
         self.warmup = bot.warmup or DEFAULT_WARMUP
-        self.strategy = build_strategy(bot.strategy, bot.params)
-        self.signal = isinstance(self.strategy, SignalStrategy)
+        if bot.strategy_kind == StrategyKind.USER:
+            if replay.strategy_version_id is None:
+                raise Conflict("The strategy version this replay was asked for has been deleted.")
+            bot.strategy_version = replay.strategy_version
+            # One session for the whole replay, holding one strategy object (as the backtest).
+            self.session = start_session(bot)
+            self.strategy = None
+            self.signal = self.session.style == "signal"
+        else:
+            self.strategy = build_strategy(bot.strategy, bot.params)
+            self.signal = isinstance(self.strategy, SignalStrategy)
         self.local_of: dict[str, int] = {}  # client order id -> the id the strategy got
         self.unreported: dict[int, int] = {}  # order pk -> local id, placed and not yet filled
         self.trades_seen = 0
@@ -472,6 +486,13 @@ class _Replay:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:
+            if self.session is not None:
+                self.session.close()
+
+    def _run(self) -> dict[str, Any]:
         started = time.monotonic()
         n, data = self.n, self.data
         closes = data.close
@@ -517,24 +538,36 @@ class _Replay:
                 first_id=(i + 1) * IDS_PER_CANDLE,
                 futures=self._futures_state(),
             )
+            window = broker.data
             if self.signal:
-                _decide(self.bot, broker.data, broker)
+                flags = (
+                    self.session.signals(window)
+                    if self.session is not None
+                    else signal_flags(self.strategy, window)
+                )
+                act_on_signals(flags, broker, allow_short=self.futures)
+            elif self.session is not None:
+                self.session.event(
+                    window,
+                    broker,
+                    index=i,
+                    fresh=not initialized,
+                    state=KEEP if initialized else None,
+                    fills=self.fills,
+                )
             else:
-                strategy = self.strategy
-                strategy.broker = BrokerView(broker)
-                strategy.candle = candle
-                if not initialized:
-                    _set_candle(candle, data, i)
-                    strategy.initialize()
-                    initialized = True
-                # The backtest calls ``on_fill`` while it fills candle i, before the strategy's
-                # candle moves on to i: the fills see the previous candle, as there.
-                hook = getattr(strategy, "on_fill", None)
-                for info in self.fills:
-                    if hook is not None:
-                        hook(info)
-                _set_candle(candle, data, i)
-                strategy.on_data(candle)
+                # ``on_fill`` sees the previous candle, as the backtest calls it while it fills
+                # candle i, before the strategy's candle moves on to i.
+                event_step(
+                    self.strategy,
+                    window,
+                    broker,
+                    index=i,
+                    fresh=not initialized,
+                    fills=self.fills,
+                    candle=candle,
+                )
+            initialized = True
             if broker.decisions or broker.cancels:
                 self._place(i, broker)
                 dirty = True
@@ -639,14 +672,6 @@ class _Arrays:
     def __init__(self, columns: dict[str, np.ndarray]) -> None:
         for name, values in columns.items():
             setattr(self, name, values)
-
-
-def _set_candle(candle: Candle, data: Candles, i: int) -> None:
-    candle.index = i
-    candle.timestamp = int(data.timestamp[i])
-    candle.open, candle.high = float(data.open[i]), float(data.high[i])
-    candle.low, candle.close = float(data.low[i]), float(data.close[i])
-    candle.volume = float(data.volume[i])
 
 
 def _untouched(order: GatewayOrder, low: float, high: float) -> bool:

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('backtests', '0006_funding_source_and_lookahead_verdict'),
-        ('bots', '0005_bot_strategy_state'),
+        ('bots', '0006_bot_replay_strategy_version'),
         ('exchanges', '0005_paper_account_replay'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
