@@ -255,7 +255,7 @@ def ticker(*, exchange: str, symbol: str) -> dict[str, Any]:
     """
     # The paper exchange asks for the price several times per order: a warm ticker is found
     # through the market id remembered for the name, without reading the catalog row again.
-    alias = f"marketdata:ticker-market:{exchange}:{symbol}"
+    alias = f"marketdata:ticker:by-name:{exchange}:{symbol}"  # in the cache page's "prices" family
     known = cache.get(alias)
     if known is not None:
         cached = cache.get(f"marketdata:ticker:{known}")
