@@ -382,12 +382,17 @@ SPECTACULAR_SETTINGS = {
 SHARED_DATA_DIR = Path(env.str("SHARED_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data")))
 # The heartbeat proves the browser <- Channels <- Celery path end to end.
 HEARTBEAT_SECONDS = env.int("HEARTBEAT_SECONDS", default=15)
+# /health/ready/: each dependency check (database, Redis, channel layer, Celery) gets this long.
+HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=5.0)
 # Backtests: a run is stopped (failed, "timeout") past this; a running job whose worker sent no
 # heartbeat for this long is marked failed ("worker_lost") by the reaper task.
 BACKTEST_TIME_LIMIT_SECONDS = env.int("BACKTEST_TIME_LIMIT_SECONDS", default=30 * 60)
 BACKTEST_HEARTBEAT_TIMEOUT_SECONDS = env.int("BACKTEST_HEARTBEAT_TIMEOUT_SECONDS", default=60)
 # Every run (and an optimization's best parameters) gets the lookahead check, bounded by this time.
 BACKTEST_LOOKAHEAD_SECONDS = env.float("BACKTEST_LOOKAHEAD_SECONDS", default=20.0)
+# Bot ticks: a tick's claim on (bot, candle) is a lease; the candle of a worker that died
+# mid-tick is ticked again by another worker once it runs out (longer than any tick takes).
+BOT_TICK_LEASE_SECONDS = env.int("BOT_TICK_LEASE_SECONDS", default=120)
 # Market data. Offline (the default under tests) no exchange is contacted and
 # live prices come from the replay feed over stored candles.
 MARKETDATA_ONLINE = env.bool("MARKETDATA_ONLINE", default=not TESTING)

@@ -14,7 +14,12 @@ CROSS_PARAMS = {"fast": 2, "slow": 3}
 
 
 def store_candles(
-    *, last_open_ms: int, closes=CROSS_UP_CLOSES, timeframe: str = "1h", symbol: str = "BTC/USDT"
+    *,
+    last_open_ms: int,
+    closes=CROSS_UP_CLOSES,
+    timeframe: str = "1h",
+    symbol: str = "BTC/USDT",
+    exchange: str = "binance",
 ):
     """Store candles (market-data service) ending with the candle opening at ``last_open_ms``."""
     from apps.marketdata.services import candles_import_arrays
@@ -24,7 +29,7 @@ def store_candles(
     ts = np.array([last_open_ms - (n - 1 - i) * step for i in range(n)], dtype=np.int64)
     close = np.array(closes, dtype=np.float64)
     ohlcv = np.column_stack([close, close * 1.01, close * 0.99, close, np.full(n, 1000.0)])
-    candles_import_arrays(exchange="binance", symbol=symbol, timeframe=timeframe, ts=ts, ohlcv=ohlcv)
+    candles_import_arrays(exchange=exchange, symbol=symbol, timeframe=timeframe, ts=ts, ohlcv=ohlcv)
     return ts
 
 

@@ -108,6 +108,10 @@ def _ensure_account(bot: Bot) -> str:
         return f"paper account #{account.pk}"
     if bot.connection is None or bot.connection.deleted_at is not None:
         raise Conflict("its exchange connection was deleted")
+    if bot.is_futures:  # the exchange refuses while a position is open: the start fails with its reason
+        from apps.bots.services.accounts import bot_futures_setup, bot_gateway
+
+        bot_futures_setup(bot=bot, gateway=bot_gateway(bot))
     return f"{bot.connection.exchange} connection {bot.connection.label!r}"
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -42,7 +43,7 @@ from apps.backtests.strategies.state import StateError, attrs_dump
 from apps.backtests.strategies.stepping import event_step, signal_flags
 from apps.bots.metrics import tick_observed
 from apps.bots.models import Bot
-from apps.bots.services.broker import GatewayBroker
+from apps.bots.services.broker import GatewayBroker, follow_signals, futures_state
 from apps.bots.services.lifecycle import BOTS_QUEUE, bot_error
 from apps.bots.services.log import bot_event_add
 from apps.bots.services.strategy_state import (
@@ -63,7 +64,6 @@ logger = logging.getLogger(__name__)
 
 TICK_TASK = "apps.bots.tasks.bot_tick"
 DEFAULT_WARMUP = 300
-LEASE_SECONDS = 120
 MAX_FAILURES = 5
 BACKOFF_BASE_SECONDS = 5
 BACKOFF_MAX_SECONDS = 15 * 60
@@ -153,7 +153,10 @@ def bot_tick_claim(*, bot_id: int, candle_ms: int) -> bool:
         .filter(Q(last_candle_ms__isnull=True) | Q(last_candle_ms__lt=candle_ms))
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .filter(Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now))
-        .update(tick_candle_ms=candle_ms, tick_lease_until=now + timedelta(seconds=LEASE_SECONDS))
+        .update(
+            tick_candle_ms=candle_ms,
+            tick_lease_until=now + timedelta(seconds=settings.BOT_TICK_LEASE_SECONDS),
+        )
         == 1
     )
 
@@ -190,24 +193,22 @@ def _signal_flags(bot: Bot, data: Candles) -> dict[str, Any]:
     return signal_flags(build_strategy(bot.strategy, bot.params), data)
 
 
-def act_on_signals(flags: dict[str, Any], broker: GatewayBroker) -> list[str]:
-    """Turn the last candle's signals into decisions on ``broker``; returns them (for the log)."""
+def act_on_signals(flags: dict[str, Any], broker: GatewayBroker, *, allow_short: bool = False) -> list[str]:
+    """Turn the last candle's signals into decisions on ``broker``; returns them (for the log).
+
+    ``allow_short``: a futures bot, whose short signals count (``broker.follow_signals``)."""
     if flags.get("stop_loss") is not None:
         broker.defaults["stop_loss"] = flags["stop_loss"]
     if flags.get("take_profit") is not None:
         broker.defaults["take_profit"] = flags["take_profit"]
     seen = list(flags["signals"])
-    # The engine's rule: an exit wins over an entry of the same direction on one candle.
-    if "long_exits" in seen and broker.position_size() > 0:
-        broker.close_position()
-    elif "long_entries" in seen and broker.position_size() <= 0:
-        broker.market(1, None)
+    follow_signals(broker, seen, allow_short=allow_short)
     return seen
 
 
 def _decide(bot: Bot, data: Candles, broker: GatewayBroker) -> list[str]:
     """Run a signal strategy on the last closed candle; returns what it signalled (for the log)."""
-    return act_on_signals(_signal_flags(bot, data), broker)
+    return act_on_signals(_signal_flags(bot, data), broker, allow_short=bot.is_futures)
 
 
 def _run_event(
@@ -267,12 +268,12 @@ def _broker(
     open_orders: list[GatewayOrder] | None = None,
 ) -> GatewayBroker:
     """The tick's broker; open orders the strategy placed carry the ids it got for them."""
-    from apps.bots.services.accounts import bot_gateway
-    from apps.exchanges.gateway.paper import DEFAULT_SLIPPAGE, split_symbol
+    from apps.bots.services.accounts import bot_assets, bot_gateway
+    from apps.exchanges.gateway.paper import DEFAULT_SLIPPAGE
     from apps.exchanges.models import PaperAccount
 
     gateway = gateway or bot_gateway(bot)
-    base, quote = split_symbol(bot.symbol)
+    base, quote = bot_assets(bot)
     account = getattr(gateway, "account", None)  # the paper account; a live exchange has none
     fee = getattr(account, "taker_fee", None)
     # Size market orders where they will fill: the current price, moved by the paper
@@ -302,6 +303,9 @@ def _broker(
         entry_price=entry_price,
         # Orders placed this tick get the ids their client order ids will map back to.
         first_id=int(data.timestamp[-1]) * IDS_PER_CANDLE,
+        futures=futures_state(gateway, bot.symbol, leverage=bot.leverage, margin_mode=bot.margin_mode)
+        if bot.is_futures
+        else None,
     )
 
 

@@ -23,7 +23,13 @@ Differences from a live tick, each for the equality with the backtest:
   earlier ones);
 * the paper account copies the bot's paper fees and slippage but has no
   volume cap (the engine has none); a position still open at the end is
-  reported as open, not closed (the backtest runs with ``close_at_end=False``).
+  reported as open, not closed (the backtest runs with ``close_at_end=False``);
+* a futures bot's replay account is a futures account with the bot's leverage
+  and margin mode and its paper account's funding (a constant rate, else the
+  market's stored funding history, which the config then carries); with a
+  position open every candle is matched (liquidation and funding can happen in
+  any), and the funding paid between two candles is booked to the trade that
+  was open, as the engine books it.
 
 Speed: nothing is read from the database for a candle in which no open order
 can fill (the engine's own "can anything happen" test), so a quiet candle
@@ -61,7 +67,7 @@ from apps.backtests.strategies.registry import build_strategy
 from apps.backtests.strategies.sandbox.session import KEEP, SandboxSession
 from apps.backtests.strategies.stepping import event_step, signal_flags
 from apps.bots.models import Bot, BotReplay
-from apps.bots.services.broker import GatewayBroker
+from apps.bots.services.broker import FuturesState, GatewayBroker
 from apps.bots.services.lifecycle import BOTS_QUEUE
 from apps.bots.services.log import bot_event_add
 from apps.bots.services.loop import DEFAULT_WARMUP, act_on_signals
@@ -80,7 +86,7 @@ from apps.core.jobs import (
 from apps.exchanges.gateway.base import Order as GatewayOrder
 from apps.exchanges.gateway.paper import DEFAULT_SLIPPAGE, PaperGateway, paper_account_reset, split_symbol
 from apps.exchanges.gateway.prices import ReplayPriceSource
-from apps.exchanges.models import PaperAccount, PaperTrade
+from apps.exchanges.models import PaperAccount, PaperPosition, PaperTrade
 from apps.marketdata.timeframes import timeframe_ms
 
 logger = logging.getLogger(__name__)
@@ -250,12 +256,18 @@ def _fast_commits() -> Iterator[None]:
 
 
 # ------------------------------------------------------------------ the account
-def _replay_account(replay: BotReplay) -> PaperAccount:
-    """A fresh paper account for the replay with the bot's capital and the bot's paper fees."""
-    bot = replay.bot
-    _base, quote = split_symbol(bot.symbol)
+def _like(bot: Bot) -> PaperAccount:
+    """The bot's own paper account (its fees, slippage and funding), or a default one."""
     like = PaperAccount.objects.filter(user_id=bot.owner_id, bot_id=bot.pk, replay_id__isnull=True).first()
-    like = like or PaperAccount()  # the defaults a bot's paper account would get
+    return like or PaperAccount()  # the defaults a bot's paper account would get
+
+
+def _replay_account(replay: BotReplay) -> PaperAccount:
+    """A fresh paper account for the replay with the bot's capital and the bot's paper fees
+    (a futures bot: a futures account with its leverage, margin mode and funding rate)."""
+    bot = replay.bot
+    _base, quote = split_symbol(bot.symbol, futures=bot.is_futures)
+    like = _like(bot)
     account = PaperAccount.objects.create(
         user_id=bot.owner_id,
         replay_id=replay.pk,
@@ -265,10 +277,32 @@ def _replay_account(replay: BotReplay) -> PaperAccount:
         slippage=like.slippage or DEFAULT_SLIPPAGE,
         max_volume_fraction=None,  # the backtest engine has no volume cap
     )
-    return paper_account_reset(account=account, balances={quote: Decimal(bot.allocated_capital)})
+    settings = None
+    if bot.is_futures:
+        settings = {"market_type": PaperAccount.MarketType.FUTURES, "funding_rate": like.funding_rate}
+    account = paper_account_reset(
+        account=account, balances={quote: Decimal(bot.allocated_capital)}, settings=settings
+    )
+    if bot.is_futures:
+        from apps.bots.services.accounts import bot_futures_setup
+
+        bot_futures_setup(bot=bot, gateway=PaperGateway(account, prices=ReplayPriceSource({})))
+    return account
 
 
-def _config(replay: BotReplay, account: PaperAccount) -> dict[str, Any]:
+def _funding_history(bot: Bot, data: Candles) -> list[list]:
+    """The stored funding events of the bot's perpetual over the candles (what a backtest uses)."""
+    from apps.core.errors import NotFound
+    from apps.marketdata.selectors import funding_rates, market_get
+
+    try:
+        market = market_get(exchange=bot.exchange, symbol=bot.symbol)
+    except NotFound:
+        return []
+    return funding_rates(market=market, start_ms=int(data.timestamp[0]), end_ms=int(data.timestamp[-1]) + 1)
+
+
+def _config(replay: BotReplay, account: PaperAccount, funding: list[list] | None = None) -> dict[str, Any]:
     bot = replay.bot
     config: dict[str, Any] = {
         "initial_cash": float(bot.allocated_capital),
@@ -276,6 +310,17 @@ def _config(replay: BotReplay, account: PaperAccount) -> dict[str, Any]:
         "slippage": account.slippage,
         "close_at_end": False,
     }
+    if bot.is_futures:
+        config.update(
+            market_type="futures",
+            symbol=bot.symbol,
+            leverage=float(bot.leverage),
+            margin_mode=bot.margin_mode,
+            allow_short=True,
+            funding_rates=float(account.funding_rate)
+            if account.funding_rate is not None
+            else funding or None,
+        )
     if bot.sizing:
         config["sizing"] = bot.sizing
     for name in ("stop_loss", "take_profit"):
@@ -296,10 +341,12 @@ class _Replay:
         self.bot = bot
         self.session: SandboxSession | None = None
         self.symbol = bot.symbol
-        self.base, self.quote = split_symbol(bot.symbol)
+        self.futures = bot.is_futures
+        self.base, self.quote = split_symbol(bot.symbol, futures=self.futures)
         self.data = _period_candles(bot, replay.start, replay.end)
         if len(self.data) < 2:
             raise ValidationFailed("The period has fewer than two stored candles now.", fields={"start": []})
+        funding = _funding_history(bot, self.data) if self.futures and account.funding_rate is None else []
         self.n = len(self.data)
         # One closing candle past the end (flat at the last close): the last real candle can then
         # close, so resting orders fill in it as they do in the backtest.
@@ -310,7 +357,9 @@ class _Replay:
             **{k: np.append(getattr(self.data, k), last_close) for k in ("open", "high", "low", "close")},
             "volume": np.append(self.data.volume, 0.0),
         }
-        self.source = ReplayPriceSource({self.symbol: _Arrays(series)}, cursor=1)
+        self.source = ReplayPriceSource(
+            {self.symbol: _Arrays(series)}, cursor=1, funding={self.symbol: funding} if funding else None
+        )
         probe = PaperGateway(account, prices=self.source)
         markets = {s: m for s, m in probe.load_markets().items() if s == self.symbol}
         self.gateway = PaperGateway(account, prices=self.source, markets=markets)
@@ -337,7 +386,12 @@ class _Replay:
         self.entry: float | None = None
         self.open: list[GatewayOrder] = []
         self.fills: list[OrderInfo] = []
-        self.config = _config(replay, account)
+        self.config = _config(replay, account, funding)
+        # Futures: the position as the paper exchange holds it, and the funding paid so far,
+        # with each payment's time (booked to the trade open then).
+        self.position: PaperPosition | None = None
+        self.funding_paid = Decimal(0)
+        self.funding_events: list[tuple[int, float]] = []
 
     # ------------------------------------------------------------ snapshots
     def _step(self, i: int, dirty: bool) -> None:
@@ -353,8 +407,12 @@ class _Replay:
         trades = PaperTrade.objects.filter(account=self.account).count()
         filled = trades != self.trades_seen
         self.trades_seen = trades
-        if dirty or filled or self.held:
+        if dirty or filled or self.held or self._holding():
             self._snapshot(sync=filled or self.held)
+
+    def _holding(self) -> bool:
+        """A futures position is open: any candle may liquidate it or charge funding."""
+        return self.position is not None and bool(self.position.size)
 
     def _snapshot(self, *, sync: bool) -> None:
         from apps.orders.models import Fill, Order, Position
@@ -373,6 +431,8 @@ class _Replay:
             self.entry = (
                 float(position.average_entry) if position is not None and position.average_entry else None
             )
+        if self.futures:
+            self._read_position()
         self.fills = []
         if self.unreported:
             done = list(orders.filter(pk__in=list(self.unreported)).exclude(status__in=Order.OPEN_STATUSES))
@@ -388,9 +448,40 @@ class _Replay:
                 if order.status == "filled":
                     self.fills.append(fill_info(order, local))
 
+    def _read_position(self) -> None:
+        self.position = PaperPosition.objects.filter(account=self.account, symbol=self.symbol).first()
+        paid = self.position.funding if self.position is not None else Decimal(0)
+        if paid != self.funding_paid:
+            # Charged at the open of the forming candle at the latest (before its fills).
+            self.funding_events.append((self.source.now_ms(self.symbol), float(paid - self.funding_paid)))
+            self.funding_paid = paid
+
+    def _futures_state(self) -> FuturesState | None:
+        if not self.futures:
+            return None
+        position = self.position
+        leverage, cross = float(self.bot.leverage), self.bot.margin_mode == "cross"
+        if position is None or not position.size:
+            return FuturesState(Decimal(0), None, leverage, cross, None, self.gateway._tiers(self.symbol))
+        tiers = self.gateway._tiers(self.symbol)
+        collateral = position.margin
+        if position.margin_mode == "cross":  # the paper exchange's rule: the free balance too
+            collateral += self.balance.get(self.quote).free
+        liquidation = tiers.liquidation_price(
+            position.side, float(position.entry_price), float(abs(position.size)), float(collateral)
+        )
+        return FuturesState(
+            size=position.size,
+            entry=float(position.entry_price),
+            leverage=float(position.leverage),
+            cross=position.margin_mode == "cross",
+            liquidation=liquidation,
+            tiers=tiers,
+        )
+
     def _quiet(self, i: int) -> bool:
         """True when no open order can fill in candle ``i`` (and nothing is held by the platform)."""
-        if self.held:
+        if self.held or self._holding():
             return False
         low, high = float(self.data.low[i]), float(self.data.high[i])
         return all(_untouched(order, low, high) for order in self.open)
@@ -417,9 +508,16 @@ class _Replay:
             self.source.cursor = i + 1  # candle i has closed; i + 1 is forming
             self._step(i, dirty)
             dirty = False
-            size = self.balance.get(self.base).total
-            base_held[i] = float(size)
-            equity[i] = float(self.balance.get(self.quote).total) + float(size) * float(closes[i])
+            wallet = float(self.balance.get(self.quote).total)
+            if self.futures:
+                size = self.position.size if self.position is not None else Decimal(0)
+                entry = float(self.position.entry_price or 0) if size else 0.0
+                base_held[i] = float(size)
+                equity[i] = wallet + float(size) * (float(closes[i]) - entry)
+            else:
+                size = self.balance.get(self.base).total
+                base_held[i] = float(size)
+                equity[i] = wallet + float(size) * float(closes[i])
             if i == n - 1:
                 break  # orders placed on the last candle would fill after the period (as in the backtest)
             lo = max(0, i + 1 - self.warmup)
@@ -440,6 +538,7 @@ class _Replay:
                 slippage=self.slippage,
                 entry_price=self.entry,
                 first_id=(i + 1) * IDS_PER_CANDLE,
+                futures=self._futures_state(),
             )
             window = broker.data
             if self.signal:
@@ -448,7 +547,7 @@ class _Replay:
                     if self.session is not None
                     else signal_flags(self.strategy, window)
                 )
-                act_on_signals(flags, broker)
+                act_on_signals(flags, broker, allow_short=self.futures)
             elif self.session is not None:
                 self.session.event(
                     window,
@@ -527,7 +626,16 @@ class _Replay:
             .exclude(exchange_order_id="")
             .values_list("exchange_order_id", "type")
         )
-        trades, open_trade = _round_trips(self.gateway.fetch_my_trades(self.symbol), types)
+        fills = PaperTrade.objects.filter(account=self.account, symbol=self.symbol).order_by(
+            "timestamp", "id"
+        )
+        trades, open_trade = _round_trips(
+            list(fills),
+            types,
+            short=self.futures,
+            funding=self.funding_events,
+            leverage=float(self.bot.leverage),
+        )
         data = self.data
         capital = float(self.config["initial_cash"])
         metrics = compute_metrics(
@@ -584,63 +692,104 @@ def _untouched(order: GatewayOrder, low: float, high: float) -> bool:
     return False  # a market remainder, or anything else: look
 
 
-def _round_trips(fills: list[Any], types: dict[str, str]) -> tuple[list[dict], dict | None]:
-    """Flat-to-flat trades from the account's fills, booked as the engine books them (spot, long)."""
+def _round_trips(
+    fills: list[Any],
+    types: dict[str, str],
+    *,
+    short: bool = False,
+    funding: list[tuple[int, float]] = (),
+    leverage: float = 1.0,
+) -> tuple[list[dict], dict | None]:
+    """Flat-to-flat trades from the account's fills (``PaperTrade`` rows), booked as the engine books them.
+
+    Spot: long only. ``short`` (futures): a sell opens a short, and a fill that takes the
+    position through zero closes one trade and opens the next at its price, its fee shared
+    pro rata (the engine's reversal). A liquidation's P&L is what the exchange took (the
+    margin), its exit price the recorded one. ``funding``: ``(time, amount paid)``, booked
+    to the trade open at that time; a trade's P&L is net of its fees and funding.
+    """
     trades: list[dict[str, Any]] = []
     trade: dict[str, Any] | None = None
-    size = Decimal(0)
+    size = Decimal(0)  # signed
     entry = 0.0
-    for fill in sorted(fills, key=lambda f: (f.timestamp, int(f.id))):
+    # ``PaperTrade`` rows, or the gateway's ``Trade`` records (no liquidations among those).
+    for fill in sorted(fills, key=lambda f: (f.timestamp, int(getattr(f, "pk", None) or f.id))):
         qty, price, fee = float(fill.amount), float(fill.price), float(fill.fee or 0)
-        if fill.side == "buy":
-            if trade is None:
-                trade = {
-                    "entry_time": fill.timestamp,
-                    "side": "long",
-                    "entry_cost": 0.0,
-                    "entry_qty": 0.0,
-                    "exit_value": 0.0,
-                    "exit_qty": 0.0,
-                    "max_size": 0.0,
-                    "fees": 0.0,
-                    "gross": 0.0,
-                }
-            old = float(size)
-            size += fill.amount
-            entry = (entry * old + price * qty) / float(size)
-            trade["entry_cost"] += qty * price
-            trade["entry_qty"] += qty
-            trade["max_size"] = max(trade["max_size"], float(size))
-            trade["fees"] += fee
-            continue
-        if trade is None:
+        sign = 1 if fill.side == "buy" else -1
+        left, fee_left = fill.amount, fee
+        if trade is not None and (size > 0) != (sign > 0):
+            closing = min(fill.amount, abs(size))
+            part = float(closing)
+            share = fee * part / qty if closing != fill.amount else fee
+            direction = 1 if size > 0 else -1
+            size -= direction * closing
+            left -= closing
+            fee_left -= share
+            trade["exit_value"] += part * price
+            trade["exit_qty"] += part
+            trade["fees"] += share
+            trade["gross"] += (
+                float(fill.realized_pnl)
+                if getattr(fill, "liquidation", False)
+                else direction * part * (price - entry)
+            )
+            # Flat as the engine sees it: every order's amount is rounded down to 12 places, so
+            # selling a position in parts can leave a few units of the last place behind.
+            if float(abs(size)) <= max(DUST, FLAT_FRACTION * trade["max_size"]):
+                exit_type = (
+                    "liquidation"
+                    if getattr(fill, "liquidation", False)
+                    else types.get(str(fill.order_id), "")
+                )
+                trades.append(_closed(trade, fill.timestamp, exit_type, funding, leverage))
+                trade, size, entry = None, Decimal(0), 0.0
+        if left <= 0 or (sign < 0 and not short and trade is None):
             continue  # spot: a sell without a position cannot happen; ignore defensively
-        size -= fill.amount
-        trade["exit_value"] += qty * price
-        trade["exit_qty"] += qty
-        trade["fees"] += fee
-        trade["gross"] += qty * (price - entry)
-        # Flat as the engine sees it: every order's amount is rounded down to 12 places, so
-        # selling a position in parts can leave a few units of the last place behind.
-        if float(size) <= max(DUST, FLAT_FRACTION * trade["max_size"]):
-            trades.append(_closed(trade, fill.timestamp, types.get(str(fill.order_id), "")))
-            trade, size, entry = None, Decimal(0), 0.0
+        if trade is None:
+            trade = {
+                "entry_time": fill.timestamp,
+                "side": "long" if sign > 0 else "short",
+                "entry_cost": 0.0,
+                "entry_qty": 0.0,
+                "exit_value": 0.0,
+                "exit_qty": 0.0,
+                "max_size": 0.0,
+                "fees": 0.0,
+                "gross": 0.0,
+            }
+        old, part = float(abs(size)), float(left)
+        size += sign * left
+        entry = (entry * old + price * part) / float(abs(size))
+        trade["entry_cost"] += part * price
+        trade["entry_qty"] += part
+        trade["max_size"] = max(trade["max_size"], float(abs(size)))
+        trade["fees"] += fee_left
     open_trade = None
     if trade is not None:
         open_trade = {
             "entry_time": trade["entry_time"],
-            "side": "long",
-            "size": float(size),
+            "side": trade["side"],
+            "size": float(abs(size)),
             "entry_price": entry,
             "fees": trade["fees"],
         }
+        if short:
+            open_trade["funding"] = sum(a for t, a in funding if t > trade["entry_time"])
     return trades, open_trade
 
 
-def _closed(trade: dict[str, Any], exit_time: int, exit_type: str) -> dict[str, Any]:
+def _closed(
+    trade: dict[str, Any],
+    exit_time: int,
+    exit_type: str,
+    funding: list[tuple[int, float]] = (),
+    leverage: float = 1.0,
+) -> dict[str, Any]:
     entry_price = trade["entry_cost"] / trade["entry_qty"]
-    pnl = trade["gross"] - trade["fees"]
-    return {
+    paid = sum(amount for t, amount in funding if trade["entry_time"] < t <= exit_time)
+    pnl = trade["gross"] - trade["fees"] - paid
+    committed = trade["entry_cost"] / leverage
+    closed = {
         "entry_time": trade["entry_time"],
         "exit_time": exit_time,
         "side": trade["side"],
@@ -649,10 +798,13 @@ def _closed(trade: dict[str, Any], exit_time: int, exit_type: str) -> dict[str, 
         "exit_price": trade["exit_value"] / trade["exit_qty"],
         "fees": trade["fees"],
         "pnl": pnl,
-        "return_pct": pnl / trade["entry_cost"] if trade["entry_cost"] else 0.0,
+        "return_pct": pnl / committed if committed else 0.0,
         "duration": (exit_time - trade["entry_time"]) / 1000.0,
         "exit_reason": EXIT_REASONS.get(exit_type, exit_type),
     }
+    if funding or leverage != 1.0:
+        closed.update(funding=paid, leverage=leverage)
+    return closed
 
 
 def _clean(value: Any) -> Any:
