@@ -9,7 +9,6 @@ from prometheus_client import Counter, Histogram
 
 from apps.core.observability import context
 from apps.core.observability.metrics import PREFIX
-from apps.marketdata import live
 from apps.marketdata.timeframes import timeframe_ms
 
 LAG_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0)
@@ -44,6 +43,10 @@ def tick_observed(*, result: str, started: float, bot: Any = None, candle_ms: in
     TICK_DURATION.labels(result).observe(time.perf_counter() - started)
     if result != "ok" or bot is None or candle_ms is None:
         return
+    # Here, not at import: the metrics load with the app, and processes that never tick (the
+    # backtest CLI) must not import ccxt through the live feed.
+    from apps.marketdata import live
+
     if live.candles_are_live(bot.exchange):
         closed_ms = candle_ms + timeframe_ms(bot.timeframe)
         TICK_LAG.labels("live").observe(max(0.0, time.time() - closed_ms / 1000))
