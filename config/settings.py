@@ -179,6 +179,11 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "apps.core.channel_layer.ThreadSafeInMemoryChannelLayer"}}
 
+# Live events kept per user for a reconnecting browser to catch up on (docs/events.md):
+# the newest EVENTS_REPLAY_MAX, none older than EVENTS_REPLAY_SECONDS; a longer gap gets live.reset.
+EVENTS_REPLAY_MAX = env.int("EVENTS_REPLAY_MAX", default=1000)
+EVENTS_REPLAY_SECONDS = env.int("EVENTS_REPLAY_SECONDS", default=15 * 60)
+
 # ------------------------------------------------------------------------ celery
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = "django-db"

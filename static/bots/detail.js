@@ -221,9 +221,9 @@
       try { await loadFills(); draw(); } catch (e) { /* the next fill redraws */ }
     });
     window.Live.on("price", (data) => { state.lastEvent = Date.now(); onPrice(data); });
-    // After a (re)connect, re-read what may have changed while no events could arrive.
+    // A reconnect catches up on the events it missed; when they are no longer kept, re-read.
     let first = true;
-    window.Live.on("live.open", async () => {
+    window.Live.on("live.reset", async () => {
       if (first) { first = false; return; }  // the initial load below covers the first connect
       refreshPerformance();
       try { await Promise.all([loadFills(), loadOrders()]); draw(); } catch (e) { /* keep */ }

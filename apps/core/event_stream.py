@@ -1,0 +1,167 @@
+"""Each user's event stream: the sequence numbers and the recent events kept for catch-up.
+
+``publish_event`` appends every sequenced event here before it sends it; the
+``/ws/events/`` consumer reads it back when a browser reconnects with the last
+sequence it saw (``?after=N``) or when it notices a gap in what the channel
+layer delivered. Two stores behind one interface:
+
+- ``RedisEventStream`` (with ``REDIS_URL``): a counter and a capped list per user,
+  appended by one Lua script, so an event's number and its place in the list are
+  taken together (the list is always in sequence order, without holes) and every
+  process (web, workers, beat) shares them.
+- ``MemoryEventStream`` (the embedded default): the same in the one process that
+  publishes and serves.
+
+A counter starts at the current Unix time in milliseconds (not at 1), so a
+counter lost with a Redis flush or a process restart starts again *above*
+every number handed out before: sequences stay strictly increasing, and a
+browser holding an older number gets ``live.reset`` instead of silence.
+Kept: the last ``EVENTS_REPLAY_MAX`` events of a user, none older than
+``EVENTS_REPLAY_SECONDS`` (docs/events.md).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class Missed:
+    """What a client that saw up to ``after`` has missed: the events' JSON texts in order,
+    or ``complete=False`` when some are no longer kept (the client must re-read)."""
+
+    events: list[str]
+    complete: bool
+    current: int  # the newest sequence number handed out (0: none yet)
+
+
+class EventStream(Protocol):
+    def append(self, user_id: int, head: str, tail: str) -> int:
+        """Number the event ``head + str(sequence) + tail`` (its JSON text), keep it, return the number."""
+
+    def current(self, user_id: int) -> int:
+        """The newest sequence number of ``user_id`` (0 when none was handed out or it was lost)."""
+
+    def since(self, user_id: int, after: int, upto: int | None = None) -> Missed:
+        """The kept events numbered ``after < sequence <= upto`` (``upto``: the newest)."""
+
+
+def _seed() -> int:
+    return int(time.time() * 1000)
+
+
+def _missed(rows: list[tuple[int, int, str]], after: int, upto: int, current: int) -> Missed:
+    """``rows`` (sequence, unix ms, text) in order; keep the wanted ones if none is missing."""
+    oldest_kept_ms = int((time.time() - settings.EVENTS_REPLAY_SECONDS) * 1000)
+    rows = [row for row in rows if row[1] >= oldest_kept_ms]
+    if after >= upto:
+        # Nothing newer; a client *ahead* of the counter saw a stream that was lost.
+        return Missed([], complete=after == upto, current=current)
+    wanted = [text for seq, _ms, text in rows if after < seq <= upto]
+    # The kept rows are consecutive numbers, so the first wanted one decides.
+    complete = bool(rows) and rows[0][0] <= after + 1 and len(wanted) == upto - after
+    return Missed(wanted if complete else [], complete=complete, current=current)
+
+
+# ------------------------------------------------------------------- Redis
+# KEYS: counter, list. ARGV: head, tail, seed, max kept, seconds kept, unix ms.
+# The entry is "<sequence>|<unix ms>|<event JSON>"; string.format keeps a large number exact
+# (Lua's tostring would print it in exponent form).
+_APPEND = """
+local seq
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  seq = redis.call('INCR', KEYS[1])
+else
+  seq = tonumber(ARGV[3])
+  redis.call('SET', KEYS[1], ARGV[3])
+end
+local text = string.format('%d', seq)
+redis.call('RPUSH', KEYS[2], text .. '|' .. ARGV[6] .. '|' .. ARGV[1] .. text .. ARGV[2])
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+return text
+"""
+
+
+class RedisEventStream:
+    def __init__(self, url: str, prefix: str = "events") -> None:
+        import redis
+
+        self.client = redis.Redis.from_url(url)
+        self.prefix = prefix
+        self._append = self.client.register_script(_APPEND)
+
+    def _keys(self, user_id: int) -> list[str]:
+        return [f"{self.prefix}:seq:{user_id}", f"{self.prefix}:log:{user_id}"]
+
+    def append(self, user_id: int, head: str, tail: str) -> int:
+        args = [
+            head,
+            tail,
+            _seed(),
+            settings.EVENTS_REPLAY_MAX,
+            settings.EVENTS_REPLAY_SECONDS,
+            int(time.time() * 1000),
+        ]
+        return int(self._append(keys=self._keys(user_id), args=args))
+
+    def current(self, user_id: int) -> int:
+        return int(self.client.get(self._keys(user_id)[0]) or 0)
+
+    def since(self, user_id: int, after: int, upto: int | None = None) -> Missed:
+        seq_key, log_key = self._keys(user_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.get(seq_key)
+            pipe.lrange(log_key, 0, -1)
+            current_raw, entries = pipe.execute()
+        current = int(current_raw or 0)
+        rows = []
+        for entry in entries:
+            seq, ms, text = entry.decode().split("|", 2)
+            rows.append((int(seq), int(ms), text))
+        return _missed(rows, after, current if upto is None else upto, current)
+
+
+# ------------------------------------------------------------------- memory
+class MemoryEventStream:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[int, int] = {}
+        self._logs: dict[int, deque[tuple[int, int, str]]] = {}
+
+    def append(self, user_id: int, head: str, tail: str) -> int:
+        with self._lock:
+            seq = self._counters[user_id] + 1 if user_id in self._counters else _seed()
+            self._counters[user_id] = seq
+            log = self._logs.get(user_id)
+            if log is None or log.maxlen != settings.EVENTS_REPLAY_MAX:
+                log = self._logs[user_id] = deque(log or (), maxlen=settings.EVENTS_REPLAY_MAX)
+            log.append((seq, int(time.time() * 1000), f"{head}{seq}{tail}"))
+            return seq
+
+    def current(self, user_id: int) -> int:
+        with self._lock:
+            return self._counters.get(user_id, 0)
+
+    def since(self, user_id: int, after: int, upto: int | None = None) -> Missed:
+        with self._lock:
+            current = self._counters.get(user_id, 0)
+            rows = list(self._logs.get(user_id, ()))
+        return _missed(rows, after, current if upto is None else upto, current)
+
+
+@lru_cache(maxsize=1)
+def _stream_for(redis_url: str) -> EventStream:
+    return RedisEventStream(redis_url) if redis_url else MemoryEventStream()
+
+
+def event_stream() -> EventStream:
+    """The store of this configuration (one per process and Redis URL)."""
+    return _stream_for(settings.REDIS_URL)
