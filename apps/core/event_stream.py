@@ -57,30 +57,35 @@ def _seed() -> int:
     return int(time.time() * 1000)
 
 
-def _missed(rows: list[tuple[int, int, str]], after: int, upto: int, current: int) -> Missed:
-    """``rows`` (sequence, unix ms, text) in order; keep the wanted ones if none is missing."""
+def _missed(rows: list[tuple[int, int, str]], after: int, upto: int, current: int, start: int) -> Missed:
+    """``rows`` (sequence, unix ms, text) in order; keep the wanted ones if none is missing.
+
+    The numbers handed out are ``start .. current`` without holes. ``after == 0`` is a client
+    that saw an empty stream; any other ``after`` below ``start`` is from a counter since lost.
+    """
     oldest_kept_ms = int((time.time() - settings.EVENTS_REPLAY_SECONDS) * 1000)
     rows = [row for row in rows if row[1] >= oldest_kept_ms]
-    if after >= upto:
-        # Nothing newer; a client *ahead* of the counter saw a stream that was lost.
-        return Missed([], complete=after == upto, current=current)
-    wanted = [text for seq, _ms, text in rows if after < seq <= upto]
-    # The kept rows are consecutive numbers, so the first wanted one decides.
-    complete = bool(rows) and rows[0][0] <= after + 1 and len(wanted) == upto - after
+    if after > current or 0 < after < start - 1:
+        return Missed([], complete=False, current=current)
+    since = max(after, start - 1) if current else after
+    expected = max(0, upto - since)
+    wanted = [text for seq, _ms, text in rows if since < seq <= upto]
+    complete = len(wanted) == expected
     return Missed(wanted if complete else [], complete=complete, current=current)
 
 
 # ------------------------------------------------------------------- Redis
-# KEYS: counter, list. ARGV: head, tail, seed, max kept, seconds kept, unix ms.
+# KEYS: counter (a hash: seq, the newest number; start, the first of this counter), list.
+# ARGV: head, tail, seed, max kept, seconds kept, unix ms.
 # The entry is "<sequence>|<unix ms>|<event JSON>"; string.format keeps a large number exact
 # (Lua's tostring would print it in exponent form).
 _APPEND = """
 local seq
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  seq = redis.call('INCR', KEYS[1])
+if redis.call('HEXISTS', KEYS[1], 'seq') == 1 then
+  seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 else
   seq = tonumber(ARGV[3])
-  redis.call('SET', KEYS[1], ARGV[3])
+  redis.call('HSET', KEYS[1], 'seq', ARGV[3], 'start', ARGV[3])
 end
 local text = string.format('%d', seq)
 redis.call('RPUSH', KEYS[2], text .. '|' .. ARGV[6] .. '|' .. ARGV[1] .. text .. ARGV[2])
@@ -113,20 +118,20 @@ class RedisEventStream:
         return int(self._append(keys=self._keys(user_id), args=args))
 
     def current(self, user_id: int) -> int:
-        return int(self.client.get(self._keys(user_id)[0]) or 0)
+        return int(self.client.hget(self._keys(user_id)[0], "seq") or 0)
 
     def since(self, user_id: int, after: int, upto: int | None = None) -> Missed:
         seq_key, log_key = self._keys(user_id)
         with self.client.pipeline(transaction=True) as pipe:
-            pipe.get(seq_key)
+            pipe.hmget(seq_key, ["seq", "start"])
             pipe.lrange(log_key, 0, -1)
-            current_raw, entries = pipe.execute()
+            (current_raw, start_raw), entries = pipe.execute()
         current = int(current_raw or 0)
         rows = []
         for entry in entries:
             seq, ms, text = entry.decode().split("|", 2)
             rows.append((int(seq), int(ms), text))
-        return _missed(rows, after, current if upto is None else upto, current)
+        return _missed(rows, after, current if upto is None else upto, current, int(start_raw or 0))
 
 
 # ------------------------------------------------------------------- memory
@@ -134,12 +139,14 @@ class MemoryEventStream:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counters: dict[int, int] = {}
+        self._starts: dict[int, int] = {}
         self._logs: dict[int, deque[tuple[int, int, str]]] = {}
 
     def append(self, user_id: int, head: str, tail: str) -> int:
         with self._lock:
             seq = self._counters[user_id] + 1 if user_id in self._counters else _seed()
             self._counters[user_id] = seq
+            self._starts.setdefault(user_id, seq)
             log = self._logs.get(user_id)
             if log is None or log.maxlen != settings.EVENTS_REPLAY_MAX:
                 log = self._logs[user_id] = deque(log or (), maxlen=settings.EVENTS_REPLAY_MAX)
@@ -153,8 +160,9 @@ class MemoryEventStream:
     def since(self, user_id: int, after: int, upto: int | None = None) -> Missed:
         with self._lock:
             current = self._counters.get(user_id, 0)
+            start = self._starts.get(user_id, 0)
             rows = list(self._logs.get(user_id, ()))
-        return _missed(rows, after, current if upto is None else upto, current)
+        return _missed(rows, after, current if upto is None else upto, current, start)
 
 
 @lru_cache(maxsize=1)
