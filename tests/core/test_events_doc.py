@@ -56,7 +56,14 @@ def documented_types() -> set[str]:
 def test_the_search_finds_the_indirect_types_too():
     types = published_types()
     # One of each way a type is named in the code: if a pattern breaks, this says which.
-    assert {"price", "portfolio.equity", "bot.status", "backtest.status", "backtest.progress", "order.updated"} <= types
+    assert {
+        "price",
+        "portfolio.equity",
+        "bot.status",
+        "backtest.status",
+        "backtest.progress",
+        "order.updated",
+    } <= types
 
 
 def test_every_published_event_type_is_documented():
