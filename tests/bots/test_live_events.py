@@ -83,9 +83,7 @@ def test_paper_bot_started_through_the_api_trades_on_the_replay_feed_and_its_eve
     log = [e["payload"] for e in seen if e["type"] == "bot.event"]
     assert {"lifecycle", "signal"} <= {line["kind"] for line in log}
     signal = next(line for line in log if line["kind"] == "signal")
-    assert signal["data"]["candle"] == candle and signal["data"]["client_order_ids"] == [
-        client_order_id
-    ]
+    assert signal["data"]["candle"] == candle and signal["data"]["client_order_ids"] == [client_order_id]
 
     order = Order.objects.get(client_order_id=client_order_id)
     assert (order.bot_id, order.side, order.type, order.status) == (bot_id, "buy", "market", "filled")
