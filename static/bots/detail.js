@@ -74,14 +74,10 @@
   }
 
   async function loadCandles() {
-    let ticker = null;
-    try {
-      ticker = await getJSON(el.dataset.ticker + "?" + query(market));
-      showLast(ticker);
-    } catch (e) { /* no price yet: stored candles only */ }
-    const params = { ...market, timeframe: el.dataset.timeframe, limit: 300 };
-    if (ticker && ticker.source === "replay") params.end = String(ticker.timestamp + 1);
+    // Ends at the current price (offline, the replay feed's moment), with the ticker it used.
+    const params = { ...market, timeframe: el.dataset.timeframe, limit: 300, live: "true" };
     state.candles = await getJSON(el.dataset.ohlc + "?" + query(params));
+    showLast(state.candles.ticker);
   }
   async function loadFills() {
     state.fills = (await getJSON(el.dataset.trades + "?page_size=500")).results;
