@@ -168,7 +168,15 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py's asyncio pool holds 100 connections by default and raises past that: a burst
+                # of WebSocket connects (each a group_add) failed with "Too many connections" (HTTP 500)
+                # at a few hundred sockets per server (benchmarks/realtime.py).
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env.int("CHANNELS_REDIS_MAX_CONNECTIONS", default=1000),
+                    }
+                ],
                 "prefix": env.str("CHANNELS_PREFIX", default="trading"),
                 "capacity": 1000,
                 "expiry": 30,

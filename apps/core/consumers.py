@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from urllib.parse import parse_qs
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from apps.core import broadcast
 from apps.core.event_stream import event_stream
 from apps.core.events import BROADCAST_GROUP, envelope_text, user_group
 
@@ -44,7 +46,16 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user_id = user.pk
-        self.groups_joined = [user_group(user.pk), BROADCAST_GROUP]
+        self.groups_joined = [user_group(user.pk)]
+        if broadcast.enabled():
+            # Events for everybody come from this process's one subscription (apps/core/broadcast.py).
+            self.hub = broadcast.hub()
+            self.hub.add(self.broadcast_text)
+            if not self.hub.subscribed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.hub.subscribed.wait(), 2)
+        else:
+            self.groups_joined.append(BROADCAST_GROUP)
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
@@ -57,6 +68,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self._resume(after)
 
     async def disconnect(self, code):
+        if hasattr(self, "hub"):
+            self.hub.discard(self.broadcast_text)
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 
@@ -81,6 +94,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def _reset(self, reason: str) -> None:
         await self.send(text_data=envelope_text("live.reset", {"reason": reason, "sequence": self.sequence}))
+
+    async def broadcast_text(self, text: str) -> None:
+        await self.send(text_data=text)
 
     async def event_message(self, message):
         sequence = message.get("sequence")

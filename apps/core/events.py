@@ -34,6 +34,7 @@ from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
+from apps.core import broadcast
 from apps.core.event_stream import event_stream
 
 logger = logging.getLogger(__name__)
@@ -94,11 +95,14 @@ def _send(group: str, user_id: int | None, event_type: str, payload: dict[str, A
         except Exception:  # an unreachable Redis must never fail the caller's work
             logger.exception("could not number %s for user %s", event_type, user_id)
             return
-    message = {
-        "type": "event.message",
-        "text": f"{head}{'null' if sequence is None else sequence}{tail}",
-        "sequence": sequence,
-    }
+    text = f"{head}{'null' if sequence is None else sequence}{tail}"
+    if group == BROADCAST_GROUP and broadcast.enabled():
+        try:
+            broadcast.publish(text)  # one PUBLISH, fanned out by each server process
+        except Exception:  # an unreachable Redis must never fail the caller's work
+            logger.exception("could not publish %s to everybody", event_type)
+        return
+    message = {"type": "event.message", "text": text, "sequence": sequence}
     try:
         asyncio.get_running_loop()
     except RuntimeError:  # plain sync code: the usual case (views, services, Celery tasks)
