@@ -34,10 +34,7 @@ def bot_list(*, user, status: str | None = None) -> QuerySet[Bot]:
 
 def bot_overview_list(*, user) -> list[Bot]:
     """The user's bots for the list page, each with ``pnl`` (see ``bot_pnl``)."""
-    bots = list(bot_list(user=user))
-    for bot in bots:
-        bot.pnl = bot_pnl(bot=bot)
-    return bots
+    return bots_with_pnl(list(bot_list(user=user)))
 
 
 def bot_get(*, user, pk: int | str) -> Bot:
@@ -136,10 +133,31 @@ def bot_position_list(*, bot: Bot) -> QuerySet:
 FILLS_CACHE_SECONDS = 10 * 60
 
 
-def _fills_key(bot: Bot, what: str) -> str:
-    """A cache key that changes with every new fill of the bot (count and newest id)."""
-    mark = bot_fill_list(bot=bot).order_by().aggregate(n=Count("id"), last=Max("id"))
-    return f"bots:{what}:{bot.pk}:{bot.symbol}:{mark['n']}:{mark['last']}"
+def _fill_marks(bots: list[Bot]) -> dict[int, str]:
+    """Per bot, a mark that changes with every new fill (count and newest id): one query for all."""
+    from apps.orders.models import Fill
+
+    marks = {bot.pk: "0:None" for bot in bots}
+    for owner_id in {bot.owner_id for bot in bots}:
+        rows = (
+            Fill.objects.filter(
+                order__owner_id=owner_id, order__bot__in=[b.pk for b in bots if b.owner_id == owner_id]
+            )
+            .filter(Q(order__paper_account__isnull=True) | Q(order__paper_account__replay_id__isnull=True))
+            .order_by()
+            .values("order__bot")
+            .annotate(n=Count("id"), last=Max("id"))
+        )
+        for row in rows:
+            marks[row["order__bot"]] = f"{row['n']}:{row['last']}"
+    return marks
+
+
+def _fills_key(bot: Bot, what: str, mark: str | None = None) -> str:
+    """A cache key that changes with every new fill of the bot."""
+    mark = mark or _fill_marks([bot])[bot.pk]
+    # created_at: a database whose ids are reused (SQLite after a rollback) never hits another bot's entry.
+    return f"bots:{what}:{bot.pk}:{bot.created_at.timestamp()}:{bot.symbol}:{mark}"
 
 
 def _bot_fills(bot: Bot, key: str | None = None) -> list[BotFill]:
@@ -169,9 +187,9 @@ def _bot_fills(bot: Bot, key: str | None = None) -> list[BotFill]:
     return [BotFill(*row) for row in zip(*columns, strict=True)]
 
 
-def _bot_book(bot: Bot) -> dict[str, Any]:
+def _bot_book(bot: Bot, mark: str | None = None) -> dict[str, Any]:
     """What the bot's P&L needs from its fills (the ledger's totals and the last fill's price), cached."""
-    key = _fills_key(bot, "book")
+    key = _fills_key(bot, "book", mark)
     book = cache.get(key)
     if book is None:
         fills = _bot_fills(bot, key.replace("bots:book:", "bots:fills:", 1))
@@ -201,10 +219,18 @@ def _last_close(bot: Bot, now_ms: int) -> float | None:
     return float(data.close[-1]) if len(data) else None
 
 
-def bot_pnl(*, bot: Bot, now_ms: int | None = None) -> dict[str, Any]:
+def bots_with_pnl(bots: list[Bot]) -> list[Bot]:
+    """``bots``, each with ``pnl`` (``bot_pnl``); one query finds which bots' fills changed."""
+    marks = _fill_marks(bots) if bots else {}
+    for bot in bots:
+        bot.pnl = bot_pnl(bot=bot, mark=marks[bot.pk])
+    return bots
+
+
+def bot_pnl(*, bot: Bot, now_ms: int | None = None, mark: str | None = None) -> dict[str, Any]:
     """The bot's P&L in its quote currency, net of fees: realized, and the open position
     marked at the newest stored candle's close (or the last fill's price)."""
-    book = _bot_book(bot)
+    book = _bot_book(bot, mark)
     size, entry = book["size"], book["average_entry"]
     last = _last_close(bot, now_ms if now_ms is not None else int(time.time() * 1000)) if size else None
     if last is None:
