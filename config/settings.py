@@ -170,11 +170,14 @@ if REDIS_URL:
             "CONFIG": {
                 # redis-py's asyncio pool holds 100 connections by default and raises past that: a burst
                 # of WebSocket connects (each a group_add) failed with "Too many connections" (HTTP 500)
-                # at a few hundred sockets per server (benchmarks/realtime.py).
+                # at a few hundred sockets per server (benchmarks/realtime.py). Its socket timeout (redis-py's
+                # default: 5 s) must outlast channels-redis' 5 s blocking pop, or a slow reply under load
+                # kills an idle socket's consumer ("Timeout reading from ...").
                 "hosts": [
                     {
                         "address": REDIS_URL,
                         "max_connections": env.int("CHANNELS_REDIS_MAX_CONNECTIONS", default=1000),
+                        "socket_timeout": 15,
                     }
                 ],
                 "prefix": env.str("CHANNELS_PREFIX", default="trading"),
