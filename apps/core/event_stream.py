@@ -76,6 +76,7 @@ def _missed(rows: list[tuple[int, int, str]], after: int, upto: int, current: in
 
 # ------------------------------------------------------------------- Redis
 # KEYS: counter (a hash: seq, the newest number; start, the first of this counter), list.
+# An idle user's counter goes after a week: the next one starts at the clock, above the old numbers.
 # ARGV: head, tail, seed, max kept, seconds kept, unix ms.
 # The entry is "<sequence>|<unix ms>|<event JSON>"; string.format keeps a large number exact
 # (Lua's tostring would print it in exponent form).
@@ -91,6 +92,7 @@ local text = string.format('%d', seq)
 redis.call('RPUSH', KEYS[2], text .. '|' .. ARGV[6] .. '|' .. ARGV[1] .. text .. ARGV[2])
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
 redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('EXPIRE', KEYS[1], 604800)
 return text
 """
 
