@@ -122,3 +122,12 @@ def test_a_client_that_saw_the_stream_empty_gets_all_of_it_while_all_is_kept(str
     settings.EVENTS_REPLAY_MAX = 1
     append(stream, 6, "order.created", id=3)  # trims the first two
     assert not stream.since(6, 0).complete
+
+
+def test_redis_keys_of_an_idle_user_expire(settings):
+    stream = _redis_stream()
+    append(stream, 8, "order.created", id=1)
+    counter, log = stream._keys(8)
+    assert 0 < stream.client.ttl(log) <= settings.EVENTS_REPLAY_SECONDS
+    assert settings.EVENTS_REPLAY_SECONDS < stream.client.ttl(counter) <= 7 * 86400
+    _drop(stream)
