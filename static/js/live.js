@@ -23,7 +23,13 @@
     indicator.dataset.state = state;
   }
 
+  // The connection's state events are kept: a script that subscribes after they were sent (it
+  // loaded after the socket opened, e.g. behind a large library) still gets them, once.
+  const STICKY = ["connected", "live.open", "live.reset"];
+  const sticky = {};
+
   function dispatch(event) {
+    if (STICKY.includes(event.type)) sticky[event.type] = event;
     (handlers[event.type] || []).forEach((fn) => fn(event.payload, event));
     (handlers["*"] || []).forEach((fn) => fn(event.payload, event));
   }
@@ -83,7 +89,11 @@
   setInterval(() => { if (socket && socket.readyState === 1) socket.send('{"type":"ping"}'); }, 25000);
 
   window.Live = {
-    on(type, fn) { (handlers[type] = handlers[type] || []).push(fn); },
+    on(type, fn) {
+      (handlers[type] = handlers[type] || []).push(fn);
+      const seen = sticky[type];
+      if (seen) queueMicrotask(() => fn(seen.payload, seen));
+    },
     get connected() { return !!socket && socket.readyState === 1; },
     get sequence() { return lastSequence; },
     // Tests and debugging: drop the socket as a network failure would (it reconnects and resumes).
