@@ -338,7 +338,7 @@ def run_manual_orders(*, user, count: int) -> None:
                     order_id = response.json()["id"]
                     while True:
                         event = json.loads(await asyncio.wait_for(ws.recv(), 10))
-                        if event["type"] == "fill.created" and event["data"].get("order_id") == order_id:
+                        if event["type"] == "fill.created" and event["payload"].get("order_id") == order_id:
                             break
                     if i >= 3:
                         latencies.append(time.perf_counter() - started)

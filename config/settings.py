@@ -172,7 +172,18 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py's asyncio pool holds 100 connections by default and raises past that: a burst
+                # of WebSocket connects (each a group_add) failed with "Too many connections" (HTTP 500)
+                # at a few hundred sockets per server (benchmarks/realtime.py). Its socket timeout (redis-py's
+                # default: 5 s) must outlast channels-redis' 5 s blocking pop, or a slow reply under load
+                # kills an idle socket's consumer ("Timeout reading from ...").
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env.int("CHANNELS_REDIS_MAX_CONNECTIONS", default=1000),
+                        "socket_timeout": 15,
+                    }
+                ],
                 "prefix": env.str("CHANNELS_PREFIX", default="trading"),
                 "capacity": 1000,
                 "expiry": 30,
@@ -182,6 +193,11 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "apps.core.channel_layer.ThreadSafeInMemoryChannelLayer"}}
+
+# Live events kept per user for a reconnecting browser to catch up on (docs/events.md):
+# the newest EVENTS_REPLAY_MAX, none older than EVENTS_REPLAY_SECONDS; a longer gap gets live.reset.
+EVENTS_REPLAY_MAX = env.int("EVENTS_REPLAY_MAX", default=1000)
+EVENTS_REPLAY_SECONDS = env.int("EVENTS_REPLAY_SECONDS", default=15 * 60)
 
 # ------------------------------------------------------------------------ celery
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")

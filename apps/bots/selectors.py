@@ -6,7 +6,8 @@ import time
 from typing import Any
 
 import numpy as np
-from django.db.models import Q, QuerySet
+from django.core.cache import cache
+from django.db.models import Count, Max, Q, QuerySet
 
 from apps.bots.models import Bot, BotEvent, BotReplay, BotSignal, BotWebhook
 from apps.bots.performance import BotFill, equity_on_candles, ledger
@@ -50,10 +51,7 @@ def bot_replays_active_count(user_id: int) -> int:
 
 def bot_overview_list(*, user) -> list[Bot]:
     """The user's bots for the list page, each with ``pnl`` (see ``bot_pnl``)."""
-    bots = list(bot_list(user=user))
-    for bot in bots:
-        bot.pnl = bot_pnl(bot=bot)
-    return bots
+    return bots_with_pnl(list(bot_list(user=user)))
 
 
 def bot_get(*, user, pk: int | str) -> Bot:
@@ -152,17 +150,80 @@ def bot_position_list(*, bot: Bot) -> QuerySet:
     return positions.filter(paper_account__in=accounts)
 
 
-def _bot_fills(bot: Bot) -> list[BotFill]:
-    quote = _quote(bot)
-    fills = []
-    for fill in bot_fill_list(bot=bot).order_by("timestamp", "id"):
-        price, amount = float(fill.price), float(fill.amount)
-        fee = float(fill.fee)
-        fee_quote = fee if fill.fee_asset in ("", quote) else fee * price
-        fills.append(
-            BotFill(int(fill.timestamp.timestamp() * 1000), fill.order.side, price, amount, fee_quote)
+#: How long a bot's fills stay cached (the keys change with every new fill anyway).
+FILLS_CACHE_SECONDS = 10 * 60
+
+
+def _fill_marks(bots: list[Bot]) -> dict[int, str]:
+    """Per bot, a mark that changes with every new fill (count and newest id): one query for all."""
+    from apps.orders.models import Fill
+
+    marks = {bot.pk: "0:None" for bot in bots}
+    for owner_id in {bot.owner_id for bot in bots}:
+        rows = (
+            Fill.objects.filter(
+                order__owner_id=owner_id, order__bot__in=[b.pk for b in bots if b.owner_id == owner_id]
+            )
+            .filter(Q(order__paper_account__isnull=True) | Q(order__paper_account__replay_id__isnull=True))
+            .order_by()
+            .values("order__bot")
+            .annotate(n=Count("id"), last=Max("id"))
         )
-    return fills
+        for row in rows:
+            marks[row["order__bot"]] = f"{row['n']}:{row['last']}"
+    return marks
+
+
+def _fills_key(bot: Bot, what: str, mark: str | None = None) -> str:
+    """A cache key that changes with every new fill of the bot."""
+    mark = mark or _fill_marks([bot])[bot.pk]
+    # created_at: a database whose ids are reused (SQLite after a rollback) never hits another bot's entry.
+    return f"bots:{what}:{bot.pk}:{bot.created_at.timestamp()}:{bot.symbol}:{mark}"
+
+
+def _bot_fills(bot: Bot, key: str | None = None) -> list[BotFill]:
+    """The bot's fills in time order, fees in its quote currency.
+
+    A bot with thousands of fills is read on every list and home page, so they are
+    read as plain rows (no model instances) and cached as columns (quick to unpickle).
+    """
+    key = key or _fills_key(bot, "fills")
+    columns = cache.get(key)
+    if columns is None:
+        quote = _quote(bot)
+        rows = (
+            bot_fill_list(bot=bot)
+            .order_by("timestamp", "id")
+            .values_list("timestamp", "order__side", "price", "amount", "fee", "fee_asset")
+        )
+        columns = ([], [], [], [], [])
+        for timestamp, side, price, amount, fee, fee_asset in rows.iterator(chunk_size=5000):
+            price_f, fee_f = float(price), float(fee)
+            columns[0].append(int(timestamp.timestamp() * 1000))
+            columns[1].append(side)
+            columns[2].append(price_f)
+            columns[3].append(float(amount))
+            columns[4].append(fee_f if fee_asset in ("", quote) else fee_f * price_f)
+        cache.set(key, columns, FILLS_CACHE_SECONDS)
+    return [BotFill(*row) for row in zip(*columns, strict=True)]
+
+
+def _bot_book(bot: Bot, mark: str | None = None) -> dict[str, Any]:
+    """What the bot's P&L needs from its fills (the ledger's totals and the last fill's price), cached."""
+    key = _fills_key(bot, "book", mark)
+    book = cache.get(key)
+    if book is None:
+        fills = _bot_fills(bot, key.replace("bots:book:", "bots:fills:", 1))
+        state = ledger(fills)
+        book = {
+            "size": state.size,
+            "average_entry": state.average_entry,
+            "realized_pnl": state.realized_pnl,
+            "fees": state.fees,
+            "last_fill_price": fills[-1].price if fills else None,
+        }
+        cache.set(key, book, FILLS_CACHE_SECONDS)
+    return book
 
 
 def _quote(bot: Bot) -> str:
@@ -179,22 +240,31 @@ def _last_close(bot: Bot, now_ms: int) -> float | None:
     return float(data.close[-1]) if len(data) else None
 
 
-def bot_pnl(*, bot: Bot, now_ms: int | None = None) -> dict[str, Any]:
+def bots_with_pnl(bots: list[Bot]) -> list[Bot]:
+    """``bots``, each with ``pnl`` (``bot_pnl``); one query finds which bots' fills changed."""
+    marks = _fill_marks(bots) if bots else {}
+    for bot in bots:
+        bot.pnl = bot_pnl(bot=bot, mark=marks[bot.pk])
+    return bots
+
+
+def bot_pnl(*, bot: Bot, now_ms: int | None = None, mark: str | None = None) -> dict[str, Any]:
     """The bot's P&L in its quote currency, net of fees: realized, and the open position
     marked at the newest stored candle's close (or the last fill's price)."""
-    fills = _bot_fills(bot)
-    book = ledger(fills)
-    last = _last_close(bot, now_ms if now_ms is not None else int(time.time() * 1000)) if book.size else None
-    if last is None and fills:
-        last = fills[-1].price
-    unrealized = book.unrealized(last)
+    book = _bot_book(bot, mark)
+    size, entry = book["size"], book["average_entry"]
+    last = _last_close(bot, now_ms if now_ms is not None else int(time.time() * 1000)) if size else None
+    if last is None:
+        last = book["last_fill_price"]
+    unrealized = size * (last - entry) if size and last is not None and entry is not None else 0.0
+    realized = book["realized_pnl"] - book["fees"]
     return {
         "currency": _quote(bot),
-        "realized_pnl": book.realized_pnl - book.fees,
+        "realized_pnl": realized,
         "unrealized_pnl": unrealized,
-        "total_pnl": book.realized_pnl - book.fees + unrealized,
-        "size": book.size,
-        "average_entry": book.average_entry if book.size else None,
+        "total_pnl": realized + unrealized,
+        "size": size,
+        "average_entry": entry if size else None,
         "last_price": last,
     }
 

@@ -6,27 +6,45 @@ The one helper every app and every Celery task uses::
     publish_event(user.id, "backtest.progress", {"id": run.id, "progress": 42})
 
 Each browser tab holds a WebSocket on ``/ws/events/`` that joins the user's
-group; the consumer forwards ``{"type": event_type, "data": payload, "ts": ...}``.
+group; the consumer forwards one envelope for every event::
+
+    {"type": "order.updated", "time": "2026-12-01T08:44:00.123Z", "sequence": 1764578594001,
+     "payload": {...}}
+
+``sequence`` numbers a user's events (strictly increasing); the recent ones are
+kept (``apps.core.event_stream``) so a reconnecting browser catches up on what it
+missed. Prices and heartbeats are not numbered (``sequence`` is null): the latest
+wins, nothing is replayed. docs/events.md lists every type and its payload.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+
+from apps.core import broadcast
+from apps.core.event_stream import event_stream
 
 logger = logging.getLogger(__name__)
 
 BROADCAST_GROUP = "broadcast"
+
+# Events whose latest value is all that matters: sent without a sequence number and never
+# kept for catch-up (a burst of prices would only push the events that matter out of the
+# kept window). Everything sent to BROADCAST_GROUP is unsequenced too.
+UNSEQUENCED_TYPES = frozenset({"price", "heartbeat"})
 
 # Work that runs the live code on a simulation (a bot replay) publishes nothing: its orders
 # and fills are not the user's trading, and thousands of them would flood the browser.
@@ -47,14 +65,44 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-def _send(group: str, event_type: str, payload: dict[str, Any]) -> None:
+def event_time() -> str:
+    """Now as ISO-8601 UTC with milliseconds, the envelope's ``time``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def envelope_text(event_type: str, payload: dict[str, Any], sequence: int | None = None) -> str:
+    """The envelope as JSON text (how it is kept and sent; the consumer does not re-encode it)."""
+    head, tail = _envelope_parts(event_type, payload)
+    return f"{head}{'null' if sequence is None else sequence}{tail}"
+
+
+def _envelope_parts(event_type: str, payload: dict[str, Any]) -> tuple[str, str]:
+    """The envelope's JSON around its sequence number: ``head + "<sequence>" + tail``."""
+    head = json.dumps({"type": event_type, "time": event_time()}, separators=(",", ":"))[:-1]
+    body = json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":"))
+    return f'{head},"payload":{body},"sequence":', "}"
+
+
+def _send(group: str, user_id: int | None, event_type: str, payload: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {
-        "type": "event.message",
-        "event": {"type": event_type, "data": payload, "ts": time.time()},
-    }
+    head, tail = _envelope_parts(event_type, payload)
+    sequence = None
+    if user_id is not None and event_type not in UNSEQUENCED_TYPES:
+        try:
+            sequence = event_stream().append(user_id, head, tail)
+        except Exception:  # an unreachable Redis must never fail the caller's work
+            logger.exception("could not number %s for user %s", event_type, user_id)
+            return
+    text = f"{head}{'null' if sequence is None else sequence}{tail}"
+    if group == BROADCAST_GROUP and broadcast.enabled():
+        try:
+            broadcast.publish(text)  # one PUBLISH, fanned out by each server process
+        except Exception:  # an unreachable Redis must never fail the caller's work
+            logger.exception("could not publish %s to everybody", event_type)
+        return
+    message = {"type": "event.message", "text": text, "sequence": sequence}
     try:
         asyncio.get_running_loop()
     except RuntimeError:  # plain sync code: the usual case (views, services, Celery tasks)
@@ -88,6 +136,6 @@ def publish_event(
     group = BROADCAST_GROUP if user_id is None else user_group(user_id)
     payload = payload or {}
     if on_commit:
-        transaction.on_commit(lambda: _send(group, event_type, payload))
+        transaction.on_commit(lambda: _send(group, user_id, event_type, payload))
     else:
-        _send(group, event_type, payload)
+        _send(group, user_id, event_type, payload)

@@ -13,7 +13,7 @@ from typing import Any
 from django.utils import timezone
 
 from apps.bots.models import Bot
-from apps.bots.selectors import bot_list, bot_pnl
+from apps.bots.selectors import bot_list, bots_with_pnl
 from apps.marketdata.live import watched_stats
 from apps.orders.selectors import order_list
 from apps.portfolio import selectors as portfolio
@@ -31,9 +31,9 @@ SHOWN_BOT_STATUSES = [s for s in Bot.Status.values if s != Bot.Status.STOPPED]
 
 def home_page(*, user) -> dict[str, Any]:
     """Everything the home page shows for ``user``; ``is_new`` when there is nothing to show yet."""
-    bots = list(bot_list(user=user).filter(status__in=SHOWN_BOT_STATUSES).order_by("name", "id"))
-    for bot in bots:
-        bot.pnl = bot_pnl(bot=bot)
+    bots = bots_with_pnl(
+        list(bot_list(user=user).filter(status__in=SHOWN_BOT_STATUSES).order_by("name", "id"))
+    )
     summary = portfolio.portfolio_summary(user=user)
     start = timezone.now() - timedelta(days=CURVE_DAYS)
     has_bots = bots or bot_list(user=user).exists()

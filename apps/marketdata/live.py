@@ -408,6 +408,64 @@ def _unavailable(exchange: str, what: str) -> ExchangeUnavailable:
     )
 
 
+def chart_candles(*, exchange: str, symbol: str, timeframe: str, limit: int) -> dict[str, Any]:
+    """The newest ``limit`` candles of ``timeframe`` ending at the current price, with that price.
+
+    The one place a chart's end comes from, so the chart, the ticker and the watchlist
+    (``ticker``/``watched_stats``) agree. Live: the stored candles and the exchange's ticker.
+    Offline the current moment is the replay feed's: candles stored after it are not
+    shown (the feed has not played them yet), and the last candle is the one forming at
+    the replayed moment, closing at the ticker's price (for a coarser ``timeframe``, the
+    stored candles of its bucket so far plus the forming one).
+
+    Returns ``{"candles": Candles-like columns (lists), "ticker": ticker or None}``.
+    """
+    from apps.marketdata.selectors import candles
+
+    try:
+        quote = ticker(exchange=exchange, symbol=symbol)
+    except DomainError:
+        quote = None
+    if quote is None or quote["source"] != "replay":
+        data = candles(exchange=exchange, symbol=symbol, timeframe=timeframe, limit=limit)
+        return {"candles": _columns(data), "source_timeframe": data.source_timeframe, "ticker": quote}
+    source_tf = quote["replay_timeframe"]
+    forming_open, o, h, lo, c, v = quote["candle"]
+    bucket = int(bucket_start(int(quote["timestamp"]), timeframe))
+    data = candles(exchange=exchange, symbol=symbol, timeframe=timeframe, end=bucket, limit=max(1, limit - 1))
+    columns = _columns(data)
+    # The current bucket so far: its stored candles before the forming one, then the forming one.
+    market = market_get(exchange=exchange, symbol=symbol)
+    ts, ohlcv = store.read(
+        market_id=market.id, timeframe=source_tf, start_ms=bucket, end_ms=int(forming_open)
+    )
+    last = float(quote["last"])  # the price every view shows: the ticker's, at the market's tick
+    rows = [*ohlcv.tolist(), [o, h, lo, c, v]] if len(ts) else [[o, h, lo, c, v]]
+    forming = [
+        bucket,
+        float(rows[0][0]),
+        max(float(max(r[1] for r in rows)), last),
+        min(float(min(r[2] for r in rows)), last),
+        last,
+        float(sum(r[4] for r in rows)),
+    ]
+    for name, value in zip(("timestamp", "open", "high", "low", "close", "volume"), forming, strict=True):
+        columns[name].append(value)
+    if len(columns["timestamp"]) > limit:
+        columns = {name: values[-limit:] for name, values in columns.items()}
+    return {"candles": columns, "source_timeframe": data.source_timeframe, "ticker": quote}
+
+
+def _columns(data) -> dict[str, list]:
+    return {
+        "timestamp": [int(t) for t in data.timestamp],
+        **{
+            name: [float(x) for x in getattr(data, name)]
+            for name in ("open", "high", "low", "close", "volume")
+        },
+    }
+
+
 def latest_price(*, exchange: str, symbol: str) -> Decimal:
     """The market's last price as Decimal: the live ticker when reachable, else the replay feed."""
     return price_quote(exchange=exchange, symbol=symbol).price

@@ -29,8 +29,9 @@
   }
   window.Live.on("bot.status", showStatus);
   // A status that changed before this page's socket was open (a start redirects here while
-  // the worker activates the bot) is read once the socket is live.
-  window.Live.on("live.open", () => {
+  // the worker activates the bot) is read once the socket is live, and again after a gap in
+  // the events too long to catch up on.
+  window.Live.on("live.reset", () => {
     const ids = new Set();
     document.querySelectorAll("[data-bot-status]").forEach((badge) => ids.add(badge.dataset.botStatus));
     ids.forEach(async (id) => {

@@ -74,14 +74,10 @@
   }
 
   async function loadCandles() {
-    let ticker = null;
-    try {
-      ticker = await getJSON(el.dataset.ticker + "?" + query(market));
-      showLast(ticker);
-    } catch (e) { /* no price yet: stored candles only */ }
-    const params = { ...market, timeframe: el.dataset.timeframe, limit: 300 };
-    if (ticker && ticker.source === "replay") params.end = String(ticker.timestamp + 1);
+    // Ends at the current price (offline, the replay feed's moment), with the ticker it used.
+    const params = { ...market, timeframe: el.dataset.timeframe, limit: 300, live: "true" };
     state.candles = await getJSON(el.dataset.ohlc + "?" + query(params));
+    showLast(state.candles.ticker);
   }
   async function loadFills() {
     state.fills = (await getJSON(el.dataset.trades + "?page_size=500")).results;
@@ -221,9 +217,9 @@
       try { await loadFills(); draw(); } catch (e) { /* the next fill redraws */ }
     });
     window.Live.on("price", (data) => { state.lastEvent = Date.now(); onPrice(data); });
-    // After a (re)connect, re-read what may have changed while no events could arrive.
+    // A reconnect catches up on the events it missed; when they are no longer kept, re-read.
     let first = true;
-    window.Live.on("live.open", async () => {
+    window.Live.on("live.reset", async () => {
       if (first) { first = false; return; }  // the initial load below covers the first connect
       refreshPerformance();
       try { await Promise.all([loadFills(), loadOrders()]); draw(); } catch (e) { /* keep */ }

@@ -90,8 +90,9 @@
     });
   }
 
-  // Events sent while the socket was down are lost: re-read the summary on every (re)connect.
-  window.Live.on("live.open", async () => {
+  // A reconnect catches up on missed events; after a gap too long for that (and on the first
+  // connection, which may follow events sent before the socket existed) re-read the summary.
+  window.Live.on("live.reset", async () => {
     if (!summary) return;
     try {
       const response = await fetch("/api/v1/portfolio/summary/", { credentials: "same-origin", headers: { Accept: "application/json" } });

@@ -62,15 +62,11 @@
   async function load() {
     errorEl.hidden = true;
     try {
-      let ticker = null;
-      try {
-        ticker = await getJSON(`${el.dataset.ticker}?${query({ exchange: state.exchange, symbol: state.symbol })}`);
-        showTicker(ticker);
-      } catch (e) { /* no price yet: the chart still shows stored candles */ }
-      const params = { exchange: state.exchange, symbol: state.symbol, timeframe: state.timeframe, limit: 1500 };
-      // Replay plays stored history forward: show the candles up to the replayed moment.
-      if (ticker && ticker.source === "replay") params.end = String(ticker.timestamp + 1);
+      // live: the server ends the candles at the current price (offline, the replay feed's moment)
+      // and sends the ticker it used, so the chart's end and the price shown are one reading.
+      const params = { exchange: state.exchange, symbol: state.symbol, timeframe: state.timeframe, limit: 1500, live: "true" };
       state.candles = await getJSON(`${el.dataset.ohlc}?${query(params)}`);
+      showTicker(state.candles.ticker);
       document.getElementById("chart-note").textContent =
         `${state.candles.count} candles` + (state.candles.source_timeframe !== state.timeframe
           ? ` (built from stored ${state.candles.source_timeframe})` : "") +

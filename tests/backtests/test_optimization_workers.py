@@ -59,9 +59,9 @@ def test_grid_over_two_workers_matches_sequential_sweep_and_streams_progress(
             async def until_done():
                 while True:
                     event = json.loads(await ws.recv())
-                    if event["type"].startswith("optimization.") and event["data"]["id"] == opt_id:
+                    if event["type"].startswith("optimization.") and event["payload"]["id"] == opt_id:
                         events.append(event)
-                        if event["type"] == "optimization.status" and event["data"]["status"] != "running":
+                        if event["type"] == "optimization.status" and event["payload"]["status"] != "running":
                             return
 
             await asyncio.wait_for(until_done(), 120)
@@ -77,9 +77,9 @@ def test_grid_over_two_workers_matches_sequential_sweep_and_streams_progress(
         for w in OptimizationTrial.objects.filter(optimization=opt).values_list("worker", flat=True)
     }
     assert hosts == {"test-worker", "second"}, hosts  # both workers took chunks
-    progress = [e["data"] for e in events if e["type"] == "optimization.progress"]
+    progress = [e["payload"] for e in events if e["type"] == "optimization.progress"]
     assert progress and all(0 < p["completed"] <= 30 and p["total"] == 30 for p in progress)
-    assert events[-1]["data"]["status"] == "completed" and events[-1]["data"]["best"]["params"]
+    assert events[-1]["payload"]["status"] == "completed" and events[-1]["payload"]["best"]["params"]
 
     candles = load_candles(
         exchange="binance",

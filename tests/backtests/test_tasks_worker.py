@@ -98,9 +98,9 @@ def test_api_run_on_real_worker_streams_progress_to_websocket_and_matches_engine
             async def until_finished():
                 while True:
                     event = json.loads(await ws.recv())
-                    if event["type"].startswith("backtest.") and event["data"]["id"] == run_id:
+                    if event["type"].startswith("backtest.") and event["payload"]["id"] == run_id:
                         events.append(event)
-                        if event["type"] == "backtest.status" and event["data"]["status"] in (
+                        if event["type"] == "backtest.status" and event["payload"]["status"] in (
                             "completed",
                             "failed",
                             "cancelled",
@@ -111,13 +111,13 @@ def test_api_run_on_real_worker_streams_progress_to_websocket_and_matches_engine
             return run_id
 
     run_id = aio.run(scenario())
-    types = [(e["type"], e["data"].get("status")) for e in events]
+    types = [(e["type"], e["payload"].get("status")) for e in events]
     assert ("backtest.status", "running") in types
     assert any(t == "backtest.progress" for t, _ in types)
     assert types[-1] == ("backtest.status", "completed")
-    progress = [e["data"]["progress"] for e in events if e["type"] == "backtest.progress"]
+    progress = [e["payload"]["progress"] for e in events if e["type"] == "backtest.progress"]
     assert progress == sorted(progress) and all(0 <= p <= 100 for p in progress)
-    final = events[-1]["data"]
+    final = events[-1]["payload"]
     assert final["headline"]["total_trades"] > 0
 
     run = BacktestRun.objects.get(id=run_id)

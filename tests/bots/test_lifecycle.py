@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.urls import reverse
 
@@ -241,6 +243,6 @@ async def _receive_types(layer, channel, wanted: set[str]) -> dict:
     found: dict = {}
     async with asyncio.timeout(5):
         while not wanted <= set(found):
-            event = (await layer.receive(channel))["event"]
-            found.setdefault(event["type"], event["data"])
+            event = json.loads((await layer.receive(channel))["text"])
+            found.setdefault(event["type"], event["payload"])
     return found

@@ -66,7 +66,7 @@ def test_paper_bot_started_through_the_api_trades_on_the_replay_feed_and_its_eve
             seen = await events_until(
                 ws,
                 lambda seen: any(
-                    e["type"] == "bot.status" and e["data"]["status"] == "running" for e in seen
+                    e["type"] == "bot.status" and e["payload"]["status"] == "running" for e in seen
                 ),
             )
             # The beat job's enqueue: the worker ticks the candle the replay feed closed.
@@ -78,16 +78,16 @@ def test_paper_bot_started_through_the_api_trades_on_the_replay_feed_and_its_eve
 
     bot_id, seen = aio.run(scenario())
     client_order_id = f"bot{bot_id}-{candle}-0"
-    statuses = [e["data"]["status"] for e in seen if e["type"] == "bot.status"]
+    statuses = [e["payload"]["status"] for e in seen if e["type"] == "bot.status"]
     assert statuses[:2] == ["starting", "running"]
-    log = [e["data"] for e in seen if e["type"] == "bot.event"]
+    log = [e["payload"] for e in seen if e["type"] == "bot.event"]
     assert {"lifecycle", "signal"} <= {line["kind"] for line in log}
     signal = next(line for line in log if line["kind"] == "signal")
     assert signal["data"]["candle"] == candle and signal["data"]["client_order_ids"] == [client_order_id]
 
     order = Order.objects.get(client_order_id=client_order_id)
     assert (order.bot_id, order.side, order.type, order.status) == (bot_id, "buy", "market", "filled")
-    fill_event = next(e["data"] for e in seen if e["type"] == "fill.created")
+    fill_event = next(e["payload"] for e in seen if e["type"] == "fill.created")
     assert (fill_event["client_order_id"], fill_event["bot_id"]) == (client_order_id, bot_id)
     # The fill is the paper exchange's trade, to the smallest unit.
     fill, trade = (
@@ -97,7 +97,7 @@ def test_paper_bot_started_through_the_api_trades_on_the_replay_feed_and_its_eve
     assert (fill.price, fill.amount, fill.fee) == (trade.price, trade.amount, trade.fee)
     assert Decimal(fill_event["amount"]) == fill.amount == order.amount
     assert Decimal(fill_event["price"]) == fill.price
-    updated = [e["data"] for e in seen if e["type"] == "order.updated" and e["data"]["id"] == order.pk]
+    updated = [e["payload"] for e in seen if e["type"] == "order.updated" and e["payload"]["id"] == order.pk]
     assert updated[-1]["status"] == "filled"
 
     assert api("POST", f"/api/v1/bots/{bot_id}/stop/").json()["status"] == "stopping"

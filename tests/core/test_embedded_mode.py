@@ -85,4 +85,4 @@ def test_embedded_server_runs_jobs_in_process_and_pushes_events(embedded_server)
             # and the in-memory channel layer carries it to this socket.
             return await asyncio.wait_for(first("heartbeat"), 20)
 
-    assert aio.run(scenario())["data"]["server_time"]
+    assert aio.run(scenario())["payload"]["server_time"]

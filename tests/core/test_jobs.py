@@ -8,6 +8,7 @@ The backtests tests show the same on the real ``BacktestRun`` with a real worker
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -96,7 +97,7 @@ class EventInbox:
                     message = await asyncio.wait_for(self.layer.receive(self.channel), timeout)
                 except TimeoutError:
                     return events
-                events.append(message["event"])
+                events.append(json.loads(message["text"]))
 
         return aio.run(collect())
 
@@ -136,7 +137,7 @@ def test_cancel_of_a_pending_job_is_immediate_and_announced(job_model):
     assert job.status == JobStatus.CANCELLED and job.finished_at
     events = inbox.drain()
     assert [e["type"] for e in events] == ["sample.status"]
-    assert events[0]["data"]["status"] == JobStatus.CANCELLED
+    assert events[0]["payload"]["status"] == JobStatus.CANCELLED
     # A claim after the cancel finds nothing to run.
     assert job_model.objects.claim(job.pk) is False
 
@@ -188,7 +189,7 @@ def test_monitor_throttles_progress_events_but_always_sends_completion(job_model
 
     off_loop(tight_loop)
     events = inbox.drain()
-    progresses = [e["data"]["progress"] for e in events]
+    progresses = [e["payload"]["progress"] for e in events]
     assert all(e["type"] == "sample.progress" for e in events)
     assert progresses[0] == 0 and progresses[-1] == 100
     assert len(progresses) <= 3, progresses
@@ -216,7 +217,7 @@ def test_reaper_fails_only_running_jobs_with_a_stale_heartbeat(job_model):
     assert job_model.objects.get(pk=fresh.pk).status == JobStatus.RUNNING
     assert job_model.objects.get(pk=pending.pk).status == JobStatus.PENDING
     events = inbox.drain()
-    assert [(e["type"], e["data"]["id"], e["data"]["status"]) for e in events] == [
+    assert [(e["type"], e["payload"]["id"], e["payload"]["status"]) for e in events] == [
         ("sample.status", stale.pk, JobStatus.FAILED)
     ]
     # A second sweep finds nothing left to reap.

@@ -45,12 +45,12 @@ def test_task_on_real_worker_reaches_websocket_client_with_jwt(celery_worker, li
                 ws_url(live_server_url, f"?token={other_token}"), origin="http://127.0.0.1"
             ) as other_ws,
         ):
-            assert (await receive_until(ws, "connected"))["data"]["user"] == user.pk
+            assert (await receive_until(ws, "connected"))["payload"]["user"] == user.pk
             await receive_until(other_ws, "connected")
             # Enqueued on Redis; only the worker process can run it (no eager mode, no beat here).
             await asyncio.to_thread(heartbeat.delay, user_id=user.pk)
             event = await receive_until(ws, "heartbeat")
-            assert event["data"]["server_time"]
+            assert event["payload"]["server_time"]
             # Per-user groups: the other user's socket does not get it.
             with pytest.raises(TimeoutError):
                 await receive_until(other_ws, "heartbeat", timeout=1.5)
@@ -72,7 +72,7 @@ def test_websocket_accepts_session_cookie(live_server_url):
         async with websockets.connect(
             ws_url(live_server_url), origin="http://127.0.0.1", additional_headers={"Cookie": cookie}
         ) as ws:
-            assert (await receive_until(ws, "connected"))["data"]["user"] == user.pk
+            assert (await receive_until(ws, "connected"))["payload"]["user"] == user.pk
 
     aio.run(scenario())
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -109,9 +110,9 @@ def test_prices_publish_sends_price_events_to_watchers(user, other_user, xrpeth)
     services.subscription_create(user=user, exchange="binance", symbol="SOL/USDT")  # no data: skipped
     assert live.prices_publish() == 2
     message = async_to_sync(layer.receive)(channel)
-    event = message["event"]
-    assert event["type"] == "price" and event["data"]["symbol"] == "XRP/ETH"
-    assert event["data"]["source"] == "replay" and Decimal(event["data"]["last"]) > 0
+    event = json.loads(message["text"])
+    assert event["type"] == "price" and event["payload"]["symbol"] == "XRP/ETH"
+    assert event["payload"]["source"] == "replay" and Decimal(event["payload"]["last"]) > 0
 
     import asyncio
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -62,7 +63,7 @@ def test_price_poller_on_the_worker_publishes_to_the_watcher(celery_worker, user
         poll_prices.apply_async(queue="default")
         message = await asyncio.wait_for(layer.receive(channel), timeout=60)
         await layer.group_discard(user_group(user.id), channel)
-        return message["event"]
+        return json.loads(message["text"])
 
     # Its own thread and loop: Playwright (browser tests in the same session) keeps a loop on this one.
     result: dict = {}
@@ -70,5 +71,5 @@ def test_price_poller_on_the_worker_publishes_to_the_watcher(celery_worker, user
     thread.start()
     thread.join(90)
     event = result["event"]
-    assert event["type"] == "price" and event["data"]["symbol"] == "XRP/ETH"
-    assert event["data"]["source"] == "replay" and float(event["data"]["last"]) > 0
+    assert event["type"] == "price" and event["payload"]["symbol"] == "XRP/ETH"
+    assert event["payload"]["source"] == "replay" and float(event["payload"]["last"]) > 0

@@ -56,10 +56,10 @@ def test_paper_market_order_events_reach_the_owners_websocket_only(live_server_u
             events = await receive_types(
                 ws, {"order.created", "order.updated", "fill.created", "position.updated"}
             )
-            assert events["order.updated"]["data"]["id"] == order["id"]
-            assert events["order.updated"]["data"]["status"] == "filled"
-            assert Decimal(events["fill.created"]["data"]["amount"]) == Decimal("0.01")
-            assert events["position.updated"]["data"]["side"] == "long"
+            assert events["order.updated"]["payload"]["id"] == order["id"]
+            assert events["order.updated"]["payload"]["status"] == "filled"
+            assert Decimal(events["fill.created"]["payload"]["amount"]) == Decimal("0.01")
+            assert events["position.updated"]["payload"]["side"] == "long"
             with pytest.raises(TimeoutError):
                 await receive_types(other_ws, {"order.created"}, timeout=1.5)
 

@@ -225,11 +225,11 @@ def test_paper_bot_breaching_the_daily_loss_is_paused_and_the_alert_arrives_over
             return alert, status
 
     alert, status = aio.run(scenario())
-    assert alert["data"]["kind"] == "daily_loss" and alert["data"]["severity"] == "critical"
-    assert alert["data"]["data"]["measured"] == "120"
+    assert alert["payload"]["kind"] == "daily_loss" and alert["payload"]["severity"] == "critical"
+    assert alert["payload"]["data"]["measured"] == "120"
     bot.refresh_from_db()
     assert bot.status == Bot.Status.PAUSED
-    assert status["data"]["status"] == "paused"
+    assert status["payload"]["status"] == "paused"
 
     # The webhook delivery (a Celery task in production; attempted here until it is done).
     try:

@@ -51,6 +51,22 @@ class CandleQuerySerializer(MarketQuerySerializer):
         return attrs
 
 
+class OhlcQuerySerializer(CandleQuerySerializer):
+    live = serializers.BooleanField(
+        default=False,
+        help_text="End at the current price (the replay feed's moment offline), the last candle forming at it; "
+        "the answer then carries the ticker it used. Not with start/end.",
+    )
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if attrs["live"] and (attrs.get("start") or attrs.get("end")):
+            raise serializers.ValidationError(
+                {"live": ["live ends at the current price; leave out start and end."]}
+            )
+        return attrs
+
+
 class GapQuerySerializer(MarketQuerySerializer):
     timeframe = TimeframeField(default="1h")
     start = FlexibleDateTimeField(required=False, default=None, allow_null=True)

@@ -31,6 +31,17 @@ CANDLE_PARAMS = [
 ]
 
 
+OHLC_PARAMS = [
+    *CANDLE_PARAMS,
+    OpenApiParameter(
+        "live",
+        bool,
+        description="end at the current price (offline: the replay feed's moment), the last candle forming "
+        "at it; adds the ticker used. Not with start/end.",
+    ),
+]
+
+
 def _query(serializer_class, request: Request) -> dict:
     serializer = serializer_class(data=request.query_params)
     serializer.is_valid(raise_exception=True)
@@ -80,9 +91,24 @@ class OhlcView(APIView):
 
     renderer_classes = [FastJSONRenderer, BrowsableAPIRenderer]
 
-    @extend_schema(parameters=CANDLE_PARAMS, responses=dict)
+    @extend_schema(parameters=OHLC_PARAMS, responses=dict)
     def get(self, request: Request) -> Response:
-        q = _query(s.CandleQuerySerializer, request)
+        q = _query(s.OhlcQuerySerializer, request)
+        if q.pop("live"):
+            chart = live.chart_candles(
+                exchange=q["exchange"], symbol=q["symbol"], timeframe=q["timeframe"], limit=q["limit"]
+            )
+            return Response(
+                {
+                    "exchange": q["exchange"],
+                    "symbol": q["symbol"],
+                    "timeframe": q["timeframe"],
+                    "source_timeframe": chart["source_timeframe"],
+                    "count": len(chart["candles"]["timestamp"]),
+                    **chart["candles"],
+                    "ticker": chart["ticker"],
+                }
+            )
         candles = selectors.candles(**q)
         return Response(
             {
