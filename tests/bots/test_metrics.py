@@ -81,8 +81,9 @@ def test_a_failed_tick_is_counted_as_failed(user, pinned_replay_clock, django_ca
 
 def test_live_candles_lag_from_the_candle_close(monkeypatch):
     from apps.bots import metrics
+    from apps.marketdata import live
 
-    monkeypatch.setattr(metrics.live, "candles_are_live", lambda exchange: True)
+    monkeypatch.setattr(live, "candles_are_live", lambda exchange: True)
     bot = types.SimpleNamespace(exchange="binance", timeframe="1h")
     closed_ms = int(time.time() * 1000) - 7_000
     before = sample("trading_bot_tick_lag_seconds_count", source="live")
