@@ -25,6 +25,14 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "email", "date_joined"]
 
 
+class RegisteredSerializer(serializers.Serializer):
+    """What registering answers: the new user and a JWT pair (documentation of the response)."""
+
+    user = UserSerializer()
+    refresh = serializers.CharField()
+    access = serializers.CharField()
+
+
 class RegisterSerializer(StrictSerializer):
     # 254: the longest address SMTP can deliver (RFC 5321), and the column's size.
     email = serializers.EmailField(max_length=254)

@@ -15,6 +15,7 @@ from apps.accounts.api.serializers import (
     PreferencesSerializer,
     ProfileUpdateSerializer,
     RefreshSerializer,
+    RegisteredSerializer,
     RegisterSerializer,
     UserSerializer,
 )
@@ -26,7 +27,7 @@ class RegisterView(APIView):
     authentication_classes: list = []
     throttle_classes = [LoginRateThrottle]
 
-    @extend_schema(request=RegisterSerializer, responses={201: UserSerializer})
+    @extend_schema(request=RegisterSerializer, responses={201: RegisteredSerializer})
     def post(self, request):
         """Create an account; answers the user and a JWT pair."""
         serializer = RegisterSerializer(data=request.data)
@@ -34,7 +35,9 @@ class RegisterView(APIView):
         user = services.user_register(**serializer.validated_data)
         refresh = RefreshToken.for_user(user)
         return Response(
-            {"user": UserSerializer(user).data, "refresh": str(refresh), "access": str(refresh.access_token)},
+            RegisteredSerializer(
+                {"user": user, "refresh": str(refresh), "access": str(refresh.access_token)}
+            ).data,
             status=status.HTTP_201_CREATED,
         )
 

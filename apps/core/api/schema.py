@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from drf_spectacular import openapi
 from rest_framework import permissions, serializers
 from rest_framework_simplejwt.views import TokenViewBase
@@ -27,6 +28,19 @@ class ErrorSerializer(serializers.Serializer):
 
 class ErrorBodySerializer(serializers.Serializer):
     error = ErrorSerializer()
+
+
+def _may_be_blank(field) -> bool:
+    if getattr(field, "allow_blank", False):
+        return True
+    # A read-only field of a ModelSerializer loses allow_blank; its model field still tells.
+    model = getattr(getattr(field.parent, "Meta", None), "model", None)
+    if model is None or not field.source or "." in field.source:
+        return False
+    try:
+        return bool(model._meta.get_field(field.source).blank)
+    except FieldDoesNotExist:
+        return False
 
 
 class AutoSchema(openapi.AutoSchema):
@@ -51,6 +65,13 @@ class AutoSchema(openapi.AutoSchema):
         if view.throttle_classes:
             statuses["429"] = "Too many requests; fields.retry_after_seconds says when to retry."
         return statuses
+
+    def _insert_field_validators(self, field, schema) -> None:
+        super()._insert_field_validators(field, schema)
+        if "format" in schema and _may_be_blank(field):
+            # "" is a valid value of a blank-allowed URL or email field but no valid "uri" or
+            # "email": the format would make every empty value a schema violation.
+            del schema["format"]
 
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
