@@ -186,3 +186,33 @@ def seed_owned_objects(user, *, shared_data_dir: Path | None = None) -> dict[str
         owner=user, channel=channel, event="risk_alert", payload={"message": "seeded"}
     )
     return objects
+
+
+def dashboard_pages(objects: dict[str, Any]) -> list[str]:
+    """The dashboard's pages for the owner of ``objects`` (the Swagger UI and the admin too)."""
+    bot, run, strategy = objects["bot"].pk, objects["backtest"].pk, objects["strategy"].pk
+    return [
+        "/",
+        "/markets/",
+        "/markets/chart/?exchange=binance&symbol=BTC/USDT&timeframe=1h",
+        "/backtests/",
+        "/backtests/new/",
+        f"/backtests/{run}/",
+        f"/backtests/compare/?ids={run}",
+        "/backtests/strategies/",
+        f"/backtests/strategies/{strategy}/",
+        "/backtests/optimizations/",
+        f"/backtests/optimizations/{objects['optimization'].pk}/",
+        "/bots/",
+        "/bots/new/",
+        f"/bots/{bot}/",
+        f"/bots/{objects['webhook_bot'].pk}/",
+        "/orders/",
+        "/portfolio/",
+        "/risk/",
+        "/exchanges/",
+        "/accounts/settings/",
+        "/accounts/password/change/",
+        "/api/docs/",
+        "/admin/",
+    ]
