@@ -28,7 +28,15 @@ def production_env(**extra: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "REDIS_URL", "DJANGO_DEBUG", "PYTEST_XDIST_WORKER")
+        # DJANGO_ALLOW_ASYNC_UNSAFE: set by the browser tests' fixture for this process only.
+        if key
+        not in (
+            "DATABASE_URL",
+            "REDIS_URL",
+            "DJANGO_DEBUG",
+            "PYTEST_XDIST_WORKER",
+            "DJANGO_ALLOW_ASYNC_UNSAFE",
+        )
     }
     env.update(
         DJANGO_ENV="production",

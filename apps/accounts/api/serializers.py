@@ -55,6 +55,13 @@ class PreferencesSerializer(StrictSerializer):
     default_exchange = serializers.CharField(max_length=32)
 
 
+class TokenPairSerializer(serializers.Serializer):
+    """What logging in answers (documentation of the response)."""
+
+    access = serializers.CharField(help_text="JWT access token (Authorization: Bearer ...)")
+    refresh = serializers.CharField(help_text="JWT refresh token, for /auth/token/refresh/ and logout")
+
+
 class EmailTokenObtainPairSerializer(TokenObtainPairSerializer):
     """Token pair for email + password, with the same lock-out as the dashboard login."""
 

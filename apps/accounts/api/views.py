@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -17,6 +17,7 @@ from apps.accounts.api.serializers import (
     RefreshSerializer,
     RegisteredSerializer,
     RegisterSerializer,
+    TokenPairSerializer,
     UserSerializer,
 )
 from apps.accounts.api.throttling import LoginRateThrottle
@@ -42,6 +43,7 @@ class RegisterView(APIView):
         )
 
 
+@extend_schema_view(post=extend_schema(responses={200: TokenPairSerializer}))
 class LoginView(TokenObtainPairView):
     """Email + password -> access and refresh tokens."""
 
