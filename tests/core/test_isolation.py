@@ -372,3 +372,63 @@ def test_every_publish_names_the_owner_of_what_it_is_about():
                 if not allowed.match(who):
                     problems.append(f"{file.relative_to(ROOT)}:{node.lineno} publish_event({who}, ...)")
     assert problems == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_alices_real_actions_reach_her_socket_and_never_bobs():
+    """The same through the code that publishes: Alice acts through the API (acknowledges an
+    alert, starts and stops her bot, presses and releases the kill switch);
+    her socket hears of it, Bob's hears nothing."""
+    from asgiref.sync import async_to_sync, sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from apps.core.events import publish_event
+    from config.asgi import application
+
+    alice = seed_owned_objects(UserFactory())
+    bob = UserFactory()
+    as_alice = client_for(alice["user"])
+
+    def act() -> list[int]:
+        return [
+            as_alice.post(f"/api/v1/risk/alerts/{alice['alert'].pk}/acknowledge/").status_code,
+            as_alice.post(f"/api/v1/bots/{alice['bot'].pk}/start/").status_code,
+            as_alice.post(f"/api/v1/bots/{alice['bot'].pk}/stop/").status_code,
+            as_alice.post("/api/v1/risk/kill-switch/engage/", {"confirm": True}, format="json").status_code,
+            as_alice.post("/api/v1/risk/kill-switch/release/", {"confirm": True}, format="json").status_code,
+        ]
+
+    async def connect(user) -> WebsocketCommunicator:
+        socket = WebsocketCommunicator(
+            application,
+            f"/ws/events/?token={AccessToken.for_user(user)}",
+            headers=[(b"origin", b"http://localhost")],
+        )
+        connected, _ = await socket.connect(timeout=10)
+        assert connected
+        assert (await socket.receive_json_from(timeout=10))["type"] == "connected"
+        return socket
+
+    async def drain(socket) -> list[str]:
+        received = []
+        while (event := await socket.receive_json_from(timeout=10))["type"] != "test.end":
+            if event["type"] != "heartbeat":
+                received.append(event["type"])
+        return received
+
+    async def scenario():
+        hers, his = await connect(alice["user"]), await connect(bob)
+        try:
+            statuses = await sync_to_async(act)()
+            for user in (alice["user"], bob):
+                await sync_to_async(publish_event)(user.pk, "test.end", {})
+            return statuses, await drain(hers), await drain(his)
+        finally:
+            await hers.disconnect()
+            await his.disconnect()
+
+    statuses, hers, his = async_to_sync(scenario)()
+    assert all(status < 500 for status in statuses), statuses
+    assert {"risk.alert.acknowledged", "kill_switch.updated"} <= set(hers), hers
+    assert his == []
