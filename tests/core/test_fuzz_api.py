@@ -1,10 +1,11 @@
 """Schemathesis fuzzes every operation of the OpenAPI schema, authenticated, in-process.
 
 For each operation of ``/api/schema/`` it generates valid and invalid requests (path,
-query, body) for a user who owns a paper account, a bot, an order, a backtest with
-results, a strategy, a subscription, a risk limit and a notification channel, sends them
-to the WSGI application, and checks every answer: no 5xx, a documented status code, the
-documented content type and headers, and a body that matches the documented schema.
+query, body) for a user who owns one object of every kind (``tests/support/owned.py``: a
+paper account, bots, an order, a backtest with results, a strategy, ...), half of them
+naming those objects, sends them to the WSGI application (Binance's API is the one
+stand-in) and checks every answer: no 5xx, a documented status code, the documented
+content type and headers, and a body that matches the documented schema.
 
 Each example runs in a savepoint that is rolled back, so every one starts from the same
 seeded objects (a DELETE does not starve the examples after it) and no task or event is
