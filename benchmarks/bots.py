@@ -6,6 +6,7 @@ and a manual paper market order end to end (API POST to the fill event at a WebS
         .venv/bin/python benchmarks/bots.py [--bots 500] [--workers 2] [--concurrency 4]
                                             [--minutes 3] [--orders 200]
     ... benchmarks/bots.py --quick          # 50 bots, 1 minute, 40 orders
+    ... benchmarks/bots.py --user-strategy --bots 40 --minutes 3 --skip-orders
 
 Offline (``MARKETDATA_ONLINE=false``, set here) the bots tick on the replay feed
 over real Binance BTC/USDT 1m candles from ``SHARED_DATA_DIR`` played at wall
@@ -19,8 +20,18 @@ this script right at the candle close; the production beat runs every 5 s, so ad
 up to 5 s), ticks done, orders placed, the time from the candle close to the last
 tick done (must be under 60 s), tick run time p50/p95 and close-to-done p50/p95,
 ticks per second per worker (ticks / that worker's busy span) and CPU per tick
-(the worker processes' user+system CPU over the minute / ticks). Tick times come
+(the worker processes' user+system CPU over the minute, their sandbox processes'
+included, / ticks). Tick times come
 from the workers' own "Task ... succeeded in" log lines.
+
+``--user-strategy``: the bots run the same crossover written as a user strategy, so
+every tick asks the bot's sandbox session (``apps/bots/services/user_code.py``).
+First, in this process, it measures a sandbox session: its start cost (a fresh
+interpreter importing numpy and pandas, locked down, the code loaded) p50/p95 over
+``--sessions`` starts, its memory (PSS), and one tick's step (the signals of a
+60-candle window) p50/p95. Then the minutes on the workers, each keeping up to
+``--pool-size`` sessions (default: every bot, so only the first minute pays the
+starts; a smaller pool shows what eviction costs).
 
 Then ``--orders`` sequential manual paper market orders through daphne: the time
 from sending the POST to receiving ``fill.created`` on the user's WebSocket,
@@ -91,9 +102,22 @@ def pct(values: list[float], q: float) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its threads (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of a process and its threads, and of its children: the ones it waited
+    for and the live ones (a worker's sandbox sessions) (Linux /proc)."""
+
+    def stat(path: Path) -> list[str]:
+        return path.read_text().rsplit(")", 1)[1].split()
+
+    fields = stat(Path(f"/proc/{pid}/stat"))
+    ticks = sum(int(fields[k]) for k in (11, 12, 13, 14))
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            child = stat(path)
+        except OSError:
+            continue  # gone meanwhile
+        if int(child[1]) == pid:
+            ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def tick_lines(log: Path, offset: int) -> tuple[list[tuple[float, float]], int]:
@@ -111,13 +135,40 @@ def tick_lines(log: Path, offset: int) -> tuple[list[tuple[float, float]], int]:
     return out, offset
 
 
-def setup_bots(*, user, count: int):
+# ``sma_crossover``'s rule, written as a user would (numpy only).
+USER_SMA = """
+import numpy as np
+
+
+class BenchCross(SignalStrategy):
+    name = "bench_cross"
+    params = {"fast": Param("int", 5, min=2), "slow": Param("int", 20, min=3)}
+
+    def signals(self, data):
+        close = data.close
+        fast = np.convolve(close, np.ones(self.p.fast) / self.p.fast)[: len(close)]
+        slow = np.convolve(close, np.ones(self.p.slow) / self.p.slow)[: len(close)]
+        above = fast > slow
+        above[: self.p.slow] = False
+        prev = np.concatenate(([False], above[:-1]))
+        return Signals(long_entries=above & ~prev, long_exits=~above & prev)
+"""
+
+
+def setup_bots(*, user, count: int, user_strategy: bool = False):
     from apps.bots.models import Bot
     from apps.bots.services import bot_create
     from apps.bots.services.accounts import bot_paper_account
 
     started = time.perf_counter()
     ids = []
+    strategy: dict = {}
+    if user_strategy:
+        from apps.backtests.services import strategy_create
+
+        strategy["strategy_id"] = strategy_create(user=user, source=USER_SMA).pk
+    else:
+        strategy["strategy"] = "sma_crossover"
     for i in range(count):
         fast = 2 + i % 9
         slow = fast + 1 + (i * 7) % 20
@@ -127,9 +178,9 @@ def setup_bots(*, user, count: int):
             exchange="binance",
             symbol="BTC/USDT",
             timeframe="1m",
-            strategy="sma_crossover",
             params={"fast": fast, "slow": slow},
             warmup=60,
+            **strategy,
         )
         bot_paper_account(bot=bot)  # created up front: the first tick is not the account's setup
         ids.append(bot.pk)
@@ -214,6 +265,47 @@ def run_minutes(*, workers, logs, bot_ids, minutes: int) -> None:
     print(f"  worst close -> last tick done: {worst:.1f} s")
 
 
+def pss_mb(pid: int) -> float:
+    """Proportional set size of a process (its share of shared pages counted once), MB."""
+    text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    return int(text.split("\nPss:")[1].split()[0]) / 1024
+
+
+def run_sandbox_sessions(*, count: int) -> None:
+    """Start cost, memory and step cost of a bot's sandbox session, measured in this process."""
+    import numpy as np
+
+    from apps.backtests.engine import Candles
+    from apps.backtests.strategies.sandbox.session import SandboxSession
+    from apps.bots.services.user_code import sandbox_limits
+
+    limits = sandbox_limits()
+    starts, memory = [], []
+    for _ in range(count):
+        session = SandboxSession(USER_SMA, {"fast": 5, "slow": 20}, limits=limits)
+        starts.append(session.start_seconds)
+        memory.append(pss_mb(session.proc.pid))
+        session.close()
+    close = 100.0 + np.cumsum(np.random.default_rng(1).normal(0, 1, 260))
+    data = Candles.from_arrays(
+        np.arange(260, dtype=np.int64) * 60_000, close, close, close, close, np.ones(260)
+    )
+    session = SandboxSession(USER_SMA, {"fast": 5, "slow": 20}, limits=limits)
+    steps = []
+    try:
+        for end in range(61, 261):
+            started = time.perf_counter()
+            session.signals(data.slice(end - 60, end))
+            steps.append(time.perf_counter() - started)
+    finally:
+        session.close()
+    print(
+        f"  session start p50 {pct(starts, 0.5) * 1000:.0f} ms, p95 {pct(starts, 0.95) * 1000:.0f} ms "
+        f"({count} starts); memory (PSS) {statistics.mean(memory):.0f} MB per session; "
+        f"one step (60 candles) p50 {pct(steps, 0.5) * 1000:.2f} ms, p95 {pct(steps, 0.95) * 1000:.2f} ms"
+    )
+
+
 def run_manual_orders(*, user, count: int) -> None:
     import requests
     import websockets
@@ -271,9 +363,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="50 bots, 1 minute, 40 orders")
     parser.add_argument("--skip-bots", action="store_true")
     parser.add_argument("--skip-orders", action="store_true")
+    parser.add_argument(
+        "--user-strategy", action="store_true", help="the bots run a user strategy in sandbox sessions"
+    )
+    parser.add_argument("--sessions", type=int, default=10, help="sandbox starts to time (--user-strategy)")
+    parser.add_argument("--pool-size", type=int, help="sandbox sessions per worker (default: --bots)")
     args = parser.parse_args()
     if args.quick:
         args.bots, args.minutes, args.orders = 50, 1, 40
+    if args.user_strategy:
+        # Read by the workers' settings: by default each keeps every bot's session.
+        os.environ["BOT_SANDBOX_POOL_SIZE"] = str(args.pool_size or args.bots)
 
     ensure_database()
     import django
@@ -282,6 +382,7 @@ def main() -> None:
     from django.core.management import call_command
 
     from apps.accounts.models import User
+    from apps.bots.models import Bot
     from apps.marketdata.models import Candle
     from tests.support.servers import celery_worker
 
@@ -292,11 +393,20 @@ def main() -> None:
     )
     market_id, stored = store_candles()
     try:
+        if args.user_strategy:
+            print("a bot's sandbox session (user strategy), in this process")
+            run_sandbox_sessions(count=args.sessions)
         if not args.skip_bots:
-            print(
-                f"{args.bots} paper bots on 1m candles, {args.workers} workers x {args.concurrency} threads"
+            kind = (
+                f"a user strategy, {os.environ['BOT_SANDBOX_POOL_SIZE']} sandbox sessions per worker"
+                if args.user_strategy
+                else "sma_crossover"
             )
-            bot_ids = setup_bots(user=user, count=args.bots)
+            print(
+                f"{args.bots} paper bots on 1m candles ({kind}), "
+                f"{args.workers} workers x {args.concurrency} threads"
+            )
+            bot_ids = setup_bots(user=user, count=args.bots, user_strategy=args.user_strategy)
             with tempfile.TemporaryDirectory() as tmp:
                 logs = [Path(tmp) / f"worker{i}.log" for i in range(args.workers)]
                 from contextlib import ExitStack
@@ -318,6 +428,7 @@ def main() -> None:
             print("manual paper market orders through daphne")
             run_manual_orders(user=user, count=args.orders)
     finally:
+        Bot.objects.filter(owner=user).delete()  # before the user: a bot protects its strategy version
         user.delete()
         if stored:
             Candle.objects.filter(market_id=market_id, timeframe="1m").delete()

@@ -77,9 +77,12 @@ INSTALLED_APPS = [
     "apps.backtests",
     "apps.portfolio",
     "apps.home",
+    "apps.ops",
 ]
 
 MIDDLEWARE = [
+    # First: every request gets its id, its metrics and its access log line.
+    "apps.core.observability.middleware.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -184,6 +187,16 @@ else:
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
+# Most tasks ignore their results, but a failure is what the admin jobs page must show.
+CELERY_TASK_STORE_ERRORS_EVEN_IF_IGNORED = True
+# Retention (days) of task results and dead letters; the beat job "ops: clean up old results"
+# deletes older ones. Finished jobs (backtests, imports, replays: users' results) are kept
+# unless JOB_RETENTION_DAYS is set (> 0).
+TASK_RESULT_RETENTION_DAYS = env.int("TASK_RESULT_RETENTION_DAYS", default=7)
+DEAD_LETTER_RETENTION_DAYS = env.int("DEAD_LETTER_RETENTION_DAYS", default=30)
+JOB_RETENTION_DAYS = env.int("JOB_RETENTION_DAYS", default=0)
+# Celery's own daily celery.backend_cleanup uses the same retention (its default is one day).
+CELERY_RESULT_EXPIRES = timedelta(days=TASK_RESULT_RETENTION_DAYS)
 CELERY_CACHE_BACKEND = "default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -348,12 +361,17 @@ SPECTACULAR_SETTINGS = {
 SHARED_DATA_DIR = Path(env.str("SHARED_DATA_DIR", default=str(BASE_DIR.parent / "shared" / "data")))
 # The heartbeat proves the browser <- Channels <- Celery path end to end.
 HEARTBEAT_SECONDS = env.int("HEARTBEAT_SECONDS", default=15)
+# /health/ready/: each dependency check (database, Redis, channel layer, Celery) gets this long.
+HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=5.0)
 # Backtests: a run is stopped (failed, "timeout") past this; a running job whose worker sent no
 # heartbeat for this long is marked failed ("worker_lost") by the reaper task.
 BACKTEST_TIME_LIMIT_SECONDS = env.int("BACKTEST_TIME_LIMIT_SECONDS", default=30 * 60)
 BACKTEST_HEARTBEAT_TIMEOUT_SECONDS = env.int("BACKTEST_HEARTBEAT_TIMEOUT_SECONDS", default=60)
 # Every run (and an optimization's best parameters) gets the lookahead check, bounded by this time.
 BACKTEST_LOOKAHEAD_SECONDS = env.float("BACKTEST_LOOKAHEAD_SECONDS", default=20.0)
+# Bot ticks: a tick's claim on (bot, candle) is a lease; the candle of a worker that died
+# mid-tick is ticked again by another worker once it runs out (longer than any tick takes).
+BOT_TICK_LEASE_SECONDS = env.int("BOT_TICK_LEASE_SECONDS", default=120)
 # Market data. Offline (the default under tests) no exchange is contacted and
 # live prices come from the replay feed over stored candles.
 MARKETDATA_ONLINE = env.bool("MARKETDATA_ONLINE", default=not TESTING)
@@ -364,6 +382,13 @@ MARKETDATA_TICKER_CACHE_SECONDS = env.int("MARKETDATA_TICKER_CACHE_SECONDS", def
 MARKETDATA_POLL_SECONDS = env.int("MARKETDATA_POLL_SECONDS", default=5)
 # Stored minutes replayed per wall-clock minute by the offline replay feed.
 MARKETDATA_REPLAY_SPEED = env.float("MARKETDATA_REPLAY_SPEED", default=1.0)
+# Bots on user strategies (apps/bots/services/user_code.py): per-tick limits of the sandbox,
+# and the sandbox sessions each worker process keeps (one per bot, ~60 MB each).
+BOT_SANDBOX_CPU_SECONDS = env.float("BOT_SANDBOX_CPU_SECONDS", default=10.0)
+BOT_SANDBOX_WALL_SECONDS = env.float("BOT_SANDBOX_WALL_SECONDS", default=30.0)
+BOT_SANDBOX_MEMORY_MB = env.int("BOT_SANDBOX_MEMORY_MB", default=1536)
+BOT_SANDBOX_POOL_SIZE = env.int("BOT_SANDBOX_POOL_SIZE", default=8)
+BOT_SANDBOX_IDLE_SECONDS = env.float("BOT_SANDBOX_IDLE_SECONDS", default=600.0)
 
 # Exchange API credentials are encrypted at rest with MultiFernet: the first key
 # encrypts, every key decrypts (``manage.py rotate_encryption_keys`` re-encrypts
@@ -401,16 +426,42 @@ KILL_SWITCH_RETRY_BASE_SECONDS = env.float("KILL_SWITCH_RETRY_BASE_SECONDS", def
 KILL_SWITCH_EXCHANGE_TIMEOUT_SECONDS = env.float("KILL_SWITCH_EXCHANGE_TIMEOUT_SECONDS", default=10.0)
 
 # ---------------------------------------------------------------------- logging
+# One JSON object per line in production (time, level, logger, message, request_id, user_id,
+# task_id, task_name and extra fields), readable text elsewhere; LOG_FORMAT=json|plain chooses.
+# Every handler redacts secrets (apps/core/observability/logs.py). docs/operations.md.
+LOG_FORMAT = env.str("LOG_FORMAT", default="json" if PRODUCTION else "plain")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise environ.ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "context": {"()": "apps.core.observability.logs.ContextFilter"},
+        "redact": {"()": "apps.core.observability.logs.RedactFilter"},
+    },
+    "formatters": {
+        "json": {"()": "apps.core.observability.logs.JsonFormatter"},
+        "plain": {"()": "apps.core.observability.logs.PlainFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["context", "redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
+        # Django's own handlers (a second, unfiltered console, mail_admins) go: its records
+        # reach the root's handler like every other.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        # runserver's own request lines repeat the access log's.
+        "django.server": {"handlers": [], "level": "WARNING", "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "celery": {"level": "INFO"},
+        # One line per HTTP request (ObservabilityMiddleware); LOG_ACCESS_LEVEL=WARNING silences it.
+        "trading.access": {"level": env.str("LOG_ACCESS_LEVEL", default="INFO")},
     },
 }
 
@@ -434,6 +485,12 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     }
 }
+# ---------------------------------------------------------------------- metrics
+# /metrics (Prometheus) answers only to "Authorization: Bearer <METRICS_TOKEN>"; unset, it is
+# off (404). Several processes (web, workers): set PROMETHEUS_MULTIPROC_DIR for all of them
+# (an empty directory they share) so /metrics sums their counters. docs/operations.md.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 
 # ----------------------------------------------------------------- deployment
 if PRODUCTION:

@@ -18,6 +18,8 @@ api_v1 = [
     path("risk/", include("apps.risk.api.urls")),
     path("backtests/", include("apps.backtests.api.urls")),
     path("portfolio/", include("apps.portfolio.api.urls")),
+    path("jobs/", include("apps.ops.api.job_urls")),
+    path("ops/", include("apps.ops.api.urls")),
 ]
 
 urlpatterns = [
@@ -31,6 +33,7 @@ urlpatterns = [
     path("risk/", include("apps.risk.urls")),
     path("backtests/", include("apps.backtests.urls")),
     path("portfolio/", include("apps.portfolio.urls")),
+    path("", include("apps.ops.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

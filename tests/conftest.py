@@ -26,8 +26,9 @@ def _on_postgresql() -> bool:
     return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
 
 
-# Tests that start real processes (a Celery worker, daphne, Chromium: session fixtures).
-REAL_SERVICE_FIXTURES = {"celery_worker", "live_server_url", "browser"}
+# Tests that start real processes (a Celery worker, daphne, Chromium: session fixtures; the
+# fault tests' private stack: tests/faults/conftest.py).
+REAL_SERVICE_FIXTURES = {"celery_worker", "live_server_url", "browser", "fault_stack"}
 
 
 def pytest_collection_modifyitems(config, items):

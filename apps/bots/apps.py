@@ -9,7 +9,10 @@ class BotsConfig(AppConfig):
     verbose_name = "Bots"
 
     def ready(self) -> None:
-        from apps.bots import risk_actions  # noqa: F401 - carries out risk limits' pause/stop actions
+        from apps.bots import (
+            metrics,  # noqa: F401 - the tick metrics exist on /metrics from the start
+            risk_actions,  # noqa: F401 - carries out risk limits' pause/stop actions
+        )
         from apps.bots.receivers import stop_bots_for_kill_switch
         from apps.bots.selectors import bot_is_owned
         from apps.exchanges.ownership import paper_bot_check_register

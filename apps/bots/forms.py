@@ -59,6 +59,20 @@ class BotForm(forms.Form):
     )
     confirm_live = forms.BooleanField(required=False, label="I understand this bot trades real money")
     allocated_capital = forms.DecimalField(min_value=Decimal("0.00000001"), initial=Decimal("1000"))
+    leverage = forms.DecimalField(
+        required=False,
+        min_value=1,
+        max_digits=6,
+        decimal_places=2,
+        initial=Decimal("1"),
+        help_text="futures only (a symbol such as BTC/USDT:USDT); the bot may then go short",
+    )
+    margin_mode = forms.ChoiceField(
+        choices=Bot.MarginMode.choices,
+        initial=Bot.MarginMode.ISOLATED,
+        required=False,
+        help_text="futures only",
+    )
     size_percent = forms.DecimalField(
         required=False,
         min_value=Decimal("0.01"),
@@ -146,6 +160,9 @@ class BotForm(forms.Form):
             "confirm_live": bool(data.get("confirm_live")),
             "allocated_capital": data["allocated_capital"],
         }
+        if ":" in data["symbol"] or data.get("leverage") not in (None, 1):
+            kwargs["leverage"] = data.get("leverage") or Decimal("1")
+            kwargs["margin_mode"] = data.get("margin_mode") or Bot.MarginMode.ISOLATED
         if data.get("size_percent") is not None:
             kwargs["sizing"] = {"type": "percent_equity", "value": float(data["size_percent"] / PERCENT)}
         for field in ("stop_loss", "take_profit", "trailing_stop"):

@@ -44,6 +44,10 @@ class Bot(models.Model):
         STRATEGY = "strategy", "Strategy"
         WEBHOOK = "webhook", "Webhook signals"
 
+    class MarginMode(TextChoices):
+        ISOLATED = "isolated", "Isolated"
+        CROSS = "cross", "Cross"
+
     ACTIVE_STATUSES = (Status.RUNNING, Status.PAUSED)
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bots")
@@ -90,6 +94,14 @@ class Bot(models.Model):
     sizing = models.JSONField(
         default=dict, blank=True, help_text="engine sizing spec; empty: 100% of the allocated equity"
     )
+    # Futures only (a BASE/QUOTE:SETTLE symbol): set on the exchange while the bot is flat;
+    # spot bots keep 1 and isolated.
+    leverage = models.DecimalField(
+        max_digits=6, decimal_places=2, default=1, help_text="futures leverage (1 for spot)"
+    )
+    margin_mode = models.CharField(
+        max_length=8, choices=MarginMode.choices, default=MarginMode.ISOLATED, help_text="futures margin mode"
+    )
     stop_loss = models.FloatField(null=True, blank=True, help_text="default stop-loss, fraction of entry")
     take_profit = models.FloatField(null=True, blank=True, help_text="default take-profit, fraction")
     trailing_stop = models.FloatField(null=True, blank=True, help_text="default trailing stop, fraction")
@@ -129,6 +141,7 @@ class Bot(models.Model):
                 condition=Q(source="strategy") | Q(strategy="", strategy_version__isnull=True),
                 name="bots_bot_webhook_has_no_strategy",
             ),
+            models.CheckConstraint(condition=Q(leverage__gte=1), name="bots_bot_leverage_ge1"),
         ]
         indexes = [
             models.Index(fields=["owner", "status"]),
@@ -137,6 +150,11 @@ class Bot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.strategy or self.source} {self.symbol} {self.timeframe}, {self.mode})"
+
+    @property
+    def is_futures(self) -> bool:
+        """A perpetual futures market (ccxt ``BASE/QUOTE:SETTLE``): the bot may go short."""
+        return ":" in self.symbol
 
     @property
     def is_active(self) -> bool:
@@ -191,6 +209,10 @@ class BotReplay(Job):
     candles = models.PositiveIntegerField(null=True, blank=True, help_text="candles in the period")
     # What the bot looked like when the replay was asked for: later edits do not change it.
     strategy = models.CharField(max_length=100)
+    # A user strategy's code as pinned then (SET_NULL: the replay's result outlives its code).
+    strategy_version = models.ForeignKey(
+        "backtests.StrategyVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     params = models.JSONField(default=dict, blank=True)
     result = models.JSONField(default=dict, blank=True)
 

@@ -59,14 +59,18 @@ def bot_event_list(*, bot: Bot) -> QuerySet[BotEvent]:
 
 def bot_replay_list(*, bot: Bot) -> QuerySet[BotReplay]:
     """The bot's replays, newest first (the caller got ``bot`` through an owner-scoped selector)."""
-    return BotReplay.objects.filter(bot=bot)
+    return BotReplay.objects.filter(bot=bot).select_related("strategy_version")
 
 
 def bot_replay_get(*, user, bot_id: int | str, pk: int | str) -> BotReplay:
     """One replay of one of the user's bots; anything else is a 404."""
     replay = None
     if str(pk).isdigit() and str(bot_id).isdigit():
-        replay = BotReplay.objects.filter(pk=pk, bot_id=bot_id, bot__owner=user).select_related("bot").first()
+        replay = (
+            BotReplay.objects.filter(pk=pk, bot_id=bot_id, bot__owner=user)
+            .select_related("bot", "strategy_version")
+            .first()
+        )
     if replay is None:
         raise NotFound("Replay not found.")
     return replay

@@ -12,3 +12,4 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.core import signals  # noqa: F401
+        from apps.core.observability import celery_hooks  # noqa: F401 - task metrics, log context

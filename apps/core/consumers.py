@@ -3,6 +3,7 @@ from __future__ import annotations
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.core.events import BROADCAST_GROUP, user_group
+from apps.core.observability.metrics import WEBSOCKETS
 
 # WebSocket close code for "not authenticated" (4000-4999 are application codes).
 CLOSE_UNAUTHENTICATED = 4401
@@ -27,9 +28,14 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        WEBSOCKETS.inc()
+        self.counted = True
         await self.send_json({"type": "connected", "data": {"user": user.pk}})
 
     async def disconnect(self, code):
+        if getattr(self, "counted", False):
+            WEBSOCKETS.dec()
+            self.counted = False
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 

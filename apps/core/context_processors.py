@@ -11,9 +11,17 @@ NAVIGATION = [
     ("Portfolio", "portfolio:index"),
     ("Risk", "risk:index"),
     ("Exchanges", "exchanges:index"),
+    ("Jobs", "ops:my-jobs"),
     ("Settings", "accounts:settings"),
 ]
 
+# Shown to staff only: the operations pages (apps/ops).
+STAFF_NAVIGATION = [("Ops", "ops:jobs")]
+
 
 def platform(request):
-    return {"NAVIGATION": NAVIGATION, "EMBEDDED_MODE": settings.EMBEDDED}
+    return {
+        "NAVIGATION": NAVIGATION,
+        "STAFF_NAVIGATION": STAFF_NAVIGATION,
+        "EMBEDDED_MODE": settings.EMBEDDED,
+    }

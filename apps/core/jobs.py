@@ -42,12 +42,39 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+# Waits between attempts to record a job's outcome while the database is unreachable.
+FINISH_RETRY_SECONDS = (1.0, 2.0, 4.0, 8.0)
+
 ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
 FINISHED_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 WORKER_LOST_MESSAGE = (
     "The worker running this job stopped responding (killed, crashed or out of memory). Run it again."
 )
+DATABASE_LOST_MESSAGE = (
+    "The connection to the database was lost while the job ran (a database restart or outage). Run it again."
+)
+
+
+def outage_error(exc: BaseException) -> dict[str, str] | None:
+    """The ``error_code``/``error`` a job records when ``exc`` is a lost database connection, else None.
+
+    Not a bug of the job: the user is told to run it again, not to read the logs.
+    """
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError):
+        return {"error_code": "database_unavailable", "error": DATABASE_LOST_MESSAGE}
+    return None
+
+
+def _reconnect_if_broken() -> None:
+    """A database restart mid-job broke this thread's connection (Django does not reconnect by
+    itself within a task): take a fresh one so the job's outcome can still be recorded."""
+    from django.db import connection
+
+    if connection.connection is not None and connection.errors_occurred and not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
 
 
 class JobCancelled(Exception):
@@ -84,13 +111,28 @@ class JobQuerySet(models.QuerySet):
         """running -> ``status`` (a finished one) with ``fields``; False if it was no longer running."""
         if status not in FINISHED_STATUSES:
             raise ValueError(f"{status!r} is not a finished status")
-        now = timezone.now()
-        fields.setdefault("heartbeat_at", now)
+        from django.db import OperationalError
+
         if status == JobStatus.COMPLETED:
             fields.setdefault("progress", 100)
-        return (
-            self.filter(pk=pk, status=JobStatus.RUNNING).update(status=status, finished_at=now, **fields) == 1
-        )
+        # A job that failed because the database went away records that once it is back (a restart
+        # takes seconds); past the last attempt the reaper fails it instead.
+        for wait in (*FINISH_RETRY_SECONDS, None):
+            _reconnect_if_broken()
+            now = timezone.now()
+            try:
+                return (
+                    self.filter(pk=pk, status=JobStatus.RUNNING).update(
+                        status=status, finished_at=now, **{"heartbeat_at": now, **fields}
+                    )
+                    == 1
+                )
+            except OperationalError:
+                if wait is None:
+                    raise
+                logger.warning("could not record job %s as %s yet; retrying in %g s", pk, status, wait)
+                time.sleep(wait)
+        raise AssertionError("unreachable")
 
 
 class Job(models.Model):

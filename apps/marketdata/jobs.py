@@ -20,7 +20,14 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from apps.core.errors import DomainError, ValidationFailed
-from apps.core.jobs import JobCancelled, JobMonitor, JobStatus, JobTimeLimitExceeded, job_publish_status
+from apps.core.jobs import (
+    JobCancelled,
+    JobMonitor,
+    JobStatus,
+    JobTimeLimitExceeded,
+    job_publish_status,
+    outage_error,
+)
 from apps.core.jobs import job_cancel as core_job_cancel
 from apps.marketdata.download import candles_download
 from apps.marketdata.gateway import check_supported, download_gateway
@@ -163,14 +170,19 @@ def job_run(*, job_id: int, worker: str = "") -> None:
         _finish(job.id, JobStatus.FAILED, error_code=exc.code, error=exc.message, error_detail=repr(exc))
     except Exception as exc:
         logger.exception("marketdata job %s failed", job.id)
+        outage = outage_error(exc)
         _finish(
             job.id,
             JobStatus.FAILED,
-            error_code="internal_error",
-            error="The job failed unexpectedly; the error has been logged.",
+            **outage
+            or {
+                "error_code": "internal_error",
+                "error": "The job failed unexpectedly; the error has been logged.",
+            },
             error_detail=repr(exc)[:5000],
         )
-        raise
+        if outage is None:
+            raise
     else:
         _finish(job.id, JobStatus.COMPLETED, **outcome)
     finally:

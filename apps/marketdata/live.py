@@ -253,11 +253,24 @@ def ticker(*, exchange: str, symbol: str) -> dict[str, Any]:
     ``source`` says where it came from: ``live`` (the exchange's ticker) or
     ``replay`` (the offline feed over stored candles).
     """
+    # The paper exchange asks for the price several times per order: a warm ticker is found
+    # through the market id remembered for the name, without reading the catalog row again.
+    alias = f"marketdata:ticker:by-name:{exchange}:{symbol}"  # in the cache page's "prices" family
+    known = cache.get(alias)
+    if known is not None:
+        cached = cache.get(f"marketdata:ticker:{known}")
+        if cached is not None:
+            return cached
     market = market_get(exchange=exchange, symbol=symbol)
     key = f"marketdata:ticker:{market.id}"
     cached = cache.get(key)
-    if cached is not None:
-        return cached
+    if cached is None:
+        cached = _ticker_data(exchange, market, key)
+    cache.set(alias, market.id, 300)
+    return cached
+
+
+def _ticker_data(exchange: str, market: Market, key: str) -> dict[str, Any]:
     raw = _live_call(exchange, "fetch_ticker", market.symbol)
     if raw is not None:
         data = _ticker_from_live(market, raw)

@@ -265,11 +265,15 @@ def _assets(symbol: str) -> tuple[str, str]:
 def _check_balance(
     *, gateway: ExchangeGateway, account: Account, symbol: str, side: str, checked: _Checked
 ) -> None:
+    if ":" in symbol:
+        # Futures margin depends on the leverage, the margin mode and an opposite position the
+        # order closes first (a reversal), which the exchange knows: it checks, and a refusal is
+        # recorded on the order with its reason (the paper exchange's ``InsufficientFunds``).
+        return
     base, quote = _assets(symbol)
     fee = getattr(account, "taker_fee", None) or Decimal("0.001")
     balance = gateway.fetch_balance()
-    futures = ":" in symbol
-    if side == OrderSide.BUY or futures:
+    if side == OrderSide.BUY:
         need = checked.amount * checked.reference * (1 + fee)
         free = balance.get(quote).free
         asset = quote
@@ -545,6 +549,9 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -> None
         _publish_order(order)
     for fill in new_fills:
         _apply_to_position(order, fill)
+    if new_fills and ":" in order.symbol:
+        # Futures: leverage, margin mode and liquidation price are the exchange's to tell.
+        _sync_positions(_account_of(order), gateway)
     _after_status(order, gateway)
 
 
@@ -555,11 +562,19 @@ def _record_fills(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -
         return []
     account = _account_of(order)
     created: list[Fill] = []
+    by_order = getattr(gateway, "fetch_order_trades", None)  # the paper exchange: this order's only
     try:
-        trades = [t for t in gateway.fetch_my_trades(order.symbol) if t.order_id == str(remote.id)]
+        if by_order is not None:
+            trades = by_order(str(remote.id), order.symbol)
+        else:
+            trades = [t for t in gateway.fetch_my_trades(order.symbol) if t.order_id == str(remote.id)]
     except ExchangeError:
         trades = []
-    known = set(Fill.objects.filter(**account_filter(account)).values_list("exchange_trade_id", flat=True))
+    known = set(
+        Fill.objects.filter(
+            **account_filter(account), exchange_trade_id__in=[str(t.id) for t in trades]
+        ).values_list("exchange_trade_id", flat=True)
+    )
     for trade in trades:
         if str(trade.id) in known:
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from apps.marketdata.timeframes import timeframe_ms
+from tests.support.cache import clear_cache
 
 # With sma_crossover fast=2, slow=3 the fast average crosses above the slow one on the
 # last close (6.5 < 7 before, 8 > 7.67 on it): a long entry on the last closed candle.
@@ -13,7 +14,12 @@ CROSS_PARAMS = {"fast": 2, "slow": 3}
 
 
 def store_candles(
-    *, last_open_ms: int, closes=CROSS_UP_CLOSES, timeframe: str = "1h", symbol: str = "BTC/USDT"
+    *,
+    last_open_ms: int,
+    closes=CROSS_UP_CLOSES,
+    timeframe: str = "1h",
+    symbol: str = "BTC/USDT",
+    exchange: str = "binance",
 ):
     """Store candles (market-data service) ending with the candle opening at ``last_open_ms``."""
     from apps.marketdata.services import candles_import_arrays
@@ -23,7 +29,7 @@ def store_candles(
     ts = np.array([last_open_ms - (n - 1 - i) * step for i in range(n)], dtype=np.int64)
     close = np.array(closes, dtype=np.float64)
     ohlcv = np.column_stack([close, close * 1.01, close * 0.99, close, np.full(n, 1000.0)])
-    candles_import_arrays(exchange="binance", symbol=symbol, timeframe=timeframe, ts=ts, ohlcv=ohlcv)
+    candles_import_arrays(exchange=exchange, symbol=symbol, timeframe=timeframe, ts=ts, ohlcv=ohlcv)
     return ts
 
 
@@ -46,9 +52,8 @@ def store_candles_on_replay(
     import time
 
     from django.conf import settings
-    from django.core.cache import cache
 
-    cache.clear()  # the feed caches its candle count per market; this series replaces it
+    clear_cache()  # the feed caches its candle count per market; this series replaces it
 
     step = timeframe_ms(timeframe)
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms

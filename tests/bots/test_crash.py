@@ -58,7 +58,7 @@ def test_a_worker_killed_between_writing_the_order_and_recording_the_tick_leaves
     order = Order.objects.get(client_order_id=client_order_id)
     assert at_exchange.count() == (0 if stall_at == "before_send" else 1)
 
-    # The dead worker's lease runs out (LEASE_SECONDS; skipped here), then the beat job's
+    # The dead worker's lease runs out (BOT_TICK_LEASE_SECONDS; skipped here), then the beat job's
     # enqueue sends the candle again and the other worker (queue ``bots``) ticks it.
     Bot.objects.filter(pk=bot.pk).update(tick_lease_until=timezone.now() - timedelta(seconds=1))
     assert services.bots_enqueue_due() == 1

@@ -13,6 +13,7 @@ from apps.bots.management.commands.seed_demo_bots import DEMO_BOT_NAME, DEMO_PAR
 from apps.bots.models import Bot, BotEvent
 from apps.core.management.commands.seed_demo import DEMO_EMAIL
 from tests.backtests.api_support import wait_for
+from tests.support.cache import clear_cache
 
 pytestmark = pytest.mark.slow
 
@@ -40,9 +41,8 @@ def test_seed_demo_creates_and_starts_one_paper_bot_on_the_stored_btc_candles():
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.worker
 def test_the_demo_bot_runs_and_ticks_the_replay_feeds_candle_on_a_real_worker(celery_worker):
-    from django.core.cache import cache
 
-    cache.clear()  # the replay feed's cached candle counts of other tests' markets
+    clear_cache()  # the replay feed's cached candle counts of other tests' markets
     seed()
     bot = Bot.objects.get(owner__email=DEMO_EMAIL)
     wait_for(lambda: Bot.objects.get(pk=bot.pk).status == "running", timeout=30)

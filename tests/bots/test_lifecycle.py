@@ -154,7 +154,7 @@ def test_stop_refuses_unknown_fields(auth_client, user):
     )
 
 
-def test_user_code_bot_cannot_start_yet_with_a_clear_409(auth_client, user):
+def test_user_code_bot_starts_and_its_activation_loads_the_strategy_in_a_sandbox(auth_client, user):
     from apps.backtests.services import strategy_create
 
     strategy = strategy_create(
@@ -175,7 +175,19 @@ def test_user_code_bot_cannot_start_yet_with_a_clear_409(auth_client, user):
     assert response.status_code == 201, response.content
     body = response.json()
     assert (body["strategy_kind"], body["strategy_id"], body["strategy_version"]) == ("user", strategy.pk, 1)
-    assert_error(auth_client.post(action(body["id"], "start")), 409, "conflict")
+    started = auth_client.post(action(body["id"], "start"))
+    assert started.status_code == 200, started.content
+    assert started.json()["status"] == "starting"
+
+    from apps.bots.services.user_code import session_pool
+
+    pool = session_pool()
+    pool.clear()
+    assert services.bot_activate(bot_id=body["id"]).status == "running"
+    assert len(pool) == 1  # the worker that activated it has its sandbox session ready
+    services.bot_stop(bot=Bot.objects.get(pk=body["id"]))
+    services.bot_finish_stop(bot_id=body["id"])
+    assert len(pool) == 0  # stopping closed it
 
 
 def test_a_stopped_user_code_bot_can_be_repinned_to_another_version(auth_client, user):

@@ -24,6 +24,7 @@ from apps.marketdata.timeframes import timeframe_ms
 from apps.orders.models import Order
 from tests.bots.support import CROSS_PARAMS, store_candles, store_candles_on_replay
 from tests.factories import BotFactory
+from tests.support.cache import clear_cache
 
 pytestmark = pytest.mark.django_db
 
@@ -53,14 +54,13 @@ def orders(django_capture_on_commit_callbacks, monkeypatch, settings):
     # The paper exchange prices offline from the replay feed over the six stored candles, by
     # wall time: pin the clock where the feed has just closed the last one (its price is
     # then the first candle's open, 10), so a tick's sizing never depends on the hour it runs.
-    from django.core.cache import cache
 
     from apps.marketdata import live
 
     settings.MARKETDATA_REPLAY_SPEED = 1.0
     wall_ms = 6 * 10_000 * HOUR + 1
     monkeypatch.setattr(live, "time", types.SimpleNamespace(time=lambda: wall_ms / 1000))
-    cache.clear()
+    clear_cache()
     return PlacedOrders(django_capture_on_commit_callbacks)
 
 

@@ -313,3 +313,53 @@ def test_create_form_needs_the_confirmation_for_a_live_key(client, user):
     assert "confirm" in response.content.decode()
     assert client.post(reverse("bots:new"), {**data, "confirm_live": "on"}).status_code == 302
     assert Bot.objects.get(name="live one").mode == "live"
+
+
+def test_start_a_bot_from_a_backtest_of_your_own_strategy_pins_its_version_and_starts(
+    client, user, django_capture_on_commit_callbacks
+):
+    from apps.backtests.services import strategy_create, strategy_update
+
+    source = (
+        "class Mine(SignalStrategy):\n"
+        "    name = 'mine'\n"
+        "    params = {'n': Param('int', 3, min=2)}\n\n"
+        "    def signals(self, data):\n"
+        "        return Signals(long_entries=data.close > data.close.mean())\n"
+    )
+    strategy = strategy_create(user=user, source=source)
+    version = strategy.versions.get(version=1)
+    strategy_update(strategy=strategy, source=source + "\n# v2\n")  # the run used v1
+    run = _run(
+        user,
+        strategy_kind="user",
+        strategy_name="mine",
+        strategy=strategy,
+        strategy_version=version,
+        code_version=1,
+        params={"n": 5},
+    )
+    client.force_login(user)
+    link = f"{reverse('bots:new')}?backtest={run.pk}"
+    assert link in client.get(reverse("backtests:detail", args=[run.pk])).content.decode()
+    html = client.get(link).content.decode()
+    assert f'<option value="user:{strategy.pk}" selected>' in html
+    assert f'<option value="{strategy.pk}:1" selected data-strategy="user:{strategy.pk}">' in html
+    assert f'name="p__user-{strategy.pk}__n" value="5"' in html
+    data = {
+        "name": "from my backtest",
+        "strategy": f"user:{strategy.pk}",
+        "strategy_version": f"{strategy.pk}:1",
+        f"p__user-{strategy.pk}__n": "5",
+        "exchange": "binance",
+        "symbol": "ETH/USDT",
+        "timeframe": "4h",
+        "allocated_capital": "2500",
+    }
+    assert client.post(reverse("bots:new"), data).status_code == 302
+    bot = Bot.objects.get(owner=user, name="from my backtest")
+    assert (bot.strategy_kind, bot.code_version, bot.params) == ("user", 1, {"n": 5})
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(reverse("bots:action", args=[bot.pk, "start"]))
+    assert response.status_code == 302
+    assert Bot.objects.get(pk=bot.pk).status == "starting"  # no longer refused

@@ -57,6 +57,7 @@ def test_start_answers_202_with_a_pending_job_and_queues_it_after_commit(
     assert body["status"] == "pending" and body["progress"] == 0
     assert body["bot"] == bot.pk and body["candles"] == len(CLOSES)
     assert body["strategy"] == "sma_crossover" and body["params"] == {"fast": 2, "slow": 3}
+    assert body["strategy_version"] is None
     assert [r.pk for r in sent] == [body["id"]]
 
 
@@ -76,10 +77,32 @@ def test_a_period_without_stored_candles_is_refused(auth_client, bot):
     assert not BotReplay.objects.exists()
 
 
-def test_a_user_strategy_bot_and_a_second_active_replay_are_conflicts(auth_client, bot):
+def test_a_second_active_replay_is_a_conflict(auth_client, bot):
     services.bot_replay_create(bot=bot, start=_dt(FIRST), end=_dt(LAST), enqueue=False)
     response = auth_client.post(replay_url(bot.pk), {"start": iso(FIRST), "end": iso(LAST)}, format="json")
     assert_error(response, 409, "conflict")
+
+
+def test_a_replay_of_a_user_strategy_bot_is_accepted_and_keeps_the_pinned_version(
+    auth_client, user, django_capture_on_commit_callbacks
+):
+    from apps.backtests.services import strategy_create, strategy_update
+
+    source = "class S(Strategy):\n    name = 's'\n    def on_data(self, candle):\n        pass\n"
+    strategy = strategy_create(user=user, source=source)
+    bot = services.bot_create(
+        user=user, name="mine", strategy_id=strategy.pk, exchange="binance", symbol="BTC/USDT", timeframe="1h"
+    )
+    strategy_update(strategy=strategy, source=source + "# v2\n")
+    store_candles(last_open_ms=LAST, closes=CLOSES)
+    with django_capture_on_commit_callbacks(execute=False):
+        response = auth_client.post(
+            replay_url(bot.pk), {"start": iso(FIRST), "end": iso(LAST)}, format="json"
+        )
+    assert response.status_code == 202, response.content
+    assert response.json()["strategy_version"] == 1
+    replay = BotReplay.objects.get(pk=response.json()["id"])
+    assert replay.strategy_version == bot.strategy_version and replay.strategy_version.version == 1
 
 
 def _dt(ms: int):

@@ -17,5 +17,7 @@ def test_readiness_reports_each_check_and_fails_without_worker(client, settings)
     body = response.json()
     assert response.status_code == 503
     assert body["checks"]["database"]["ok"] is True
+    # A message went through the channel layer and came back (what live events use).
+    assert body["checks"]["channel_layer"]["ok"] is True, body["checks"]["channel_layer"]
     assert body["checks"]["celery"]["ok"] is False
     assert "embedded worker" in body["checks"]["celery"]["error"]

@@ -13,13 +13,13 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
-from django.core.cache import cache
 
 from apps.exchanges.gateway import OrderRequest
 from apps.exchanges.gateway.paper import PaperGateway
 from apps.marketdata import live
 from apps.marketdata import services as marketdata
 from tests.factories import PaperAccountFactory
+from tests.support.cache import clear_cache
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +38,7 @@ def stored(btc_1h, settings):
         ts=btc_1h.timestamp.astype(np.int64),
         ohlcv=ohlcv,
     )
-    cache.clear()
+    clear_cache()
     return btc_1h
 
 
@@ -50,7 +50,7 @@ def clock(monkeypatch, stored):
     def at(k: int) -> None:
         wall_ms = (10_000 * count + k) * HOUR + 1  # replay index k, fraction ~0
         monkeypatch.setattr(live, "time", types.SimpleNamespace(time=lambda: wall_ms / 1000))
-        cache.clear()
+        clear_cache()
 
     return at
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -19,6 +18,7 @@ from tests.factories import (
     PaperAccountFactory,
     SubscriptionFactory,
 )
+from tests.support.cache import clear_cache
 
 pytestmark = pytest.mark.django_db
 HOME = "/"
@@ -29,7 +29,7 @@ def _fresh_cache():
     # The replay feed caches each market's candle count by market id in Redis, which outlives
     # the test database's rolled-back rows: a count left by an earlier run points past the
     # candles of this test's market (replay_state has no stale-count retry yet).
-    cache.clear()
+    clear_cache()
 
 
 def alert(owner, message: str) -> RiskAlert:

@@ -6,6 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.support.cache import clear_cache
+
 
 @pytest.fixture
 def ohlcv_file(shared_data_dir):
@@ -38,11 +40,10 @@ def read_reference(path: Path) -> pd.DataFrame:
 @pytest.fixture(autouse=True)
 def _fresh_cache_and_clients():
     """Tickers and the offline flag live in the cache (Redis under PostgreSQL runs): start clean."""
-    from django.core.cache import cache
 
     from apps.marketdata import gateway
 
-    cache.clear()
+    clear_cache()
     gateway.reset_gateways()
     yield
     gateway.reset_gateways()

@@ -6,7 +6,6 @@ import types
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 from django.urls import reverse
 
 from apps.exchanges.models import PaperOrder
@@ -14,6 +13,7 @@ from apps.marketdata import live
 from apps.orders.models import Order, Position
 from tests.factories import BotFactory, ExchangeConnectionFactory, OrderFactory, PaperAccountFactory
 from tests.support.api import assert_error
+from tests.support.cache import clear_cache
 
 HOUR = 3_600_000
 LIST = reverse("orders-api:order-list")
@@ -39,7 +39,7 @@ def market(candles_stored, settings, monkeypatch):
     k = 100
     wall_ms = (10_000 * len(btc_1h.timestamp) + k) * HOUR + 1
     monkeypatch.setattr(live, "time", types.SimpleNamespace(time=lambda: wall_ms / 1000))
-    cache.clear()
+    clear_cache()
     return Decimal(repr(float(btc_1h.open[k])))
 
 

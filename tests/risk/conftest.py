@@ -4,11 +4,11 @@ import types
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 
 from apps.marketdata import live
 from tests.exchanges.conftest import btc_1h, replay  # noqa: F401
 from tests.orders.conftest import BTC_USDT, candles_stored, paper, paper_account  # noqa: F401 - shared fixtures
+from tests.support.cache import clear_cache
 
 HOUR = 3_600_000
 
@@ -21,7 +21,7 @@ def market(candles_stored, settings, monkeypatch):  # noqa: F811
     k = 100
     wall_ms = (10_000 * len(candles_stored.timestamp) + k) * HOUR + 1
     monkeypatch.setattr(live, "time", types.SimpleNamespace(time=lambda: wall_ms / 1000))
-    cache.clear()
+    clear_cache()
     return Decimal(repr(float(candles_stored.open[k])))
 
 
@@ -31,6 +31,6 @@ def _fresh_risk_caches():
     from apps.risk import monitoring
 
     monitoring.caches_clear()
-    cache.clear()
+    clear_cache()
     yield
     monitoring.caches_clear()

@@ -6,7 +6,6 @@ import types
 from decimal import Decimal
 
 import pytest
-from django.core.cache import cache
 
 from apps.bots.models import Bot
 from apps.core.errors import Conflict
@@ -21,6 +20,7 @@ from tests.exchanges.fake_binance_account import API_KEY, SECRET, BinanceAccount
 from tests.factories import BotFactory, ExchangeConnectionFactory, PaperAccountFactory
 from tests.orders.conftest import candles_stored  # noqa: F401 - fixture
 from tests.risk.receiver import Receiver
+from tests.support.cache import clear_cache
 from tests.support.fake_exchange import FakeBinance
 from tests.support.servers import free_port
 
@@ -47,7 +47,7 @@ def market(candles_stored, settings, monkeypatch):  # noqa: F811
     settings.MARKETDATA_ONLINE = False
     wall_ms = (10_000 * len(candles_stored.timestamp) + 100) * HOUR + 1
     monkeypatch.setattr(live, "time", types.SimpleNamespace(time=lambda: wall_ms / 1000))
-    cache.clear()
+    clear_cache()
 
 
 @pytest.fixture

@@ -82,9 +82,17 @@ PATH_OBJECTS["/api/v1/signals/{token}/"] = {"token": ("webhook_token", "")}
 
 # Shared, not owned: every user may read them (the market catalog).
 SHARED_OBJECTS = {"market"}
+# Operations for admins only (staff): no user owns what they name; any other user gets a 403.
+ADMIN_ONLY_PREFIXES = ("/api/v1/ops/",)
+
+
+def admin_only(path: str) -> bool:
+    return path.startswith(ADMIN_ONLY_PREFIXES)
 
 
 def object_for_path(path: str) -> dict[str, tuple[str, str]]:
+    if admin_only(path):
+        return {}
     if path not in PATH_OBJECTS:
         raise KeyError(f"{path} has parameters but no entry in tests/support/owned.py PATH_OBJECTS")
     return PATH_OBJECTS[path]

@@ -73,9 +73,11 @@ def celery_worker(
     queues: str = "default,backtests,bots",
     start_timeout: float = 30.0,
     app_module: str = "config",
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen]:
     """Start ``celery -A <app_module> worker`` on Redis; yields once it answers a ping (within
-    ``start_timeout`` s). ``app_module`` other than ``config`` wraps the project's app (a test hook)."""
+    ``start_timeout`` s). ``app_module`` other than ``config`` wraps the project's app (a test hook);
+    ``env`` adds environment variables (settings) of the worker."""
     from config.celery import app
 
     log = open(log_path or os.devnull, "w")  # noqa: SIM115 - closed below
@@ -97,7 +99,7 @@ def celery_worker(
             "--loglevel=INFO",
         ],
         cwd=ROOT,
-        env=child_env(),
+        env=child_env(**(env or {})),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -119,14 +121,15 @@ def celery_worker(
 
 
 @contextlib.contextmanager
-def asgi_server(*, log_path: Path | None = None) -> Iterator[str]:
-    """Start daphne serving ``config.asgi`` on a free port; yields its base URL."""
+def asgi_server(*, log_path: Path | None = None, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Start daphne serving ``config.asgi`` on a free port; yields its base URL. ``env`` adds
+    environment variables (settings) of the server."""
     port = free_port()
     log = open(log_path or os.devnull, "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
         cwd=ROOT,
-        env=child_env(),
+        env=child_env(**(env or {})),
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -32,6 +32,7 @@ from apps.core.jobs import (
     JobTimeLimitExceeded,
     job_cancel,
     job_publish_status,
+    outage_error,
 )
 
 logger = logging.getLogger(__name__)
@@ -152,7 +153,10 @@ def backtest_execute(*, run_id: int, worker: str = "") -> str | None:
         _finish(
             run.id,
             JobStatus.FAILED,
-            error_code="internal_error",
-            error=f"Internal error ({type(exc).__name__}); the administrators can find it in the logs.",
+            **outage_error(exc)
+            or {
+                "error_code": "internal_error",
+                "error": f"Internal error ({type(exc).__name__}); the administrators can find it in the logs.",
+            },
         )
         return JobStatus.FAILED

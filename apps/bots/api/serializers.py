@@ -42,6 +42,8 @@ class BotSerializer(serializers.ModelSerializer):
             "mode",
             "connection",
             "allocated_capital",
+            "leverage",
+            "margin_mode",
             "sizing",
             "stop_loss",
             "take_profit",
@@ -91,6 +93,8 @@ class BotInputSerializer(StrictSerializer):
     The strategy is either ``strategy`` (a built-in name) or ``strategy_id`` with an
     optional ``strategy_version`` (default: the latest, pinned), as for backtests.
     A live bot needs ``connection`` (with trading permission) and ``confirm_live: true``.
+    A futures bot (``symbol`` such as ``BTC/USDT:USDT``) takes ``leverage`` and ``margin_mode``
+    and may go short.
     """
 
     name = serializers.CharField(max_length=80)
@@ -111,6 +115,15 @@ class BotInputSerializer(StrictSerializer):
     confirm_live = serializers.BooleanField(required=False, default=False)
     allocated_capital = serializers.DecimalField(
         max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, required=False
+    )
+    leverage = serializers.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        required=False,
+        help_text="futures only (a BASE/QUOTE:SETTLE symbol): 1 up to the market's maximum (default 1)",
+    )
+    margin_mode = serializers.ChoiceField(
+        choices=Bot.MarginMode.choices, required=False, help_text="futures only (default isolated)"
     )
     sizing = serializers.DictField(required=False, allow_null=True)
     stop_loss = serializers.FloatField(required=False, allow_null=True)
@@ -161,6 +174,13 @@ class BotReplayInputSerializer(StrictSerializer):
 
 class BotReplaySerializer(serializers.ModelSerializer):
     bot = serializers.IntegerField(source="bot_id", read_only=True)
+    strategy_version = serializers.IntegerField(
+        source="strategy_version.version",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="a user strategy's version the replay runs (null for a built-in)",
+    )
     error = serializers.SerializerMethodField()
     result = serializers.JSONField(
         read_only=True,
@@ -180,6 +200,7 @@ class BotReplaySerializer(serializers.ModelSerializer):
             "end",
             "candles",
             "strategy",
+            "strategy_version",
             "params",
             "error",
             "result",

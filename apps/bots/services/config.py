@@ -32,6 +32,8 @@ TRADING_FIELDS = (
     "mode",
     "connection_id",
     "allocated_capital",
+    "leverage",
+    "margin_mode",
     "sizing",
     "stop_loss",
     "take_profit",
@@ -75,6 +77,8 @@ def _validated(*, user, bot: Bot | None, values: dict[str, Any]) -> dict[str, An
         "mode": bot.mode if bot else Bot.Mode.PAPER,
         "connection_id": bot.connection_id if bot else None,
         "allocated_capital": bot.allocated_capital if bot else Decimal("1000"),
+        "leverage": bot.leverage if bot else Decimal("1"),
+        "margin_mode": bot.margin_mode if bot else Bot.MarginMode.ISOLATED,
         "sizing": bot.sizing if bot else {},
         "stop_loss": bot.stop_loss if bot else None,
         "take_profit": bot.take_profit if bot else None,
@@ -159,6 +163,8 @@ def _validated(*, user, bot: Bot | None, values: dict[str, Any]) -> dict[str, An
         merged["allocated_capital"] = capital
     except (InvalidOperation, ValueError):
         errors["allocated_capital"] = ["A positive amount of the quote currency."]
+    if "symbol" not in errors:
+        _check_futures(merged, errors)
     try:
         merged["sizing"] = normalize_sizing(merged["sizing"] or None)
     except ConfigError as exc:
@@ -222,6 +228,41 @@ def _validated(*, user, bot: Bot | None, values: dict[str, Any]) -> dict[str, An
     return merged
 
 
+def _check_futures(merged: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    """Leverage and margin mode: futures only, the leverage within the market's tiers.
+
+    The limit is the one a futures backtest enforces (``BacktestConfig``): the first
+    bracket's maximum leverage of the shipped Binance USD-M tiers of the symbol, else
+    the flat bracket's. Spot bots keep 1x (and the default margin mode).
+    """
+    from apps.backtests.engine.tiers import resolve_tiers
+    from apps.exchanges.gateway.paper import DEFAULT_MMR
+
+    try:
+        leverage = Decimal(str(merged["leverage"]))
+        if not leverage.is_finite():
+            raise InvalidOperation
+    except (InvalidOperation, ValueError):
+        errors["leverage"] = ["A number such as 3 (3x)."]
+        return
+    if ":" not in merged["symbol"]:
+        if leverage != 1:
+            errors["leverage"] = ["Spot has no leverage; use a futures symbol such as BTC/USDT:USDT."]
+        if merged["margin_mode"] != Bot.MarginMode.ISOLATED:
+            errors["margin_mode"] = ["Spot has no margin mode; use a futures symbol such as BTC/USDT:USDT."]
+        merged["leverage"], merged["margin_mode"] = Decimal("1"), Bot.MarginMode.ISOLATED
+        return
+    if merged["margin_mode"] not in Bot.MarginMode.values:
+        errors["margin_mode"] = [f"Use one of {', '.join(Bot.MarginMode.values)}."]
+    tiers = resolve_tiers(None, merged["symbol"], DEFAULT_MMR)
+    cap = tiers.max_leverage[0]
+    if not 1 <= leverage <= Decimal(repr(cap)):
+        errors["leverage"] = [f"Between 1 and {cap:g} on {merged['symbol']} ({tiers.source})."]
+    elif leverage != leverage.quantize(Decimal("0.01")):
+        errors["leverage"] = ["At most two decimal places."]
+    merged["leverage"] = leverage
+
+
 def _save(bot: Bot) -> Bot:
     try:
         # A savepoint, so that losing a race on the unique name leaves the caller's transaction usable.
@@ -244,7 +285,8 @@ def bot_create(*, user, name: str, exchange: str, symbol: str, timeframe: str, *
     an optional ``strategy_version`` (default: the latest, pinned). Parameters are
     validated by the strategy's schema and stored with defaults filled in, so the
     loop runs exactly what was saved. Other keywords: ``params``, ``mode``,
-    ``connection_id``, ``confirm_live``, ``allocated_capital``, ``sizing``,
+    ``connection_id``, ``confirm_live``, ``allocated_capital``, ``leverage`` and
+    ``margin_mode`` (futures symbols ``BASE/QUOTE:SETTLE`` only), ``sizing``,
     ``stop_loss``, ``take_profit``, ``trailing_stop``, ``warmup``.
     Raises ``ValidationFailed`` with every invalid field.
     """
@@ -286,9 +328,19 @@ def bot_update(*, bot: Bot, **changes: Any) -> Bot:
     if bot.status != Bot.Status.STOPPED and set(changes) - {"name"}:
         raise Conflict(f"Stop the bot before changing its trading settings (it is {bot.status}).")
     values = _validated(user=bot.owner, bot=bot, values=changes)
+    market = (bot.symbol, bot.leverage, bot.margin_mode)
     for field, value in values.items():
         setattr(bot, field, value)
-    return _save(bot)
+    bot = _save(bot)
+    if bot.mode == Bot.Mode.PAPER and (bot.symbol, bot.leverage, bot.margin_mode) != market:
+        from apps.bots.services.accounts import bot_paper_account_refit
+        from apps.exchanges.gateway import ExchangeError
+
+        try:
+            bot_paper_account_refit(bot=bot)
+        except ExchangeError as exc:  # a position is still open on the futures market
+            raise Conflict(f"{exc.message} (close the bot's position first).") from exc
+    return bot
 
 
 @transaction.atomic

@@ -69,10 +69,6 @@ def _transition(bot_id: int, action: str, *, message: str, error: str = "") -> B
 @transaction.atomic
 def bot_start(*, bot: Bot) -> Bot:
     """Ask a stopped (or failed) bot to start: it is ``starting`` until a worker activates it."""
-    if bot.strategy_kind == StrategyKind.USER:
-        # The sandbox runs user code over a whole series today; ticking it live needs a
-        # long-lived sandbox per bot, which is not built yet. Refuse rather than fail later.
-        raise Conflict("Bots cannot run user-code strategies yet; use a built-in strategy.")
     bot = _transition(bot.pk, "start", message="Starting.")
     transaction.on_commit(lambda: send_bot_task(ACTIVATE_TASK, bot.pk))
     return bot
@@ -90,6 +86,8 @@ def bot_activate(*, bot_id: int) -> Bot | None:
         return None
     try:
         account_description = _ensure_account(bot)
+        if bot.strategy_kind == StrategyKind.USER:
+            _ensure_strategy_loads(bot)
     except Exception as exc:  # any reason the account is unusable stops the start, with the reason
         logger.warning("bot %s could not start: %s", bot_id, exc)
         return _fail(bot, f"Could not start: {exc}")
@@ -104,7 +102,20 @@ def _ensure_account(bot: Bot) -> str:
         return f"paper account #{account.pk}"
     if bot.connection is None or bot.connection.deleted_at is not None:
         raise Conflict("its exchange connection was deleted")
+    if bot.is_futures:  # the exchange refuses while a position is open: the start fails with its reason
+        from apps.bots.services.accounts import bot_futures_setup, bot_gateway
+
+        bot_futures_setup(bot=bot, gateway=bot_gateway(bot))
     return f"{bot.connection.exchange} connection {bot.connection.label!r}"
+
+
+def _ensure_strategy_loads(bot: Bot) -> None:
+    """Start the user strategy's sandbox session on this worker: code that cannot load (or
+    parameters its version refuses) fail the start with the reason, not the first tick."""
+    from apps.bots.services.user_code import bot_session
+
+    with bot_session(bot):
+        pass
 
 
 def _fail(bot: Bot, reason: str) -> Bot:
@@ -162,6 +173,9 @@ def bot_finish_stop(*, bot_id: int, close_position: bool = False) -> Bot | None:
     if bot is None:
         return None
     from apps.bots.services.orders import bot_cancel_orders, bot_close_position
+    from apps.bots.services.user_code import bot_session_close
+
+    bot_session_close(bot_id=bot_id)  # this worker's; other workers' sessions close when idle
 
     problems = []
     for step in (bot_cancel_orders, bot_close_position) if close_position else (bot_cancel_orders,):

@@ -13,6 +13,12 @@ error with the reason.
 An event strategy (grid, DCA) continues from the state the previous tick saved
 on the bot (``strategy_state``), hears of its fills since through ``on_fill``
 exactly once, then gets ``on_data``; a cancel cancels that one order.
+
+A user strategy is stepped the same way (``strategies/stepping.py``) inside the
+bot's sandbox session (``user_code.py``); its broker calls are answered by the
+tick's ``GatewayBroker``, its state travels as the same JSON. When it raises or
+breaks a sandbox limit the bot goes to error at once (no backoff: the code would
+fail the same way again).
 """
 
 from __future__ import annotations
@@ -23,28 +29,33 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from apps.backtests.engine.broker import BrokerView
 from apps.backtests.engine.candles import Candles
 from apps.backtests.engine.errors import BacktestError
 from apps.backtests.engine.slippage import SlippageModel
-from apps.backtests.engine.strategy import Candle, SignalStrategy
+from apps.backtests.engine.strategy import SignalStrategy
 from apps.backtests.strategies.registry import build_strategy
+from apps.backtests.strategies.state import StateError, attrs_dump
+from apps.backtests.strategies.stepping import event_step, signal_flags
+from apps.bots.metrics import tick_observed
 from apps.bots.models import Bot
-from apps.bots.services.broker import GatewayBroker
+from apps.bots.services.broker import GatewayBroker, follow_signals, futures_state
 from apps.bots.services.lifecycle import BOTS_QUEUE, bot_error
 from apps.bots.services.log import bot_event_add
 from apps.bots.services.strategy_state import (
     IDS_PER_CANDLE,
+    StrategyStateError,
     fills_to_report,
     local_order_id,
     state_dump,
     state_load,
 )
+from apps.bots.services.user_code import bot_session, is_strategy_fault, is_user_code
+from apps.bots.services.user_code import is_event as user_is_event
 from apps.core.errors import DomainError
 from apps.exchanges.gateway.base import Order as GatewayOrder
 from apps.marketdata.timeframes import bucket_start, timeframe_ms
@@ -53,7 +64,6 @@ logger = logging.getLogger(__name__)
 
 TICK_TASK = "apps.bots.tasks.bot_tick"
 DEFAULT_WARMUP = 300
-LEASE_SECONDS = 120
 MAX_FAILURES = 5
 BACKOFF_BASE_SECONDS = 5
 BACKOFF_MAX_SECONDS = 15 * 60
@@ -143,7 +153,10 @@ def bot_tick_claim(*, bot_id: int, candle_ms: int) -> bool:
         .filter(Q(last_candle_ms__isnull=True) | Q(last_candle_ms__lt=candle_ms))
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .filter(Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now))
-        .update(tick_candle_ms=candle_ms, tick_lease_until=now + timedelta(seconds=LEASE_SECONDS))
+        .update(
+            tick_candle_ms=candle_ms,
+            tick_lease_until=now + timedelta(seconds=settings.BOT_TICK_LEASE_SECONDS),
+        )
         == 1
     )
 
@@ -172,78 +185,78 @@ def _window(bot: Bot, candle_ms: int) -> Candles:
     return data
 
 
-def _decide(bot: Bot, data: Candles, broker: GatewayBroker) -> list[str]:
-    """Run a signal strategy on the last closed candle; returns what it signalled (for the log)."""
-    strategy = build_strategy(bot.strategy, bot.params)
-    if not isinstance(strategy, SignalStrategy):
-        raise TypeError(f"{bot.strategy} is an event strategy: it is ticked by _run_event")
-    signals = strategy.signals(data)
-    if signals.stop_loss is not None:
-        broker.defaults["stop_loss"] = signals.stop_loss
-    if signals.take_profit is not None:
-        broker.defaults["take_profit"] = signals.take_profit
+def _signal_flags(bot: Bot, data: Candles) -> dict[str, Any]:
+    """What the bot's signal strategy says on the last closed candle (``stepping.signal_flags``)."""
+    if is_user_code(bot):
+        with bot_session(bot) as session:
+            return session.signals(data)
+    return signal_flags(build_strategy(bot.strategy, bot.params), data)
 
-    def last(values) -> bool:
-        return values is not None and bool(np.asarray(values)[-1])
 
-    seen = [
-        n for n in ("long_entries", "long_exits", "short_entries", "short_exits") if last(getattr(signals, n))
-    ]
-    # The engine's rule: an exit wins over an entry of the same direction on one candle.
-    if last(signals.long_exits) and broker.position_size() > 0:
-        broker.close_position()
-    elif last(signals.long_entries) and broker.position_size() <= 0:
-        broker.market(1, None)
+def act_on_signals(flags: dict[str, Any], broker: GatewayBroker, *, allow_short: bool = False) -> list[str]:
+    """Turn the last candle's signals into decisions on ``broker``; returns them (for the log).
+
+    ``allow_short``: a futures bot, whose short signals count (``broker.follow_signals``)."""
+    if flags.get("stop_loss") is not None:
+        broker.defaults["stop_loss"] = flags["stop_loss"]
+    if flags.get("take_profit") is not None:
+        broker.defaults["take_profit"] = flags["take_profit"]
+    seen = list(flags["signals"])
+    follow_signals(broker, seen, allow_short=allow_short)
     return seen
 
 
-def _run_event(bot: Bot, data: Candles, broker: GatewayBroker) -> tuple[list[str], Any, dict[int, int]]:
+def _decide(bot: Bot, data: Candles, broker: GatewayBroker) -> list[str]:
+    """Run a signal strategy on the last closed candle; returns what it signalled (for the log)."""
+    return act_on_signals(_signal_flags(bot, data), broker, allow_short=bot.is_futures)
+
+
+def _run_event(
+    bot: Bot, data: Candles, broker: GatewayBroker
+) -> tuple[list[str], int, dict[int, int], dict[str, Any]]:
     """One tick of an event strategy, continuing where the previous tick stopped.
 
     The strategy is built from the bot's parameters and its saved state restored
     (``initialize`` runs once, on the bot's first tick); the orders it placed that
     filled since are reported to ``on_fill`` (the candle it sees then is the previous
-    one, as in the backtest), then ``on_data`` gets the closed candle. Returns what
-    happened (for the log), the strategy and its orders still to report (order pk ->
-    the strategy's id), from which the tick saves the state once its orders are placed.
+    one, as in the backtest), then ``on_data`` gets the closed candle
+    (``stepping.event_step``; for user code inside its sandbox session). Returns what
+    happened (for the log), the candle's index, its orders still to report (order pk ->
+    the strategy's id) and its attributes to save (``strategies/state.py``).
     """
-    strategy = build_strategy(bot.strategy, bot.params)
-    strategy.broker = BrokerView(broker)
-    candle = Candle()
-    strategy.candle = candle
     last = len(data) - 1
-    signalled = []
     state = bot.strategy_state
     if state is None:
-        index = last
-        _set_candle(candle, data, last, index)
-        strategy.initialize()
-        unreported: dict[int, int] = {}
-        signalled.append("initialize")
+        index, unreported, fills = last, {}, []
     else:
         # ``candle.index`` counts the bot's candles, not the window's (the window slides).
         before, before_ms = state["candle"]
         # At least one on: the offline replay feed starts its history again when it loops.
         index = before + max(1, (int(data.timestamp[last]) - before_ms) // timeframe_ms(bot.timeframe))
-        unreported = state_load(strategy, state)
+        unreported = {int(pk): int(local) for pk, local in state.get("unreported", [])}
         fills = fills_to_report(unreported)
-        hook = getattr(strategy, "on_fill", None)
-        if fills and hook is not None:
-            _set_candle(candle, data, max(0, last - 1), index - 1)
-            for info in fills:
-                hook(info)
-            signalled.append(f"on_fill x{len(fills)}")
-    _set_candle(candle, data, last, index)
-    strategy.on_data(candle)
-    signalled.append("on_data")
-    return signalled, strategy, unreported
-
-
-def _set_candle(candle: Candle, data: Candles, i: int, index: int) -> None:
-    candle.index = index
-    candle.timestamp = int(data.timestamp[i])
-    candle.open, candle.high, candle.low = float(data.open[i]), float(data.high[i]), float(data.low[i])
-    candle.close, candle.volume = float(data.close[i]), float(data.volume[i])
+    fresh = state is None
+    if is_user_code(bot):
+        with bot_session(bot) as session:
+            told, attrs = session.event(
+                data,
+                broker,
+                index=index,
+                fresh=fresh,
+                state=None if fresh else state.get("attrs", {}),
+                fills=fills,
+                dump=True,
+            )
+        return told, index, unreported, attrs or {}
+    strategy = build_strategy(bot.strategy, bot.params)
+    if not fresh:
+        state_load(strategy, state)
+    told = event_step(strategy, data, broker, index=index, fresh=fresh, fills=fills)
+    try:
+        attrs = attrs_dump(strategy)
+    except StateError as exc:
+        raise StrategyStateError(str(exc)) from exc
+    return told, index, unreported, attrs
 
 
 def _broker(
@@ -255,12 +268,12 @@ def _broker(
     open_orders: list[GatewayOrder] | None = None,
 ) -> GatewayBroker:
     """The tick's broker; open orders the strategy placed carry the ids it got for them."""
-    from apps.bots.services.accounts import bot_gateway
-    from apps.exchanges.gateway.paper import DEFAULT_SLIPPAGE, split_symbol
+    from apps.bots.services.accounts import bot_assets, bot_gateway
+    from apps.exchanges.gateway.paper import DEFAULT_SLIPPAGE
     from apps.exchanges.models import PaperAccount
 
     gateway = gateway or bot_gateway(bot)
-    base, quote = split_symbol(bot.symbol)
+    base, quote = bot_assets(bot)
     account = getattr(gateway, "account", None)  # the paper account; a live exchange has none
     fee = getattr(account, "taker_fee", None)
     # Size market orders where they will fill: the current price, moved by the paper
@@ -290,6 +303,9 @@ def _broker(
         entry_price=entry_price,
         # Orders placed this tick get the ids their client order ids will map back to.
         first_id=int(data.timestamp[-1]) * IDS_PER_CANDLE,
+        futures=futures_state(gateway, bot.symbol, leverage=bot.leverage, margin_mode=bot.margin_mode)
+        if bot.is_futures
+        else None,
     )
 
 
@@ -340,15 +356,17 @@ def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:
     the orders it cancelled, places its decisions through ``order_place`` and saves
     the event strategy's state with the tick.
     """
+    started = time.perf_counter()
     if not bot_tick_claim(bot_id=bot_id, candle_ms=candle_ms):
+        tick_observed(result="skipped", started=started)
         return None
-    bot = Bot.objects.select_related("owner", "connection").get(pk=bot_id)
+    bot = Bot.objects.select_related("owner", "connection", "strategy_version").get(pk=bot_id)
     try:
         data = _window(bot, candle_ms)
-        strategy = None
+        event = None
         if _is_event(bot):
             broker = _event_broker(bot, data)
-            signalled, strategy, unreported = _run_event(bot, data, broker)
+            signalled, *event = _run_event(bot, data, broker)
         else:
             broker = _broker(bot, data)
             signalled = _decide(bot, data, broker)
@@ -368,20 +386,23 @@ def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:
             )
         orders = _place(bot, broker, ids)
         saved: dict[str, Any] = {}
-        if strategy is not None:
+        if event is not None:
+            index, unreported, attrs = event
             placed = {
                 order.pk: broker.first_id + k
                 for k, order in enumerate(orders)
                 if order is not None and k not in broker.dropped
             }
-            state = state_dump(strategy, unreported={**unreported, **placed})
-            saved["strategy_state"] = {**state, "candle": [strategy.candle.index, candle_ms]}
+            state = state_dump(None, unreported={**unreported, **placed}, attrs=attrs)
+            saved["strategy_state"] = {**state, "candle": [index, candle_ms]}
     except (DomainError, BacktestError, OSError) as exc:
-        _failed(bot, candle_ms, exc)
+        _failed(bot, candle_ms, exc, fatal=is_strategy_fault(bot, exc))
+        tick_observed(result="failed", started=started)
         return None
     except Exception as exc:  # a bug of ours: keep the traceback, tell the user something readable
         logger.exception("bot %s tick %s failed", bot_id, candle_ms)
         _failed(bot, candle_ms, exc, internal=True)
+        tick_observed(result="failed", started=started)
         return None
     Bot.objects.filter(pk=bot_id, tick_candle_ms=candle_ms).update(
         last_candle_ms=candle_ms,
@@ -391,12 +412,15 @@ def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:
         retry_at=None,
         **saved,
     )
+    tick_observed(result="ok", started=started, bot=bot, candle_ms=candle_ms)
     return TickResult(candle_ms, broker.decisions, ids, orders)
 
 
 def _is_event(bot: Bot) -> bool:
     from apps.backtests.strategies.registry import get_strategy_class
 
+    if is_user_code(bot):
+        return user_is_event(bot)
     return not issubclass(get_strategy_class(bot.strategy), SignalStrategy)
 
 
@@ -429,14 +453,23 @@ def _jsonable(decision: dict[str, Any]) -> dict[str, Any]:
     return {k: str(v) if not isinstance(v, (bool, int, str)) else v for k, v in decision.items()}
 
 
-def _failed(bot: Bot, candle_ms: int, exc: BaseException, *, internal: bool = False) -> None:
+def _failed(
+    bot: Bot, candle_ms: int, exc: BaseException, *, internal: bool = False, fatal: bool = False
+) -> None:
+    """Back off and log, or after ``MAX_FAILURES`` in a row (or at once when ``fatal``: a user
+    strategy that raised or broke a limit fails the same way again) put the bot in error."""
     reason = (
         f"Internal error ({type(exc).__name__}); the administrators can find it in the logs."
         if internal
         else str(getattr(exc, "message", None) or exc)
     )
+    if isinstance(exc, BacktestError):
+        reason = str(exc)  # with the line of the user's code, where known
     failures = bot.failures + 1
     with transaction.atomic():
+        if fatal:
+            bot_error(bot_id=bot.pk, reason=f"The strategy failed on the candle {candle_ms}: {reason}")
+            return
         if failures >= MAX_FAILURES:
             bot_error(bot_id=bot.pk, reason=f"{failures} ticks in a row failed; last: {reason}")
             return

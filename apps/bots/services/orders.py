@@ -91,15 +91,20 @@ def bot_cancel_orders(*, bot: Bot) -> Any:
 
 
 def bot_close_position(*, bot: Bot) -> Any:
-    """A reduce-only market order for the bot's whole position (nothing when flat)."""
-    from apps.bots.services.accounts import bot_gateway
-    from apps.exchanges.gateway.paper import split_symbol
+    """A reduce-only market order for the bot's whole position, long or short (nothing when flat)."""
+    from apps.bots.services.accounts import bot_assets, bot_gateway
 
-    base, _quote = split_symbol(bot.symbol)
-    size = bot_gateway(bot).fetch_balance().get(base).total
-    if size <= 0:
+    gateway = bot_gateway(bot)
+    if bot.is_futures:
+        from apps.bots.services.broker import futures_state
+
+        size = futures_state(gateway, bot.symbol, leverage=bot.leverage, margin_mode=bot.margin_mode).size
+    else:
+        size = gateway.fetch_balance().get(bot_assets(bot)[0]).total
+    if not size or (size < 0 and not bot.is_futures):
         return None
-    decision = {"side": "sell", "type": "market", "amount": Decimal(size), "reduce_only": True}
+    side = "sell" if size > 0 else "buy"
+    decision = {"side": side, "type": "market", "amount": abs(Decimal(size)), "reduce_only": True}
     return bot_place_order(
         bot=bot, decision=decision, client_order_id=f"bot{bot.pk}-close-{bot.updated_at:%s}"
     )

@@ -14,7 +14,8 @@ the config stored in its result (``result["config"]``; the tests prove it).
 Differences from a live tick, each for the equality with the backtest:
 
 * one strategy object lives for the whole replay (a live tick restores the
-  strategy's saved state instead, ``strategy_state``); event strategies get
+  strategy's saved state instead, ``strategy_state``; a user strategy's object lives
+  in the replay's own sandbox session); event strategies get
   ``on_fill`` for every order that filled since the previous tick (as the
   backtest calls it), before ``on_data``, as live; order ids the strategy sees
   are stable for the whole replay;
@@ -22,7 +23,13 @@ Differences from a live tick, each for the equality with the backtest:
   earlier ones);
 * the paper account copies the bot's paper fees and slippage but has no
   volume cap (the engine has none); a position still open at the end is
-  reported as open, not closed (the backtest runs with ``close_at_end=False``).
+  reported as open, not closed (the backtest runs with ``close_at_end=False``);
+* a futures bot's replay account is a futures account with the bot's leverage
+  and margin mode and its paper account's funding (a constant rate, else the
+  market's stored funding history, which the config then carries); with a
+  position open every candle is matched (liquidation and funding can happen in
+  any), and the funding paid between two candles is booked to the trade that
+  was open, as the engine books it.
 
 Speed: nothing is read from the database for a candle in which no open order
 can fill (the engine's own "can anything happen" test), so a quiet candle
@@ -47,7 +54,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Min
 
-from apps.backtests.engine.broker import DUST, BrokerView
+from apps.backtests.engine.broker import DUST
 from apps.backtests.engine.candles import Candles
 from apps.backtests.engine.errors import BacktestError
 from apps.backtests.engine.metrics import compute_metrics
@@ -56,12 +63,15 @@ from apps.backtests.engine.slippage import SlippageModel
 from apps.backtests.engine.strategy import Candle, SignalStrategy
 from apps.backtests.models import StrategyKind
 from apps.backtests.strategies.registry import build_strategy
+from apps.backtests.strategies.sandbox.session import KEEP, SandboxSession
+from apps.backtests.strategies.stepping import event_step, signal_flags
 from apps.bots.models import Bot, BotReplay
-from apps.bots.services.broker import GatewayBroker
+from apps.bots.services.broker import FuturesState, GatewayBroker
 from apps.bots.services.lifecycle import BOTS_QUEUE
 from apps.bots.services.log import bot_event_add
-from apps.bots.services.loop import DEFAULT_WARMUP, _decide
+from apps.bots.services.loop import DEFAULT_WARMUP, act_on_signals
 from apps.bots.services.strategy_state import IDS_PER_CANDLE, fill_info
+from apps.bots.services.user_code import start_session
 from apps.core.errors import Conflict, DomainError, ValidationFailed
 from apps.core.events import events_muted
 from apps.core.jobs import (
@@ -75,7 +85,7 @@ from apps.core.jobs import (
 from apps.exchanges.gateway.base import Order as GatewayOrder
 from apps.exchanges.gateway.paper import DEFAULT_SLIPPAGE, PaperGateway, paper_account_reset, split_symbol
 from apps.exchanges.gateway.prices import ReplayPriceSource
-from apps.exchanges.models import PaperAccount, PaperTrade
+from apps.exchanges.models import PaperAccount, PaperPosition, PaperTrade
 from apps.marketdata.timeframes import timeframe_ms
 
 logger = logging.getLogger(__name__)
@@ -121,8 +131,9 @@ def bot_replay_create(*, bot: Bot, start: datetime, end: datetime, enqueue: bool
     """Store a pending replay of ``bot`` over ``start..end`` and queue it (``bots`` queue).
 
     Raises ``ValidationFailed`` when the period is empty or has fewer than two
-    stored candles, ``Conflict`` for a webhook bot (no strategy), a user-code
-    strategy (not tickable yet, as for running bots) or while another replay of the bot is still active.
+    stored candles, ``Conflict`` for a webhook bot (no strategy) or while another replay
+    of the bot is still active. A user strategy runs in a sandbox session of its own
+    (``user_code.start_session``), at the version the bot is pinned to now.
     """
     errors: dict[str, list[str]] = {}
     if end <= start:
@@ -140,8 +151,6 @@ def bot_replay_create(*, bot: Bot, start: datetime, end: datetime, enqueue: bool
         raise ValidationFailed(next(iter(errors.values()))[0], fields=errors)
     if bot.source == Bot.Source.WEBHOOK:
         raise Conflict("A webhook bot trades the signals it receives: it has no strategy to replay.")
-    if bot.strategy_kind == StrategyKind.USER:
-        raise Conflict("Replays cannot run user-code strategies yet; use a built-in strategy.")
     with transaction.atomic():
         if BotReplay.objects.filter(bot=bot).active().exists():
             raise Conflict("A replay of this bot is already running; wait for it or cancel it.")
@@ -152,6 +161,7 @@ def bot_replay_create(*, bot: Bot, start: datetime, end: datetime, enqueue: bool
             end=end,
             candles=len(candles),
             strategy=bot.strategy,
+            strategy_version=bot.strategy_version if bot.strategy_kind == StrategyKind.USER else None,
             params=dict(bot.params or {}),
         )
         if enqueue:
@@ -244,12 +254,18 @@ def _fast_commits() -> Iterator[None]:
 
 
 # ------------------------------------------------------------------ the account
-def _replay_account(replay: BotReplay) -> PaperAccount:
-    """A fresh paper account for the replay with the bot's capital and the bot's paper fees."""
-    bot = replay.bot
-    _base, quote = split_symbol(bot.symbol)
+def _like(bot: Bot) -> PaperAccount:
+    """The bot's own paper account (its fees, slippage and funding), or a default one."""
     like = PaperAccount.objects.filter(user_id=bot.owner_id, bot_id=bot.pk, replay_id__isnull=True).first()
-    like = like or PaperAccount()  # the defaults a bot's paper account would get
+    return like or PaperAccount()  # the defaults a bot's paper account would get
+
+
+def _replay_account(replay: BotReplay) -> PaperAccount:
+    """A fresh paper account for the replay with the bot's capital and the bot's paper fees
+    (a futures bot: a futures account with its leverage, margin mode and funding rate)."""
+    bot = replay.bot
+    _base, quote = split_symbol(bot.symbol, futures=bot.is_futures)
+    like = _like(bot)
     account = PaperAccount.objects.create(
         user_id=bot.owner_id,
         replay_id=replay.pk,
@@ -259,10 +275,32 @@ def _replay_account(replay: BotReplay) -> PaperAccount:
         slippage=like.slippage or DEFAULT_SLIPPAGE,
         max_volume_fraction=None,  # the backtest engine has no volume cap
     )
-    return paper_account_reset(account=account, balances={quote: Decimal(bot.allocated_capital)})
+    settings = None
+    if bot.is_futures:
+        settings = {"market_type": PaperAccount.MarketType.FUTURES, "funding_rate": like.funding_rate}
+    account = paper_account_reset(
+        account=account, balances={quote: Decimal(bot.allocated_capital)}, settings=settings
+    )
+    if bot.is_futures:
+        from apps.bots.services.accounts import bot_futures_setup
+
+        bot_futures_setup(bot=bot, gateway=PaperGateway(account, prices=ReplayPriceSource({})))
+    return account
 
 
-def _config(replay: BotReplay, account: PaperAccount) -> dict[str, Any]:
+def _funding_history(bot: Bot, data: Candles) -> list[list]:
+    """The stored funding events of the bot's perpetual over the candles (what a backtest uses)."""
+    from apps.core.errors import NotFound
+    from apps.marketdata.selectors import funding_rates, market_get
+
+    try:
+        market = market_get(exchange=bot.exchange, symbol=bot.symbol)
+    except NotFound:
+        return []
+    return funding_rates(market=market, start_ms=int(data.timestamp[0]), end_ms=int(data.timestamp[-1]) + 1)
+
+
+def _config(replay: BotReplay, account: PaperAccount, funding: list[list] | None = None) -> dict[str, Any]:
     bot = replay.bot
     config: dict[str, Any] = {
         "initial_cash": float(bot.allocated_capital),
@@ -270,6 +308,17 @@ def _config(replay: BotReplay, account: PaperAccount) -> dict[str, Any]:
         "slippage": account.slippage,
         "close_at_end": False,
     }
+    if bot.is_futures:
+        config.update(
+            market_type="futures",
+            symbol=bot.symbol,
+            leverage=float(bot.leverage),
+            margin_mode=bot.margin_mode,
+            allow_short=True,
+            funding_rates=float(account.funding_rate)
+            if account.funding_rate is not None
+            else funding or None,
+        )
     if bot.sizing:
         config["sizing"] = bot.sizing
     for name in ("stop_loss", "take_profit"):
@@ -288,11 +337,14 @@ class _Replay:
         # The strategy as it was when the replay was asked for.
         bot.strategy, bot.params = replay.strategy, replay.params
         self.bot = bot
+        self.session: SandboxSession | None = None
         self.symbol = bot.symbol
-        self.base, self.quote = split_symbol(bot.symbol)
+        self.futures = bot.is_futures
+        self.base, self.quote = split_symbol(bot.symbol, futures=self.futures)
         self.data = _period_candles(bot, replay.start, replay.end)
         if len(self.data) < 2:
             raise ValidationFailed("The period has fewer than two stored candles now.", fields={"start": []})
+        funding = _funding_history(bot, self.data) if self.futures and account.funding_rate is None else []
         self.n = len(self.data)
         # One closing candle past the end (flat at the last close): the last real candle can then
         # close, so resting orders fill in it as they do in the backtest.
@@ -303,15 +355,26 @@ class _Replay:
             **{k: np.append(getattr(self.data, k), last_close) for k in ("open", "high", "low", "close")},
             "volume": np.append(self.data.volume, 0.0),
         }
-        self.source = ReplayPriceSource({self.symbol: _Arrays(series)}, cursor=1)
+        self.source = ReplayPriceSource(
+            {self.symbol: _Arrays(series)}, cursor=1, funding={self.symbol: funding} if funding else None
+        )
         probe = PaperGateway(account, prices=self.source)
         markets = {s: m for s, m in probe.load_markets().items() if s == self.symbol}
         self.gateway = PaperGateway(account, prices=self.source, markets=markets)
         self.slippage = SlippageModel(account.slippage or DEFAULT_SLIPPAGE)
         self.fee_rate = float(account.taker_fee)
         self.warmup = bot.warmup or DEFAULT_WARMUP
-        self.strategy = build_strategy(bot.strategy, bot.params)
-        self.signal = isinstance(self.strategy, SignalStrategy)
+        if bot.strategy_kind == StrategyKind.USER:
+            if replay.strategy_version_id is None:
+                raise Conflict("The strategy version this replay was asked for has been deleted.")
+            bot.strategy_version = replay.strategy_version
+            # One session for the whole replay, holding one strategy object (as the backtest).
+            self.session = start_session(bot)
+            self.strategy = None
+            self.signal = self.session.style == "signal"
+        else:
+            self.strategy = build_strategy(bot.strategy, bot.params)
+            self.signal = isinstance(self.strategy, SignalStrategy)
         self.local_of: dict[str, int] = {}  # client order id -> the id the strategy got
         self.unreported: dict[int, int] = {}  # order pk -> local id, placed and not yet filled
         self.trades_seen = 0
@@ -321,7 +384,12 @@ class _Replay:
         self.entry: float | None = None
         self.open: list[GatewayOrder] = []
         self.fills: list[OrderInfo] = []
-        self.config = _config(replay, account)
+        self.config = _config(replay, account, funding)
+        # Futures: the position as the paper exchange holds it, and the funding paid so far,
+        # with each payment's time (booked to the trade open then).
+        self.position: PaperPosition | None = None
+        self.funding_paid = Decimal(0)
+        self.funding_events: list[tuple[int, float]] = []
 
     # ------------------------------------------------------------ snapshots
     def _step(self, i: int, dirty: bool) -> None:
@@ -337,8 +405,12 @@ class _Replay:
         trades = PaperTrade.objects.filter(account=self.account).count()
         filled = trades != self.trades_seen
         self.trades_seen = trades
-        if dirty or filled or self.held:
+        if dirty or filled or self.held or self._holding():
             self._snapshot(sync=filled or self.held)
+
+    def _holding(self) -> bool:
+        """A futures position is open: any candle may liquidate it or charge funding."""
+        return self.position is not None and bool(self.position.size)
 
     def _snapshot(self, *, sync: bool) -> None:
         from apps.orders.models import Fill, Order, Position
@@ -357,6 +429,8 @@ class _Replay:
             self.entry = (
                 float(position.average_entry) if position is not None and position.average_entry else None
             )
+        if self.futures:
+            self._read_position()
         self.fills = []
         if self.unreported:
             done = list(orders.filter(pk__in=list(self.unreported)).exclude(status__in=Order.OPEN_STATUSES))
@@ -372,15 +446,53 @@ class _Replay:
                 if order.status == "filled":
                     self.fills.append(fill_info(order, local))
 
+    def _read_position(self) -> None:
+        self.position = PaperPosition.objects.filter(account=self.account, symbol=self.symbol).first()
+        paid = self.position.funding if self.position is not None else Decimal(0)
+        if paid != self.funding_paid:
+            # Charged at the open of the forming candle at the latest (before its fills).
+            self.funding_events.append((self.source.now_ms(self.symbol), float(paid - self.funding_paid)))
+            self.funding_paid = paid
+
+    def _futures_state(self) -> FuturesState | None:
+        if not self.futures:
+            return None
+        position = self.position
+        leverage, cross = float(self.bot.leverage), self.bot.margin_mode == "cross"
+        if position is None or not position.size:
+            return FuturesState(Decimal(0), None, leverage, cross, None, self.gateway._tiers(self.symbol))
+        tiers = self.gateway._tiers(self.symbol)
+        collateral = position.margin
+        if position.margin_mode == "cross":  # the paper exchange's rule: the free balance too
+            collateral += self.balance.get(self.quote).free
+        liquidation = tiers.liquidation_price(
+            position.side, float(position.entry_price), float(abs(position.size)), float(collateral)
+        )
+        return FuturesState(
+            size=position.size,
+            entry=float(position.entry_price),
+            leverage=float(position.leverage),
+            cross=position.margin_mode == "cross",
+            liquidation=liquidation,
+            tiers=tiers,
+        )
+
     def _quiet(self, i: int) -> bool:
         """True when no open order can fill in candle ``i`` (and nothing is held by the platform)."""
-        if self.held:
+        if self.held or self._holding():
             return False
         low, high = float(self.data.low[i]), float(self.data.high[i])
         return all(_untouched(order, low, high) for order in self.open)
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict[str, Any]:
+        try:
+            return self._run()
+        finally:
+            if self.session is not None:
+                self.session.close()
+
+    def _run(self) -> dict[str, Any]:
         started = time.monotonic()
         n, data = self.n, self.data
         closes = data.close
@@ -394,9 +506,16 @@ class _Replay:
             self.source.cursor = i + 1  # candle i has closed; i + 1 is forming
             self._step(i, dirty)
             dirty = False
-            size = self.balance.get(self.base).total
-            base_held[i] = float(size)
-            equity[i] = float(self.balance.get(self.quote).total) + float(size) * float(closes[i])
+            wallet = float(self.balance.get(self.quote).total)
+            if self.futures:
+                size = self.position.size if self.position is not None else Decimal(0)
+                entry = float(self.position.entry_price or 0) if size else 0.0
+                base_held[i] = float(size)
+                equity[i] = wallet + float(size) * (float(closes[i]) - entry)
+            else:
+                size = self.balance.get(self.base).total
+                base_held[i] = float(size)
+                equity[i] = wallet + float(size) * float(closes[i])
             if i == n - 1:
                 break  # orders placed on the last candle would fill after the period (as in the backtest)
             lo = max(0, i + 1 - self.warmup)
@@ -417,25 +536,38 @@ class _Replay:
                 slippage=self.slippage,
                 entry_price=self.entry,
                 first_id=(i + 1) * IDS_PER_CANDLE,
+                futures=self._futures_state(),
             )
+            window = broker.data
             if self.signal:
-                _decide(self.bot, broker.data, broker)
+                flags = (
+                    self.session.signals(window)
+                    if self.session is not None
+                    else signal_flags(self.strategy, window)
+                )
+                act_on_signals(flags, broker, allow_short=self.futures)
+            elif self.session is not None:
+                self.session.event(
+                    window,
+                    broker,
+                    index=i,
+                    fresh=not initialized,
+                    state=KEEP if initialized else None,
+                    fills=self.fills,
+                )
             else:
-                strategy = self.strategy
-                strategy.broker = BrokerView(broker)
-                strategy.candle = candle
-                if not initialized:
-                    _set_candle(candle, data, i)
-                    strategy.initialize()
-                    initialized = True
-                # The backtest calls ``on_fill`` while it fills candle i, before the strategy's
-                # candle moves on to i: the fills see the previous candle, as there.
-                hook = getattr(strategy, "on_fill", None)
-                for info in self.fills:
-                    if hook is not None:
-                        hook(info)
-                _set_candle(candle, data, i)
-                strategy.on_data(candle)
+                # ``on_fill`` sees the previous candle, as the backtest calls it while it fills
+                # candle i, before the strategy's candle moves on to i.
+                event_step(
+                    self.strategy,
+                    window,
+                    broker,
+                    index=i,
+                    fresh=not initialized,
+                    fills=self.fills,
+                    candle=candle,
+                )
+            initialized = True
             if broker.decisions or broker.cancels:
                 self._place(i, broker)
                 dirty = True
@@ -492,7 +624,16 @@ class _Replay:
             .exclude(exchange_order_id="")
             .values_list("exchange_order_id", "type")
         )
-        trades, open_trade = _round_trips(self.gateway.fetch_my_trades(self.symbol), types)
+        fills = PaperTrade.objects.filter(account=self.account, symbol=self.symbol).order_by(
+            "timestamp", "id"
+        )
+        trades, open_trade = _round_trips(
+            list(fills),
+            types,
+            short=self.futures,
+            funding=self.funding_events,
+            leverage=float(self.bot.leverage),
+        )
         data = self.data
         capital = float(self.config["initial_cash"])
         metrics = compute_metrics(
@@ -533,14 +674,6 @@ class _Arrays:
             setattr(self, name, values)
 
 
-def _set_candle(candle: Candle, data: Candles, i: int) -> None:
-    candle.index = i
-    candle.timestamp = int(data.timestamp[i])
-    candle.open, candle.high = float(data.open[i]), float(data.high[i])
-    candle.low, candle.close = float(data.low[i]), float(data.close[i])
-    candle.volume = float(data.volume[i])
-
-
 def _untouched(order: GatewayOrder, low: float, high: float) -> bool:
     """Whether candle ``low..high`` surely leaves ``order`` unfilled (the paper's fill rules)."""
     buy = order.side == "buy"
@@ -557,63 +690,104 @@ def _untouched(order: GatewayOrder, low: float, high: float) -> bool:
     return False  # a market remainder, or anything else: look
 
 
-def _round_trips(fills: list[Any], types: dict[str, str]) -> tuple[list[dict], dict | None]:
-    """Flat-to-flat trades from the account's fills, booked as the engine books them (spot, long)."""
+def _round_trips(
+    fills: list[Any],
+    types: dict[str, str],
+    *,
+    short: bool = False,
+    funding: list[tuple[int, float]] = (),
+    leverage: float = 1.0,
+) -> tuple[list[dict], dict | None]:
+    """Flat-to-flat trades from the account's fills (``PaperTrade`` rows), booked as the engine books them.
+
+    Spot: long only. ``short`` (futures): a sell opens a short, and a fill that takes the
+    position through zero closes one trade and opens the next at its price, its fee shared
+    pro rata (the engine's reversal). A liquidation's P&L is what the exchange took (the
+    margin), its exit price the recorded one. ``funding``: ``(time, amount paid)``, booked
+    to the trade open at that time; a trade's P&L is net of its fees and funding.
+    """
     trades: list[dict[str, Any]] = []
     trade: dict[str, Any] | None = None
-    size = Decimal(0)
+    size = Decimal(0)  # signed
     entry = 0.0
-    for fill in sorted(fills, key=lambda f: (f.timestamp, int(f.id))):
+    # ``PaperTrade`` rows, or the gateway's ``Trade`` records (no liquidations among those).
+    for fill in sorted(fills, key=lambda f: (f.timestamp, int(getattr(f, "pk", None) or f.id))):
         qty, price, fee = float(fill.amount), float(fill.price), float(fill.fee or 0)
-        if fill.side == "buy":
-            if trade is None:
-                trade = {
-                    "entry_time": fill.timestamp,
-                    "side": "long",
-                    "entry_cost": 0.0,
-                    "entry_qty": 0.0,
-                    "exit_value": 0.0,
-                    "exit_qty": 0.0,
-                    "max_size": 0.0,
-                    "fees": 0.0,
-                    "gross": 0.0,
-                }
-            old = float(size)
-            size += fill.amount
-            entry = (entry * old + price * qty) / float(size)
-            trade["entry_cost"] += qty * price
-            trade["entry_qty"] += qty
-            trade["max_size"] = max(trade["max_size"], float(size))
-            trade["fees"] += fee
-            continue
-        if trade is None:
+        sign = 1 if fill.side == "buy" else -1
+        left, fee_left = fill.amount, fee
+        if trade is not None and (size > 0) != (sign > 0):
+            closing = min(fill.amount, abs(size))
+            part = float(closing)
+            share = fee * part / qty if closing != fill.amount else fee
+            direction = 1 if size > 0 else -1
+            size -= direction * closing
+            left -= closing
+            fee_left -= share
+            trade["exit_value"] += part * price
+            trade["exit_qty"] += part
+            trade["fees"] += share
+            trade["gross"] += (
+                float(fill.realized_pnl)
+                if getattr(fill, "liquidation", False)
+                else direction * part * (price - entry)
+            )
+            # Flat as the engine sees it: every order's amount is rounded down to 12 places, so
+            # selling a position in parts can leave a few units of the last place behind.
+            if float(abs(size)) <= max(DUST, FLAT_FRACTION * trade["max_size"]):
+                exit_type = (
+                    "liquidation"
+                    if getattr(fill, "liquidation", False)
+                    else types.get(str(fill.order_id), "")
+                )
+                trades.append(_closed(trade, fill.timestamp, exit_type, funding, leverage))
+                trade, size, entry = None, Decimal(0), 0.0
+        if left <= 0 or (sign < 0 and not short and trade is None):
             continue  # spot: a sell without a position cannot happen; ignore defensively
-        size -= fill.amount
-        trade["exit_value"] += qty * price
-        trade["exit_qty"] += qty
-        trade["fees"] += fee
-        trade["gross"] += qty * (price - entry)
-        # Flat as the engine sees it: every order's amount is rounded down to 12 places, so
-        # selling a position in parts can leave a few units of the last place behind.
-        if float(size) <= max(DUST, FLAT_FRACTION * trade["max_size"]):
-            trades.append(_closed(trade, fill.timestamp, types.get(str(fill.order_id), "")))
-            trade, size, entry = None, Decimal(0), 0.0
+        if trade is None:
+            trade = {
+                "entry_time": fill.timestamp,
+                "side": "long" if sign > 0 else "short",
+                "entry_cost": 0.0,
+                "entry_qty": 0.0,
+                "exit_value": 0.0,
+                "exit_qty": 0.0,
+                "max_size": 0.0,
+                "fees": 0.0,
+                "gross": 0.0,
+            }
+        old, part = float(abs(size)), float(left)
+        size += sign * left
+        entry = (entry * old + price * part) / float(abs(size))
+        trade["entry_cost"] += part * price
+        trade["entry_qty"] += part
+        trade["max_size"] = max(trade["max_size"], float(abs(size)))
+        trade["fees"] += fee_left
     open_trade = None
     if trade is not None:
         open_trade = {
             "entry_time": trade["entry_time"],
-            "side": "long",
-            "size": float(size),
+            "side": trade["side"],
+            "size": float(abs(size)),
             "entry_price": entry,
             "fees": trade["fees"],
         }
+        if short:
+            open_trade["funding"] = sum(a for t, a in funding if t > trade["entry_time"])
     return trades, open_trade
 
 
-def _closed(trade: dict[str, Any], exit_time: int, exit_type: str) -> dict[str, Any]:
+def _closed(
+    trade: dict[str, Any],
+    exit_time: int,
+    exit_type: str,
+    funding: list[tuple[int, float]] = (),
+    leverage: float = 1.0,
+) -> dict[str, Any]:
     entry_price = trade["entry_cost"] / trade["entry_qty"]
-    pnl = trade["gross"] - trade["fees"]
-    return {
+    paid = sum(amount for t, amount in funding if trade["entry_time"] < t <= exit_time)
+    pnl = trade["gross"] - trade["fees"] - paid
+    committed = trade["entry_cost"] / leverage
+    closed = {
         "entry_time": trade["entry_time"],
         "exit_time": exit_time,
         "side": trade["side"],
@@ -622,10 +796,13 @@ def _closed(trade: dict[str, Any], exit_time: int, exit_type: str) -> dict[str, 
         "exit_price": trade["exit_value"] / trade["exit_qty"],
         "fees": trade["fees"],
         "pnl": pnl,
-        "return_pct": pnl / trade["entry_cost"] if trade["entry_cost"] else 0.0,
+        "return_pct": pnl / committed if committed else 0.0,
         "duration": (exit_time - trade["entry_time"]) / 1000.0,
         "exit_reason": EXIT_REASONS.get(exit_type, exit_type),
     }
+    if funding or leverage != 1.0:
+        closed.update(funding=paid, leverage=leverage)
+    return closed
 
 
 def _clean(value: Any) -> Any:

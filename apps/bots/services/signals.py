@@ -216,41 +216,57 @@ def signal_record_invalid(*, bot: Bot, payload: Any, fields: dict[str, Any], mes
 
 # ------------------------------------------------------------------- deciding
 def _decisions(bot: Bot, action: str, size: Decimal | None, price: Decimal | None) -> tuple[list[dict], str]:
-    """The orders ``action`` asks for given the bot's position, and a note when there are none."""
+    """The orders ``action`` asks for given the bot's position, and a note when there are none.
+
+    Spot bots trade long only: ``enter_short`` is refused. A futures bot holds one net
+    position: an entry against it reverses it (one order: the whole position plus the new
+    one), an exit is a reduce-only close of the position it names (``exit``: either).
+    """
     from apps.bots.services.accounts import bot_gateway
     from apps.bots.services.loop import _broker  # the tick's: same sizing, fees, default exits
     from apps.bots.services.orders import bot_cancel_orders
 
-    if action in (A.ENTER_SHORT,):
+    futures = bot.is_futures
+    if action == A.ENTER_SHORT and not futures:
         raise SignalRefused(
-            "Bots trade spot, long only: enter_short cannot be followed.", code="unsupported_action"
+            "Spot bots trade long only: enter_short needs a futures bot (a symbol such as BTC/USDT:USDT).",
+            code="unsupported_action",
         )
-    if action == A.EXIT_SHORT:
-        return [], "No short position (bots trade long only): nothing to do."
+    if action == A.EXIT_SHORT and not futures:
+        return [], "No short position (spot bots trade long only): nothing to do."
     gateway = bot_gateway(bot)
     reference = price if price is not None else gateway.fetch_ticker(bot.symbol).last
     if reference is None or reference <= 0:
         raise SignalRefused(f"No price for {bot.symbol} yet.", code="no_price", status=503)
     now_ms = int(timezone.now().timestamp() * 1000)
     one = np.array([float(reference)])
-    broker = _broker(bot, Candles.from_arrays([now_ms], one, one, one, one))
+    broker = _broker(bot, Candles.from_arrays([now_ms], one, one, one, one), gateway=gateway)
     position = broker.position_size()
-    if action == A.ENTER_LONG:
-        if position > 0 and size is None:
-            return [], "Already long: nothing to do."
-        broker.market(1, float(size) if size is not None else None)
+    if action in (A.ENTER_LONG, A.ENTER_SHORT):
+        side = 1 if action == A.ENTER_LONG else -1
+        if position * side > 0 and size is None:
+            return [], f"Already {'long' if side > 0 else 'short'}: nothing to do."
+        if position * side < 0 and broker.open_orders():
+            bot_cancel_orders(bot=bot)  # the old position's exits must not act on the new one
+        # Against a position: a size given is the new position's, after closing the old one.
+        amount = None if size is None else float(size) + (abs(position) if position * side < 0 else 0.0)
+        broker.market(side, amount)
         if not broker.decisions:
             raise SignalRefused(
-                f"The bot's sizing gives nothing to buy (free {broker.quote}: {broker.cash():g}).",
+                f"The bot's sizing gives nothing to {'buy' if side > 0 else 'sell'} "
+                f"(free {broker.quote}: {broker.cash():g}).",
                 code="nothing_to_buy",
             )
-    else:  # exit, exit_long
-        if position <= 0:
+    else:  # exit, exit_long, exit_short
+        wanted = {A.EXIT_LONG: 1, A.EXIT_SHORT: -1}.get(action)
+        if not position:
             return [], "Already flat: nothing to do."
+        if wanted is not None and position * wanted < 0:
+            return [], f"No {'long' if wanted > 0 else 'short'} position: nothing to do."
         # The bracket legs of the entry would hold the coins an exit sells.
         if broker.open_orders():
             bot_cancel_orders(bot=bot)
-        share = 100.0 if size is None else min(float(size) / position, 1.0) * 100.0
+        share = 100.0 if size is None else min(float(size) / abs(position), 1.0) * 100.0
         broker.close_position(share)
     decisions = broker.decisions
     if price is not None:

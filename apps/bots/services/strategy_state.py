@@ -9,7 +9,9 @@ parameters and restores them. JSON rather than pickle: the state is readable in
 the admin, survives a deploy that changes a class, and loading it cannot run
 code. Rebuilding the state by replaying the bot's history was the alternative;
 it costs a tick proportional to the bot's age and breaks when candles are
-re-imported, so it was not taken.
+re-imported, so it was not taken. The codec is ``apps.backtests.strategies.state``
+(pure): a user strategy's attributes are encoded by the same code inside its
+sandbox, and stored here as they come, never decoded outside the sandbox.
 
 Besides the attributes the state holds the bot's orders the strategy placed
 that have not finished yet (order pk and the id the strategy got). A tick
@@ -27,21 +29,18 @@ ticks and workers without a table of them.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
-import numpy as np
 from django.db.models import Min
 
 from apps.backtests.engine.orders import OrderInfo
+from apps.backtests.strategies.state import StateError, attrs_dump, attrs_load
 from apps.core.errors import DomainError
 
 # Room for the orders one candle may place.
 IDS_PER_CANDLE = 1000
 STATE_VERSION = 1
-# Set by the engine or the tick on every call, never state of the strategy's own.
-TRANSIENT = frozenset({"p", "broker", "candle"})
 _BOT_CID = re.compile(r"^bot\d+-(\d+)-(\d+)$")
 
 
@@ -60,60 +59,20 @@ def local_order_id(client_order_id: str | None) -> int | None:
     return int(match[1]) * IDS_PER_CANDLE + int(match[2])
 
 
-# ----------------------------------------------------------------- the codec
-def _encode(value: Any, where: str) -> Any:
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        # PostgreSQL's jsonb has no NaN or infinity.
-        return value if math.isfinite(value) else {"__float__": repr(value)}
-    if isinstance(value, np.ndarray):
-        return {"__ndarray__": [_encode(v, where) for v in value.tolist()], "dtype": str(value.dtype)}
-    if isinstance(value, (set, frozenset)):
-        return {"__set__": [_encode(v, where) for v in sorted(value, key=repr)]}
-    if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v, where) for v in value]}
-    if isinstance(value, list):
-        return [_encode(v, where) for v in value]
-    if isinstance(value, dict):
-        if all(isinstance(k, str) for k in value) and "__items__" not in value:
-            return {k: _encode(v, f"{where}[{k!r}]") for k, v in value.items()}
-        # Keys of other types (grid: order id -> line) keep their type as pairs.
-        return {"__items__": [[_encode(k, where), _encode(v, f"{where}[{k!r}]")] for k, v in value.items()]}
-    raise StrategyStateError(
-        f"The strategy keeps a {type(value).__name__} in {where}, which cannot be saved between "
-        "ticks; keep plain numbers, strings, lists, dicts, sets or numpy arrays."
-    )
+# ----------------------------------------------------------------- the state
+def state_dump(
+    strategy: Any, *, unreported: dict[int, int], attrs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON state of ``strategy`` after a tick, with the orders whose fills are still to report.
 
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    if "__float__" in value:
-        return float(value["__float__"])
-    if "__ndarray__" in value:
-        return np.array([_decode(v) for v in value["__ndarray__"]], dtype=value["dtype"])
-    if "__set__" in value:
-        return {_decode(v) for v in value["__set__"]}
-    if "__tuple__" in value:
-        return tuple(_decode(v) for v in value["__tuple__"])
-    if "__items__" in value:
-        return {_decode(k): _decode(v) for k, v in value["__items__"]}
-    return {k: _decode(v) for k, v in value.items()}
-
-
-def state_dump(strategy: Any, *, unreported: dict[int, int]) -> dict[str, Any]:
-    """The JSON state of ``strategy`` after a tick, with the orders whose fills are still to report."""
-    attrs = {
-        name: _encode(value, f"{type(strategy).__name__}.{name}")
-        for name, value in vars(strategy).items()
-        if name not in TRANSIENT
-    }
+    A user strategy runs in the sandbox, which encodes its attributes there: it passes
+    ``attrs`` (and ``strategy=None``); they are stored as given, never decoded here.
+    """
+    if attrs is None:
+        try:
+            attrs = attrs_dump(strategy)
+        except StateError as exc:
+            raise StrategyStateError(str(exc)) from exc
     return {
         "version": STATE_VERSION,
         "attrs": attrs,
@@ -123,8 +82,7 @@ def state_dump(strategy: Any, *, unreported: dict[int, int]) -> dict[str, Any]:
 
 def state_load(strategy: Any, state: dict[str, Any]) -> dict[int, int]:
     """Restore ``strategy``'s attributes from ``state``; returns the unreported orders (pk -> local id)."""
-    for name, value in state.get("attrs", {}).items():
-        setattr(strategy, name, _decode(value))
+    attrs_load(strategy, state.get("attrs", {}))
     return {int(pk): int(local) for pk, local in state.get("unreported", [])}
 
 

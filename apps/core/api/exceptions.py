@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -12,6 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.core.errors import DomainError
+
+logger = logging.getLogger(__name__)
+
+# How long a client should wait before retrying a request that met an outage.
+OUTAGE_RETRY_AFTER_SECONDS = 5
 
 
 def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -43,9 +49,33 @@ def _first_message(fields: Any) -> str | None:
     return None
 
 
+def _unavailable(exc: Exception) -> str | None:
+    """What is down when ``exc`` is a lost dependency (database, job queue, Redis), else None."""
+    import kombu.exceptions
+    import redis.exceptions
+    from django.db import InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError):
+        return "The database"
+    if isinstance(exc, kombu.exceptions.OperationalError):
+        return "The job queue"
+    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
+        return "The cache"
+    return None
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
+    if (what := _unavailable(exc)) is not None:
+        # A restart or outage, not a bug: 503 with the error body, so clients retry (docs/faults.md).
+        logger.warning("503 on %s: %r", context["request"].path, exc)
+        response = Response(
+            error_body("service_unavailable", f"{what} is unavailable right now. Try again shortly."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
+        return response
     if isinstance(exc, DjangoValidationError):
         fields = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         exc = exceptions.ValidationError(fields)

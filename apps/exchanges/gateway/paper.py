@@ -194,12 +194,14 @@ class PaperGateway(ExchangeGateway):
         self.account = account
         self.prices = prices or MarketDataPriceSource(exchange=account.exchange)
         self._markets = markets
+        self._catalog: dict[str, MarketInfo | None] = {}  # catalog rows read once per gateway
         self._slip: SlippageModel | None = None
         self._tiers_cache: dict[str, LeverageTiers] = {}
         # Rows a locked call works on, so that one pass never holds two copies of a row.
         self._positions: dict[str, PaperPosition] = {}
         self._registry: dict[int, PaperOrder] = {}
         self._spot_side: dict[str, int] = {}
+        self._volumes: dict[str, float | None] = {}
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -227,6 +229,18 @@ class PaperGateway(ExchangeGateway):
     def _market_info(self, symbol: str) -> MarketInfo | None:
         if self._markets is not None:
             return self._markets.get(symbol)
+        if symbol not in self._catalog:
+            self._catalog[symbol] = self._catalog_row(symbol)
+        return self._catalog[symbol]
+
+    def market(self, symbol: str) -> MarketInfo:
+        """One catalog row (not ``load_markets``, which reads every market of the exchange)."""
+        info = self._market_info(symbol)
+        if info is None or (info.type == "spot") == self.futures:
+            raise InvalidOrder(f"Unknown market {symbol!r} on {self.name}.", fields={"symbol": "unknown"})
+        return info
+
+    def _catalog_row(self, symbol: str) -> MarketInfo | None:
         from apps.marketdata.models import Market
 
         row = Market.objects.filter(exchange__slug=self.account.exchange, symbol=symbol).first()
@@ -271,6 +285,13 @@ class PaperGateway(ExchangeGateway):
         self._registry.clear()
         self._positions.clear()
         self._spot_side.clear()
+        self._volumes.clear()
+
+    def _last_volume(self, symbol: str) -> float | None:
+        """The last closed candle's volume, read once per locked call (it sizes and slips fills)."""
+        if symbol not in self._volumes:
+            self._volumes[symbol] = self.prices.last_volume(symbol)
+        return self._volumes[symbol]
 
     # ------------------------------------------------------------------ orders
     def _validated(self, request: OrderRequest) -> dict[str, Any]:
@@ -340,7 +361,7 @@ class PaperGateway(ExchangeGateway):
     def _reference_price(self, order: PaperOrder, current: Decimal) -> Decimal:
         """The price an order's reservation is sized at."""
         if order.type == OrderType.MARKET:
-            volume = self.prices.last_volume(order.symbol)
+            volume = self._last_volume(order.symbol)
             return dec(
                 self._slippage().apply(
                     float(current), SIDE_SIGN[order.side], float(order.amount), volume or 0.0
@@ -453,9 +474,14 @@ class PaperGateway(ExchangeGateway):
         if not self.futures or order.reduce_only:
             return
         position = self._position(order.symbol, order.quote)
+        closing = self._closable(position, order)
+        if order.amount <= closing:
+            return  # it only reduces the position
         leverage = float(position.leverage)
         limit = self._tiers(order.symbol).max_notional(leverage)
-        notional = float((abs(position.size) + order.amount) * ref_price)
+        # The position after the fill: larger in the same direction, or reversed past zero.
+        after = abs(position.size) + order.amount if not closing else order.amount - closing
+        notional = float(after * ref_price)
         if notional > limit:
             raise InvalidOrder(
                 f"A position of {notional:,.2f} {order.quote} exceeds the {limit:,.0f} {order.quote} "
@@ -471,9 +497,19 @@ class PaperGateway(ExchangeGateway):
             if order.reduce_only:
                 need = ZERO  # closes only: frees margin, never takes any
             else:
-                leverage = self._position(order.symbol, order.quote).leverage
-                notional = order.amount * ref_price
-                need = q(notional / leverage + notional * max(maker, taker), ROUND_UP)
+                position = self._position(order.symbol, order.quote)
+                closing = self._closable(position, order)
+                opening = max(order.amount - closing, ZERO)
+                need = q(
+                    opening * ref_price / position.leverage + order.amount * ref_price * max(maker, taker),
+                    ROUND_UP,
+                )
+                if closing:
+                    # One-way mode: the part that closes the opposite position frees its margin and
+                    # realizes its P&L first, which pays for the part that opens (a reversal).
+                    freed = q(position.margin * closing / abs(position.size), ROUND_DOWN)
+                    pnl = q(position.side * closing * (ref_price - position.entry_price))
+                    need = max(need - freed - pnl, ZERO)
         elif order.side == OrderSide.BUY:
             asset = order.quote
             need = q(order.amount * ref_price * (1 + max(maker, taker)), ROUND_UP)
@@ -492,6 +528,13 @@ class PaperGateway(ExchangeGateway):
         balance.save(update_fields=["free", "used"])
         order.reserved = need
 
+    @staticmethod
+    def _closable(position: PaperPosition, order: PaperOrder) -> Decimal:
+        """How much of ``order`` closes the opposite futures position (one-way mode)."""
+        if not position.size or (position.size > 0) == (order.side == OrderSide.BUY):
+            return ZERO
+        return min(order.amount, abs(position.size))
+
     def _reserved_asset(self, order: PaperOrder) -> str:
         return order.quote if self.futures or order.side == OrderSide.BUY else order.base
 
@@ -505,7 +548,7 @@ class PaperGateway(ExchangeGateway):
         order.reserved = ZERO
 
     def _fill_market_now(self, order: PaperOrder, current: Decimal) -> None:
-        volume = self.prices.last_volume(order.symbol)
+        volume = self._last_volume(order.symbol)
         qty = order.amount
         if volume is not None:  # no candle yet: nothing to size a partial fill against
             qty = min(qty, q(dec(fills.partial_fill_size(float(qty), volume, self._mvf()))))
@@ -812,7 +855,13 @@ class PaperGateway(ExchangeGateway):
         payment = q(position.size * dec(bar.open) * dec(rate))  # positive: the long pays
         quote = self._balance(position.quote)
         if position.margin_mode == CROSS:
-            quote.free = max(quote.free - payment, ZERO)
+            # Out of the wallet, as the engine's cross rule: the free balance first, then the
+            # position's margin (the wallet, free plus used, always drops by the payment).
+            taken = min(payment, quote.free) if payment > 0 else payment
+            quote.free -= taken
+            cut = min(payment - taken, position.margin)
+            position.margin -= cut
+            quote.used -= cut
         else:
             margin = max(position.margin - payment, ZERO)
             quote.used += margin - position.margin
@@ -900,11 +949,16 @@ class PaperGateway(ExchangeGateway):
 
     def match(self, symbol: str | None = None) -> int:
         """Fill against the candles closed since the last pass, then against the current price; returns fills."""
+        if not self._active_symbols(symbol):
+            # Nothing open (no order, no futures position): no lock, no pass. Matching is
+            # idempotent, so an order placed meanwhile is matched by the next pass.
+            return 0
         with transaction.atomic():
             self._lock()
             self._forget()
-            count = self._process(symbol=symbol)
-            for sym in self._active_symbols(symbol):
+            active = self._active_symbols(symbol)
+            count = sum(self._process_symbol(sym) for sym in active)
+            for sym in active:  # what the candles filled is no longer pending: _tick reads anew
                 count += self._tick(sym, self.prices.price(sym), self.prices.now_ms(sym))
             return count
 
@@ -1004,7 +1058,7 @@ class PaperGateway(ExchangeGateway):
         if not pending and (position is None or not position.size):
             return 0
         p = float(price)
-        volume = self.prices.last_volume(symbol)
+        volume = self._last_volume(symbol)
         bar = Bar(timestamp, p, p, p, p, math.inf if volume is None else volume)
         count = self._run_point(symbol, bar, pending, position, tick=True, funding=None)
         for order in pending:
@@ -1216,22 +1270,28 @@ class PaperGateway(ExchangeGateway):
             trades = trades.filter(timestamp__gte=since)
         if limit:
             trades = trades[:limit]
-        return [
-            Trade(
-                id=str(t.pk),
-                order_id=str(t.order_id),
-                symbol=t.symbol,
-                side=t.side,
-                price=t.price,
-                amount=t.amount,
-                cost=t.cost,
-                fee=t.fee,
-                fee_asset=t.fee_asset,
-                maker=t.maker,
-                timestamp=t.timestamp,
-            )
-            for t in trades
-        ]
+        return [self._to_trade(t) for t in trades]
+
+    def fetch_order_trades(self, order_id: str, symbol: str) -> list[Trade]:
+        """The fills of one order, as they stand (no matching pass: the caller just had one)."""
+        trades = self.account.trades.filter(order_id=int(order_id), symbol=symbol).order_by("timestamp", "id")
+        return [self._to_trade(t) for t in trades]
+
+    @staticmethod
+    def _to_trade(t: PaperTrade) -> Trade:
+        return Trade(
+            id=str(t.pk),
+            order_id=str(t.order_id),
+            symbol=t.symbol,
+            side=t.side,
+            price=t.price,
+            amount=t.amount,
+            cost=t.cost,
+            fee=t.fee,
+            fee_asset=t.fee_asset,
+            maker=t.maker,
+            timestamp=t.timestamp,
+        )
 
     def fetch_balance(self) -> AccountBalance:
         if self.match_on_read:

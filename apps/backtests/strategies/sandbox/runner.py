@@ -155,7 +155,7 @@ class _Session:
                 pass
 
 
-def _raise_for_error(reply: dict[str, Any]) -> None:
+def raise_for_error(reply: dict[str, Any]) -> None:
     kind = reply.get("kind")
     message = str(reply.get("message") or "the strategy failed")
     line = reply.get("line") if isinstance(reply.get("line"), int) else None
@@ -211,22 +211,26 @@ def _run(
             elif kind == "result":
                 return reply, reply_arrays
             elif kind == "error":
-                _raise_for_error(reply)
+                raise_for_error(reply)
         # The stream ended without a reply: the process died. Find out why.
-        returncode = session.proc.wait(timeout=5)
-        if returncode == -signal.SIGXCPU:
-            raise SandboxTimeout(
-                f"the strategy exceeded the CPU-time limit of {limits.cpu_seconds:g} s and was stopped"
-            )
-        if returncode == -signal.SIGKILL:
-            raise SandboxCrash("the sandbox process was killed (CPU-time or memory limit reached)")
-        detail = session.stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
-        raise SandboxCrash(
-            f"the sandbox process ended unexpectedly (exit status {returncode})"
-            + (f": {' | '.join(detail)}" if detail else "")
-        )
+        raise died(session.proc.wait(timeout=5), bytes(session.stderr), limits)
     finally:
         session.close()
+
+
+def died(returncode: int, stderr: bytes, limits: SandboxLimits) -> BacktestError:
+    """The error to report for a sandbox process that ended with ``returncode`` and no reply."""
+    if returncode == -signal.SIGXCPU:
+        return SandboxTimeout(
+            f"the strategy exceeded the CPU-time limit of {limits.cpu_seconds:g} s and was stopped"
+        )
+    if returncode == -signal.SIGKILL:
+        return SandboxCrash("the sandbox process was killed (CPU-time or memory limit reached)")
+    detail = stderr.decode("utf-8", "replace").strip().splitlines()[-3:]
+    return SandboxCrash(
+        f"the sandbox process ended unexpectedly (exit status {returncode})"
+        + (f": {' | '.join(detail)}" if detail else "")
+    )
 
 
 def validate_or_raise(source: str) -> None:

@@ -13,6 +13,14 @@ environment. Order matters:
    no file writes, CPU-time and address-space limits;
 5. execute the user code with restricted builtins and a guarded ``__import__``
    and run the job, replying with a result or an error with its line number.
+
+A "session" job (a running bot, ``session.py``) keeps stdin open as its request
+pipe: the process loads the strategy once, answers ``ready``, then steps it once
+per request (``stepping.py``: signals on the last candle, or an event strategy's
+``initialize``/``on_fill``/``on_data``) with a fresh CPU-time budget per step. An
+event strategy's broker calls go to the parent as ``call`` messages and wait for
+its ``answer``, so the bot's real broker decides ids and sizes; ``history`` is
+answered here from the step's candle window. After an error the process exits.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ from .transfer import result_to_message
 
 MAX_LOG_CHARS = 20_000
 _NOBODY = 65534
+# Broker calls one step may make (a strategy looping over ``buy`` would flood the parent).
+MAX_CALLS_PER_STEP = 10_000
 
 
 class _Violation(Exception):
@@ -77,6 +87,9 @@ class _Log:
 
     def text(self) -> str:
         return "".join(self.parts)
+
+    def clear(self) -> None:
+        self.parts, self.size = [], 0
 
 
 def _guarded_import(
@@ -199,10 +212,14 @@ def _block_sockets() -> None:
             setattr(socket, name, refused)
 
 
-def _dense_fds(keep: int) -> int:
-    """Close every fd except 0-2 and ``keep``; move ``keep`` to 3. Returns 3."""
-    devnull = os.open(os.devnull, os.O_RDWR)
-    os.dup2(devnull, 0)
+def _dense_fds(keep: int, *, keep_stdin: bool = False) -> int:
+    """Close every fd except 0-2 and ``keep``; move ``keep`` to 3. Returns 3.
+
+    ``keep_stdin``: stdin stays the request pipe (a session); otherwise it becomes /dev/null.
+    """
+    if not keep_stdin:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
     if keep != 3:
         os.dup2(keep, 3)
     os.set_inheritable(3, False)
@@ -216,7 +233,7 @@ def _dense_fds(keep: int) -> int:
     return 3
 
 
-def _lock_down(limits: dict[str, Any]) -> None:
+def _lock_down(limits: dict[str, Any], *, session: bool = False) -> None:
     _block_sockets()
     if os.geteuid() == 0:
         # Root could raise its own rlimits back; an unprivileged user cannot.
@@ -231,13 +248,23 @@ def _lock_down(limits: dict[str, Any]) -> None:
     cpu = int(used.ru_utime + used.ru_stime + float(limits["cpu_seconds"])) + 1
     memory = int(limits["memory_mb"]) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 2))
+    # A session gets a fresh budget per step (``_cpu_budget``): a soft limit may only be raised
+    # up to the hard one, so the hard one stays open and the parent's per-step wall-clock
+    # deadline is the backstop that kills a process ignoring SIGXCPU.
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY if session else cpu + 2))
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
     resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
     # fds 0-3 are open, so with a limit of 4 no new descriptor can exist:
     # open(), socket(), pipe() and accept() all fail with EMFILE.
     resource.setrlimit(resource.RLIMIT_NOFILE, (4, 4))
+
+
+def _cpu_budget(seconds: float) -> None:
+    """SIGXCPU once this process has used ``seconds`` more CPU time than now (one session step)."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    soft = int(used.ru_utime + used.ru_stime + float(seconds)) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.getrlimit(resource.RLIMIT_CPU)[1]))
 
 
 # --------------------------------------------------------------------------- errors
@@ -361,6 +388,152 @@ def _run_job(header: dict[str, Any], arrays: dict[str, np.ndarray], channel: _Ch
     channel.send({"type": "result", **result_header, "logs": log.text()}, result_arrays)
 
 
+# --------------------------------------------------------------------------- sessions
+
+
+class _Session:
+    """A loaded user strategy stepped once per request (see the module docstring)."""
+
+    def __init__(self, header: dict[str, Any], channel: _Channel, requests: Any, log: _Log) -> None:
+        self.code = compile(header["source"], USER_FILENAME, "exec", dont_inherit=True)
+        self.params = dict(header.get("params") or {})
+        self.cpu_seconds = float(header["limits"]["cpu_seconds"])
+        self.channel, self.requests = channel, requests
+        self.log = log
+        self.cls = self._load()
+        self.cls(**self.params)  # bad parameters fail the start, not the first step
+        self.kept: Any = None  # the object of a caller that steps one object (a replay)
+
+    def _load(self) -> type:
+        """The strategy class from a fresh module namespace.
+
+        Every step that restores a saved state runs the module again, so nothing the code
+        kept in module globals or class attributes outlives a step: the saved state is all
+        that carries over, in this process or in another one.
+        """
+        namespace = _user_namespace(self.log)
+        exec(self.code, namespace)  # noqa: S102 - restricted namespace, locked-down process
+        return _find_strategy_class(namespace)
+
+    def ready(self) -> dict[str, Any]:
+        return {"type": "ready", "style": "event" if _is_event(self.cls) else "signal"}
+
+    def step(self, request: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+        from apps.backtests.engine import Candles, OrderInfo
+        from apps.backtests.strategies.state import attrs_dump, attrs_load
+        from apps.backtests.strategies.stepping import event_step, signal_flags
+
+        self.log.clear()
+        data = Candles.from_arrays(
+            *(np.array(arrays[c]) for c in ("timestamp", "open", "high", "low", "close", "volume"))
+        )
+        if not _is_event(self.cls):
+            strategy = self.cls(**self.params)
+            return {"type": "result", "flags": signal_flags(strategy, data)}
+        if "state" in request:
+            state = request["state"]
+            cls = self._load()
+            strategy = cls(**self.params)
+            if state is not None:
+                attrs_load(strategy, state)
+        elif self.kept is not None:
+            strategy = self.kept
+        else:
+            raise ValueError("no strategy to continue: the first step needs a state")
+        self.kept = strategy
+        fills = [OrderInfo(**fill) for fill in request.get("fills") or []]
+        told = event_step(
+            strategy,
+            data,
+            _RemoteBroker(self.channel, self.requests, data),
+            index=int(request["index"]),
+            fresh=bool(request.get("fresh")),
+            fills=fills,
+        )
+        reply: dict[str, Any] = {"type": "result", "told": told}
+        if request.get("dump"):
+            reply["attrs"] = attrs_dump(strategy)
+        return reply
+
+
+class BrokerError(Exception):
+    """The parent's broker refused a call (bad arguments)."""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"broker arguments must be numbers or strings, not {type(value).__name__}")
+
+
+class _RemoteBroker:
+    """The engine's ``Broker`` protocol for a sandboxed strategy: calls go to the parent's broker.
+
+    Only ``history`` is answered here, from the step's window (copies that end at the
+    current candle, as ``GatewayBroker.history``).
+    """
+
+    def __init__(self, channel: _Channel, requests: Any, data: Any) -> None:
+        self._channel, self._requests, self._data = channel, requests, data
+        self._calls = 0
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        self._calls += 1
+        if self._calls > MAX_CALLS_PER_STEP:
+            raise _Violation(f"more than {MAX_CALLS_PER_STEP} broker calls in one candle")
+        self._channel.send(
+            {
+                "type": "call",
+                "method": method,
+                "args": [_plain(a) for a in args],
+                "kwargs": {k: _plain(v) for k, v in kwargs.items()},
+            }
+        )
+        message = read_message(self._requests)
+        if message is None or message[0].get("type") != "answer":
+            raise SystemExit(5)  # the parent went away or broke the protocol
+        answer = message[0]
+        if "error" in answer:
+            raise BrokerError(str(answer["error"]))
+        return answer.get("value")
+
+    def history(self, n: int) -> Any:
+        from apps.backtests.engine import History
+
+        hi = len(self._data)
+        return History(self._data, max(0, hi - int(n)), hi)
+
+    def open_orders(self) -> list[Any]:
+        from apps.backtests.engine import OrderInfo
+
+        return [OrderInfo(**order) for order in self._call("open_orders")]
+
+    def __getattr__(self, name: str) -> Any:
+        # The protocol's other methods: each one a call to the parent's broker.
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._call(name, *args, **kwargs)
+
+        return call
+
+
+def _serve(header: dict[str, Any], channel: _Channel, requests: Any, log: _Log) -> None:
+    """A session's life: load, answer ``ready``, then one reply per step until stdin closes."""
+    session = _Session(header, channel, requests, log)
+    channel.send(session.ready())
+    while True:
+        message = read_message(requests)
+        if message is None:
+            return
+        request, arrays = message
+        if request.get("type") != "step":
+            raise _Violation("unknown request")
+        _cpu_budget(session.cpu_seconds)
+        reply = session.step(request, arrays)
+        channel.send({**reply, "logs": session.log.text()})
+
+
 def _is_event(cls: type) -> bool:
     from apps.backtests.engine import Strategy
 
@@ -379,9 +552,12 @@ def main() -> None:
         header, arrays = message
         # Own copies: the buffers are read-only views of the received bytes.
         arrays = {name: np.array(values) for name, values in arrays.items()}
+        session = header.get("task") == "session"
         _preload()
-        channel.fd = _dense_fds(reply_fd)
-        _lock_down(header["limits"])
+        if session:
+            from apps.backtests.strategies import state, stepping  # noqa: F401 - before the lockdown
+        channel.fd = _dense_fds(reply_fd, keep_stdin=session)
+        _lock_down(header["limits"], session=session)
     except BaseException as exc:
         channel.send(
             {"type": "error", "kind": "internal", "message": f"sandbox set-up failed: {_describe(exc)}"}
@@ -389,7 +565,10 @@ def main() -> None:
         raise SystemExit(3) from exc
     log = _Log()
     try:
-        _run_job(header, arrays, channel, log)
+        if session:
+            _serve(header, channel, stdin, log)
+        else:
+            _run_job(header, arrays, channel, log)
     except BaseException as exc:
         try:
             # For operators: the runner keeps the (bounded) stderr for its logs.

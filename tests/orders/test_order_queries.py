@@ -1,0 +1,48 @@
+"""What a manual paper market order costs the database (the API's POST to its fill and position).
+
+The bound is what the request needs today (order, paper order and trade, balances, fill,
+position, risk bookkeeping, the answer) with a little room; it does not grow with the
+account's history (the fills are matched by the order's own trades, not every trade of
+the market). Measured on PostgreSQL with Redis (the cache holds the warm ticker); the
+transaction statements (savepoints) count too.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from tests.exchanges.conftest import btc_1h  # noqa: F401 - real BTC/USDT 1h candles
+from tests.orders.conftest import candles_stored  # noqa: F401
+from tests.orders.test_api_trading import LIST, account, market  # noqa: F401 - the priced paper account
+
+MAX_QUERIES = 55
+
+
+def market_order(auth_client, account):  # noqa: F811
+    body = {
+        "paper_account": account.pk,
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "type": "market",
+        "amount": "0.01",
+    }
+    response = auth_client.post(LIST, body, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "filled"
+    return response.json()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_paper_market_order_stays_under_its_query_budget_whatever_the_history(
+    auth_client,
+    account,  # noqa: F811
+    market,  # noqa: F811
+    django_assert_max_num_queries,
+):
+    for _ in range(5):  # history: earlier fills, a position, the warm caches of a busy account
+        market_order(auth_client, account)
+    with django_assert_max_num_queries(MAX_QUERIES):
+        order = market_order(auth_client, account)
+    assert [Decimal(f["amount"]) for f in order["fills"]] == [Decimal("0.01")]
