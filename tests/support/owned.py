@@ -221,6 +221,9 @@ def dashboard_pages(objects: dict[str, Any]) -> list[str]:
         "/exchanges/",
         "/accounts/settings/",
         "/accounts/password/change/",
+        "/jobs/",
+        "/ops/jobs/",  # staff pages: the callers' users are staff
+        "/ops/cache/",
         "/api/docs/",
         "/admin/",
     ]
