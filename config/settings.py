@@ -92,6 +92,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.api.throttling.RateLimitHeadersMiddleware",
+    "csp.middleware.CSPMiddleware",
     "apps.accounts.middleware.UserTimezoneMiddleware",
 ]
 
@@ -256,6 +257,10 @@ if TESTING:
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home:index"
 LOGOUT_REDIRECT_URL = "accounts:login"
+# A password reset link works once and for this long (Django's default is 3 days).
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT_SECONDS", default=60 * 60)
+# A dashboard session lasts this long (two weeks), renewed by no activity: log in again then.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE_SECONDS", default=14 * 24 * 60 * 60)
 # Failed logins per (email) before a temporary lock-out, and its length.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
@@ -502,6 +507,26 @@ LOGGING = {
     },
 }
 
+# ------------------------------------------------------- content security policy
+# Every page, in every environment (so tests see what production sends): scripts only
+# from our own files (no inline script or event handler, no eval: Plotly's candlestick
+# and bar charts need none), everything else from the same origin (WebSockets included:
+# 'self' covers ws(s):// of the same host). Inline *styles* stay allowed: Plotly and the
+# Swagger UI set style attributes, and a style cannot run code. docs/security.md.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 # ---------------------------------------------------------------------- metrics
 # /metrics (Prometheus) answers only to "Authorization: Bearer <METRICS_TOKEN>"; unset, it is
 # off (404). Several processes (web, workers): set PROMETHEUS_MULTIPROC_DIR for all of them

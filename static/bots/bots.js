@@ -111,3 +111,9 @@
     log.prepend(row);
   });
 })();
+
+// A shown-once webhook URL selects itself on a click, ready to copy (no inline handler: the CSP
+// allows scripts from our own files only).
+document.querySelectorAll("input[data-select-on-click]").forEach((input) => {
+  input.addEventListener("click", () => input.select());
+});

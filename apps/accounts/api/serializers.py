@@ -48,6 +48,14 @@ class UserSerializer(serializers.ModelSerializer):
         return quota_summary(user=user)
 
 
+class RegisteredSerializer(serializers.Serializer):
+    """What registering answers: the new user and a JWT pair (documentation of the response)."""
+
+    user = UserSerializer()
+    refresh = serializers.CharField()
+    access = serializers.CharField()
+
+
 class RegisterSerializer(StrictSerializer):
     # 254: the longest address SMTP can deliver (RFC 5321), and the column's size.
     email = serializers.EmailField(max_length=254)
@@ -68,6 +76,13 @@ class PreferencesSerializer(StrictSerializer):
     timezone = serializers.CharField(max_length=64)
     display_currency = serializers.CharField(max_length=8)
     default_exchange = serializers.CharField(max_length=32)
+
+
+class TokenPairSerializer(serializers.Serializer):
+    """What logging in answers (documentation of the response)."""
+
+    access = serializers.CharField(help_text="JWT access token (Authorization: Bearer ...)")
+    refresh = serializers.CharField(help_text="JWT refresh token, for /auth/token/refresh/ and logout")
 
 
 class EmailTokenObtainPairSerializer(TokenObtainPairSerializer):

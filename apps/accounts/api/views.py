@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -15,7 +15,9 @@ from apps.accounts.api.serializers import (
     PreferencesSerializer,
     ProfileUpdateSerializer,
     RefreshSerializer,
+    RegisteredSerializer,
     RegisterSerializer,
+    TokenPairSerializer,
     UserSerializer,
 )
 
@@ -25,7 +27,7 @@ class RegisterView(APIView):
     authentication_classes: list = []
     throttle_scope = "login"  # per client address (apps.core.api.throttling)
 
-    @extend_schema(request=RegisterSerializer, responses={201: UserSerializer})
+    @extend_schema(request=RegisterSerializer, responses={201: RegisteredSerializer})
     def post(self, request):
         """Create an account; answers the user and a JWT pair."""
         serializer = RegisterSerializer(data=request.data)
@@ -33,11 +35,14 @@ class RegisterView(APIView):
         user = services.user_register(**serializer.validated_data)
         refresh = RefreshToken.for_user(user)
         return Response(
-            {"user": UserSerializer(user).data, "refresh": str(refresh), "access": str(refresh.access_token)},
+            RegisteredSerializer(
+                {"user": user, "refresh": str(refresh), "access": str(refresh.access_token)}
+            ).data,
             status=status.HTTP_201_CREATED,
         )
 
 
+@extend_schema_view(post=extend_schema(responses={200: TokenPairSerializer}))
 class LoginView(TokenObtainPairView):
     """Email + password -> access and refresh tokens."""
 

@@ -135,8 +135,20 @@ def signal_client_order_id(bot_id: int, dedup_key: str, index: int) -> str:
     return f"bot{bot_id}-s{digest}-{index}"
 
 
+def _storable(value: Any) -> Any:
+    """``value`` with its text made storable: PostgreSQL text and jsonb hold neither NUL nor
+    a lone surrogate (both arrive in JSON as ``\\u0000``, ``\\ud800``); each becomes U+FFFD or ?."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
+
+
 def _stored_payload(payload: Any) -> Any:
-    text = json.dumps(payload, default=str)
+    text = json.dumps(_storable(payload), default=str)
     if len(text) <= MAX_PAYLOAD_CHARS:
         return json.loads(text)
     return {"truncated": text[:MAX_PAYLOAD_CHARS]}
@@ -157,6 +169,7 @@ def _log(
     client_order_ids: list[str] | None = None,
     order_ids: list[int] | None = None,
 ) -> BotSignal:
+    reason = _storable(reason)  # validation messages quote the bad input
     signal = BotSignal.objects.create(
         bot=bot,
         received_at=received_at,

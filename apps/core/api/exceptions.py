@@ -111,7 +111,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 def json_error_view(code: str, message: str, status_code: int):
     from django.http import JsonResponse
+    from django.views.decorators.csrf import csrf_exempt
 
+    # Exempt: the answer is the same error whatever the method, and a POST to an unknown
+    # /api/ path must get this JSON 404, not the CSRF middleware's HTML 403.
+    @csrf_exempt
     def view(request, exception=None):
         return JsonResponse(error_body(code, message), status=status_code)
 

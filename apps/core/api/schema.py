@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from drf_spectacular import openapi
 from rest_framework import permissions, serializers
 from rest_framework_simplejwt.views import TokenViewBase
@@ -48,6 +49,19 @@ class ErrorSerializer(serializers.Serializer):
 
 class ErrorBodySerializer(serializers.Serializer):
     error = ErrorSerializer()
+
+
+def _may_be_blank(field) -> bool:
+    if getattr(field, "allow_blank", False):
+        return True
+    # A read-only field of a ModelSerializer loses allow_blank; its model field still tells.
+    model = getattr(getattr(field.parent, "Meta", None), "model", None)
+    if model is None or not field.source or "." in field.source:
+        return False
+    try:
+        return bool(model._meta.get_field(field.source).blank)
+    except FieldDoesNotExist:
+        return False
 
 
 class AutoSchema(openapi.AutoSchema):
@@ -103,6 +117,13 @@ class AutoSchema(openapi.AutoSchema):
         if str(status_code) == "429":
             headers["Retry-After"] = RETRY_AFTER_HEADER
         return headers
+
+    def _insert_field_validators(self, field, schema) -> None:
+        super()._insert_field_validators(field, schema)
+        if "format" in schema and _may_be_blank(field):
+            # "" is a valid value of a blank-allowed URL or email field but no valid "uri" or
+            # "email": the format would make every empty value a schema violation.
+            del schema["format"]
 
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)

@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api.pagination import StandardPagination
 from apps.orders.api.serializers import PositionSerializer
 from apps.portfolio import selectors
 from apps.portfolio.api import serializers as s
@@ -233,6 +234,8 @@ class CashFlowListView(PortfolioView):
     """Deposits, withdrawals, opening balances and paper resets, newest first (paginated)."""
 
     query_serializer = s.PagedRangeQuerySerializer
+    # Declared so that the schema documents the page envelope ({count, next, previous, results}).
+    pagination_class = StandardPagination
 
     @extend_schema(parameters=[s.PagedRangeQuerySerializer], responses=s.CashFlowSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -240,17 +243,9 @@ class CashFlowListView(PortfolioView):
         q.pop("page", None)
         q.pop("page_size", None)
         qs = selectors.cash_flow_list(user=request.user, **q)
-        paginator = self.paginator
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(s.CashFlowSerializer(page, many=True).data)
-
-    @property
-    def paginator(self):
-        from rest_framework.settings import api_settings
-
-        if not hasattr(self, "_paginator"):
-            self._paginator = api_settings.DEFAULT_PAGINATION_CLASS()
-        return self._paginator
 
 
 class _Echo:

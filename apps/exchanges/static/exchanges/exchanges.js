@@ -59,3 +59,11 @@
     });
   });
 })();
+
+// Forms that ask first (remove a connection, reset the paper account): the question is the
+// form's data-confirm (no inline handler: the CSP allows scripts from our own files only).
+document.querySelectorAll("form[data-confirm]").forEach((form) => {
+  form.addEventListener("submit", (event) => {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+  });
+});
