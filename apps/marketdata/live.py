@@ -14,6 +14,7 @@ segments do not freeze it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import defaultdict
@@ -255,7 +256,10 @@ def ticker(*, exchange: str, symbol: str) -> dict[str, Any]:
     """
     # The paper exchange asks for the price several times per order: a warm ticker is found
     # through the market id remembered for the name, without reading the catalog row again.
-    alias = f"marketdata:ticker:by-name:{exchange}:{symbol}"  # in the cache page's "prices" family
+    # In the cache page's "prices" family; the name is the caller's text (any characters), so the
+    # key holds its digest: Redis keys stay printable and bounded.
+    name = hashlib.blake2b(f"{exchange}\x00{symbol}".encode(errors="replace"), digest_size=12).hexdigest()
+    alias = f"marketdata:ticker:by-name:{name}"
     known = cache.get(alias)
     if known is not None:
         cached = cache.get(f"marketdata:ticker:{known}")
