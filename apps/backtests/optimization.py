@@ -54,6 +54,7 @@ from apps.core.jobs import (
     JobTimeLimitExceeded,
     job_cancel,
     job_publish_status,
+    job_send,
 )
 
 logger = logging.getLogger(__name__)
@@ -293,8 +294,7 @@ def walk_forward_windows(
 
 
 def _enqueue_start(optimization_id: int) -> None:
-    task_id = send_task(OPTIMIZATION_START_TASK, optimization_id)
-    Optimization.objects.filter(id=optimization_id, task_id="").update(task_id=task_id)
+    job_send(Optimization(pk=optimization_id), OPTIMIZATION_START_TASK)
 
 
 # =================================================================== execution

@@ -203,6 +203,35 @@ def job_publish_status(job: Job) -> None:
         publish_event(job.owner_user_id, job.status_event, job.event_payload())
 
 
+QUEUE_UNAVAILABLE_MESSAGE = "The job queue was unavailable, so this job never started. Run it again."
+
+
+def job_send(job: Job, task_name: str, *, queue: str | None = None) -> str:
+    """Ask a worker to run ``job`` (call after its row is committed) and record the task id.
+
+    With the broker unreachable the job is failed at once (``queue_unavailable``), never left
+    pending with no task behind it, and the error is raised again (the API answers 503).
+    """
+    from celery import current_app
+    from kombu.exceptions import OperationalError
+
+    model = type(job)
+    options = {"queue": queue} if queue else {}
+    try:
+        task_id = current_app.send_task(task_name, args=[job.pk], **options).id or ""
+    except OperationalError:
+        if model.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
+            status=JobStatus.FAILED,
+            finished_at=timezone.now(),
+            error_code="queue_unavailable",
+            error=QUEUE_UNAVAILABLE_MESSAGE,
+        ):
+            logger.warning("%s %s failed: the job queue is unavailable", model._meta.label, job.pk)
+        raise
+    model.objects.filter(pk=job.pk, task_id="").update(task_id=task_id)
+    return task_id
+
+
 def job_cancel(job: Job) -> Job:
     """Cancel a job: a pending one at once, a running one cooperatively (its monitor stops it).
 

@@ -14,7 +14,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from celery import current_app
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
@@ -26,6 +25,7 @@ from apps.core.jobs import (
     JobStatus,
     JobTimeLimitExceeded,
     job_publish_status,
+    job_send,
     outage_error,
 )
 from apps.core.jobs import job_cancel as core_job_cancel
@@ -65,7 +65,7 @@ def job_create(
         user=user, kind=kind, exchange=exchange, symbol=market.symbol, timeframe=timeframe, params=params
     )
     if enqueue:
-        transaction.on_commit(lambda: current_app.tasks[RUN_JOB_TASK].delay(job.id))
+        transaction.on_commit(lambda: job_send(job, RUN_JOB_TASK))
     return job
 
 

@@ -166,6 +166,10 @@ def test_a_redis_restart_loses_no_order_and_workers_beat_web_and_websockets_carr
     # A job cannot be queued: 503 with the error body, not Django's HTML 500.
     refused = api.post("/api/v1/backtests/", support.SMA_BODY)
     assert "job queue" in assert_error(refused, 503, "service_unavailable")["message"]
+    # ...and its row is not left pending forever with no task behind it: failed, saying why.
+    assert list(BacktestRun.objects.filter(owner=_user).values_list("status", "error_code")) == [
+        ("failed", "queue_unavailable")
+    ]
     fault_stack.redis.start()
 
     wait_for(lambda: fault_stack.worker_answers("worker"), timeout=30)

@@ -18,7 +18,7 @@ from apps.accounts.quotas import Quota, quota_guard
 from apps.backtests.engine import BacktestCancelled
 from apps.backtests.engine.errors import BacktestError
 from apps.backtests.models import BacktestRun, StrategyKind
-from apps.backtests.services.enqueue import RUN_TASK, send_task
+from apps.backtests.services.enqueue import RUN_TASK
 from apps.backtests.services.failures import error_fields
 from apps.backtests.services.futures import futures_inputs
 from apps.backtests.services.lookahead import lookahead_report, lookahead_seconds
@@ -33,6 +33,7 @@ from apps.core.jobs import (
     JobTimeLimitExceeded,
     job_cancel,
     job_publish_status,
+    job_send,
     outage_error,
 )
 
@@ -45,8 +46,7 @@ def time_limit_seconds() -> float:
 
 
 def _enqueue_run(run: BacktestRun) -> None:
-    task_id = send_task(RUN_TASK, run.id)
-    BacktestRun.objects.filter(id=run.id, task_id="").update(task_id=task_id)
+    job_send(run, RUN_TASK)
 
 
 def backtest_create(*, user, data: Any, enqueue: bool = True) -> BacktestRun:

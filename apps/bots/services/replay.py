@@ -82,6 +82,7 @@ from apps.core.jobs import (
     JobTimeLimitExceeded,
     job_cancel,
     job_publish_status,
+    job_send,
 )
 from apps.exchanges.gateway.base import Order as GatewayOrder
 from apps.exchanges.gateway.paper import DEFAULT_SLIPPAGE, PaperGateway, paper_account_reset, split_symbol
@@ -172,10 +173,7 @@ def bot_replay_create(*, bot: Bot, start: datetime, end: datetime, enqueue: bool
 
 
 def _enqueue(replay: BotReplay) -> None:
-    from celery import current_app
-
-    task_id = current_app.send_task(REPLAY_TASK, args=[replay.pk], queue=BOTS_QUEUE).id or ""
-    BotReplay.objects.filter(pk=replay.pk, task_id="").update(task_id=task_id)
+    job_send(replay, REPLAY_TASK, queue=BOTS_QUEUE)
 
 
 def bot_replay_cancel(*, replay: BotReplay) -> BotReplay:

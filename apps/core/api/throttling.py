@@ -44,6 +44,7 @@ window's end.
 
 from __future__ import annotations
 
+import logging
 import math
 import zlib
 from dataclasses import dataclass
@@ -52,7 +53,13 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework.throttling import SimpleRateThrottle
+
+logger = logging.getLogger(__name__)
+
+CACHE_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 # The scopes a view may pick, and what they are for (the README and the schema show them).
 SCOPES: dict[str, str] = {
@@ -140,7 +147,13 @@ class ApiRateThrottle(SimpleRateThrottle):
         self.now = self.timer()
         key, self.reset_at = rate_window(self.scope, self.identity(request, view), self.duration, self.now)
         # The key names its window, so it may outlive it: a whole period from now, whatever the clock.
-        count = self._count(key, timeout=self.duration + 1)
+        try:
+            count = self._count(key, timeout=self.duration + 1)
+        except CACHE_DOWN as exc:
+            # The cache (Redis) is down: let the request through uncounted rather than refuse
+            # reads that need only the database (docs/faults.md); no rate-limit headers then.
+            logger.warning("rate limit not counted, the cache is unavailable: %r", exc)
+            return True
         self._record(request, count)
         return count <= self.num_requests
 
