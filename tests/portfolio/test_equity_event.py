@@ -18,7 +18,9 @@ def test_a_snapshot_publishes_the_new_equity_and_summary_to_its_owner(
 ):
     PaperAccountFactory(user=user, initial_balances={"USDT": "2500.25"})
     sent = []
-    monkeypatch.setattr(events, "_send", lambda group, kind, payload: sent.append((group, kind, payload)))
+    monkeypatch.setattr(
+        events, "_send", lambda group, _user_id, kind, payload: sent.append((group, kind, payload))
+    )
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         snapshot = services.snapshot_take(user=user)
     assert [kind for _, kind, _ in sent] == []  # nothing before the commit
