@@ -6,12 +6,15 @@ sent; it is sent to the gateway after that write commits, and the answer
 idempotent: placing twice with one id returns the first order, a lost answer
 is found again by ``order_sync`` through the id, never sent a second time.
 
-Brackets (an entry with a stop-loss and a take-profit) are emulated by the
-platform on every exchange: the take-profit leg rests at the exchange once the
-entry has filled, the stop-loss leg is *held* by the platform, which watches the
-price (``order_sync``) and fires it as a market order; when one leg fills the
-other is cancelled. Holding the stop avoids reserving the same coins twice,
-which spot exchanges (and the paper exchange) refuse.
+Brackets (an entry with a stop-loss and a take-profit): both legs are written
+*held* with the entry and wait for it to fill. Then, on a gateway with native
+OCO (``supports_oco``: the paper exchange), the two legs are placed as one OCO
+pair, which the exchange fills by its own rules and whose other leg it cancels;
+``order_sync`` records both. Elsewhere (ccxt's unified API has no OCO) the
+platform emulates it: the take-profit leg rests at the exchange, the stop-loss
+leg stays held by the platform, which watches the price (``order_sync``) and
+fires it as a market order; when one leg fills the other is cancelled. Either
+way the same coins are reserved once, as spot exchanges require.
 
 Every change is pushed to the owner's browser as ``order.*``, ``fill.*`` and
 ``position.*`` events after the commit.
@@ -681,9 +684,15 @@ def _after_status(order: Order, gateway: ExchangeGateway) -> None:
     """Bracket rules after ``order``'s status changed: arm legs on entry fill, one-cancels-other."""
     if order.role == Order.Role.ENTRY:
         if order.status == OrderStatus.FILLED:
-            for leg in order.legs.filter(status=OrderStatus.PENDING, held=True, role=Order.Role.TAKE_PROFIT):
-                leg_id = leg.pk
-                transaction.on_commit(lambda leg_id=leg_id: _submit(leg_id, gateway))
+            legs = list(order.legs.filter(status=OrderStatus.PENDING, held=True).order_by("pk"))
+            if getattr(gateway, "supports_oco", False) and len(legs) == 2:
+                leg_ids = [leg.pk for leg in legs]
+                transaction.on_commit(lambda: _submit_oco(leg_ids, gateway))
+                return
+            for leg in legs:
+                if leg.role == Order.Role.TAKE_PROFIT:
+                    leg_id = leg.pk
+                    transaction.on_commit(lambda leg_id=leg_id: _submit(leg_id, gateway))
         elif (
             order.status in (OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED)
             and not order.filled
@@ -695,6 +704,59 @@ def _after_status(order: Order, gateway: ExchangeGateway) -> None:
             Order.objects.select_for_update().filter(parent_id=order.parent_id).exclude(pk=order.pk).open()
         ):
             _cancel_locked(sibling, gateway, reason=f"{order.get_role_display()} filled")
+
+
+def _submit_oco(leg_ids: list[int], gateway: ExchangeGateway) -> None:
+    """Place a filled entry's two held legs as one native OCO pair (once: under their row locks).
+
+    An exchange that refuses the pair (an order it would not take alone either,
+    say) leaves the legs to the emulation: the take-profit is sent on its own and
+    the stop-loss stays held. An unknown outcome keeps both held; ``order_sync``
+    asks again (the pair's client order ids make that idempotent).
+    """
+    fallback = None
+    with transaction.atomic():
+        legs = list(Order.objects.select_for_update().filter(pk__in=leg_ids).order_by("pk"))
+        if len(legs) != 2 or any(
+            leg.status != OrderStatus.PENDING or not leg.held or leg.exchange_order_id for leg in legs
+        ):
+            return
+        try:
+            remotes = gateway.create_oco(*(_request(leg) for leg in legs))
+        except (InvalidOrder, InsufficientFunds) as exc:
+            logger.info("bracket legs %s: no native OCO (%s), emulated", leg_ids, exc.message)
+            fallback = next((leg.pk for leg in legs if leg.role == Order.Role.TAKE_PROFIT), None)
+        except ExchangeError as exc:
+            logger.warning("bracket legs %s: OCO send failed, will sync: %s", leg_ids, exc.message)
+            return
+        else:
+            by_client_id = {remote.client_order_id: remote for remote in remotes}
+            for leg in legs:
+                remote = by_client_id.get(leg.client_order_id)
+                if remote is None:  # not part of what the exchange holds: left to the emulation
+                    continue
+                leg.held = False
+                _record(leg, remote, gateway)
+    if fallback is not None:
+        _submit(fallback, gateway)
+
+
+def _send_held_oco_pairs(account: Account, gateway: ExchangeGateway) -> int:
+    """Native OCO: place the held leg pairs of filled entries whose placement was lost (a crash, an outage)."""
+    if not getattr(gateway, "supports_oco", False):
+        return 0
+    pairs: dict[int, list[int]] = {}
+    held = Order.objects.for_account(account).filter(
+        held=True, status=OrderStatus.PENDING, parent__status=OrderStatus.FILLED
+    )
+    for leg_id, parent_id in held.order_by("pk").values_list("pk", "parent_id"):
+        pairs.setdefault(parent_id, []).append(leg_id)
+    sent = 0
+    for leg_ids in pairs.values():
+        if len(leg_ids) == 2:
+            _submit_oco(leg_ids, gateway)
+            sent += 1
+    return sent
 
 
 def _cancel_legs(entry: Order, *, reason: str) -> None:
@@ -769,7 +831,27 @@ def _cancel_locked(
     if not remote.reason:
         remote = replace(remote, reason=reason)
     _record(order, remote, gateway)
+    if order.parent_id and getattr(gateway, "supports_oco", False):
+        _record_oco_sibling(order, gateway)
     return order
+
+
+def _record_oco_sibling(leg: Order, gateway: ExchangeGateway) -> None:
+    """A native OCO leg was cancelled: the exchange cancelled its sibling too, record that now."""
+    siblings = (
+        Order.objects.select_for_update()
+        .filter(parent_id=leg.parent_id, held=False)
+        .exclude(pk=leg.pk)
+        .exclude(exchange_order_id="")
+        .open()
+    )
+    for sibling in siblings.order_by("pk"):
+        try:
+            remote = gateway.fetch_order(sibling.exchange_order_id, sibling.symbol)
+        except ExchangeError as exc:  # order_sync records it later
+            logger.info("order %s: not synced after its OCO sibling's cancel: %s", sibling.pk, exc.message)
+            continue
+        _record(sibling, remote, gateway)
 
 
 def order_cancel(*, order: Order, gateway: ExchangeGateway | None = None) -> Order:
@@ -832,11 +914,14 @@ def order_sync(*, account: Account, gateway: ExchangeGateway | None = None) -> S
     """Reconcile the account's open orders, fills and positions with the exchange, by client order id.
 
     An order still pending whose send was lost is looked up by its client order
-    id and sent only if the exchange has never seen it; held stop-loss legs fire
-    when the price crosses them; futures positions are read from the exchange.
+    id and sent only if the exchange has never seen it; a filled entry's held
+    legs are placed as their native OCO pair where the gateway has one, held
+    stop-loss legs fire when the price crosses them; futures positions are read
+    from the exchange.
     """
     gateway = gateway or account_gateway(account)
     result = SyncResult()
+    _send_held_oco_pairs(account, gateway)
     result.fired = _fire_held_stops(account, gateway)
     for order_id in (
         Order.objects.for_account(account)

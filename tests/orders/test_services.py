@@ -119,8 +119,62 @@ def test_cancel_releases_a_resting_limit_and_a_second_cancel_is_a_conflict(place
         services.order_cancel(order=cancelled, gateway=paper)
 
 
+@pytest.fixture(params=["native", "emulated"])
+def bracket_path(request, paper) -> str:
+    """Brackets both ways on the paper exchange: its native OCO, and the platform's emulation
+    (the path of a live exchange without OCO, ``supports_oco`` False), with one behaviour."""
+    if request.param == "emulated":
+        paper.supports_oco = False
+    return request.param
+
+
+@pytest.fixture
+def order_events(monkeypatch):
+    """The ``order.*``/``fill.*`` events the orders service publishes, as (type, order id, status)."""
+    sent: list[tuple[str, int, str | None]] = []
+    publish = services.publish_event
+
+    def record(user_id, kind, payload, on_commit=False):
+        if kind.startswith(("order.", "fill.")):
+            order_id = payload["order_id"] if kind.startswith("fill.") else payload["id"]
+            sent.append((kind, order_id, payload.get("status")))
+        return publish(user_id, kind, payload, on_commit=on_commit)
+
+    monkeypatch.setattr(services, "publish_event", record)
+    return sent
+
+
+def leg_events(events, leg) -> list[tuple[str, str | None]]:
+    return [(kind, status) for kind, order_id, status in events if order_id == leg.pk]
+
+
+def assert_legs_armed(entry, bracket_path) -> None:
+    """After the entry's fill: native, both legs rest at the exchange as one OCO pair; emulated, the
+    take-profit rests there and the platform holds the stop-loss."""
+    stop_leg = entry.legs.get(role="stop_loss")
+    tp_leg = entry.legs.get(role="take_profit")
+    assert (tp_leg.status, tp_leg.held, tp_leg.reduce_only) == ("open", False, True)
+    remote_tp = PaperOrder.objects.get(client_order_id=tp_leg.client_order_id)
+    if bracket_path == "native":
+        assert (stop_leg.status, stop_leg.held, stop_leg.reduce_only) == ("open", False, True)
+        remote_stop = PaperOrder.objects.get(client_order_id=stop_leg.client_order_id)
+        assert remote_stop.type == "stop_market" and remote_stop.stop_price == stop_leg.stop_price
+        assert remote_tp.oco_group and remote_tp.oco_group == remote_stop.oco_group
+    else:
+        assert (stop_leg.status, stop_leg.held) == ("pending", True)
+        assert not PaperOrder.objects.filter(client_order_id=stop_leg.client_order_id).exists()
+        assert remote_tp.oco_group == ""
+
+
 def test_bracket_take_profit_fill_cancels_the_stop_loss(
-    place, replay, btc_1h, paper_account, paper, django_capture_on_commit_callbacks
+    place,
+    replay,
+    btc_1h,
+    paper_account,
+    paper,
+    django_capture_on_commit_callbacks,
+    bracket_path,
+    order_events,
 ):
     entry_price = float(btc_1h.open[1])
     tp = Decimal(str(round(entry_price * 1.004, 2)))
@@ -129,8 +183,7 @@ def test_bracket_take_profit_fill_cancels_the_stop_loss(
     assert entry.status == Order.Status.FILLED
     stop_leg = entry.legs.get(role="stop_loss")
     tp_leg = entry.legs.get(role="take_profit")
-    assert (stop_leg.status, stop_leg.held) == ("pending", True)
-    assert (tp_leg.status, tp_leg.held, tp_leg.reduce_only) == ("open", False, True)
+    assert_legs_armed(entry, bracket_path)
     crossed = next(i for i in range(1, len(btc_1h.high)) if btc_1h.high[i] >= float(tp))
     replay.cursor = crossed + 1
     sync(paper_account, paper, django_capture_on_commit_callbacks)
@@ -138,12 +191,29 @@ def test_bracket_take_profit_fill_cancels_the_stop_loss(
     stop_leg.refresh_from_db()
     assert tp_leg.status == Order.Status.FILLED
     assert stop_leg.status == Order.Status.CANCELLED
+    assert tp_leg.fills.get().price >= tp
     position = Position.objects.get(paper_account=paper_account)
     assert position.size == 0 and position.side == "flat"
+    # The same events either way: the take-profit opens, fills (with its fill), the stop is cancelled.
+    assert leg_events(order_events, tp_leg) == [
+        ("order.updated", "open"),
+        ("fill.created", None),
+        ("order.updated", "filled"),
+    ]
+    # (Natively it rested at the exchange first: an "open" update the emulation's held stop lacks.)
+    assert leg_events(order_events, stop_leg)[-1] == ("order.updated", "cancelled")
+    assert not PaperOrder.objects.filter(account=paper_account, status="open").exists()
 
 
-def test_bracket_stop_loss_fires_at_market_and_cancels_the_take_profit(
-    place, replay, btc_1h, paper_account, paper, django_capture_on_commit_callbacks
+def test_bracket_stop_loss_fill_cancels_the_take_profit(
+    place,
+    replay,
+    btc_1h,
+    paper_account,
+    paper,
+    django_capture_on_commit_callbacks,
+    bracket_path,
+    order_events,
 ):
     entry_price = float(btc_1h.open[1])
     sl = Decimal(str(round(entry_price * 0.995, 2)))
@@ -157,14 +227,77 @@ def test_bracket_stop_loss_fires_at_market_and_cancels_the_take_profit(
     assert stop_leg.status == Order.Status.FILLED
     assert tp_leg.status == Order.Status.CANCELLED
     assert PaperOrder.objects.get(client_order_id=tp_leg.client_order_id).status == "cancelled"
+    remote_stop = PaperOrder.objects.get(client_order_id=stop_leg.client_order_id)
+    if bracket_path == "native":
+        # The exchange filled the stop by the engine's rule: at the stop, or the gapped open below it.
+        assert remote_stop.type == "stop_market" and stop_leg.fills.get().price <= sl
+    else:
+        # The platform saw the price below the stop and fired the leg at market.
+        assert remote_stop.type == "market"
+        assert stop_leg.fills.get().price == Decimal(repr(float(btc_1h.open[below])))
+    position = Position.objects.get(paper_account=paper_account)
+    assert position.size == 0 and position.side == "flat"
+    assert leg_events(order_events, stop_leg)[-2:] == [("fill.created", None), ("order.updated", "filled")]
+    assert leg_events(order_events, tp_leg)[-1] == ("order.updated", "cancelled")
 
 
-def test_cancelling_an_unfilled_bracket_entry_cancels_its_legs(place, paper):
+def test_cancelling_an_unfilled_bracket_entry_cancels_its_legs(place, paper, bracket_path):
     entry = place(
         type="limit", price=Decimal("20000"), stop_loss=Decimal("19000"), take_profit=Decimal("21000")
     )
     services.order_cancel(order=entry, gateway=paper)
     assert set(entry.legs.values_list("status", flat=True)) == {"cancelled"}
+    assert not PaperOrder.objects.filter(client_order_id__in=entry.legs.values("client_order_id")).exists()
+
+
+def test_native_bracket_legs_whose_placement_was_lost_are_placed_once_by_sync(
+    user, paper_account, paper, django_capture_on_commit_callbacks, btc_1h
+):
+    entry_price = float(btc_1h.open[1])
+    sl, tp = (Decimal(str(round(entry_price * f, 2))) for f in (0.5, 1.5))
+    with django_capture_on_commit_callbacks() as placed:
+        entry = services.order_place(
+            owner=user, account=paper_account, gateway=paper, symbol="BTC/USDT", side="buy",
+            type="market", amount=Decimal("0.01"), stop_loss=sl, take_profit=tp,
+        )  # fmt: skip
+    with django_capture_on_commit_callbacks() as lost:
+        for callback in placed:  # the entry is sent and fills ...
+            callback()
+    # ... and what was to run after that commit (the legs' placement, its events) is lost
+    entry.refresh_from_db()
+    assert entry.status == Order.Status.FILLED
+    assert set(entry.legs.values_list("status", "held")) == {("pending", True)}
+    sync(paper_account, paper, django_capture_on_commit_callbacks)
+    sync(paper_account, paper, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        for callback in lost:  # a late delivery of the lost callbacks changes nothing either
+            callback()
+    assert set(entry.legs.values_list("status", "held")) == {("open", False)}
+    legs = PaperOrder.objects.filter(client_order_id__in=entry.legs.values("client_order_id"))
+    assert legs.count() == 2 and len({leg.oco_group for leg in legs}) == 1
+
+
+def test_cancelling_one_native_bracket_leg_cancels_both_as_the_exchange_does(place, paper, btc_1h):
+    entry_price = float(btc_1h.open[1])
+    entry = place(
+        stop_loss=Decimal(str(round(entry_price * 0.5, 2))),
+        take_profit=Decimal(str(round(entry_price * 1.5, 2))),
+    )
+    stop_leg = entry.legs.get(role="stop_loss")
+    services.order_cancel(order=stop_leg, gateway=paper)
+    assert set(entry.legs.values_list("status", flat=True)) == {"cancelled"}
+    remote = PaperOrder.objects.filter(client_order_id__in=entry.legs.values("client_order_id"))
+    assert set(remote.values_list("status", flat=True)) == {"cancelled"}
+    assert paper.fetch_balance().get("BTC").free == Decimal("0.01")  # the pair's reservation released
+
+
+def test_a_bracket_the_exchange_refuses_as_an_oco_pair_is_emulated(
+    place, replay, btc_1h, paper_account, paper, django_capture_on_commit_callbacks
+):
+    # A stop this far below is worth less than the market's 5 USDT minimum as a resting order,
+    # so the exchange refuses the pair; the platform holds the stop and fires it at market.
+    entry = place(stop_loss=Decimal("100"), take_profit=Decimal(str(round(float(btc_1h.open[1]) * 3, 2))))
+    assert_legs_armed(entry, "emulated")
 
 
 def test_a_pending_order_whose_send_was_lost_is_sent_once_by_sync(

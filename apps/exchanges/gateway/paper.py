@@ -40,27 +40,28 @@ may spend are reserved (``used``) while it is open, like an exchange's
 "locked" balance. Each call locks the account row, so concurrent bots on one
 account serialize instead of double-spending, and matching is idempotent:
 orders and positions remember the last candle they were checked against.
+
+This module holds ``PaperGateway`` (orders, reservations, spot settlement,
+reads) and ``paper_account_reset``; the gateway's parts are mixins in sibling
+modules: ``paper_futures.PaperFutures`` (the USD-M futures bookkeeping) and
+``paper_matching.PaperMatching`` (candle and price matching), with what they
+share in ``paper_common``.
 """
 
 from __future__ import annotations
 
-import math
 import uuid
-from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any
 
-import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
 from apps.backtests.engine import fills
-from apps.backtests.engine.config import BacktestConfig
-from apps.backtests.engine.margin import funding_schedule, normalize_funding
 from apps.backtests.engine.slippage import SlippageModel
-from apps.backtests.engine.tiers import LeverageTiers, resolve_tiers
+from apps.backtests.engine.tiers import LeverageTiers
 from apps.core.events import publish_event
-from apps.core.money import ZERO, quantize_amount
+from apps.core.money import ZERO
 from apps.exchanges.gateway.base import (
     OHLCV,
     AccountBalance,
@@ -71,15 +72,20 @@ from apps.exchanges.gateway.base import (
     Order,
     OrderBook,
     OrderRequest,
-    Position,
     Ticker,
     Trade,
     to_decimal,
 )
 from apps.exchanges.gateway.errors import InsufficientFunds, InvalidOrder, OrderNotFound
+from apps.exchanges.gateway.paper_common import SIDE_SIGN, dec, q, split_symbol
+from apps.exchanges.gateway.paper_futures import DEFAULT_MMR, PaperFutures
+from apps.exchanges.gateway.paper_matching import PaperMatching
 from apps.exchanges.gateway.prices import Bar, MarketDataPriceSource, PriceSource
 from apps.exchanges.models import PaperAccount, PaperBalance, PaperOrder, PaperPosition, PaperTrade
 from apps.orders.enums import OPEN_STATUSES, OrderSide, OrderStatus, OrderType, TimeInForce
+
+# Imported from here by the bots (their paper accounts, replays and futures checks).
+__all__ = ["DEFAULT_MMR", "DEFAULT_SLIPPAGE", "PaperGateway", "paper_account_reset", "split_symbol"]
 
 DEFAULT_SLIPPAGE = {"type": "percentage", "value": 0.0005}
 # What the simulation fills (the engine's fill rules); the other OrderTypes are refused.
@@ -91,91 +97,9 @@ SIMULATED_TYPES = (
     OrderType.TAKE_PROFIT,
     OrderType.TRAILING_STOP,
 )
-TAKER_RESTING = (OrderType.STOP_MARKET, OrderType.TAKE_PROFIT, OrderType.TRAILING_STOP)
-SIDE_SIGN = {OrderSide.BUY: 1, OrderSide.SELL: -1}
-FUTURES = PaperAccount.MarketType.FUTURES
-CROSS = PaperPosition.MarginMode.CROSS
-# The engine's maintenance rate for markets without shipped or fetched tiers.
-DEFAULT_MMR = BacktestConfig.maintenance_margin_rate
-MAX_EVENTS_PER_BAR = 1_000
 
 
-q = quantize_amount
-
-
-def dec(value: float) -> Decimal:
-    """A float price from the fill rules -> Decimal via its shortest repr (no binary noise)."""
-    return Decimal(repr(float(value)))
-
-
-def _pair(symbol: str) -> tuple[str, str]:
-    base, sep, quote = symbol.partition("/")
-    if not sep or not base or not quote:
-        raise InvalidOrder(f"Symbol {symbol!r} is not BASE/QUOTE.", fields={"symbol": "format BASE/QUOTE"})
-    return base.upper(), quote.upper()
-
-
-def split_symbol(symbol: str, *, futures: bool = False) -> tuple[str, str]:
-    """``(base, quote)``; futures symbols are ccxt's linear perpetuals ``BASE/QUOTE:QUOTE``."""
-    if not futures:
-        if ":" in symbol:
-            raise InvalidOrder(
-                "This paper account trades spot; futures need a futures paper account.",
-                fields={"symbol": "not spot"},
-            )
-        return _pair(symbol)
-    pair, sep, settle = symbol.partition(":")
-    if not sep:
-        raise InvalidOrder(
-            f"Futures symbols are BASE/QUOTE:SETTLE (e.g. BTC/USDT:USDT), not {symbol!r}.",
-            fields={"symbol": "format BASE/QUOTE:SETTLE"},
-        )
-    base, quote = _pair(pair)
-    if settle.upper() != quote:
-        raise InvalidOrder(
-            "The paper exchange simulates USD-M (linear) futures: they settle in the quote asset.",
-            fields={"symbol": "linear futures only"},
-        )
-    return base, quote
-
-
-def path_point(path: tuple[float, ...], price: float) -> tuple[int, float]:
-    """Where on the candle path ``price`` is first reached: (segment, distance from its start).
-
-    Segment 0 is the open; segment k runs from ``path[k-1]`` to ``path[k]``.
-    Comparing these tuples orders events the way the engine's walk meets them.
-    """
-    if price == path[0]:
-        return 0, 0.0
-    for k in range(1, len(path)):
-        lo, hi = min(path[k - 1], path[k]), max(path[k - 1], path[k])
-        if lo <= price <= hi:
-            return k, abs(price - path[k - 1])
-    return len(path), 0.0
-
-
-def liquidation_point(path: tuple[float, ...], liq: float, long: bool) -> tuple[int, float] | None:
-    """Where the path first reaches a position's liquidation price, or None."""
-    direction = fills.LOW if long else fills.HIGH
-    if fills.crossed(direction, liq, path[0]):
-        return 0, -1.0  # at the open the engine liquidates before any gapped order
-    for k in range(1, len(path)):
-        if fills.crossed(direction, liq, path[k]):
-            return k, abs(liq - path[k - 1])
-    return None
-
-
-@dataclass
-class Candidate:
-    """A fill an order would get in the current candle (slippage not applied yet)."""
-
-    level: float
-    qty: Decimal
-    maker: bool
-    slip: bool
-
-
-class PaperGateway(ExchangeGateway):
+class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
     """``ExchangeGateway`` over one ``PaperAccount``. ``prices`` defaults to the market-data service."""
 
     name = "paper"
@@ -256,25 +180,6 @@ class PaperGateway(ExchangeGateway):
             min_amount=row.min_amount,
             min_cost=row.min_notional,
         )
-
-    @property
-    def futures(self) -> bool:
-        return self.account.market_type == FUTURES
-
-    def _tiers(self, symbol: str) -> LeverageTiers:
-        # The engine's tiers: shipped Binance USD-M brackets for BTC and ETH, else one flat bracket.
-        if symbol not in self._tiers_cache:
-            self._tiers_cache[symbol] = resolve_tiers(None, symbol, DEFAULT_MMR)
-        return self._tiers_cache[symbol]
-
-    def _position(self, symbol: str, quote: str) -> PaperPosition:
-        position = self._positions.get(symbol)
-        if position is None:
-            position, _ = PaperPosition.objects.get_or_create(
-                account=self.account, symbol=symbol, defaults={"quote": quote}
-            )
-            self._positions[symbol] = position
-        return position
 
     def _loaded(self, order: PaperOrder) -> PaperOrder:
         """The in-memory copy of ``order`` a matching pass holds, so that no stale copy is saved later."""
@@ -469,47 +374,12 @@ class PaperGateway(ExchangeGateway):
                 )
         return amount, price, stop_price
 
-    def _check_position_limit(self, order: PaperOrder, ref_price: Decimal) -> None:
-        """Futures: the position an order could open may not exceed what its leverage allows (tiers)."""
-        if not self.futures or order.reduce_only:
-            return
-        position = self._position(order.symbol, order.quote)
-        closing = self._closable(position, order)
-        if order.amount <= closing:
-            return  # it only reduces the position
-        leverage = float(position.leverage)
-        limit = self._tiers(order.symbol).max_notional(leverage)
-        # The position after the fill: larger in the same direction, or reversed past zero.
-        after = abs(position.size) + order.amount if not closing else order.amount - closing
-        notional = float(after * ref_price)
-        if notional > limit:
-            raise InvalidOrder(
-                f"A position of {notional:,.2f} {order.quote} exceeds the {limit:,.0f} {order.quote} "
-                f"the market allows at {leverage:g}x leverage; lower the leverage or the amount.",
-                fields={"amount": "exceeds the maximum position at this leverage"},
-            )
-
     def _reserve(self, order: PaperOrder, ref_price: Decimal) -> None:
         """Hold what the order may spend: quote (with the higher fee) for buys and futures margin, base for spot sells."""
         maker, taker = self._fees
         if self.futures:
             asset = order.quote
-            if order.reduce_only:
-                need = ZERO  # closes only: frees margin, never takes any
-            else:
-                position = self._position(order.symbol, order.quote)
-                closing = self._closable(position, order)
-                opening = max(order.amount - closing, ZERO)
-                need = q(
-                    opening * ref_price / position.leverage + order.amount * ref_price * max(maker, taker),
-                    ROUND_UP,
-                )
-                if closing:
-                    # One-way mode: the part that closes the opposite position frees its margin and
-                    # realizes its P&L first, which pays for the part that opens (a reversal).
-                    freed = q(position.margin * closing / abs(position.size), ROUND_DOWN)
-                    pnl = q(position.side * closing * (ref_price - position.entry_price))
-                    need = max(need - freed - pnl, ZERO)
+            need = self._margin_need(order, ref_price, max(maker, taker))
         elif order.side == OrderSide.BUY:
             asset = order.quote
             need = q(order.amount * ref_price * (1 + max(maker, taker)), ROUND_UP)
@@ -527,13 +397,6 @@ class PaperGateway(ExchangeGateway):
         balance.used += need
         balance.save(update_fields=["free", "used"])
         order.reserved = need
-
-    @staticmethod
-    def _closable(position: PaperPosition, order: PaperOrder) -> Decimal:
-        """How much of ``order`` closes the opposite futures position (one-way mode)."""
-        if not position.size or (position.size > 0) == (order.side == OrderSide.BUY):
-            return ZERO
-        return min(order.amount, abs(position.size))
 
     def _reserved_asset(self, order: PaperOrder) -> str:
         return order.quote if self.futures or order.side == OrderSide.BUY else order.base
@@ -658,80 +521,6 @@ class PaperGateway(ExchangeGateway):
             quote.save(update_fields=["free"])
         return True
 
-    def _settle_futures(
-        self, order: PaperOrder, qty: Decimal, price: Decimal, rate: Decimal, release: Decimal, timestamp: int
-    ) -> tuple[Decimal, Decimal, Decimal, Decimal] | None:
-        """Reduce (realizing P&L, freeing margin) then open or add (holding margin), as the engine's ``_execute``.
-
-        Returns ``(qty, cost, fee, realized P&L)`` or None when the order was rejected or cancelled.
-        """
-        position = self._position(order.symbol, order.quote)
-        side = SIDE_SIGN[order.side]
-        size = position.size
-        closing = min(qty, abs(size)) if size and (size > 0) != (side > 0) else ZERO
-        if order.reduce_only:
-            if not closing:
-                self._finish(order, OrderStatus.CANCELLED, "reduce-only: no position to reduce")
-                return None
-            qty = closing
-        opening = qty - closing
-        cost = q(qty * price)
-        fee = q(cost * rate)
-        quote = self._balance(order.quote)
-        pnl = margin_freed = ZERO
-        if closing:
-            pnl = q(position.side * closing * (price - position.entry_price))
-            margin_freed = (
-                position.margin
-                if closing == abs(size)
-                else q(position.margin * closing / abs(size), ROUND_DOWN)
-            )
-        margin_added = ZERO
-        if opening:
-            leverage = position.leverage
-            notional = float((abs(size) - closing + opening) * price)
-            if notional > self._tiers(order.symbol).max_notional(float(leverage)):
-                self._finish(order, OrderStatus.REJECTED, "exceeds the maximum position at this leverage")
-                return None
-            margin_added = q(opening * price / leverage)
-            if margin_added + fee > quote.free + release + margin_freed + pnl:
-                self._finish(order, OrderStatus.REJECTED, "insufficient margin at fill time")
-                return None
-        # Wallet (free + used) changes by P&L minus fee; margin moves between free and used.
-        quote.used += margin_added - margin_freed - release
-        quote.free = max(quote.free + release + margin_freed + pnl - fee - margin_added, ZERO)
-        quote.save(update_fields=["free", "used"])
-        if closing:
-            position.margin -= margin_freed
-            position.realized_pnl += pnl
-            position.size += side * closing
-            if not position.size:
-                position.entry_price = None
-                position.margin = ZERO
-        if opening:
-            old = abs(position.size)
-            new = old + opening
-            if not old:
-                # Funding due at or before the opening is not this position's (the engine charges
-                # funding at a candle's open, before that candle's fills).
-                position.funded_until = timestamp
-                position.checked_until = timestamp
-            position.entry_price = q(((position.entry_price or ZERO) * old + price * opening) / new)
-            position.size = side * new
-            position.margin += margin_added
-        position.save()
-        return qty, cost, fee, pnl
-
-    def _after_position_change(self, symbol: str) -> None:
-        """Cancel reduce-only orders that no longer reduce anything (as the engine does)."""
-        position = self._position(symbol, "")
-        for order in self.account.orders.open().filter(symbol=symbol, reduce_only=True).order_by("pk"):
-            order = self._loaded(order)
-            if order.status not in OPEN_STATUSES:
-                continue
-            if not position.size or (position.size > 0) == (order.side == OrderSide.BUY):
-                self._finish(order, OrderStatus.CANCELLED, "reduce-only: no position left to reduce")
-
     def _cancel_oco_siblings(self, order: PaperOrder, *, reason: str) -> None:
         """Cancel the other order of ``order``'s OCO pair; ``order`` takes over the pair's reservation."""
         siblings = self.account.orders.open().filter(oco_group=order.oco_group).exclude(pk=order.pk)
@@ -748,457 +537,6 @@ class PaperGateway(ExchangeGateway):
         order.status = status
         order.reason = reason
         order.save()
-
-    # ---------------------------------------------------------------- futures
-    def _collateral(self, position: PaperPosition) -> Decimal:
-        """What a liquidation takes: the isolated margin, or (cross) the free balance and the margin."""
-        if position.margin_mode == CROSS:
-            return self._balance(position.quote).free + position.margin
-        return position.margin
-
-    def _liquidation_price(self, position: PaperPosition) -> float | None:
-        if not position.size:
-            return None
-        return self._tiers(position.symbol).liquidation_price(
-            position.side,
-            float(position.entry_price),
-            float(abs(position.size)),
-            float(self._collateral(position)),
-        )
-
-    def _liquidate(self, position: PaperPosition, timestamp: int, gap_point: float | None) -> None:
-        """The exchange takes the position over at the bankruptcy price: its whole margin is lost.
-
-        As the engine's ``SimulatedBroker._liquidate``: no fee (the maintenance margin
-        left goes to the insurance fund); on a gap beyond the bankruptcy price the fill
-        is recorded at the gapped price, the loss stays the margin.
-        """
-        side = position.side
-        qty = abs(position.size)
-        collateral = self._collateral(position)
-        bankrupt = LeverageTiers.bankruptcy_price(
-            side, float(position.entry_price), float(qty), float(collateral)
-        )
-        exit_price = bankrupt
-        if gap_point is not None and (gap_point - bankrupt) * side < 0:
-            exit_price = gap_point
-        price = dec(exit_price)
-        base, quote_asset = split_symbol(position.symbol, futures=True)
-        order = PaperOrder.objects.create(
-            account=self.account,
-            client_order_id=f"liquidation-{uuid.uuid4().hex[:24]}",
-            symbol=position.symbol,
-            base=base,
-            quote=quote_asset,
-            side=OrderSide.SELL if side > 0 else OrderSide.BUY,
-            type=OrderType.MARKET,
-            amount=qty,
-            filled=qty,
-            cost=q(qty * price),
-            status=OrderStatus.FILLED,
-            reason="liquidation",
-            reduce_only=True,
-            rests_from=timestamp,
-            checked_until=timestamp,
-            fee_asset=quote_asset,
-        )
-        quote = self._balance(position.quote)
-        quote.used -= position.margin
-        if position.margin_mode == CROSS:
-            quote.free = ZERO
-        quote.save(update_fields=["free", "used"])
-        PaperTrade.objects.create(
-            order=order,
-            account=self.account,
-            symbol=position.symbol,
-            side=order.side,
-            price=price,
-            amount=qty,
-            cost=order.cost,
-            fee=ZERO,
-            fee_asset=quote_asset,
-            maker=False,
-            timestamp=timestamp,
-            realized_pnl=-collateral,
-            liquidation=True,
-        )
-        position.realized_pnl -= collateral
-        position.size = ZERO
-        position.entry_price = None
-        position.margin = ZERO
-        position.save()
-        self._publish_fill(order, price, qty, ZERO, timestamp)
-        self._after_position_change(position.symbol)
-
-    def _funding_spec(self, symbol: str, start_ms: int, end_ms: int) -> Any:
-        """The engine's funding spec: the account's constant rate, else the stored history."""
-        if self.account.funding_rate is not None:
-            return normalize_funding(float(self.account.funding_rate))
-        source = getattr(self.prices, "funding_rates", None)
-        history = source(symbol, start_ms, end_ms) if source is not None else None
-        return normalize_funding(history) if history else None
-
-    def _charge_funding(self, position: PaperPosition, bar: Bar, spec: Any) -> None:
-        """Funding due since the last settlement, charged at this candle's open (``engine.margin``)."""
-        if spec is None or bar.timestamp <= position.funded_until:
-            return
-        # The engine maps each funding time onto the first candle opening at or after it;
-        # index 0 stands for what is already settled.
-        indices, rates = funding_schedule(
-            spec, np.array([position.funded_until, bar.timestamp], dtype=np.int64)
-        )
-        rate = sum(r for i, r in zip(indices, rates, strict=True) if i == 1)
-        position.funded_until = bar.timestamp
-        if not rate:
-            position.save(update_fields=["funded_until", "updated_at"])
-            return
-        payment = q(position.size * dec(bar.open) * dec(rate))  # positive: the long pays
-        quote = self._balance(position.quote)
-        if position.margin_mode == CROSS:
-            # Out of the wallet, as the engine's cross rule: the free balance first, then the
-            # position's margin (the wallet, free plus used, always drops by the payment).
-            taken = min(payment, quote.free) if payment > 0 else payment
-            quote.free -= taken
-            cut = min(payment - taken, position.margin)
-            position.margin -= cut
-            quote.used -= cut
-        else:
-            margin = max(position.margin - payment, ZERO)
-            quote.used += margin - position.margin
-            position.margin = margin
-        quote.save(update_fields=["free", "used"])
-        position.funding += payment
-        position.save()
-
-    def set_leverage(self, symbol: str, leverage: Decimal) -> Decimal:
-        """Set the symbol's leverage, at most the market's first-bracket maximum; refused while a position is open."""
-        if not self.futures:
-            return super().set_leverage(symbol, leverage)
-        _, quote = split_symbol(symbol, futures=True)
-        value = to_decimal(leverage)
-        cap = self._tiers(symbol).max_leverage[0]
-        if value is None or not 1 <= value <= Decimal(repr(cap)):
-            raise InvalidOrder(
-                f"Leverage must be between 1 and {cap:g} on {symbol}.", fields={"leverage": f"1 to {cap:g}"}
-            )
-        with transaction.atomic():
-            self._lock()
-            self._forget()
-            position = self._position(symbol, quote)
-            if position.size:
-                raise InvalidOrder(
-                    "Close the position before changing its leverage.", fields={"leverage": "position open"}
-                )
-            position.leverage = value
-            position.save(update_fields=["leverage", "updated_at"])
-            return value
-
-    def set_margin_mode(self, symbol: str, mode: str) -> str:
-        """Isolated or cross margin for the symbol; refused while a position is open (as Binance does)."""
-        if not self.futures:
-            return super().set_margin_mode(symbol, mode)
-        _, quote = split_symbol(symbol, futures=True)
-        if mode not in PaperPosition.MarginMode.values:
-            raise InvalidOrder(
-                "Margin mode must be isolated or cross.", fields={"margin_mode": "isolated or cross"}
-            )
-        with transaction.atomic():
-            self._lock()
-            self._forget()
-            position = self._position(symbol, quote)
-            if position.size:
-                raise InvalidOrder(
-                    "Close the position before changing its margin mode.",
-                    fields={"margin_mode": "position open"},
-                )
-            position.margin_mode = mode
-            position.save(update_fields=["margin_mode", "updated_at"])
-            return mode
-
-    def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]:
-        if not self.futures:
-            return []
-        if self.match_on_read:
-            self.match()
-        rows = self.account.positions.exclude(size=0).order_by("symbol")
-        if symbols:
-            rows = rows.filter(symbol__in=symbols)
-        out = []
-        for position in rows:
-            mark = self.prices.price(position.symbol)
-            liq = self._liquidation_price(position)
-            out.append(
-                Position(
-                    symbol=position.symbol,
-                    side="long" if position.size > 0 else "short",
-                    contracts=abs(position.size),
-                    entry_price=position.entry_price,
-                    mark_price=mark,
-                    unrealized_pnl=q(position.size * (mark - position.entry_price)),
-                    leverage=position.leverage,
-                    liquidation_price=None if liq is None else dec(liq),
-                    margin_mode=position.margin_mode,
-                )
-            )
-        return out
-
-    # --------------------------------------------------------------- matching
-    def process(self, symbol: str | None = None) -> int:
-        """Matching pass (``match``); kept under its old name for the beat job and callers."""
-        return self.match(symbol)
-
-    def match(self, symbol: str | None = None) -> int:
-        """Fill against the candles closed since the last pass, then against the current price; returns fills."""
-        if not self._active_symbols(symbol):
-            # Nothing open (no order, no futures position): no lock, no pass. Matching is
-            # idempotent, so an order placed meanwhile is matched by the next pass.
-            return 0
-        with transaction.atomic():
-            self._lock()
-            self._forget()
-            active = self._active_symbols(symbol)
-            count = sum(self._process_symbol(sym) for sym in active)
-            for sym in active:  # what the candles filled is no longer pending: _tick reads anew
-                count += self._tick(sym, self.prices.price(sym), self.prices.now_ms(sym))
-            return count
-
-    def on_price(self, symbol: str, price: Decimal, timestamp: int | None = None) -> int:
-        """A new price for ``symbol`` (a ticker or trade): fill what it crosses; returns fills.
-
-        Closed candles are matched first, so events stay in time order; calling it
-        twice with the same price changes nothing the second time.
-        """
-        with transaction.atomic():
-            self._lock()
-            self._forget()
-            count = self._process(symbol=symbol)
-            ts = self.prices.now_ms(symbol) if timestamp is None else int(timestamp)
-            return count + self._tick(symbol, to_decimal(price), ts)
-
-    def _active_symbols(self, symbol: str | None) -> list[str]:
-        symbols = set(self.account.orders.open().values_list("symbol", flat=True))
-        if self.futures:
-            symbols |= set(self.account.positions.exclude(size=0).values_list("symbol", flat=True))
-        if symbol:
-            symbols &= {symbol}
-        return sorted(symbols)
-
-    def _process(self, *, symbol: str | None) -> int:
-        count = 0
-        for sym in self._active_symbols(symbol):
-            count += self._process_symbol(sym)
-        return count
-
-    def _pending(self, symbol: str) -> list[PaperOrder]:
-        orders = self.account.orders.open().filter(symbol=symbol).order_by("created_at", "id")
-        return [self._loaded(o) for o in orders]
-
-    def _futures_position(self, symbol: str) -> PaperPosition | None:
-        if not self.futures:
-            return None
-        return self._position(symbol, split_symbol(symbol, futures=True)[1])
-
-    def _process_symbol(self, symbol: str) -> int:
-        pending = self._pending(symbol)
-        position = self._futures_position(symbol)
-        starts = [max(o.rests_from, o.checked_until) for o in pending]
-        if position is not None and position.size:
-            starts.append(position.checked_until)
-        if not starts:
-            return 0
-        bars = self.prices.candles_since(symbol, min(starts))
-        if not bars:
-            return 0
-        spec = None
-        if position is not None:
-            spec = self._funding_spec(
-                symbol, min(position.funded_until, bars[0].timestamp), bars[-1].timestamp
-            )
-        count = 0
-        for bar in bars:
-            count += self._run_point(symbol, bar, pending, position, tick=False, funding=spec)
-            for order in pending:
-                if order.status in OPEN_STATUSES and bar.timestamp >= max(
-                    order.rests_from, order.checked_until
-                ):
-                    order.checked_until = bar.timestamp + 1
-            if position is not None and bar.timestamp >= position.checked_until:
-                position.checked_until = bar.timestamp + 1
-        self._save_progress(pending)
-        if position is not None:
-            position.save(update_fields=["checked_until", "funded_until", "updated_at"])
-        return count
-
-    def _save_progress(self, pending: list[PaperOrder]) -> None:
-        # One write for the orders that only moved on, not one per order and candle.
-        groups: dict[tuple[int, bool], list[int]] = {}
-        for order in pending:
-            if order.status not in OPEN_STATUSES:
-                continue
-            if order.type == OrderType.TRAILING_STOP:
-                order.save(update_fields=["checked_until", "extreme", "updated_at"])
-                continue
-            groups.setdefault((order.checked_until, order.triggered), []).append(order.pk)
-        for (checked_until, triggered), ids in groups.items():
-            PaperOrder.objects.filter(pk__in=ids).update(
-                checked_until=checked_until, triggered=triggered, updated_at=timezone.now()
-            )
-
-    def _tick(self, symbol: str, price: Decimal | None, timestamp: int) -> int:
-        """Match one price point: crossed orders fill as on a gap at a candle's open (fills rule 4)."""
-        if price is None or price <= 0:
-            return 0
-        # A partly filled order's rest waits for the next candles (fills rule 7): a tick has no volume.
-        pending = [
-            o
-            for o in self._pending(symbol)
-            if max(o.rests_from, o.checked_until) <= timestamp and not o.filled
-        ]
-        position = self._futures_position(symbol)
-        if not pending and (position is None or not position.size):
-            return 0
-        p = float(price)
-        volume = self._last_volume(symbol)
-        bar = Bar(timestamp, p, p, p, p, math.inf if volume is None else volume)
-        count = self._run_point(symbol, bar, pending, position, tick=True, funding=None)
-        for order in pending:
-            if order.status == OrderStatus.PARTIALLY_FILLED:  # the rest trades from the next candle
-                order.checked_until = max(order.checked_until, timestamp + 1)
-        self._save_progress(pending)
-        return count
-
-    def _path_side(self, symbol: str, pending: list[PaperOrder], position: PaperPosition | None) -> int:
-        if position is not None:
-            return position.side
-        # Spot holdings change only with a fill: read them once per pass and after fills.
-        cached = self._spot_side.get(symbol)
-        if cached is not None:
-            return cached
-        base = pending[0].base if pending else split_symbol(symbol)[0]
-        # Spot: holding the base asset is a long, which sets the engine's intra-candle path.
-        balance = PaperBalance.objects.filter(account=self.account, asset=base).first()
-        self._spot_side[symbol] = 1 if balance is not None and balance.total > 0 else 0
-        return self._spot_side[symbol]
-
-    def _run_point(
-        self,
-        symbol: str,
-        bar: Bar,
-        pending: list[PaperOrder],
-        position: PaperPosition | None,
-        *,
-        tick: bool,
-        funding: Any,
-    ) -> int:
-        """One candle (or one price point): funding, then orders and liquidation in path order."""
-        position_due = position is not None and (tick or bar.timestamp >= position.checked_until)
-        if position_due and position.size:
-            if tick:  # funding due by now is settled at the first price seen after it
-                funding = self._funding_spec(symbol, position.funded_until, bar.timestamp)
-            self._charge_funding(position, bar, funding)
-        active = [
-            o
-            for o in pending
-            if o.status in OPEN_STATUSES and bar.timestamp >= max(o.rests_from, o.checked_until)
-        ]
-        if not active and not (position_due and position.size):
-            return 0
-        path_side = self._path_side(symbol, pending, position)
-        path = fills.candle_path(bar.open, bar.high, bar.low, bar.close, path_side)
-        floor: tuple[int, float, int] = (0, -math.inf, 0)
-        acted: set[int] = set()
-        extremes: dict[int, float] = {}  # trailing stops: the best price this candle reached
-        count = 0
-        for _ in range(MAX_EVENTS_PER_BAR):
-            best: tuple[tuple[int, float, int], PaperOrder | None, Candidate | None] | None = None
-            if position_due and position.size:
-                liq = self._liquidation_price(position)
-                where = None if liq is None else liquidation_point(path, liq, position.size > 0)
-                if where is not None and (*where, 0) >= floor:
-                    best = ((*where, 0), None, None)
-            for order in active:
-                if order.pk in acted or order.status not in OPEN_STATUSES:
-                    continue
-                candidate = self._candidate(order, bar, path_side, extremes)
-                if candidate is None:
-                    continue
-                key = (*path_point(path, candidate.level), 1)
-                if key >= floor and (best is None or key < best[0]):
-                    best = (key, order, candidate)
-            if best is None:
-                break
-            floor, order, candidate = best
-            count += 1
-            if order is None:
-                self._liquidate(position, bar.timestamp, path[0] if floor[0] == 0 else None)
-                continue
-            acted.add(order.pk)
-            price = candidate.level
-            if candidate.slip:
-                price = self._slippage().apply(price, SIDE_SIGN[order.side], float(candidate.qty), bar.volume)
-            if not self._apply_fill(
-                order, candidate.qty, dec(price), maker=candidate.maker, timestamp=bar.timestamp
-            ):
-                count -= 1
-        for order in active:
-            if order.pk in extremes and order.status in OPEN_STATUSES:
-                order.extreme = dec(extremes[order.pk])
-        return count
-
-    def _candidate(
-        self, order: PaperOrder, bar: Bar, position_side: int, extremes: dict[int, float]
-    ) -> Candidate | None:
-        """The fill ``order`` gets in this candle by the engine's rules, or None.
-
-        Side effects: a stop-limit whose stop the candle reaches is marked triggered,
-        and an unfilled trailing stop's new best price goes into ``extremes``.
-        """
-        side = SIDE_SIGN[order.side]
-        kind = order.type
-        qty_cap = fills.partial_fill_size(float(order.remaining), bar.volume, self._mvf())
-        qty = min(order.remaining, q(dec(qty_cap)))
-        if qty <= 0:
-            return None
-        if kind == OrderType.MARKET:  # the remainder of a partially filled market order: next open
-            return Candidate(bar.open, qty, maker=False, slip=True)
-        if kind == OrderType.STOP_LIMIT and order.triggered:
-            kind = OrderType.LIMIT  # a triggered stop-limit is a plain resting limit
-        level_price = None if order.price is None else float(order.price)
-        stop = None if order.stop_price is None else float(order.stop_price)
-        trail = None if order.trailing_percent is None else float(order.trailing_percent) / 100.0
-        extreme = None if order.extreme is None else float(order.extreme)
-        fill, new_extreme = fills.evaluate_order(
-            kind,
-            side,
-            bar.open,
-            bar.high,
-            bar.low,
-            bar.close,
-            price=level_price,
-            stop_price=stop,
-            trail=trail,
-            extreme=extreme,
-            position_side=position_side,
-        )
-        if kind == OrderType.TRAILING_STOP and fill is None:
-            extremes[order.pk] = new_extreme
-        if kind == OrderType.STOP_LIMIT:
-            path = fills.candle_path(bar.open, bar.high, bar.low, bar.close, position_side)
-            direction = fills.trigger_direction(OrderType.STOP_LIMIT, side)
-            hit = next((k for k, point in enumerate(path) if fills.crossed(direction, stop, point)), None)
-            if hit is None:
-                return None
-            order.triggered = True
-            trigger = path[0] if hit == 0 else stop
-            marketable = (side > 0 and trigger <= level_price) or (side < 0 and trigger >= level_price)
-            if fill is None:
-                return None
-            return Candidate(fill, qty, maker=not marketable, slip=False)
-        if fill is None:
-            return None
-        if kind in TAKER_RESTING:
-            return Candidate(fill, qty, maker=False, slip=True)
-        return Candidate(fill, qty, maker=True, slip=False)
 
     # ------------------------------------------------------------------ reads
     def _get(self, order_id: str, symbol: str | None = None) -> PaperOrder:
