@@ -230,11 +230,25 @@ def _quote(bot: Bot) -> str:
     return bot.symbol.split("/")[-1].split(":")[0]
 
 
+def _mark_end_ms(bot: Bot, now_ms: int) -> int:
+    """Where the bot's "now" is on its candles: the wall clock when its candles are live;
+    offline, the replay feed's clock as the bot last ticked it (``last_candle_ms``), not the
+    end of the stored history, which the feed has not played yet (marking there showed a
+    P&L from a price months ahead of the one the bot trades at)."""
+    from apps.marketdata.live import candles_are_live
+    from apps.marketdata.timeframes import timeframe_ms
+
+    if bot.last_candle_ms is None or candles_are_live(bot.exchange):
+        return now_ms
+    return min(now_ms, bot.last_candle_ms + timeframe_ms(bot.timeframe))
+
+
 def _last_close(bot: Bot, now_ms: int) -> float | None:
     from apps.marketdata.selectors import candles
 
     try:
-        data = candles(exchange=bot.exchange, symbol=bot.symbol, timeframe=bot.timeframe, end=now_ms, limit=1)
+        end = _mark_end_ms(bot, now_ms)
+        data = candles(exchange=bot.exchange, symbol=bot.symbol, timeframe=bot.timeframe, end=end, limit=1)
     except (NotFound, ValidationFailed):
         return None
     return float(data.close[-1]) if len(data) else None
@@ -293,7 +307,7 @@ def bot_performance(*, bot: Bot, now_ms: int | None = None) -> dict[str, Any]:
                 symbol=bot.symbol,
                 timeframe=bot.timeframe,
                 start=fills[0].timestamp_ms - fills[0].timestamp_ms % tf,
-                end=now_ms,
+                end=_mark_end_ms(bot, now_ms),
                 limit=MAX_CURVE_CANDLES,
             )
         except (NotFound, ValidationFailed):  # no market or candles stored: mark at the fills

@@ -70,7 +70,7 @@
     Plotly.react(el, traces, layout, { responsive: true, displaylogo: false, scrollZoom: true });
     el.dataset.candles = String(c.timestamp.length);
     el.dataset.fills = String(state.fills.length);
-    el.dataset.orders = String(open.length);
+    el.dataset.openOrders = String(open.length);  // not dataset.orders: that is the orders API URL
   }
 
   async function loadCandles() {

@@ -54,7 +54,8 @@
     ["equity", "cash", "positions_value", "today_pnl", "total_pnl"].forEach((name) => {
       const el = summary.querySelector('[data-field="' + name + '"]');
       if (!el || !(name in data)) return;
-      el.textContent = amount(data[name]);
+      // To the cent, as the page renders them (templatetags money): a float-fed sum has 18 places.
+      el.textContent = amount(data[name] === null || data[name] === undefined || data[name] === "" ? data[name] : Number(data[name]).toFixed(2));
       if (name.endsWith("_pnl")) tone(el, data[name]);
     });
     const asOf = summary.querySelector('[data-field="as_of"]');

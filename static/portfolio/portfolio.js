@@ -8,7 +8,9 @@
     paper_bgcolor: "#171e28", plot_bgcolor: "#171e28", font: { color: "#dbe4ee" }, showlegend: false,
     margin: { l: 60, r: 20, t: 10, b: 30 },
   };
-  const grid = { gridcolor: "#2a3544" };
+  // A new object per axis: Plotly writes the type it guesses into the layout object it is given,
+  // so one object shared by x and y made the P&L axis a date axis (bars sideways, "Jan 1, 1970").
+  const grid = (more) => Object.assign({ gridcolor: "#2a3544" }, more);
   const config = { responsive: true, displaylogo: false };
   const green = "#22c55e", red = "#ef4444";
   const colors = (values) => values.map((v) => (v < 0 ? red : green));
@@ -19,20 +21,20 @@
     { x: dd.timestamps, y: dd.drawdown.map((v) => v * 100), type: "scatter", mode: "lines", fill: "tozeroy",
       name: "Drawdown %", yaxis: "y2", line: { color: red } },
   ], Object.assign({}, theme, {
-    xaxis: Object.assign({ type: "date" }, grid),
-    yaxis: Object.assign({ domain: [0.35, 1], title: eq.currency }, grid),
-    yaxis2: Object.assign({ domain: [0, 0.28], title: "DD %" }, grid),
+    xaxis: grid({ type: "date" }),
+    yaxis: grid({ domain: [0.35, 1], title: eq.currency }),
+    yaxis2: grid({ domain: [0, 0.28], title: "DD %" }),
   }), config);
 
   const daily = data.daily.days;
   Plotly.newPlot("portfolio-daily", [{
     x: daily.map((d) => d.day), y: daily.map((d) => d.pnl), type: "bar", marker: { color: colors(daily.map((d) => d.pnl)) },
-  }], Object.assign({}, theme, { xaxis: grid, yaxis: grid }), config);
+  }], Object.assign({}, theme, { xaxis: grid({ type: "date" }), yaxis: grid({ type: "linear" }) }), config);
 
   const months = data.monthly.months;
   Plotly.newPlot("portfolio-monthly", [{
     x: months.map((m) => m.month), y: months.map((m) => m.pnl), type: "bar", marker: { color: colors(months.map((m) => m.pnl)) },
-  }], Object.assign({}, theme, { xaxis: Object.assign({ type: "category" }, grid), yaxis: grid }), config);
+  }], Object.assign({}, theme, { xaxis: grid({ type: "category" }), yaxis: grid({ type: "linear" }) }), config);
 
   const assets = data.exposure.assets.filter((a) => a.value > 0);
   Plotly.newPlot("portfolio-exposure", [{

@@ -163,3 +163,30 @@ def test_ledger_flip_closes_one_trade_and_opens_the_next_short():
     assert [t["side"] for t in book.trades] == ["long", "short"]
     assert book.size == 0 and book.average_entry is None
     assert book.realized_pnl == pytest.approx(30)
+
+
+def test_offline_the_open_position_is_marked_where_the_replay_feed_has_played_not_at_the_stored_end(
+    auth_client, user, client
+):
+    """Offline a bot trades on the replay feed, which plays stored history from its start:
+    the candles after the bot's last ticked candle have not been played yet. Marking at the
+    newest stored candle showed the demo bot's P&L at a price months ahead (-2,839 USDT on
+    the page while the position was a few USDT down; found trying the platform)."""
+    bot = BotFactory(
+        owner=user,
+        strategy="sma_crossover",
+        timeframe="1h",
+        allocated_capital=Decimal("1000"),
+        last_candle_ms=T0_MS + 2 * HOUR_MS,  # the feed has played up to the candle opening at T0+2h
+    )
+    store_candles(last_open_ms=T0_MS + 5 * HOUR_MS, closes=[100.0, 105.0, 110.0, 90.0, 120.0, 130.0])
+    filled(bot, "buy", "2", "100", hours=1)
+
+    body = auth_client.get(url("performance", bot.pk)).json()
+    assert body["last_price"] == 110  # the close of T0+2h, not 130 (T0+5h, not played yet)
+    assert body["unrealized_pnl"] == pytest.approx(20)
+    assert body["equity"][-1] == [T0_MS + 2 * HOUR_MS, pytest.approx(1020)]
+
+    client.force_login(user)
+    html = client.get(reverse("bots:index")).content.decode()
+    assert "20.00 USDT" in html  # bot_pnl, the list's and home page's figure, marks the same way

@@ -128,3 +128,64 @@ def test_start_bot_link_on_an_optimization_trial_row_prefills_that_trial(page):
     expect(page.locator("#id_symbol")).to_have_value("ETH/USDT")
     expect(page.locator("#bot-prefilled")).to_contain_text(f"optimization #{opt.pk} trial 1")
     assert page.console_errors == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bot_page_keeps_the_orders_url_after_drawing_its_open_orders(page):
+    """The chart's ``data-orders`` is the orders API URL the page re-reads on a reconnect;
+    drawing once replaced it with the open-order count, so every later re-read fetched
+    ``/bots/<pk>/1/?open=true`` and got a 405 (found trying the platform in Chromium)."""
+    from apps.exchanges.services import paper_account_get_or_create
+    from tests.bots.support import store_candles
+    from tests.factories import T0, BotFactory, OrderFactory
+
+    user = UserFactory()
+    bot = BotFactory(owner=user, strategy="sma_crossover", timeframe="1h")
+    store_candles(last_open_ms=int(T0.timestamp() * 1000))
+    account = paper_account_get_or_create(user=user, bot_id=bot.pk, exchange=bot.exchange)
+    OrderFactory(
+        owner=user,
+        paper_account=account,
+        bot=bot,
+        side="buy",
+        type="limit",
+        price=Decimal("90"),
+        amount=Decimal("1"),
+        status="open",
+    )
+    login(page, user)
+    page.goto(f"/bots/{bot.pk}/")
+    chart = page.locator("#bot-chart")
+    expect(chart).to_have_attribute("data-open-orders", "1", timeout=30000)
+    expect(chart).to_have_attribute("data-orders", f"/api/v1/bots/{bot.pk}/orders/")
+    assert page.console_errors == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bot_page_opened_while_starting_offers_pause_once_the_bot_runs(page):
+    """A start redirects to the bot's page while the worker activates the bot: the page had only
+    the Stop form, so the live "running" status turned the badge green but never offered Pause;
+    and hidden forms still showed, ``form.inline`` overriding the ``hidden`` attribute."""
+    from apps.bots.services.log import bot_publish_status
+    from tests.bots.support import store_candles
+    from tests.factories import T0, BotFactory
+
+    user = UserFactory()
+    bot = BotFactory(owner=user, status="starting", timeframe="1h")
+    store_candles(last_open_ms=int(T0.timestamp() * 1000))
+    login(page, user)
+    page.goto(f"/bots/{bot.pk}/")
+    actions = page.locator(f'[data-bot-actions="{bot.pk}"]')
+    expect(actions.get_by_role("button", name="Stop")).to_be_visible()
+    for name in ("Start", "Pause", "Resume"):
+        expect(actions.get_by_role("button", name=name)).to_be_hidden()
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "on", timeout=15000)
+
+    Bot.objects.filter(pk=bot.pk).update(status="running")
+    bot.refresh_from_db()
+    bot_publish_status(bot)  # what the worker sends when it has activated the bot
+    expect(page.locator(f'[data-bot-status="{bot.pk}"]').first).to_have_text("Running", timeout=15000)
+    expect(actions.get_by_role("button", name="Pause")).to_be_visible()
+    expect(actions.get_by_role("button", name="Stop")).to_be_visible()
+    expect(actions.get_by_role("button", name="Start")).to_be_hidden()
+    assert page.console_errors == []

@@ -136,6 +136,22 @@ def test_enqueue_due_sends_one_tick_per_running_bot_whose_candle_closed(user, mo
     assert sent == [("apps.bots.tasks.bot_tick", [due.pk, candle], "bots")]
 
 
+def test_a_running_bot_whose_market_has_no_candles_says_why_once_in_its_log(user, monkeypatch):
+    """Found trying the platform: a futures bot on BTC/USDT:USDT offline (no perpetual stored)
+    showed "Running" for ever with nothing in its log; the reason was only in the worker's log."""
+    monkeypatch.setattr("celery.current_app.send_task", lambda *args, **kwargs: None)
+    now = CANDLE + 10 * HOUR + 1
+    store_candles_on_replay(now_ms=now)
+    waiting = running_bot(user, name="no data", symbol="ETH/USDT")
+    ticking = running_bot(user, name="due")
+    assert services.bots_enqueue_due(now_ms=now) == 1
+    assert services.bots_enqueue_due(now_ms=now) == 1  # every 5 s: the line is not repeated
+    lines = list(waiting.events.values_list("kind", "message"))
+    assert len(lines) == 1 and lines[0][0] == "lifecycle"
+    assert lines[0][1].startswith("Waiting for candles: ") and "ETH/USDT" in lines[0][1]
+    assert not ticking.events.exists()
+
+
 def test_offline_a_bot_ticks_on_the_replay_feeds_candle_where_the_wall_clock_one_is_never_stored(
     user, orders, monkeypatch
 ):

@@ -111,3 +111,25 @@ def test_a_user_with_only_a_stopped_bot_is_not_new(client, user):
     client.force_login(user)
     html = client.get(HOME).content.decode()
     assert 'id="home-empty"' not in html and "No bot running." in html
+
+
+def test_summary_cards_show_money_to_the_cent(client, user):
+    """Found trying the platform: a paper account's equity is a float-fed sum with 18 places,
+    and the home and portfolio cards printed all of them (10,980.073559184860599217 USDT)."""
+    PaperAccountFactory(user=user, initial_balances={"USDT": "10980.073559184860599217"})
+    portfolio_services.snapshot_take(user=user)
+    client.force_login(user)
+    for url in (HOME, reverse("portfolio:index")):
+        html = client.get(url).content.decode()
+        assert "10,980.07" in html, url
+        assert "10,980.0735" not in html, url
+
+
+def test_money_filter_rounds_to_the_cent_and_drops_trailing_zeros():
+    from apps.core.templatetags.money import money
+
+    assert money(Decimal("10980.073559184860599217")) == "10,980.07"
+    assert money(Decimal("-20.5350")) == "-20.54"
+    assert money(Decimal("1000.000")) == "1,000"
+    assert money(Decimal("1234.5")) == "1,234.5"
+    assert money(None) == ""

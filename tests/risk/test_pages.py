@@ -198,3 +198,13 @@ def test_notification_settings_add_test_and_delete_a_channel(client, user, other
     assert NotificationChannel.objects.filter(owner=user).count() == 1
     client.post(reverse("risk:notification-channel-delete", args=[channel.pk]))
     assert not NotificationChannel.objects.filter(owner=user).exists()
+
+
+def test_risk_overview_shows_money_to_the_cent(client, user):
+    """Found trying the platform: the equity card printed 18 places and ran into its neighbour."""
+    from tests.factories import PaperAccountFactory
+
+    PaperAccountFactory(user=user, initial_balances={"USDT": "10980.073559184860599217"})
+    client.force_login(user)
+    html = client.get(reverse("risk:index")).content.decode()
+    assert "10,980.07" in html and "10,980.0735" not in html

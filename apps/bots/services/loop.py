@@ -116,6 +116,7 @@ def bots_enqueue_due(*, now_ms: int | None = None) -> int:
         .values_list("id", "exchange", "symbol", "timeframe", "last_candle_ms")
     )
     closed: dict[tuple[str, str, str], tuple[int, str] | None] = {}
+    reasons: dict[tuple[str, str, str], str] = {}
     ticks: list[tuple[int, int]] = []
     for bot_id, exchange, symbol, timeframe, last in due:
         key = (exchange, symbol, timeframe)
@@ -127,7 +128,9 @@ def bots_enqueue_due(*, now_ms: int | None = None) -> int:
             except DomainError as exc:  # no data for one market must not stop the others
                 logger.info("no candle clock for %s %s %s: %s", exchange, symbol, timeframe, exc)
                 closed[key] = None
+                reasons[key] = exc.message
         if closed[key] is None:
+            _log_waiting(bot_id, reasons[key])
             continue
         candle_ms, source = closed[key]
         if last is not None and last > candle_ms and source == "replay":
@@ -143,6 +146,18 @@ def bots_enqueue_due(*, now_ms: int | None = None) -> int:
                     TICK_TASK, args=[bot_id, candle_ms], queue=BOTS_QUEUE, producer=producer
                 )
     return len(ticks)
+
+
+def _log_waiting(bot_id: int, reason: str) -> None:
+    """Say once in the bot's log why a running bot does not tick (its market has no candles
+    here, e.g. a perpetual offline with none imported): it showed "Running" and did nothing."""
+    from apps.bots.models import BotEvent
+    from apps.bots.services.log import bot_event_add
+
+    message = f"Waiting for candles: {reason}"
+    newest = BotEvent.objects.filter(bot_id=bot_id).order_by("-id").values_list("message", flat=True).first()
+    if newest != message[:500]:
+        bot_event_add(bot=Bot.objects.get(pk=bot_id), kind=BotEvent.Kind.LIFECYCLE, message=message)
 
 
 def bot_tick_claim(*, bot_id: int, candle_ms: int) -> bool:

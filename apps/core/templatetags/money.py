@@ -6,7 +6,7 @@ alone prints ``1E+2`` for 100.
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import template
 
@@ -23,3 +23,17 @@ def amount(value) -> str:
     except (InvalidOperation, TypeError, ValueError):
         return str(value)
     return f"{number.normalize():,f}"
+
+
+@register.filter
+def money(value) -> str:
+    """A summary figure in the quote currency, to the cent: ``Decimal("10980.07355918486059")``
+    -> ``"10,980.07"`` (``amount`` would print all 18 places a float-fed sum carries, which ran
+    out of the home page's cards); trailing zeros dropped as ``amount`` drops them."""
+    if value is None or value == "":
+        return ""
+    try:
+        number = Decimal(value).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    except (InvalidOperation, TypeError, ValueError):
+        return str(value)
+    return amount(number)
