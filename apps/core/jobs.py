@@ -218,7 +218,14 @@ def job_send(job: Job, task_name: str, *, queue: str | None = None) -> str:
     model = type(job)
     options = {"queue": queue} if queue else {}
     try:
-        task_id = current_app.send_task(task_name, args=[job.pk], **options).id or ""
+        # The registered task when this process has it (honours ``task_always_eager``), else by name.
+        task = current_app.tasks.get(task_name)
+        sent = (
+            task.apply_async(args=[job.pk], **options)
+            if task
+            else current_app.send_task(task_name, args=[job.pk], **options)
+        )
+        task_id = sent.id or ""
     except OperationalError:
         if model.objects.filter(pk=job.pk, status=JobStatus.PENDING).update(
             status=JobStatus.FAILED,

@@ -69,7 +69,17 @@
   function connect() {
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const query = lastSequence === null ? "" : "?after=" + encodeURIComponent(lastSequence);
-    socket = new WebSocket(scheme + "://" + location.host + "/ws/events/" + query);
+    try {
+      socket = new WebSocket(scheme + "://" + location.host + "/ws/events/" + query);
+    } catch (e) {
+      // Refused before it started (a blocked address, too many sockets): retry like a drop.
+      socket = null;
+      setState("off", "reconnecting");
+      const wait = delay();
+      retry = Math.min(retry + 1, 10);
+      setTimeout(connect, wait);
+      return;
+    }
     socket.onopen = () => { retry = 0; setState("on", "live"); };
     socket.onmessage = (message) => {
       let event;
