@@ -679,6 +679,43 @@ def _mark(position: Position) -> None:
         position.unrealized_pnl = ZERO
 
 
+def positions_mark() -> int:
+    """Mark every open position to the current price, so its unrealized P&L follows the market
+    between fills (a beat job); publish ``position.updated`` for each one that moved.
+
+    Prices come from market data (``live.ticker``: the exchange live, the replay feed offline);
+    a market without a price is left as it is until the next run. Replays' accounts are skipped.
+    """
+    from apps.marketdata import live
+
+    open_positions = Position.objects.filter(size__gt=0).exclude(paper_account__replay_id__isnull=False)
+    prices: dict[tuple[str, str], Decimal | None] = {}
+    moved = 0
+    for pk, symbol, paper_exchange, live_exchange in open_positions.values_list(
+        "pk", "symbol", "paper_account__exchange", "connection__exchange"
+    ):
+        key = (paper_exchange or live_exchange, symbol)
+        if key not in prices:
+            try:
+                prices[key] = Decimal(str(live.ticker(exchange=key[0], symbol=symbol)["last"]))
+            except Exception as exc:  # no price for this market right now: try again next run
+                logger.info("no price to mark %s on %s: %r", symbol, key[0], exc)
+                prices[key] = None
+        price = prices[key]
+        if price is None:
+            continue
+        with transaction.atomic():
+            position = Position.objects.select_for_update().filter(pk=pk, size__gt=0).first()
+            if position is None or position.mark_price == price:
+                continue
+            position.mark_price = price
+            _mark(position)
+            position.save(update_fields=["mark_price", "unrealized_pnl", "updated_at"])
+        _publish_position(position)
+        moved += 1
+    return moved
+
+
 # ------------------------------------------------------------------ brackets
 def _after_status(order: Order, gateway: ExchangeGateway) -> None:
     """Bracket rules after ``order``'s status changed: arm legs on entry fill, one-cancels-other."""

@@ -14,6 +14,13 @@ def orders_sync_open() -> int:
     return services.order_sync_open_accounts()
 
 
+@shared_task(name="apps.orders.tasks.positions_mark", ignore_result=True, soft_time_limit=30, time_limit=40)
+def positions_mark() -> int:
+    """Mark open positions to the current price (their unrealized P&L between fills)."""
+    return services.positions_mark()
+
+
 PERIODIC_TASKS: list[Schedule] = [
-    Schedule("orders: sync open orders", "apps.orders.tasks.orders_sync_open", 5)
+    Schedule("orders: sync open orders", "apps.orders.tasks.orders_sync_open", 5),
+    Schedule("orders: mark open positions", "apps.orders.tasks.positions_mark", 10),
 ]
