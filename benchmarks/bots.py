@@ -391,6 +391,9 @@ def main() -> None:
     user = User.objects.create_user(
         email=f"bench-{uuid.uuid4().hex[:8]}@example.com", password=uuid.uuid4().hex
     )
+    # One user runs every bot here: an admin's quota override, as an operator would set it.
+    user.max_bots = user.max_running_bots = args.bots + 10
+    user.save(update_fields=["max_bots", "max_running_bots"])
     market_id, stored = store_candles()
     try:
         if args.user_strategy:
