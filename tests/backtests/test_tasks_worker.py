@@ -17,7 +17,6 @@ import signal
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import websockets
@@ -66,19 +65,6 @@ def client_for(user) -> APIClient:
 def trader(shared_data_dir):
     import_candles(shared_data_dir, "1h")
     return UserFactory()
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def test_api_run_on_real_worker_streams_progress_to_websocket_and_matches_engine(
@@ -193,7 +179,7 @@ def test_killed_worker_leaves_the_run_failed_not_running(celery_worker, trader, 
         wait_for(lambda: BacktestRun.objects.filter(id=run.id, progress__gte=7).exists(), timeout=60)
         # Alive and beating: the reaper leaves it alone.
         assert "backtests.BacktestRun" not in jobs_reap_stale(stale_after=timedelta(seconds=15))
-        sandboxes = _children(worker.pid)
+        sandboxes = servers.children_of(worker.pid)
         os.kill(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
         for pid in sandboxes:  # the machine "died": its sandbox child goes too

@@ -178,17 +178,3 @@ def orders_placed(bots: list[Bot]) -> int:
 
 def new_user():
     return UserFactory()
-
-
-def children_of(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (a worker's sandbox runners)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found

@@ -27,6 +27,7 @@ from apps.marketdata.models import ImportJob
 from tests.backtests.api_support import import_candles, wait_for
 from tests.faults import support
 from tests.support.api import assert_error
+from tests.support.servers import children_of
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow]
 
@@ -198,7 +199,7 @@ def test_a_worker_killed_mid_tick_import_and_backtest_leaves_nothing_running_and
     # order-written-but-tick-unrecorded crash is tests/bots/test_crash.py).
     wait_for(lambda: Bot.objects.filter(pk__in=[b.pk for b in bots], tick_lease_until__isnull=False).exists(),
              timeout=15, interval=0.01)  # fmt: skip
-    sandboxes = support.children_of(doomed.pid)
+    sandboxes = children_of(doomed.pid)
     os.kill(doomed.pid, signal.SIGKILL)
     doomed.wait(timeout=10)
     fault_stack.processes.pop("doomed")

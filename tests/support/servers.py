@@ -151,3 +151,17 @@ def asgi_server(*, log_path: Path | None = None, env: dict[str, str] | None = No
     finally:
         _stop(process)
         log.close()
+
+
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (a worker's sandbox runners), read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
