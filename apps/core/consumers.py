@@ -59,13 +59,15 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             self.groups_joined.append(BROADCAST_GROUP)
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
+        # Joined first, read second: an event numbered after this read arrives through the group.
+        # Read before accepting: once the client sees the socket open, anything it causes is
+        # numbered after this (read after the accept, such an event was dropped as already sent).
+        self.sequence = await asyncio.to_thread(event_stream().current, self.user_id)
         await self.accept()
         WEBSOCKETS.inc()
         self.counted = True
         query = parse_qs(self.scope.get("query_string", b"").decode())
         after = _after((query.get("after") or [None])[0])
-        # Joined first, read second: an event numbered after this read arrives through the group.
-        self.sequence = await asyncio.to_thread(event_stream().current, self.user_id)
         await self.send(text_data=envelope_text("connected", {"user": user.pk, "sequence": self.sequence}))
         if after is not None:
             await self._resume(after)
