@@ -164,7 +164,7 @@ EMBEDDED = not REDIS_URL
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "apps.core.cache.RedisCache",  # one pool per process (apps/core/cache.py)
             "LOCATION": env.str("REDIS_CACHE_URL", default=REDIS_URL),
             "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="trading"),
         }
