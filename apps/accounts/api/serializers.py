@@ -9,7 +9,7 @@ from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, Toke
 from apps.accounts import services
 from apps.accounts.models import User
 from apps.accounts.quotas import quota_summary
-from apps.core.api.serializers import StrictSerializer
+from apps.core.api.serializers import ModelSerializer, StrictSerializer
 
 
 class QuotaSerializer(serializers.Serializer):
@@ -24,7 +24,7 @@ class QuotasSerializer(serializers.Serializer):
     bots = QuotaSerializer()
 
 
-class UserSerializer(serializers.ModelSerializer):
+class UserSerializer(ModelSerializer):
     quotas = serializers.SerializerMethodField(
         help_text="the account's limits: past one, adding is a 409 quota_exceeded"
     )

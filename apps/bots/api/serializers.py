@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.bots.models import Bot, BotEvent, BotReplay
-from apps.core.api.serializers import StrictSerializer
+from apps.core.api.serializers import ModelSerializer, StrictSerializer
 from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 
 
@@ -17,7 +17,7 @@ class BotWebhookInfoSerializer(serializers.Serializer):
     rotated_at = serializers.DateTimeField()
 
 
-class BotSerializer(serializers.ModelSerializer):
+class BotSerializer(ModelSerializer):
     connection = serializers.IntegerField(source="connection_id", read_only=True, allow_null=True)
     webhook = serializers.SerializerMethodField(help_text="a webhook bot's signal URL (null otherwise)")
     strategy_id = serializers.IntegerField(source="user_strategy_id", read_only=True, allow_null=True)
@@ -77,7 +77,7 @@ class BotSerializer(serializers.ModelSerializer):
         }
 
 
-class BotEventSerializer(serializers.ModelSerializer):
+class BotEventSerializer(ModelSerializer):
     # A plain string in the schema: an enum here would collide with the other "kind" enums.
     kind = serializers.CharField(read_only=True, help_text=f"one of: {', '.join(BotEvent.Kind.values)}")
 
@@ -172,7 +172,7 @@ class BotReplayInputSerializer(StrictSerializer):
         return attrs
 
 
-class BotReplaySerializer(serializers.ModelSerializer):
+class BotReplaySerializer(ModelSerializer):
     bot = serializers.IntegerField(source="bot_id", read_only=True)
     strategy_version = serializers.IntegerField(
         source="strategy_version.version",

@@ -33,7 +33,7 @@ from apps.bots.models import Bot, BotSignal, BotWebhook
 from apps.bots.services.signals import EXAMPLE_ALERT
 from apps.core.api.exceptions import error_body
 from apps.core.api.schema import ErrorBodySerializer
-from apps.core.api.serializers import StrictSerializer
+from apps.core.api.serializers import ModelSerializer, StrictSerializer
 from apps.core.api.throttling import ApiRateThrottle
 from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 
@@ -108,7 +108,7 @@ class SignalInputSerializer(StrictSerializer):
         return attrs
 
 
-class BotSignalSerializer(serializers.ModelSerializer):
+class BotSignalSerializer(ModelSerializer):
     # Plain strings in the schema: enums named "action"/"outcome" would collide with others.
     action = serializers.CharField(read_only=True, help_text=f"one of: {', '.join(BotSignal.Action.values)}")
     outcome = serializers.CharField(

@@ -7,7 +7,7 @@ from decimal import Decimal
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.core.api.serializers import StrictSerializer
+from apps.core.api.serializers import ModelSerializer, StrictSerializer
 from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from apps.exchanges.catalog import SUPPORTED_EXCHANGES
 from apps.exchanges.models import ExchangeConnection, PaperAccount, PaperPosition
@@ -18,7 +18,7 @@ def plain(value: Decimal) -> str:
     return format(value.normalize(), "f")
 
 
-class ConnectionSerializer(serializers.ModelSerializer):
+class ConnectionSerializer(ModelSerializer):
     exchange_name = serializers.SerializerMethodField()
     api_key = serializers.CharField(source="api_key_masked", read_only=True)
     has_passphrase = serializers.BooleanField(read_only=True)
@@ -112,7 +112,7 @@ class PaperPositionSerializer(serializers.Serializer):
     funding = serializers.CharField(help_text="funding paid (negative: received)")
 
 
-class PaperAccountSerializer(serializers.ModelSerializer):
+class PaperAccountSerializer(ModelSerializer):
     balances = serializers.SerializerMethodField()
     positions = serializers.SerializerMethodField()
 

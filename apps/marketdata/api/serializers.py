@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 from rest_framework import serializers
 
-from apps.core.api.serializers import StrictMixin, StrictSerializer
+from apps.core.api.serializers import ModelSerializer, StrictMixin, StrictSerializer
 from apps.exchanges.catalog import exchange_choices
 from apps.marketdata.models import ImportJob, Market, Subscription
 from apps.marketdata.timeframes import TIMEFRAMES
@@ -79,7 +79,7 @@ class DepthQuerySerializer(MarketQuerySerializer):
     limit = serializers.IntegerField(min_value=1, max_value=500, default=20)
 
 
-class MarketSerializer(serializers.ModelSerializer):
+class MarketSerializer(ModelSerializer):
     exchange = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 
     class Meta:
@@ -91,7 +91,7 @@ class MarketSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class SubscriptionSerializer(StrictMixin, serializers.ModelSerializer):
+class SubscriptionSerializer(StrictMixin, ModelSerializer):
     """A watchlist entry; as input it refuses unknown fields (and read-only ones such as ``id``)."""
 
     exchange = serializers.ChoiceField(choices=exchange_choices(), write_only=True, default="binance")
@@ -105,7 +105,7 @@ class SubscriptionSerializer(StrictMixin, serializers.ModelSerializer):
         read_only_fields = ["id", "market", "created_at"]
 
 
-class SubscriptionUpdateSerializer(StrictMixin, serializers.ModelSerializer):
+class SubscriptionUpdateSerializer(StrictMixin, ModelSerializer):
     timeframe = TimeframeField(required=False)
 
     class Meta:
@@ -113,7 +113,7 @@ class SubscriptionUpdateSerializer(StrictMixin, serializers.ModelSerializer):
         fields = ["timeframe", "note"]
 
 
-class ImportJobSerializer(serializers.ModelSerializer):
+class ImportJobSerializer(ModelSerializer):
     """An import/download job, in the states every job of the platform has (as backtests)."""
 
     error = serializers.SerializerMethodField()

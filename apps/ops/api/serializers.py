@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apps.core.api.serializers import StrictSerializer
+from apps.core.api.serializers import ModelSerializer, StrictSerializer
 from apps.core.jobs import JobStatus
 from apps.ops.cachekeys import CLEARABLE_GROUPS
 from apps.ops.models import DeadLetter
@@ -87,7 +87,7 @@ class RetriedSerializer(serializers.Serializer):
     task_id = serializers.CharField(help_text="the id of the task sent again")
 
 
-class DeadLetterSerializer(serializers.ModelSerializer):
+class DeadLetterSerializer(ModelSerializer):
     class Meta:
         model = DeadLetter
         fields = [

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from apps.core.api.serializers import StrictSerializer
+from apps.core.api.serializers import ModelSerializer, StrictSerializer
 from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from apps.orders.enums import OrderSide, OrderType, TimeInForce
 from apps.orders.models import Fill, Order, Position
@@ -43,7 +43,7 @@ ORDER_FIELDS = [
 ]
 
 
-class FillSerializer(serializers.ModelSerializer):
+class FillSerializer(ModelSerializer):
     # Declared: a property would otherwise be rendered through float.
     cost = serializers.DecimalField(max_digits=None, decimal_places=None, read_only=True)
 
@@ -63,7 +63,7 @@ class FillSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(ModelSerializer):
     # Declared: a property would otherwise be rendered through float. Decimals travel as strings.
     remaining = serializers.DecimalField(max_digits=None, decimal_places=None, read_only=True)
 
@@ -143,7 +143,7 @@ class TradeSerializer(FillSerializer):
         read_only_fields = fields
 
 
-class PositionSerializer(serializers.ModelSerializer):
+class PositionSerializer(ModelSerializer):
     class Meta:
         model = Position
         fields = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apps.core.api.serializers import StrictSerializer
+from apps.core.api.serializers import ModelSerializer, StrictSerializer
 from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from apps.portfolio.models import CashFlow, EquitySnapshot
 
@@ -17,7 +17,7 @@ def money(**kwargs) -> serializers.DecimalField:
     )
 
 
-class EquitySnapshotSerializer(serializers.ModelSerializer):
+class EquitySnapshotSerializer(ModelSerializer):
     class Meta:
         model = EquitySnapshot
         fields = ["id", "timestamp", "equity", "cash", "positions_value", "currency", "tier"]
@@ -214,7 +214,7 @@ class MonthlyStrategySerializer(serializers.Serializer):
     rows = MonthlyStrategyRowSerializer(many=True)
 
 
-class CashFlowSerializer(serializers.ModelSerializer):
+class CashFlowSerializer(ModelSerializer):
     account = serializers.CharField(source="account_key")
 
     class Meta:

@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.api.serializers import StrictSerializer
+from apps.core.api.serializers import ModelSerializer, StrictSerializer
 from apps.risk import killswitch
 from apps.risk.models import KillSwitchActivation
 from apps.risk.selectors import kill_switch_is_on
@@ -28,7 +28,7 @@ class KillSwitchClosedSerializer(serializers.Serializer):
     status = serializers.CharField()
 
 
-class KillSwitchActivationSerializer(serializers.ModelSerializer):
+class KillSwitchActivationSerializer(ModelSerializer):
     engaged = serializers.BooleanField(source="is_active", read_only=True)
     engaged_by = serializers.EmailField(
         source="engaged_by.email", read_only=True, allow_null=True, default=None

@@ -13,13 +13,13 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.api.serializers import StrictSerializer
+from apps.core.api.serializers import ModelSerializer, StrictSerializer
 from apps.risk import notifications
 from apps.risk.models import SUBSCRIBABLE_EVENTS, NotificationChannel, NotificationDelivery, NotificationEvent
 
 
 # ---------------------------------------------------------------- serializers
-class NotificationChannelSerializer(serializers.ModelSerializer):
+class NotificationChannelSerializer(ModelSerializer):
     secret_set = serializers.SerializerMethodField()
     secret_masked = serializers.CharField(source="masked_secret", read_only=True)
     events = serializers.ListField(child=serializers.ChoiceField(choices=SUBSCRIBABLE_EVENTS))
@@ -81,7 +81,7 @@ class NotificationAttemptSerializer(serializers.Serializer):
     duration_ms = serializers.IntegerField()
 
 
-class NotificationDeliverySerializer(serializers.ModelSerializer):
+class NotificationDeliverySerializer(ModelSerializer):
     channel_name = serializers.CharField(source="channel.name", read_only=True)
     channel_kind = serializers.CharField(source="channel.kind", read_only=True)
     attempts_log = NotificationAttemptSerializer(many=True, read_only=True)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apps.core.api.serializers import StrictSerializer
+from apps.core.api.serializers import ModelSerializer, StrictSerializer
 from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES
 from apps.risk.models import AlertSeverity, LimitAction, LimitKind, RiskAlert, RiskLimit, RiskProfile
 
@@ -11,7 +11,7 @@ def _amount(**kwargs) -> serializers.DecimalField:
     return serializers.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, **kwargs)
 
 
-class RiskProfileSerializer(serializers.ModelSerializer):
+class RiskProfileSerializer(ModelSerializer):
     # null until the user first saves limits: the defaults are read from an unsaved profile.
     updated_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
@@ -46,7 +46,7 @@ class RiskProfileInputSerializer(StrictSerializer):
 
 
 # ------------------------------------------------------------------ limits
-class RiskLimitSerializer(serializers.ModelSerializer):
+class RiskLimitSerializer(ModelSerializer):
     bot = serializers.IntegerField(source="bot_id", read_only=True, allow_null=True)
     paper_account = serializers.IntegerField(source="paper_account_id", read_only=True, allow_null=True)
     connection = serializers.IntegerField(source="connection_id", read_only=True, allow_null=True)
@@ -84,7 +84,7 @@ class RiskLimitInputSerializer(StrictSerializer):
 
 
 # ------------------------------------------------------------------ alerts
-class RiskAlertSerializer(serializers.ModelSerializer):
+class RiskAlertSerializer(ModelSerializer):
     limit = serializers.IntegerField(source="limit_id", read_only=True, allow_null=True)
     severity = serializers.CharField(read_only=True, help_text=f"one of: {', '.join(AlertSeverity.values)}")
     active = serializers.BooleanField(read_only=True)
