@@ -146,6 +146,11 @@ else:
             # Connections idle longer than this are closed (down to min_size).
             "max_idle": env.float("DATABASE_POOL_MAX_IDLE", default=60.0),
         }
+# Threads serving HTTP requests per web process (config/asgi.py); each holds at most one
+# database connection, so with a pool there are no more threads than pooled connections.
+HTTP_THREADS = env.int(
+    "HTTP_THREADS", default=_pool_max if DATABASES["default"].get("OPTIONS", {}).get("pool") else 8
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ------------------------------------------------------------------------- redis
