@@ -31,6 +31,7 @@ import argparse
 import csv
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -69,7 +70,8 @@ class _Authenticated(FastHttpUser):
 
     def on_start(self):
         self.account = random.choice(USERS)
-        self.headers = {"Authorization": "Bearer " + self.account["token"]}
+        # As behind the TLS proxy production runs behind (settings: SECURE_PROXY_SSL_HEADER).
+        self.headers = {"Authorization": "Bearer " + self.account["token"], "X-Forwarded-Proto": "https"}
 
 
 class Reader(_Authenticated):
@@ -242,7 +244,7 @@ def start_server(kind: str, processes: int, log: Path) -> tuple[subprocess.Popen
         command = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
                    "--port", str(port), "--workers", str(processes), "--loop", "uvloop", "--http", "httptools",
                    "--no-access-log", "--log-level", "warning"]  # fmt: skip
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **UNREACHED_RATE_LIMITS}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **UNREACHED_RATE_LIMITS, **production_env()}
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -252,7 +254,9 @@ def start_server(kind: str, processes: int, log: Path) -> tuple[subprocess.Popen
         if process.poll() is not None:
             raise SystemExit(f"{kind} exited with {process.returncode}; see {log}")
         try:
-            with urllib.request.urlopen(f"{base}/health/", timeout=1):
+            with urllib.request.urlopen(
+                urllib.request.Request(f"{base}/health/", headers={"X-Forwarded-Proto": "https"}), timeout=1
+            ):
                 return process, base
         except OSError:
             if time.monotonic() > deadline:
@@ -267,6 +271,24 @@ def start_server(kind: str, processes: int, log: Path) -> tuple[subprocess.Popen
 UNREACHED_RATE_LIMITS = {
     f"{scope}_THROTTLE_RATE": "1000000/minute" for scope in ("USER", "ANON", "LOGIN", "TRADING", "RESEARCH")
 }
+
+
+def production_env() -> dict[str, str]:
+    """The server runs with production settings (DEBUG off, JSON logs), as deployed behind a TLS proxy.
+
+    The proxy's ``X-Forwarded-Proto: https`` comes with every locust request, so HTTPS redirects
+    and secure cookies behave as in production. The encryption keys are this checkout's (the
+    benchmark's users were made with them).
+    """
+    from django.conf import settings
+
+    return {
+        "DJANGO_ENV": "production",
+        "DJANGO_DEBUG": "false",
+        "DJANGO_SECRET_KEY": settings.SECRET_KEY,  # the users' tokens are signed with it
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
+    }
 
 
 def stop_server(process: subprocess.Popen) -> None:
@@ -285,7 +307,10 @@ def warm_up(base: str, users: list[dict]) -> None:
     for i in range(40):
         request = urllib.request.Request(
             base + paths[i % len(paths)],
-            headers={"Authorization": f"Bearer {users[i % len(users)]['token']}"},
+            headers={
+                "Authorization": f"Bearer {users[i % len(users)]['token']}",
+                "X-Forwarded-Proto": "https",
+            },
         )
         with urllib.request.urlopen(request, timeout=30) as response:
             response.read()
@@ -308,6 +333,68 @@ def run_locust(
     subprocess.run(command, env=env, cwd=tmp, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with open(f"{prefix}_stats.csv") as handle:
         return list(csv.DictReader(handle))
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the processes ``pids`` have used so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def processes(*, group: int | None = None, name: str | None = None) -> list[int]:
+    """Pids of a process group or of every process named ``name`` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if group is not None and os.getpgid(int(entry.name)) == group:
+                pids.append(int(entry.name))
+            elif name is not None and (entry / "comm").read_text().strip() == name:
+                pids.append(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return pids
+
+
+class CpuMeter:
+    """CPU per request of the server, locust, PostgreSQL and Redis over one phase.
+
+    On a shared machine the latency figures say little; where the CPU goes per request does.
+    """
+
+    def __init__(self, server: subprocess.Popen) -> None:
+        self.parts = {
+            "server": lambda: processes(group=server.pid),
+            "postgres": lambda: processes(name="postgres"),
+            "redis": lambda: processes(name="redis-server"),
+        }
+
+    def __enter__(self) -> CpuMeter:
+        self.start = {part: cpu_seconds(find()) for part, find in self.parts.items()}
+        self.children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.wall = time.monotonic()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.used = {part: cpu_seconds(find()) - self.start[part] for part, find in self.parts.items()}
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.used["locust"] = (children.ru_utime - self.children.ru_utime) + (
+            children.ru_stime - self.children.ru_stime
+        )
+        self.wall = time.monotonic() - self.wall
+
+    def report(self, rows: list[dict]) -> None:
+        requests = sum(int(row["Request Count"]) for row in rows if row["Name"] == "Aggregated") or 1
+        parts = ", ".join(f"{part} {seconds / requests * 1000:.1f}" for part, seconds in self.used.items())
+        busy = sum(self.used.values()) / self.wall
+        print(f"    CPU per request (ms): {parts}; all of them kept {busy:.2f} of {os.cpu_count()} cores busy")
 
 
 def report(phase: str, rows: list[dict], target_ms: float, rps: float) -> bool:
@@ -377,16 +464,20 @@ def main() -> None:
                 process, base = start_server(kind, args.processes, tmp / f"{kind}.log")
                 try:
                     warm_up(base, users)
-                    rows = run_locust(base=base, user_class="Reader", rps=args.read_rps, seconds=args.seconds,
-                                      users_file=users_file, tmp=tmp)  # fmt: skip
+                    with CpuMeter(process) as meter:
+                        rows = run_locust(base=base, user_class="Reader", rps=args.read_rps, seconds=args.seconds,
+                                          users_file=users_file, tmp=tmp)  # fmt: skip
                     results.append((label, "reads", report("reads", rows, READ_TARGET_P95_MS, args.read_rps)))
+                    meter.report(rows)
                     print(f"    load: {load_average()}")
                     if not args.skip_orders:
-                        rows = run_locust(base=base, user_class="Trader", rps=args.order_rps, seconds=args.seconds,
-                                          users_file=users_file, tmp=tmp)  # fmt: skip
+                        with CpuMeter(process) as meter:
+                            rows = run_locust(base=base, user_class="Trader", rps=args.order_rps,
+                                              seconds=args.seconds, users_file=users_file, tmp=tmp)  # fmt: skip
                         results.append(
                             (label, "orders", report("orders", rows, ORDER_TARGET_P95_MS, args.order_rps))
                         )
+                        meter.report(rows)
                         print(f"    load: {load_average()}")
                 finally:
                     stop_server(process)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import http.client
 import json
 import multiprocessing
@@ -59,6 +60,18 @@ def raise_open_files(needed: int) -> int:
     if target != soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
     return target
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the processes ``pids`` have used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -108,6 +121,10 @@ def client_process(ws_base: str, tokens: list[str], conn) -> None:
                 pass
 
         readers = [asyncio.create_task(read(ws)) for ws in sockets]
+        # The measuring clients' own garbage collection (a full pass over 500 sockets' objects)
+        # would stall every socket of this process at once: their objects are kept out of it.
+        gc.collect()
+        gc.freeze()
         conn.send(("ready", len(sockets)))
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "stop"
         for ws in sockets:
@@ -138,12 +155,19 @@ def bench_fanout(base: str, users, *, processes: int, events: int) -> bool:
         f"{connected} WebSocket clients connected in {time.perf_counter() - began:.1f} s ({processes} processes)"
     )
     time.sleep(1)
+    from tests.support.servers import children_of
+
+    server_pids = [pid for pid in children_of(os.getpid()) if pid not in {p.pid for p, _ in children}]
+    client_pids = [process.pid for process, _conn in children]
+    cpu_before = cpu_seconds(server_pids), cpu_seconds(client_pids)
     for n in range(events):
         publish_event(
             None, "price", {"bench": n, "sent": time.time(), "symbol": "BTC/USDT", "last": "100000"}
         )
         time.sleep(1)
     time.sleep(1)
+    server_cpu = cpu_seconds(server_pids) - cpu_before[0]
+    client_cpu = cpu_seconds(client_pids) - cpu_before[1]
     received: list[tuple[int, float]] = []
     for _process, conn in children:
         conn.send("stop")
@@ -151,7 +175,7 @@ def bench_fanout(base: str, users, *, processes: int, events: int) -> bool:
         received += conn.recv()[1]
         process.join(30)
     ms = [latency * 1000 for _n, latency in received]
-    per_event = [max(latency for n, latency in received if n == e) * 1000 for e in {n for n, _ in received}]
+    per_event = [max(latency for n, latency in received if n == e) * 1000 for e in sorted({n for n, _ in received})]
     missing = connected * events - len(received)
     p99 = pct(ms, 0.99)
     print(
@@ -163,6 +187,12 @@ def bench_fanout(base: str, users, *, processes: int, events: int) -> bool:
         f"until the last client had it, per event: median {statistics.median(per_event):.0f} ms, "
         f"max {max(per_event):.0f} ms; missed deliveries: {missing}"
     )
+    deliveries = max(1, connected * events)
+    print(
+        f"CPU per delivery: server {server_cpu / deliveries * 1e6:.0f} us, "
+        f"clients {client_cpu / deliveries * 1e6:.0f} us (the server's per event: {server_cpu / events * 1000:.0f} ms)"
+    )
+    print("until the last client had it, event by event (ms): " + " ".join(f"{m:.0f}" for m in per_event))
     print(f"load average: {load()}")
     return p99 < 250 and missing == 0
 
@@ -221,6 +251,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--trades", type=int, default=10_000)
     parser.add_argument("--calls", type=int, default=40)
+    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -262,10 +293,10 @@ def main() -> None:
     )
     ok = True
     try:
-        log_path = ROOT / "var" / "log" / "benchmark-realtime-daphne.log"  # kept: read it if a figure is odd
+        log_path = ROOT / "var" / "log" / f"benchmark-realtime-{args.server}.log"  # kept: read it if a figure is odd
         log_path.parent.mkdir(parents=True, exist_ok=True)
         print(f"daphne log: {log_path.relative_to(ROOT)}")
-        with asgi_server(log_path=log_path) as base:
+        with asgi_server(log_path=log_path, server=args.server) as base:
             ok &= bench_fanout(base, users, processes=args.processes, events=args.events)
             ok &= bench_home(base, home_user, calls=args.calls)
     finally:

@@ -11,7 +11,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache, caches
 
-pytestmark = pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL (a real Redis); .ci/run sets it")
+pytestmark = pytest.mark.skipif(
+    not settings.REDIS_URL, reason="needs REDIS_URL (a real Redis); .ci/run sets it"
+)
 
 
 def key() -> str:

@@ -121,13 +121,20 @@ def celery_worker(
 
 
 @contextlib.contextmanager
-def asgi_server(*, log_path: Path | None = None, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Start daphne serving ``config.asgi`` on a free port; yields its base URL. ``env`` adds
-    environment variables (settings) of the server."""
+def asgi_server(
+    *, log_path: Path | None = None, env: dict[str, str] | None = None, server: str = "daphne"
+) -> Iterator[str]:
+    """Start daphne (or ``server="uvicorn"``) serving ``config.asgi`` on a free port; yields its
+    base URL. ``env`` adds environment variables (settings) of the server."""
     port = free_port()
     log = open(log_path or os.devnull, "w")  # noqa: SIM115 - closed below
+    commands = {
+        "daphne": ["daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        "uvicorn": ["uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+                    "--loop", "uvloop", "--http", "httptools", "--no-access-log"],  # fmt: skip
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        [sys.executable, "-m", *commands[server]],
         cwd=ROOT,
         env=child_env(**(env or {})),
         stdout=log,
@@ -138,7 +145,7 @@ def asgi_server(*, log_path: Path | None = None, env: dict[str, str] | None = No
         deadline = time.monotonic() + 30
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"daphne exited with {process.returncode}")
+                raise RuntimeError(f"{server} exited with {process.returncode}")
             try:
                 with urllib.request.urlopen(f"{base}/health/", timeout=1) as response:
                     if response.status == 200:
