@@ -196,6 +196,7 @@ class BotReplaySerializer(serializers.ModelSerializer):
             "bot",
             "status",
             "progress",
+            "attempt",
             "start",
             "end",
             "candles",
