@@ -218,6 +218,8 @@ def test_a_worker_killed_mid_tick_import_and_backtest_has_another_worker_run_the
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     assert set(BacktestRun.objects.filter(pk=run_id).values_list("status", flat=True)) == {"running"}
+    # The import may have finished on the doomed worker before the kill (it is the faster job).
+    import_lost = ImportJob.objects.filter(pk=job_id, status="running").exists()
 
     fault_stack.start_worker("worker")  # another worker
     wait_for(lambda: fault_stack.worker_answers("worker"), timeout=60)
@@ -226,7 +228,7 @@ def test_a_worker_killed_mid_tick_import_and_backtest_has_another_worker_run_the
     # Its jobs are sent again by the reaper (beat, every 30 s) once their heartbeat is stale, and
     # the other worker runs them to the end.
     attempts = assert_jobs_completed([(ImportJob, job_id), (BacktestRun, run_id)], timeout=180)
-    assert attempts == {("ImportJob", job_id): 2, ("BacktestRun", run_id): 2}
+    assert attempts == {("ImportJob", job_id): 2 if import_lost else 1, ("BacktestRun", run_id): 2}
     body = api.get(f"/api/v1/backtests/{run_id}/status/").json()
     assert (body["status"], body["attempt"], body["error"]) == ("completed", 2, None)
     assert_orders_intact(bots)
