@@ -411,9 +411,12 @@ HEARTBEAT_SECONDS = env.int("HEARTBEAT_SECONDS", default=15)
 # /health/ready/: each dependency check (database, Redis, channel layer, Celery) gets this long.
 HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=5.0)
 # Backtests: a run is stopped (failed, "timeout") past this; a running job whose worker sent no
-# heartbeat for this long is marked failed ("worker_lost") by the reaper task.
+# heartbeat for this long is taken for lost ("worker_lost") by the reaper task.
 BACKTEST_TIME_LIMIT_SECONDS = env.int("BACKTEST_TIME_LIMIT_SECONDS", default=30 * 60)
 BACKTEST_HEARTBEAT_TIMEOUT_SECONDS = env.int("BACKTEST_HEARTBEAT_TIMEOUT_SECONDS", default=60)
+# A job lost to a fault (its worker died, the database went away) goes back to pending and is sent
+# again by itself this many times; after that it is failed with the reason (0: failed at once).
+JOB_AUTO_RETRIES = env.int("JOB_AUTO_RETRIES", default=2)
 # Every run (and an optimization's best parameters) gets the lookahead check, bounded by this time.
 BACKTEST_LOOKAHEAD_SECONDS = env.float("BACKTEST_LOOKAHEAD_SECONDS", default=20.0)
 # Bot ticks: a tick's claim on (bot, candle) is a lease; the candle of a worker that died

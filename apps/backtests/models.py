@@ -228,6 +228,9 @@ class Optimization(ResearchJob):
     stale_after_factor = 5.0
     # Its chunks wait in the queue: it is cancelled at once, and each chunk stops when it sees that.
     cancel_running_at_once = True
+    # Not run again after a fault: its chunk tasks carry no attempt (a chunk of the lost run still
+    # queued would count into a new one), and its trials and counters would have to start over.
+    auto_retry = False
 
     kind = models.CharField(max_length=12, choices=OptimizationKind.choices)
     space = models.JSONField(default=dict)

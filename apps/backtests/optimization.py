@@ -431,9 +431,9 @@ def _fail(optimization_id: int, **fields: Any) -> None:
         job_publish_status(Optimization.objects.get(id=optimization_id))
 
 
-def optimization_plan(*, optimization_id: int, worker: str = "") -> int:
+def optimization_plan(*, optimization_id: int, worker: str = "", attempt: int = 1) -> int:
     """Claim a pending optimization and split it into chunks; returns the number of chunks (0: nothing to do)."""
-    if not Optimization.objects.claim(optimization_id, worker=worker):
+    if not Optimization.objects.claim(optimization_id, worker=worker, attempt=attempt):
         return 0
     opt = Optimization.objects.get(id=optimization_id)
     job_publish_status(opt)
@@ -476,9 +476,9 @@ def optimization_plan(*, optimization_id: int, worker: str = "") -> int:
     return len(chunks)
 
 
-def optimization_dispatch(*, optimization_id: int, worker: str = "") -> None:
+def optimization_dispatch(*, optimization_id: int, worker: str = "", attempt: int = 1) -> None:
     """Plan an optimization and send its chunks to the workers as one Celery group."""
-    count = optimization_plan(optimization_id=optimization_id, worker=worker)
+    count = optimization_plan(optimization_id=optimization_id, worker=worker, attempt=attempt)
     if count:
         send_group(OPTIMIZATION_CHUNK_TASK, ((optimization_id, k) for k in range(count)))
 

@@ -24,9 +24,9 @@ from apps.backtests.services.enqueue import (
 
 
 @shared_task(name=RUN_TASK, bind=True, ignore_result=True, acks_late=True)
-def backtest_execute_task(self, run_id: int) -> str | None:
+def backtest_execute_task(self, run_id: int, attempt: int = 1) -> str | None:
     """Execute one pending backtest run (idempotent: a redelivered task finds it claimed)."""
-    return backtest_execute(run_id=run_id, worker=self.request.hostname or "")
+    return backtest_execute(run_id=run_id, worker=self.request.hostname or "", attempt=attempt)
 
 
 @shared_task(name=OPTIMIZATION_CHUNK_TASK, bind=True, ignore_result=True, acks_late=True)
@@ -36,9 +36,11 @@ def optimization_chunk_task(self, optimization_id: int, chunk: int) -> None:
 
 
 @shared_task(name=OPTIMIZATION_START_TASK, bind=True, ignore_result=True, acks_late=True)
-def optimization_start_task(self, optimization_id: int) -> None:
+def optimization_start_task(self, optimization_id: int, attempt: int = 1) -> None:
     """Plan an optimization and fan its chunks out to the workers."""
-    optimization_dispatch(optimization_id=optimization_id, worker=self.request.hostname or "")
+    optimization_dispatch(
+        optimization_id=optimization_id, worker=self.request.hostname or "", attempt=attempt
+    )
 
 
 @shared_task(name=OPTIMIZATION_LOOKAHEAD_TASK, ignore_result=True, acks_late=True)

@@ -39,6 +39,8 @@ def bot_finish_stop(bot_id: int, close_position: bool = False) -> None:
 
 
 @shared_task(name="apps.bots.tasks.bot_replay_run", bind=True, ignore_result=True, acks_late=True)
-def bot_replay_run(self, replay_id: int) -> str | None:
+def bot_replay_run(self, replay_id: int, attempt: int = 1) -> str | None:
     """Run one bot replay (claimed: a redelivered task does nothing); returns its final status."""
-    return services.bot_replay_execute(replay_id=replay_id, worker=self.request.hostname or "")
+    return services.bot_replay_execute(
+        replay_id=replay_id, worker=self.request.hostname or "", attempt=attempt
+    )

@@ -27,7 +27,7 @@ def heartbeat(user_id: int | None = None) -> str:
 
 @shared_task(name="apps.core.tasks.reap_stale_jobs", ignore_result=True)
 def reap_stale_jobs() -> dict[str, list[int]]:
-    """Mark running jobs (of every job model) whose worker stopped sending heartbeats as failed."""
+    """Running jobs (of every job model) whose worker stopped sending heartbeats: sent again, or failed."""
     from apps.core.jobs import jobs_reap_stale
 
     return jobs_reap_stale()

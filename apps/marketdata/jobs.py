@@ -128,15 +128,15 @@ def _job_time_limit() -> float:
     return float(getattr(settings, "MARKETDATA_JOB_TIME_LIMIT_SECONDS", JOB_TIME_LIMIT_SECONDS))
 
 
-def _finish(job_id: int, status: str, **fields: Any) -> None:
-    if ImportJob.objects.finish(job_id, status, **fields):
-        job_publish_status(ImportJob.objects.get(id=job_id))
+def _finish(job: ImportJob, status: str, **fields: Any) -> None:
+    if ImportJob.objects.finish(job.id, status, attempt=job.attempt, **fields):
+        job_publish_status(ImportJob.objects.get(id=job.id))
 
 
-def job_run(*, job_id: int, worker: str = "") -> None:
+def job_run(*, job_id: int, worker: str = "", attempt: int = 1) -> None:
     """Run a job (in a worker): claim it, report progress, heartbeat, honour cancel, record the outcome."""
     # Claim with a conditional update so a redelivered task does not run twice.
-    if not ImportJob.objects.claim(job_id, worker=worker):
+    if not ImportJob.objects.claim(job_id, worker=worker, attempt=attempt):
         return
     job = ImportJob.objects.get(id=job_id)
     job_publish_status(job)
@@ -163,16 +163,16 @@ def job_run(*, job_id: int, worker: str = "") -> None:
         else:
             outcome = _run_download(job, monitor=monitor, progress=progress)
     except JobCancelled:
-        _finish(job.id, JobStatus.CANCELLED, message="Cancelled; nothing more was stored.")
+        _finish(job, JobStatus.CANCELLED, message="Cancelled; nothing more was stored.")
     except JobTimeLimitExceeded as exc:
-        _finish(job.id, JobStatus.FAILED, error_code="time_limit", error=str(exc))
+        _finish(job, JobStatus.FAILED, error_code="time_limit", error=str(exc))
     except DomainError as exc:
-        _finish(job.id, JobStatus.FAILED, error_code=exc.code, error=exc.message, error_detail=repr(exc))
+        _finish(job, JobStatus.FAILED, error_code=exc.code, error=exc.message, error_detail=repr(exc))
     except Exception as exc:
         logger.exception("marketdata job %s failed", job.id)
         outage = outage_error(exc)
         _finish(
-            job.id,
+            job,
             JobStatus.FAILED,
             **outage
             or {
@@ -184,9 +184,9 @@ def job_run(*, job_id: int, worker: str = "") -> None:
         if outage is None:
             raise
     else:
-        _finish(job.id, JobStatus.COMPLETED, **outcome)
+        _finish(job, JobStatus.COMPLETED, **outcome)
     finally:
-        _discard_upload(job.params.get("path"))
+        _discard_upload_unless_rerun(job)
 
 
 def _run_download(job: ImportJob, *, monitor: JobMonitor, progress: Progress) -> dict[str, Any]:
@@ -209,6 +209,18 @@ def _run_download(job: ImportJob, *, monitor: JobMonitor, progress: Progress) ->
         progress=progress,
     )
     return {"inserted": report.inserted, "message": report.summary()}
+
+
+def _discard_upload_unless_rerun(job: ImportJob) -> None:
+    """Keep the upload while the job may still run (re-sent after a fault, or not yet recorded)."""
+    from django.db import DatabaseError
+
+    try:
+        rerun = ImportJob.objects.filter(id=job.id).active().exists()
+    except DatabaseError:  # still no database: the reaper will re-send or fail the job
+        return
+    if not rerun:
+        _discard_upload(job.params.get("path"))
 
 
 def _discard_upload(path: str | None) -> None:

@@ -60,8 +60,8 @@ def refresh_funding_rates() -> dict[str, str]:
 
 
 @shared_task(name="apps.marketdata.tasks.run_job", bind=True, acks_late=True)
-def run_job(self, job_id: int) -> None:
+def run_job(self, job_id: int, attempt: int = 1) -> None:
     """Run one candle import/download job (``ImportJob``)."""
     from apps.marketdata.jobs import job_run
 
-    job_run(job_id=job_id, worker=self.request.hostname or "")
+    job_run(job_id=job_id, worker=self.request.hostname or "", attempt=attempt)

@@ -407,6 +407,7 @@ def _job_row(job: Job, kind: str) -> dict[str, Any]:
         "title": str(job),
         "status": job.status,
         "progress": job.progress,
+        "attempt": job.attempt,
         "error": job.error_info,
         "created_at": job.created_at,
         "started_at": job.started_at,

@@ -25,6 +25,11 @@
         badge.textContent = data.status;
         badge.className = "badge" + (TONE[data.status] ? " " + TONE[data.status] : "");
       }
+      if (typeof data.attempt === "number") {
+        const attempt = row.querySelector('[data-field="attempt"]');
+        attempt.textContent = "attempt " + data.attempt;
+        attempt.hidden = data.attempt < 2;
+      }
       if (typeof data.progress === "number") {
         row.querySelector('[data-field="progress-bar"]').value = data.progress;
         row.querySelector('[data-field="progress"]').textContent = data.progress + " %";

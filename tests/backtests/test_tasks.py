@@ -71,6 +71,32 @@ def test_reaper_fails_only_runs_with_a_stale_heartbeat(user, candles_1h):
     assert backtest_execute(run_id=stale.id) is None
 
 
+def test_a_stale_attempt_of_a_run_sent_again_stores_nothing(user, candles_1h, monkeypatch, settings):
+    """Attempt 1's worker was only slow: the run was sent again and attempt 2 took it meanwhile.
+    Attempt 1 then reaches its end: it stores no result and does not finish attempt 2."""
+    from apps.backtests.services import runs
+    from apps.backtests.services.enqueue import RUN_TASK
+
+    settings.JOB_AUTO_RETRIES = 2
+    run = backtest_create(user=user, data=dict(SMA_BODY), enqueue=False)
+    BacktestRun.objects.filter(id=run.id).update(task_name=RUN_TASK)
+    original = runs.backtest_result_save
+
+    def lost_then_save(run_obj, candles, result):
+        BacktestRun.objects.filter(id=run_obj.id).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+        jobs_reap_stale(job_classes=[BacktestRun])  # the re-send waits for this test's commit: never sent
+        assert BacktestRun.objects.claim(run_obj.id, worker="other@host", attempt=2)
+        return original(run_obj, candles, result)
+
+    monkeypatch.setattr(runs, "backtest_result_save", lost_then_save)
+    assert backtest_execute(run_id=run.id) is None
+    assert not BacktestResultData.objects.exists()
+    run.refresh_from_db()
+    assert (run.status, run.attempt, run.worker) == (JobStatus.RUNNING, 2, "other@host")
+    # The old task delivered once more finds nothing to run.
+    assert backtest_execute(run_id=run.id, attempt=1) is None
+
+
 def test_the_one_core_reaper_covers_runs_and_optimizations():
     assert {BacktestRun, Optimization} <= set(job_models())
     assert not [

@@ -5,7 +5,8 @@
   results equal the engine called directly;
 * cancel stops a running run within 2 s;
 * a user-code error is recorded with its line number;
-* a worker killed mid-run leaves the run failed (heartbeat reaper), not running.
+* a worker killed mid-run is taken for lost by the heartbeat reaper, and the run is sent again
+  (its next attempt) and completed by another worker.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from rest_framework_simplejwt.tokens import AccessToken
 from apps.backtests.engine import BacktestConfig, run_backtest
 from apps.backtests.models import BacktestResultData, BacktestRun
 from apps.backtests.services import backtest_create, load_candles
+from apps.backtests.services.enqueue import RUN_TASK
 from apps.backtests.strategies.registry import build_strategy
-from apps.core.jobs import JobStatus, jobs_reap_stale
+from apps.core.jobs import JobStatus, job_send, jobs_reap_stale
 from tests.backtests.api_support import SMA_BODY, import_candles, post_in_thread, wait_for
 from tests.factories import UserFactory
 from tests.support import aio, servers
@@ -162,20 +164,22 @@ def test_user_code_error_on_worker_is_recorded_with_line_number(celery_worker, t
     assert "ZeroDivisionError" in status["error"]["message"]
 
 
-def test_killed_worker_leaves_the_run_failed_not_running(celery_worker, trader, tmp_path):
+def test_killed_worker_run_is_sent_again_and_completed_by_another_worker(
+    celery_worker, trader, tmp_path, settings
+):
+    settings.JOB_AUTO_RETRIES = 2
     client = client_for(trader)
     sid = client.post(f"{URL}strategies/", {"source": SLOW_CODE}, format="json").json()["id"]
-    body = {**SMA_BODY, "strategy": None, "strategy_id": sid, "params": {"work": 20000}}
+    body = {**SMA_BODY, "strategy": None, "strategy_id": sid, "params": {"work": 5000}}
     body["start"], body["end"] = "2023-01-01T00:00:00Z", "2025-01-01T00:00:00Z"
     run = backtest_create(user=trader, data=body, enqueue=False)
     # A queue only the doomed worker listens to, so the session worker cannot take the task.
     queue = f"backtests-doomed-{uuid.uuid4().hex[:8]}"
-    from apps.backtests.tasks import backtest_execute_task as task
 
     with servers.celery_worker(
         concurrency=1, hostname="doomed", queues=queue, log_path=tmp_path / "doomed.log"
     ) as worker:
-        task.apply_async(args=[run.id], queue=queue)
+        job_send(run, RUN_TASK, queue=queue)
         wait_for(lambda: BacktestRun.objects.filter(id=run.id, progress__gte=7).exists(), timeout=60)
         # Alive and beating: the reaper leaves it alone.
         assert "backtests.BacktestRun" not in jobs_reap_stale(stale_after=timedelta(seconds=15))
@@ -189,7 +193,12 @@ def test_killed_worker_leaves_the_run_failed_not_running(celery_worker, trader, 
                 pass
     assert BacktestRun.objects.get(id=run.id).status == JobStatus.RUNNING
     time.sleep(3.5)
+    # Sent again, to the run task's own queue this time, where the session worker takes it.
     assert jobs_reap_stale(stale_after=timedelta(seconds=3))["backtests.BacktestRun"] == [run.id]
+    assert client.get(f"{URL}{run.id}/status/").json()["attempt"] == 2
+    wait_for(lambda: BacktestRun.objects.get(id=run.id).is_finished, timeout=120)
     status = client.get(f"{URL}{run.id}/status/").json()
-    assert status["status"] == "failed" and status["error"]["code"] == "worker_lost"
-    assert "stopped responding" in status["error"]["message"]
+    assert (status["status"], status["attempt"], status["error"]) == ("completed", 2, None)
+    run.refresh_from_db()
+    assert run.worker.startswith("test-worker") and run.headline["total_trades"] > 0
+    assert BacktestResultData.objects.filter(run_id=run.id).count() == 1

@@ -172,6 +172,25 @@ def test_a_replay_runs_to_completed_with_its_trades_metrics_and_equity(user):
     assert services.bot_replay_execute(replay_id=replay.pk) is None
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_sent_again_after_its_worker_died_runs_on_a_fresh_account(user):
+    from tests.factories import PaperAccountFactory
+
+    store_candles(last_open_ms=LAST, closes=CLOSES)
+    bot = BotFactory(owner=user, strategy="sma_crossover", params={"fast": 2, "slow": 3}, timeframe="1h")
+    replay = services.bot_replay_create(bot=bot, start=_dt(FIRST), end=_dt(LAST), enqueue=False)
+    # Attempt 1 claimed, then its worker died with its account; the reaper sent attempt 2
+    # (tests/core/test_jobs.py): the row as the reaper leaves it.
+    assert BotReplay.objects.claim(replay.pk, worker="doomed")
+    PaperAccountFactory(user=user, replay_id=replay.pk)
+    BotReplay.objects.filter(pk=replay.pk).update(status=JobStatus.PENDING, attempt=2)
+    assert services.bot_replay_execute(replay_id=replay.pk, attempt=1) is None  # the old task, late
+    assert services.bot_replay_execute(replay_id=replay.pk, worker="test", attempt=2) == JobStatus.COMPLETED
+    replay.refresh_from_db()
+    assert (replay.status, replay.attempt) == (JobStatus.COMPLETED, 2)
+    assert not PaperAccount.objects.filter(replay_id=replay.pk).exists()  # the dead worker's too
+
+
 def test_a_webhook_bot_has_no_strategy_to_replay(auth_client, user):
     store_candles(last_open_ms=LAST, closes=CLOSES)
     bot = BotFactory(owner=user, source="webhook", strategy="", params={}, timeframe="1h")

@@ -1,4 +1,5 @@
-"""The one job model (``apps.core.jobs``): claim, cancel, monitor throttling and the reaper.
+"""The one job model (``apps.core.jobs``): claim, cancel, monitor throttling, the reaper and the
+automatic re-runs of jobs lost to a fault.
 
 A tiny concrete job model lives only in these tests (an isolated app registry and a
 table created for the test), so the abstract model is tested without any app's job.
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 from channels.layers import get_channel_layer
-from django.db import connection, models
+from django.db import connection, connections, models
 from django.test.utils import isolate_apps
 from django.utils import timezone
 
@@ -29,7 +30,10 @@ from apps.core.jobs import (
     JobStatus,
     JobTimeLimitExceeded,
     job_cancel,
+    job_publish_status,
+    job_send,
     jobs_reap_stale,
+    outage_error,
 )
 from tests.support import aio
 
@@ -67,6 +71,8 @@ def off_loop(action: Callable[[], Any]) -> Any:
             result["value"] = action()
         except BaseException as exc:  # re-raised in the test's thread
             result["error"] = exc
+        finally:
+            connections.close_all()  # the thread's own connection, back to the pool
 
     thread = threading.Thread(target=target)
     thread.start()
@@ -250,3 +256,209 @@ def test_a_job_split_over_queued_tasks_is_cancelled_at_once_while_running(job_mo
     assert job.status == JobStatus.CANCELLED and job.finished_at
     with pytest.raises(JobCancelled):
         monitor.check()
+
+
+# ------------------------------------------------------------- automatic re-runs after a fault
+SAMPLE_TASK = "tests.core.test_jobs.sample_job_run"
+
+
+class SampleTask:
+    """The sample job's task, run eagerly in this process as ``job_send`` sends it (id, attempt).
+
+    ``received``: every (job id, attempt) it was called with; ``ran``: those it claimed and
+    completed. With ``hold`` it only records the call, as a message still waiting in the queue.
+    """
+
+    def __init__(self, job_model) -> None:
+        self.model = job_model
+        self.received: list[tuple[int, int]] = []
+        self.ran: list[tuple[int, int]] = []
+        self.hold = False
+
+    def __call__(self, job_id: int, attempt: int = 1) -> None:
+        self.received.append((job_id, attempt))
+        if self.hold or not self.model.objects.claim(job_id, worker="eager", attempt=attempt):
+            return
+        self.ran.append((job_id, attempt))
+        job_publish_status(self.model.objects.get(pk=job_id))
+        if self.model.objects.finish(job_id, JobStatus.COMPLETED, attempt=attempt):
+            job_publish_status(self.model.objects.get(pk=job_id))
+
+
+@pytest.fixture
+def sample_task(job_model):
+    from config.celery import app
+
+    task = SampleTask(job_model)
+
+    def sample_job_run(job_id: int, attempt: int = 1) -> None:
+        task(job_id, attempt)
+
+    app.task(name=SAMPLE_TASK)(sample_job_run)
+    app.conf.task_always_eager = True
+    try:
+        yield task
+    finally:
+        app.conf.task_always_eager = False
+        app.tasks.pop(SAMPLE_TASK, None)
+
+
+def running_job(job_model):
+    """A job sent through ``job_send`` whose worker claimed it and then went silent (no heartbeat)."""
+    job = job_model.objects.create(owner_id=7)
+    job_model.objects.filter(pk=job.pk).update(task_name=SAMPLE_TASK)
+    assert job_model.objects.claim(job.pk, worker="doomed@host")
+    job_model.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    job.refresh_from_db()
+    return job
+
+
+def reap(job_model):
+    return off_loop(lambda: jobs_reap_stale(stale_after=timedelta(seconds=60), job_classes=[job_model]))
+
+
+def test_job_send_records_the_task_and_sends_the_attempt_with_the_id(job_model, sample_task):
+    job = job_model.objects.create(owner_id=7)
+    off_loop(lambda: job_send(job, SAMPLE_TASK))
+    job.refresh_from_db()
+    assert job.task_name == SAMPLE_TASK and job.task_id
+    assert sample_task.ran == [(job.pk, 1)] and job.status == JobStatus.COMPLETED and job.attempt == 1
+
+
+def test_a_job_of_a_lost_worker_is_sent_again_and_completes(job_model, sample_task, settings):
+    settings.JOB_AUTO_RETRIES = 2
+    job = running_job(job_model)
+    inbox = EventInbox(7)
+
+    assert reap(job_model) == {"core.SampleJob": [job.pk]}
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED and job.attempt == 2 and job.worker == "eager"
+    assert job.error_code == "" and job.error == ""
+    assert sample_task.ran == [(job.pk, 2)]
+    events = [(e["payload"]["status"], e["payload"]["attempt"]) for e in inbox.drain()]
+    assert events == [(JobStatus.PENDING, 2), (JobStatus.RUNNING, 2), (JobStatus.COMPLETED, 2)]
+
+
+def test_a_job_failed_by_a_database_outage_is_sent_again_once_the_database_is_back(
+    job_model, sample_task, settings
+):
+    from django.db import OperationalError
+
+    settings.JOB_AUTO_RETRIES = 2
+    job = running_job(job_model)
+    # What a job's service records when its work raised a lost connection (the database is back).
+    fields = outage_error(OperationalError())
+    assert off_loop(lambda: job_model.objects.finish(job.pk, JobStatus.FAILED, attempt=1, **fields)) is False
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED and job.attempt == 2
+    assert sample_task.ran == [(job.pk, 2)]
+
+
+def test_a_late_redelivery_of_an_earlier_attempt_never_runs_the_job_again(job_model, sample_task, settings):
+    settings.JOB_AUTO_RETRIES = 2
+    job = running_job(job_model)
+    old_monitor = JobMonitor(job, event=None, time_limit=60)  # attempt 1's, on the silent worker
+    assert old_monitor.should_cancel() is False
+    sample_task.hold = True  # the re-sent task waits in the queue
+
+    reap(job_model)
+    job.refresh_from_db()
+    assert job.status == JobStatus.PENDING and job.attempt == 2
+    assert sample_task.received == [(job.pk, 2)]
+    # The old task redelivered (acks_late, visibility timeout) before the new one is taken.
+    assert job_model.objects.claim(job.pk, worker="late@host", attempt=1) is False
+    assert job_model.objects.claim(job.pk, worker="new@host", attempt=2) is True
+    # Attempt 1's worker was only slow: it stops, and cannot record anything over attempt 2.
+    old_monitor._last_cancel_check = 0.0
+    with pytest.raises(JobCancelled):
+        old_monitor.check()
+    assert job_model.objects.finish(job.pk, JobStatus.CANCELLED, attempt=1) is False
+    assert job_model.objects.get(pk=job.pk).status == JobStatus.RUNNING
+    assert job_model.objects.finish(job.pk, JobStatus.COMPLETED, attempt=2) is True
+    # After the end, neither attempt's task runs it again.
+    assert job_model.objects.claim(job.pk, attempt=1) is False
+    assert job_model.objects.claim(job.pk, attempt=2) is False
+    job.refresh_from_db()
+    assert job.status == JobStatus.COMPLETED and job.worker == "new@host"
+
+
+def test_a_cancelled_job_is_never_run_again(job_model, sample_task, settings):
+    from django.db import OperationalError
+
+    settings.JOB_AUTO_RETRIES = 2
+    # Cancel asked while it ran, then its worker died: cancelled, not sent again.
+    asked = running_job(job_model)
+    job_cancel(asked)
+    reap(job_model)
+    asked.refresh_from_db()
+    assert asked.status == JobStatus.CANCELLED and asked.attempt == 1
+    # Cancel asked, then a database outage ended it: failed with the reason, not sent again.
+    outage = running_job(job_model)
+    job_cancel(outage)
+    fields = outage_error(OperationalError())
+    assert off_loop(lambda: job_model.objects.finish(outage.pk, JobStatus.FAILED, **fields)) is True
+    outage.refresh_from_db()
+    assert outage.status == JobStatus.FAILED and outage.error_code == "database_unavailable"
+    assert outage.attempt == 1
+    # Re-sent, then cancelled while it waits in the queue: its task finds nothing to run.
+    waiting = running_job(job_model)
+    sample_task.hold = True
+    reap(job_model)
+    off_loop(lambda: job_cancel(waiting))
+    assert job_model.objects.claim(waiting.pk, attempt=2) is False
+    assert job_model.objects.get(pk=waiting.pk).status == JobStatus.CANCELLED
+    assert sample_task.ran == []
+
+
+def test_a_job_lost_more_often_than_its_attempts_fails_with_the_reason_and_the_tries(
+    job_model, sample_task, settings
+):
+    settings.JOB_AUTO_RETRIES = 2
+    job = running_job(job_model)
+    sample_task.hold = True  # each re-sent attempt is claimed (and lost again) by hand
+    inbox = EventInbox(7)
+    for attempt in (2, 3):
+        reap(job_model)
+        assert job_model.objects.get(pk=job.pk).status == JobStatus.PENDING
+        assert job_model.objects.claim(job.pk, worker="doomed@host", attempt=attempt)
+        job_model.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=5))
+    reap(job_model)
+    job.refresh_from_db()
+    assert sample_task.received == [(job.pk, 2), (job.pk, 3)]
+    assert job.status == JobStatus.FAILED and job.error_code == "worker_lost" and job.attempt == 3
+    assert "stopped responding" in job.error and "It was tried 3 times." in job.error
+    statuses = [(e["payload"]["status"], e["payload"]["attempt"]) for e in inbox.drain()]
+    assert statuses == [(JobStatus.PENDING, 2), (JobStatus.PENDING, 3), (JobStatus.FAILED, 3)]
+
+
+def test_no_automatic_runs_when_switched_off_or_for_a_model_that_opts_out(
+    job_model, sample_task, settings, monkeypatch
+):
+    settings.JOB_AUTO_RETRIES = 0
+    off = running_job(job_model)
+    reap(job_model)
+    off.refresh_from_db()
+    assert off.status == JobStatus.FAILED and off.error_code == "worker_lost" and "tried" not in off.error
+
+    settings.JOB_AUTO_RETRIES = 2
+    monkeypatch.setattr(job_model, "auto_retry", False)
+    opted_out = running_job(job_model)
+    reap(job_model)
+    opted_out.refresh_from_db()
+    assert opted_out.status == JobStatus.FAILED and opted_out.attempt == 1
+    assert sample_task.received == []
+
+
+def test_every_job_model_says_whether_it_is_run_again():
+    from apps.backtests.models import BacktestRun, Optimization
+    from apps.bots.models import BotReplay
+    from apps.core.jobs import job_models
+    from apps.marketdata.models import ImportJob
+
+    assert {m: m.auto_retry for m in job_models()} == {
+        BacktestRun: True,
+        Optimization: False,  # its chunk tasks carry no attempt
+        ImportJob: True,
+        BotReplay: True,
+    }

@@ -196,6 +196,45 @@ def test_import_job_via_api_runs_and_reports(auth_client, user, settings, django
     assert missing_file.status_code == 400 and "file" in err(missing_file)["fields"]
 
 
+def test_an_import_lost_to_a_database_outage_keeps_its_upload_for_the_next_attempt(
+    user, settings, monkeypatch
+):
+    from pathlib import Path
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.db import OperationalError
+
+    from apps.marketdata import jobs
+    from apps.marketdata.tasks import run_job  # noqa: F401 - the task job_send records
+
+    settings.JOB_AUTO_RETRIES = 2
+    upload = SimpleUploadedFile(
+        "mine.csv", b"timestamp,open,high,low,close,volume\n1704067200000,10,11,9,10.5,100\n"
+    )
+    job = jobs.job_submit(user=user, kind="import", exchange="binance", symbol="BTC/USDT", timeframe="1m",
+                          upload=upload)  # fmt: skip
+    # What job_send records (this test's transaction is never committed: nothing is sent).
+    ImportJob.objects.filter(pk=job.pk).update(task_name=jobs.RUN_JOB_TASK)
+    real_import = jobs.candles_import_file
+
+    def connection_lost(**kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(jobs, "candles_import_file", connection_lost)
+    jobs.job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.error_code) == ("pending", 2, "")
+    assert Path(job.params["path"]).exists()  # the next attempt imports it
+
+    monkeypatch.setattr(jobs, "candles_import_file", real_import)
+    jobs.job_run(job_id=job.pk, attempt=1)  # the old task redelivered: nothing
+    assert ImportJob.objects.get(pk=job.pk).status == "pending"
+    jobs.job_run(job_id=job.pk, attempt=2)
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.inserted) == ("completed", 2, 1)
+    assert not Path(job.params["path"]).exists()
+
+
 def test_candles_rows_are_exact_and_empty_range_is_empty_list(auth_client, stored_candles):
     from apps.marketdata import selectors
 

@@ -1,5 +1,6 @@
 """Download jobs on a real Celery worker (Redis, PostgreSQL) against the fake Binance server:
-cancelled from the API while running, and failed by the reaper when their worker is killed."""
+cancelled from the API while running, and failed by the reaper when their worker is killed and
+automatic re-runs are off (a re-run completing on a real worker: tests/backtests/test_tasks_worker.py)."""
 
 from __future__ import annotations
 
@@ -88,7 +89,10 @@ def test_a_running_download_is_cancelled_from_the_api(slow_binance, own_worker, 
     assert 0 < Candle.objects.filter(market__symbol="BTC/USDT", timeframe="1m").count() < 3 * 1440
 
 
-def test_killed_worker_leaves_the_download_failed_not_running(slow_binance, own_worker, user, auth_client):
+def test_killed_worker_leaves_the_download_failed_when_automatic_runs_are_off(
+    slow_binance, own_worker, user, auth_client, settings
+):
+    settings.JOB_AUTO_RETRIES = 0
     job = download_job(user)
     run_job.apply_async(args=[job.id], queue=own_worker.queue)
     assert wait_for(lambda: ImportJob.objects.filter(id=job.id, status="running", progress__gt=0).exists())

@@ -32,6 +32,20 @@ def test_lists_every_kind_of_the_users_jobs_newest_first(auth_client, user, othe
     assert set(rows["import"]) >= {"created_at", "started_at", "finished_at", "duration_seconds", "title"}
 
 
+def test_the_attempt_of_a_job_sent_again_after_a_fault_shows_in_the_list_and_on_the_page(
+    auth_client, client, user
+):
+    mine = jobs_of_every_kind(user)
+    type(mine["import"]).objects.filter(pk=mine["import"].pk).update(attempt=2)
+    rows = {row["kind"]: row for row in auth_client.get(URL).json()["results"]}
+    assert {kind: row["attempt"] for kind, row in rows.items()} == {
+        "backtest": 1, "optimization": 1, "import": 2, "download": 1, "bot_replay": 1,
+    }  # fmt: skip
+    client.force_login(user)
+    html = client.get(reverse("ops:my-jobs")).content.decode()
+    assert html.count('data-field="attempt"') == 5 and html.count("attempt 2</span>") == 1
+
+
 def test_another_users_jobs_never_show(api_client, user, other_user):
     jobs_of_every_kind(other_user)
     api_client.force_authenticate(user)

@@ -219,6 +219,7 @@ class RunStatusSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=JobStatus.choices)
     progress = serializers.IntegerField(min_value=0, max_value=100)
+    attempt = serializers.IntegerField(help_text="1, then one more for each automatic re-run after a fault")
     cancel_requested = serializers.BooleanField()
     error = JobErrorSerializer(allow_null=True)
     started_at = serializers.DateTimeField(allow_null=True)
@@ -296,6 +297,7 @@ def run_status(run: BacktestRun) -> dict[str, Any]:
         "id": run.id,
         "status": run.status,
         "progress": run.progress,
+        "attempt": run.attempt,
         "cancel_requested": run.cancel_requested,
         "error": run.error_info,
         "started_at": _iso(run.started_at),
@@ -383,6 +385,7 @@ def optimization(obj: Optimization, *, full: bool = True) -> dict[str, Any]:
         "kind": obj.kind,
         "status": obj.status,
         "progress": pct,
+        "attempt": obj.attempt,
         "total": obj.total,
         "completed": obj.completed,
         "strategy": strategy_ref(obj),

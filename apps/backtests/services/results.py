@@ -89,8 +89,8 @@ def backtest_result_save(run: BacktestRun, candles: Candles, result: BacktestRes
     }
     with transaction.atomic():
         locked = BacktestRun.objects.select_for_update().filter(id=run.id).first()
-        if locked is None or locked.status != JobStatus.RUNNING:
-            return None  # deleted, cancelled at the last moment, or reaped meanwhile
+        if locked is None or locked.status != JobStatus.RUNNING or locked.attempt != run.attempt:
+            return None  # deleted, cancelled at the last moment, or reaped (and re-sent) meanwhile
         BacktestResultData.objects.create(
             run_id=run.id,
             metrics=metrics,

@@ -73,19 +73,19 @@ def backtest_delete(*, run: BacktestRun) -> None:
     run.delete()
 
 
-def _finish(run_id: int, status: str, **fields: Any) -> None:
-    if BacktestRun.objects.finish(run_id, status, **fields):
-        job_publish_status(BacktestRun.objects.get(id=run_id))
+def _finish(run: BacktestRun, status: str, **fields: Any) -> None:
+    if BacktestRun.objects.finish(run.id, status, attempt=run.attempt, **fields):
+        job_publish_status(BacktestRun.objects.get(id=run.id))
 
 
-def backtest_execute(*, run_id: int, worker: str = "") -> str | None:
+def backtest_execute(*, run_id: int, worker: str = "", attempt: int = 1) -> str | None:
     """Run a pending backtest to its end (called by the Celery task); returns the final status.
 
-    Claims the run with a conditional update (pending -> running), so a
+    Claims the run's ``attempt`` with a conditional update (pending -> running), so a
     redelivered or duplicate task never runs it twice. Every failure is recorded
     on the run with a message written for the user.
     """
-    if not BacktestRun.objects.claim(run_id, worker=worker):
+    if not BacktestRun.objects.claim(run_id, worker=worker, attempt=attempt):
         return None
     run = BacktestRun.objects.select_related("strategy_version").get(id=run_id)
     job_publish_status(run)
@@ -135,25 +135,25 @@ def backtest_execute(*, run_id: int, worker: str = "") -> str | None:
         # Leave the rest of the time limit for saving: the check reports what it covered in time.
         seconds = min(lookahead_seconds(), max(monitor.seconds_left - 10, 1.0))
         run.lookahead = lookahead_report(job=run, candles=candles, max_seconds=seconds)
-        BacktestRun.objects.filter(id=run.id).update(lookahead=run.lookahead)
+        BacktestRun.objects.filter(id=run.id, attempt=run.attempt).update(lookahead=run.lookahead)
         monitor.check()
         monitor.progress(96, stage="saving")
         return backtest_result_save(run, candles, result)
     except (JobTimeLimitExceeded, SoftTimeLimitExceeded) as exc:
         if isinstance(exc, SoftTimeLimitExceeded):  # Celery's own limit (prefork pools) hit first
             exc = JobTimeLimitExceeded("The backtest exceeded the worker's time limit and was stopped.")
-        _finish(run.id, JobStatus.FAILED, **error_fields(exc))
+        _finish(run, JobStatus.FAILED, **error_fields(exc))
         return JobStatus.FAILED
     except (BacktestCancelled, JobCancelled):
-        _finish(run.id, JobStatus.CANCELLED)
+        _finish(run, JobStatus.CANCELLED)
         return JobStatus.CANCELLED
     except (BacktestError, DomainError) as exc:
-        _finish(run.id, JobStatus.FAILED, **error_fields(exc))
+        _finish(run, JobStatus.FAILED, **error_fields(exc))
         return JobStatus.FAILED
     except Exception as exc:  # a bug of ours: keep the traceback in the log, a readable message on the run
         logger.exception("backtest %s failed", run_id)
         _finish(
-            run.id,
+            run,
             JobStatus.FAILED,
             **outage_error(exc)
             or {

@@ -196,6 +196,7 @@ class BotReplaySerializer(ModelSerializer):
             "bot",
             "status",
             "progress",
+            "attempt",
             "start",
             "end",
             "candles",

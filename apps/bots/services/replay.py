@@ -83,6 +83,7 @@ from apps.core.jobs import (
     job_cancel,
     job_publish_status,
     job_send,
+    outage_error,
 )
 from apps.exchanges.gateway.base import Order as GatewayOrder
 from apps.exchanges.gateway.paper import DEFAULT_SLIPPAGE, PaperGateway, paper_account_reset, split_symbol
@@ -181,17 +182,19 @@ def bot_replay_cancel(*, replay: BotReplay) -> BotReplay:
     return job_cancel(replay)
 
 
-def _finish(replay_id: int, status: str, **fields: Any) -> None:
-    if BotReplay.objects.finish(replay_id, status, **fields):
-        job_publish_status(BotReplay.objects.get(pk=replay_id))
+def _finish(replay: BotReplay, status: str, **fields: Any) -> bool:
+    if BotReplay.objects.finish(replay.pk, status, attempt=replay.attempt, **fields):
+        job_publish_status(BotReplay.objects.get(pk=replay.pk))
+        return True
+    return False
 
 
-def bot_replay_execute(*, replay_id: int, worker: str = "") -> str | None:
+def bot_replay_execute(*, replay_id: int, worker: str = "", attempt: int = 1) -> str | None:
     """Run a pending replay to its end (the task calls this); returns its final status.
 
     ``None`` when the replay was not pending (a redelivered task, or cancelled first).
     """
-    if not BotReplay.objects.claim(replay_id, worker=worker):
+    if not BotReplay.objects.claim(replay_id, worker=worker, attempt=attempt):
         return None
     replay = BotReplay.objects.select_related("bot", "bot__owner").get(pk=replay_id)
     job_publish_status(replay)
@@ -202,28 +205,32 @@ def bot_replay_execute(*, replay_id: int, worker: str = "") -> str | None:
         with events_muted(), _fast_commits():
             result = _Replay(replay, account, monitor).run()
     except JobCancelled:
-        _finish(replay_id, JobStatus.CANCELLED)
+        _finish(replay, JobStatus.CANCELLED)
         return JobStatus.CANCELLED
     except JobTimeLimitExceeded as exc:
-        _finish(replay_id, JobStatus.FAILED, error_code="time_limit", error=str(exc))
+        _finish(replay, JobStatus.FAILED, error_code="time_limit", error=str(exc))
         return JobStatus.FAILED
     except (DomainError, BacktestError) as exc:
         message = str(getattr(exc, "message", None) or exc)
-        _finish(replay_id, JobStatus.FAILED, error_code=getattr(exc, "code", "") or "error", error=message)
+        _finish(replay, JobStatus.FAILED, error_code=getattr(exc, "code", "") or "error", error=message)
         return JobStatus.FAILED
     except Exception as exc:  # a bug of ours: keep the traceback, tell the user something readable
         logger.exception("bot replay %s failed", replay_id)
         _finish(
-            replay_id,
+            replay,
             JobStatus.FAILED,
-            error_code="internal",
-            error=f"Internal error ({type(exc).__name__}); the administrators can find it in the logs.",
+            **outage_error(exc)
+            or {
+                "error_code": "internal",
+                "error": f"Internal error ({type(exc).__name__}); the administrators can find it in the logs.",
+            },
         )
         return JobStatus.FAILED
     finally:
         if account is not None:
             account.delete()  # its orders, fills and positions go with it; the result keeps the trades
-    _finish(replay_id, JobStatus.COMPLETED, result=result)
+    if not _finish(replay, JobStatus.COMPLETED, result=result):
+        return None  # cancelled, deleted or re-sent meanwhile: this run's result is not the replay's
     bot_event_add(
         bot=replay.bot,
         kind="lifecycle",
@@ -266,6 +273,8 @@ def _replay_account(replay: BotReplay) -> PaperAccount:
     bot = replay.bot
     _base, quote = split_symbol(bot.symbol, futures=bot.is_futures)
     like = _like(bot)
+    # An earlier attempt's account, left behind by a worker that died (its worker deletes its own).
+    PaperAccount.objects.filter(replay_id=replay.pk).delete()
     account = PaperAccount.objects.create(
         user_id=bot.owner_id,
         replay_id=replay.pk,

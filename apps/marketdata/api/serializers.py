@@ -121,8 +121,8 @@ class ImportJobSerializer(ModelSerializer):
     class Meta:
         model = ImportJob
         fields = [
-            "id", "kind", "exchange", "symbol", "timeframe", "params", "status", "progress", "cancel_requested",
-            "inserted", "skipped", "message", "error", "created_at", "started_at", "finished_at",
+            "id", "kind", "exchange", "symbol", "timeframe", "params", "status", "progress", "attempt",
+            "cancel_requested", "inserted", "skipped", "message", "error", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -160,6 +160,7 @@ class UserJobSerializer(serializers.Serializer):
     title = serializers.CharField()
     status = serializers.ChoiceField(choices=JobStatus.choices)
     progress = serializers.IntegerField(help_text="0 to 100")
+    attempt = serializers.IntegerField(help_text="1, then one more for each automatic re-run after a fault")
     error = serializers.DictField(allow_null=True, help_text="code and message (and more per kind)")
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
