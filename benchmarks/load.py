@@ -2,12 +2,12 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/trading_bench_load \
     REDIS_URL=redis://127.0.0.1:6379/9 \
-        .venv/bin/python benchmarks/load.py [--server daphne uvicorn] [--processes 2]
+        .venv/bin/python benchmarks/load.py [--server serve daphne] [--processes 2]
                                             [--read-rps 300] [--order-rps 100] [--seconds 60]
-    ... benchmarks/load.py --quick          # 20 s per phase, uvicorn with 2 processes only
+    ... benchmarks/load.py --quick          # 20 s per phase, serve with 2 processes only
 
-For each server setup (``daphne``: one process, as ``manage.py serve`` and the README run it;
-``uvicorn``: ``--processes`` worker processes with uvloop/httptools) it starts the server on
+For each server setup (``serve``: the platform's web server, ``manage.py serve --workers
+--processes`` (uvicorn); ``daphne``: one daphne process, for comparison) it starts the server on
 the database in DATABASE_URL (created and migrated if needed) and runs two phases with locust
 (headless, ``FastHttpUser``, a fixed request rate per simulated user):
 
@@ -240,10 +240,9 @@ def start_server(kind: str, processes: int, log: Path) -> tuple[subprocess.Popen
             str(port),
             "config.asgi:application",
         ]
-    else:
-        command = [sys.executable, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1",
-                   "--port", str(port), "--workers", str(processes), "--loop", "uvloop", "--http", "httptools",
-                   "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    else:  # the platform's web server: manage.py serve (uvicorn), --processes of it
+        command = [sys.executable, "manage.py", "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port),
+                   "--workers", str(processes)]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **UNREACHED_RATE_LIMITS, **production_env()}
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
@@ -354,12 +353,12 @@ def processes(*, group: int | None = None, name: str | None = None) -> list[int]
         if not entry.name.isdigit():
             continue
         try:
-            if group is not None and os.getpgid(int(entry.name)) == group:
-                pids.append(int(entry.name))
-            elif name is not None and (entry / "comm").read_text().strip() == name:
-                pids.append(int(entry.name))
+            in_group = group is not None and os.getpgid(int(entry.name)) == group
+            named = name is not None and (entry / "comm").read_text().strip() == name
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
+        if in_group or named:
+            pids.append(int(entry.name))
     return pids
 
 
@@ -394,7 +393,9 @@ class CpuMeter:
         requests = sum(int(row["Request Count"]) for row in rows if row["Name"] == "Aggregated") or 1
         parts = ", ".join(f"{part} {seconds / requests * 1000:.1f}" for part, seconds in self.used.items())
         busy = sum(self.used.values()) / self.wall
-        print(f"    CPU per request (ms): {parts}; all of them kept {busy:.2f} of {os.cpu_count()} cores busy")
+        print(
+            f"    CPU per request (ms): {parts}; all of them kept {busy:.2f} of {os.cpu_count()} cores busy"
+        )
 
 
 def report(phase: str, rows: list[dict], target_ms: float, rps: float) -> bool:
@@ -425,17 +426,17 @@ def report(phase: str, rows: list[dict], target_ms: float, rps: float) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--server", nargs="+", choices=["daphne", "uvicorn"], default=["daphne", "uvicorn"])
-    parser.add_argument("--processes", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--server", nargs="+", choices=["serve", "daphne"], default=["serve", "daphne"])
+    parser.add_argument("--processes", type=int, default=2, help="manage.py serve --workers")
     parser.add_argument("--read-rps", type=float, default=300)
     parser.add_argument("--order-rps", type=float, default=100)
     parser.add_argument("--seconds", type=int, default=60, help="per phase")
     parser.add_argument("--users", type=int, default=50)
-    parser.add_argument("--quick", action="store_true", help="20 s per phase, uvicorn only, 20 users")
+    parser.add_argument("--quick", action="store_true", help="20 s per phase, serve only, 20 users")
     parser.add_argument("--skip-orders", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.server, args.users = 20, ["uvicorn"], 20
+        args.seconds, args.server, args.users = 20, ["serve"], 20
 
     ensure_database()
     import django
@@ -459,7 +460,11 @@ def main() -> None:
             users_file = tmp / "users.json"
             users_file.write_text(json.dumps(users))
             for kind in args.server:
-                label = "daphne (1 process)" if kind == "daphne" else f"uvicorn ({args.processes} processes)"
+                label = (
+                    "daphne (1 process)"
+                    if kind == "daphne"
+                    else f"serve/uvicorn ({args.processes} processes)"
+                )
                 print(f"{label}, {args.users} users, {args.seconds} s per phase")
                 process, base = start_server(kind, args.processes, tmp / f"{kind}.log")
                 try:

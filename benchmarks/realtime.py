@@ -175,7 +175,9 @@ def bench_fanout(base: str, users, *, processes: int, events: int) -> bool:
         received += conn.recv()[1]
         process.join(30)
     ms = [latency * 1000 for _n, latency in received]
-    per_event = [max(latency for n, latency in received if n == e) * 1000 for e in sorted({n for n, _ in received})]
+    per_event = [
+        max(latency for n, latency in received if n == e) * 1000 for e in sorted({n for n, _ in received})
+    ]
     missing = connected * events - len(received)
     p99 = pct(ms, 0.99)
     print(
@@ -251,7 +253,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--trades", type=int, default=10_000)
     parser.add_argument("--calls", type=int, default=40)
-    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
+    parser.add_argument(
+        "--server", choices=["serve", "daphne"], default="serve", help="manage.py serve (uvicorn) or daphne"
+    )
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -293,7 +297,9 @@ def main() -> None:
     )
     ok = True
     try:
-        log_path = ROOT / "var" / "log" / f"benchmark-realtime-{args.server}.log"  # kept: read it if a figure is odd
+        log_path = (
+            ROOT / "var" / "log" / f"benchmark-realtime-{args.server}.log"
+        )  # kept: read it if a figure is odd
         log_path.parent.mkdir(parents=True, exist_ok=True)
         print(f"daphne log: {log_path.relative_to(ROOT)}")
         with asgi_server(log_path=log_path, server=args.server) as base:

@@ -11,7 +11,7 @@ echo "==> ruff format --check"
 ruff format --check .
 echo "==> pytest"
 # PYTEST_WORKERS=N runs the suite in N pytest-xdist processes (each with its own test
-# database and Redis database; the tests that start a Celery worker, daphne or
+# database and Redis database; the tests that start a Celery worker, the web server or
 # Chromium share one of them). Serial is the default: on the 2-core machine it
 # measured faster (docs/architecture.md, "Tests").
 exec python -m pytest -n "${PYTEST_WORKERS:-0}" --dist loadgroup "$@"

@@ -274,18 +274,18 @@ def test_the_schema_documents_the_headers_and_each_operations_scope(schema):
 
 
 def test_the_headers_come_through_the_asgi_server_with_the_redis_cache(live_server_url):
-    """daphne (DJANGO_ENV=test, its generous rate) counts in the shared Redis cache: the pytest
-    process, a web process like any other, sees the same window."""
+    """The web server (manage.py serve; DJANGO_ENV=test, its generous rate) counts in the shared
+    Redis cache: the pytest process, a web process like any other, sees the same window."""
     import urllib.request
 
-    address = "127.0.0.1"  # daphne's client address for this test's requests
+    address = "127.0.0.1"  # the server's client address for this test's requests
 
     def get() -> tuple[int, int, int]:
         with urllib.request.urlopen(f"{live_server_url}{ROOT}", timeout=10) as response:
             assert response.status == 200
             return rate_headers(response.headers)
 
-    # daphne's clock runs: two requests straddling its window's end would start over, so retry
+    # The server's clock runs: two requests straddling its window's end would start over, so retry
     # (at most twice) until two consecutive answers share a window.
     for _ in range(3):
         first, second = get(), get()
@@ -295,4 +295,27 @@ def test_the_headers_come_through_the_asgi_server_with_the_redis_cache(live_serv
     assert remaining == first[1] - 1 and limit > first[1]
     key, window_end = rate_window("anon", address, 60, reset - 1)
     assert window_end == reset
-    assert cache.get(key) == limit - remaining  # daphne's count, read by this process
+    assert cache.get(key) == limit - remaining  # the server's count, read by this process
+
+
+def test_the_web_server_does_not_take_the_client_address_from_x_forwarded_for(live_server_url):
+    """uvicorn would rewrite the client address from X-Forwarded-For for a local peer; the
+    platform's server leaves it to Django's NUM_PROXIES (0 in tests): a header cannot move a
+    client to another address's rate-limit count."""
+    import urllib.request
+
+    def remaining(forwarded: str | None) -> tuple[int, int]:
+        headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+        request = urllib.request.Request(f"{live_server_url}{ROOT}", headers=headers)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            _limit, left, reset = rate_headers(response.headers)
+            return left, reset
+
+    for _ in range(3):  # two answers in one window (the server's clock runs)
+        (first, reset_1), (second, reset_2) = (
+            remaining(None),
+            remaining(f"203.0.113.{uuid.uuid4().int % 250}"),
+        )
+        if reset_1 == reset_2:
+            break
+    assert second == first - 1  # the forged address counted as the peer's own

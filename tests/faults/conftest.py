@@ -140,16 +140,7 @@ def _start(stack: Stack, name: str, kind: str, **options) -> subprocess.Popen:
     else:
         port = servers.free_port()
         stack.base_url = f"http://127.0.0.1:{port}"
-        command = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "config.asgi:application",
-        ]
+        command = servers.serve_command(port)
     process = subprocess.Popen(
         command, cwd=servers.ROOT, env=stack.env(), stdout=log, stderr=subprocess.STDOUT
     )

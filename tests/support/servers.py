@@ -122,19 +122,28 @@ def celery_worker(
 
 @contextlib.contextmanager
 def asgi_server(
-    *, log_path: Path | None = None, env: dict[str, str] | None = None, server: str = "daphne"
+    *, log_path: Path | None = None, env: dict[str, str] | None = None, server: str = "serve"
 ) -> Iterator[str]:
-    """Start daphne (or ``server="uvicorn"``) serving ``config.asgi`` on a free port; yields its
-    base URL. ``env`` adds environment variables (settings) of the server."""
+    """Start the web server as production runs it (``manage.py serve``: uvicorn) serving
+    ``config.asgi`` on a free port; yields its base URL. ``env`` adds environment variables
+    (settings) of the server; ``server="daphne"`` starts daphne instead (a benchmark compares)."""
     port = free_port()
     log = open(log_path or os.devnull, "w")  # noqa: SIM115 - closed below
     commands = {
-        "daphne": ["daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        "uvicorn": ["uvicorn", "config.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-                    "--loop", "uvloop", "--http", "httptools", "--no-access-log"],  # fmt: skip
+        "serve": serve_command(port),
+        "daphne": [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "config.asgi:application",
+        ],
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", *commands[server]],
+        commands[server],
         cwd=ROOT,
         env=child_env(**(env or {})),
         stdout=log,
@@ -158,6 +167,11 @@ def asgi_server(
     finally:
         _stop(process)
         log.close()
+
+
+def serve_command(port: int) -> list[str]:
+    """The web server's command line (``manage.py serve``, without the embedded worker)."""
+    return [sys.executable, "manage.py", "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port)]
 
 
 def children_of(pid: int) -> list[int]:
