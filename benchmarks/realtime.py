@@ -1,4 +1,4 @@
-"""Realtime benchmark (PostgreSQL + Redis): one price event to 1,000 WebSocket clients on daphne
+"""Realtime benchmark (PostgreSQL + Redis): one price event to 1,000 WebSocket clients on the web server
 with channels-redis, and the home page's calls for a user with a year of history.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/trading_bench_realtime \
@@ -7,19 +7,21 @@ with channels-redis, and the home page's calls for a user with a year of history
                                                 [--trades 10000] [--calls 40]
     ... benchmarks/realtime.py --quick          # 200 clients, 5 events, 2,000 trades, 15 calls
 
-**Fan-out.** ``--clients`` users (one socket each, JWT) connect to one daphne
-(``config.asgi``, channels-redis) from ``--processes`` client processes (asyncio and
-``websockets``; the script raises its open-file limit to what it needs). Then
+**Fan-out.** ``--clients`` users (one socket each, JWT) connect to one web server process
+(``manage.py serve``: uvicorn, ``config.asgi``, channels-redis; ``--server daphne`` to compare)
+from ``--processes`` client processes (asyncio and ``websockets``; the script raises its open-file limit to what it needs). Then
 ``--events`` times, one second apart, this process publishes one ``price`` event to
 everybody (``publish_event(None, "price", ...)``, the broadcast group) carrying its send
 time; each client notes when it reads it. Printed: the delivery latency over every
 (client, event) pair, p50/p95/p99/max (target: p99 under 250 ms), the time until the last
-client of an event had it, and any event a client never got. The clients run on the same
-two cores as the server: their own read time is in the figures.
+client of an event had it, any event a client never got, and the CPU per delivery of the
+server and of the clients. The clients run on the same two cores as the server: their own
+read time is in the figures (their objects are kept out of garbage collection, whose full
+passes over 500 sockets stalled every socket of a client process at once).
 
 **Home page.** A user seeded as ``benchmarks/portfolio.py`` does (a year of tiered
 snapshots, ``--trades`` round trips over 5 bots, here running so the page shows them)
-calls, over real HTTP through the same daphne, what the home page does: the page itself
+calls, over real HTTP through the same server, what the home page does: the page itself
 (``/``, rendered from ``apps.home.selectors.home_page``), the portfolio summary and the
 30-day and one-year equity curves (``static/home/home.js``, the portfolio page), and a
 bot's detail and performance (``static/bots/bots.js``). ``--calls`` calls each, after
@@ -223,7 +225,7 @@ def bench_home(base: str, user, *, calls: int) -> bool:
     connection = http.client.HTTPConnection(split.hostname, split.port, timeout=60)
     worst = 0.0
     print(
-        f"{'home page call':24} {'first':>8} {'p50':>8} {'p95':>8} {'max':>8}  (ms, {calls} calls, HTTP to daphne)"
+        f"{'home page call':24} {'first':>8} {'p50':>8} {'p95':>8} {'max':>8}  (ms, {calls} calls, HTTP to the server)"
     )
     for label, path, headers in calls_made:
         times = []
@@ -260,7 +262,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.clients, args.events, args.trades, args.calls = 200, 5, 2_000, 15
-    # daphne (a child) inherits the limit: one descriptor per socket on each side, plus room.
+    # The server (a child) inherits the limit: one descriptor per socket on each side, plus room.
     limit = raise_open_files(2 * args.clients + 512)
     if limit < args.clients + 256:
         sys.exit(f"open-file limit {limit} is too low for {args.clients} clients (raise the hard limit)")
@@ -301,7 +303,7 @@ def main() -> None:
             ROOT / "var" / "log" / f"benchmark-realtime-{args.server}.log"
         )  # kept: read it if a figure is odd
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        print(f"daphne log: {log_path.relative_to(ROOT)}")
+        print(f"server log: {log_path.relative_to(ROOT)}")
         with asgi_server(log_path=log_path, server=args.server) as base:
             ok &= bench_fanout(base, users, processes=args.processes, events=args.events)
             ok &= bench_home(base, home_user, calls=args.calls)
