@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -193,13 +192,29 @@ def schedule_list() -> list[dict[str, Any]]:
 
 
 def _next_run(task, now):
+    """When beat will next send ``task`` (``None``: no estimate, as for a clocked task already run).
+
+    A schedule that never ran has no ``last_run_at``, and django-celery-beat's own estimate then
+    falls back to "now". Instead, as its scheduler does (``ModelEntry``, 2.9): an interval counts
+    from when the row last changed (``date_changed``, what beat takes as its first
+    ``last_run_at``), or runs at its ``start_time`` when it has one (beat backdates it so it is due
+    then); a crontab (or solar) one runs at its next matching time from now. Nothing runs before
+    ``start_time``, and a time already past means beat sends it at its next tick: now.
+    """
     try:
-        remaining = task.schedule.remaining_estimate(task.last_run_at or now - timedelta(days=3650))
+        if task.last_run_at is None and task.interval_id and task.start_time:
+            at = task.start_time
+        else:
+            since = task.last_run_at or (task.date_changed if task.interval_id else now)
+            schedule = task.schedule
+            schedule.nowfun = lambda: now  # the schedule's "now" is ours: exact times, no drift
+            remaining = schedule.remaining_estimate(since)
+            if remaining is None:
+                return None
+            at = now + remaining
     except Exception:  # an odd schedule (a clocked one already run): no estimate
         return None
-    if remaining is None:
-        return None
-    return max(now, now + remaining)
+    return max(at, now, task.start_time or now)
 
 
 # ----------------------------------------------------------------------------- task results
