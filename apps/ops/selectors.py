@@ -22,6 +22,9 @@ from apps.ops.models import DeadLetter
 logger = logging.getLogger(__name__)
 
 INSPECT_TIMEOUT = 1.0
+# The workers heard from lately: a sorted set of hostnames scored by when each is presumed gone
+# (services.worker_heartbeat_record, on every worker's Celery heartbeat), in the cache's namespace.
+WORKERS_KEY = "ops:workers"
 OUTCOME_KEY = "ops:periodic:{digest}"
 OUTCOME_TTL = 7 * 24 * 60 * 60
 EMBEDDED_REASON = (
@@ -54,11 +57,29 @@ def _task_info(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def workers_alive() -> list[str]:
+    """The workers whose Celery heartbeat (every 2 s) was heard lately; empty if unknown (no
+    Redis cache, the cache down, or workers started ``--without-heartbeat``)."""
+    if not cachekeys.cache_is_redis():
+        return []
+    client = cachekeys.redis_client()
+    try:
+        names = client.zrangebyscore(cache.make_key(WORKERS_KEY), time.time(), "+inf")
+    except Exception:
+        logger.warning("worker heartbeats unavailable", exc_info=True)
+        return []
+    finally:
+        client.close()
+    return sorted(name.decode() for name in names)
+
+
 def workers_overview(*, timeout: float = INSPECT_TIMEOUT) -> dict[str, Any]:
     """The workers answering now, with the queues they consume and the tasks they are running.
 
-    A ping finds the workers; the inspect calls then wait only for those (``limit``), so the
-    page pays about one ``timeout`` when every worker answers, never one per call.
+    A broadcast ping finds the workers. It stops as soon as as many answered as there are workers
+    alive by their heartbeats (``limit``); only when one of those is gone, or none is known, does it
+    wait out ``timeout`` for stragglers. The inspect calls then wait only for the workers that
+    answered, so a page costs a few round trips, not a second.
     """
     if settings.EMBEDDED:
         from celery.worker import state
@@ -85,7 +106,7 @@ def workers_overview(*, timeout: float = INSPECT_TIMEOUT) -> dict[str, Any]:
     from config.celery import app
 
     try:
-        replies = app.control.ping(timeout=timeout)
+        replies = app.control.ping(timeout=timeout, limit=len(workers_alive()) or None)
         names = sorted(name for reply in replies for name in reply)
         if not names:
             return {
