@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
@@ -128,6 +129,10 @@ def test_next_run_of_schedules_that_never_ran_is_when_beat_will_run_them_not_now
     )
     PeriodicTask.objects.create(name="t: crontab", task=HARMLESS_TASK, crontab=nightly)
     PeriodicTask.objects.create(name="t: paused crontab", task=HARMLESS_TASK, crontab=nightly, enabled=False)
+    berlin, _ = CrontabSchedule.objects.get_or_create(
+        minute="30", hour="3", day_of_week="*", day_of_month="*", month_of_year="*", timezone="Europe/Berlin"
+    )
+    PeriodicTask.objects.create(name="t: crontab in Berlin", task=HARMLESS_TASK, crontab=berlin)
 
     rows = _schedules(staff_client)
     # An interval counts from when its row last changed (beat's first "last run").
@@ -140,6 +145,12 @@ def test_next_run_of_schedules_that_never_ran_is_when_beat_will_run_them_not_now
         next_half_past_three += timedelta(days=1)
     assert _at(rows["t: crontab"]) == next_half_past_three
     assert rows["t: paused crontab"]["next_run_at"] is None
+    # A crontab's hours are in its own time zone: the next 03:30 in Berlin.
+    berlin_now = now.astimezone(ZoneInfo("Europe/Berlin"))
+    next_in_berlin = berlin_now.replace(hour=3, minute=30, second=0, microsecond=0)
+    if next_in_berlin <= berlin_now:
+        next_in_berlin += timedelta(days=1)
+    assert _at(rows["t: crontab in Berlin"]) == next_in_berlin
 
 
 @pytest.mark.parametrize("pk", ["0", "999999", "9223372036854775808"])
