@@ -32,6 +32,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -53,6 +54,12 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
+# A request that breaks the schema must be refused (what found the empty PUT body accepted:
+# test_every_put_with_an_empty_body_... below). Checked on JSON writes only: a GET list reads a blank
+# filter (``?exchange=``) as no filter (django-filter, by design), and the in-process transport
+# (werkzeug) mangles negative form bodies (it drops a field whose value is "" and sends a null body
+# as the text "None"), so the server never sees the invalid value those cases claim to send.
+REJECTS_INVALID = [*CHECKS, negative_data_rejection]
 
 # Operations not fuzzed, each with its reason. Keep this short.
 SKIPPED: dict[str, str] = {}
@@ -132,7 +139,9 @@ def _fuzz(operation, strategy, headers: dict, statuses: set[int]) -> None:
             try:
                 response = case.call(headers=headers)
                 statuses.add(response.status_code)
-                case.validate_response(response, checks=CHECKS, headers=headers)
+                json_write = case.method.upper() != "GET" and case.media_type == "application/json"
+                checks = REJECTS_INVALID if json_write else CHECKS
+                case.validate_response(response, checks=checks, headers=headers)
             finally:
                 transaction.set_rollback(True)
 
