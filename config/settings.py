@@ -167,6 +167,10 @@ if REDIS_URL and TESTING and env.str("PYTEST_XDIST_WORKER", default=""):
 EMBEDDED = not REDIS_URL
 
 if REDIS_URL:
+    from redis.asyncio.retry import Retry as _AsyncRetry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
     CACHES = {
         "default": {
             "BACKEND": "apps.core.cache.RedisCache",  # one pool per process (apps/core/cache.py)
@@ -183,11 +187,17 @@ if REDIS_URL:
                 # at a few hundred sockets per server (benchmarks/realtime.py). Its socket timeout (redis-py's
                 # default: 5 s) must outlast channels-redis' 5 s blocking pop, or a slow reply under load
                 # kills an idle socket's consumer ("Timeout reading from ...").
+                # A pooled connection outlives a Redis restart as a dead socket, and redis-py's asyncio
+                # pool hands it out unchecked: without a retry (a pool made from a URL has none, unlike
+                # redis-py's own clients) the next command on it failed, so the first WebSocket to
+                # connect after a restart got a 500 (its group_add; tests/core/test_events_redis_restart.py).
+                # One retry on a connection error runs the command again on a fresh connection.
                 "hosts": [
                     {
                         "address": REDIS_URL,
                         "max_connections": env.int("CHANNELS_REDIS_MAX_CONNECTIONS", default=1000),
                         "socket_timeout": 15,
+                        "retry": _AsyncRetry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
                     }
                 ],
                 "prefix": env.str("CHANNELS_PREFIX", default="trading"),

@@ -40,7 +40,7 @@ CACHE_GROUPS: tuple[CacheGroup, ...] = (
     CacheGroup("risk", "risk:", "Risk: limits per user, monitor debounces", True),
     CacheGroup("login", "login-failures:", "Failed-login counters (lock-outs)", False),
     CacheGroup("throttle", "throttle_", "API rate-limit counters", False),
-    CacheGroup("ops", "ops:", "Last outcome of each periodic job", False),
+    CacheGroup("ops", "ops:", "Last outcome of each periodic job; the workers' heartbeats", False),
 )
 GROUPS_BY_KEY = {group.key: group for group in CACHE_GROUPS}
 CLEARABLE_GROUPS = tuple(group.key for group in CACHE_GROUPS if group.clearable)

@@ -1,5 +1,6 @@
-"""Celery signal receivers: tasks that failed for good go to the dead-letter list, and each periodic
-job's last outcome is remembered for the jobs page.
+"""Celery signal receivers: tasks that failed for good go to the dead-letter list, each periodic
+job's last outcome is remembered for the jobs page, and each worker's heartbeats keep it on the
+list of live workers the page's ping waits for.
 
 ``task_failure`` is sent only when a task ends in failure: a task that retries sends
 ``task_retry`` instead, so a failure seen here is one whose retries are spent (or that had none).
@@ -72,6 +73,31 @@ def record_periodic_outcome(sender=None, task_id=None, retval=None, state=None, 
         logger.warning("could not record the outcome of periodic task %s", name, exc_info=True)
 
 
+def record_worker_heartbeat(sender=None, **_: Any) -> None:
+    """Each Celery heartbeat of this worker (every 2 s) keeps it on the list the jobs page waits for."""
+    from apps.ops import cachekeys, services
+
+    if not cachekeys.cache_is_redis():
+        return
+    try:
+        services.worker_heartbeat_record(hostname=sender.eventer.hostname, interval=sender.interval)
+    except Exception:  # the cache being down must not stop the worker's heartbeat
+        logger.warning("could not record the worker's heartbeat", exc_info=True)
+
+
+def forget_worker(sender=None, **_: Any) -> None:
+    from apps.ops import cachekeys, services
+
+    if not cachekeys.cache_is_redis():
+        return
+    try:
+        services.worker_heartbeat_forget(hostname=sender.hostname)
+    except Exception:
+        logger.warning("could not remove the worker from the live list", exc_info=True)
+
+
 def connect() -> None:
     signals.task_failure.connect(record_dead_letter, dispatch_uid="ops.dead_letter")
     signals.task_postrun.connect(record_periodic_outcome, dispatch_uid="ops.periodic_outcome")
+    signals.heartbeat_sent.connect(record_worker_heartbeat, dispatch_uid="ops.worker_heartbeat")
+    signals.worker_shutdown.connect(forget_worker, dispatch_uid="ops.worker_shutdown")

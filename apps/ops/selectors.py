@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +22,9 @@ from apps.ops.models import DeadLetter
 logger = logging.getLogger(__name__)
 
 INSPECT_TIMEOUT = 1.0
+# The workers heard from lately: a sorted set of hostnames scored by when each is presumed gone
+# (services.worker_heartbeat_record, on every worker's Celery heartbeat), in the cache's namespace.
+WORKERS_KEY = "ops:workers"
 OUTCOME_KEY = "ops:periodic:{digest}"
 OUTCOME_TTL = 7 * 24 * 60 * 60
 EMBEDDED_REASON = (
@@ -55,11 +57,29 @@ def _task_info(task: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def workers_alive() -> list[str]:
+    """The workers whose Celery heartbeat (every 2 s) was heard lately; empty if unknown (no
+    Redis cache, the cache down, or workers started ``--without-heartbeat``)."""
+    if not cachekeys.cache_is_redis():
+        return []
+    client = cachekeys.redis_client()
+    try:
+        names = client.zrangebyscore(cache.make_key(WORKERS_KEY), time.time(), "+inf")
+    except Exception:
+        logger.warning("worker heartbeats unavailable", exc_info=True)
+        return []
+    finally:
+        client.close()
+    return sorted(name.decode() for name in names)
+
+
 def workers_overview(*, timeout: float = INSPECT_TIMEOUT) -> dict[str, Any]:
     """The workers answering now, with the queues they consume and the tasks they are running.
 
-    A ping finds the workers; the inspect calls then wait only for those (``limit``), so the
-    page pays about one ``timeout`` when every worker answers, never one per call.
+    A broadcast ping finds the workers. It stops as soon as as many answered as there are workers
+    alive by their heartbeats (``limit``); only when one of those is gone, or none is known, does it
+    wait out ``timeout`` for stragglers. The inspect calls then wait only for the workers that
+    answered, so a page costs a few round trips, not a second.
     """
     if settings.EMBEDDED:
         from celery.worker import state
@@ -86,7 +106,7 @@ def workers_overview(*, timeout: float = INSPECT_TIMEOUT) -> dict[str, Any]:
     from config.celery import app
 
     try:
-        replies = app.control.ping(timeout=timeout)
+        replies = app.control.ping(timeout=timeout, limit=len(workers_alive()) or None)
         names = sorted(name for reply in replies for name in reply)
         if not names:
             return {
@@ -193,13 +213,29 @@ def schedule_list() -> list[dict[str, Any]]:
 
 
 def _next_run(task, now):
+    """When beat will next send ``task`` (``None``: no estimate, as for a clocked task already run).
+
+    A schedule that never ran has no ``last_run_at``, and django-celery-beat's own estimate then
+    falls back to "now". Instead, as its scheduler does (``ModelEntry``, 2.9): an interval counts
+    from when the row last changed (``date_changed``, what beat takes as its first
+    ``last_run_at``), or runs at its ``start_time`` when it has one (beat backdates it so it is due
+    then); a crontab (or solar) one runs at its next matching time from now. Nothing runs before
+    ``start_time``, and a time already past means beat sends it at its next tick: now.
+    """
     try:
-        remaining = task.schedule.remaining_estimate(task.last_run_at or now - timedelta(days=3650))
+        if task.last_run_at is None and task.interval_id and task.start_time:
+            at = task.start_time
+        else:
+            since = task.last_run_at or (task.date_changed if task.interval_id else now)
+            schedule = task.schedule
+            schedule.nowfun = lambda: now  # the schedule's "now" is ours: exact times, no drift
+            remaining = schedule.remaining_estimate(since)
+            if remaining is None:
+                return None
+            at = now + remaining
     except Exception:  # an odd schedule (a clocked one already run): no estimate
         return None
-    if remaining is None:
-        return None
-    return max(now, now + remaining)
+    return max(at, now, task.start_time or now)
 
 
 # ----------------------------------------------------------------------------- task results

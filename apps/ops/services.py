@@ -6,10 +6,12 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -17,6 +19,7 @@ from apps.core.errors import Conflict, NotFound, ServiceUnavailable, ValidationF
 from apps.core.jobs import FINISHED_STATUSES, job_models
 from apps.ops import cachekeys
 from apps.ops.models import DeadLetter
+from apps.ops.selectors import WORKERS_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,31 @@ def _decode_recorded(value: str | None, kind: type) -> Any:
     if not isinstance(parsed, kind):
         raise Conflict("The task's recorded arguments are not usable.", code="arguments_unavailable")
     return parsed
+
+
+def worker_heartbeat_record(*, hostname: str, interval: float) -> None:
+    """Note that worker ``hostname`` is alive for three of its heartbeat intervals (Celery deems a
+    worker offline after two missed ones); the jobs page's ping waits for that many answers."""
+    key = cache.make_key(WORKERS_KEY)
+    now = time.time()
+    client = cachekeys.redis_client()
+    try:
+        with client.pipeline() as pipe:
+            pipe.zadd(key, {hostname: now + 3 * interval})
+            pipe.zremrangebyscore(key, "-inf", now)
+            pipe.expire(key, max(60, int(6 * interval)))
+            pipe.execute()
+    finally:
+        client.close()
+
+
+def worker_heartbeat_forget(*, hostname: str) -> None:
+    """Worker ``hostname`` shut down: no page waits for its answer any more."""
+    client = cachekeys.redis_client()
+    try:
+        client.zrem(cache.make_key(WORKERS_KEY), hostname)
+    finally:
+        client.close()
 
 
 def task_result_retry(*, result) -> str:

@@ -130,6 +130,13 @@ def test_subscriptions_crud_is_owner_scoped(auth_client, user, other_user, store
     assert auth_client.get(f"{BASE}/subscriptions/").json()["count"] == 1
     r = auth_client.patch(f"{BASE}/subscriptions/{sub['id']}/", {"timeframe": "4h"}, format="json")
     assert r.status_code == 200 and r.json()["timeframe"] == "4h"
+    # PUT replaces the whole entry: both fields, or a 400 naming the one missing.
+    put = auth_client.put(
+        f"{BASE}/subscriptions/{sub['id']}/", {"timeframe": "1d", "note": ""}, format="json"
+    )
+    assert put.status_code == 200 and put.json()["timeframe"] == "1d"
+    partial = auth_client.put(f"{BASE}/subscriptions/{sub['id']}/", {"timeframe": "4h"}, format="json")
+    assert partial.status_code == 400 and set(err(partial)["fields"]) == {"note"}
 
     others = subscription_create(user=other_user, exchange="binance", symbol="ETH/USDT")
     assert auth_client.get(f"{BASE}/subscriptions/{others.id}/").status_code == 404

@@ -4,10 +4,13 @@ and replay, workers and queues, the cache; and every user's own job list (/api/v
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.conf import settings
-from django_celery_beat.models import PeriodicTask
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 from rest_framework.test import APIClient
 
 from apps.core.schedules import declared_schedules, install_schedules
@@ -92,6 +95,62 @@ def test_schedules_list_last_and_next_run_and_pause_then_resume(staff_client):
     resumed = staff_client.post(OPS + f"schedules/{sync['id']}/resume/")
     assert resumed.json()["enabled"] is True
     assert PeriodicTask.objects.get(pk=sync["id"]).enabled is True
+
+
+def _schedules(client) -> dict[str, dict]:
+    body = client.get(OPS + "schedules/", {"page_size": 100}).json()
+    return {row["name"]: row for row in body["results"]}
+
+
+def _at(row: dict) -> datetime:
+    return datetime.fromisoformat(row["next_run_at"])
+
+
+def test_next_run_of_schedules_that_never_ran_is_when_beat_will_run_them_not_now(staff_client):
+    """django-celery-beat's own estimate for a schedule with no last run is "now"; the page shows
+    when beat will really send it (as its scheduler counts a first run)."""
+    now = timezone.now()
+    ten_minutes, _ = IntervalSchedule.objects.get_or_create(every=10, period=IntervalSchedule.MINUTES)
+    fresh = PeriodicTask.objects.create(name="t: interval", task=HARMLESS_TASK, interval=ten_minutes)
+    later = PeriodicTask.objects.create(
+        name="t: interval from its start",
+        task=HARMLESS_TASK,
+        interval=ten_minutes,
+        start_time=now + timedelta(hours=2),
+    )
+    ran = PeriodicTask.objects.create(
+        name="t: interval that ran",
+        task=HARMLESS_TASK,
+        interval=ten_minutes,
+        last_run_at=now - timedelta(minutes=3),
+    )
+    nightly, _ = CrontabSchedule.objects.get_or_create(
+        minute="30", hour="3", day_of_week="*", day_of_month="*", month_of_year="*", timezone="UTC"
+    )
+    PeriodicTask.objects.create(name="t: crontab", task=HARMLESS_TASK, crontab=nightly)
+    PeriodicTask.objects.create(name="t: paused crontab", task=HARMLESS_TASK, crontab=nightly, enabled=False)
+    berlin, _ = CrontabSchedule.objects.get_or_create(
+        minute="30", hour="3", day_of_week="*", day_of_month="*", month_of_year="*", timezone="Europe/Berlin"
+    )
+    PeriodicTask.objects.create(name="t: crontab in Berlin", task=HARMLESS_TASK, crontab=berlin)
+
+    rows = _schedules(staff_client)
+    # An interval counts from when its row last changed (beat's first "last run").
+    assert _at(rows["t: interval"]) == fresh.date_changed + timedelta(minutes=10)
+    assert _at(rows["t: interval from its start"]) == later.start_time
+    assert _at(rows["t: interval that ran"]) == ran.last_run_at + timedelta(minutes=10)
+    # A crontab runs at its next matching time from now: the next 03:30 UTC.
+    next_half_past_three = now.replace(hour=3, minute=30, second=0, microsecond=0)
+    if next_half_past_three <= now:
+        next_half_past_three += timedelta(days=1)
+    assert _at(rows["t: crontab"]) == next_half_past_three
+    assert rows["t: paused crontab"]["next_run_at"] is None
+    # A crontab's hours are in its own time zone: the next 03:30 in Berlin.
+    berlin_now = now.astimezone(ZoneInfo("Europe/Berlin"))
+    next_in_berlin = berlin_now.replace(hour=3, minute=30, second=0, microsecond=0)
+    if next_in_berlin <= berlin_now:
+        next_in_berlin += timedelta(days=1)
+    assert _at(rows["t: crontab in Berlin"]) == next_in_berlin
 
 
 @pytest.mark.parametrize("pk", ["0", "999999", "9223372036854775808"])

@@ -3,9 +3,12 @@ results, its pause/resume, retry and replay forms; embedded mode explained, neve
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.urls import reverse
-from django_celery_beat.models import PeriodicTask
+from django.utils import timezone
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from apps.core.schedules import install_schedules
 from tests.factories import UserFactory
@@ -42,6 +45,18 @@ def test_jobs_page_shows_schedules_dead_letters_and_failures_with_tracebacks(sta
     assert f'data-result="{failed.pk}"' in html and "RuntimeError: boom" in html
     assert reverse("ops:result-retry", args=[failed.pk]) in html
     assert 'href="/ops/jobs/"' in html  # the staff navigation entry
+
+
+def test_jobs_page_shows_the_next_matching_time_of_a_crontab_that_never_ran(staff):
+    nightly = CrontabSchedule.objects.create(minute="30", hour="3", timezone="UTC")
+    PeriodicTask.objects.create(name="t: nightly", task="apps.core.tasks.heartbeat", crontab=nightly)
+    now = timezone.now()
+    expected = now.replace(hour=3, minute=30, second=0, microsecond=0)
+    if expected <= now:
+        expected += timedelta(days=1)
+    html = staff.get(reverse("ops:jobs")).content.decode()
+    row = html[html.index("t: nightly") :].split("</tr>", 1)[0]
+    assert expected.strftime("%Y-%m-%d %H:%M:%S") in row, row
 
 
 def test_pause_and_resume_forms_change_the_schedule(staff):

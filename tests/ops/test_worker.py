@@ -5,6 +5,7 @@ again; a beat-sent job's outcome shows on its schedule; queue lengths count wait
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -78,6 +79,28 @@ def test_workers_show_their_queues_and_the_task_they_are_running(ops_worker, sta
     overview = staff_client.get(OPS + "jobs/").json()
     assert overview["mode"] == "redis" and overview["workers"]["available"] is True
     assert set(overview["queues"]["queues"]) == set(settings.CELERY_WORKER_QUEUES)
+
+
+def test_the_jobs_overview_returns_once_the_live_workers_answered_not_after_the_ping_timeout(
+    ops_worker, staff_client
+):
+    name = ops_worker.celery_hostname
+    # Its Celery heartbeat (every 2 s) puts the worker on the live list the ping waits for.
+    wait_for(lambda: name in selectors.workers_alive(), timeout=10)
+
+    started = time.perf_counter()
+    workers = selectors.workers_overview(timeout=3.0)
+    elapsed = time.perf_counter() - started
+    assert name in [worker["name"] for worker in workers["workers"]]
+    assert elapsed < 3.0, f"waited out the ping's timeout: {elapsed:.2f} s"
+    overview = staff_client.get(OPS + "jobs/").json()  # the page's own timeout: 1 s
+    assert overview["workers"]["available"] and overview["ms"] < selectors.INSPECT_TIMEOUT * 1000, overview
+
+    # A worker that shuts down leaves the list at once: no page waits for its answer.
+    with start_worker(app_module="tests.ops.worker_app", hostname="ops-brief", queues=QUEUE) as brief:
+        wait_for(lambda: brief.celery_hostname in selectors.workers_alive(), timeout=10)
+    assert brief.celery_hostname not in selectors.workers_alive()
+    assert name in selectors.workers_alive()
 
 
 def test_a_task_failing_after_its_retries_is_a_dead_letter_that_replays(ops_worker, staff_client):

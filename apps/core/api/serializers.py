@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
-from rest_framework.fields import Field, SkipField, is_simple_callable
+from rest_framework.fields import Field, SkipField, empty, is_simple_callable
 from rest_framework.relations import PKOnlyObject
 from rest_framework.settings import api_settings
+from rest_framework.utils import html
 
 UNKNOWN_FIELD = "Unknown field."
 NOT_AN_OBJECT = "Expected a JSON object."
@@ -29,6 +30,7 @@ class StrictMixin:
             raise serializers.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: [NOT_AN_OBJECT]})
         writable = {name for name, field in self.fields.items() if not field.read_only}
         unknown = {key: [UNKNOWN_FIELD] for key in data if key not in writable}
+        missing = self._missing_from_form(data)
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
@@ -37,10 +39,28 @@ class StrictMixin:
                 if isinstance(exc.detail, dict)
                 else {api_settings.NON_FIELD_ERRORS_KEY: exc.detail}
             )
-            raise serializers.ValidationError({**unknown, **detail}) from exc
-        if unknown:
-            raise serializers.ValidationError(unknown)
+            raise serializers.ValidationError({**unknown, **detail, **missing}) from exc
+        if unknown or missing:
+            raise serializers.ValidationError({**unknown, **missing})
         return value
+
+    def _missing_from_form(self, data: Any) -> dict[str, list[str]]:
+        """Required fields a form body leaves out that DRF would fill in anyway.
+
+        For form input DRF reads a missing boolean as ``False`` (an unticked HTML checkbox is not
+        sent), so an empty form passed a required ``kill_switch``. This is an API: a required
+        field is required in every body format, as in JSON.
+        """
+        if not html.is_html_input(data) or getattr(self.root, "partial", False):
+            return {}
+        return {
+            name: [field.error_messages["required"]]
+            for name, field in self.fields.items()
+            if field.required
+            and not field.read_only
+            and field.default_empty_html is not empty
+            and name not in data
+        }
 
 
 class StrictSerializer(StrictMixin, serializers.Serializer):

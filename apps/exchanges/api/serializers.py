@@ -56,11 +56,14 @@ class ConnectionWriteSerializer(StrictSerializer):
 
 
 class ConnectionUpdateSerializer(StrictSerializer):
-    label = serializers.CharField(max_length=80, required=False)
+    """PUT sends ``label`` and ``testnet`` (required; PATCH any field). The secrets are write-only, so
+    a client cannot send them back: left out or blank, each keeps its stored value."""
+
+    label = serializers.CharField(max_length=80)
     api_key = serializers.CharField(max_length=500, required=False, allow_blank=True, write_only=True)
     api_secret = serializers.CharField(max_length=4000, required=False, allow_blank=True, write_only=True)
     passphrase = serializers.CharField(max_length=500, required=False, allow_blank=True, write_only=True)
-    testnet = serializers.BooleanField(required=False)
+    testnet = serializers.BooleanField()
 
 
 class CheckSerializer(serializers.Serializer):

@@ -52,19 +52,22 @@ class ConnectionViewSet(viewsets.GenericViewSet):
         return Response(s.ConnectionSerializer(connection).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.ConnectionUpdateSerializer, responses=s.ConnectionSerializer)
-    def partial_update(self, request: Request, pk=None) -> Response:
+    def update(self, request: Request, pk=None, *, partial: bool = False) -> Response:
+        """PUT: ``label`` and ``testnet`` required; PATCH: any field."""
         connection = self._connection(pk)
         if isinstance(request.data, dict) and "exchange" in request.data:
             raise ValidationFailed(
                 "The exchange of a connection cannot change; create a new connection.",
                 fields={"exchange": "read-only"},
             )
-        data = s.ConnectionUpdateSerializer(data=request.data, partial=True)
+        data = s.ConnectionUpdateSerializer(data=request.data, partial=partial)
         data.is_valid(raise_exception=True)
         connection = services.connection_update(connection=connection, **data.validated_data)
         return Response(s.ConnectionSerializer(connection).data)
 
-    update = partial_update
+    @extend_schema(request=s.ConnectionUpdateSerializer, responses=s.ConnectionSerializer)
+    def partial_update(self, request: Request, pk=None) -> Response:
+        return self.update(request, pk, partial=True)
 
     def destroy(self, request: Request, pk=None) -> Response:
         services.connection_delete(connection=self._connection(pk))

@@ -106,11 +106,14 @@ class SubscriptionSerializer(StrictMixin, ModelSerializer):
 
 
 class SubscriptionUpdateSerializer(StrictMixin, ModelSerializer):
-    timeframe = TimeframeField(required=False)
+    """PUT replaces both fields, so both are required (``note`` may be blank); PATCH any of them."""
+
+    timeframe = TimeframeField()
 
     class Meta:
         model = Subscription
         fields = ["timeframe", "note"]
+        extra_kwargs = {"note": {"required": True, "allow_blank": True}}
 
 
 class ImportJobSerializer(ModelSerializer):

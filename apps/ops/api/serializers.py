@@ -64,7 +64,11 @@ class ScheduleSerializer(serializers.Serializer):
     queue = serializers.CharField(allow_blank=True)
     last_run_at = serializers.DateTimeField(allow_null=True)
     total_run_count = serializers.IntegerField()
-    next_run_at = serializers.DateTimeField(allow_null=True, help_text="null when paused")
+    next_run_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="when beat sends it next (never run: an interval from its last change or start_time, "
+        "a crontab at its next match); null when paused",
+    )
     last_outcome = OutcomeSerializer(allow_null=True)
 
 
