@@ -1,4 +1,4 @@
-"""The first WebSocket connection to ``/ws/events/`` after Redis restarted is accepted: a real daphne
+"""The first WebSocket connection to ``/ws/events/`` after Redis restarted is accepted: a real web server
 on a private ``redis-server`` (tests/support/faults.py) that the test restarts, so the machine's
 Redis, which other tests use, is never touched."""
 
@@ -23,7 +23,7 @@ def private_redis(settings, tmp_path):
         pytest.skip("needs redis-server (apt-get install redis-server)")
     if not settings.REDIS_URL or settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.skip(
-            "needs REDIS_URL and DATABASE_URL (daphne on Redis and the test database); .ci/run sets them"
+            "needs REDIS_URL and DATABASE_URL (the web server on Redis and the test database); .ci/run sets them"
         )
     redis_server = faults.PrivateRedis(tmp_path)
     redis_server.start()
@@ -36,7 +36,7 @@ def private_redis(settings, tmp_path):
 def test_the_first_websocket_after_a_redis_restart_is_accepted_and_answers(private_redis, tmp_path):
     token = str(AccessToken.for_user(UserFactory()))
     env = {"REDIS_URL": private_redis.url()}
-    with servers.asgi_server(log_path=tmp_path / "daphne.log", env=env) as base:
+    with servers.asgi_server(log_path=tmp_path / "server.log", env=env) as base:
         url = base.replace("http://", "ws://") + f"/ws/events/?token={token}"
 
         def round_trip() -> list[str]:
@@ -48,4 +48,4 @@ def test_the_first_websocket_after_a_redis_restart_is_accepted_and_answers(priva
         assert round_trip() == ["connected", "pong"]  # the server's pooled connections are in use
         private_redis.restart()
         # Its very first connection, not a reconnect: it failed once, on the layer's dead connection.
-        assert round_trip() == ["connected", "pong"], (tmp_path / "daphne.log").read_text()[-3000:]
+        assert round_trip() == ["connected", "pong"], (tmp_path / "server.log").read_text()[-3000:]
