@@ -5,8 +5,8 @@ stack with three thread hops per request (the sync middleware chain, back to the
 the view) and runs every sync view of a process in one thread (``thread_sensitive``), so a
 process served one request at a time. a2wsgi runs the plain WSGI handler in a pool of
 threads instead: one hop per request, and requests overlap while they wait for PostgreSQL
-or Redis (benchmarks/load.py). The pool's size follows the database pool's
-(``DATABASE_POOL_MAX_SIZE``): a thread holds at most one connection.
+or Redis (benchmarks/load.py). The pool's size is ``HTTP_THREADS`` (config/settings.py says
+why 4); a thread holds at most one database connection.
 """
 
 from __future__ import annotations

@@ -146,11 +146,12 @@ else:
             # Connections idle longer than this are closed (down to min_size).
             "max_idle": env.float("DATABASE_POOL_MAX_IDLE", default=60.0),
         }
-# Threads serving HTTP requests per web process (config/asgi.py); each holds at most one
-# database connection, so with a pool there are no more threads than pooled connections.
-HTTP_THREADS = env.int(
-    "HTTP_THREADS", default=_pool_max if DATABASES["default"].get("OPTIONS", {}).get("pool") else 8
-)
+# Threads serving HTTP requests per web process (config/asgi.py). Requests wait little on
+# PostgreSQL and Redis, and threads of one process share the GIL: benchmarks/load.py measured
+# 6.4 ms of server CPU per read with 2 threads, 7.1 with 4 and 8.1 with 8 (the switching).
+# 4 leaves room for a request waiting on an exchange; each thread holds at most one
+# database connection, so keep it at or below DATABASE_POOL_MAX_SIZE.
+HTTP_THREADS = env.int("HTTP_THREADS", default=4)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ------------------------------------------------------------------------- redis
