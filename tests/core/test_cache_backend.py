@@ -11,6 +11,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache, caches
 
+from tests.support import aio
+
 pytestmark = pytest.mark.skipif(
     not settings.REDIS_URL, reason="needs REDIS_URL (a real Redis); .ci/run sets it"
 )
@@ -70,7 +72,7 @@ def test_requests_in_fresh_contexts_share_one_pool_and_its_connections():
         for _ in range(20):
             await asyncio.create_task(request())  # each task: a fresh context, as ASGI requests
 
-    asyncio.run(many())
+    aio.run(many())
     clients = set()
 
     def client_in_a_new_thread() -> None:
