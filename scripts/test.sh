@@ -14,4 +14,4 @@ echo "==> pytest"
 # database and Redis database; the tests that start a Celery worker, the web server or
 # Chromium share one of them). Serial is the default: on the 2-core machine it
 # measured faster (docs/architecture.md, "Tests").
-exec python -m pytest -n "${PYTEST_WORKERS:-0}" --dist loadgroup "$@"
+exec python -m pytest -n "${PYTEST_WORKERS:-0}" --dist loadgroup --durations=30 "$@"
