@@ -15,6 +15,8 @@ def test_the_server_trusts_no_forwarded_header_and_leaves_logging_to_django():
     assert options["ws_per_message_deflate"] is False
     assert options["lifespan"] == "off"
     assert (options["host"], options["port"], options["workers"]) == ("0.0.0.0", 8000, 3)
+    assert options["timeout_graceful_shutdown"] == 10  # production's grace for running requests
+    assert server_options(host="h", port=1, graceful_timeout=1)["timeout_graceful_shutdown"] == 1
 
 
 def test_the_embedded_default_refuses_several_processes(settings):

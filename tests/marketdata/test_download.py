@@ -165,9 +165,12 @@ def test_offline_gives_a_clear_message(settings):
         candles_download(exchange="binance", symbol="BTC/USDT", timeframe="1h")
 
 
-def test_unreachable_exchange_gives_a_clear_message(settings):
+def test_unreachable_exchange_gives_a_clear_message(settings, monkeypatch):
+    from apps.marketdata import gateway
     from tests.support.servers import free_port
 
+    # Still every retry, but without the 1+2+4+8+16 s of backoff between them.
+    monkeypatch.setattr(gateway, "DOWNLOAD_BACKOFF_SECONDS", 0.0)
     settings.MARKETDATA_ONLINE = True
     settings.MARKETDATA_API_OVERRIDES = {"binance": f"http://127.0.0.1:{free_port()}"}
     marketdata_gateway.reset_gateways()

@@ -170,8 +170,12 @@ def asgi_server(
 
 
 def serve_command(port: int) -> list[str]:
-    """The web server's command line (``manage.py serve``, without the embedded worker)."""
-    return [sys.executable, "manage.py", "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port)]
+    """The web server's command line (``manage.py serve``, without the embedded worker).
+
+    A test server stops within a second: production's 10 s grace for running requests would
+    be spent waiting for sockets a test left open."""
+    return [sys.executable, "manage.py", "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port),
+            "--graceful-timeout", "1"]  # fmt: skip
 
 
 def children_of(pid: int) -> list[int]:

@@ -29,7 +29,7 @@ from django.core.management.base import BaseCommand, CommandError
 APPLICATION = "config.asgi:application"
 
 
-def server_options(*, host: str, port: int, workers: int = 1) -> dict:
+def server_options(*, host: str, port: int, workers: int = 1, graceful_timeout: float = 10) -> dict:
     """The uvicorn options every server of the platform runs with (see the module docstring)."""
     return {
         "host": host,
@@ -43,7 +43,7 @@ def server_options(*, host: str, port: int, workers: int = 1) -> dict:
         "log_config": None,
         "access_log": False,
         "server_header": False,
-        "timeout_graceful_shutdown": 10,
+        "timeout_graceful_shutdown": graceful_timeout,
     }
 
 
@@ -59,8 +59,14 @@ class Command(BaseCommand):
         parser.add_argument("--workers", type=int, default=1, help="Server processes (not in embedded mode).")
         parser.add_argument("--no-worker", action="store_true", help="Do not start the embedded worker.")
         parser.add_argument("--concurrency", type=int, default=4)
+        parser.add_argument(
+            "--graceful-timeout",
+            type=float,
+            default=10,
+            help="Seconds a stopping server waits for running requests and sockets to finish.",
+        )
 
-    def handle(self, *args, host, port, workers, no_worker, concurrency, **options):
+    def handle(self, *args, host, port, workers, no_worker, concurrency, graceful_timeout, **options):
         import uvicorn
 
         if workers < 1:
@@ -79,4 +85,7 @@ class Command(BaseCommand):
             self.stdout.write("Background jobs: run `celery -A config worker` and `celery -A config beat`.")
         self.stdout.write(f"Serving on http://{host}:{port}/  ({workers} process(es); Ctrl+C to stop)")
         self.stdout.flush()
-        uvicorn.run(APPLICATION, **server_options(host=host, port=port, workers=workers))
+        uvicorn.run(
+            APPLICATION,
+            **server_options(host=host, port=port, workers=workers, graceful_timeout=graceful_timeout),
+        )
