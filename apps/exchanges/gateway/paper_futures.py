@@ -327,17 +327,8 @@ class PaperFutures:
             raise InvalidOrder(
                 f"Leverage must be between 1 and {cap:g} on {symbol}.", fields={"leverage": f"1 to {cap:g}"}
             )
-        with transaction.atomic():
-            self._lock()
-            self._forget()
-            position = self._position(symbol, quote)
-            if position.size:
-                raise InvalidOrder(
-                    "Close the position before changing its leverage.", fields={"leverage": "position open"}
-                )
-            position.leverage = value
-            position.save(update_fields=["leverage", "updated_at"])
-            return value
+        self._set_while_flat(symbol, quote, "leverage", value)
+        return value
 
     def set_margin_mode(self, symbol: str, mode: str) -> str:
         """Isolated or cross margin for the symbol; refused while a position is open (as Binance does)."""
@@ -348,18 +339,22 @@ class PaperFutures:
             raise InvalidOrder(
                 "Margin mode must be isolated or cross.", fields={"margin_mode": "isolated or cross"}
             )
+        self._set_while_flat(symbol, quote, "margin_mode", mode)
+        return mode
+
+    def _set_while_flat(self, symbol: str, quote: str, field: str, value: Any) -> None:
+        """Set a position setting (leverage, margin mode), refused while the position is open."""
         with transaction.atomic():
             self._lock()
             self._forget()
             position = self._position(symbol, quote)
             if position.size:
+                what = field.replace("_", " ")
                 raise InvalidOrder(
-                    "Close the position before changing its margin mode.",
-                    fields={"margin_mode": "position open"},
+                    f"Close the position before changing its {what}.", fields={field: "position open"}
                 )
-            position.margin_mode = mode
-            position.save(update_fields=["margin_mode", "updated_at"])
-            return mode
+            setattr(position, field, value)
+            position.save(update_fields=[field, "updated_at"])
 
     def fetch_positions(self, symbols: list[str] | None = None) -> list[Position]:
         if not self.futures:
