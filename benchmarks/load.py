@@ -228,21 +228,11 @@ def create_users(count: int) -> list[dict]:
 
 
 def start_server(kind: str, processes: int, log: Path) -> tuple[subprocess.Popen, str]:
+    from tests.support.servers import server_command
+
     port = free_port()
-    if kind == "daphne":
-        command = [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "config.asgi:application",
-        ]
-    else:  # the platform's web server: manage.py serve (uvicorn), --processes of it
-        command = [sys.executable, "manage.py", "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port),
-                   "--workers", str(processes)]  # fmt: skip
+    # The platform's web server (manage.py serve: uvicorn, --processes of it), or one daphne.
+    command = server_command(kind, port, workers=processes)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **UNREACHED_RATE_LIMITS, **production_env()}
     process = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True

@@ -140,7 +140,7 @@ def _start(stack: Stack, name: str, kind: str, **options) -> subprocess.Popen:
     else:
         port = servers.free_port()
         stack.base_url = f"http://127.0.0.1:{port}"
-        command = servers.serve_command(port)
+        command = servers.server_command("serve", port)
     process = subprocess.Popen(
         command, cwd=servers.ROOT, env=stack.env(), stdout=log, stderr=subprocess.STDOUT
     )

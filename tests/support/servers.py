@@ -129,21 +129,8 @@ def asgi_server(
     (settings) of the server; ``server="daphne"`` starts daphne instead (a benchmark compares)."""
     port = free_port()
     log = open(log_path or os.devnull, "w")  # noqa: SIM115 - closed below
-    commands = {
-        "serve": serve_command(port),
-        "daphne": [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "config.asgi:application",
-        ],
-    }
     process = subprocess.Popen(
-        commands[server],
+        server_command(server, port),
         cwd=ROOT,
         env=child_env(**(env or {})),
         stdout=log,
@@ -169,13 +156,16 @@ def asgi_server(
         log.close()
 
 
-def serve_command(port: int) -> list[str]:
-    """The web server's command line (``manage.py serve``, without the embedded worker).
+def server_command(server: str, port: int, *, workers: int = 1) -> list[str]:
+    """The web server's command line: ``manage.py serve`` (without the embedded worker), or
+    ``"daphne"`` (one process, which benchmarks compare it with).
 
     A test server stops within a second: production's 10 s grace for running requests would
     be spent waiting for sockets a test left open."""
+    if server == "daphne":
+        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
     return [sys.executable, "manage.py", "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port),
-            "--graceful-timeout", "1"]  # fmt: skip
+            "--workers", str(workers), "--graceful-timeout", "1"]  # fmt: skip
 
 
 def children_of(pid: int) -> list[int]:
