@@ -50,6 +50,9 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tradin
 # Offline: paper orders fill at the replay feed's price over stored candles, no exchange is contacted.
 os.environ["MARKETDATA_ONLINE"] = "false"
 
+# (after ROOT is on the path)
+from tests.support.servers import cpu_seconds, server_command
+
 READ_TARGET_P95_MS = 50
 ORDER_TARGET_P95_MS = 100
 
@@ -228,8 +231,6 @@ def create_users(count: int) -> list[dict]:
 
 
 def start_server(kind: str, processes: int, log: Path) -> tuple[subprocess.Popen, str]:
-    from tests.support.servers import server_command
-
     port = free_port()
     # The platform's web server (manage.py serve: uvicorn, --processes of it), or one daphne.
     command = server_command(kind, port, workers=processes)
@@ -322,18 +323,6 @@ def run_locust(
     subprocess.run(command, env=env, cwd=tmp, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with open(f"{prefix}_stats.csv") as handle:
         return list(csv.DictReader(handle))
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """CPU time (user + system) the processes ``pids`` have used so far."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def processes(*, group: int | None = None, name: str | None = None) -> list[int]:

@@ -64,18 +64,6 @@ def raise_open_files(needed: int) -> int:
     return target
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """CPU time (user + system) the processes ``pids`` have used so far (Linux /proc)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -157,7 +145,7 @@ def bench_fanout(base: str, users, *, processes: int, events: int) -> bool:
         f"{connected} WebSocket clients connected in {time.perf_counter() - began:.1f} s ({processes} processes)"
     )
     time.sleep(1)
-    from tests.support.servers import children_of
+    from tests.support.servers import children_of, cpu_seconds
 
     server_pids = [pid for pid in children_of(os.getpid()) if pid not in {p.pid for p, _ in children}]
     client_pids = [process.pid for process, _conn in children]

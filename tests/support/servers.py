@@ -168,6 +168,18 @@ def server_command(server: str, port: int, *, workers: int = 1) -> list[str]:
             "--workers", str(workers), "--graceful-timeout", "1"]  # fmt: skip
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) the processes ``pids`` have used so far, read from /proc (gone: 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def children_of(pid: int) -> list[int]:
     """Processes whose parent is ``pid`` (a worker's sandbox runners), read from /proc."""
     found = []
