@@ -23,6 +23,21 @@ def quantize_amount(value: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
     return value.quantize(AMOUNT_QUANTUM, rounding=rounding)
 
 
+#: SQLite, the embedded default, keeps a ``DecimalField`` as a binary float (about 16
+#: significant digits), so an amount read back can be a float's width off what was written,
+#: and releasing a reservation can leave ``used`` a residue below zero (PostgreSQL's
+#: ``numeric`` is exact and never does). One satoshi is far above that residue for any
+#: balance under 10 million and far below any amount that matters.
+FLOAT_RESIDUE = Decimal("1e-8")
+
+
+def float_residue_cleared(value: Decimal, *, vendor: str) -> Decimal:
+    """``value``, or zero where it is a float's residue below zero on SQLite (never on PostgreSQL)."""
+    if vendor == "sqlite" and -FLOAT_RESIDUE < value < ZERO:
+        return ZERO
+    return value
+
+
 def amount_field(**kwargs) -> models.DecimalField:
     """A ``DecimalField`` with the project's amount precision."""
     return models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, **kwargs)

@@ -8,10 +8,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import Q
 
-from apps.core.money import ZERO, amount_field
+from apps.core.money import ZERO, amount_field, float_residue_cleared
 from apps.exchanges.catalog import exchange_choices
 from apps.exchanges.crypto import EncryptedTextField, mask
 from apps.orders.enums import OPEN_STATUSES, OrderSide, OrderStatus, OrderType
@@ -196,6 +196,12 @@ class PaperBalance(models.Model):
     def __str__(self) -> str:
         return f"{self.asset} {self.free}+{self.used}"
 
+    def save(self, *args, **kwargs) -> None:
+        # On SQLite a release can leave a float's residue below zero (``money.FLOAT_RESIDUE``).
+        self.free = float_residue_cleared(self.free, vendor=connection.vendor)
+        self.used = float_residue_cleared(self.used, vendor=connection.vendor)
+        super().save(*args, **kwargs)
+
     @property
     def total(self) -> Decimal:
         return self.free + self.used
@@ -311,6 +317,10 @@ class PaperPosition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.size} @ {self.entry_price} x{self.leverage} {self.margin_mode}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.margin = float_residue_cleared(self.margin, vendor=connection.vendor)
+        super().save(*args, **kwargs)
 
     @property
     def side(self) -> int:

@@ -135,10 +135,6 @@ def test_paper_fill_matches_the_backtest_fill(account, btc_1h, k, kind, side, mu
     run_case(account, btc_1h, k, kind, side, mult, limit_mult)
 
 
-# Random levels reach fills whose 18-place reservations SQLite's floats do not give back exactly
-# (a limit sell's release left `used` a float's residue below zero, against the balance check):
-# PostgreSQL only.
-@pytest.mark.postgres_decimals
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     case=st.sampled_from(CASES),
