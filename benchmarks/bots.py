@@ -33,7 +33,7 @@ interpreter importing numpy and pandas, locked down, the code loaded) p50/p95 ov
 ``--pool-size`` sessions (default: every bot, so only the first minute pays the
 starts; a smaller pool shows what eviction costs).
 
-Then ``--orders`` sequential manual paper market orders through daphne: the time
+Then ``--orders`` sequential manual paper market orders through the web server (``manage.py serve``): the time
 from sending the POST to receiving ``fill.created`` on the user's WebSocket,
 p50/p95/max (target: p95 under 100 ms).
 
@@ -319,7 +319,7 @@ def run_manual_orders(*, user, count: int) -> None:
     account.save()
     exchange_services.paper_account_set_balances(account=account, balances={"USDT": "100000000"})
     token = str(AccessToken.for_user(user))
-    with tempfile.TemporaryDirectory() as tmp, asgi_server(log_path=Path(tmp) / "daphne.log") as base:
+    with tempfile.TemporaryDirectory() as tmp, asgi_server(log_path=Path(tmp) / "server.log") as base:
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {token}"
         body = {"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "0.001"}
@@ -428,7 +428,7 @@ def main() -> None:
                     ]
                     run_minutes(workers=workers, logs=logs, bot_ids=bot_ids, minutes=args.minutes)
         if not args.skip_orders:
-            print("manual paper market orders through daphne")
+            print("manual paper market orders through the web server (manage.py serve)")
             run_manual_orders(user=user, count=args.orders)
     finally:
         Bot.objects.filter(owner=user).delete()  # before the user: a bot protects its strategy version
