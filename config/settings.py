@@ -433,6 +433,9 @@ BACKTEST_LOOKAHEAD_SECONDS = env.float("BACKTEST_LOOKAHEAD_SECONDS", default=20.
 # Bot ticks: a tick's claim on (bot, candle) is a lease; the candle of a worker that died
 # mid-tick is ticked again by another worker once it runs out (longer than any tick takes).
 BOT_TICK_LEASE_SECONDS = env.int("BOT_TICK_LEASE_SECONDS", default=120)
+# A bot still starting or stopping after this long has its worker task sent again (a lost
+# message); a worker normally finishes either within a second.
+BOT_TRANSITION_RESEND_SECONDS = env.int("BOT_TRANSITION_RESEND_SECONDS", default=15)
 # Market data. Offline (the default under tests) no exchange is contacted and
 # live prices come from the replay feed over stored candles.
 MARKETDATA_ONLINE = env.bool("MARKETDATA_ONLINE", default=not TESTING)

@@ -12,6 +12,13 @@ export MARKETDATA_REPLAY_SPEED="${MARKETDATA_REPLAY_SPEED:-240}"
 
 python manage.py migrate --noinput
 python manage.py seed_demo
+# Seeded offline because the exchange was out of reach: run offline too (the replay feed over
+# the seeded candles), or the demo bot would wait for candles from the exchange for ever.
+if [ -z "${MARKETDATA_ONLINE+set}" ] && [ -f "${VAR_DIR:-var}/demo-offline" ]; then
+  export MARKETDATA_ONLINE=false
+  echo "==> the exchange was out of reach when the demo was seeded: running offline on the stored"
+  echo "    candles (the replay feed). Set MARKETDATA_ONLINE=true to use the exchange anyway."
+fi
 
 if [ -n "${REDIS_URL:-}" ]; then
   echo "==> starting Celery worker and beat (Redis)"

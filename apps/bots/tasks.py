@@ -11,6 +11,8 @@ PERIODIC_TASKS: list[Schedule] = [
     # Often enough that a 1m bot ticks within seconds of its candle closing; each run
     # is one query plus a message per due bot.
     Schedule("bots: tick bots whose candle closed", "apps.bots.tasks.bots_enqueue_due", 5, queue="bots"),
+    # A start or stop whose message was lost (broker restart; the embedded demo's seed) is sent again.
+    Schedule("bots: resend a lost start or stop", "apps.bots.tasks.bots_resend_lost", 15, queue="bots"),
 ]
 
 
@@ -18,6 +20,12 @@ PERIODIC_TASKS: list[Schedule] = [
 def bots_enqueue_due() -> int:
     """Send one tick per running bot whose timeframe candle has closed."""
     return services.bots_enqueue_due()
+
+
+@shared_task(name="apps.bots.tasks.bots_resend_lost", ignore_result=True)
+def bots_resend_lost() -> int:
+    """Send again a bot's activation or stop that stayed undone (its message was lost)."""
+    return services.bots_resend_lost()
 
 
 @shared_task(name="apps.bots.tasks.bot_tick", ignore_result=True)

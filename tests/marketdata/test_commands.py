@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -73,7 +74,33 @@ def test_seed_demo_offline_ships_a_year_of_real_hourly_candles_and_says_so(user,
     assert selectors.gap_report(exchange="binance", symbol="SOL/USDT", timeframe="1m").missing == 0
 
 
-def test_seed_demo_online_downloads_through_ccxt(settings):
+def test_seed_demo_with_the_exchange_out_of_reach_seeds_offline_and_leaves_the_marker_run_sh_reads(
+    settings, monkeypatch, tmp_path, shared_data_dir
+):
+    from apps.marketdata import gateway as marketdata_gateway
+    from apps.marketdata.management.commands.seed_demo_marketdata import offline_marker
+    from tests.support.servers import free_port
+
+    monkeypatch.setattr(marketdata_gateway, "DOWNLOAD_BACKOFF_SECONDS", 0.0)
+    settings.VAR_DIR = tmp_path
+    settings.MARKETDATA_ONLINE = True
+    settings.MARKETDATA_API_OVERRIDES = {"binance": f"http://127.0.0.1:{free_port()}"}
+    marketdata_gateway.reset_gateways()
+    out = run("seed_demo_marketdata", "--days", "1")
+    assert "could not download" in out and out.count("shipped with the app (offline") == 2
+    # scripts/run.sh then runs the app offline, so the demo bot ticks on the replay feed.
+    assert offline_marker() == tmp_path / "demo-offline" and offline_marker().exists()
+    run("seed_demo_marketdata", "--days", "1")  # a second seed (stored candles) keeps it
+    assert offline_marker().exists()
+    run_sh = (Path(__file__).resolve().parents[2] / "scripts" / "run.sh").read_text()
+    assert 'demo-offline" ]; then\n  export MARKETDATA_ONLINE=false' in run_sh
+
+
+def test_seed_demo_online_downloads_through_ccxt(settings, tmp_path):
+    from apps.marketdata.management.commands.seed_demo_marketdata import offline_marker
+
+    settings.VAR_DIR = tmp_path
+    offline_marker().write_text("an earlier seed was offline")
     now_ms = int(time.time() * 1000) // 60_000 * 60_000
     with FakeBinance() as fake:
         for exchange_symbol, symbol, price in [
@@ -91,6 +118,7 @@ def test_seed_demo_online_downloads_through_ccxt(settings):
         settings.MARKETDATA_API_OVERRIDES = fake.overrides()
         out = run("seed_demo_marketdata", "--days", "1")
     assert out.count("real candles through ccxt (online)") == 3, out
+    assert not offline_marker().exists()  # the exchange answered: the app runs online
     assert Candle.objects.filter(market__symbol="SOL/USDT").count() >= 1439
 
 

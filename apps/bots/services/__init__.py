@@ -14,6 +14,7 @@ from apps.bots.services.lifecycle import (
     bot_resume,
     bot_start,
     bot_stop,
+    bots_resend_lost,
 )
 from apps.bots.services.log import bot_event_add
 from apps.bots.services.loop import (
@@ -52,6 +53,7 @@ __all__ = [
     "bot_update",
     "bot_webhook_rotate",
     "bots_enqueue_due",
+    "bots_resend_lost",
     "client_order_id",
     "last_closed_candle_ms",
     "signal_receive",

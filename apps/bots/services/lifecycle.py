@@ -5,14 +5,21 @@ table below in one place, writes a ``BotEvent`` and publishes ``bot.status``
 after the commit. An illegal transition is a ``Conflict`` (409) saying why.
 Starting and stopping finish on a worker (queue ``bots``): activation checks
 the account, stopping cancels the bot's open orders and, if asked, closes its
-position.
+position. Both worker halves are idempotent, and ``bots_resend_lost`` (a beat job)
+sends one again when a bot has stayed starting or stopping for
+``BOT_TRANSITION_RESEND_SECONDS``: a message lost with a broker restart, or sent
+by a process whose in-memory broker no worker reads (``seed_demo`` in the
+embedded default), no longer leaves a bot "Starting" for ever.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from apps.accounts.quotas import Quota, quota_guard
 from apps.backtests.models import StrategyKind
@@ -44,7 +51,7 @@ def send_bot_task(task_name: str, *args: object, **kwargs: object) -> None:
     current_app.send_task(task_name, args=list(args), kwargs=kwargs, queue=BOTS_QUEUE)
 
 
-def _transition(bot_id: int, action: str, *, message: str, error: str = "") -> Bot:
+def _transition(bot_id: int, action: str, *, message: str, error: str = "", data: dict | None = None) -> Bot:
     """Lock the bot, check ``action`` against ``TRANSITIONS``, move it, log it, announce it."""
     bot = Bot.objects.select_for_update().get(pk=bot_id)
     sources, target = TRANSITIONS[action]
@@ -62,7 +69,9 @@ def _transition(bot_id: int, action: str, *, message: str, error: str = "") -> B
         bot.failures, bot.retry_at, bot.strategy_state = 0, None, None
         fields += ["failures", "retry_at", "strategy_state"]
     bot.save(update_fields=fields)
-    bot_event_add(bot=bot, kind="lifecycle", message=message, data={"from": previous, "to": target})
+    bot_event_add(
+        bot=bot, kind="lifecycle", message=message, data={"from": previous, "to": target, **(data or {})}
+    )
     bot_publish_status(bot)
     return bot
 
@@ -164,6 +173,7 @@ def bot_stop(*, bot: Bot, close_position: bool = False) -> Bot:
         bot.pk,
         "stop",
         message="Stopping" + (" and closing the position." if close_position else "."),
+        data={"close_position": close_position},  # for a resend (bots_resend_lost)
     )
     transaction.on_commit(lambda: send_bot_task(STOP_TASK, bot.pk, close_position=close_position))
     return bot
@@ -191,8 +201,50 @@ def bot_finish_stop(*, bot_id: int, close_position: bool = False) -> Bot | None:
             logger.warning("bot %s: %s failed: %s", bot_id, step.__name__, exc)
             problems.append(f"{step.__name__.removeprefix('bot_').replace('_', ' ')}: {exc}")
     with transaction.atomic():
+        if not Bot.objects.select_for_update().filter(pk=bot_id, status=S.STOPPING).exists():
+            return None  # a resent stop finished first
         if problems:
             bot_event_add(bot=bot, kind="error", message="While stopping: " + "; ".join(problems))
         bot = _transition(bot_id, "finish_stop", message="Stopped.")
         Bot.objects.filter(pk=bot_id).update(tick_candle_ms=None, tick_lease_until=None, retry_at=None)
     return bot
+
+
+def bots_resend_lost() -> int:
+    """Send again the worker half of a start or stop that has not run for
+    ``BOT_TRANSITION_RESEND_SECONDS`` (its message was lost); returns how many were sent.
+
+    Each bot is sent at most once per period (its ``updated_at`` moves on), and a
+    duplicate of a message that was only slow does nothing (``bot_activate`` and
+    ``bot_finish_stop`` check the status under the row lock).
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(seconds=settings.BOT_TRANSITION_RESEND_SECONDS)
+    sent = 0
+    stuck = Bot.objects.filter(status__in=(S.STARTING, S.STOPPING), updated_at__lt=cutoff)
+    for bot_id, status in stuck.values_list("pk", "status"):
+        if not Bot.objects.filter(pk=bot_id, status=status, updated_at__lt=cutoff).update(updated_at=now):
+            continue  # it moved on meanwhile
+        if status == S.STARTING:
+            send_bot_task(ACTIVATE_TASK, bot_id)
+        else:
+            send_bot_task(STOP_TASK, bot_id, close_position=_asked_to_close(bot_id))
+        logger.info(
+            "bot %s: %s for over %ss, its worker task sent again",
+            bot_id, status, settings.BOT_TRANSITION_RESEND_SECONDS,
+        )  # fmt: skip
+        sent += 1
+    return sent
+
+
+def _asked_to_close(bot_id: int) -> bool:
+    """Whether the bot's latest stop asked to close its position (its lifecycle event says)."""
+    from apps.bots.models import BotEvent
+
+    data = (
+        BotEvent.objects.filter(bot_id=bot_id, kind="lifecycle", data__to=S.STOPPING)
+        .order_by("-id")
+        .values_list("data", flat=True)
+        .first()
+    )
+    return bool((data or {}).get("close_position"))

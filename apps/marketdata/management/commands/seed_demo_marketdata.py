@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from apps.core.errors import DomainError
@@ -55,6 +56,11 @@ def generate_candles(
     return ts, ohlcv
 
 
+def offline_marker() -> Path:
+    """The file that says the demo was seeded offline because the exchange was out of reach."""
+    return Path(settings.VAR_DIR) / "demo-offline"
+
+
 class Command(BaseCommand):
     help = (
         "Demo market data: candles for BTC/USDT, ETH/USDT and SOL/USDT, downloaded through ccxt when online; "
@@ -69,7 +75,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         days = options["days"]
         now_ms = int(time.time() * 1000) // 60_000 * 60_000
-        unreachable = False
+        unreachable = downloaded = False
         for symbol, price in DEMO_MARKETS.items():
             market = market_ensure(exchange="binance", symbol=symbol)
             if any(
@@ -91,6 +97,7 @@ class Command(BaseCommand):
                     self.stdout.write(
                         f"{symbol}: downloaded {report.inserted} real candles through ccxt (online)"
                     )
+                    downloaded = True
                     continue
                 except DomainError as exc:
                     # One failed attempt (after the gateway's retries) is enough to know the
@@ -114,6 +121,14 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{symbol}: generated {inserted} synthetic {DEMO_TIMEFRAME} candles (offline: not real prices)"
             )
+        # scripts/run.sh reads this: the app then runs offline on the data seeded here, so the demo
+        # bot ticks on the replay feed instead of waiting for candles from an exchange out of reach.
+        marker = offline_marker()
+        if unreachable:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("the exchange could not be reached when the demo was seeded\n")
+        elif downloaded:
+            marker.unlink(missing_ok=True)
         if options.get("user"):
             from django.contrib.auth import get_user_model
 
