@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from apps.core.errors import Conflict
 from apps.orders.enums import OrderStatus as S
+from apps.orders.signals import order_finished
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.OPEN, S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED}),
@@ -21,6 +22,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.EXPIRED: frozenset(),
 }
 
+#: The ends of an order that did not fill: ``order_finished`` is sent on reaching one.
+UNFILLED_ENDS = frozenset({S.CANCELLED, S.REJECTED, S.EXPIRED})
+
 
 def can_transition(current: str, new: str) -> bool:
     return current == new or new in TRANSITIONS[S(current)]
@@ -29,7 +33,9 @@ def can_transition(current: str, new: str) -> bool:
 def transition(order, new: str, *, reason: str = "") -> bool:
     """Move ``order`` (not saved) to ``new``; returns whether the status changed.
 
-    An illegal change raises ``Conflict`` (HTTP 409) naming both statuses.
+    An illegal change raises ``Conflict`` (HTTP 409) naming both statuses. Reaching
+    cancelled, rejected or expired sends ``order_finished`` (once: those never change);
+    every caller saves the order in the same transaction.
     """
     new = S(new)
     if not can_transition(order.status, new):
@@ -42,4 +48,6 @@ def transition(order, new: str, *, reason: str = "") -> bool:
     order.status = new
     if reason:
         order.reason = reason[:500]
+    if changed and new in UNFILLED_ENDS:
+        order_finished.send(sender=type(order), order=order)
     return changed

@@ -49,6 +49,7 @@ from apps.exchanges.models import ExchangeConnection, PaperAccount
 from apps.orders.enums import PRICED_TYPES, TRIGGERED_TYPES, OrderSide, OrderStatus, OrderType, TimeInForce
 from apps.orders.lifecycle import transition
 from apps.orders.models import Fill, Order, Position, account_filter
+from apps.orders.signals import order_finished
 from apps.risk import pretrade
 from apps.risk.selectors import kill_switch_is_on
 
@@ -452,6 +453,7 @@ def _reject_for_risk(*, owner, account: Account, bot, symbol: str, side: str, ty
             order.client_order_id = client_order_id
         order.save()
         _publish_order(order, "order.created")
+        order_finished.send(sender=Order, order=order)  # born rejected: no transition sends it
         pretrade.order_rejected(
             owner_id=owner.pk, order_id=order.pk, bot_id=getattr(bot, "pk", None), breaches=breaches
         )

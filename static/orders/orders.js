@@ -212,7 +212,18 @@
   function upsertPosition(p) {
     const tbody = document.querySelector("#positions tbody");
     let row = tbody.querySelector('tr[data-position="' + p.id + '"]');
-    if (Number(p.size) === 0) { if (row) row.remove(); return; }
+    if (Number(p.size) === 0) {
+      if (row) row.remove();
+      // The last one closed: the table says so, as the page does when it renders none.
+      if (!tbody.querySelector("tr")) {
+        const empty = document.createElement("tr");
+        empty.className = "empty";
+        empty.append(cell("No open positions.", "muted"));
+        empty.firstChild.colSpan = 7;
+        tbody.append(empty);
+      }
+      return;
+    }
     if (!row) {
       const empty = tbody.querySelector("tr.empty");
       if (empty) empty.remove();

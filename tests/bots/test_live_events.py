@@ -14,14 +14,19 @@ import websockets
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.bots import services
-from apps.bots.models import Bot
+from apps.bots.models import Bot, BotEvent
 from apps.exchanges.models import PaperTrade
-from apps.orders.models import Fill, Order
+from apps.orders.models import Fill, Order, Position
 from tests.bots.support import CROSS_PARAMS, store_candles_on_replay
 from tests.factories import UserFactory
 from tests.support import aio
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def log_of(seen: list[dict]) -> list[dict]:
+    """The bot's log lines among the events the browser received."""
+    return [e["payload"] for e in seen if e["type"] == "bot.event"]
 
 
 def test_paper_bot_started_through_the_api_trades_on_the_replay_feed_and_its_events_reach_the_browser(
@@ -73,8 +78,13 @@ def test_paper_bot_started_through_the_api_trades_on_the_replay_feed_and_its_eve
             )
             # The beat job's enqueue: the worker ticks the candle the replay feed closed.
             assert await asyncio.to_thread(services.bots_enqueue_due) == 1
+            # All sent on the fill's commit: the position and the bot's log line with it.
             seen += await events_until(
-                ws, lambda more: {"order.created", "order.updated", "fill.created"} <= types(more)
+                ws,
+                lambda more: (
+                    {"order.created", "order.updated", "fill.created", "position.updated"} <= types(more)
+                    and any(e["type"] == "bot.event" and e["payload"]["kind"] == "fill" for e in more)
+                ),
             )
             return bot_id, seen
 
@@ -82,7 +92,7 @@ def test_paper_bot_started_through_the_api_trades_on_the_replay_feed_and_its_eve
     client_order_id = f"bot{bot_id}-{candle}-0"
     statuses = [e["payload"]["status"] for e in seen if e["type"] == "bot.status"]
     assert statuses[:2] == ["starting", "running"]
-    log = [e["payload"] for e in seen if e["type"] == "bot.event"]
+    log = log_of(seen)
     assert {"lifecycle", "signal"} <= {line["kind"] for line in log}
     signal = next(line for line in log if line["kind"] == "signal")
     assert signal["data"]["candle"] == candle and signal["data"]["client_order_ids"] == [client_order_id]
@@ -101,6 +111,28 @@ def test_paper_bot_started_through_the_api_trades_on_the_replay_feed_and_its_eve
     assert Decimal(fill_event["price"]) == fill.price
     updated = [e["payload"] for e in seen if e["type"] == "order.updated" and e["payload"]["id"] == order.pk]
     assert updated[-1]["status"] == "filled"
+    # The bot's log says so, once, with the fill's numbers.
+    fill_lines = [line for line in log_of(seen) if line["kind"] == "fill"]
+    assert len(fill_lines) == 1 and fill_lines[0]["bot"] == bot_id
+    line = fill_lines[0]["data"]
+    assert (line["client_order_id"], line["trade_id"]) == (client_order_id, fill.exchange_trade_id)
+    assert (line["amount"], line["price"], line["fee"]) == (str(fill.amount), str(fill.price), str(fill.fee))
+    assert BotEvent.objects.filter(bot_id=bot_id, kind="fill").count() == 1
+
+    # The worker built the bot's position from that one fill: long its amount at its price,
+    # its realized P&L the buy's fee (paid in the quote asset), marked at the fill price.
+    position = Position.objects.get(paper_account_id=order.paper_account_id, symbol="BTC/USDT")
+    assert (position.side, position.size, position.average_entry) == ("long", fill.amount, fill.price)
+    assert fill.fee_asset == "USDT" and fill.fee > 0
+    assert position.realized_pnl == -fill.fee
+    assert (position.mark_price, position.unrealized_pnl) == (fill.price, 0)
+    pushed = [e["payload"] for e in seen if e["type"] == "position.updated"][-1]
+    assert pushed["id"] == position.pk and pushed["side"] == "long"
+    assert (Decimal(pushed["size"]), Decimal(pushed["average_entry"]), Decimal(pushed["realized_pnl"])) == (
+        position.size,
+        position.average_entry,
+        position.realized_pnl,
+    )
 
     assert api("POST", f"/api/v1/bots/{bot_id}/stop/").json()["status"] == "stopping"
     # The worker finishes the stop (and the tick before it) before the test's tables are

@@ -18,10 +18,15 @@ from django.utils import timezone
 
 from apps.bots import services
 from apps.bots.models import Bot, BotEvent
+from apps.bots.services.accounts import bot_account, bot_gateway
 from apps.bots.services.loop import MAX_FAILURES
+from apps.bots.services.orders import bot_place_order
+from apps.core.errors import Conflict
+from apps.exchanges.gateway import InvalidOrder
 from apps.exchanges.models import PaperOrder
 from apps.marketdata.timeframes import timeframe_ms
-from apps.orders.models import Order
+from apps.orders.models import Fill, Order
+from apps.orders.services import order_cancel, order_sync
 from tests.bots.support import CROSS_PARAMS, store_candles, store_candles_on_replay
 from tests.factories import BotFactory
 from tests.support.cache import clear_cache
@@ -203,8 +208,9 @@ def test_signal_tick_decides_a_market_buy_with_a_deterministic_client_order_id(u
     assert stop.stop_price == Decimal("5")  # half below the last close, 10
     bot.refresh_from_db()
     assert (bot.last_candle_ms, bot.tick_candle_ms, bot.failures) == (CANDLE, None, 0)
+    # The test runs the send after the tick (on commit): its fill is the last line.
     kinds = list(bot.events.order_by("id").values_list("kind", flat=True))
-    assert kinds == ["signal", "order"]
+    assert kinds == ["signal", "order", "fill"]
     assert "long_entries" in bot.events.get(kind="signal").data["signals"]
 
 
@@ -223,6 +229,90 @@ def test_a_redelivered_tick_reuses_the_same_client_order_ids(user, orders):
     placed = orders.placed[f"bot{bot.pk}-{CANDLE}-0"]
     assert (placed.status, placed.reason) == ("filled", "")
     assert PaperOrder.objects.filter(client_order_id=f"bot{bot.pk}-{CANDLE}-0").count() == 1
+
+
+def test_a_paper_bots_market_fill_is_logged_once_with_the_fills_numbers(user, orders, auth_client):
+    store_candles(last_open_ms=CANDLE)
+    bot = running_bot(user)
+    orders.tick(bot_id=bot.pk, candle_ms=CANDLE)
+    placed = orders.placed[f"bot{bot.pk}-{CANDLE}-0"]
+    fill = Fill.objects.get(order=placed)
+    # A re-sync of the account and a redelivered tick find the same trade: no second line.
+    with orders.capture(execute=True):
+        order_sync(account=bot_account(bot))
+    Bot.objects.filter(pk=bot.pk).update(last_candle_ms=None, tick_lease_until=None)
+    orders.tick(bot_id=bot.pk, candle_ms=CANDLE)
+    fill.save()  # an update of a known fill is no new fill either
+
+    line = bot.events.get(kind="fill")
+    assert line.data == {
+        "order": placed.pk,
+        "client_order_id": placed.client_order_id,
+        "fill": fill.pk,
+        "trade_id": fill.exchange_trade_id,
+        "side": "buy",
+        "amount": str(fill.amount),
+        "price": str(fill.price),
+        "fee": str(fill.fee),
+        "fee_asset": fill.fee_asset,
+    }
+    assert fill.exchange_trade_id and fill.amount == placed.amount and fill.fee > 0
+    assert line.message == (
+        f"Filled: buy {fill.amount.normalize():f} BTC/USDT at {fill.price.normalize():f}, "
+        f"fee {fill.fee.normalize():f} {fill.fee_asset}"
+    )
+    # The event log API shows it, newest first, after the order it fills.
+    events = auth_client.get(f"/api/v1/bots/{bot.pk}/events/").json()["results"]
+    assert [e["kind"] for e in events] == ["fill", "order", "signal"]
+    assert events[0]["data"]["trade_id"] == fill.exchange_trade_id
+
+
+class RefusingGateway:
+    """The bot's paper exchange, except that it refuses every new order (as an exchange may)."""
+
+    def __init__(self, gateway) -> None:
+        self.gateway = gateway
+
+    def __getattr__(self, name):
+        return getattr(self.gateway, name)
+
+    def create_order(self, request):
+        raise InvalidOrder("Order would trigger immediately.")
+
+
+def test_a_bots_order_the_exchange_rejects_or_that_is_cancelled_is_logged_with_the_reason(
+    user, orders, auth_client
+):
+    store_candles(last_open_ms=CANDLE)
+    bot = running_bot(user)
+    decision = {"side": "buy", "type": "limit", "amount": Decimal("1"), "price": Decimal("5")}
+    with orders.capture(execute=True):
+        rejected = bot_place_order(
+            bot=bot, decision=decision, client_order_id="r1", gateway=RefusingGateway(bot_gateway(bot))
+        )
+        resting = bot_place_order(bot=bot, decision=decision, client_order_id="c1")
+    rejected.refresh_from_db()
+    resting.refresh_from_db()
+    assert (rejected.status, rejected.reason) == ("rejected", "Order would trigger immediately.")
+    assert resting.status == "open"
+    order_cancel(order=resting)
+    with pytest.raises(Conflict):  # finished: a second cancel changes nothing, logs nothing
+        order_cancel(order=resting)
+
+    lines = list(bot.events.filter(kind="order").order_by("id"))
+    assert [line.message for line in lines] == [
+        "Rejected: buy limit 1 BTC/USDT (Order would trigger immediately.)",
+        "Cancelled: buy limit 1 BTC/USDT (cancelled by user)",
+    ]
+    assert [line.data for line in lines] == [
+        {"order": rejected.pk, "client_order_id": "r1", "status": "rejected",
+         "reason": "Order would trigger immediately."},
+        {"order": resting.pk, "client_order_id": "c1", "status": "cancelled",
+         "reason": "cancelled by user"},
+    ]  # fmt: skip
+    assert not bot.events.filter(kind="fill").exists()
+    events = auth_client.get(f"/api/v1/bots/{bot.pk}/events/").json()["results"]
+    assert [e["data"]["status"] for e in events] == ["cancelled", "rejected"]
 
 
 def test_no_signal_on_the_last_candle_places_nothing(user, orders):

@@ -168,6 +168,8 @@ def test_a_replay_runs_to_completed_with_its_trades_metrics_and_equity(user):
     assert result["equity"]["start"] == 1000.0 and len(result["equity"]["curve"]) == len(CLOSES)
     assert result["config"]["close_at_end"] is False
     assert not PaperAccount.objects.filter(replay_id=replay.pk).exists()
+    # The replay's orders and fills were on its throw-away account: not in the bot's own log.
+    assert list(bot.events.values_list("kind", flat=True)) == ["lifecycle"]
     # A second delivery of the task does nothing.
     assert services.bot_replay_execute(replay_id=replay.pk) is None
 

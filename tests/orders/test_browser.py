@@ -1,4 +1,5 @@
-"""In headless Chromium: place a manual limit order on paper from the ticket, then cancel it."""
+"""In headless Chromium: place a manual limit order on paper from the ticket, then cancel it;
+close an open paper position from the positions table."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from decimal import Decimal
 import pytest
 from playwright.sync_api import expect
 
-from apps.orders.models import Order
+from apps.orders.models import Fill, Order, Position
+from apps.orders.services import order_place
 from tests.factories import PASSWORD, PaperAccountFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
@@ -38,6 +40,50 @@ def test_place_and_cancel_a_manual_limit_order_on_paper(page, candles_stored):
     expect(row.locator('[data-field="status"]')).to_have_text("Cancelled", timeout=15000)
     order.refresh_from_db()
     assert order.status == "cancelled"
+    assert page.console_errors == []
+
+
+def test_close_an_open_paper_position_from_the_positions_table(page, candles_stored):
+    user = UserFactory()
+    paper = PaperAccountFactory(user=user, initial_balances={"USDT": "100000"})
+    # The open position: a market buy, filled by the paper exchange when it commits.
+    entry = order_place(
+        owner=user, account=paper, symbol="BTC/USDT", side="buy", type="market", amount=Decimal("0.01")
+    )
+    position = Position.objects.get(paper_account=paper, symbol="BTC/USDT")
+    assert (entry.status, position.side, position.size) == ("filled", "long", Decimal("0.01"))
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", user.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.goto("/orders/")
+    row = page.locator(f'#positions tbody tr[data-position="{position.pk}"]')
+    expect(row).to_contain_text("Long")
+    expect(page.locator("#trades tbody tr[data-fill]")).to_have_count(1)
+
+    page.on("dialog", lambda dialog: dialog.accept())  # a confirmation, if the page asks
+    row.get_by_role("button", name="Close").click()
+    # Without a reload: the position leaves the table, the closing order and its fill appear.
+    expect(row).to_have_count(0, timeout=15000)
+    expect(page.locator("#positions tbody")).to_contain_text("No open positions.")
+    expect(page.locator("#trades tbody tr[data-fill]")).to_have_count(2, timeout=15000)
+    closing = Order.objects.exclude(pk=entry.pk).get(owner=user)
+    assert (closing.side, closing.type, closing.amount, closing.reduce_only, closing.status) == (
+        "sell", "market", Decimal("0.01"), True, "filled"
+    )  # fmt: skip
+    closing_row = page.locator(f'#orders tbody tr[data-order="{closing.pk}"]')
+    expect(closing_row.locator('[data-field="status"]')).to_have_text("Filled")
+    expect(closing_row).to_contain_text("Sell")
+    expect(closing_row.get_by_role("button", name="Cancel")).to_have_count(0)
+    sold = Fill.objects.get(order=closing)
+    expect(page.locator("#trades tbody tr[data-fill]").first).to_contain_text("Sell")
+    position.refresh_from_db()
+    assert (position.side, position.size, position.average_entry) == ("flat", 0, None)
+    bought = Fill.objects.get(order=entry)
+    assert position.realized_pnl == (sold.price - bought.price) * Decimal("0.01") - bought.fee - sold.fee
+    # A reload agrees: no open position left.
+    page.reload()
+    expect(page.locator("#positions tbody")).to_contain_text("No open positions.")
     assert page.console_errors == []
 
 

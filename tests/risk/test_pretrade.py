@@ -78,11 +78,21 @@ def test_a_pause_bot_limit_pauses_the_bot_that_placed_the_order(user, place):
     risk.risk_limit_create(
         user=user, kind="order_notional", value=Decimal("100"), action="pause_bot", bot=bot.pk
     )
-    with pytest.raises(RiskLimitBreached):
+    with pytest.raises(RiskLimitBreached) as err:
         place(amount=Decimal("0.01"), bot=bot)
     bot.refresh_from_db()
     assert bot.status == Bot.Status.PAUSED
     assert BotEvent.objects.filter(bot=bot, message__startswith="Risk limit").exists()
+    # The bot's log has the rejected order with the limit's reason, once.
+    rejected = Order.objects.get(pk=err.value.order.pk)
+    line = BotEvent.objects.get(bot=bot, kind="order")
+    assert line.message == f"Rejected: buy limit 0.01 BTC/USDT ({rejected.reason})"
+    assert line.data == {
+        "order": rejected.pk,
+        "client_order_id": rejected.client_order_id,
+        "status": "rejected",
+        "reason": rejected.reason,
+    }
     assert RiskAlert.objects.get(owner=user).severity == "critical"
 
 
