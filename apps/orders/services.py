@@ -624,6 +624,7 @@ def _record_fills(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -
                 "side": order.side,
                 "price": str(fill.price),
                 "amount": str(fill.amount),
+                "cost": str(quantize_amount(fill.cost)),
                 "fee": str(fill.fee),
                 "fee_asset": fill.fee_asset,
             },

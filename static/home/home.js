@@ -12,15 +12,7 @@
   const OPEN = ["pending", "open", "partially_filled"];
   const MAX_ALERTS = 5;
 
-  // Decimal strings shown as the server's |amount filter does: exact, no padding zeros, grouped.
-  function amount(value) {
-    if (value === null || value === undefined || value === "") return "—";
-    let [whole, fraction] = String(value).split(".");
-    const sign = whole.startsWith("-") ? "-" : "";
-    whole = whole.replace("-", "").replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-    fraction = (fraction || "").replace(/0+$/, "");
-    return sign + whole + (fraction ? "." + fraction : "");
-  }
+  const amount = window.Format.amount;
   function tone(el, value) {
     el.classList.toggle("pos", Number(value) > 0);
     el.classList.toggle("neg", Number(value) < 0);

@@ -160,6 +160,9 @@
   const LABELS = { pending: "Pending", open: "Open", partially_filled: "Partially filled", filled: "Filled",
     cancelled: "Cancelled", rejected: "Rejected", expired: "Expired" };
 
+  const amount = window.Format.amount;
+  const SIDES = { long: "Long", short: "Short" };
+
   function cell(text, cls) {
     const td = document.createElement("td");
     if (cls) td.className = cls;
@@ -185,8 +188,10 @@
       row.append(
         cell(new Date().toISOString().slice(0, 19).replace("T", " "), "muted"), cell(order.symbol),
         cell(order.side === "buy" ? "Buy" : "Sell", order.side === "buy" ? "pos" : "neg"), cell(order.type),
-        cell(order.amount, "num"), cell(order.price || (order.stop_price ? "stop " + order.stop_price : "market"), "num"),
-        cell(order.filled, "num"), cell(order.average_price, "num"), cell(order.fee || "0", "num"), status,
+        cell(amount(order.amount), "num"),
+        cell(order.price ? amount(order.price) : order.stop_price ? "stop " + amount(order.stop_price) : "market", "num"),
+        cell(amount(order.filled), "num"), cell(amount(order.average_price), "num"),
+        cell(amount(order.fee || "0") + " " + (order.fee_asset || ""), "num"), status,
         cell(order.bot_id || order.bot ? "bot" : "manual", "muted"), actions,
       );
       row.children[6].dataset.field = "filled";
@@ -197,8 +202,8 @@
     badge.textContent = LABELS[order.status] || order.status;
     badge.className = badgeClass(order.status);
     badge.title = order.reason || "";
-    row.querySelector('[data-field="filled"]').textContent = order.filled;
-    if (order.average_price) row.querySelector('[data-field="average_price"]').textContent = order.average_price;
+    row.querySelector('[data-field="filled"]').textContent = amount(order.filled);
+    if (order.average_price) row.querySelector('[data-field="average_price"]').textContent = amount(order.average_price);
     const actions = row.lastElementChild;
     if (OPEN.includes(order.status)) {
       if (!actions.querySelector("[data-cancel]")) {
@@ -232,8 +237,8 @@
       tbody.append(row);
     }
     row.replaceChildren(
-      cell(p.symbol), cell(p.side), cell(p.size, "num"), cell(p.average_entry, "num"),
-      cell(p.realized_pnl, "num"), cell(p.unrealized_pnl, "num"),
+      cell(p.symbol), cell(SIDES[p.side] || p.side), cell(amount(p.size), "num"), cell(amount(p.average_entry), "num"),
+      cell(amount(p.realized_pnl), "num"), cell(amount(p.unrealized_pnl), "num"),
     );
     const td = document.createElement("td");
     td.innerHTML = '<button type="button" class="link" data-close="' + p.id + '">Close</button>';
@@ -245,7 +250,13 @@
     const close = event.target.closest("[data-close]");
     try {
       if (cancel) { cancel.disabled = true; upsertOrder(await api(API + cancel.dataset.cancel + "/cancel/")); }
-      if (close) { close.disabled = true; upsertOrder(await api(API + "positions/" + close.dataset.close + "/close/")); }
+      if (close) {
+        close.disabled = true;
+        const order = await api(API + "positions/" + close.dataset.close + "/close/");
+        upsertOrder(order);
+        // Refused (by the exchange, say): the position is still open, so it can be closed again.
+        if (order.status === "rejected") throw new Error("The closing order was rejected: " + (order.reason || "no reason given"));
+      }
     } catch (e) {
       if (cancel) cancel.disabled = false;
       if (close) close.disabled = false;
@@ -264,9 +275,9 @@
     const row = document.createElement("tr");
     row.dataset.fill = fill.id;
     row.append(cell(new Date().toISOString().slice(0, 19).replace("T", " "), "muted"), cell(fill.symbol),
-      cell(fill.side === "buy" ? "Buy" : "Sell", fill.side === "buy" ? "pos" : "neg"), cell(fill.amount, "num"),
-      cell(fill.price, "num"), cell(String(Number(fill.amount) * Number(fill.price)), "num"),
-      cell(fill.fee + " " + (fill.fee_asset || ""), "num"), cell(fill.bot_id ? "bot " + fill.bot_id : "manual", "muted"));
+      cell(fill.side === "buy" ? "Buy" : "Sell", fill.side === "buy" ? "pos" : "neg"), cell(amount(fill.amount), "num"),
+      cell(amount(fill.price), "num"), cell(amount(fill.cost), "num"),
+      cell(amount(fill.fee) + " " + (fill.fee_asset || ""), "num"), cell(fill.bot_id ? "bot " + fill.bot_id : "manual", "muted"));
     tbody.prepend(row);
   }
 

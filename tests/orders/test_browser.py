@@ -35,6 +35,9 @@ def test_place_and_cancel_a_manual_limit_order_on_paper(page, candles_stored):
     expect(row.locator('[data-field="status"]')).to_have_text("Open", timeout=15000)
     order = Order.objects.get(owner=user)
     assert (order.type, order.amount, order.price) == ("limit", Decimal("0.01"), Decimal("10000"))
+    # The row the live event added reads as a rendered one does (|amount): no 18 padding places.
+    expect(row.locator("td").nth(4)).to_have_text("0.01")
+    expect(row.locator("td").nth(5)).to_have_text("10,000")
 
     row.get_by_role("button", name="Cancel").click()
     expect(row.locator('[data-field="status"]')).to_have_text("Cancelled", timeout=15000)
@@ -77,6 +80,9 @@ def test_close_an_open_paper_position_from_the_positions_table(page, candles_sto
     expect(closing_row.get_by_role("button", name="Cancel")).to_have_count(0)
     sold = Fill.objects.get(order=closing)
     expect(page.locator("#trades tbody tr[data-fill]").first).to_contain_text("Sell")
+    trade = page.locator(f'#trades tbody tr[data-fill="{sold.pk}"] td')
+    expect(trade.nth(3)).to_have_text("0.01")
+    expect(trade.nth(5)).to_have_text(f"{(sold.price * sold.amount).normalize():,f}")
     position.refresh_from_db()
     assert (position.side, position.size, position.average_entry) == ("flat", 0, None)
     bought = Fill.objects.get(order=entry)
