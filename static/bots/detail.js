@@ -6,6 +6,7 @@
   const el = document.getElementById("bot-chart");
   if (!el) return;
   const botId = Number(el.dataset.bot);
+  const amount = window.Format.amount;
   const TF_MS = { "1m": 6e4, "3m": 18e4, "5m": 3e5, "15m": 9e5, "30m": 18e5, "1h": 36e5, "2h": 72e5, "4h": 144e5,
     "6h": 216e5, "8h": 288e5, "12h": 432e5, "1d": 864e5, "3d": 2592e5, "1w": 6048e5 };
   const OPEN = ["pending", "open", "partially_filled"];
@@ -46,7 +47,7 @@
     ["buy", "sell"].forEach((side) => {
       const fills = state.fills.filter((f) => f.side === side);
       traces.push({ type: "scatter", mode: "markers", name: side, x: fills.map((f) => new Date(f.timestamp)),
-        y: fills.map((f) => Number(f.price)), text: fills.map((f) => side + " " + f.amount + " @ " + f.price),
+        y: fills.map((f) => Number(f.price)), text: fills.map((f) => side + " " + amount(f.amount) + " @ " + amount(f.price)),
         hoverinfo: "text+x", marker: { size: 11, symbol: side === "buy" ? "triangle-up" : "triangle-down",
           color: side === "buy" ? "#22c55e" : "#ef4444", line: { color: "#fff", width: 1 } } });
     });
@@ -59,7 +60,7 @@
       const color = o.side === "buy" ? "#22c55e" : "#ef4444";
       shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: level, y1: level, line: { color, width: 1, dash: "dash" } });
       annotations.push({ xref: "paper", x: 1, xanchor: "right", y: level, yanchor: "bottom", showarrow: false,
-        text: o.side + " " + o.type + " " + o.amount, font: { size: 10, color } });
+        text: o.side + " " + o.type + " " + amount(o.amount), font: { size: 10, color } });
     });
     const layout = {
       paper_bgcolor: "#171e28", plot_bgcolor: "#171e28", font: { color: "#dbe4ee" }, showlegend: false,
@@ -170,12 +171,13 @@
       actions.innerHTML = '<button type="button" class="link" data-cancel="' + order.id + '">Cancel</button>';
       row.append(cell(new Date().toISOString().slice(0, 19).replace("T", " "), "muted"),
         cell(order.side === "buy" ? "Buy" : "Sell", order.side === "buy" ? "pos" : "neg"), cell(order.type),
-        cell(order.amount, "num"), cell(order.price || (order.stop_price ? "stop " + order.stop_price : "market"), "num"),
-        cell(order.filled, "num"), status, actions);
+        cell(amount(order.amount), "num"),
+        cell(order.price ? amount(order.price) : order.stop_price ? "stop " + amount(order.stop_price) : "market", "num"),
+        cell(amount(order.filled), "num"), status, actions);
       tbody.prepend(row);
     }
     row.querySelector('[data-field="status"]').textContent = LABELS[order.status] || order.status;
-    row.children[5].textContent = order.filled;
+    row.children[5].textContent = amount(order.filled);
     draw();
   }
   function addTrade(fill) {
@@ -187,7 +189,8 @@
     row.dataset.fill = fill.id;
     row.append(cell(new Date().toISOString().slice(0, 19).replace("T", " "), "muted"),
       cell(fill.side === "buy" ? "Buy" : "Sell", fill.side === "buy" ? "pos" : "neg"),
-      cell(fill.amount, "num"), cell(fill.price, "num"), cell(fill.fee + " " + (fill.fee_asset || ""), "num"));
+      cell(amount(fill.amount), "num"), cell(amount(fill.price), "num"),
+      cell(amount(fill.fee) + " " + (fill.fee_asset || ""), "num"));
     tbody.prepend(row);
   }
 

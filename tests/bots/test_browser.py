@@ -86,7 +86,10 @@ def test_paper_bot_from_a_backtest_result_starts_and_trades_live_on_its_page(pag
     order = Order.objects.get(bot=bot)
     assert (order.side, order.type, order.status) == ("buy", "market", "filled")
     assert order.client_order_id == f"bot{bot.pk}-{candle}-0"
-    assert Fill.objects.filter(order=order).count() == 1
+    fill = Fill.objects.get(order=order)
+    # The row the live event added reads as a rendered one (|amount): no 18 padding places.
+    expect(trade.locator("td").nth(2)).to_have_text(f"{fill.amount.normalize():,f}")
+    expect(trade.locator("td").nth(3)).to_have_text(f"{fill.price.normalize():,f}")
 
     # The list shows the bot running with its P&L (the position marked at the last price).
     page.goto("/bots/")
