@@ -90,6 +90,7 @@ def order_payload(order: Order) -> dict[str, Any]:
         "connection_id": order.connection_id,
         "parent_id": order.parent_id,
         "role": order.role,
+        "exchange": order.exchange,
         "symbol": order.symbol,
         "side": order.side,
         "type": order.type,
@@ -99,6 +100,8 @@ def order_payload(order: Order) -> dict[str, Any]:
         "status": order.status,
         "filled": str(order.filled),
         "average_price": None if order.average_price is None else str(order.average_price),
+        "fee": str(order.fee),
+        "fee_asset": order.fee_asset,
         "reason": order.reason,
     }
 

@@ -185,17 +185,23 @@
       const status = document.createElement("td");
       status.innerHTML = '<span data-field="status"></span>';
       const actions = document.createElement("td");
+      const typeLabel = $("ticket-type").querySelector('option[value="' + order.type + '"]');
+      const muted = (text) => { const span = document.createElement("span"); span.className = "muted"; span.textContent = text; return span; };
+      const symbol = cell(order.symbol + " ");
+      symbol.append(muted(order.exchange || ""));
+      const size = cell(amount(order.amount) + " ", "num");
+      size.append(muted(order.symbol.split("/")[0]));
       row.append(
-        cell(new Date().toISOString().slice(0, 19).replace("T", " "), "muted"), cell(order.symbol),
-        cell(order.side === "buy" ? "Buy" : "Sell", order.side === "buy" ? "pos" : "neg"), cell(order.type),
-        cell(amount(order.amount), "num"),
+        cell(new Date().toISOString().slice(0, 19).replace("T", " "), "muted"), symbol,
+        cell(order.side === "buy" ? "Buy" : "Sell", order.side === "buy" ? "pos" : "neg"),
+        cell(typeLabel ? typeLabel.textContent : order.type), size,
         cell(order.price ? amount(order.price) : order.stop_price ? "stop " + amount(order.stop_price) : "market", "num"),
-        cell(amount(order.filled), "num"), cell(amount(order.average_price), "num"),
-        cell(amount(order.fee || "0") + " " + (order.fee_asset || ""), "num"), status,
+        cell(amount(order.filled), "num"), cell(amount(order.average_price), "num"), cell("", "num"), status,
         cell(order.bot_id || order.bot ? "bot" : "manual", "muted"), actions,
       );
       row.children[6].dataset.field = "filled";
       row.children[7].dataset.field = "average_price";
+      row.children[8].dataset.field = "fee";
       tbody.prepend(row);
     }
     const badge = row.querySelector('[data-field="status"]');
@@ -203,6 +209,8 @@
     badge.className = badgeClass(order.status);
     badge.title = order.reason || "";
     row.querySelector('[data-field="filled"]').textContent = amount(order.filled);
+    const fee = row.querySelector('[data-field="fee"]');
+    if (fee && order.fee !== undefined) fee.textContent = amount(order.fee) + (order.fee_asset ? " " + order.fee_asset : "");
     if (order.average_price) row.querySelector('[data-field="average_price"]').textContent = amount(order.average_price);
     const actions = row.lastElementChild;
     if (OPEN.includes(order.status)) {

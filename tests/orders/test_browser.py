@@ -128,3 +128,20 @@ def test_ticket_rounds_to_the_markets_steps_and_shows_each_bad_field(page, candl
     assert sorted(entry.legs.values_list("role", flat=True)) == ["stop_loss", "take_profit"]
     # Chromium logs the refused order's 400 as a failed resource; nothing else may appear.
     assert [e for e in page.console_errors if "status of 400" not in e] == []
+
+
+def test_live_rows_format_amounts_as_the_server_does(page, user):
+    # Python's str of a Decimal may use an exponent ("0E-18", "1.5E-7"); |amount never does.
+    login(page, user)
+    page.goto("/orders/")
+    cases = {
+        "0E-18": "0",
+        "1.5E-7": "0.00000015",
+        "-2.5E+3": "-2,500",
+        "-0E-18": "0",
+        "123456.780000000000000000": "123,456.78",
+        "-1234.5": "-1,234.5",
+        "42": "42",
+    }
+    shown = page.evaluate("(values) => values.map((v) => window.Format.amount(v))", list(cases))
+    assert dict(zip(cases, shown, strict=True)) == cases
