@@ -19,9 +19,9 @@ from django.utils import timezone
 
 from apps.bots import services, tasks
 from apps.bots.models import Bot
-from apps.bots.services.loop import MAX_FAILURES, TICK_TASK
+from apps.bots.services.loop import MAX_FAILURES, TICK_TASK, candle_to_tick
 from apps.exchanges.models import PaperOrder
-from apps.marketdata.timeframes import timeframe_ms
+from apps.marketdata.timeframes import WEEK_ORIGIN_MS, timeframe_ms
 from apps.orders.models import Order
 from tests.bots.support import CROSS_PARAMS, store_candles
 from tests.factories import BotFactory
@@ -232,3 +232,20 @@ def test_on_a_fast_replay_feed_the_beat_catches_up_one_candle_per_run(user, cand
     assert loop.beat() == 1
     loop.run()
     assert loop.ticked == [candles[A], candles[A + 1]]
+
+
+@pytest.mark.parametrize(
+    ("timeframe", "last", "newest", "expected"),
+    [
+        ("1m", 0, 3 * MINUTE, MINUTE),  # 3 behind: the next
+        ("1m", 0, 6 * MINUTE, 6 * MINUTE),  # 6 behind: the newest
+        ("1w", WEEK_ORIGIN_MS, WEEK_ORIGIN_MS + 2 * timeframe_ms("1w"), WEEK_ORIGIN_MS + timeframe_ms("1w")),
+        # Calendar months: 2024-01-01 -> 2024-03-01 (2 behind) ticks 2024-02-01 next.
+        ("1M", 1_704_067_200_000, 1_709_251_200_000, 1_706_745_600_000),
+        # 2024-01-01 -> 2024-07-01: 6 behind, the newest.
+        ("1M", 1_704_067_200_000, 1_719_792_000_000, 1_719_792_000_000),
+    ],
+)
+def test_the_candle_to_tick_is_the_next_open_within_the_limit(timeframe, last, newest, expected):
+    assert candle_to_tick(last_ms=last, newest_ms=newest, timeframe=timeframe) == expected
+    assert candle_to_tick(last_ms=None, newest_ms=newest, timeframe=timeframe) == newest

@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -72,7 +73,7 @@ from apps.bots.services.user_code import bot_session, is_strategy_fault, is_user
 from apps.bots.services.user_code import is_event as user_is_event
 from apps.core.errors import DomainError
 from apps.exchanges.gateway.base import Order as GatewayOrder
-from apps.marketdata.timeframes import bucket_start, timeframe_ms
+from apps.marketdata.timeframes import MONTH, bucket_start, timeframe_ms
 
 logger = logging.getLogger(__name__)
 
@@ -118,10 +119,25 @@ def candle_to_tick(*, last_ms: int | None, newest_ms: int, timeframe: str, failu
     """
     if last_ms is None:
         return newest_ms
-    step = timeframe_ms(timeframe)
-    if newest_ms - last_ms <= settings.BOT_CATCH_UP_CANDLES * step and failures < MAX_FAILURES - 1:
-        return last_ms + step
+    if (
+        candles_between(last_ms, newest_ms, timeframe) <= settings.BOT_CATCH_UP_CANDLES
+        and failures < MAX_FAILURES - 1
+    ):
+        return next_open(last_ms, timeframe)
     return newest_ms
+
+
+def next_open(open_ms: int, timeframe: str) -> int:
+    """Open time of the candle after the one opening at ``open_ms`` (a month has no fixed length)."""
+    return int(bucket_start(open_ms + timeframe_ms(timeframe), timeframe))
+
+
+def candles_between(last_ms: int, open_ms: int, timeframe: str) -> int:
+    """How many ``timeframe`` candles open after ``last_ms``, up to and including ``open_ms``."""
+    if timeframe == MONTH:
+        months = np.array([last_ms, open_ms], dtype="datetime64[ms]").astype("datetime64[M]").astype(np.int64)
+        return int(months[1] - months[0])
+    return (open_ms - last_ms) // timeframe_ms(timeframe)
 
 
 def bots_enqueue_due(*, now_ms: int | None = None) -> int:
@@ -466,7 +482,7 @@ def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:
         retry_at=None,
         **saved,
     )
-    if bot.last_candle_ms is not None and candle_ms - bot.last_candle_ms > timeframe_ms(bot.timeframe):
+    if bot.last_candle_ms is not None and candles_between(bot.last_candle_ms, candle_ms, bot.timeframe) > 1:
         _log_skipped(bot, candle_ms)
     tick_observed(result="ok", started=started, bot=bot, candle_ms=candle_ms)
     return TickResult(candle_ms, broker.decisions, ids, orders)
@@ -479,9 +495,8 @@ def _log_skipped(bot: Bot, candle_ms: int) -> None:
     played fast a 1m bot skips candles on every beat."""
     from apps.bots.models import BotEvent
 
-    step = timeframe_ms(bot.timeframe)
     last = bot.last_candle_ms
-    skipped = (candle_ms - last) // step - 1
+    skipped = candles_between(last, candle_ms, bot.timeframe) - 1
     newest = BotEvent.objects.filter(bot_id=bot.pk).order_by("-id").values_list("data", flat=True).first()
     if isinstance(newest, dict) and "skipped" in newest:
         return
@@ -492,7 +507,7 @@ def _log_skipped(bot: Bot, candle_ms: int) -> None:
             "acting on old signals at today's price would be wrong"
         )
     else:
-        why = f"the candle at {last + step} failed {bot.failures} times in a row (missing from the data?)"
+        why = f"the candle at {next_open(last, bot.timeframe)} failed {bot.failures} times in a row (missing from the data?)"
     bot_event_add(
         bot=bot,
         kind=BotEvent.Kind.LIFECYCLE,
@@ -523,12 +538,11 @@ def bot_tick_catch_up(*, bot_id: int, candle_ms: int) -> int | None:
         )
     except DomainError:
         return None
-    step = timeframe_ms(bot.timeframe)
     speed = 1.0 if source == "live" else float(settings.MARKETDATA_REPLAY_SPEED)
-    if newest <= candle_ms or step < CHAIN_MIN_WALL_MS * speed:
+    if newest <= candle_ms or timeframe_ms(bot.timeframe) < CHAIN_MIN_WALL_MS * speed:
         return None
     following = candle_to_tick(last_ms=candle_ms, newest_ms=newest, timeframe=bot.timeframe)
-    if following != candle_ms + step:
+    if following != next_open(candle_ms, bot.timeframe):
         return None
     _send_ticks([(bot_id, following)])
     return following
