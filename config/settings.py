@@ -433,6 +433,11 @@ BACKTEST_LOOKAHEAD_SECONDS = env.float("BACKTEST_LOOKAHEAD_SECONDS", default=20.
 # Bot ticks: a tick's claim on (bot, candle) is a lease; the candle of a worker that died
 # mid-tick is ticked again by another worker once it runs out (longer than any tick takes).
 BOT_TICK_LEASE_SECONDS = env.int("BOT_TICK_LEASE_SECONDS", default=120)
+# A running bot whose last tick is at most this many candles behind the newest closed one ticks
+# the candles in between, in order (a tick lost with its worker, or backed off, over a candle
+# close); further behind (its data was late for long) it jumps to the newest and says how many it
+# skipped: acting on old signals at today's price would be wrong.
+BOT_CATCH_UP_CANDLES = env.int("BOT_CATCH_UP_CANDLES", default=5)
 # A bot still starting or stopping after this long has its worker task sent again (a lost
 # message); a worker normally finishes either within a second.
 BOT_TRANSITION_RESEND_SECONDS = env.int("BOT_TRANSITION_RESEND_SECONDS", default=15)

@@ -30,8 +30,12 @@ def bots_resend_lost() -> int:
 
 @shared_task(name="apps.bots.tasks.bot_tick", ignore_result=True)
 def bot_tick(bot_id: int, candle_ms: int) -> bool:
-    """Tick one bot for one closed candle (claimed: a duplicate delivery does nothing)."""
-    return services.bot_tick(bot_id=bot_id, candle_ms=candle_ms) is not None
+    """Tick one bot for one closed candle (claimed: a duplicate delivery does nothing), then
+    the next one at once if the bot is catching up on candles it missed."""
+    if services.bot_tick(bot_id=bot_id, candle_ms=candle_ms) is None:
+        return False
+    services.bot_tick_catch_up(bot_id=bot_id, candle_ms=candle_ms)
+    return True
 
 
 @shared_task(name="apps.bots.tasks.bot_activate", ignore_result=True)

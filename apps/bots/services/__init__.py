@@ -19,6 +19,7 @@ from apps.bots.services.lifecycle import (
 from apps.bots.services.log import bot_event_add
 from apps.bots.services.loop import (
     bot_tick,
+    bot_tick_catch_up,
     bot_tick_claim,
     bots_enqueue_due,
     client_order_id,
@@ -49,6 +50,7 @@ __all__ = [
     "bot_start",
     "bot_stop",
     "bot_tick",
+    "bot_tick_catch_up",
     "bot_tick_claim",
     "bot_update",
     "bot_webhook_rotate",

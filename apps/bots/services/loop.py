@@ -10,6 +10,20 @@ same deterministic client order ids (bot id, candle time, decision index), so
 back off exponentially and are logged; ``MAX_FAILURES`` in a row put the bot in
 error with the reason.
 
+Candles are ticked in order, none missed: by the time a dead worker's lease runs
+out (or a back-off ends) newer candles may have closed, so a bot at most
+``BOT_CATCH_UP_CANDLES`` behind is sent the candle after its last one
+(``candle_to_tick``), and the ``bot_tick`` task, after a tick of a candle that is
+not the newest, sends the next one's tick at once (``bot_tick_catch_up``): a
+backlog clears in seconds. (On a replay feed played so fast that a candle closes
+quicker than a tick runs, such a chain would never end; there the beat sends one
+candle per run.) A bot further behind (its data was late for long, or it was
+stopped meanwhile) jumps to the newest candle and says in its log how many it
+skipped: acting on old signals at today's price would be wrong. So does a bot
+whose next candle failed ``MAX_FAILURES - 1`` times in a row (a gap in the data
+never fills): its last try is on the newest candle. A resumed bot starts from the
+newest candle (``bot_resume``).
+
 An event strategy (grid, DCA) continues from the state the previous tick saved
 on the bot (``strategy_state``), hears of its fills since through ``on_fill``
 exactly once, then gets ``on_data``; a cancel cancels that one order.
@@ -29,6 +43,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -58,7 +73,7 @@ from apps.bots.services.user_code import bot_session, is_strategy_fault, is_user
 from apps.bots.services.user_code import is_event as user_is_event
 from apps.core.errors import DomainError
 from apps.exchanges.gateway.base import Order as GatewayOrder
-from apps.marketdata.timeframes import bucket_start, timeframe_ms
+from apps.marketdata.timeframes import MONTH, bucket_start, timeframe_ms
 
 logger = logging.getLogger(__name__)
 
@@ -95,8 +110,39 @@ def client_order_id(bot_id: int, candle_ms: int, index: int) -> str:
     return f"bot{bot_id}-{candle_ms}-{index}"
 
 
+def candle_to_tick(*, last_ms: int | None, newest_ms: int, timeframe: str, failures: int = 0) -> int:
+    """The candle a bot ticks next, ``newest_ms`` being the newest closed one (``> last_ms``).
+
+    The one after ``last_ms`` while the bot is at most ``BOT_CATCH_UP_CANDLES`` behind, so
+    candles are ticked in order; the newest when further behind, on its first tick, or when
+    the next candle has failed all but its last try (``failures``; see the module docstring).
+    """
+    if last_ms is None:
+        return newest_ms
+    if (
+        candles_between(last_ms, newest_ms, timeframe) <= settings.BOT_CATCH_UP_CANDLES
+        and failures < MAX_FAILURES - 1
+    ):
+        return next_open(last_ms, timeframe)
+    return newest_ms
+
+
+def next_open(open_ms: int, timeframe: str) -> int:
+    """Open time of the candle after the one opening at ``open_ms`` (a month has no fixed length)."""
+    return int(bucket_start(open_ms + timeframe_ms(timeframe), timeframe))
+
+
+def candles_between(last_ms: int, open_ms: int, timeframe: str) -> int:
+    """How many ``timeframe`` candles open after ``last_ms``, up to and including ``open_ms``."""
+    if timeframe == MONTH:
+        months = np.array([last_ms, open_ms], dtype="datetime64[ms]").astype("datetime64[M]").astype(np.int64)
+        return int(months[1] - months[0])
+    return (open_ms - last_ms) // timeframe_ms(timeframe)
+
+
 def bots_enqueue_due(*, now_ms: int | None = None) -> int:
-    """Send a tick for every running bot whose timeframe candle closed since its last tick.
+    """Send a tick for every running bot whose timeframe candle closed since its last tick:
+    for the candle after its last one while it is catching up (``candle_to_tick``).
 
     The candle clock is the market-data feed's (``live.last_closed_candle``): the
     wall clock live, the replay feed offline, the feed the paper exchange prices
@@ -104,8 +150,6 @@ def bots_enqueue_due(*, now_ms: int | None = None) -> int:
     looped over its history, the bot's last candle is ahead of the clock; it is
     forgotten so the bot keeps trading on the replayed candles.
     """
-    from celery import current_app
-
     from apps.marketdata import live
 
     now = timezone.now()
@@ -113,12 +157,12 @@ def bots_enqueue_due(*, now_ms: int | None = None) -> int:
         Bot.objects.filter(status=Bot.Status.RUNNING, source=Bot.Source.STRATEGY)
         .filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
         .filter(Q(tick_lease_until__isnull=True) | Q(tick_lease_until__lt=now))
-        .values_list("id", "exchange", "symbol", "timeframe", "last_candle_ms")
+        .values_list("id", "exchange", "symbol", "timeframe", "last_candle_ms", "failures")
     )
     closed: dict[tuple[str, str, str], tuple[int, str] | None] = {}
     reasons: dict[tuple[str, str, str], str] = {}
     ticks: list[tuple[int, int]] = []
-    for bot_id, exchange, symbol, timeframe, last in due:
+    for bot_id, exchange, symbol, timeframe, last, failures in due:
         key = (exchange, symbol, timeframe)
         if key not in closed:
             try:
@@ -137,7 +181,19 @@ def bots_enqueue_due(*, now_ms: int | None = None) -> int:
             Bot.objects.filter(pk=bot_id, last_candle_ms=last).update(last_candle_ms=None)
             last = None
         if last is None or last < candle_ms:
-            ticks.append((bot_id, candle_ms))
+            ticks.append(
+                (
+                    bot_id,
+                    candle_to_tick(last_ms=last, newest_ms=candle_ms, timeframe=timeframe, failures=failures),
+                )
+            )
+    _send_ticks(ticks)
+    return len(ticks)
+
+
+def _send_ticks(ticks: list[tuple[int, int]]) -> None:
+    from celery import current_app
+
     if ticks:
         # One broker connection for the whole batch: hundreds of bots close a candle together.
         with current_app.producer_or_acquire() as producer:
@@ -145,7 +201,6 @@ def bots_enqueue_due(*, now_ms: int | None = None) -> int:
                 current_app.send_task(
                     TICK_TASK, args=[bot_id, candle_ms], queue=BOTS_QUEUE, producer=producer
                 )
-    return len(ticks)
 
 
 def _log_waiting(bot_id: int, reason: str) -> None:
@@ -427,8 +482,70 @@ def bot_tick(*, bot_id: int, candle_ms: int) -> TickResult | None:
         retry_at=None,
         **saved,
     )
+    if bot.last_candle_ms is not None and candles_between(bot.last_candle_ms, candle_ms, bot.timeframe) > 1:
+        _log_skipped(bot, candle_ms)
     tick_observed(result="ok", started=started, bot=bot, candle_ms=candle_ms)
     return TickResult(candle_ms, broker.decisions, ids, orders)
+
+
+def _log_skipped(bot: Bot, candle_ms: int) -> None:
+    """One line in the bot's log for the candles between its previous tick and ``candle_ms``.
+
+    Not repeated while nothing else was logged since the last such line: on a replay feed
+    played fast a 1m bot skips candles on every beat."""
+    from apps.bots.models import BotEvent
+
+    last = bot.last_candle_ms
+    skipped = candles_between(last, candle_ms, bot.timeframe) - 1
+    newest = BotEvent.objects.filter(bot_id=bot.pk).order_by("-id").values_list("data", flat=True).first()
+    if isinstance(newest, dict) and "skipped" in newest:
+        return
+    limit = settings.BOT_CATCH_UP_CANDLES
+    if skipped + 1 > limit:
+        why = (
+            f"it was {skipped + 1} candles behind, more than BOT_CATCH_UP_CANDLES ({limit}), and "
+            "acting on old signals at today's price would be wrong"
+        )
+    else:
+        why = f"the candle at {next_open(last, bot.timeframe)} failed {bot.failures} times in a row (missing from the data?)"
+    bot_event_add(
+        bot=bot,
+        kind=BotEvent.Kind.LIFECYCLE,
+        message=f"Skipped {skipped} candle(s) after {last}: {why}; ticked the newest, {candle_ms}.",
+        data={"skipped": skipped, "after": last, "candle": candle_ms},
+    )
+
+
+# A candle shorter than this in wall time (a replay feed played fast) may close quicker than a tick
+# runs: a chain of catch-up ticks would never end, so there the beat catches up one candle per run.
+CHAIN_MIN_WALL_MS = 60_000
+
+
+def bot_tick_catch_up(*, bot_id: int, candle_ms: int) -> int | None:
+    """After a tick of ``candle_ms``, send the next candle's tick at once when the bot is
+    catching up (a newer candle has closed, within ``BOT_CATCH_UP_CANDLES``); returns it.
+
+    The ``bot_tick`` task calls it, so a backlog clears in seconds rather than one candle per
+    beat; a jump to the newest candle is left to the beat, which sends it in any case."""
+    from apps.marketdata import live
+
+    bot = Bot.objects.filter(pk=bot_id).only("exchange", "symbol", "timeframe").first()
+    if bot is None:
+        return None
+    try:
+        newest, source = live.last_closed_candle(
+            exchange=bot.exchange, symbol=bot.symbol, timeframe=bot.timeframe
+        )
+    except DomainError:
+        return None
+    speed = 1.0 if source == "live" else float(settings.MARKETDATA_REPLAY_SPEED)
+    if newest <= candle_ms or timeframe_ms(bot.timeframe) < CHAIN_MIN_WALL_MS * speed:
+        return None
+    following = candle_to_tick(last_ms=candle_ms, newest_ms=newest, timeframe=bot.timeframe)
+    if following != next_open(candle_ms, bot.timeframe):
+        return None
+    _send_ticks([(bot_id, following)])
+    return following
 
 
 def _is_event(bot: Bot) -> bool:
