@@ -249,3 +249,13 @@ def test_on_a_fast_replay_feed_the_beat_catches_up_one_candle_per_run(user, cand
 def test_the_candle_to_tick_is_the_next_open_within_the_limit(timeframe, last, newest, expected):
     assert candle_to_tick(last_ms=last, newest_ms=newest, timeframe=timeframe) == expected
     assert candle_to_tick(last_ms=None, newest_ms=newest, timeframe=timeframe) == newest
+
+
+def test_a_restarted_bot_starts_from_the_newest_candle_not_the_ones_it_was_stopped_for(user, monkeypatch):
+    # Stopped two candles after its last tick, started again: the candles of the stop are not caught up.
+    bot = BotFactory(owner=user, strategy="sma_crossover", params={"fast": 2, "slow": 3}, timeframe="1m")
+    Bot.objects.filter(pk=bot.pk).update(status="stopped", last_candle_ms=1_700_000_000_000 - 3 * 60_000)
+    monkeypatch.setattr("celery.current_app.send_task", lambda *args, **kwargs: None)
+    services.bot_start(bot=Bot.objects.get(pk=bot.pk))
+    bot.refresh_from_db()
+    assert bot.status == "starting" and bot.last_candle_ms is None  # the beat sends the newest candle

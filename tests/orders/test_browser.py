@@ -36,7 +36,7 @@ def test_place_and_cancel_a_manual_limit_order_on_paper(page, candles_stored):
     order = Order.objects.get(owner=user)
     assert (order.type, order.amount, order.price) == ("limit", Decimal("0.01"), Decimal("10000"))
     # The row the live event added reads as a rendered one does (|amount): no 18 padding places.
-    expect(row.locator("td").nth(4)).to_have_text("0.01")
+    expect(row.locator("td").nth(4)).to_have_text("0.01 BTC")
     expect(row.locator("td").nth(5)).to_have_text("10,000")
 
     row.get_by_role("button", name="Cancel").click()
@@ -130,9 +130,13 @@ def test_ticket_rounds_to_the_markets_steps_and_shows_each_bad_field(page, candl
     assert [e for e in page.console_errors if "status of 400" not in e] == []
 
 
-def test_live_rows_format_amounts_as_the_server_does(page, user):
+def test_live_rows_format_amounts_as_the_server_does(page):
     # Python's str of a Decimal may use an exponent ("0E-18", "1.5E-7"); |amount never does.
-    login(page, user)
+    user = UserFactory()
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", user.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
     page.goto("/orders/")
     cases = {
         "0E-18": "0",

@@ -65,9 +65,19 @@ def _transition(bot_id: int, action: str, *, message: str, error: str = "", data
     bot.error = error
     fields = ["status", "error", "updated_at"]
     if action == "start":
-        # Stopping cancelled the bot's orders: its event strategy starts afresh (``initialize``).
+        # Stopping cancelled the bot's orders: its event strategy starts afresh (``initialize``),
+        # from the newest closed candle, as a resumed bot does: the candles that closed while it
+        # was stopped are not caught up (loop.candle_to_tick would, up to BOT_CATCH_UP_CANDLES).
         bot.failures, bot.retry_at, bot.strategy_state = 0, None, None
-        fields += ["failures", "retry_at", "strategy_state"]
+        bot.last_candle_ms = bot.tick_candle_ms = bot.tick_lease_until = None
+        fields += [
+            "failures",
+            "retry_at",
+            "strategy_state",
+            "last_candle_ms",
+            "tick_candle_ms",
+            "tick_lease_until",
+        ]
     bot.save(update_fields=fields)
     bot_event_add(
         bot=bot, kind="lifecycle", message=message, data={"from": previous, "to": target, **(data or {})}
