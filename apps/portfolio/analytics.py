@@ -31,6 +31,8 @@ import numpy as np
 from apps.backtests.engine.metrics import DAY_MS, compute_metrics, drawdown_curve
 from apps.orders.trades import Ledger, TradeFill
 
+# The shortest record whose return is annualized (a year; see performance_metrics).
+MIN_ANNUALIZED_DAYS = 365
 PERFORMANCE_METRICS = (
     "start_equity",
     "end_equity",
@@ -190,7 +192,14 @@ def performance_metrics(
         benchmark_close=bench,
         bar_ms=_bar_ms(ts_ms),
     )
-    return {name: m[name] for name in PERFORMANCE_METRICS}
+    out = {name: m[name] for name in PERFORMANCE_METRICS}
+    if (int(ts_ms[-1]) - int(ts_ms[0])) / DAY_MS < MIN_ANNUALIZED_DAYS:
+        # A real account's record is reported as performance standards require (GIPS: "Returns
+        # for periods of less than one year must not be annualized", gipsstandards.org Q&A):
+        # ten minutes at -3.9% read as -100% a year. Calmar divides that figure. Backtests keep
+        # the engine's annualized figures (a simulated run, compared like for like).
+        out["annualized_return"] = out["calmar_ratio"] = None
+    return out
 
 
 def _bar_ms(ts_ms: np.ndarray) -> int:

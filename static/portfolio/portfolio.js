@@ -26,10 +26,21 @@
     yaxis2: grid({ domain: [0, 0.28], title: "DD %" }),
   }), config);
 
+  // Days on a date axis, at least a week wide: with a day or two of history Plotly zoomed in to
+  // milliseconds ("23:59:59.9996").
+  function dayAxis(days) {
+    const axis = { type: "date", tickformat: "%b %d", hoverformat: "%Y-%m-%d" };
+    if (days.length && days.length < 7) {
+      const first = Date.parse(days[0] + "T00:00:00Z"), last = Date.parse(days[days.length - 1] + "T00:00:00Z");
+      const pad = (7 * 86400000 - (last - first)) / 2;
+      axis.range = [new Date(first - pad).toISOString(), new Date(last + pad).toISOString()];
+    }
+    return axis;
+  }
   const daily = data.daily.days;
   Plotly.newPlot("portfolio-daily", [{
     x: daily.map((d) => d.day), y: daily.map((d) => d.pnl), type: "bar", marker: { color: colors(daily.map((d) => d.pnl)) },
-  }], Object.assign({}, theme, { xaxis: grid({ type: "date" }), yaxis: grid({ type: "linear" }) }), config);
+  }], Object.assign({}, theme, { xaxis: grid(dayAxis(daily.map((d) => d.day))), yaxis: grid({ type: "linear" }) }), config);
 
   const months = data.monthly.months;
   Plotly.newPlot("portfolio-monthly", [{

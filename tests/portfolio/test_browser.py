@@ -29,4 +29,13 @@ def test_daily_and_monthly_pnl_are_upright_bars_on_a_money_axis(page):
         assert axes[1] == "linear" and axes[2] == "v", (chart, axes)
     assert page.evaluate("document.getElementById('portfolio-daily')._fullLayout.xaxis.type") == "date"
     expect(page.locator("#portfolio-daily")).not_to_contain_text("1970")
+    # One day of history: the axis spans a week of days, not milliseconds around one ("23:59:59.9996").
+    span = page.evaluate(
+        "() => document.getElementById('portfolio-daily')._fullLayout.xaxis.range.map((v) => Date.parse(v))"
+    )
+    assert span[1] - span[0] >= 7 * 86_400_000 - 1000, span
+    expect(page.locator("#portfolio-daily")).not_to_contain_text("23:59")
+    # A record of minutes: its return is not annualized (GIPS), and the page says why.
+    expect(page.locator("#portfolio-performance")).to_contain_text("Annualized return")
+    expect(page.locator("#portfolio-performance").locator("xpath=..")).to_contain_text("spans a year")
     assert page.console_errors == []
