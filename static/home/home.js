@@ -59,7 +59,8 @@
     const grid = { gridcolor: "#2a3544" };
     Plotly.newPlot(chart, [{
       x: curve.timestamps, y: curve.equity, type: "scatter", mode: "lines",
-      name: "Equity (" + curve.currency + ")", line: { color: "#60a5fa" },
+      // Steps: equity is known at each snapshot, not between (a deposit is not a slope of gains).
+      name: "Equity (" + curve.currency + ")", line: { color: "#60a5fa", shape: "hv" },
     }], {
       paper_bgcolor: "#171e28", plot_bgcolor: "#171e28", font: { color: "#dbe4ee" }, showlegend: false,
       margin: { l: 60, r: 20, t: 10, b: 30 },

@@ -17,7 +17,7 @@
 
   const eq = data.equity, dd = data.drawdown;
   Plotly.newPlot("portfolio-equity", [
-    { x: eq.timestamps, y: eq.equity, type: "scatter", mode: "lines", name: "Equity (" + eq.currency + ")", line: { color: "#60a5fa" } },
+    { x: eq.timestamps, y: eq.equity, type: "scatter", mode: "lines", name: "Equity (" + eq.currency + ")", line: { color: "#60a5fa", shape: "hv" } },
     { x: dd.timestamps, y: dd.drawdown.map((v) => v * 100), type: "scatter", mode: "lines", fill: "tozeroy",
       name: "Drawdown %", yaxis: "y2", line: { color: red } },
   ], Object.assign({}, theme, {
