@@ -425,6 +425,8 @@ HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default
 # heartbeat for this long is taken for lost ("worker_lost") by the reaper task.
 BACKTEST_TIME_LIMIT_SECONDS = env.int("BACKTEST_TIME_LIMIT_SECONDS", default=30 * 60)
 BACKTEST_HEARTBEAT_TIMEOUT_SECONDS = env.int("BACKTEST_HEARTBEAT_TIMEOUT_SECONDS", default=60)
+# How often beat runs that reaper (s); installed into its periodic task by migrate/install_schedules.
+JOBS_REAP_SECONDS = env.int("JOBS_REAP_SECONDS", default=30)
 # A job lost to a fault (its worker died, the database went away) goes back to pending and is sent
 # again by itself this many times; after that it is failed with the reason (0: failed at once).
 JOB_AUTO_RETRIES = env.int("JOB_AUTO_RETRIES", default=2)

@@ -9,7 +9,9 @@ from apps.core.schedules import Schedule
 
 PERIODIC_TASKS = [
     Schedule("platform: heartbeat", "apps.core.tasks.heartbeat", settings.HEARTBEAT_SECONDS),
-    Schedule("jobs: reap jobs of dead workers", "apps.core.tasks.reap_stale_jobs", 30),
+    Schedule(
+        "jobs: reap jobs of dead workers", "apps.core.tasks.reap_stale_jobs", settings.JOBS_REAP_SECONDS
+    ),
 ]
 
 

@@ -170,7 +170,9 @@ def test_killed_worker_run_is_sent_again_and_completed_by_another_worker(
     settings.JOB_AUTO_RETRIES = 2
     client = client_for(trader)
     sid = client.post(f"{URL}strategies/", {"source": SLOW_CODE}, format="json").json()["id"]
-    body = {**SMA_BODY, "strategy": None, "strategy_id": sid, "params": {"work": 5000}}
+    # Slow enough that the kill, a moment after 7 %, lands mid-run; the whole run is then done
+    # again by the session worker, so no slower than that.
+    body = {**SMA_BODY, "strategy": None, "strategy_id": sid, "params": {"work": 1500}}
     body["start"], body["end"] = "2023-01-01T00:00:00Z", "2025-01-01T00:00:00Z"
     run = backtest_create(user=trader, data=body, enqueue=False)
     # A queue only the doomed worker listens to, so the session worker cannot take the task.

@@ -29,9 +29,11 @@ from apps.exchanges.models import PaperAccount
 from apps.marketdata.timeframes import timeframe_ms
 from apps.orders.models import Order
 from tests.bots.test_replay_agreement import (  # noqa: F401 (fixtures)
+    CANDLES,
     REL,
     btc_candles,
     replay_and_backtest,
+    store_btc_candles,
     test_strategy,
 )
 from tests.factories import BotFactory
@@ -41,6 +43,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.postgres_deci
 SYMBOL = "BTC/USDT"
 GRID = {"levels": 12, "range_pct": 0.05}
 DCA = {"take_profit": 0.01, "price_deviation": 0.008}
+# Candles of the DCA and limit/stop live-tick agreement tests (and the user-code one), the last
+# of the replay tests' 400: each is a full bot tick (~40 ms), and on these the backtests still
+# make 9 DCA and 17 limit/stop round trips with every kind of exit they make on the 400 (the
+# take-profit limits; the stops and the market closes). The grid keeps the 400: on the last 250
+# it rests more orders per tick and took longer, not shorter.
+LIVE_CANDLES = 250
 
 
 class LiveFeed:
@@ -88,6 +96,21 @@ class LiveFeed:
 @pytest.fixture
 def feed(btc_candles, monkeypatch):  # noqa: F811
     feed = LiveFeed(btc_candles)
+    monkeypatch.setattr("apps.exchanges.services.paper_gateway", feed.gateway)
+    return feed
+
+
+@pytest.fixture
+def live_candles(request, shared_data_dir):
+    """The last ``LIVE_CANDLES`` real BTC/USDT 1h candles (or as many as an indirect
+    parametrization of ``live_candles`` asks for), stored as ``btc_candles`` stores its 400."""
+    return store_btc_candles(shared_data_dir, getattr(request, "param", LIVE_CANDLES))
+
+
+@pytest.fixture
+def live_feed(live_candles, monkeypatch):
+    """``feed`` over ``live_candles``."""
+    feed = LiveFeed(live_candles)
     monkeypatch.setattr("apps.exchanges.services.paper_gateway", feed.gateway)
     return feed
 
@@ -209,23 +232,24 @@ def test_the_state_is_plain_json_and_a_fresh_strategy_continues_from_it(user, fe
 
 
 @pytest.mark.parametrize(
-    ("strategy", "params"),
-    [("grid", GRID), ("dca", DCA), ("test_limit_stop_swing", {})],
+    ("strategy", "params", "live_candles"),
+    [("grid", GRID, CANDLES), ("dca", DCA, LIVE_CANDLES), ("test_limit_stop_swing", {}, LIVE_CANDLES)],
     ids=["grid", "dca", "limit-stop"],
+    indirect=["live_candles"],
 )
 def test_a_bot_ticked_live_candle_by_candle_trades_as_its_replay_and_backtest(
     user,
-    feed,
-    btc_candles,  # noqa: F811
+    live_feed,
+    live_candles,
     test_strategy,  # noqa: F811
     strategy,
     params,
 ):
     bot = event_bot(user, strategy, params)
-    for i in range(len(btc_candles) - 1):  # the last candle's orders would fill after the period
-        feed.tick(bot, i)
-    got = feed.close_out(bot)
-    replay, backtest = replay_and_backtest(user, btc_candles, strategy=strategy, params=params)
+    for i in range(len(live_candles) - 1):  # the last candle's orders would fill after the period
+        live_feed.tick(bot, i)
+    got = live_feed.close_out(bot)
+    replay, backtest = replay_and_backtest(user, live_candles, strategy=strategy, params=params)
     expected = backtest.trades_as_records()
     assert len(expected) >= 1
     assert [(t["entry_time"], t["exit_time"]) for t in got] == [

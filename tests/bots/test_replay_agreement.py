@@ -99,8 +99,13 @@ class LimitStopSwing(Strategy):
 @pytest.fixture
 def btc_candles(shared_data_dir):
     """The last ``CANDLES`` real BTC/USDT 1h candles, stored through the market-data service."""
+    return store_btc_candles(shared_data_dir, CANDLES)
+
+
+def store_btc_candles(shared_data_dir, count: int):
+    """The last ``count`` real BTC/USDT 1h candles, stored through the market-data service."""
     candles = load_csv(shared_data_dir / "ohlcv" / "binance_BTCUSDT_1h.csv.gz")
-    candles = candles.slice(len(candles) - CANDLES, len(candles))
+    candles = candles.slice(len(candles) - count, len(candles))
     import numpy as np
 
     ohlcv = np.column_stack([candles.open, candles.high, candles.low, candles.close, candles.volume])

@@ -33,6 +33,10 @@ CHILD_ENV = {
     "MARKETDATA_REPLAY_SPEED": "60",  # a 1m replay candle closes every second
     "HEARTBEAT_SECONDS": "2",
     "BACKTEST_HEARTBEAT_TIMEOUT_SECONDS": "8",  # a job without a heartbeat this long is reaped
+    "JOBS_REAP_SECONDS": "5",  # by the reaper, run this often (production: 30 s)
+    # A backtest's lookahead check sends no heartbeat (it starts with one): it must end well
+    # within the timeout above, or the reaper takes a live run for lost (production: 20 s of 60).
+    "BACKTEST_LOOKAHEAD_SECONDS": "3",
     "BOT_TICK_LEASE_SECONDS": "10",  # a tick of a dead worker is ticked again after this
     "HEALTH_CHECK_TIMEOUT_SECONDS": "3",
     "DATABASE_POOL_TIMEOUT": "5",

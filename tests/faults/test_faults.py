@@ -199,7 +199,9 @@ def test_a_worker_killed_mid_tick_import_and_backtest_has_another_worker_run_the
     doomed = fault_stack.start_worker("doomed")
     wait_for(lambda: fault_stack.worker_answers("doomed"), timeout=60)
     fault_stack.stop("worker")
-    run_id = support.start_backtest(api, shared_data_dir)
+    # A slower run than the PostgreSQL test's: the kill lands after the waits below (a few seconds,
+    # up to the 15 s for a tick's lease), and the run must still be going then.
+    run_id = support.start_backtest(api, shared_data_dir, work=15000)
     job_id = support.start_import(user, shared_data_dir, tmp_path)
     wait_for(
         lambda: BacktestRun.objects.filter(pk=run_id, status="running", progress__gt=0).exists(), timeout=60
@@ -225,7 +227,7 @@ def test_a_worker_killed_mid_tick_import_and_backtest_has_another_worker_run_the
     wait_for(lambda: fault_stack.worker_answers("worker"), timeout=60)
     # A tick the dead worker held is ticked again after its lease (BOT_TICK_LEASE_SECONDS).
     assert_bots_recovered(bots, before)
-    # Its jobs are sent again by the reaper (beat, every 30 s) once their heartbeat is stale, and
+    # Its jobs are sent again by the reaper (beat, every JOBS_REAP_SECONDS) once their heartbeat is stale, and
     # the other worker runs them to the end.
     attempts = assert_jobs_completed([(ImportJob, job_id), (BacktestRun, run_id)], timeout=180)
     assert attempts == {("ImportJob", job_id): 2 if import_lost else 1, ("BacktestRun", run_id): 2}
