@@ -22,7 +22,9 @@ def login(page, user) -> None:
     page.goto("/accounts/login/")
     page.fill("input[name=username]", user.email)
     page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
+    # Until the next page has loaded (its stylesheet too): a layout read before it raced the CSS.
+    with page.expect_navigation():
+        page.click("button[type=submit]")
 
 
 def test_paper_bot_from_a_backtest_result_starts_and_trades_live_on_its_page(page, celery_worker):

@@ -17,8 +17,9 @@ out (or a back-off ends) newer candles may have closed, so a bot at most
 not the newest, sends the next one's tick at once (``bot_tick_catch_up``): a
 backlog clears in seconds. (On a replay feed played so fast that a candle closes
 quicker than a tick runs, such a chain would never end; there the beat sends one
-candle per run.) A bot further behind (its data was late for long) jumps to the newest candle and says in its log how many it
-skipped: acting on old signals at today's price would be wrong. So does a bot
+candle per run.) A bot further behind (its data was late for long) jumps to the
+newest candle and says in its log how many it skipped: acting on old signals at
+today's price would be wrong. So does a bot
 whose next candle failed ``MAX_FAILURES - 1`` times in a row (a gap in the data
 never fills): its last try is on the newest candle. A resumed or (re)started bot
 starts from the newest candle (``bot_resume``, ``bot_start``): candles that closed
