@@ -4,6 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import render
 
+from apps.exchanges.gateway.paper import SIMULATED_TYPES
 from apps.exchanges.models import ExchangeConnection
 from apps.exchanges.services import paper_account_get_or_create
 from apps.orders import selectors
@@ -36,6 +37,8 @@ def index(request):
             "filters": request.GET,
             "statuses": Order.Status.choices,
             "paper": paper,
+            # The ticket offers a paper account only the order types the paper exchange simulates.
+            "paper_types": ",".join(SIMULATED_TYPES),
             "connections": ExchangeConnection.objects.alive().filter(user=request.user).order_by("label"),
             "markets": selectors.ticket_markets(exchange=paper.exchange),
             "positions": selectors.position_list(user=request.user).filter(size__gt=0),

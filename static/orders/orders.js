@@ -148,6 +148,20 @@
       $("ticket-submit").disabled = false;
     }
   });
+  // A paper account is offered only the order types the paper exchange simulates (a take-profit
+  // limit was stored, then rejected); a live connection, every type its exchange may take.
+  function offerTypes() {
+    const select = $("ticket-type");
+    const paperTypes = select.dataset.paperTypes.split(",");
+    const paper = $("ticket-account").value.startsWith("paper:");
+    select.querySelectorAll("option").forEach((option) => {
+      option.disabled = paper && !paperTypes.includes(option.value);
+      option.hidden = option.disabled;
+    });
+    if (select.selectedOptions[0] && select.selectedOptions[0].disabled) select.value = "limit";
+  }
+  $("ticket-account").addEventListener("change", () => { offerTypes(); showFields(); preview(); });
+  offerTypes();
   ["ticket-type"].forEach((id) => $(id).addEventListener("change", () => { showFields(); preview(); }));
   $("ticket-symbol").addEventListener("change", refreshPrice);
   ["ticket-amount", "ticket-price", "ticket-stop-price"].forEach((id) => $(id).addEventListener("input", preview));

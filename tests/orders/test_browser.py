@@ -24,6 +24,11 @@ def test_place_and_cancel_a_manual_limit_order_on_paper(page, candles_stored):
     page.click("button[type=submit]")
     page.goto("/orders/")
     expect(page.locator("#ticket-amount-hint")).to_contain_text("0.00001")
+    # A paper account is offered only what the paper exchange simulates (no take-profit limit).
+    offered = page.evaluate(
+        "[...document.querySelectorAll('#ticket-type option:not([disabled])')].map(o => o.value)"
+    )
+    assert offered == ["market", "limit", "stop_market", "stop_limit", "take_profit", "trailing_stop"]
 
     page.select_option("#ticket-type", "limit")
     page.fill("#ticket-amount", "0.01")
