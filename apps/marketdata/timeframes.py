@@ -74,6 +74,21 @@ def bucket_start(ts_ms, timeframe: str):
     return (ts_ms - origin) // step * step + origin
 
 
+def next_open(open_ms: int, timeframe: str) -> int:
+    """Open time of the candle after the one opening at ``open_ms`` (a month has no fixed length)."""
+    return int(bucket_start(open_ms + timeframe_ms(timeframe), timeframe))
+
+
+def candles_between(last_ms: int, open_ms: int, timeframe: str) -> int:
+    """How many ``timeframe`` candles open after ``last_ms``, up to and including ``open_ms``."""
+    import numpy as np
+
+    if timeframe == MONTH:
+        months = np.array([last_ms, open_ms], dtype="datetime64[ms]").astype("datetime64[M]").astype(np.int64)
+        return int(months[1] - months[0])
+    return (open_ms - last_ms) // timeframe_ms(timeframe)
+
+
 def ms_to_datetime(ms: int) -> datetime:
     """An open time in epoch milliseconds (how candles store it) as an aware UTC datetime."""
     return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)

@@ -19,9 +19,9 @@ backlog clears in seconds. (On a replay feed played so fast that a candle closes
 quicker than a tick runs, such a chain would never end; there the beat sends one
 candle per run.) A bot further behind (its data was late for long) jumps to the
 newest candle and says in its log how many it skipped: acting on old signals at
-today's price would be wrong. So does a bot
-whose next candle failed ``MAX_FAILURES - 1`` times in a row (a gap in the data
-never fills): its last try is on the newest candle. A resumed or (re)started bot
+today's price would be wrong. So does a bot whose next candle failed
+``MAX_FAILURES - 1`` times in a row (a gap in the data never fills): its last try
+is on the newest candle. A resumed or (re)started bot
 starts from the newest candle (``bot_resume``, ``bot_start``): candles that closed
 while it was paused or stopped are not its to trade.
 
@@ -44,7 +44,6 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -74,7 +73,7 @@ from apps.bots.services.user_code import bot_session, is_strategy_fault, is_user
 from apps.bots.services.user_code import is_event as user_is_event
 from apps.core.errors import DomainError
 from apps.exchanges.gateway.base import Order as GatewayOrder
-from apps.marketdata.timeframes import MONTH, bucket_start, timeframe_ms
+from apps.marketdata.timeframes import bucket_start, candles_between, next_open, timeframe_ms
 
 logger = logging.getLogger(__name__)
 
@@ -126,19 +125,6 @@ def candle_to_tick(*, last_ms: int | None, newest_ms: int, timeframe: str, failu
     ):
         return next_open(last_ms, timeframe)
     return newest_ms
-
-
-def next_open(open_ms: int, timeframe: str) -> int:
-    """Open time of the candle after the one opening at ``open_ms`` (a month has no fixed length)."""
-    return int(bucket_start(open_ms + timeframe_ms(timeframe), timeframe))
-
-
-def candles_between(last_ms: int, open_ms: int, timeframe: str) -> int:
-    """How many ``timeframe`` candles open after ``last_ms``, up to and including ``open_ms``."""
-    if timeframe == MONTH:
-        months = np.array([last_ms, open_ms], dtype="datetime64[ms]").astype("datetime64[M]").astype(np.int64)
-        return int(months[1] - months[0])
-    return (open_ms - last_ms) // timeframe_ms(timeframe)
 
 
 def bots_enqueue_due(*, now_ms: int | None = None) -> int:
