@@ -44,5 +44,6 @@ urlpatterns = [
     re_path(r"^api/(?:.*/)?$", not_found_json),
 ]
 
+handler400 = "apps.core.views_errors.bad_request"
 handler404 = "apps.core.views_errors.not_found"
 handler500 = "apps.core.views_errors.server_error"

@@ -70,3 +70,19 @@ def test_depth_check_is_exact_and_iterative():
     assert json_depth_exceeds([nested], MAX_DEPTH)
     assert not json_depth_exceeds({"a": [1, {"b": 2}], "c": "d"}, 3)
     assert json_depth_exceeds({"a": [1, {"b": [3]}]}, 3)
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS)
+def test_a_body_over_the_upload_limit_is_a_400_with_the_error_body(auth_client, method, path, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000  # 2.5 MB by default; the rule is the same
+    body = '{"name": "' + "x" * 1000 + '"}'
+    response = getattr(auth_client, method)(path, body, content_type="application/json")
+    assert response.status_code in (400, 404, 405), (response.status_code, response.content[:300])
+    if response.status_code == 400:
+        assert response.json()["error"]["code"] == "request_too_large", response.content[:300]
+
+
+def test_an_oversized_body_outside_the_api_keeps_django_s_page(client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = client.post("/accounts/login/", {"username": "x" * 2000, "password": "y"})
+    assert response.status_code == 400 and response["Content-Type"].startswith("text/html")

@@ -122,6 +122,14 @@ def json_error_view(code: str, message: str, status_code: int):
     return view
 
 
+bad_request_json = json_error_view(
+    "bad_request", "The request could not be read.", status.HTTP_400_BAD_REQUEST
+)
+request_too_large_json = json_error_view(
+    "request_too_large",
+    "The request body is larger than the server accepts.",
+    status.HTTP_400_BAD_REQUEST,  # Django's own status for it; every API operation documents 400
+)
 not_found_json = json_error_view("not_found", "Not found.", status.HTTP_404_NOT_FOUND)
 server_error_json = json_error_view(
     "server_error", "An unexpected error occurred; it has been logged.", status.HTTP_500_INTERNAL_SERVER_ERROR
