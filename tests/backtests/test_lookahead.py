@@ -198,3 +198,29 @@ def btc_series(n: int) -> Candles:
     data = Path(os.environ.get("SHARED_DATA_DIR") or root.parent / "shared" / "data")
     candles = load_csv(data / "ohlcv" / "binance_BTCUSDT_1h.csv.gz")
     return candles.slice(0, n)
+
+
+def test_the_check_asks_before_each_cut_whether_to_stop():
+    asked = []
+
+    def should_cancel():
+        asked.append(1)
+        return len(asked) > 2
+
+    report = check_lookahead(
+        lambda: build_strategy("sma_crossover", {"fast": 10, "slow": 30}),
+        btc_series(600),
+        should_cancel=should_cancel,
+    )
+    assert report.windows_checked == 2 and len(asked) == 3
+    assert not report.complete
+
+
+def test_sandboxed_user_code_stops_when_asked():
+    from apps.backtests.engine.errors import BacktestCancelled
+    from apps.backtests.strategies.sandbox import run_user_lookahead
+
+    started = time.monotonic()
+    with pytest.raises(BacktestCancelled):
+        run_user_lookahead(PEEKING_USER, btc_series(600), {}, should_cancel=lambda: True)
+    assert time.monotonic() - started < 5

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.urls import reverse
 
@@ -147,3 +149,30 @@ def test_an_optimization_checks_its_best_parameters(
     assert detail["lookahead"]["verdict"] == "ok"
     html = logged_in.get(reverse("backtests:optimization", args=[opt.id])).content.decode()
     assert 'id="lookahead-card" data-verdict="ok"' in html
+
+
+def test_a_run_s_check_keeps_the_job_s_heartbeat_and_stops_on_cancel(user, candles_1h, settings, monkeypatch):
+    """The check after the backtest can run for BACKTEST_LOOKAHEAD_SECONDS: the job's monitor
+    polls (and so beats) through it, so the reaper never takes it for a lost worker."""
+    from apps.backtests.services import backtest_create
+    from apps.backtests.strategies import lookahead as check
+    from apps.core.jobs import JobMonitor
+
+    settings.BACKTEST_LOOKAHEAD_SECONDS = 30
+    monkeypatch.setattr(JobMonitor, "HEARTBEAT_EVERY", 0.05)
+    monkeypatch.setattr(JobMonitor, "CANCEL_POLL", 0.05)
+    run = backtest_create(user=user, data=dict(SMA_BODY), enqueue=False)
+    beats = []
+    signal_arrays = check._signal_arrays
+
+    def slow_cut(strategy, candles):  # only the lookahead check calls it (the backtest runs the engine)
+        beats.append(BacktestRun.objects.values_list("heartbeat_at", flat=True).get(pk=run.pk))
+        if len(beats) == 8:
+            BacktestRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+        time.sleep(0.03)
+        return signal_arrays(strategy, candles)
+
+    monkeypatch.setattr(check, "_signal_arrays", slow_cut)
+    assert backtest_execute(run_id=run.id) == JobStatus.CANCELLED, beats
+    assert len(set(beats[:8])) >= 3, beats  # the heartbeat moved while the check ran
+    assert len(beats) < 8 + 6  # and the cancel stopped it within a few cuts

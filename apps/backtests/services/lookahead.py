@@ -12,6 +12,7 @@ reason.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -37,11 +38,13 @@ def lookahead_report(
     candles: Candles,
     params: dict[str, Any] | None = None,
     max_seconds: float | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """Check ``job``'s strategy (with ``params``, default the job's) for lookahead bias; the report as a dict.
 
     Never raises for a strategy's fault: the verdict is then ``not_checked``
-    with the reason in ``summary``.
+    with the reason in ``summary``. ``should_cancel``: a running job's monitor's, so the job
+    keeps its heartbeat (and can be cancelled) while its check runs.
     """
     source = job.strategy_version.source if job.strategy_version else None
     seconds = lookahead_seconds() if max_seconds is None else max_seconds
@@ -53,6 +56,7 @@ def lookahead_report(
             params=job.params if params is None else params,
             candles=candles,
             max_seconds=max(seconds, 0.001),
+            should_cancel=should_cancel,
         )
     except (BacktestError, DomainError) as exc:
         return {

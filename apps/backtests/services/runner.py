@@ -66,11 +66,14 @@ def strategy_check_lookahead(
     params: dict[str, Any],
     candles: Candles,
     max_seconds: float | None = None,
+    should_cancel: Callable[[], bool] | None = None,
 ):
     """The look-ahead report of a built-in strategy or of user code (in the sandbox).
 
     ``max_seconds`` bounds the check (the report says how much it covered);
-    None keeps ``check_lookahead``'s default.
+    None keeps ``check_lookahead``'s default. ``should_cancel`` is polled while it runs (a job
+    monitor's: it also sends the job's heartbeat); True stops the check (built-in: the report
+    so far; user code: ``BacktestCancelled``).
     """
     options: dict[str, Any] = {} if max_seconds is None else {"max_seconds": float(max_seconds)}
     if kind == StrategyKind.USER:
@@ -78,8 +81,12 @@ def strategy_check_lookahead(
 
         # The sandbox's check budget is 3/4 of its limits: give it room for the requested time.
         limits = SandboxLimits(wall_seconds=max_seconds / 0.75 + 5) if max_seconds else None
-        return run_user_lookahead(source or "", candles, params, limits=limits, **options)
+        return run_user_lookahead(
+            source or "", candles, params, limits=limits, should_cancel=should_cancel, **options
+        )
     from apps.backtests.strategies.lookahead import check_lookahead
     from apps.backtests.strategies.registry import build_strategy
 
-    return check_lookahead(lambda: build_strategy(name, params), candles, **options)
+    return check_lookahead(
+        lambda: build_strategy(name, params), candles, should_cancel=should_cancel, **options
+    )

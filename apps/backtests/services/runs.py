@@ -134,7 +134,9 @@ def backtest_execute(*, run_id: int, worker: str = "", attempt: int = 1) -> str 
         monitor.progress(86, stage="lookahead")
         # Leave the rest of the time limit for saving: the check reports what it covered in time.
         seconds = min(lookahead_seconds(), max(monitor.seconds_left - 10, 1.0))
-        run.lookahead = lookahead_report(job=run, candles=candles, max_seconds=seconds)
+        run.lookahead = lookahead_report(
+            job=run, candles=candles, max_seconds=seconds, should_cancel=monitor.should_cancel
+        )
         BacktestRun.objects.filter(id=run.id, attempt=run.attempt).update(lookahead=run.lookahead)
         monitor.check()
         monitor.progress(96, stage="saving")

@@ -335,6 +335,7 @@ def check_lookahead(
     windows: int = 10,
     max_seconds: float | None = 30.0,
     seed: int = 0,
+    should_cancel: Callable[[], bool] | None = None,
 ) -> LookaheadReport:
     """Run a strategy on full and truncated data; report every decision that changes.
 
@@ -342,7 +343,8 @@ def check_lookahead(
     (strategies keep state). ``windows`` evenly spaced cuts plus a cut right
     after each of the full run's decision candles (a seeded random sample of
     ``max_decisions`` when there are more) are checked, until ``max_seconds``
-    (None: no limit) have passed. Returns a ``LookaheadReport`` (``verdict``,
+    (None: no limit) have passed, or ``should_cancel()`` (asked before each cut: a job's
+    heartbeat and cancel poll) says stop. Returns a ``LookaheadReport`` (``verdict``,
     the changed decisions, ``line`` of user code when known, coverage).
     """
     started = time.monotonic()
@@ -366,7 +368,7 @@ def check_lookahead(
         )
         decision_cuts = set((decisions + 1).tolist())
         for k in cuts:
-            if deadline is not None and time.monotonic() > deadline:
+            if _out_of_time(deadline, should_cancel):
                 report.complete = False
                 break
             part = _signal_arrays(strategy_factory(), candles.slice(0, k))
@@ -393,7 +395,7 @@ def check_lookahead(
         )
         decision_cuts = set((decisions + 1).tolist())
         for k in cuts:
-            if deadline is not None and time.monotonic() > deadline:
+            if _out_of_time(deadline, should_cancel):
                 report.complete = False
                 break
             part_orders, part_lines = _event_decisions(strategy_factory, candles.slice(0, k))  # type: ignore[arg-type]
@@ -413,6 +415,12 @@ def check_lookahead(
         return report
 
     raise TypeError("strategy_factory must return a SignalStrategy or Strategy instance")
+
+
+def _out_of_time(deadline: float | None, should_cancel: Callable[[], bool] | None) -> bool:
+    if deadline is not None and time.monotonic() > deadline:
+        return True
+    return should_cancel is not None and should_cancel()
 
 
 def _record(

@@ -289,6 +289,7 @@ def run_user_lookahead(
     params: dict[str, Any] | None = None,
     *,
     limits: SandboxLimits | None = None,
+    should_cancel: Callable[[], bool] | None = None,
     **options: Any,
 ) -> Any:
     """Run ``check_lookahead`` on user code inside the sandbox; returns a ``LookaheadReport``.
@@ -304,7 +305,7 @@ def run_user_lookahead(
     budget = 0.75 * min(float(limits.cpu_seconds), float(limits.wall_seconds))
     options["max_seconds"] = min(float(options.get("max_seconds") or budget), budget)
     header = {"task": "lookahead", "source": source, "params": dict(params or {}), "options": options}
-    reply, _ = _run(header, _candle_arrays(data), limits)
+    reply, _ = _run(header, _candle_arrays(data), limits, should_cancel=should_cancel)
     return LookaheadReport.from_dict(reply["report"])
 
 
