@@ -347,8 +347,9 @@ def order_place(
     # A bot replay's throw-away account simulates past candles: the user's live limits and kill
     # switch, which read today's positions and P&L, are not its business.
     simulated = isinstance(account, PaperAccount) and account.replay_id is not None
-    if not reduce_only and not simulated and kill_switch_is_on(user_id=owner.pk):
-        # Reduce-only orders still pass: closing a position is what an emergency stop wants.
+    # Reduce-only orders still pass: closing a position is what an emergency stop wants.
+    kill_switch = None if reduce_only or simulated else kill_switch_is_on(user_id=owner.pk)
+    if kill_switch:
         raise Conflict(
             "The kill switch is on: no new orders are accepted until you release it.",
             code="kill_switch_engaged",
@@ -382,6 +383,7 @@ def order_place(
             reduce_only=reduce_only,
             bot_id=getattr(bot, "pk", None),
             user_timezone=getattr(owner, "timezone", None),
+            kill_switch=kill_switch,
         )
     )
     if breaches:
