@@ -412,7 +412,7 @@ def order_place(
             order.save()
             _create_legs(order, checked)
             _publish_order(order, "order.created")
-            transaction.on_commit(lambda: _submit(order.pk, gateway))
+            transaction.on_commit(lambda: _submit(order.pk, gateway, account=account))
     except IntegrityError:
         # A concurrent call with the same client order id won the insert: that order is the answer.
         existing = Order.objects.for_account(account).filter(client_order_id=client_order_id).first()
@@ -513,12 +513,23 @@ def _request(order: Order, *, as_market: bool = False) -> OrderRequest:
     )
 
 
-def _submit(order_id: int, gateway: ExchangeGateway | None = None, *, as_market: bool = False) -> None:
-    """Send a pending order (once: under its row lock, only while it is pending and unsent)."""
+def _submit(
+    order_id: int,
+    gateway: ExchangeGateway | None = None,
+    *,
+    as_market: bool = False,
+    account: Account | None = None,
+) -> None:
+    """Send a pending order (once: under its row lock, only while it is pending and unsent).
+
+    ``account``: the order's account as the caller already holds it (not read again).
+    """
     with transaction.atomic():
         order = Order.objects.select_for_update().filter(pk=order_id).first()
         if order is None or order.status != OrderStatus.PENDING or order.exchange_order_id:
             return
+        if account is not None:
+            order.account = account
         gateway = gateway or account_gateway(_account_of(order))
         try:
             remote = gateway.create_order(_request(order, as_market=as_market))
