@@ -557,12 +557,16 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -> None
         status = OrderStatus.OPEN
     if remote.filled and remote.filled < order.amount and status == OrderStatus.OPEN:
         status = OrderStatus.PARTIALLY_FILLED
-    new_fills = _record_fills(order, remote, gateway)
+    totals = order.fills.aggregate(amount=Sum("amount"), fee=Sum("fee"))
+    new_fills = _record_fills(order, remote, gateway, recorded=totals["amount"] or ZERO)
     transition(order, status, reason=remote.reason if status not in Order.OPEN_STATUSES else "")
     order.filled = min(max(order.filled, remote.filled or ZERO), order.amount)
     if remote.average:
         order.average_price = remote.average
-    totals = order.fills.aggregate(fee=Sum("fee"))
+    if new_fills:
+        # Summed again by the database, as stored: a fee is rounded to the column on insert
+        # (and is a binary float on SQLite), so adding the new fees here could differ.
+        totals = order.fills.aggregate(fee=Sum("fee"))
     order.fee = totals["fee"] or remote.fee or ZERO
     order.fee_asset = order.fee_asset or remote.fee_asset or ""
     order.save()
@@ -576,9 +580,13 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -> None
     _after_status(order, gateway)
 
 
-def _record_fills(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -> list[Fill]:
-    """New fills of ``order``: the exchange's trades for it, or one fill for any filled amount not yet recorded."""
-    recorded = order.fills.aggregate(total=Sum("amount"))["total"] or ZERO
+def _record_fills(
+    order: Order, remote: RemoteOrder, gateway: ExchangeGateway, *, recorded: Decimal
+) -> list[Fill]:
+    """New fills of ``order``: the exchange's trades for it, or one fill for any filled amount not yet recorded.
+
+    ``recorded`` is the amount its fills already hold.
+    """
     if (remote.filled or ZERO) <= recorded:
         return []
     account = _account_of(order)
