@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 
 from apps.core.errors import NotFound, ValidationFailed
 from apps.exchanges.models import ExchangeConnection, PaperAccount
@@ -14,18 +14,28 @@ def order_list(*, user) -> QuerySet[Order]:
     return Order.objects.filter(owner=user)
 
 
+def _fills() -> Prefetch:
+    return Prefetch("fills", queryset=Fill.objects.order_by("timestamp", "id"))
+
+
 def order_get(*, user, pk: int | str) -> Order:
     """One of the user's orders with its fills; another user's is a 404."""
     order = None
     if str(pk).isdigit():
-        order = (
-            order_list(user=user)
-            .prefetch_related(Prefetch("fills", queryset=Fill.objects.order_by("timestamp", "id")))
-            .filter(pk=pk)
-            .first()
-        )
+        order = order_list(user=user).prefetch_related(_fills()).filter(pk=pk).first()
     if order is None:
         raise NotFound("Order not found.")
+    return order
+
+
+def order_detail(*, user, order: Order) -> Order:
+    """``order`` as just returned by a service (read after its commit) with its fills and legs loaded.
+
+    What ``order_get`` would return, without reading the order a second time; another user's is a 404.
+    """
+    if order.owner_id != user.pk:
+        raise NotFound("Order not found.")
+    prefetch_related_objects([order], _fills(), "legs")
     return order
 
 

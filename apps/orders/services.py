@@ -347,8 +347,9 @@ def order_place(
     # A bot replay's throw-away account simulates past candles: the user's live limits and kill
     # switch, which read today's positions and P&L, are not its business.
     simulated = isinstance(account, PaperAccount) and account.replay_id is not None
-    if not reduce_only and not simulated and kill_switch_is_on(user_id=owner.pk):
-        # Reduce-only orders still pass: closing a position is what an emergency stop wants.
+    # Reduce-only orders still pass: closing a position is what an emergency stop wants.
+    kill_switch = None if reduce_only or simulated else kill_switch_is_on(user_id=owner.pk)
+    if kill_switch:
         raise Conflict(
             "The kill switch is on: no new orders are accepted until you release it.",
             code="kill_switch_engaged",
@@ -382,6 +383,7 @@ def order_place(
             reduce_only=reduce_only,
             bot_id=getattr(bot, "pk", None),
             user_timezone=getattr(owner, "timezone", None),
+            kill_switch=kill_switch,
         )
     )
     if breaches:
@@ -410,7 +412,7 @@ def order_place(
             order.save()
             _create_legs(order, checked)
             _publish_order(order, "order.created")
-            transaction.on_commit(lambda: _submit(order.pk, gateway))
+            transaction.on_commit(lambda: _submit(order.pk, gateway, account=account))
     except IntegrityError:
         # A concurrent call with the same client order id won the insert: that order is the answer.
         existing = Order.objects.for_account(account).filter(client_order_id=client_order_id).first()
@@ -511,12 +513,23 @@ def _request(order: Order, *, as_market: bool = False) -> OrderRequest:
     )
 
 
-def _submit(order_id: int, gateway: ExchangeGateway | None = None, *, as_market: bool = False) -> None:
-    """Send a pending order (once: under its row lock, only while it is pending and unsent)."""
+def _submit(
+    order_id: int,
+    gateway: ExchangeGateway | None = None,
+    *,
+    as_market: bool = False,
+    account: Account | None = None,
+) -> None:
+    """Send a pending order (once: under its row lock, only while it is pending and unsent).
+
+    ``account``: the order's account as the caller already holds it (not read again).
+    """
     with transaction.atomic():
         order = Order.objects.select_for_update().filter(pk=order_id).first()
         if order is None or order.status != OrderStatus.PENDING or order.exchange_order_id:
             return
+        if account is not None:
+            order.account = account
         gateway = gateway or account_gateway(_account_of(order))
         try:
             remote = gateway.create_order(_request(order, as_market=as_market))
@@ -544,12 +557,16 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -> None
         status = OrderStatus.OPEN
     if remote.filled and remote.filled < order.amount and status == OrderStatus.OPEN:
         status = OrderStatus.PARTIALLY_FILLED
-    new_fills = _record_fills(order, remote, gateway)
+    totals = order.fills.aggregate(amount=Sum("amount"), fee=Sum("fee"))
+    new_fills = _record_fills(order, remote, gateway, recorded=totals["amount"] or ZERO)
     transition(order, status, reason=remote.reason if status not in Order.OPEN_STATUSES else "")
     order.filled = min(max(order.filled, remote.filled or ZERO), order.amount)
     if remote.average:
         order.average_price = remote.average
-    totals = order.fills.aggregate(fee=Sum("fee"))
+    if new_fills:
+        # Summed again by the database, as stored: a fee is rounded to the column on insert
+        # (and is a binary float on SQLite), so adding the new fees here could differ.
+        totals = order.fills.aggregate(fee=Sum("fee"))
     order.fee = totals["fee"] or remote.fee or ZERO
     order.fee_asset = order.fee_asset or remote.fee_asset or ""
     order.save()
@@ -563,9 +580,13 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -> None
     _after_status(order, gateway)
 
 
-def _record_fills(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -> list[Fill]:
-    """New fills of ``order``: the exchange's trades for it, or one fill for any filled amount not yet recorded."""
-    recorded = order.fills.aggregate(total=Sum("amount"))["total"] or ZERO
+def _record_fills(
+    order: Order, remote: RemoteOrder, gateway: ExchangeGateway, *, recorded: Decimal
+) -> list[Fill]:
+    """New fills of ``order``: the exchange's trades for it, or one fill for any filled amount not yet recorded.
+
+    ``recorded`` is the amount its fills already hold.
+    """
     if (remote.filled or ZERO) <= recorded:
         return []
     account = _account_of(order)

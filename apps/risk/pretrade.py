@@ -27,10 +27,17 @@ def order_check(
     reduce_only: bool = False,
     bot_id: int | None = None,
     user_timezone: str | None = None,
+    kill_switch: bool | None = None,
 ) -> list[Breach]:
-    """The limits this order would break; an empty list lets it through."""
+    """The limits this order would break; an empty list lets it through.
+
+    ``kill_switch`` is whether the owner's kill switch is on, when the caller has just read it
+    (``order_place`` does, to refuse the order outright); ``None`` reads it here.
+    """
     profile, limits = selectors.risk_limits_for_check(owner_id=owner_id)
-    if not limits and not selectors.kill_switch_is_on(user_id=owner_id):
+    if kill_switch is None and not limits:
+        kill_switch = selectors.kill_switch_is_on(user_id=owner_id)
+    if not limits and not kill_switch:
         return []  # nothing to check: one query for users without limits
     if user_timezone is None:
         user_timezone = (

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from apps.core.errors import ValidationFailed
@@ -209,9 +209,17 @@ def risk_limit_delete(*, limit: RiskLimit) -> None:
 def risk_state_record_realized(*, owner_id: int, change: Decimal, closed_trade: bool) -> RiskState:
     """Add a realized P&L change to today's (the user's local day) and, for a closed trade, the streak."""
     now = timezone.now()
-    tz = get_user_model().objects.filter(pk=owner_id).values_list("timezone", flat=True).first() or "UTC"
-    today = local_today(tz, now)
-    state, _ = RiskState.objects.select_for_update().get_or_create(owner_id=owner_id)
+    # The owner's time zone comes with the locked row (the join is not locked: ``of=self``).
+    state, created = (
+        RiskState.objects.select_for_update(of=("self",))
+        .annotate(owner_timezone=F("owner__timezone"))
+        .get_or_create(owner_id=owner_id)
+    )
+    if created:
+        state.owner_timezone = (
+            get_user_model().objects.filter(pk=owner_id).values_list("timezone", flat=True).first()
+        )
+    today = local_today(state.owner_timezone or "UTC", now)
     if state.day != today:
         state.day, state.day_realized = today, Decimal("0")
         state.day_start_unrealized = unrealized_total(owner_id=owner_id)

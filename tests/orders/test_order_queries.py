@@ -46,3 +46,22 @@ def test_a_paper_market_order_stays_under_its_query_budget_whatever_the_history(
     with django_assert_max_num_queries(MAX_QUERIES):
         order = market_order(auth_client, account)
     assert [Decimal(f["amount"]) for f in order["fills"]] == [Decimal("0.01")]
+
+
+#: What a paper market order issues once nothing is read twice (the kill switch once; the
+#: account, a balance row and the owner's time zone not read again; the answer built on the
+#: placed order; BEGIN/COMMIT count). Pinned, not a budget with room: a query that comes back
+#: twice fails here.
+PINNED_QUERIES = 45
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_paper_market_order_reads_nothing_twice(
+    auth_client,
+    account,  # noqa: F811
+    market,  # noqa: F811
+    django_assert_max_num_queries,
+):
+    market_order(auth_client, account)  # the warm caches: the market's stored timeframe, the risk rules
+    with django_assert_max_num_queries(PINNED_QUERIES):
+        market_order(auth_client, account)

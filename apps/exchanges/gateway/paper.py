@@ -123,6 +123,7 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
         self._tiers_cache: dict[str, LeverageTiers] = {}
         # Rows a locked call works on, so that one pass never holds two copies of a row.
         self._positions: dict[str, PaperPosition] = {}
+        self._balances: dict[str, PaperBalance] = {}  # locked (FOR UPDATE) until the transaction ends
         self._registry: dict[int, PaperOrder] = {}
         self._spot_side: dict[str, int] = {}
         self._volumes: dict[str, float | None] = {}
@@ -147,7 +148,14 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
         return self.account
 
     def _balance(self, asset: str) -> PaperBalance:
-        balance, _ = PaperBalance.objects.select_for_update().get_or_create(account=self.account, asset=asset)
+        # Read (and row-locked) once per locked call: a reservation and the fill that releases it
+        # move one row, which no other transaction can change meanwhile.
+        balance = self._balances.get(asset)
+        if balance is None:
+            balance, _ = PaperBalance.objects.select_for_update().get_or_create(
+                account=self.account, asset=asset
+            )
+            self._balances[asset] = balance
         return balance
 
     def _market_info(self, symbol: str) -> MarketInfo | None:
@@ -189,6 +197,7 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
         # Every locked call starts from the database: rows change between transactions.
         self._registry.clear()
         self._positions.clear()
+        self._balances.clear()
         self._spot_side.clear()
         self._volumes.clear()
 

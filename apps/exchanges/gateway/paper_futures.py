@@ -38,7 +38,7 @@ from apps.exchanges.gateway.base import Position, to_decimal
 from apps.exchanges.gateway.errors import InvalidOrder
 from apps.exchanges.gateway.paper_common import SIDE_SIGN, dec, q, split_symbol
 from apps.exchanges.gateway.prices import Bar, PriceSource
-from apps.exchanges.models import PaperAccount, PaperOrder, PaperPosition, PaperTrade
+from apps.exchanges.models import PaperAccount, PaperBalance, PaperOrder, PaperPosition, PaperTrade
 from apps.orders.enums import OPEN_STATUSES, OrderSide, OrderStatus, OrderType
 
 FUTURES = PaperAccount.MarketType.FUTURES
@@ -53,6 +53,7 @@ class PaperFutures:
     account: PaperAccount
     prices: PriceSource
     _positions: dict[str, PaperPosition]
+    _balances: dict[str, PaperBalance]
     _tiers_cache: dict[str, LeverageTiers]
 
     @property
@@ -361,6 +362,7 @@ class PaperFutures:
             return []
         if self.match_on_read:
             self.match()
+        self._balances.clear()  # a read outside a locked call sees the balances as they stand
         rows = self.account.positions.exclude(size=0).order_by("symbol")
         if symbols:
             rows = rows.filter(symbol__in=symbols)

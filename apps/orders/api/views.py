@@ -70,7 +70,7 @@ class OrderViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         account = _account(request, data)
         bot = _bot(request, data)
         order = services.order_place(owner=request.user, account=account, bot=bot, **data)
-        order = selectors.order_get(user=request.user, pk=order.pk)
+        order = selectors.order_detail(user=request.user, order=order)
         return Response(OrderDetailSerializer(order).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses=OrderDetailSerializer)
@@ -116,7 +116,7 @@ class PositionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         """Close the position with a reduce-only market order."""
         position = selectors.position_get(user=request.user, pk=pk)
         order = services.position_close(owner=request.user, position=position)
-        order = selectors.order_get(user=request.user, pk=order.pk)
+        order = selectors.order_detail(user=request.user, order=order)
         return Response(OrderDetailSerializer(order).data, status=status.HTTP_201_CREATED)
 
 
