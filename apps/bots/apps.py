@@ -16,7 +16,12 @@ class BotsConfig(AppConfig):
             metrics,  # noqa: F401 - the tick metrics exist on /metrics from the start
             risk_actions,  # noqa: F401 - carries out risk limits' pause/stop actions
         )
-        from apps.bots.receivers import fill_logged, order_finished_logged, stop_bots_for_kill_switch
+        from apps.bots.receivers import (
+            fill_logged,
+            order_finished_logged,
+            order_logged,
+            stop_bots_for_kill_switch,
+        )
         from apps.bots.selectors import bot_is_owned, bot_replays_active_count, bots_count, bots_running_count
         from apps.exchanges.ownership import paper_bot_check_register
         from apps.orders.signals import order_finished
@@ -30,6 +35,7 @@ class BotsConfig(AppConfig):
         quota_usage_register(Quota.BOTS, "bots", bots_count)
         # The kill switch (risk, below bots) stops every bot through this receiver.
         kill_switch_engaged.connect(stop_bots_for_kill_switch, dispatch_uid="bots.kill_switch")
-        # The bot's log hears of its orders' fills and unfilled ends (orders, below bots).
+        # The bot's log hears of its orders, their fills and unfilled ends (orders, below bots).
+        post_save.connect(order_logged, sender="orders.Order", dispatch_uid="bots.log.order")
         post_save.connect(fill_logged, sender="orders.Fill", dispatch_uid="bots.log.fill")
         order_finished.connect(order_finished_logged, dispatch_uid="bots.log.order_finished")

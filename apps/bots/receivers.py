@@ -1,4 +1,4 @@
-"""The bots app's answers to other apps' signals: the kill switch (risk), and its orders'
+"""The bots app's answers to other apps' signals: the kill switch (risk), and its orders, their
 fills and unfilled ends (orders), which go to the bot's log."""
 
 from __future__ import annotations
@@ -55,6 +55,21 @@ def _log_for_order(order, **event) -> None:
             bot_event_add(bot=order.bot, **event)
     except Exception:
         logger.exception("bot %s: no log line for order %s", order.bot_id, order.pk)
+
+
+def order_logged(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
+    """A bot's new order: one ``order`` line, written with the order's row, so it comes before the
+    order's fills even when the exchange fills it at once (brackets' legs are not lines of their own;
+    a re-placed client order id is no new row, so no second line). An order refused before it
+    was sent (a risk limit) is born finished: its one line is the "Rejected" one."""
+    if not created or raw or instance.parent_id is not None or not instance.is_open:
+        return
+    _log_for_order(
+        instance,
+        kind=BotEvent.Kind.ORDER,
+        message=f"{instance.side} {instance.type} {_number(instance.amount)} {instance.symbol}",
+        data={"client_order_id": instance.client_order_id, "order": instance.pk},
+    )
 
 
 def fill_logged(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:

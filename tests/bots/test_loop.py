@@ -214,6 +214,26 @@ def test_signal_tick_decides_a_market_buy_with_a_deterministic_client_order_id(u
     assert "long_entries" in bot.events.get(kind="signal").data["signals"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_on_a_worker_the_order_line_comes_before_the_fill_line(user, orders):
+    """A worker's tick runs outside a transaction, so the paper exchange fills a market order
+    inside ``order_place``: the order's line is written with its row, before that fill."""
+    store_candles(last_open_ms=CANDLE)
+    bot = running_bot(user, stop_loss=0.5)
+    assert orders.tick(bot_id=bot.pk, candle_ms=CANDLE) is not None
+    placed = orders.placed[f"bot{bot.pk}-{CANDLE}-0"]
+    assert placed.status == "filled"
+    kinds = list(bot.events.order_by("id").values_list("kind", flat=True))
+    assert kinds == ["signal", "order", "fill"]  # the stop-loss leg is not a line of its own
+    line = bot.events.get(kind="order")
+    assert line.message == f"buy market {placed.amount.normalize():f} BTC/USDT"
+    assert line.data == {"client_order_id": placed.client_order_id, "order": placed.pk}
+    # A redelivered tick re-places the same client order id: no second line.
+    Bot.objects.filter(pk=bot.pk).update(last_candle_ms=None, tick_lease_until=None)
+    orders.tick(bot_id=bot.pk, candle_ms=CANDLE)
+    assert bot.events.filter(kind="order").count() == 1
+
+
 def test_a_redelivered_tick_reuses_the_same_client_order_ids(user, orders):
     store_candles(last_open_ms=CANDLE)
     bot = running_bot(user)
@@ -300,6 +320,11 @@ def test_a_bots_order_the_exchange_rejects_or_that_is_cancelled_is_logged_with_t
         order_cancel(order=resting)
 
     lines = list(bot.events.filter(kind="order").order_by("id"))
+    placed, lines = lines[:2], lines[2:]  # each order's line when it was written, then its end
+    assert [(line.message, line.data) for line in placed] == [
+        ("buy limit 1 BTC/USDT", {"client_order_id": "r1", "order": rejected.pk}),
+        ("buy limit 1 BTC/USDT", {"client_order_id": "c1", "order": resting.pk}),
+    ]
     assert [line.message for line in lines] == [
         "Rejected: buy limit 1 BTC/USDT (Order would trigger immediately.)",
         "Cancelled: buy limit 1 BTC/USDT (cancelled by user)",
@@ -312,7 +337,7 @@ def test_a_bots_order_the_exchange_rejects_or_that_is_cancelled_is_logged_with_t
     ]  # fmt: skip
     assert not bot.events.filter(kind="fill").exists()
     events = auth_client.get(f"/api/v1/bots/{bot.pk}/events/").json()["results"]
-    assert [e["data"]["status"] for e in events] == ["cancelled", "rejected"]
+    assert [e["data"].get("status") for e in events] == ["cancelled", "rejected", None, None]
 
 
 def test_no_signal_on_the_last_candle_places_nothing(user, orders):

@@ -557,14 +557,8 @@ def _place(bot: Bot, broker: GatewayBroker, ids: list[str]) -> list[Any]:
         if k in broker.dropped:
             orders.append(None)
             continue
-        order = bot_place_order(bot=bot, decision=decision, client_order_id=cid)
-        orders.append(order)
-        bot_event_add(
-            bot=bot,
-            kind="order",
-            message=f"{decision['side']} {decision['type']} {decision['amount']} {bot.symbol}",
-            data={"client_order_id": cid, "order": getattr(order, "pk", None)},
-        )
+        # Its "order" line is written with the order's row (bots.receivers.order_logged).
+        orders.append(bot_place_order(bot=bot, decision=decision, client_order_id=cid))
     return orders
 
 

@@ -283,15 +283,9 @@ def _act(bot: Bot, *, action: str, size, price, key: str) -> tuple[list[str], li
     ids, order_ids = [], []
     for index, decision in enumerate(decisions):
         cid = signal_client_order_id(bot.pk, key, index)
-        order = bot_place_order(bot=bot, decision=decision, client_order_id=cid)
+        order = bot_place_order(bot=bot, decision=decision, client_order_id=cid)  # logged with its row
         ids.append(cid)
         order_ids.append(order.pk)
-        bot_event_add(
-            bot=bot,
-            kind="order",
-            message=f"{decision['side']} {decision['type']} {order.amount} {bot.symbol}",
-            data={"client_order_id": cid, "order": order.pk},
-        )
     return ids, order_ids, note
 
 
