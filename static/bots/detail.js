@@ -6,12 +6,10 @@
   const el = document.getElementById("bot-chart");
   if (!el) return;
   const botId = Number(el.dataset.bot);
-  const amount = window.Format.amount;
+  const { amount, label } = window.Format;
   const TF_MS = { "1m": 6e4, "3m": 18e4, "5m": 3e5, "15m": 9e5, "30m": 18e5, "1h": 36e5, "2h": 72e5, "4h": 144e5,
     "6h": 216e5, "8h": 288e5, "12h": 432e5, "1d": 864e5, "3d": 2592e5, "1w": 6048e5 };
   const OPEN = ["pending", "open", "partially_filled"];
-  const LABELS = { pending: "Pending", open: "Open", partially_filled: "Partially filled", filled: "Filled",
-    cancelled: "Cancelled", rejected: "Rejected", expired: "Expired" };
   const state = { candles: null, fills: [], orders: {}, lastEvent: 0 };
   const errorEl = document.getElementById("bot-chart-error");
   const query = (params) => new URLSearchParams(params).toString();
@@ -170,13 +168,13 @@
       const actions = document.createElement("td");
       actions.innerHTML = '<button type="button" class="link" data-cancel="' + order.id + '">Cancel</button>';
       row.append(cell(new Date().toISOString().slice(0, 19).replace("T", " "), "muted"),
-        cell(order.side === "buy" ? "Buy" : "Sell", order.side === "buy" ? "pos" : "neg"), cell(order.type),
+        cell(label("side", order.side), order.side === "buy" ? "pos" : "neg"), cell(label("type", order.type)),
         cell(amount(order.amount), "num"),
         cell(order.price ? amount(order.price) : order.stop_price ? "stop " + amount(order.stop_price) : "market", "num"),
         cell(amount(order.filled), "num"), status, actions);
       tbody.prepend(row);
     }
-    row.querySelector('[data-field="status"]').textContent = LABELS[order.status] || order.status;
+    row.querySelector('[data-field="status"]').textContent = label("status", order.status);
     row.children[5].textContent = amount(order.filled);
     draw();
   }
@@ -188,7 +186,7 @@
     const row = document.createElement("tr");
     row.dataset.fill = fill.id;
     row.append(cell(new Date().toISOString().slice(0, 19).replace("T", " "), "muted"),
-      cell(fill.side === "buy" ? "Buy" : "Sell", fill.side === "buy" ? "pos" : "neg"),
+      cell(label("side", fill.side), fill.side === "buy" ? "pos" : "neg"),
       cell(amount(fill.amount), "num"), cell(amount(fill.price), "num"),
       cell(amount(fill.fee) + " " + (fill.fee_asset || ""), "num"));
     tbody.prepend(row);

@@ -12,7 +12,7 @@
   const OPEN = ["pending", "open", "partially_filled"];
   const MAX_ALERTS = 5;
 
-  const amount = window.Format.amount;
+  const { amount, label } = window.Format;
   function tone(el, value) {
     el.classList.toggle("pos", Number(value) > 0);
     el.classList.toggle("neg", Number(value) < 0);
@@ -107,12 +107,12 @@
       if (!row) {
         row = document.createElement("tr");
         row.dataset.order = data.id;
-        row.append(cell(data.symbol), cell(data.side), cell(data.type), cell(amount(data.amount), "num"),
-          cell(data.price == null ? "market" : amount(data.price), "num"), cell(data.status));
+        row.append(cell(data.symbol), cell(label("side", data.side)), cell(label("type", data.type)),
+          cell(amount(data.amount), "num"), cell(data.price == null ? "market" : amount(data.price), "num"), cell(""));
         row.lastChild.dataset.field = "status";
         orders.prepend(row);
       }
-      row.querySelector('[data-field="status"]').textContent = data.status;
+      row.querySelector('[data-field="status"]').textContent = label("status", data.status);
     }
     syncEmpty(orders, 6, "No open order.");
   }
@@ -138,7 +138,7 @@
         });
         positions.appendChild(row);
       }
-      row.querySelector('[data-field="side"]').textContent = data.side;
+      row.querySelector('[data-field="side"]').textContent = label("position_side", data.side);
       row.querySelector('[data-field="size"]').textContent = amount(data.size);
       row.querySelector('[data-field="average_entry"]').textContent = amount(data.average_entry);
       const pnl = row.querySelector('[data-field="unrealized_pnl"]');

@@ -1,5 +1,6 @@
 // Numbers shown the way the server's |amount filter shows them (apps/core/templatetags/money.py),
-// for rows that live events add or change: the page then reads the same before and after an event.
+// and the order vocabulary's labels as the server renders them, for rows that live events add or
+// change: the page then reads the same before and after an event.
 (function () {
   // "1.5E-7" / "0E-18" (Python's str of a Decimal) as plain digits: "0.00000015" / "0".
   function plain(text) {
@@ -23,5 +24,15 @@
     fraction = (fraction || "").replace(/0+$/, "");
     return sign + whole + (fraction ? "." + fraction : "");
   }
-  window.Format = { amount };
+  // The order vocabulary's labels ("buy" -> "Buy"), from the page's {% order_labels %} data
+  // (apps/orders/templatetags/order_labels.py); the value itself where the page has none.
+  let labels = null;
+  function label(kind, value) {
+    if (labels === null) {
+      const data = document.getElementById("order-labels");
+      labels = data ? JSON.parse(data.textContent) : {};
+    }
+    return (labels[kind] || {})[value] || value;
+  }
+  window.Format = { amount, label };
 })();

@@ -171,11 +171,8 @@
 
   // ------------------------------------------------------------------ rows
   const OPEN = ["pending", "open", "partially_filled"];
-  const LABELS = { pending: "Pending", open: "Open", partially_filled: "Partially filled", filled: "Filled",
-    cancelled: "Cancelled", rejected: "Rejected", expired: "Expired" };
 
-  const amount = window.Format.amount;
-  const SIDES = { long: "Long", short: "Short" };
+  const { amount, label } = window.Format;
 
   function cell(text, cls) {
     const td = document.createElement("td");
@@ -199,7 +196,6 @@
       const status = document.createElement("td");
       status.innerHTML = '<span data-field="status"></span>';
       const actions = document.createElement("td");
-      const typeLabel = $("ticket-type").querySelector('option[value="' + order.type + '"]');
       const muted = (text) => { const span = document.createElement("span"); span.className = "muted"; span.textContent = text; return span; };
       const symbol = cell(order.symbol + " ");
       symbol.append(muted(order.exchange || ""));
@@ -207,8 +203,8 @@
       size.append(muted(order.symbol.split("/")[0]));
       row.append(
         cell(new Date().toISOString().slice(0, 19).replace("T", " "), "muted"), symbol,
-        cell(order.side === "buy" ? "Buy" : "Sell", order.side === "buy" ? "pos" : "neg"),
-        cell(typeLabel ? typeLabel.textContent : order.type), size,
+        cell(label("side", order.side), order.side === "buy" ? "pos" : "neg"),
+        cell(label("type", order.type)), size,
         cell(order.price ? amount(order.price) : order.stop_price ? "stop " + amount(order.stop_price) : "market", "num"),
         cell(amount(order.filled), "num"), cell(amount(order.average_price), "num"), cell("", "num"), status,
         cell(order.bot_id || order.bot ? "bot" : "manual", "muted"), actions,
@@ -219,7 +215,7 @@
       tbody.prepend(row);
     }
     const badge = row.querySelector('[data-field="status"]');
-    badge.textContent = LABELS[order.status] || order.status;
+    badge.textContent = label("status", order.status);
     badge.className = badgeClass(order.status);
     badge.title = order.reason || "";
     row.querySelector('[data-field="filled"]').textContent = amount(order.filled);
@@ -259,7 +255,7 @@
       tbody.append(row);
     }
     row.replaceChildren(
-      cell(p.symbol), cell(SIDES[p.side] || p.side), cell(amount(p.size), "num"), cell(amount(p.average_entry), "num"),
+      cell(p.symbol), cell(label("position_side", p.side)), cell(amount(p.size), "num"), cell(amount(p.average_entry), "num"),
       cell(amount(p.realized_pnl), "num"), cell(amount(p.unrealized_pnl), "num"),
     );
     const td = document.createElement("td");
@@ -297,7 +293,7 @@
     const row = document.createElement("tr");
     row.dataset.fill = fill.id;
     row.append(cell(new Date().toISOString().slice(0, 19).replace("T", " "), "muted"), cell(fill.symbol),
-      cell(fill.side === "buy" ? "Buy" : "Sell", fill.side === "buy" ? "pos" : "neg"), cell(amount(fill.amount), "num"),
+      cell(label("side", fill.side), fill.side === "buy" ? "pos" : "neg"), cell(amount(fill.amount), "num"),
       cell(amount(fill.price), "num"), cell(amount(fill.cost), "num"),
       cell(amount(fill.fee) + " " + (fill.fee_asset || ""), "num"), cell(fill.bot_id ? "bot " + fill.bot_id : "manual", "muted"));
     tbody.prepend(row);

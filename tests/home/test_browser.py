@@ -73,5 +73,7 @@ def test_home_page_follows_a_running_paper_bots_equity_and_pnl_without_reload(pa
     expect(equity).not_to_have_text(before_equity, timeout=60000)
     expect(page.locator("#home-positions tbody tr[data-position]")).to_have_count(1, timeout=30000)
     expect(page.locator("#home-positions tbody")).to_contain_text("BTC/USDT")
+    # The row the event added reads like a rendered one (Format.label, not the raw "long").
+    expect(page.locator('#home-positions [data-field="side"]')).to_have_text("Long")
     assert page.evaluate("window.__noReload") is True
     assert page.console_errors == []

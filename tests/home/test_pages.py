@@ -133,3 +133,34 @@ def test_money_filter_rounds_to_the_cent_and_drops_trailing_zeros():
     assert money(Decimal("1000.000")) == "1,000"
     assert money(Decimal("1234.5")) == "1,234.5"
     assert money(None) == ""
+
+
+def test_orders_and_positions_read_as_on_the_orders_page_and_live_rows_get_the_same_labels(client, user):
+    import json
+    import re
+
+    account = PaperAccountFactory(user=user)
+    order = OrderFactory(
+        owner=user,
+        paper_account=account,
+        side="buy",
+        type="stop_limit",
+        stop_price=Decimal("60000"),
+        status="partially_filled",
+    )
+    position = Position.objects.create(
+        owner=user, paper_account=account, symbol="ADA/USDT", side="long", size=1
+    )
+    client.force_login(user)
+    html = client.get(HOME).content.decode()
+    row = re.search(rf'<tr data-order="{order.pk}">(.*?)</tr>', html, re.S).group(1)
+    assert "<td>Buy</td><td>Stop limit</td>" in row and ">Partially filled</td>" in row
+    assert re.search(rf'<tr data-position="{position.pk}">.*?<td data-field="side">Long</td>', html, re.S)
+    # What static/js/format.js's Format.label reads for the rows live events add.
+    data = re.search(r'<script id="order-labels" type="application/json">(.*?)</script>', html, re.S).group(1)
+    labels = json.loads(data)
+    assert labels["side"]["sell"] == "Sell" and labels["type"]["stop_limit"] == "Stop limit"
+    assert (
+        labels["status"]["partially_filled"] == "Partially filled"
+        and labels["position_side"]["short"] == "Short"
+    )
