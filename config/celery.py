@@ -13,6 +13,7 @@ import os
 
 from celery import Celery
 from kombu import Connection
+from kombu.transport import redis as redis_transport
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -44,3 +45,27 @@ def _close_channel_of_a_lost_broker(self: Connection, channel) -> None:
 
 
 Connection.maybe_close_channel = _close_channel_of_a_lost_broker
+
+
+_redis_ack = redis_transport.QoS.ack
+
+
+def _ack_on_a_lost_broker(self: redis_transport.QoS, delivery_tag) -> None:
+    """The same crash by another door: a task that finishes after the broker connection was
+    lost acknowledges its message on the old channel, whose transport client was cleared;
+    the Redis QoS then builds a client from ``None`` (``AttributeError``) and celery exits
+    with "Unrecoverable error". With the client gone the acknowledgement cannot reach Redis
+    anyway: the message stays in the unacked set and is restored after the visibility
+    timeout, and the task runs again (tasks are idempotent). Seen in
+    tests/faults/test_faults.py when a task outlived the Redis stop by a few hundred ms.
+    """
+    try:
+        _redis_ack(self, delivery_tag)
+    except AttributeError as exc:
+        transport = getattr(self.channel, "connection", None)
+        if getattr(transport, "client", None) is not None:
+            raise  # not a lost connection: a real error
+        logger.warning("ignored acknowledging %s on a lost broker connection: %r", delivery_tag, exc)
+
+
+redis_transport.QoS.ack = _ack_on_a_lost_broker
