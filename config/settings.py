@@ -211,6 +211,11 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "apps.core.channel_layer.ThreadSafeInMemoryChannelLayer"}}
 
+# Polled API reads kept per user until a table they read is written (apps/core/api/response_cache.py):
+# on with Redis (shared by every process); API_RESPONSE_CACHE_SECONDS bounds what the clock changes.
+API_RESPONSE_CACHE = env.bool("API_RESPONSE_CACHE", default=bool(REDIS_URL))
+API_RESPONSE_CACHE_SECONDS = env.int("API_RESPONSE_CACHE_SECONDS", default=60)
+
 # Live events kept per user for a reconnecting browser to catch up on (docs/events.md):
 # the newest EVENTS_REPLAY_MAX, none older than EVENTS_REPLAY_SECONDS; a longer gap gets live.reset.
 EVENTS_REPLAY_MAX = env.int("EVENTS_REPLAY_MAX", default=1000)

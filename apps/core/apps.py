@@ -11,5 +11,10 @@ class CoreConfig(AppConfig):
     verbose_name = "Platform"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
         from apps.core import signals  # noqa: F401
+        from apps.core.api import response_cache
         from apps.core.observability import celery_hooks  # noqa: F401 - task metrics, log context
+
+        connection_created.connect(response_cache.install, dispatch_uid="response_cache")

@@ -38,6 +38,7 @@ CACHE_GROUPS: tuple[CacheGroup, ...] = (
     CacheGroup("paper", "paper:", "Paper exchange: candle lookups", True),
     CacheGroup("portfolio", "portfolio:", "Portfolio: trade ledgers, snapshot debounces", True),
     CacheGroup("risk", "risk:", "Risk: limits per user, monitor debounces", True),
+    CacheGroup("api", "api:", "API: polled reads kept per user, and the table versions that drop them", True),
     CacheGroup("login", "login-failures:", "Failed-login counters (lock-outs)", False),
     CacheGroup("throttle", "throttle_", "API rate-limit counters", False),
     CacheGroup("ops", "ops:", "Last outcome of each periodic job; the workers' heartbeats", False),

@@ -325,5 +325,6 @@ def test_concurrent_bot_starts_never_get_past_the_running_quota():
     assert (
         _race([lambda bot=bot: bot_services.bot_start(bot=bot) for bot in bots]) == ["ok"] * 2 + ["quota"] * 4
     )
-    assert Bot.objects.filter(owner=user, status=Bot.Status.STARTING).count() == 2
+    # Started: a Celery worker of an earlier test in the session may already be ticking them.
+    assert Bot.objects.filter(owner=user).exclude(status=Bot.Status.STOPPED).count() == 2
     assert Bot.objects.filter(owner=user, status=Bot.Status.STOPPED).count() == 4

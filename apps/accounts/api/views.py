@@ -20,6 +20,7 @@ from apps.accounts.api.serializers import (
     TokenPairSerializer,
     UserSerializer,
 )
+from apps.core.api import response_cache
 
 
 class RegisterView(APIView):
@@ -73,6 +74,7 @@ class MeView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses=UserSerializer)
+    @response_cache.cached_read
     def get(self, request):
         """The signed-in user's profile and preferences."""
         return Response(UserSerializer(request.user).data)

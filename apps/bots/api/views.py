@@ -20,6 +20,7 @@ from apps.bots.api.serializers import (
     BotStopSerializer,
 )
 from apps.bots.models import Bot
+from apps.core.api import response_cache
 from apps.orders.api.serializers import OrderSerializer, PositionSerializer, TradeSerializer
 from apps.orders.filters import OrderFilter
 from apps.orders.models import Order
@@ -74,6 +75,7 @@ class BotViewSet(viewsets.GenericViewSet):
         return serializer.to_service_kwargs()
 
     @extend_schema(parameters=[STATUS_FILTER])
+    @response_cache.cached_read
     def list(self, request: Request) -> Response:
         bots = selectors.bot_list(user=request.user, status=request.query_params.get("status"))
         page = self.paginate_queryset(bots)
@@ -84,6 +86,7 @@ class BotViewSet(viewsets.GenericViewSet):
         bot = services.bot_create(user=request.user, **self._input(request, partial=False))
         return Response(self.get_serializer(bot).data, status=status.HTTP_201_CREATED)
 
+    @response_cache.cached_read
     def retrieve(self, request: Request, pk: str) -> Response:
         return Response(self.get_serializer(selectors.bot_get(user=request.user, pk=pk)).data)
 

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.backtests.engine.candles import COLUMNS as CANDLE_COLUMNS
+from apps.core.api import response_cache
 from apps.marketdata import jobs, live, selectors, services
 from apps.marketdata.api import serializers as s
 from apps.marketdata.api.renderers import FastJSONRenderer, candle_rows_json
@@ -53,6 +54,9 @@ class MarketViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = s.MarketSerializer
     filter_backends: list = []
+
+    list = response_cache.cached_read(mixins.ListModelMixin.list)
+    retrieve = response_cache.cached_read(mixins.RetrieveModelMixin.retrieve)
 
     def get_queryset(self):
         params = self.request.query_params

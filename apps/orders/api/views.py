@@ -10,6 +10,7 @@ from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.core.api import response_cache
 from apps.orders import selectors, services
 from apps.orders.api.serializers import (
     CancelAllInputSerializer,
@@ -53,6 +54,8 @@ class OrderViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     filterset_class = OrderFilter
     ordering_fields = ["created_at", "updated_at", "amount", "symbol", "status"]
     ordering = ["-created_at", "-id"]
+
+    list = response_cache.cached_read(mixins.ListModelMixin.list)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
@@ -102,6 +105,9 @@ class PositionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     throttle_scopes = {"close": "trading"}
     filter_backends: list = []
 
+    list = response_cache.cached_read(mixins.ListModelMixin.list)
+    retrieve = response_cache.cached_read(mixins.RetrieveModelMixin.retrieve)
+
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Position.objects.none()
@@ -125,6 +131,8 @@ class TradeViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     serializer_class = TradeSerializer
     filter_backends: list = []
+
+    list = response_cache.cached_read(mixins.ListModelMixin.list)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -21,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api import response_cache
 from apps.core.api.pagination import StandardPagination
 from apps.orders.api.serializers import PositionSerializer
 from apps.portfolio import selectors
@@ -55,6 +56,9 @@ class PortfolioView(APIView):
     query_serializer: type[s.AccountQuerySerializer] = s.RangeQuerySerializer
     output_serializer: type | None = None
     filter_backends: list = []
+    # Served from the per-user response cache (apps/core/api/response_cache.py): only views
+    # whose answer is the database's (snapshots, positions), not the candle store's.
+    cached = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -85,13 +89,17 @@ class PortfolioView(APIView):
         raise NotImplementedError
 
     def get(self, request: Request) -> Response:
-        result = self.read(request, **self.query(request))
-        return Response(self.output_serializer(result).data)
+        def answer() -> Response:
+            result = self.read(request, **self.query(request))
+            return Response(self.output_serializer(result).data)
+
+        return response_cache.serve(self, request, answer) if self.cached else answer()
 
 
 class SummaryView(PortfolioView):
     """Equity, cash, positions value, today's and total P&L (deposits and withdrawals excluded)."""
 
+    cached = True
     query_serializer = s.AccountQuerySerializer
     output_serializer = s.SummarySerializer
 
@@ -102,6 +110,7 @@ class SummaryView(PortfolioView):
 class BalancesView(PortfolioView):
     """The newest balances of each account and per asset across accounts."""
 
+    cached = True
     query_serializer = s.AccountQuerySerializer
     output_serializer = s.BalancesSerializer
 
@@ -112,6 +121,7 @@ class BalancesView(PortfolioView):
 class ExposureView(PortfolioView):
     """Value per asset and its share of equity."""
 
+    cached = True
     query_serializer = s.AccountQuerySerializer
     output_serializer = s.PortfolioExposureSerializer
 
@@ -206,6 +216,7 @@ class PositionsView(PortfolioView):
     query_serializer = s.AccountQuerySerializer
 
     @extend_schema(parameters=[s.AccountQuerySerializer], responses=PositionSerializer(many=True))
+    @response_cache.cached_read
     def get(self, request: Request) -> Response:
         rows = selectors.positions(user=request.user, **self.query(request))
         return Response(PositionSerializer(rows, many=True).data)
