@@ -228,3 +228,37 @@ def test_the_cached_views_read_no_candles(user, monkeypatch):
     assert reads == []
     for action, tables in response_cache._learned.items():
         assert store.TABLE not in tables, (action, tables)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_in_another_process_drops_the_servers_answer(live_server_url):
+    """The real server keeps the answer; this process (a worker, a shell) writes: the next read sees it."""
+    import json
+    import urllib.request
+
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from apps.ops import cachekeys
+
+    user = UserFactory()
+    order = OrderFactory(owner=user)
+    request = urllib.request.Request(
+        f"{live_server_url}{ORDERS}", headers={"Authorization": f"Bearer {AccessToken.for_user(user)}"}
+    )
+
+    def statuses() -> list[str]:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return [row["status"] for row in json.load(response)["results"]]
+
+    assert statuses() == statuses() == statuses() == ["open"]
+    client = cachekeys.redis_client()
+    try:  # the server kept its answer (in the Redis this process writes the versions to)
+        pattern = f"{cachekeys.cache_key_prefix()}{response_cache.ENTRY_PREFIX}{user.pk}:*"
+        assert list(client.scan_iter(match=pattern))
+    finally:
+        client.close()
+    with transaction.atomic():
+        Order.objects.filter(pk=order.pk).update(status=Order.Status.CANCELLED)
+    assert statuses() == ["cancelled"]
+    OrderFactory(owner=user, status=Order.Status.FILLED)
+    assert sorted(statuses()) == ["cancelled", "filled"]
