@@ -356,12 +356,15 @@ class CpuMeter:
 
     def __enter__(self) -> CpuMeter:
         self.start = {part: cpu_seconds(find()) for part, find in self.parts.items()}
+        self.server_pids = self.parts["server"]()
+        self.per_process = {pid: cpu_seconds([pid]) for pid in self.server_pids}
         self.children = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.wall = time.monotonic()
         return self
 
     def __exit__(self, *exc) -> None:
         self.used = {part: cpu_seconds(find()) - self.start[part] for part, find in self.parts.items()}
+        self.per_process = {pid: cpu_seconds([pid]) - used for pid, used in self.per_process.items()}
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.used["locust"] = (children.ru_utime - self.children.ru_utime) + (
             children.ru_stime - self.children.ru_stime
@@ -375,6 +378,9 @@ class CpuMeter:
         print(
             f"    CPU per request (ms): {parts}; all of them kept {busy:.2f} of {os.cpu_count()} cores busy"
         )
+        # One process runs Python on one core at most (the GIL): a busy one queues its requests.
+        shares = sorted((used / self.wall for used in self.per_process.values() if used > 0.01), reverse=True)
+        print(f"    server processes, cores each: {', '.join(f'{share:.2f}' for share in shares)}")
 
 
 def report(phase: str, rows: list[dict], target_ms: float, rps: float) -> bool:
