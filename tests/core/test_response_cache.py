@@ -262,3 +262,42 @@ def test_a_write_in_another_process_drops_the_servers_answer(live_server_url):
     assert statuses() == ["cancelled"]
     OrderFactory(owner=user, status=Order.Status.FILLED)
     assert sorted(statuses()) == ["cancelled", "filled"]
+
+
+@pytest.mark.django_db
+def test_a_redis_outage_fails_no_write_and_serves_nothing_kept(settings, tmp_path, user):
+    """Redis stopped (a private redis-server): writes succeed, reads are computed; back, it keeps answers again."""
+    import shutil
+
+    from tests.support import faults
+
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server (apt-get install redis-server)")
+    redis_server = faults.PrivateRedis(tmp_path)
+    redis_server.start()
+    try:
+        settings.CACHES = {
+            "default": {"BACKEND": "apps.core.cache.RedisCache", "LOCATION": redis_server.url(), "KEY_PREFIX": "t"}
+        }
+        order = OrderFactory(owner=user)
+        client = _client(user)
+        for _ in range(3):  # learn the tables, start their versions in this Redis, keep the answer
+            _ids(client)
+        assert _order_queries(client)[0] == 0
+        redis_server.stop()
+        Order.objects.filter(pk=order.pk).update(status=Order.Status.CANCELLED)  # no exception
+        assert response_cache._unsent == {"orders_order"}
+        read, _ = _order_queries(client)
+        assert read > 0
+        assert client.get(ORDERS).json()["results"][0]["status"] == "cancelled"
+        redis_server.start()  # empty: no persistence
+        _ids(client)  # the unsent version is written first
+        assert response_cache._unsent == set()
+        _ids(client)  # the other versions are started
+        _ids(client)  # the answer is kept again
+        read, _ = _order_queries(client)
+        assert read == 0
+        assert client.get(ORDERS).json()["results"][0]["status"] == "cancelled"
+    finally:
+        response_cache._unsent.clear()
+        redis_server.stop()

@@ -30,12 +30,19 @@ costs a recomputation, never a stale answer. Writes outside Django's connection 
 (the candle store's binary reads and ``COPY`` use their own psycopg cursor): a cached view must
 not read candles. On when the cache is Redis (shared by every process); the embedded default
 (one process, the local memory cache) computes every answer.
+
+Redis down: answers are computed (as without the cache) and writes succeed; a process whose
+new versions could not be written serves no kept answer until it has written them (with its
+next write or read). A kept answer another process serves meanwhile is at most
+``API_RESPONSE_CACHE_SECONDS`` old; a restarted Redis (no persistence) has lost them all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -48,6 +55,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import get_language
 from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
 
 ENTRY_PREFIX = "api:resp:"
 TABLE_PREFIX = "api:table:"
@@ -79,11 +88,29 @@ def _tables() -> frozenset[str]:
 # --- writes -------------------------------------------------------------------------------
 
 
+# Tables whose new version could not be written (Redis unreachable): sent again with the
+# next bump, and until then this process serves no kept answer.
+_unsent: set[str] = set()
+
+
 def bump(tables: set[str] | frozenset[str]) -> None:
-    """Give each table a new version: every answer that read one of them is stale."""
-    if tables:
-        token = uuid.uuid4().hex
-        cache.set_many({TABLE_PREFIX + table: token for table in tables}, timeout=None)
+    """Give each table a new version: every answer that read one of them is stale.
+
+    Never raises: a write has committed by now, and the cache being down must not fail it.
+    """
+    todo = set(tables) | _unsent
+    if not todo:
+        return
+    token = uuid.uuid4().hex
+    try:
+        cache.set_many({TABLE_PREFIX + table: token for table in todo}, timeout=None)
+    except Exception:  # Redis down or restarting
+        _unsent.update(todo)
+        logger.warning(
+            "response cache: new versions of %s not written; kept answers are not served", sorted(todo)
+        )
+        return
+    _unsent.difference_update(todo)
 
 
 class _Pending:
@@ -171,21 +198,27 @@ def serve(view, request, compute: Callable[[], Response]) -> Response:
     entry_key = f"{ENTRY_PREFIX}{user.pk}:{digest}"
     ordered = sorted(deps)
     version_keys = [TABLE_PREFIX + table for table in ordered]
-    found = cache.get_many([entry_key, *version_keys])
+    if _unsent:
+        bump(set())
+        if _unsent:  # still unreachable
+            return compute()
+    try:
+        found = cache.get_many([entry_key, *version_keys])
+    except Exception:  # the cache is down: answer from the database, as without it
+        return compute()
     versions = tuple(found.get(key) for key in version_keys)
     entry = found.get(entry_key)
     if None not in versions and entry is not None and entry[0] == (tuple(ordered), versions):
         return Response(entry[1], status=200, headers=entry[2])
     if None in versions:
         # Unknown (never written, evicted, flushed): start them; this answer is not kept.
-        cache.set_many(
-            {
-                key: uuid.uuid4().hex
-                for key, version in zip(version_keys, versions, strict=True)
-                if version is None
-            },
-            timeout=None,
-        )
+        started = {
+            key: uuid.uuid4().hex
+            for key, version in zip(version_keys, versions, strict=True)
+            if version is None
+        }
+        with contextlib.suppress(Exception):  # down again: the next request starts them
+            cache.set_many(started, timeout=None)
         return compute()
     response, tables = _compute(compute)
     if not tables <= deps:
@@ -194,7 +227,8 @@ def serve(view, request, compute: Callable[[], Response]) -> Response:
         headers = dict(response.items())
         headers.pop("Content-Type", None)
         entry = ((tuple(ordered), versions), response.data, headers)
-        cache.set(entry_key, entry, timeout=settings.API_RESPONSE_CACHE_SECONDS)
+        with contextlib.suppress(Exception):  # down: the next request computes it again
+            cache.set(entry_key, entry, timeout=settings.API_RESPONSE_CACHE_SECONDS)
     return response
 
 
