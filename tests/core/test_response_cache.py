@@ -277,7 +277,11 @@ def test_a_redis_outage_fails_no_write_and_serves_nothing_kept(settings, tmp_pat
     redis_server.start()
     try:
         settings.CACHES = {
-            "default": {"BACKEND": "apps.core.cache.RedisCache", "LOCATION": redis_server.url(), "KEY_PREFIX": "t"}
+            "default": {
+                "BACKEND": "apps.core.cache.RedisCache",
+                "LOCATION": redis_server.url(),
+                "KEY_PREFIX": "t",
+            }
         }
         order = OrderFactory(owner=user)
         client = _client(user)
