@@ -68,6 +68,8 @@ class PortfolioView(APIView):
                 return PortfolioView.get(self, request)
 
             cls.get = extend_schema(parameters=[cls.query_serializer], responses=cls.output_serializer)(get)
+        if cls.cached and "get" in cls.__dict__:
+            cls.get = response_cache.cached_read(cls.get)
 
     def query(self, request: Request) -> dict[str, Any]:
         query = self.query_serializer(data=request.query_params.dict())
@@ -89,11 +91,8 @@ class PortfolioView(APIView):
         raise NotImplementedError
 
     def get(self, request: Request) -> Response:
-        def answer() -> Response:
-            result = self.read(request, **self.query(request))
-            return Response(self.output_serializer(result).data)
-
-        return response_cache.serve(self, request, answer) if self.cached else answer()
+        result = self.read(request, **self.query(request))
+        return Response(self.output_serializer(result).data)
 
 
 class SummaryView(PortfolioView):
@@ -213,10 +212,10 @@ class MonthlyStrategyView(PortfolioView):
 class PositionsView(PortfolioView):
     """Open positions across accounts."""
 
+    cached = True
     query_serializer = s.AccountQuerySerializer
 
     @extend_schema(parameters=[s.AccountQuerySerializer], responses=PositionSerializer(many=True))
-    @response_cache.cached_read
     def get(self, request: Request) -> Response:
         rows = selectors.positions(user=request.user, **self.query(request))
         return Response(PositionSerializer(rows, many=True).data)
