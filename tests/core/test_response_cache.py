@@ -157,13 +157,18 @@ def _version(table: str):
     return cache.get(response_cache.TABLE_PREFIX + table)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_write_in_a_transaction_counts_when_it_commits():
+@pytest.fixture
+def kept_order(transactional_db):
+    """A user's order, its orders list kept, and the orders table's version then."""
     user = UserFactory()
     order = OrderFactory(owner=user)
     client = _client(user)
     _warm(client)
-    before = _version("orders_order")
+    return client, order, _version("orders_order")
+
+
+def test_a_write_in_a_transaction_counts_when_it_commits(kept_order):
+    client, order, before = kept_order
     with transaction.atomic():
         Order.objects.filter(pk=order.pk).update(status=Order.Status.CANCELLED)
         # Not yet committed: other connections still read the old row, the answer stays.
@@ -172,13 +177,8 @@ def test_a_write_in_a_transaction_counts_when_it_commits():
     assert client.get(ORDERS).json()["results"][0]["status"] == "cancelled"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_rolled_back_write_changes_nothing():
-    user = UserFactory()
-    order = OrderFactory(owner=user)
-    client = _client(user)
-    _warm(client)
-    before = _version("orders_order")
+def test_a_rolled_back_write_changes_nothing(kept_order):
+    client, order, before = kept_order
     with pytest.raises(RuntimeError), transaction.atomic():
         Order.objects.filter(pk=order.pk).update(status=Order.Status.CANCELLED)
         raise RuntimeError("abandon")
