@@ -102,3 +102,29 @@ def test_the_periodic_task_fills_resting_orders_without_anyone_asking(user, stor
     assert row.status == "filled" and row.cost == Decimal("0.01") * Decimal(repr(float(stored.open[k])))
     clock(k + 1)
     assert process_paper_orders() == 0  # candle k closing does not fill it a second time
+
+
+def test_the_last_closed_candles_volume_is_read_once_per_candle(stored, clock, monkeypatch):
+    """A market order's slippage is sized by the volume of the candle that closed last: kept until the next closes."""
+    from django.core.cache import cache
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.exchanges.gateway.prices import MarketDataPriceSource
+    from apps.marketdata.models import Market
+
+    k = 100
+    clock(k)
+    assert MarketDataPriceSource("binance").last_volume("BTC/USDT") == pytest.approx(
+        float(stored.volume[k - 1])
+    )
+    with CaptureQueriesContext(connection) as queries:
+        again = MarketDataPriceSource("binance").last_volume("BTC/USDT")
+    assert again == pytest.approx(float(stored.volume[k - 1]))
+    assert not [q["sql"] for q in queries.captured_queries if "marketdata_candle" in q["sql"]]
+
+    # The next candle closes (the kept volume stays in the cache; the feed's price moves on).
+    wall_ms = (10_000 * len(stored.timestamp) + k + 1) * HOUR + 1
+    monkeypatch.setattr(live, "time", types.SimpleNamespace(time=lambda: wall_ms / 1000))
+    cache.delete(f"marketdata:ticker:{Market.objects.get(symbol='BTC/USDT').pk}")
+    assert MarketDataPriceSource("binance").last_volume("BTC/USDT") == pytest.approx(float(stored.volume[k]))

@@ -225,10 +225,25 @@ class MarketDataPriceSource:
             timeframe = self._timeframe(symbol)
         except (NoCandles, UnknownMarket):
             return None
-        # The newest closed candle is among the last few steps: read only those.
-        step = timeframe_ms(timeframe) if timeframe else 86_400_000
-        bars = self.candles_since(symbol, self.now_ms(symbol) - 3 * step)
-        return bars[-1].volume if bars else None
+        if timeframe is None:
+            return None
+        from django.core.cache import cache
+
+        # Every market order asks (it sizes the slippage): the volume of the candle that closed
+        # last by this source's clock is kept until the next one closes. Kept only once that
+        # candle is stored: while a refresh is late the newest stored one answers and is read again.
+        step = timeframe_ms(timeframe)
+        now = self.now_ms(symbol)
+        key = f"paper:volume:{self.exchange}:{symbol}:{timeframe}:{now // step}"
+        kept = cache.get(key)
+        if kept is not None:
+            return kept
+        bars = self.candles_since(symbol, now - 3 * step)  # the newest closed candle is among these
+        if not bars:
+            return None
+        if bars[-1].timestamp == (now // step - 1) * step:
+            cache.set(key, bars[-1].volume, max(1, min(60, step // 1000)))
+        return bars[-1].volume
 
     def _refresh_clock(self, symbol: str) -> None:
         try:
