@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import EmailValidator
 from django.db import IntegrityError, transaction
@@ -200,20 +201,49 @@ def notify(user_id: int, event_kind: str, payload: dict[str, Any]) -> list[int]:
     """
     if event_kind not in SUBSCRIBABLE_EVENTS:
         raise ValueError(f"unknown notification event {event_kind!r}")
-    # Channels per user are few: filter the JSON list here (SQLite has no JSON containment).
-    channels = [
-        c
-        for c in NotificationChannel.objects.filter(owner_id=user_id, enabled=True)
-        if event_kind in c.events
-    ]
-    if not channels:
+    channel_ids = [pk for pk, events in _enabled_channels(user_id) if event_kind in events]
+    if not channel_ids:
         return []
     deliveries = NotificationDelivery.objects.bulk_create(
-        NotificationDelivery(owner_id=user_id, channel=c, event=event_kind, payload=payload) for c in channels
+        NotificationDelivery(owner_id=user_id, channel_id=pk, event=event_kind, payload=payload)
+        for pk in channel_ids
     )
     ids = [d.pk for d in deliveries]
     transaction.on_commit(lambda: _enqueue(ids))
     return ids
+
+
+CHANNELS_CACHE_SECONDS = 300
+
+
+def channels_cache_key(user_id: int) -> str:
+    return f"risk:channels:{user_id}"
+
+
+def wants(user_id: int, event_kind: str) -> bool | None:
+    """Whether an enabled channel of the user is subscribed to ``event_kind``, as cached (``None``: not cached).
+
+    Every fill asks; most users have no channel. Answered from the cache alone, so that a
+    caller can skip the savepoint ``notify`` runs in.
+    """
+    channels = cache.get(channels_cache_key(user_id))
+    return None if channels is None else any(event_kind in events for _pk, events in channels)
+
+
+def _enabled_channels(user_id: int) -> list[tuple[int, list[str]]]:
+    """(id, events) of the user's enabled channels; cached, dropped whenever a channel changes (``tracking``)."""
+    key = channels_cache_key(user_id)
+    channels = cache.get(key)
+    if channels is None:
+        # Channels per user are few: their events are filtered here (SQLite has no JSON containment).
+        channels = [
+            (pk, list(events))
+            for pk, events in NotificationChannel.objects.filter(owner_id=user_id, enabled=True).values_list(
+                "pk", "events"
+            )
+        ]
+        cache.set(key, channels, CHANNELS_CACHE_SECONDS)
+    return channels
 
 
 def _enqueue(ids: list[int]) -> None:

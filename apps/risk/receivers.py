@@ -15,13 +15,15 @@ from django.db import transaction
 from django.db.models.signals import post_save
 
 from apps.risk.models import NotificationEvent
-from apps.risk.notifications import notify
+from apps.risk.notifications import notify, wants
 from apps.risk.signals import risk_alert_raised
 
 logger = logging.getLogger(__name__)
 
 
 def _safe_notify(user_id: int, event: str, payload: dict[str, Any]) -> None:
+    if wants(user_id, event) is False:  # known from the cache: no channel of the user wants it
+        return
     try:
         with transaction.atomic():
             notify(user_id, event, payload)

@@ -3,7 +3,8 @@
 * A position's realized P&L moving is a trade result: today's realized P&L and
   the losing streak are kept in ``RiskState`` (the values as loaded are kept
   on the instance by ``post_init``, so no extra query).
-* A limit or profile changing drops the cached rules the pre-trade check reads.
+* A limit or profile changing drops the cached rules the pre-trade check reads; a
+  notification channel changing drops the cached channels ``notify`` reads.
 * Every fill schedules the monitor for its owner, debounced: at most one run per
   ``FILL_DEBOUNCE_SECONDS`` per user whatever the number of fills.
 """
@@ -19,7 +20,8 @@ from django.dispatch import receiver
 
 from apps.orders.models import Fill, Position
 from apps.risk import services
-from apps.risk.models import RiskLimit, RiskProfile
+from apps.risk.models import NotificationChannel, RiskLimit, RiskProfile
+from apps.risk.notifications import channels_cache_key
 from apps.risk.selectors import rules_cache_key
 
 logger = logging.getLogger(__name__)
@@ -70,7 +72,16 @@ def monitor_soon(owner_id: int) -> None:
 @receiver(post_save, sender=RiskProfile, dispatch_uid="risk_profile_saved")
 @receiver(post_delete, sender=RiskProfile, dispatch_uid="risk_profile_deleted")
 def _rules_changed(sender, instance, **kwargs) -> None:
-    owner_id = instance.owner_id
-    cache.delete(rules_cache_key(owner_id))
-    # Also after the commit: a check that read the old rows meanwhile must not keep them cached.
-    transaction.on_commit(lambda: cache.delete(rules_cache_key(owner_id)))
+    _drop(rules_cache_key(instance.owner_id))
+
+
+@receiver(post_save, sender=NotificationChannel, dispatch_uid="notification_channel_saved")
+@receiver(post_delete, sender=NotificationChannel, dispatch_uid="notification_channel_deleted")
+def _channels_changed(sender, instance, **kwargs) -> None:
+    _drop(channels_cache_key(instance.owner_id))
+
+
+def _drop(key: str) -> None:
+    cache.delete(key)
+    # Also after the commit: a reader that saw the old rows meanwhile must not keep them cached.
+    transaction.on_commit(lambda: cache.delete(key))

@@ -8,6 +8,7 @@ import time
 import pytest
 from django.core import mail
 from django.db import connection as db_connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.bots.services import bot_error, bot_event_add
 from apps.risk import notifications
@@ -221,6 +222,41 @@ def test_a_recorded_fill_notifies_its_owner(user, receiver, django_capture_on_co
     [delivery] = NotificationDelivery.objects.filter(owner=user)
     assert delivery.event == "fill" and delivery.payload["order_id"] == order.pk
     assert delivery.payload["amount"] == "0.005" and delivery.payload["symbol"] == "BTC/USDT"
+
+
+def test_every_change_of_a_channel_is_seen_by_the_next_fill_though_the_channels_are_cached(user, receiver):
+    """notify keeps the user's channels in the cache (every fill asks); a change drops them at once."""
+
+    def fill_notifies() -> tuple[bool, bool, bool]:
+        """(a delivery was queued, the channels were read, a savepoint was opened for the notification)."""
+        before = NotificationDelivery.objects.filter(owner=user).count()
+        with CaptureQueriesContext(db_connection) as queries:
+            FillFactory(order=OrderFactory(owner=user))
+        sql = [q["sql"] for q in queries.captured_queries]
+        after = sql[
+            next(i for i, text in enumerate(sql) if text.startswith('INSERT INTO "orders_fill"')) + 1 :
+        ]
+        return (
+            NotificationDelivery.objects.filter(owner=user).count() > before,
+            any("risk_notificationchannel" in text for text in after),
+            any("SAVEPOINT" in text for text in after),
+        )
+
+    assert fill_notifies() == (False, True, True)  # no channel: read once...
+    assert fill_notifies() == (False, False, False)  # ...then known: no query, no savepoint
+    channel = webhook(user, receiver.url, events=["fill"])
+    assert fill_notifies() == (True, True, True)
+    assert fill_notifies() == (True, False, True)
+    notifications.notification_channel_update(channel=channel, events=["bot_error"])
+    assert fill_notifies() == (False, True, True)
+    notifications.notification_channel_update(channel=channel, events=["fill"])
+    assert fill_notifies()[:2] == (True, True)
+    notifications.notification_channel_update(channel=channel, enabled=False)
+    assert fill_notifies()[:2] == (False, True)
+    notifications.notification_channel_update(channel=channel, enabled=True)
+    assert fill_notifies()[:2] == (True, True)
+    notifications.notification_channel_delete(channel=channel)
+    assert fill_notifies()[:2] == (False, True)
 
 
 def test_bot_errors_and_stops_notify_but_retried_tick_failures_do_not(user, receiver):
