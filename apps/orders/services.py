@@ -412,14 +412,21 @@ def order_place(
             order.save()
             _create_legs(order, checked)
             _publish_order(order, "order.created")
-            transaction.on_commit(lambda: _submit(order.pk, gateway, account=account))
+            # Sent once the order is committed: then the submitted order, as recorded, is the answer.
+            submitted: list[Order | None] = []
+            bracket = checked.stop_loss is not None or checked.take_profit is not None
+            transaction.on_commit(
+                lambda: submitted.append(_submit(order.pk, gateway, account=account, legs=bracket))
+            )
     except IntegrityError:
         # A concurrent call with the same client order id won the insert: that order is the answer.
         existing = Order.objects.for_account(account).filter(client_order_id=client_order_id).first()
         if existing is None:
             raise
         return existing
-    order.refresh_from_db()
+    if submitted and submitted[0] is not None:
+        return submitted[0]
+    order.refresh_from_db()  # inside the caller's transaction: not sent until that commits
     return order
 
 
@@ -519,17 +526,23 @@ def _submit(
     *,
     as_market: bool = False,
     account: Account | None = None,
-) -> None:
-    """Send a pending order (once: under its row lock, only while it is pending and unsent).
+    legs: bool = True,
+) -> Order | None:
+    """Send a pending order (once: under its row lock, only while it is pending and unsent); the order as stored.
 
     ``account``: the order's account as the caller already holds it (not read again).
+    ``legs=False``: the caller placed it without bracket legs, so they are not looked for.
     """
     with transaction.atomic():
         order = Order.objects.select_for_update().filter(pk=order_id).first()
         if order is None or order.status != OrderStatus.PENDING or order.exchange_order_id:
-            return
+            return order
         if account is not None:
             order.account = account
+        if not legs:
+            # As if read with prefetch_related("legs"): the bracket rules and the answer's
+            # ``legs`` see none without asking the database.
+            order._prefetched_objects_cache = {"legs": Order.objects.none()}
         gateway = gateway or account_gateway(_account_of(order))
         try:
             remote = gateway.create_order(_request(order, as_market=as_market))
@@ -539,13 +552,14 @@ def _submit(
             order.save()
             _publish_order(order)
             _cancel_legs(order, reason="entry rejected")
-            return
+            return order
         except ExchangeError as exc:
             # Unknown outcome (timeout, outage): stay pending; order_sync asks by client order id.
             logger.warning("order %s: send failed, will sync: %s", order.pk, exc.message)
-            return
+            return order
         order.held = False
         _record(order, remote, gateway)
+        return order
 
 
 def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -> None:
@@ -557,8 +571,9 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -> None
         status = OrderStatus.OPEN
     if remote.filled and remote.filled < order.amount and status == OrderStatus.OPEN:
         status = OrderStatus.PARTIALLY_FILLED
-    totals = order.fills.aggregate(amount=Sum("amount"), fee=Sum("fee"))
-    new_fills = _record_fills(order, remote, gateway, recorded=totals["amount"] or ZERO)
+    recorded = list(order.fills.values_list("exchange_trade_id", "amount", "fee"))
+    new_fills = _record_fills(order, remote, gateway, recorded=recorded)
+    totals = {"fee": sum((fee for _id, _amount, fee in recorded), ZERO) if recorded else None}
     transition(order, status, reason=remote.reason if status not in Order.OPEN_STATUSES else "")
     order.filled = min(max(order.filled, remote.filled or ZERO), order.amount)
     if remote.average:
@@ -581,13 +596,19 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -> None
 
 
 def _record_fills(
-    order: Order, remote: RemoteOrder, gateway: ExchangeGateway, *, recorded: Decimal
+    order: Order,
+    remote: RemoteOrder,
+    gateway: ExchangeGateway,
+    *,
+    recorded: list[tuple[str, Decimal, Decimal]],
 ) -> list[Fill]:
     """New fills of ``order``: the exchange's trades for it, or one fill for any filled amount not yet recorded.
 
-    ``recorded`` is the amount its fills already hold.
+    ``recorded``: (exchange trade id, amount, fee) of the fills it already has.
     """
-    if (remote.filled or ZERO) <= recorded:
+    known = {trade_id for trade_id, _amount, _fee in recorded if trade_id}
+    in_fills = sum((amount for _id, amount, _fee in recorded), ZERO)
+    if (remote.filled or ZERO) <= in_fills:
         return []
     account = _account_of(order)
     created: list[Fill] = []
@@ -599,11 +620,16 @@ def _record_fills(
             trades = [t for t in gateway.fetch_my_trades(order.symbol) if t.order_id == str(remote.id)]
     except ExchangeError:
         trades = []
-    known = set(
-        Fill.objects.filter(
-            **account_filter(account), exchange_trade_id__in=[str(t.id) for t in trades]
-        ).values_list("exchange_trade_id", flat=True)
-    )
+    unknown = [str(t.id) for t in trades if str(t.id) not in known]
+    if unknown and by_order is None:
+        # An exchange's trade ids are unique per market, not per account: one recorded for another
+        # order of the account is not this order's to record again (the account's ids are unique).
+        # A paper trade's id is its row's, and it belongs to this order alone.
+        known |= set(
+            Fill.objects.filter(**account_filter(account), exchange_trade_id__in=unknown).values_list(
+                "exchange_trade_id", flat=True
+            )
+        )
     for trade in trades:
         if str(trade.id) in known:
             continue
@@ -620,8 +646,8 @@ def _record_fills(
         fill.account = account
         fill.save()
         created.append(fill)
-        recorded += trade.amount
-    missing = (remote.filled or ZERO) - recorded
+        in_fills += trade.amount
+    missing = (remote.filled or ZERO) - in_fills
     if missing > 0 and (remote.average or order.price):
         # The exchange reported a fill without its trade (no trade history access): record the difference.
         fill = Fill(

@@ -12,7 +12,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 
 from tests.exchanges.conftest import btc_1h  # noqa: F401 - real BTC/USDT 1h candles
 from tests.orders.conftest import candles_stored  # noqa: F401
@@ -51,16 +50,10 @@ def test_a_paper_market_order_stays_under_its_query_budget_whatever_the_history(
 
 #: What a paper market order issues once nothing is read twice (the kill switch once; the
 #: account, a balance row and the owner's time zone not read again; the answer built on the
-#: placed order; BEGIN/COMMIT count). Pinned, not a budget with room: a query that comes back
-#: twice fails here.
-PINNED_QUERIES = 46
-
-
-def counted_queries() -> int:
-    """What Django's query capture sees of them: on PostgreSQL the last candles' read (the fill's
-    volume) runs on a plain psycopg cursor, for its binary arrays (apps/marketdata/store.py
-    ``_read_postgres``), which the capture does not count."""
-    return PINNED_QUERIES - (connection.vendor == "postgresql")
+#: order as its sending recorded it; the last closed candle's volume, the user's notification
+#: channels and the legs of an order placed without any not read at all; BEGIN/COMMIT count).
+#: Pinned, not a budget with room: a query that comes back fails here.
+PINNED_QUERIES = 36
 
 
 @pytest.mark.django_db(transaction=True)
@@ -70,6 +63,6 @@ def test_a_paper_market_order_reads_nothing_twice(
     market,  # noqa: F811
     django_assert_max_num_queries,
 ):
-    market_order(auth_client, account)  # the warm caches: the market's stored timeframe, the risk rules
-    with django_assert_max_num_queries(counted_queries()):
+    market_order(auth_client, account)  # the warm caches: stored timeframe, risk rules, volume, channels
+    with django_assert_max_num_queries(PINNED_QUERIES):
         market_order(auth_client, account)
