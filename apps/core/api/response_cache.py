@@ -169,6 +169,28 @@ def install(sender, connection, **kwargs) -> None:
 # --- reads --------------------------------------------------------------------------------
 
 
+def table_version(table: str) -> str | None:
+    """The table's current version, for a value kept in this process while it is unchanged.
+
+    ``None`` when off, unknown (then started, for the next read), unreachable, or while this
+    process has versions it could not send: the caller reads the database.
+    """
+    if not enabled():
+        return None
+    if _unsent:
+        bump(set())
+        if _unsent:
+            return None
+    key = TABLE_PREFIX + table
+    try:
+        version = cache.get(key)
+        if version is None:
+            cache.add(key, uuid.uuid4().hex, timeout=None)
+    except Exception:  # the cache is down: read the database
+        return None
+    return version
+
+
 def _compute(compute: Callable[[], Response]) -> tuple[Response, set[str]]:
     tables: set[str] = set()
     token = _reading.set(tables)
