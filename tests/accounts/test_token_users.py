@@ -41,7 +41,11 @@ def _get(client, path=ORDERS) -> tuple[int, str, int]:
     with CaptureQueriesContext(connection) as queries:
         response = client.get(path)
     code = response.json().get("error", {}).get("code", "") if response.status_code != 200 else ""
-    return response.status_code, code, sum('FROM "accounts_user"' in q["sql"] for q in queries.captured_queries)
+    return (
+        response.status_code,
+        code,
+        sum('FROM "accounts_user"' in q["sql"] for q in queries.captured_queries),
+    )
 
 
 def test_the_users_row_is_read_once_while_the_table_is_unchanged(user):
