@@ -14,6 +14,7 @@ The events reach ``notify`` through the receivers in ``apps/risk/receivers.py``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import timedelta
@@ -213,7 +214,7 @@ def notify(user_id: int, event_kind: str, payload: dict[str, Any]) -> list[int]:
     return ids
 
 
-CHANNELS_CACHE_SECONDS = 300
+CHANNELS_CACHE_SECONDS = 60
 
 
 def channels_cache_key(user_id: int) -> str:
@@ -226,14 +227,20 @@ def wants(user_id: int, event_kind: str) -> bool | None:
     Every fill asks; most users have no channel. Answered from the cache alone, so that a
     caller can skip the savepoint ``notify`` runs in.
     """
-    channels = cache.get(channels_cache_key(user_id))
+    channels = _kept_channels(user_id)
     return None if channels is None else any(event_kind in events for _pk, events in channels)
+
+
+def _kept_channels(user_id: int) -> list[tuple[int, list[str]]] | None:
+    try:
+        return cache.get(channels_cache_key(user_id))
+    except Exception:  # the cache is down: the database answers, no notification is lost
+        return None
 
 
 def _enabled_channels(user_id: int) -> list[tuple[int, list[str]]]:
     """(id, events) of the user's enabled channels; cached, dropped whenever a channel changes (``tracking``)."""
-    key = channels_cache_key(user_id)
-    channels = cache.get(key)
+    channels = _kept_channels(user_id)
     if channels is None:
         # Channels per user are few: their events are filtered here (SQLite has no JSON containment).
         channels = [
@@ -242,7 +249,8 @@ def _enabled_channels(user_id: int) -> list[tuple[int, list[str]]]:
                 "pk", "events"
             )
         ]
-        cache.set(key, channels, CHANNELS_CACHE_SECONDS)
+        with contextlib.suppress(Exception):  # down: read again next time
+            cache.set(channels_cache_key(user_id), channels, CHANNELS_CACHE_SECONDS)
     return channels
 
 

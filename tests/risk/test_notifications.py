@@ -259,6 +259,20 @@ def test_every_change_of_a_channel_is_seen_by_the_next_fill_though_the_channels_
     assert fill_notifies()[:2] == (False, True)
 
 
+def test_a_fill_is_notified_while_the_cache_is_down(user, receiver, monkeypatch):
+    webhook(user, receiver.url, events=["fill"])
+
+    class Down:
+        def get(self, *args, **kwargs):
+            raise ConnectionError("the cache is down")
+
+        set = get
+
+    monkeypatch.setattr(notifications, "cache", Down())
+    FillFactory(order=OrderFactory(owner=user))
+    assert NotificationDelivery.objects.filter(owner=user, event="fill").count() == 1
+
+
 def test_bot_errors_and_stops_notify_but_retried_tick_failures_do_not(user, receiver):
     webhook(user, receiver.url, events=["bot_error", "bot_stopped"])
     bot = BotFactory(owner=user, status="running")

@@ -11,6 +11,7 @@ exchange's futures charge it; without it they use the account's constant rate).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -235,14 +236,16 @@ class MarketDataPriceSource:
         step = timeframe_ms(timeframe)
         now = self.now_ms(symbol)
         key = f"paper:volume:{self.exchange}:{symbol}:{timeframe}:{now // step}"
-        kept = cache.get(key)
-        if kept is not None:
-            return kept
+        with contextlib.suppress(Exception):  # the cache is down: read the candles
+            kept = cache.get(key)
+            if kept is not None:
+                return kept
         bars = self.candles_since(symbol, now - 3 * step)  # the newest closed candle is among these
         if not bars:
             return None
         if bars[-1].timestamp == (now // step - 1) * step:
-            cache.set(key, bars[-1].volume, max(1, min(60, step // 1000)))
+            with contextlib.suppress(Exception):
+                cache.set(key, bars[-1].volume, max(1, min(60, step // 1000)))
         return bars[-1].volume
 
     def _refresh_clock(self, symbol: str) -> None:
