@@ -37,7 +37,7 @@ CACHE_GROUPS: tuple[CacheGroup, ...] = (
     CacheGroup("orderbooks", "marketdata:book:", "Order books", True),
     CacheGroup("paper", "paper:", "Paper exchange: candle lookups", True),
     CacheGroup("portfolio", "portfolio:", "Portfolio: trade ledgers, snapshot debounces", True),
-    CacheGroup("risk", "risk:", "Risk: limits per user, monitor debounces", True),
+    CacheGroup("risk", "risk:", "Risk: limits and notification channels per user, monitor debounces", True),
     CacheGroup("api", "api:", "API: polled reads kept per user, and the table versions that drop them", True),
     CacheGroup("login", "login-failures:", "Failed-login counters (lock-outs)", False),
     CacheGroup("throttle", "throttle_", "API rate-limit counters", False),
