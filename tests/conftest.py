@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db.utils import OperationalError
 from rest_framework.test import APIClient
 
 from tests.factories import PASSWORD, UserFactory
@@ -74,9 +75,27 @@ def _flush_by_delete():
             *(f"DELETE FROM {name}" for name in names),
         ]
 
+    flush = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        # The tables are locked one after another: a worker or server still writing to two of
+        # them in the other order deadlocks with the flush, and PostgreSQL may roll the flush
+        # back (its victim). Its writer has finished once the deadlock is broken: flush again.
+        for attempt in range(1, FLUSH_ATTEMPTS + 1):
+            try:
+                return flush(self, sql_list)
+            except OperationalError as exc:
+                if attempt == FLUSH_ATTEMPTS or "deadlock detected" not in str(exc):
+                    raise
+                time.sleep(0.1 * attempt)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(DatabaseOperations, "sql_flush", sql_flush)
+        patch.setattr(DatabaseOperations, "execute_sql_flush", execute_sql_flush)
         yield
+
+
+FLUSH_ATTEMPTS = 5
 
 
 @pytest.fixture(scope="session")
