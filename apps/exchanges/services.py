@@ -266,7 +266,6 @@ def _parse_balances(balances: dict[str, Any]) -> dict[str, Decimal]:
     return out
 
 
-@transaction.atomic
 def paper_account_get_or_create(
     *, user, bot_id: int | None = None, exchange: str = "binance"
 ) -> PaperAccount:
@@ -276,14 +275,20 @@ def paper_account_get_or_create(
     """
     if bot_id is not None and not paper_bot_is_owned(user=user, bot_id=bot_id):
         raise NotFound("Bot not found.")
-    account, created = PaperAccount.objects.get_or_create(
-        user=user,
-        bot_id=bot_id,
-        replay_id=None,
-        defaults={"exchange": exchange, "initial_balances": DEFAULT_PAPER_BALANCES},
-    )
-    if created:
-        account = paper_account_reset(account=account)
+    # The common case (it exists) is one read, outside any transaction: every order placed
+    # without an account names comes through here.
+    account = PaperAccount.objects.filter(user=user, bot_id=bot_id, replay_id=None).first()
+    if account is not None:
+        return account
+    with transaction.atomic():
+        account, created = PaperAccount.objects.get_or_create(
+            user=user,
+            bot_id=bot_id,
+            replay_id=None,
+            defaults={"exchange": exchange, "initial_balances": DEFAULT_PAPER_BALANCES},
+        )
+        if created:
+            account = paper_account_reset(account=account)
     return account
 
 
