@@ -258,20 +258,43 @@ def ticker(*, exchange: str, symbol: str) -> dict[str, Any]:
     # through the market id remembered for the name, without reading the catalog row again.
     # In the cache page's "prices" family; the name is the caller's text (any characters), so the
     # key holds its digest: Redis keys stay printable and bounded.
-    name = hashlib.blake2b(f"{exchange}\x00{symbol}".encode(errors="replace"), digest_size=12).hexdigest()
+    name = _name_digest(exchange, symbol)
     alias = f"marketdata:ticker:by-name:{name}"
-    known = cache.get(alias)
+    # This process remembers the id too (no cache round trip); a kept ticker is only taken when it
+    # is of this exchange and symbol, so an id that came to name another market is never trusted.
+    known = _market_ids.get(name)
+    if known is None:
+        known = cache.get(alias)
     if known is not None:
         cached = cache.get(f"marketdata:ticker:{known}")
-        if cached is not None:
+        if cached is not None and cached.get("symbol") == symbol and cached.get("exchange") == exchange:
+            _remember_id(name, known)
             return cached
+        _market_ids.pop(name, None)
     market = market_get(exchange=exchange, symbol=symbol)
     key = f"marketdata:ticker:{market.id}"
     cached = cache.get(key)
     if cached is None:
         cached = _ticker_data(exchange, market, key)
     cache.set(alias, market.id, 300)
+    _remember_id(name, market.id)
     return cached
+
+
+def _name_digest(exchange: str, symbol: str) -> str:
+    return hashlib.blake2b(f"{exchange}\x00{symbol}".encode(errors="replace"), digest_size=12).hexdigest()
+
+
+# Market ids by the digest of (exchange, symbol) as ``ticker`` was asked for them; bounded, since
+# the names are the callers' text.
+_market_ids: dict[str, int] = {}
+_MARKET_IDS_MAX = 4096
+
+
+def _remember_id(name: str, market_id: int) -> None:
+    if name not in _market_ids and len(_market_ids) >= _MARKET_IDS_MAX:
+        _market_ids.clear()
+    _market_ids[name] = market_id
 
 
 def _ticker_data(exchange: str, market: Market, key: str) -> dict[str, Any]:

@@ -42,6 +42,27 @@ def test_live_ticker_through_ccxt_is_cached(online):
     assert live.latest_price(exchange="binance", symbol="BTC/USDT") == Decimal("73369.84")
 
 
+def test_a_warm_ticker_is_found_by_name_without_the_catalog_and_never_as_another_markets(online, monkeypatch):
+    from django.core.cache import cache
+
+    btc = services.market_ensure(exchange="binance", symbol="BTC/USDT")
+    live.ticker(exchange="binance", symbol="BTC/USDT")
+    catalog_reads = []
+    real_market_get = live.market_get
+    monkeypatch.setattr(live, "market_get", lambda **kw: catalog_reads.append(kw) or real_market_get(**kw))
+    live.ticker(exchange="binance", symbol="BTC/USDT")
+    assert catalog_reads == []  # the process remembered the market id for the name
+    # An id remembered for the name that has come to name another market (a catalog rebuilt and
+    # its ids reused) is not trusted: that market's ticker is not taken, the catalog is read.
+    eth = services.market_ensure(exchange="binance", symbol="ETH/USDT")
+    cache.set(f"marketdata:ticker:{eth.id}", {"exchange": "binance", "symbol": "ETH/USDT", "last": "1"}, 60)
+    live._market_ids[live._name_digest("binance", "BTC/USDT")] = eth.id
+    data = live.ticker(exchange="binance", symbol="BTC/USDT")
+    assert data["symbol"] == "BTC/USDT" and data["last"] == "73369.84"
+    assert len(catalog_reads) == 1
+    assert live._market_ids[live._name_digest("binance", "BTC/USDT")] == btc.id
+
+
 def test_live_order_book_and_trades(online):
     services.market_ensure(exchange="binance", symbol="BTC/USDT")
     book = live.order_book(exchange="binance", symbol="BTC/USDT", limit=2)
