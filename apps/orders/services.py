@@ -390,6 +390,10 @@ def order_place(
         _reject_for_risk(owner=owner, account=account, bot=bot, symbol=symbol, side=side, type=type,
                          checked=checked, time_in_force=time_in_force, reduce_only=reduce_only,
                          client_order_id=client_order_id, breaches=breaches)  # fmt: skip
+    # The paper exchange lives in this database: its order is written, sent and filled in one
+    # transaction (all of it or none), with no commit between. A live exchange is sent to only
+    # after the pending order is committed, and so is any order placed inside a caller's transaction.
+    inline = isinstance(account, PaperAccount) and not _caller_transaction_open()
     try:
         with transaction.atomic():
             order = Order(
@@ -412,12 +416,15 @@ def order_place(
             order.save()
             _create_legs(order, checked)
             _publish_order(order, "order.created")
-            # Sent once the order is committed: then the submitted order, as recorded, is the answer.
             submitted: list[Order | None] = []
             bracket = checked.stop_loss is not None or checked.take_profit is not None
-            transaction.on_commit(
-                lambda: submitted.append(_submit(order.pk, gateway, account=account, legs=bracket))
-            )
+            if inline:
+                submitted.append(_submit(order.pk, gateway, account=account, legs=bracket, locked=order))
+            else:
+                # Sent once the order is committed: then the submitted order, as recorded, is the answer.
+                transaction.on_commit(
+                    lambda: submitted.append(_submit(order.pk, gateway, account=account, legs=bracket))
+                )
     except IntegrityError:
         # A concurrent call with the same client order id won the insert: that order is the answer.
         existing = Order.objects.for_account(account).filter(client_order_id=client_order_id).first()
@@ -520,6 +527,15 @@ def _request(order: Order, *, as_market: bool = False) -> OrderRequest:
     )
 
 
+def _caller_transaction_open() -> bool:
+    """Whether the caller holds a transaction of its own (the atomic blocks of Django's
+    ``TestCase``, which never commit, are not one)."""
+    connection = transaction.get_connection()
+    return connection.in_atomic_block and any(
+        not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks
+    )
+
+
 def _submit(
     order_id: int,
     gateway: ExchangeGateway | None = None,
@@ -527,14 +543,17 @@ def _submit(
     as_market: bool = False,
     account: Account | None = None,
     legs: bool = True,
+    locked: Order | None = None,
 ) -> Order | None:
     """Send a pending order (once: under its row lock, only while it is pending and unsent); the order as stored.
 
     ``account``: the order's account as the caller already holds it (not read again).
     ``legs=False``: the caller placed it without bracket legs, so they are not looked for.
+    ``locked``: the order as the caller wrote it in the transaction it runs in (not read again).
     """
-    with transaction.atomic():
-        order = Order.objects.select_for_update().filter(pk=order_id).first()
+    # Inline (``locked``), the caller's transaction is all or nothing already: no savepoint.
+    with transaction.atomic(savepoint=locked is None):
+        order = locked or Order.objects.select_for_update().filter(pk=order_id).first()
         if order is None or order.status != OrderStatus.PENDING or order.exchange_order_id:
             return order
         if account is not None:
@@ -558,12 +577,16 @@ def _submit(
             logger.warning("order %s: send failed, will sync: %s", order.pk, exc.message)
             return order
         order.held = False
-        _record(order, remote, gateway)
+        _record(order, remote, gateway, fresh=locked is not None)
         return order
 
 
-def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -> None:
-    """Apply the exchange's view of ``order`` (locked by the caller): status, fills, position, legs."""
+def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway, *, fresh: bool = False) -> None:
+    """Apply the exchange's view of ``order`` (locked by the caller): status, fills, position, legs.
+
+    ``fresh``: the order was written in this transaction, so it has no fills but the ones recorded
+    here (they are then its fills as prefetched: the answer does not read them again).
+    """
     before = (order.status, order.filled)
     order.exchange_order_id = order.exchange_order_id or str(remote.id)
     status = remote.status
@@ -571,8 +594,15 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway) -> None
         status = OrderStatus.OPEN
     if remote.filled and remote.filled < order.amount and status == OrderStatus.OPEN:
         status = OrderStatus.PARTIALLY_FILLED
-    recorded = list(order.fills.values_list("exchange_trade_id", "amount", "fee"))
+    recorded = [] if fresh else list(order.fills.values_list("exchange_trade_id", "amount", "fee"))
     new_fills = _record_fills(order, remote, gateway, recorded=recorded)
+    if fresh:
+        for fill in new_fills:  # as the database reads them back
+            fill.price, fill.amount, fill.fee = map(quantize_amount, (fill.price, fill.amount, fill.fee))
+        fills = order.fills.all()  # as prefetch_related leaves it: no query
+        fills._result_cache = sorted(new_fills, key=lambda fill: (fill.timestamp, fill.pk))
+        fills._prefetch_done = True
+        order._prefetched_objects_cache = {**getattr(order, "_prefetched_objects_cache", {}), "fills": fills}
     totals = {"fee": sum((fee for _id, _amount, fee in recorded), ZERO) if recorded else None}
     transition(order, status, reason=remote.reason if status not in Order.OPEN_STATUSES else "")
     order.filled = min(max(order.filled, remote.filled or ZERO), order.amount)

@@ -5,7 +5,9 @@ tick sleeps at ``STALL_AT`` (environment), so the test can SIGKILL the worker
 while the tick is between writing its order and recording the tick:
 
 * ``before_send``: the order is written (pending, with its client order id) and
-  the worker stalls before sending it to the exchange;
+  the worker stalls before sending it to the exchange (a paper order is written and
+  sent in one transaction: the stall is inside it, nothing committed yet); the file
+  at ``STALL_MARKER`` (environment) is created when the stall begins;
 * ``after_send``: the exchange has the order (the paper exchange filled it) and
   the worker stalls before the tick is recorded.
 """
@@ -32,6 +34,7 @@ def _stall(**_kwargs) -> None:
         send = services._submit
 
         def stalled_send(*args, **kwargs):
+            open(os.environ["STALL_MARKER"], "w").close()
             time.sleep(STALL_SECONDS)
             return send(*args, **kwargs)
 

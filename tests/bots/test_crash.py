@@ -40,6 +40,8 @@ def test_a_worker_killed_between_writing_the_order_and_recording_the_tick_leaves
     at_exchange = PaperOrder.objects.filter(client_order_id=client_order_id)
 
     monkeypatch.setenv("STALL_AT", stall_at)
+    marker = tmp_path / "stalled"
+    monkeypatch.setenv("STALL_MARKER", str(marker))
     with start_worker(
         app_module="tests.bots.stalling_worker",
         hostname="stalling",
@@ -48,15 +50,22 @@ def test_a_worker_killed_between_writing_the_order_and_recording_the_tick_leaves
         log_path=tmp_path / "stalling.log",
     ) as stalling:
         current_app.send_task(TICK_TASK, args=[bot.pk, candle], queue=STALL_QUEUE)
-        wait_for(lambda: Order.objects.filter(client_order_id=client_order_id).exists(), timeout=30)
-        if stall_at == "after_send":
+        if stall_at == "before_send":
+            wait_for(marker.exists, timeout=30)  # the order written, not yet sent, nothing committed
+        else:
             wait_for(at_exchange.exists, timeout=30)  # sent and filled, tick not recorded
         stalling.send_signal(signal.SIGKILL)
         stalling.wait(timeout=10)
     bot.refresh_from_db()
     assert (bot.tick_candle_ms, bot.last_candle_ms) == (candle, None)  # claimed, never recorded
-    order = Order.objects.get(client_order_id=client_order_id)
-    assert at_exchange.count() == (0 if stall_at == "before_send" else 1)
+    if stall_at == "before_send":
+        # The paper order is written and sent in one transaction, which died with the worker:
+        # nothing of it is stored, neither the order nor the exchange's.
+        assert not Order.objects.filter(client_order_id=client_order_id).exists()
+        assert at_exchange.count() == 0
+    else:
+        order = Order.objects.get(client_order_id=client_order_id)
+        assert at_exchange.count() == 1
 
     # The dead worker's lease runs out (BOT_TICK_LEASE_SECONDS; skipped here), then the beat job's
     # enqueue sends the candle again and the other worker (queue ``bots``) ticks it.
@@ -68,13 +77,11 @@ def test_a_worker_killed_between_writing_the_order_and_recording_the_tick_leaves
     assert not bot.events.filter(kind="error").exists()
 
     if stall_at == "before_send":
-        # Flat still, the strategy decided the same entry under the same client order id:
-        # order_place answered with the written order and sent nothing.
+        # Flat still, the strategy decided the same entry under the same client order id, and
+        # this time it was written, sent and filled; the order sync (a beat job) sends nothing more.
         assert bot.events.filter(kind="signal").count() == 2
-        assert at_exchange.count() == 0
-        # The order sync (a beat job) finds the exchange never saw it and sends it, once.
         orders.order_sync(account=bot_paper_account(bot=bot))
-        orders.order_sync(account=bot_paper_account(bot=bot))
+        order = Order.objects.get(client_order_id=client_order_id)
     else:
         # Already long: the resumed tick decides nothing new.
         assert bot.events.filter(kind="signal").count() == 1

@@ -96,6 +96,46 @@ def test_paper_market_order_fills_at_the_open_and_builds_a_long_position(place, 
     assert (position.side, position.size, position.average_entry) == ("long", Decimal("0.01"), open_price)
 
 
+def test_a_paper_order_is_written_sent_and_filled_all_or_none(
+    user, paper_account, paper, replay, monkeypatch
+):
+    balances = dict(paper_account.balances.values_list("asset", "free"))
+
+    def broken(order, fill):
+        raise RuntimeError("recording the position failed")
+
+    monkeypatch.setattr(services, "_apply_to_position", broken)
+    with pytest.raises(RuntimeError):
+        services.order_place(
+            owner=user, account=paper_account, gateway=paper, symbol="BTC/USDT", side="buy",
+            type="market", amount=Decimal("0.01"),
+        )  # fmt: skip
+    # Nothing half-written: no order, no paper order or trade, no fill, the balances as they were.
+    assert not Order.objects.filter(owner=user).exists()
+    assert not PaperOrder.objects.filter(account=paper_account).exists()
+    assert not Fill.objects.filter(order__owner=user).exists()
+    assert dict(paper_account.balances.values_list("asset", "free")) == balances
+
+
+def test_inside_a_callers_transaction_a_paper_order_is_sent_once_that_commits(
+    user, paper_account, paper, replay, django_capture_on_commit_callbacks
+):
+    from django.db import transaction
+
+    with django_capture_on_commit_callbacks() as after_commit, transaction.atomic():
+        order = services.order_place(
+            owner=user, account=paper_account, gateway=paper, symbol="BTC/USDT", side="buy",
+            type="market", amount=Decimal("0.01"),
+        )  # fmt: skip
+        assert order.status == Order.Status.PENDING
+        assert not PaperOrder.objects.filter(account=paper_account).exists()
+    for callback in after_commit:
+        callback()
+    order.refresh_from_db()
+    assert order.status == Order.Status.FILLED
+    assert PaperOrder.objects.filter(account=paper_account).count() == 1
+
+
 def test_paper_limit_order_rests_then_fills_when_a_candle_crosses_it(
     place, replay, btc_1h, paper_account, paper, django_capture_on_commit_callbacks
 ):
@@ -255,14 +295,12 @@ def test_native_bracket_legs_whose_placement_was_lost_are_placed_once_by_sync(
 ):
     entry_price = float(btc_1h.open[1])
     sl, tp = (Decimal(str(round(entry_price * f, 2))) for f in (0.5, 1.5))
-    with django_capture_on_commit_callbacks() as placed:
+    with django_capture_on_commit_callbacks() as lost:
+        # The paper entry is written, sent and filled in the placing transaction ...
         entry = services.order_place(
             owner=user, account=paper_account, gateway=paper, symbol="BTC/USDT", side="buy",
             type="market", amount=Decimal("0.01"), stop_loss=sl, take_profit=tp,
         )  # fmt: skip
-    with django_capture_on_commit_callbacks() as lost:
-        for callback in placed:  # the entry is sent and fills ...
-            callback()
     # ... and what was to run after that commit (the legs' placement, its events) is lost
     entry.refresh_from_db()
     assert entry.status == Order.Status.FILLED

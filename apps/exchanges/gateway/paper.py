@@ -50,18 +50,19 @@ share in ``paper_common``.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.backtests.engine import fills
 from apps.backtests.engine.slippage import SlippageModel
 from apps.backtests.engine.tiers import LeverageTiers
 from apps.core.events import publish_event
-from apps.core.money import ZERO
+from apps.core.money import ZERO, quantize_amount
 from apps.exchanges.gateway.base import (
     OHLCV,
     AccountBalance,
@@ -99,6 +100,15 @@ SIMULATED_TYPES = (
 )
 
 
+def _as_stored(trade: PaperTrade) -> bool:
+    """Whether ``trade`` in memory holds what the database reads back: PostgreSQL keeps an amount
+    exactly when it fits the column's places; SQLite keeps a float (``apps/core/money.py``)."""
+    if connection.vendor == "sqlite":
+        return False
+    values = (trade.price, trade.amount, trade.cost, trade.fee, trade.realized_pnl)
+    return all(value == quantize_amount(value) for value in values)
+
+
 class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
     """``ExchangeGateway`` over one ``PaperAccount``. ``prices`` defaults to the market-data service."""
 
@@ -127,6 +137,10 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
         self._registry: dict[int, PaperOrder] = {}
         self._spot_side: dict[str, int] = {}
         self._volumes: dict[str, float | None] = {}
+        # Trades of the orders this gateway filled whole as it placed them: a filled order trades
+        # no more, so ``fetch_order_trades`` answers them without a query.
+        self._trades_made: dict[int, list[PaperTrade]] = {}
+        self._filled_at_once: dict[int, list[PaperTrade]] = {}
 
     # ----------------------------------------------------------------- helpers
     @property
@@ -200,6 +214,7 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
         self._balances.clear()
         self._spot_side.clear()
         self._volumes.clear()
+        self._filled_at_once.clear()
 
     def _last_volume(self, symbol: str) -> float | None:
         """The last closed candle's volume, read once per locked call (it sizes and slips fills)."""
@@ -310,7 +325,11 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
             self._reserve(order, self._reference_price(order, current))  # raises before anything is stored
             order.save()
             if order.type == OrderType.MARKET:
+                self._trades_made[order.pk] = []
                 self._fill_market_now(order, current)
+                made = self._trades_made.pop(order.pk)
+                if order.status == OrderStatus.FILLED and all(_as_stored(t) for t in made):
+                    self._filled_at_once[order.pk] = made
             return self._to_order(order)
 
     supports_oco = True
@@ -457,7 +476,7 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
         order.filled += qty
         order.cost += cost
         order.fee += fee
-        PaperTrade.objects.create(
+        trade = PaperTrade.objects.create(
             order=order,
             account=self.account,
             symbol=order.symbol,
@@ -471,6 +490,8 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
             timestamp=timestamp,
             realized_pnl=pnl,
         )
+        if order.pk in self._trades_made:
+            self._trades_made[order.pk].append(trade)
         if order.filled >= order.amount:
             self._finish(order, OrderStatus.FILLED)
         else:
@@ -621,6 +642,19 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
 
     def fetch_order_trades(self, order_id: str, symbol: str) -> list[Trade]:
         """The fills of one order, as they stand (no matching pass: the caller just had one)."""
+        made = self._filled_at_once.get(int(order_id)) if str(order_id).isdigit() else None
+        if made is not None:  # as read back: every amount to the column's places
+            return [
+                dataclasses.replace(
+                    trade,
+                    **{
+                        name: quantize_amount(getattr(trade, name))
+                        for name in ("price", "amount", "cost", "fee")
+                    },
+                )
+                for trade in map(self._to_trade, made)
+                if trade.symbol == symbol
+            ]
         trades = self.account.trades.filter(order_id=int(order_id), symbol=symbol).order_by("timestamp", "id")
         return [self._to_trade(t) for t in trades]
 
