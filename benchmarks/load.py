@@ -61,9 +61,11 @@ import json
 import os
 import random
 
+import gevent
 from locust import FastHttpUser, constant_throughput, task
 
 USERS = json.load(open(os.environ["LOAD_USERS_FILE"]))
+_NEXT = iter(range(10**9))
 RATE = float(os.environ["LOAD_RATE_PER_USER"])
 
 
@@ -72,9 +74,14 @@ class _Authenticated(FastHttpUser):
     wait_time = constant_throughput(RATE)
 
     def on_start(self):
-        self.account = random.choice(USERS)
+        self.account = USERS[next(_NEXT) % len(USERS)]  # a client per account
         # As behind the TLS proxy production runs behind (settings: SECURE_PROXY_SSL_HEADER).
         self.headers = {"Authorization": "Bearer " + self.account["token"], "X-Forwarded-Proto": "https"}
+        # Each user starts at a random point of its period: locust starts a second's users together,
+        # and constant_throughput keeps each one's phase, so unstaggered they fire in lockstep
+        # (every user within ~90 ms, then nothing for the rest of the period: measured in the
+        # server's access log), a burst of the whole period's requests rather than a steady rate.
+        gevent.sleep(random.random() / RATE)
 
 
 class Reader(_Authenticated):
@@ -306,21 +313,37 @@ def warm_up(base: str, users: list[dict]) -> None:
             response.read()
 
 
+# Users start over this many seconds; the statistics are reset once all of them run, and
+# the CPU is metered from then on too: the figures are of the full rate, not of the ramp
+# (nor of the caches every process fills in its first seconds).
+RAMP_SECONDS = 5
+
+
 def run_locust(
-    *, base: str, user_class: str, rps: float, seconds: int, users_file: Path, tmp: Path
+    *, base: str, user_class: str, rps: float, seconds: int, users_file: Path, tmp: Path, meter: CpuMeter
 ) -> list[dict]:
-    """Run locust headless at ``rps`` requests/s in total; returns its per-endpoint stats rows."""
+    """Run locust headless at ``rps`` requests/s in total for ``seconds`` after its ramp; its per-endpoint
+    stats rows. ``meter`` measures the CPU of the same window."""
     locustfile = tmp / "locustfile.py"
     locustfile.write_text(LOCUSTFILE)
     # Each simulated user sends 2 requests/s: enough users to hold the rate with slow answers too.
-    simulated = max(1, int(rps / 2))
+    # One simulated client per account, each at an equal share of the rate. Locust's own latency
+    # grows with its number of clients on this 2-core machine (docs/operations.md, "Load"): for
+    # /health/, which takes under 1 ms in the server, 150 clients at 2 requests/s measure p50 41 /
+    # p95 89 ms and 30 clients at 10/s measure 13 / 23 ms, at the same 300 requests/s.
+    simulated = len(json.loads(users_file.read_text()))
+    per_user = rps / simulated
     prefix = tmp / user_class.lower()
-    env = {**os.environ, "LOAD_USERS_FILE": str(users_file), "LOAD_RATE_PER_USER": "2"}
+    env = {**os.environ, "LOAD_USERS_FILE": str(users_file), "LOAD_RATE_PER_USER": str(per_user)}
     command = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", base,
-               "-u", str(simulated), "-r", str(max(1, simulated // 2)), "-t", f"{seconds + 2}s",
-               "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "5",
-               user_class]  # fmt: skip
-    subprocess.run(command, env=env, cwd=tmp, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               "-u", str(simulated), "-r", str(simulated / RAMP_SECONDS), "--reset-stats",
+               "-t", f"{RAMP_SECONDS + seconds + 1}s", "--csv", str(prefix), "--only-summary",
+               "--loglevel", "WARNING", "--stop-timeout", "5", user_class]  # fmt: skip
+    with (tmp / f"{user_class.lower()}.log").open("w") as log:
+        locust = subprocess.Popen(command, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=log)
+        time.sleep(RAMP_SECONDS + 1)  # locust's own start, then the ramp
+        with meter:
+            locust.wait()
     with open(f"{prefix}_stats.csv") as handle:
         return list(csv.DictReader(handle))
 
@@ -454,16 +477,16 @@ def main() -> None:
                 process, base = start_server(kind, args.processes, tmp / f"{kind}.log")
                 try:
                     warm_up(base, users)
-                    with CpuMeter(process) as meter:
-                        rows = run_locust(base=base, user_class="Reader", rps=args.read_rps, seconds=args.seconds,
-                                          users_file=users_file, tmp=tmp)  # fmt: skip
+                    meter = CpuMeter(process)
+                    rows = run_locust(base=base, user_class="Reader", rps=args.read_rps, seconds=args.seconds,
+                                      users_file=users_file, tmp=tmp, meter=meter)  # fmt: skip
                     results.append((label, "reads", report("reads", rows, READ_TARGET_P95_MS, args.read_rps)))
                     meter.report(rows)
                     print(f"    load: {load_average()}")
                     if not args.skip_orders:
-                        with CpuMeter(process) as meter:
-                            rows = run_locust(base=base, user_class="Trader", rps=args.order_rps,
-                                              seconds=args.seconds, users_file=users_file, tmp=tmp)  # fmt: skip
+                        meter = CpuMeter(process)
+                        rows = run_locust(base=base, user_class="Trader", rps=args.order_rps,
+                                          seconds=args.seconds, users_file=users_file, tmp=tmp, meter=meter)  # fmt: skip
                         results.append(
                             (label, "orders", report("orders", rows, ORDER_TARGET_P95_MS, args.order_rps))
                         )
