@@ -9,7 +9,8 @@
 For each server setup (``serve``: the platform's web server, ``manage.py serve --workers
 --processes`` (uvicorn); ``daphne``: one daphne process, for comparison) it starts the server on
 the database in DATABASE_URL (created and migrated if needed) and runs two phases with locust
-(headless, ``FastHttpUser``, a fixed request rate per simulated user):
+(headless, ``FastHttpUser``, one client per user at an equal share of the rate, each starting
+at a random point of its period; statistics and CPU from the end of a 5 s ramp on):
 
 1. **reads** at ``--read-rps``: JWT-authenticated GETs spread over the pages a dashboard and
    an API client poll — orders, positions, trades, bots, bot detail, portfolio summary,

@@ -147,11 +147,13 @@ else:
             "max_idle": env.float("DATABASE_POOL_MAX_IDLE", default=60.0),
         }
 # Threads serving HTTP requests per web process (config/asgi.py). Requests wait little on
-# PostgreSQL and Redis, and threads of one process share the GIL: benchmarks/load.py measured
-# 6.4 ms of server CPU per read with 2 threads, 7.1 with 4 and 8.1 with 8 (the switching).
-# 4 leaves room for a request waiting on an exchange; each thread holds at most one
-# database connection, so keep it at or below DATABASE_POOL_MAX_SIZE.
-HTTP_THREADS = env.int("HTTP_THREADS", default=4)
+# PostgreSQL and Redis, and threads of one process share the GIL, so more of them cost CPU and
+# latency in switching. benchmarks/load.py, 300 reads/s on 2 processes, 2 and 4 alternated
+# (2026-12-02): 2 threads p95 52, 43, 32, 28, 69 ms at 2.3-3.4 ms of server CPU per read;
+# 4 threads p95 140, 140, 62 ms at 2.7-3.8 ms. A request waiting on a live exchange holds its
+# thread that long: where many users trade live, raise it or add processes (--workers). Each
+# thread holds at most one database connection: keep it at or below DATABASE_POOL_MAX_SIZE.
+HTTP_THREADS = env.int("HTTP_THREADS", default=2)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # ------------------------------------------------------------------------- redis
