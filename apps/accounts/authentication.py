@@ -13,11 +13,18 @@ The version is read before the row: a write committed in between leaves the row 
 the old version, so the next request reads it again. No version (the embedded default
 without Redis, Redis down, a version this process could not send): the row is read, as
 simplejwt does.
+
+A token's signature is checked once per process too: a token is the same text with the same
+signature at every request, so once verified it is kept (by its text) until it expires, and
+only its expiry is checked again (at or after ``exp`` it is verified anew, which refuses it).
+Access tokens carry no revocation of their own: a password change or a deactivation is told
+by the user's row, above.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
@@ -31,8 +38,23 @@ KEPT_USERS_MAX = 10_000
 
 _kept: dict[Any, tuple[str, Any]] = {}
 
+#: Verified tokens kept per process, at most (by their text).
+KEPT_TOKENS_MAX = 10_000
+
+_verified: dict[bytes, Any] = {}
+
 
 class JWTAuthentication(authentication.JWTAuthentication):
+    def get_validated_token(self, raw_token):
+        token = _verified.get(raw_token)
+        if token is not None and time.time() < token.payload.get("exp", 0):
+            return token
+        token = super().get_validated_token(raw_token)  # a bad signature, type or expiry: raises
+        if len(_verified) >= KEPT_TOKENS_MAX:
+            _verified.clear()
+        _verified[raw_token] = token
+        return token
+
     def get_user(self, validated_token):
         # A token revoked by a password change is told by the token, not the row: always read then.
         version = (

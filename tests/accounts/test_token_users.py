@@ -7,6 +7,9 @@ suite has: the local memory cache without services, Redis with them.
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -28,6 +31,7 @@ pytestmark = pytest.mark.django_db
 def _cache_on(settings):
     settings.API_RESPONSE_CACHE = True
     authentication._kept.clear()
+    authentication._verified.clear()
 
 
 def _bearer(user) -> APIClient:
@@ -95,3 +99,28 @@ def test_a_version_this_process_could_not_send_stops_keeping(user, monkeypatch):
     monkeypatch.setattr(response_cache, "_unsent", {"accounts_user"})
     monkeypatch.setattr(response_cache, "bump", lambda tables: None)  # still unreachable
     assert _get(client)[2] == 1
+
+
+def test_a_tokens_signature_is_checked_once_and_its_expiry_at_every_request(user, monkeypatch):
+    from rest_framework_simplejwt import authentication as simplejwt
+
+    verified = []
+    check = simplejwt.JWTAuthentication.get_validated_token
+    monkeypatch.setattr(
+        simplejwt.JWTAuthentication,
+        "get_validated_token",
+        lambda self, raw: verified.append(raw) or check(self, raw),
+    )
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=timedelta(seconds=2))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert [client.get(ORDERS).status_code for _ in range(3)] == [200, 200, 200]
+    assert len(verified) == 1
+    # A token of another signature (the same claims, tampered) is not taken for the kept one.
+    forged = APIClient()
+    forged.credentials(HTTP_AUTHORIZATION=f"Bearer {str(token)[:-2]}xx")
+    assert forged.get(ORDERS).status_code == 401
+    time.sleep(max(0.0, token["exp"] - time.time()) + 0.1)  # expired: verified anew, and refused
+    response = client.get(ORDERS)
+    assert (response.status_code, response.json()["error"]["code"]) == (401, "token_not_valid")
