@@ -58,6 +58,7 @@ READ_TARGET_P95_MS = 50
 ORDER_TARGET_P95_MS = 100
 
 LOCUSTFILE = """
+import itertools
 import json
 import os
 import random
@@ -66,7 +67,7 @@ import gevent
 from locust import FastHttpUser, constant_throughput, task
 
 USERS = json.load(open(os.environ["LOAD_USERS_FILE"]))
-_NEXT = iter(range(10**9))
+_NEXT = itertools.count()
 RATE = float(os.environ["LOAD_RATE_PER_USER"])
 
 
@@ -327,9 +328,8 @@ def run_locust(
     stats rows. ``meter`` measures the CPU of the same window."""
     locustfile = tmp / "locustfile.py"
     locustfile.write_text(LOCUSTFILE)
-    # Each simulated user sends 2 requests/s: enough users to hold the rate with slow answers too.
     # One simulated client per account, each at an equal share of the rate. Locust's own latency
-    # grows with its number of clients on this 2-core machine (docs/operations.md, "Load"): for
+    # grows with its number of clients on this 2-core machine (docs/faults.md, "Load"): for
     # /health/, which takes under 1 ms in the server, 150 clients at 2 requests/s measure p50 41 /
     # p95 89 ms and 30 clients at 10/s measure 13 / 23 ms, at the same 300 requests/s.
     simulated = len(json.loads(users_file.read_text()))
