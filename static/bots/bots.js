@@ -27,17 +27,25 @@
       box.hidden = !data.error;
     }
   }
-  window.Live.on("bot.status", showStatus);
+  // bot.status events applied per bot: a status read while one arrived is older than it.
+  const applied = {};
+  window.Live.on("bot.status", (data) => {
+    applied[String(data.bot)] = (applied[String(data.bot)] || 0) + 1;
+    showStatus(data);
+  });
   // A status that changed before this page's socket was open (a start redirects here while
   // the worker activates the bot) is read once the socket is live, and again after a gap in
-  // the events too long to catch up on.
+  // the events too long to catch up on; an event that arrives while it is read wins.
   window.Live.on("live.reset", () => {
     const ids = new Set();
     document.querySelectorAll("[data-bot-status]").forEach((badge) => ids.add(badge.dataset.botStatus));
     ids.forEach(async (id) => {
+      const before = applied[id] || 0;
       try {
         const response = await fetch("/api/v1/bots/" + id + "/", { credentials: "same-origin", headers: { Accept: "application/json" } });
-        if (response.ok) { const bot = await response.json(); showStatus({ bot: bot.id, status: bot.status, error: bot.error }); }
+        if (!response.ok) return;
+        const bot = await response.json();
+        if ((applied[id] || 0) === before) showStatus({ bot: bot.id, status: bot.status, error: bot.error });
       } catch (e) { /* the next event updates it */ }
     });
   });
