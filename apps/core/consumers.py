@@ -107,9 +107,16 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         await self.send(text_data=text)
 
     async def event_message(self, message):
-        sequence = message.get("sequence")
+        await self._deliver(message["text"], message.get("sequence"))
+
+    async def event_messages(self, message):
+        """Several of the user's events, numbered together (``events_batched``), in order."""
+        for text, sequence in message["events"]:
+            await self._deliver(text, sequence)
+
+    async def _deliver(self, text: str, sequence: int | None) -> None:
         if sequence is None:  # prices, heartbeats, broadcasts: as they come
-            await self.send(text_data=message["text"])
+            await self.send(text_data=text)
             return
         if sequence <= self.sequence:  # already sent (caught up from the kept events)
             return
@@ -118,10 +125,10 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             # events fill it, so the client still sees every number once, in order.
             missed = await asyncio.to_thread(event_stream().since, self.user_id, self.sequence, sequence - 1)
             if missed.complete:
-                for text in missed.events:
-                    await self.send(text_data=text)
+                for kept in missed.events:
+                    await self.send(text_data=kept)
             else:
                 self.sequence = sequence - 1  # the client takes the reset's number as seen
                 await self._reset("gap")
         self.sequence = sequence
-        await self.send(text_data=message["text"])
+        await self.send(text_data=text)

@@ -46,6 +46,9 @@ class EventStream(Protocol):
     def append(self, user_id: int, head: str, tail: str) -> int:
         """Number the event ``head + str(sequence) + tail`` (its JSON text), keep it, return the number."""
 
+    def append_many(self, user_id: int, parts: list[tuple[str, str]]) -> list[int]:
+        """``append`` for each ``(head, tail)`` in order, at once: consecutive numbers."""
+
     def current(self, user_id: int) -> int:
         """The newest sequence number of ``user_id`` (0 when none was handed out or it was lost)."""
 
@@ -77,23 +80,28 @@ def _missed(rows: list[tuple[int, int, str]], after: int, upto: int, current: in
 # ------------------------------------------------------------------- Redis
 # KEYS: counter (a hash: seq, the newest number; start, the first of this counter), list.
 # An idle user's counter goes after a week: the next one starts at the clock, above the old numbers.
-# ARGV: head, tail, seed, max kept, seconds kept, unix ms.
+# ARGV: seed, max kept, seconds kept, unix ms, then each event's head and tail.
 # The entry is "<sequence>|<unix ms>|<event JSON>"; string.format keeps a large number exact
-# (Lua's tostring would print it in exponent form).
+# (Lua's tostring would print it in exponent form). Returns the events' numbers, as text.
 _APPEND = """
 local seq
 if redis.call('HEXISTS', KEYS[1], 'seq') == 1 then
-  seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+  seq = redis.call('HINCRBY', KEYS[1], 'seq', (#ARGV - 4) / 2) - (#ARGV - 4) / 2
 else
-  seq = tonumber(ARGV[3])
-  redis.call('HSET', KEYS[1], 'seq', ARGV[3], 'start', ARGV[3])
+  seq = tonumber(ARGV[1]) - 1
+  redis.call('HSET', KEYS[1], 'seq', string.format('%d', seq + (#ARGV - 4) / 2), 'start', ARGV[1])
 end
-local text = string.format('%d', seq)
-redis.call('RPUSH', KEYS[2], text .. '|' .. ARGV[6] .. '|' .. ARGV[1] .. text .. ARGV[2])
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
-redis.call('EXPIRE', KEYS[2], ARGV[5])
+local numbers = {}
+for i = 5, #ARGV, 2 do
+  seq = seq + 1
+  local text = string.format('%d', seq)
+  redis.call('RPUSH', KEYS[2], text .. '|' .. ARGV[4] .. '|' .. ARGV[i] .. text .. ARGV[i + 1])
+  numbers[#numbers + 1] = text
+end
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('EXPIRE', KEYS[1], 604800)
-return text
+return numbers
 """
 
 
@@ -109,15 +117,15 @@ class RedisEventStream:
         return [f"{self.prefix}:seq:{user_id}", f"{self.prefix}:log:{user_id}"]
 
     def append(self, user_id: int, head: str, tail: str) -> int:
-        args = [
-            head,
-            tail,
-            _seed(),
-            settings.EVENTS_REPLAY_MAX,
-            settings.EVENTS_REPLAY_SECONDS,
-            int(time.time() * 1000),
-        ]
-        return int(self._append(keys=self._keys(user_id), args=args))
+        return self.append_many(user_id, [(head, tail)])[0]
+
+    def append_many(self, user_id: int, parts: list[tuple[str, str]]) -> list[int]:
+        if not parts:
+            return []
+        args = [_seed(), settings.EVENTS_REPLAY_MAX, settings.EVENTS_REPLAY_SECONDS, int(time.time() * 1000)]
+        for head, tail in parts:
+            args += (head, tail)
+        return [int(number) for number in self._append(keys=self._keys(user_id), args=args)]
 
     def current(self, user_id: int) -> int:
         return int(self.client.hget(self._keys(user_id)[0], "seq") or 0)
@@ -145,15 +153,22 @@ class MemoryEventStream:
         self._logs: dict[int, deque[tuple[int, int, str]]] = {}
 
     def append(self, user_id: int, head: str, tail: str) -> int:
+        return self.append_many(user_id, [(head, tail)])[0]
+
+    def append_many(self, user_id: int, parts: list[tuple[str, str]]) -> list[int]:
         with self._lock:
-            seq = self._counters[user_id] + 1 if user_id in self._counters else _seed()
-            self._counters[user_id] = seq
-            self._starts.setdefault(user_id, seq)
             log = self._logs.get(user_id)
             if log is None or log.maxlen != settings.EVENTS_REPLAY_MAX:
                 log = self._logs[user_id] = deque(log or (), maxlen=settings.EVENTS_REPLAY_MAX)
-            log.append((seq, int(time.time() * 1000), f"{head}{seq}{tail}"))
-            return seq
+            now_ms = int(time.time() * 1000)
+            numbers = []
+            for head, tail in parts:
+                seq = self._counters[user_id] + 1 if user_id in self._counters else _seed()
+                self._counters[user_id] = seq
+                self._starts.setdefault(user_id, seq)
+                log.append((seq, now_ms, f"{head}{seq}{tail}"))
+                numbers.append(seq)
+            return numbers
 
     def current(self, user_id: int) -> int:
         with self._lock:

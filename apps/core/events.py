@@ -50,6 +50,11 @@ UNSEQUENCED_TYPES = frozenset({"price", "heartbeat"})
 # and fills are not the user's trading, and thousands of them would flood the browser.
 _muted: ContextVar[bool] = ContextVar("events_muted", default=False)
 
+# Inside ``events_batched``: the events due to go out, sent together when the block ends.
+_batch: ContextVar[list[tuple[str, int | None, str, dict[str, Any]]] | None] = ContextVar(
+    "events_batch", default=None
+)
+
 
 @contextmanager
 def events_muted() -> Iterator[None]:
@@ -59,6 +64,27 @@ def events_muted() -> Iterator[None]:
         yield
     finally:
         _muted.reset(token)
+
+
+@contextmanager
+def events_batched() -> Iterator[None]:
+    """The events this block sends (a commit inside it releasing ``on_commit`` ones included)
+    go out together when it ends: each user's are numbered by one stream call and delivered
+    as one channel-layer message, instead of a round of Redis calls each (a paper order sends
+    five). What a rolled-back savepoint dropped is never sent, as without it; an exception
+    leaving the block still sends what had committed. A block inside another joins the outer one.
+    """
+    if _batch.get() is not None:
+        yield
+        return
+    token = _batch.set([])
+    try:
+        yield
+    finally:
+        batch = _batch.get()
+        _batch.reset(token)
+        if batch:
+            _send_batch(batch)
 
 
 def user_group(user_id: int) -> str:
@@ -84,6 +110,10 @@ def _envelope_parts(event_type: str, payload: dict[str, Any]) -> tuple[str, str]
 
 
 def _send(group: str, user_id: int | None, event_type: str, payload: dict[str, Any]) -> None:
+    batch = _batch.get()
+    if batch is not None:
+        batch.append((group, user_id, event_type, payload))
+        return
     layer = get_channel_layer()
     if layer is None:
         return
@@ -107,6 +137,34 @@ def _send(group: str, user_id: int | None, event_type: str, payload: dict[str, A
         _sender.run(layer.group_send(group, message), timeout=SEND_TIMEOUT)
     except Exception:  # a full or unreachable layer must never fail the caller's work
         logger.exception("could not publish %s to %s", event_type, group)
+
+
+def _send_batch(batch: list[tuple[str, int | None, str, dict[str, Any]]]) -> None:
+    """Send ``events_batched``'s events: each user's sequenced ones numbered and delivered together."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    by_user: dict[int, list[tuple[str, str]]] = {}
+    for group, user_id, event_type, payload in batch:
+        if user_id is None or event_type in UNSEQUENCED_TYPES:
+            _send(group, user_id, event_type, payload)  # as they come (``_batch`` is reset by now)
+        else:
+            by_user.setdefault(user_id, []).append(_envelope_parts(event_type, payload))
+    for user_id, parts in by_user.items():
+        try:
+            sequences = event_stream().append_many(user_id, parts)
+        except Exception:  # an unreachable Redis must never fail the caller's work
+            logger.exception("could not number %d events for user %s", len(parts), user_id)
+            continue
+        events = [
+            [f"{head}{sequence}{tail}", sequence]
+            for (head, tail), sequence in zip(parts, sequences, strict=True)
+        ]
+        message = {"type": "event.messages", "events": events}
+        try:
+            _sender.run(layer.group_send(user_group(user_id), message), timeout=SEND_TIMEOUT)
+        except Exception:  # a full or unreachable layer must never fail the caller's work
+            logger.exception("could not publish %d events to user %s", len(events), user_id)
 
 
 SEND_TIMEOUT = 5.0

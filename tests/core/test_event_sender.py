@@ -4,6 +4,7 @@ process, delivered in order, from plain threads and from threads that run a loop
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 
@@ -11,8 +12,10 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import transaction
 
-from apps.core.events import publish_event, user_group
+from apps.core.event_stream import event_stream
+from apps.core.events import events_batched, publish_event, user_group
 
 
 def received(layer, channel: str, count: int) -> list[dict]:
@@ -75,3 +78,45 @@ def test_sends_reuse_the_processes_redis_connections(user, listening):
     opened = client.info("stats")["total_connections_received"] - before
     received(layer, channel, 31)
     assert opened <= 2, f"{opened} Redis connections opened for 30 events"
+
+
+def _payloads(message: dict) -> list:
+    return [json.loads(text)["payload"]["n"] for text, _sequence in message["events"]]
+
+
+def test_a_batch_goes_out_as_one_message_numbered_in_order_when_its_block_ends(user, listening):
+    layer, channel = listening
+    before = event_stream().current(user.pk)
+    with events_batched():
+        for n in range(3):
+            publish_event(user.pk, "order.updated", {"n": n})
+        with events_batched():  # an inner block joins the outer one
+            publish_event(user.pk, "fill.created", {"n": 3})
+        assert event_stream().current(user.pk) == before  # nothing numbered, nothing sent yet
+    [message] = received(layer, channel, 1)
+    assert message["type"] == "event.messages"
+    assert _payloads(message) == [0, 1, 2, 3]
+    sequences = [sequence for _text, sequence in message["events"]]
+    assert sequences == list(range(sequences[0], sequences[0] + 4)) and sequences[0] > before
+    assert [json.loads(text)["sequence"] for text, _sequence in message["events"]] == sequences
+    assert event_stream().since(user.pk, before).events == [text for text, _sequence in message["events"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_sends_what_committed_and_nothing_a_rolled_back_savepoint_dropped(user, listening):
+    layer, channel = listening
+    with events_batched(), transaction.atomic():
+        publish_event(user.pk, "order.created", {"n": "kept"}, on_commit=True)
+        with contextlib.suppress(RuntimeError), transaction.atomic():
+            publish_event(user.pk, "order.created", {"n": "rolled back"}, on_commit=True)
+            raise RuntimeError
+        publish_event(user.pk, "order.created", {"n": "kept too"}, on_commit=True)
+    assert _payloads(received(layer, channel, 1)[0]) == ["kept", "kept too"]
+
+    with pytest.raises(RuntimeError), events_batched():  # what committed is sent however the block ends
+        with transaction.atomic():
+            publish_event(user.pk, "order.created", {"n": "committed"}, on_commit=True)
+        with transaction.atomic():
+            publish_event(user.pk, "order.created", {"n": "never committed"}, on_commit=True)
+            raise RuntimeError
+    assert _payloads(received(layer, channel, 1)[0]) == ["committed"]

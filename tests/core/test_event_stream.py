@@ -131,3 +131,18 @@ def test_redis_keys_of_an_idle_user_expire(settings):
     assert 0 < stream.client.ttl(log) <= settings.EVENTS_REPLAY_SECONDS
     assert settings.EVENTS_REPLAY_SECONDS < stream.client.ttl(counter) <= 7 * 86400
     _drop(stream)
+
+
+def test_events_appended_together_get_consecutive_numbers_after_the_earlier_ones(stream):
+    assert stream.append_many(3, []) == []
+    parts = [_envelope_parts("order.created", {"id": i}) for i in range(3)]
+    first = stream.append_many(3, parts)  # a new counter: starts at the clock
+    assert first == [first[0], first[0] + 1, first[0] + 2] and first[0] >= int(time.time() * 1000) - 60_000
+    single = append(stream, 3, "fill.created", id=3)
+    later = stream.append_many(3, parts[:2])
+    assert single == first[2] + 1 and later == [single + 1, single + 2]
+    assert stream.current(3) == later[1]
+    missed = stream.since(3, first[0] - 1)
+    assert missed.complete
+    assert [json.loads(text)["sequence"] for text in missed.events] == [*first, single, *later]
+    assert [json.loads(text)["payload"]["id"] for text in missed.events] == [0, 1, 2, 3, 0, 1]

@@ -14,7 +14,7 @@ from channels.testing import WebsocketCommunicator
 
 from apps.core.consumers import EventsConsumer
 from apps.core.event_stream import event_stream
-from apps.core.events import _envelope_parts, publish_event
+from apps.core.events import _envelope_parts, events_batched, publish_event
 from tests.factories import UserFactory
 from tests.support import aio
 
@@ -221,3 +221,27 @@ def test_anonymous_sockets_are_closed():
         return output
 
     assert aio.run(scenario()) == {"type": "websocket.close", "code": 4401}
+
+
+def test_a_batch_of_events_reaches_the_socket_one_envelope_each_in_order():
+    user = UserFactory()
+
+    def publish_batch() -> None:
+        with events_batched():
+            for i in range(3):
+                publish_event(user.pk, "order.updated", {"id": i})
+
+    async def scenario():
+        socket = communicator(user)
+        await socket.connect()
+        await events(socket, 1)  # connected
+        await asyncio.to_thread(publish_batch)
+        got = await events(socket, 3)
+        assert await nothing_more(socket)
+        await socket.disconnect()
+        return got
+
+    got = aio.run(scenario())
+    assert [e["payload"]["id"] for e in got] == [0, 1, 2]
+    first = got[0]["sequence"]
+    assert [e["sequence"] for e in got] == [first, first + 1, first + 2]
