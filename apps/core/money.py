@@ -7,7 +7,7 @@ above that, hence 38 digits. Every stored amount, price and fee uses these
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 from django.db import models
 
@@ -21,6 +21,12 @@ ZERO = Decimal("0")
 def quantize_amount(value: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
     """``value`` rounded to the places a stored amount keeps."""
     return value.quantize(AMOUNT_QUANTUM, rounding=rounding)
+
+
+def as_stored(value: Decimal) -> Decimal:
+    """What PostgreSQL's ``numeric`` column keeps of ``value``: rounded to its places, a tie away
+    from zero (Django hands the Decimal over unrounded; ``tests/core/test_money.py`` checks it)."""
+    return quantize_amount(value, ROUND_HALF_UP)
 
 
 #: SQLite, the embedded default, keeps a ``DecimalField`` as a binary float (about 16

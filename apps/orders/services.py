@@ -28,13 +28,13 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from apps.core.errors import Conflict, NotFound, ValidationFailed
-from apps.core.events import publish_event
-from apps.core.money import ZERO, quantize_amount
+from apps.core.events import events_batched, publish_event
+from apps.core.money import ZERO, as_stored, quantize_amount
 from apps.exchanges.gateway import (
     ExchangeError,
     ExchangeGateway,
@@ -305,6 +305,7 @@ def _resolve_account(*, owner, account: Account) -> Account:
     return account
 
 
+@events_batched()
 def order_place(
     *,
     owner,
@@ -598,7 +599,7 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway, *, fres
     new_fills = _record_fills(order, remote, gateway, recorded=recorded)
     if fresh:
         for fill in new_fills:  # as the database reads them back
-            fill.price, fill.amount, fill.fee = map(quantize_amount, (fill.price, fill.amount, fill.fee))
+            fill.price, fill.amount, fill.fee = map(as_stored, (fill.price, fill.amount, fill.fee))
         fills = order.fills.all()  # as prefetch_related leaves it: no query
         fills._result_cache = sorted(new_fills, key=lambda fill: (fill.timestamp, fill.pk))
         fills._prefetch_done = True
@@ -608,7 +609,9 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway, *, fres
     order.filled = min(max(order.filled, remote.filled or ZERO), order.amount)
     if remote.average:
         order.average_price = remote.average
-    if new_fills:
+    if fresh and len(new_fills) == 1 and connection.vendor != "sqlite":
+        totals = {"fee": new_fills[0].fee}  # the order's one fill, its fee as stored (above)
+    elif new_fills:
         # Summed again by the database, as stored: a fee is rounded to the column on insert
         # (and is a binary float on SQLite), so adding the new fees here could differ.
         totals = order.fills.aggregate(fee=Sum("fee"))
@@ -974,6 +977,7 @@ def _record_oco_sibling(leg: Order, gateway: ExchangeGateway) -> None:
         _record(sibling, remote, gateway)
 
 
+@events_batched()
 def order_cancel(*, order: Order, gateway: ExchangeGateway | None = None) -> Order:
     """Cancel one open order at its exchange (a held bracket leg only on the platform).
 
@@ -1030,6 +1034,7 @@ class SyncResult:
     fired: int = 0
 
 
+@events_batched()
 def order_sync(*, account: Account, gateway: ExchangeGateway | None = None) -> SyncResult:
     """Reconcile the account's open orders, fills and positions with the exchange, by client order id.
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from decimal import ROUND_DOWN, Decimal
 
+import pytest
 from django.apps import apps
-from django.db import models
+from django.db import connection, models
 
-from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES, quantize_amount
+from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES, as_stored, quantize_amount
 
 # marketdata keeps its own market-step columns until it moves to core (not this app's change).
 MONEY_APPS = ("orders", "exchanges", "risk", "portfolio", "bots")
@@ -29,3 +30,24 @@ def test_every_stored_amount_uses_the_core_precision():
 def test_quantize_amount_keeps_the_stored_places():
     assert quantize_amount(Decimal("1") / 3) == Decimal("0.333333333333333333")
     assert quantize_amount(Decimal("2") / 3, ROUND_DOWN) == Decimal("0.666666666666666666")
+
+
+@pytest.mark.django_db
+def test_as_stored_is_what_postgresql_keeps_of_an_amount_with_more_places():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL); SQLite keeps a float, which as_stored is not about")
+    ties = [
+        "0.0000000000000000005",
+        "-0.0000000000000000005",
+        "0.0000000000000000015",
+        "1.2345678901234567895",
+    ]
+    values = [Decimal(text) for text in ties] + [
+        Decimal(2) / 3,
+        Decimal("77936.00852999999") * Decimal("0.001"),
+    ]
+    with connection.cursor() as cursor:
+        for value in values:  # as Django hands a Decimal to an amount column (unrounded)
+            cursor.execute(f"SELECT %s::numeric({AMOUNT_DIGITS}, {AMOUNT_PLACES})", [value])
+            assert cursor.fetchone()[0] == as_stored(value), value
+    assert as_stored(Decimal("0.0000000000000000005")) != quantize_amount(Decimal("0.0000000000000000005"))

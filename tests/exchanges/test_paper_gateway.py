@@ -325,3 +325,41 @@ def test_releasing_reservations_never_leaves_a_balance_below_zero_on_any_backend
     btc = balance(paper, "BTC")
     assert Decimal(0) <= btc.used < Decimal("1e-12")
     assert abs(btc.free - Decimal("2")) < Decimal("1e-12")
+
+
+def test_a_catalog_row_is_kept_per_process_until_the_catalog_tables_change(paper_account, replay, settings):
+    """Read once; any write to the market or exchange table (any process's) is seen by the next order."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.exchanges.gateway import paper as paper_module
+    from apps.marketdata.models import Exchange, Market
+
+    settings.API_RESPONSE_CACHE = True
+    paper_module._kept_markets.clear()
+    exchange, _ = Exchange.objects.get_or_create(slug="binance", defaults={"name": "Binance"})
+    market, _ = Market.objects.update_or_create(
+        exchange=exchange,
+        symbol="BTC/USDT",
+        defaults={"base": "BTC", "quote": "USDT", "type": "spot", "min_amount": Decimal("0.001")},
+    )
+
+    def info() -> tuple[MarketInfo | None, int]:
+        with CaptureQueriesContext(connection) as queries:
+            found = PaperGateway(paper_account, prices=replay).market("BTC/USDT")  # a gateway per request
+        return found, sum('FROM "marketdata_market"' in q["sql"] for q in queries.captured_queries)
+
+    first, reads = info()
+    assert first.min_amount == Decimal("0.001") and reads == 1
+    assert info() == (first, 0)  # kept
+    Market.objects.filter(pk=market.pk).update(min_amount=Decimal("0.01"))  # a refresh, say
+    changed, reads = info()
+    assert changed.min_amount == Decimal("0.01") and reads == 1
+    assert info() == (changed, 0)
+    Exchange.objects.filter(pk=exchange.pk).update(slug="binance-renamed")
+    with pytest.raises(InvalidOrder):
+        PaperGateway(paper_account, prices=replay).market("BTC/USDT")  # no longer in the catalog
+
+    Exchange.objects.filter(pk=exchange.pk).update(slug="binance")
+    settings.API_RESPONSE_CACHE = False  # no versions: every gateway reads the row
+    assert [info()[1] for _ in range(2)] == [1, 1]

@@ -169,11 +169,12 @@ def install(sender, connection, **kwargs) -> None:
 # --- reads --------------------------------------------------------------------------------
 
 
-def table_version(table: str) -> str | None:
-    """The table's current version, for a value kept in this process while it is unchanged.
+def table_version(*tables: str) -> str | None:
+    """The tables' current version (one text for them all, read in one round trip), for a value
+    kept in this process while they are unchanged.
 
-    ``None`` when off, unknown (then started, for the next read), unreachable, or while this
-    process has versions it could not send: the caller reads the database.
+    ``None`` when off, when one is unknown (then started, for the next read), unreachable, or
+    while this process has versions it could not send: the caller reads the database.
     """
     if not enabled():
         return None
@@ -181,14 +182,17 @@ def table_version(table: str) -> str | None:
         bump(set())
         if _unsent:
             return None
-    key = TABLE_PREFIX + table
+    keys = [TABLE_PREFIX + table for table in tables]
     try:
-        version = cache.get(key)
-        if version is None:
-            cache.add(key, uuid.uuid4().hex, timeout=None)
+        versions = cache.get_many(keys)
+        for key in keys:
+            if key not in versions:
+                cache.add(key, uuid.uuid4().hex, timeout=None)
     except Exception:  # the cache is down: read the database
         return None
-    return version
+    if len(versions) < len(keys):
+        return None
+    return "|".join(versions[key] for key in keys)
 
 
 def _compute(compute: Callable[[], Response]) -> tuple[Response, set[str]]:

@@ -61,6 +61,7 @@ from django.utils import timezone
 from apps.backtests.engine import fills
 from apps.backtests.engine.slippage import SlippageModel
 from apps.backtests.engine.tiers import LeverageTiers
+from apps.core.api import response_cache
 from apps.core.events import publish_event
 from apps.core.money import ZERO, quantize_amount
 from apps.exchanges.gateway.base import (
@@ -98,6 +99,13 @@ SIMULATED_TYPES = (
     OrderType.TAKE_PROFIT,
     OrderType.TRAILING_STOP,
 )
+
+
+#: Catalog rows kept per process (``PaperGateway._catalog_row``), at most; by (exchange, symbol),
+#: with the version of the market and exchange tables they were read at: any write to either
+#: (a market refresh, an admin's edit, from any process) makes the next order read the row again.
+KEPT_MARKETS_MAX = 10_000
+_kept_markets: dict[tuple[str, str], tuple[str, MarketInfo | None]] = {}
 
 
 def _as_stored(trade: PaperTrade) -> bool:
@@ -172,6 +180,16 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
             self._balances[asset] = balance
         return balance
 
+    def _lock_balances(self, assets: tuple[str, ...]) -> None:
+        """``_balance`` of each of ``assets`` read in one query (those that exist; a missing row
+        is still made by ``_balance`` when it is asked for)."""
+        wanted = [asset for asset in assets if asset not in self._balances]
+        if len(wanted) > 1:
+            for balance in PaperBalance.objects.select_for_update().filter(
+                account=self.account, asset__in=wanted
+            ):
+                self._balances[balance.asset] = balance
+
     def _market_info(self, symbol: str) -> MarketInfo | None:
         if self._markets is not None:
             return self._markets.get(symbol)
@@ -187,21 +205,34 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
         return info
 
     def _catalog_row(self, symbol: str) -> MarketInfo | None:
-        from apps.marketdata.models import Market
+        """The market's catalog row, kept per process while the catalog's tables are unchanged."""
+        from apps.marketdata.models import Exchange, Market
 
+        version = response_cache.table_version(Market._meta.db_table, Exchange._meta.db_table)
+        key = (self.account.exchange, symbol)
+        kept = _kept_markets.get(key)
+        if kept is not None and version is not None and kept[0] == version:
+            return kept[1]
         row = Market.objects.filter(exchange__slug=self.account.exchange, symbol=symbol).first()
-        if row is None:
-            return None
-        return MarketInfo(
-            symbol=row.symbol,
-            base=row.base,
-            quote=row.quote,
-            type=row.type,
-            amount_step=row.precision_amount,
-            price_step=row.precision_price,
-            min_amount=row.min_amount,
-            min_cost=row.min_notional,
+        info = (
+            None
+            if row is None
+            else MarketInfo(
+                symbol=row.symbol,
+                base=row.base,
+                quote=row.quote,
+                type=row.type,
+                amount_step=row.precision_amount,
+                price_step=row.precision_price,
+                min_amount=row.min_amount,
+                min_cost=row.min_notional,
+            )
         )
+        if version is not None:
+            if len(_kept_markets) >= KEPT_MARKETS_MAX:
+                _kept_markets.clear()
+            _kept_markets[key] = (version, info)
+        return info
 
     def _loaded(self, order: PaperOrder) -> PaperOrder:
         """The in-memory copy of ``order`` a matching pass holds, so that no stale copy is saved later."""
@@ -312,6 +343,8 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
                 existing = self.account.orders.filter(client_order_id=request.client_order_id).first()
                 if existing is not None:
                     return self._to_order(existing)  # idempotent retry: never a second order
+            if not self.futures:  # a spot order moves both of its assets
+                self._lock_balances((fields["base"], fields["quote"]))
             self._process(symbol=request.symbol)
             current = self.prices.price(request.symbol)
             now = self.prices.now_ms(request.symbol)
