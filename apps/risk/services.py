@@ -205,7 +205,9 @@ def risk_limit_delete(*, limit: RiskLimit) -> None:
 
 
 # ------------------------------------------------------------------- state
-@transaction.atomic
+# Inside a caller's transaction (a fill's position save, the only caller) no savepoint: nothing
+# here is caught and carried on from, so a failure rolls back the caller's transaction with it.
+@transaction.atomic(savepoint=False)
 def risk_state_record_realized(*, owner_id: int, change: Decimal, closed_trade: bool) -> RiskState:
     """Add a realized P&L change to today's (the user's local day) and, for a closed trade, the streak."""
     now = timezone.now()

@@ -106,9 +106,10 @@ class PaperMatching:
             return count + self._tick(symbol, to_decimal(price), ts)
 
     def _active_symbols(self, symbol: str | None) -> list[str]:
-        symbols = set(self.account.orders.open().values_list("symbol", flat=True))
+        # A set: unsorted (the orders' default ordering would make PostgreSQL sort them first).
+        symbols = set(self.account.orders.open().order_by().values_list("symbol", flat=True))
         if self.futures:
-            symbols |= set(self.account.positions.exclude(size=0).values_list("symbol", flat=True))
+            symbols |= set(self.account.positions.exclude(size=0).order_by().values_list("symbol", flat=True))
         if symbol:
             symbols &= {symbol}
         return sorted(symbols)
