@@ -89,10 +89,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "apps.core.messages.LazyMessageMiddleware",  # Django's, made on first use
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.api.throttling.RateLimitHeadersMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "apps.core.content_policy.ContentPolicyMiddleware",  # django-csp's, the policy built once
     "apps.accounts.middleware.UserTimezoneMiddleware",
 ]
 
