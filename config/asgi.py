@@ -6,11 +6,12 @@ the view) and runs every sync view of a process in one thread (``thread_sensitiv
 process served one request at a time. ``apps/core/http_bridge.py`` runs the plain WSGI
 handler in a pool of threads instead: one hop per request, and requests overlap while they
 wait for PostgreSQL or Redis (benchmarks/load.py). The pool's size is ``HTTP_THREADS``
-(config/settings.py says why 4); a thread holds at most one database connection.
+(config/settings.py says why 2); a thread holds at most one database connection.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 
 from django.core.wsgi import get_wsgi_application
@@ -33,3 +34,22 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+
+def served_application():
+    """``application``, for a process of ``manage.py serve`` (uvicorn calls this in each one).
+
+    What the process has loaded by now (Django, the apps, and every view: the URLconf is
+    resolved here rather than by the first request) lives as long as the process, so it is
+    frozen out of the garbage collector's full collections (``gc.freeze``), which then walk only
+    what was allocated since. Unfrozen, a full collection walked about 350,000 objects with the
+    process's requests all stopped: 170 ms on the 2-core test machine, about every 1,200
+    requests of a process, and the backlog each one left under load was most of the reads'
+    p95 (``benchmarks/load.py``, docs/faults.md).
+    """
+    from django.urls import get_resolver
+
+    get_resolver().url_patterns  # noqa: B018 - imports every view module now
+    gc.collect()
+    gc.freeze()
+    return application

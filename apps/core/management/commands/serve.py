@@ -26,7 +26,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-APPLICATION = "config.asgi:application"
+# A factory: each process builds the app, then freezes what it loaded (config/asgi.py).
+APPLICATION = "config.asgi:served_application"
 
 
 def server_options(*, host: str, port: int, workers: int = 1, graceful_timeout: float = 10) -> dict:
@@ -37,6 +38,7 @@ def server_options(*, host: str, port: int, workers: int = 1, graceful_timeout: 
         "workers": workers,
         "loop": "uvloop",
         "http": "httptools",
+        "factory": True,
         "lifespan": "off",
         "proxy_headers": False,
         "ws_per_message_deflate": False,
