@@ -36,7 +36,7 @@ from apps.core.api import response_cache
 #: Users kept per process, at most (a process serving more starts over: a read each).
 KEPT_USERS_MAX = 10_000
 
-_kept: dict[Any, tuple[str, Any]] = {}
+_kept = response_cache.KeptPerProcess(KEPT_USERS_MAX)
 
 #: Verified tokens kept per process, at most (by their text).
 KEPT_TOKENS_MAX = 10_000
@@ -63,15 +63,11 @@ class JWTAuthentication(authentication.JWTAuthentication):
             else response_cache.table_version(self.user_model._meta.db_table)
         )
         user_id = validated_token.get(api_settings.USER_ID_CLAIM)
-        if version is not None:
-            kept = _kept.get(user_id)
-            if kept is not None and kept[0] == version:
-                return copy.copy(kept[1])
+        kept = _kept.get(user_id, version)
+        if kept is not _kept.MISSING:
+            return copy.copy(kept)
         user = super().get_user(validated_token)  # not found, inactive or revoked: raises
-        if version is not None:
-            if len(_kept) >= KEPT_USERS_MAX:
-                _kept.clear()
-            _kept[user_id] = (version, copy.copy(user))
+        _kept.keep(user_id, version, copy.copy(user))
         return user
 
 

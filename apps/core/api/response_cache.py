@@ -195,6 +195,38 @@ def table_version(*tables: str) -> str | None:
     return "|".join(versions[key] for key in keys)
 
 
+class KeptPerProcess:
+    """Values kept in this process, each with the version of the tables it was read from
+    (``table_version``): one is served only while that version is still the current one.
+
+    ``get`` answers ``MISSING`` when nothing is kept under that version (or there is no version:
+    the caller reads the database and keeps nothing). At most ``max_size`` values: past it,
+    it starts over.
+    """
+
+    MISSING: Any = object()
+
+    def __init__(self, max_size: int = 10_000) -> None:
+        self.max_size = max_size
+        self._values: dict[Any, tuple[str, Any]] = {}
+
+    def get(self, key: Any, version: str | None) -> Any:
+        kept = self._values.get(key)
+        if kept is None or version is None or kept[0] != version:
+            return self.MISSING
+        return kept[1]
+
+    def keep(self, key: Any, version: str | None, value: Any) -> None:
+        if version is None:
+            return
+        if len(self._values) >= self.max_size:
+            self._values.clear()
+        self._values[key] = (version, value)
+
+    def clear(self) -> None:
+        self._values.clear()
+
+
 def _compute(compute: Callable[[], Response]) -> tuple[Response, set[str]]:
     tables: set[str] = set()
     token = _reading.set(tables)

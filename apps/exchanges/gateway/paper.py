@@ -105,7 +105,7 @@ SIMULATED_TYPES = (
 #: with the version of the market and exchange tables they were read at: any write to either
 #: (a market refresh, an admin's edit, from any process) makes the next order read the row again.
 KEPT_MARKETS_MAX = 10_000
-_kept_markets: dict[tuple[str, str], tuple[str, MarketInfo | None]] = {}
+_kept_markets = response_cache.KeptPerProcess(KEPT_MARKETS_MAX)
 
 
 def _as_stored(trade: PaperTrade) -> bool:
@@ -210,9 +210,9 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
 
         version = response_cache.table_version(Market._meta.db_table, Exchange._meta.db_table)
         key = (self.account.exchange, symbol)
-        kept = _kept_markets.get(key)
-        if kept is not None and version is not None and kept[0] == version:
-            return kept[1]
+        kept = _kept_markets.get(key, version)
+        if kept is not _kept_markets.MISSING:
+            return kept
         row = Market.objects.filter(exchange__slug=self.account.exchange, symbol=symbol).first()
         info = (
             None
@@ -228,10 +228,7 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
                 min_cost=row.min_notional,
             )
         )
-        if version is not None:
-            if len(_kept_markets) >= KEPT_MARKETS_MAX:
-                _kept_markets.clear()
-            _kept_markets[key] = (version, info)
+        _kept_markets.keep(key, version, info)
         return info
 
     def _loaded(self, order: PaperOrder) -> PaperOrder:
