@@ -604,18 +604,11 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway, *, fres
         fills._result_cache = sorted(new_fills, key=lambda fill: (fill.timestamp, fill.pk))
         fills._prefetch_done = True
         order._prefetched_objects_cache = {**getattr(order, "_prefetched_objects_cache", {}), "fills": fills}
-    totals = {"fee": sum((fee for _id, _amount, fee in recorded), ZERO) if recorded else None}
     transition(order, status, reason=remote.reason if status not in Order.OPEN_STATUSES else "")
     order.filled = min(max(order.filled, remote.filled or ZERO), order.amount)
     if remote.average:
         order.average_price = remote.average
-    if fresh and len(new_fills) == 1 and connection.vendor != "sqlite":
-        totals = {"fee": new_fills[0].fee}  # the order's one fill, its fee as stored (above)
-    elif new_fills:
-        # Summed again by the database, as stored: a fee is rounded to the column on insert
-        # (and is a binary float on SQLite), so adding the new fees here could differ.
-        totals = order.fills.aggregate(fee=Sum("fee"))
-    order.fee = totals["fee"] or remote.fee or ZERO
+    order.fee = _fills_fee(order, recorded, new_fills, fresh=fresh) or remote.fee or ZERO
     order.fee_asset = order.fee_asset or remote.fee_asset or ""
     order.save()
     if (order.status, order.filled) != before or new_fills:
@@ -626,6 +619,19 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway, *, fres
         # Futures: leverage, margin mode and liquidation price are the exchange's to tell.
         _sync_positions(_account_of(order), gateway)
     _after_status(order, gateway)
+
+
+def _fills_fee(
+    order: Order, recorded: list[tuple[str, Decimal, Decimal]], new_fills: list[Fill], *, fresh: bool
+) -> Decimal | None:
+    """The fee of ``order``'s fills as the database holds them (``None``: it has none)."""
+    if not new_fills:
+        return sum((fee for _id, _amount, fee in recorded), ZERO) if recorded else None
+    if fresh and len(new_fills) == 1 and connection.vendor != "sqlite":
+        return new_fills[0].fee  # the order's one fill, its fee as stored (``_record``)
+    # Summed again by the database, as stored: a fee is rounded to the column on insert
+    # (and is a binary float on SQLite), so adding the new fees here could differ.
+    return order.fills.aggregate(fee=Sum("fee"))["fee"]
 
 
 def _record_fills(
