@@ -63,7 +63,7 @@ from apps.backtests.engine.slippage import SlippageModel
 from apps.backtests.engine.tiers import LeverageTiers
 from apps.core.api import response_cache
 from apps.core.events import publish_event
-from apps.core.money import ZERO, quantize_amount
+from apps.core.money import ZERO, as_stored
 from apps.exchanges.gateway.base import (
     OHLCV,
     AccountBalance,
@@ -114,7 +114,7 @@ def _as_stored(trade: PaperTrade) -> bool:
     if connection.vendor == "sqlite":
         return False
     values = (trade.price, trade.amount, trade.cost, trade.fee, trade.realized_pnl)
-    return all(value == quantize_amount(value) for value in values)
+    return all(value == as_stored(value) for value in values)
 
 
 class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
@@ -677,10 +677,7 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
             return [
                 dataclasses.replace(
                     trade,
-                    **{
-                        name: quantize_amount(getattr(trade, name))
-                        for name in ("price", "amount", "cost", "fee")
-                    },
+                    **{name: as_stored(getattr(trade, name)) for name in ("price", "amount", "cost", "fee")},
                 )
                 for trade in map(self._to_trade, made)
                 if trade.symbol == symbol
