@@ -63,27 +63,39 @@ import json
 import os
 import random
 
+import time
+
 import gevent
-from locust import FastHttpUser, constant_throughput, task
+from locust import FastHttpUser, task
 
 USERS = json.load(open(os.environ["LOAD_USERS_FILE"]))
 _NEXT = itertools.count()
-RATE = float(os.environ["LOAD_RATE_PER_USER"])
+PERIOD = 1 / float(os.environ["LOAD_RATE_PER_USER"])
+
+
+def paced(user):
+    # Seconds until the user's next request: one per PERIOD, on the user's own phase. Not
+    # locust's constant_throughput: it paces from the moment locust created the user, so a
+    # random start in on_start is undone by the first wait and every user created in the same
+    # spawn step fires in lockstep (strace showed all 50 clients sending within 10 ms, then
+    # nothing for the rest of the period). A late request does not make the next ones bunch
+    # up to catch up: the schedule restarts from now, as constant_throughput's does.
+    user.next_at = max(user.next_at + PERIOD, time.perf_counter())
+    return max(0.0, user.next_at - time.perf_counter())
 
 
 class _Authenticated(FastHttpUser):
     abstract = True
-    wait_time = constant_throughput(RATE)
+    wait_time = paced
 
     def on_start(self):
         self.account = USERS[next(_NEXT) % len(USERS)]  # a client per account
         # As behind the TLS proxy production runs behind (settings: SECURE_PROXY_SSL_HEADER).
         self.headers = {"Authorization": "Bearer " + self.account["token"], "X-Forwarded-Proto": "https"}
-        # Each user starts at a random point of its period: locust starts a second's users together,
-        # and constant_throughput keeps each one's phase, so unstaggered they fire in lockstep
-        # (every user within ~90 ms, then nothing for the rest of the period: measured in the
-        # server's access log), a burst of the whole period's requests rather than a steady rate.
-        gevent.sleep(random.random() / RATE)
+        # Each user starts at a random point of its period, so the requests arrive at a steady
+        # rate rather than as one burst per period.
+        self.next_at = time.perf_counter() + random.random() * PERIOD
+        gevent.sleep(max(0.0, self.next_at - time.perf_counter()))
 
 
 class Reader(_Authenticated):
