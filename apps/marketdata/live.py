@@ -115,25 +115,60 @@ def _replay_source(market: Market) -> tuple[str, int]:
 def replay_state(market: Market, *, now_ms: int | None = None) -> dict[str, Any]:
     """The replay feed for ``market`` at wall time ``now_ms``: current candle, price, 24h window."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    speed = float(settings.MARKETDATA_REPLAY_SPEED)
     for _attempt in range(2):
         tf, count = _replay_source(market)
         step = timeframe_ms(tf)
-        replay_units = now_ms * float(settings.MARKETDATA_REPLAY_SPEED) / step
+        replay_units = now_ms * speed / step
         index = int(replay_units) % count
         fraction = replay_units - int(replay_units)
-        row = list(
-            Candle.objects.filter(market=market, timeframe=tf)
-            .order_by("open_time")
-            .values_list("open_time", "open", "high", "low", "close", "volume")[index : index + 1]
-        )
-        if row:
+        candle = _replay_candle(market, tf, count, index, seconds_left=(1 - fraction) * step / speed / 1000)
+        if candle is not None:
             break
         cache.delete(f"marketdata:replay:{market.id}")  # candles were deleted since they were counted
     else:
         raise NoCandles(f"The stored candles of {market.exchange.slug} {market.symbol} changed; try again.")
-    open_time, o, h, lo, c, v = row[0]
+    open_time, o, h, lo, c, v, day_open, day_high, day_low, day_volume = candle
     price = o + (c - o) * fraction
     replay_ms = open_time + int(step * fraction)
+    return {
+        "timeframe": tf,
+        "open_time": open_time,
+        "replay_time": replay_ms,
+        "candle": [open_time, o, max(h, price), min(lo, price), price, v * fraction],
+        "price": price,
+        "day_open": day_open,
+        "day_high": day_high,
+        "day_low": day_low,
+        "day_volume": day_volume,
+    }
+
+
+# How long the replay feed keeps a candle and its 24h window at most: as long as the count of
+# stored candles it was found by (``_replay_source``), so an import is seen as soon as that is.
+_REPLAY_CANDLE_SECONDS = 60
+
+
+def _replay_candle(market: Market, tf: str, count: int, index: int, *, seconds_left: float) -> tuple | None:
+    """The replayed candle at ``index`` with its 24h window, kept while the feed is on it; None: no such row.
+
+    The feed stays on one candle for ``step / MARKETDATA_REPLAY_SPEED`` of wall time (a minute for
+    1m candles at speed 1) while every ticker and paper order asks for the price: the candle and the
+    window's high, low, volume and opening price are read once per candle (three queries, the first an
+    OFFSET scan), not once per second. The price moves within the candle (``replay_state``).
+    """
+    key = f"marketdata:replay:candle:{market.id}:{tf}:{count}:{index}"
+    kept = cache.get(key)
+    if kept is not None:
+        return kept
+    row = list(
+        Candle.objects.filter(market=market, timeframe=tf)
+        .order_by("open_time")
+        .values_list("open_time", "open", "high", "low", "close", "volume")[index : index + 1]
+    )
+    if not row:
+        return None
+    open_time, o, h, lo, c, v = row[0]
     window = Candle.objects.filter(
         market=market, timeframe=tf, open_time__gt=open_time - DAY_MS, open_time__lte=open_time
     ).aggregate(high=Max("high"), low=Min("low"), volume=Sum("volume"), first=Min("open_time"))
@@ -142,17 +177,11 @@ def replay_state(market: Market, *, now_ms: int | None = None) -> dict[str, Any]
         .values_list("open", flat=True)
         .first()
     )
-    return {
-        "timeframe": tf,
-        "open_time": open_time,
-        "replay_time": replay_ms,
-        "candle": [open_time, o, max(h, price), min(lo, price), price, v * fraction],
-        "price": price,
-        "day_open": day_open,
-        "day_high": window["high"],
-        "day_low": window["low"],
-        "day_volume": window["volume"],
-    }
+    candle = (open_time, o, h, lo, c, v, day_open, window["high"], window["low"], window["volume"])
+    seconds = int(min(_REPLAY_CANDLE_SECONDS, seconds_left))
+    if seconds >= 1:
+        cache.set(key, candle, seconds)
+    return candle
 
 
 def _replay_closed_open_time(market: Market, now_ms: int) -> tuple[str, int]:

@@ -104,6 +104,25 @@ def test_replay_feed_plays_stored_candles_forward(settings, xrpeth):
     assert live.replay_state(xrpeth, now_ms=base + step)["open_time"] == rows[10 % len(rows)][0]
 
 
+def test_replay_feed_reads_a_candle_once_while_it_plays(xrpeth, django_assert_num_queries):
+    step = 300_000
+    rows = list(
+        Candle.objects.filter(market=xrpeth, timeframe="5m")
+        .order_by("open_time")
+        .values_list("open_time", "open", "close")
+    )
+    base = 10_000 * len(rows) * step  # replay index 0
+    first = live.replay_state(xrpeth, now_ms=base + step // 4)
+    with django_assert_num_queries(0):  # the same candle: kept, while the price moves on within it
+        later = live.replay_state(xrpeth, now_ms=base + 3 * step // 4)
+    assert later["open_time"] == first["open_time"] == rows[0][0]
+    assert later["price"] == pytest.approx(rows[0][1] + (rows[0][2] - rows[0][1]) * 0.75)
+    assert later["day_open"] == first["day_open"] and later["day_volume"] == first["day_volume"]
+    with django_assert_num_queries(3):  # the next candle and its 24h window are read
+        following = live.replay_state(xrpeth, now_ms=base + step)
+    assert following["open_time"] == rows[1][0] and following["price"] == rows[1][1]
+
+
 def test_replay_feed_recounts_when_candles_were_deleted_since_it_counted(xrpeth):
     from django.core.cache import cache
 
