@@ -356,10 +356,9 @@ def run_locust(
     stats rows. ``meter`` measures the CPU of the same window."""
     locustfile = tmp / "locustfile.py"
     locustfile.write_text(LOCUSTFILE)
-    # One simulated client per account, each at an equal share of the rate. Locust's own latency
-    # grows with its number of clients on this 2-core machine (docs/faults.md, "Load"): for
-    # /health/, which takes under 1 ms in the server, 150 clients at 2 requests/s measure p50 41 /
-    # p95 89 ms and 30 clients at 10/s measure 13 / 23 ms, at the same 300 requests/s.
+    # One simulated client per account, each at an equal share of the rate and on its own phase
+    # (``paced`` in the locustfile: paced together, N clients queued behind each other once per
+    # period, which looked like locust's latency growing with its clients; docs/faults.md, "Load").
     simulated = len(json.loads(users_file.read_text()))
     per_user = rps / simulated
     prefix = tmp / user_class.lower()
