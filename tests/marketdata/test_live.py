@@ -33,6 +33,15 @@ def xrpeth(shared_data_dir):
     return Market.objects.get(symbol="XRP/ETH")
 
 
+def _stored(market) -> list[tuple]:
+    """The market's stored 5m candles in replay order: (open time, open, close)."""
+    return list(
+        Candle.objects.filter(market=market, timeframe="5m")
+        .order_by("open_time")
+        .values_list("open_time", "open", "close")
+    )
+
+
 def test_live_ticker_through_ccxt_is_cached(online):
     services.market_ensure(exchange="binance", symbol="BTC/USDT")
     first = live.ticker(exchange="binance", symbol="BTC/USDT")
@@ -87,11 +96,7 @@ def test_exchange_failure_falls_back_to_replay_and_backs_off(online, xrpeth):
 
 def test_replay_feed_plays_stored_candles_forward(settings, xrpeth):
     step = 300_000
-    rows = list(
-        Candle.objects.filter(market=xrpeth, timeframe="5m")
-        .order_by("open_time")
-        .values_list("open_time", "open", "close")
-    )
+    rows = _stored(xrpeth)
     base = 10_000 * len(rows) * step  # a wall time that maps onto replay index 0
     at_start = live.replay_state(xrpeth, now_ms=base)
     assert at_start["open_time"] == rows[0][0] and at_start["price"] == rows[0][1]
@@ -106,11 +111,7 @@ def test_replay_feed_plays_stored_candles_forward(settings, xrpeth):
 
 def test_replay_feed_reads_a_candle_once_while_it_plays(xrpeth, django_assert_num_queries):
     step = 300_000
-    rows = list(
-        Candle.objects.filter(market=xrpeth, timeframe="5m")
-        .order_by("open_time")
-        .values_list("open_time", "open", "close")
-    )
+    rows = _stored(xrpeth)
     base = 10_000 * len(rows) * step  # replay index 0
     first = live.replay_state(xrpeth, now_ms=base + step // 4)
     with django_assert_num_queries(0):  # the same candle: kept, while the price moves on within it
