@@ -62,7 +62,6 @@ import itertools
 import json
 import os
 import random
-
 import time
 
 import gevent
