@@ -184,8 +184,13 @@ def _validate(
     reduce_only: bool,
     stop_loss: Any,
     take_profit: Any,
+    check_balance: bool = True,
 ) -> _Checked:
-    """Every problem with the order at once (one ``InvalidOrder`` with all fields), or the clean values."""
+    """Every problem with the order at once (one ``InvalidOrder`` with all fields), or the clean values.
+
+    ``check_balance=False``: the balance is not read here; the caller has the exchange's own
+    check refuse it (an inline paper order: ``order_place``).
+    """
     errors: dict[str, str] = {}
     if side not in OrderSide.values:
         errors["side"] = "must be buy or sell"
@@ -254,7 +259,7 @@ def _validate(
     if errors:
         raise InvalidOrder(_first(errors), fields=errors)
     checked = _Checked(amount_d, price_d, stop_d, trail_d, sl_d, tp_d, reference)
-    if not reduce_only:
+    if check_balance and not reduce_only:
         _check_balance(gateway=gateway, account=account, symbol=symbol, side=side, checked=checked)
     return checked
 
@@ -356,6 +361,15 @@ def order_place(
             code="kill_switch_engaged",
         )
     gateway = gateway or account_gateway(account)
+    # The paper exchange lives in this database: its order is written, sent and filled in one
+    # transaction (all of it or none), with no commit between. A live exchange is sent to only
+    # after the pending order is committed, and so is any order placed inside a caller's transaction.
+    inline = isinstance(account, PaperAccount) and not _caller_transaction_open()
+    # Inline, the paper exchange's reservation (under the account's lock) is the balance check:
+    # its refusal rolls the whole placement back, so an unaffordable order is still never stored,
+    # without reading the balances twice. (Futures and reduce-only orders have no check here: the
+    # exchange refuses them, and the refusal is recorded on the order.)
+    refuse_unaffordable = inline and not reduce_only and ":" not in symbol
     checked = _validate(
         gateway=gateway,
         account=account,
@@ -370,6 +384,7 @@ def order_place(
         reduce_only=reduce_only,
         stop_loss=stop_loss,
         take_profit=take_profit,
+        check_balance=not refuse_unaffordable,
     )
     breaches = (
         []
@@ -391,10 +406,6 @@ def order_place(
         _reject_for_risk(owner=owner, account=account, bot=bot, symbol=symbol, side=side, type=type,
                          checked=checked, time_in_force=time_in_force, reduce_only=reduce_only,
                          client_order_id=client_order_id, breaches=breaches)  # fmt: skip
-    # The paper exchange lives in this database: its order is written, sent and filled in one
-    # transaction (all of it or none), with no commit between. A live exchange is sent to only
-    # after the pending order is committed, and so is any order placed inside a caller's transaction.
-    inline = isinstance(account, PaperAccount) and not _caller_transaction_open()
     try:
         with transaction.atomic():
             order = Order(
@@ -420,7 +431,10 @@ def order_place(
             submitted: list[Order | None] = []
             bracket = checked.stop_loss is not None or checked.take_profit is not None
             if inline:
-                submitted.append(_submit(order.pk, gateway, account=account, legs=bracket, locked=order))
+                submitted.append(
+                    _submit(order.pk, gateway, account=account, legs=bracket, locked=order,
+                            refuse_unaffordable=refuse_unaffordable, new_client_id=not client_order_id)
+                )  # fmt: skip
             else:
                 # Sent once the order is committed: then the submitted order, as recorded, is the answer.
                 transaction.on_commit(
@@ -545,12 +559,18 @@ def _submit(
     account: Account | None = None,
     legs: bool = True,
     locked: Order | None = None,
+    refuse_unaffordable: bool = False,
+    new_client_id: bool = False,
 ) -> Order | None:
     """Send a pending order (once: under its row lock, only while it is pending and unsent); the order as stored.
 
     ``account``: the order's account as the caller already holds it (not read again).
     ``legs=False``: the caller placed it without bracket legs, so they are not looked for.
     ``locked``: the order as the caller wrote it in the transaction it runs in (not read again).
+    ``refuse_unaffordable``: the exchange's ``InsufficientFunds`` is raised (the caller's
+    transaction rolls back), not recorded on the order.
+    ``new_client_id``: the order's client id was generated as it was written in this transaction,
+    so the exchange holds no order under it (``OrderRequest.new_client_id``).
     """
     # Inline (``locked``), the caller's transaction is all or nothing already: no savepoint.
     with transaction.atomic(savepoint=locked is None):
@@ -564,9 +584,14 @@ def _submit(
             # ``legs`` see none without asking the database.
             order._prefetched_objects_cache = {"legs": Order.objects.none()}
         gateway = gateway or account_gateway(_account_of(order))
+        request = _request(order, as_market=as_market)
+        if new_client_id:
+            request = replace(request, new_client_id=True)
         try:
-            remote = gateway.create_order(_request(order, as_market=as_market))
+            remote = gateway.create_order(request)
         except (InvalidOrder, InsufficientFunds) as exc:
+            if refuse_unaffordable and isinstance(exc, InsufficientFunds):
+                raise
             transition(order, OrderStatus.REJECTED, reason=exc.message)
             order.held = False
             order.save()

@@ -14,7 +14,7 @@ import pytest
 from apps.exchanges import services
 from apps.exchanges.gateway import InsufficientFunds, InvalidOrder, MarketInfo, OrderNotFound, OrderRequest
 from apps.exchanges.gateway.paper import PaperGateway
-from apps.exchanges.models import PaperOrder, PaperTrade
+from apps.exchanges.models import PaperBalance, PaperOrder, PaperTrade
 
 pytestmark = pytest.mark.django_db
 
@@ -161,6 +161,49 @@ def test_partial_fills_take_at_most_the_volume_share_of_each_candle(paper, paper
     if done.filled == 8:
         assert done.status == "filled"
     assert gateway.fetch_balance().get("BTC").free == done.filled
+
+
+@pytest.mark.postgres_decimals
+def test_a_partly_filled_market_order_keeps_its_rest_reserved_in_the_database(paper_account, replay, btc_1h):
+    # The reservation of a market order is written with its settlement (one UPDATE): what is
+    # stored must still be the reservation of the part that did not fill.
+    paper_account.max_volume_fraction = Decimal("0.002")
+    paper_account.save()
+    services.paper_account_set_balances(account=paper_account, balances={"USDT": "10000000"})
+    gateway = PaperGateway(paper_account, prices=replay, markets={})
+    replay.cursor = 50
+    placed = gateway.create_order(req("buy", "market", "8"))
+    assert placed.status == "partially_filled"
+    stored = PaperOrder.objects.get(pk=placed.id)
+    usdt = PaperBalance.objects.get(account=paper_account, asset="USDT")
+    (trade,) = PaperTrade.objects.filter(order=stored)
+    assert stored.reserved > 0 and usdt.used == stored.reserved
+    assert usdt.free + usdt.used + trade.cost + trade.fee == Decimal("10000000")
+    assert PaperBalance.objects.get(account=paper_account, asset="BTC").free == trade.amount
+
+
+def test_a_retried_client_order_id_is_found_unless_the_caller_just_made_it(paper, replay):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def lookups(queries):
+        return [
+            q["sql"] for q in queries if '"client_order_id" =' in q["sql"] and q["sql"].startswith("SELECT")
+        ]
+
+    replay.cursor = 10
+    with CaptureQueriesContext(connection) as queries:
+        first = paper.create_order(req("buy", "limit", "0.01", price=1000, client_order_id="mine-1"))
+    assert len(lookups(queries)) == 1
+    again = paper.create_order(req("buy", "limit", "0.01", price=1000, client_order_id="mine-1"))
+    assert again.id == first.id and PaperOrder.objects.count() == 1
+    # A caller that generated the id as it wrote its own order, in this transaction, says so:
+    # no order can hold it yet, so it is not looked for.
+    with CaptureQueriesContext(connection) as queries:
+        fresh = paper.create_order(req("buy", "limit", "0.01", price=1000, client_order_id="t" + "1" * 31,
+                                       new_client_id=True))  # fmt: skip
+    assert lookups(queries) == []
+    assert fresh.id != first.id and PaperOrder.objects.count() == 2
 
 
 @pytest.mark.postgres_decimals

@@ -129,6 +129,10 @@ class OrderRequest(_Result):
     trailing_percent: Decimal | None = None
     reduce_only: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+    # The caller generated ``client_order_id`` as it wrote its own order, in the transaction this
+    # call runs in: no order can be under it yet, so a gateway sharing that database (the paper
+    # exchange) need not look for a retried one. Other gateways ignore it.
+    new_client_id: bool = False
 
 
 @dataclass(frozen=True)

@@ -336,7 +336,7 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
         with transaction.atomic():
             self._lock()
             self._forget()
-            if request.client_order_id:
+            if request.client_order_id and not request.new_client_id:
                 existing = self.account.orders.filter(client_order_id=request.client_order_id).first()
                 if existing is not None:
                     return self._to_order(existing)  # idempotent retry: never a second order
@@ -352,12 +352,19 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
                 spec = self._funding_spec(order.symbol, position.funded_until, now)
                 self._charge_funding(position, Bar(now, *(float(current),) * 4, 0.0), spec)
             self._check_position_limit(order, self._reference_price(order, current))
-            self._reserve(order, self._reference_price(order, current))  # raises before anything is stored
+            market = order.type == OrderType.MARKET
+            # A spot market order settles at once: its reservation is written with the settlement
+            # (one UPDATE of the balance, not two), or below if nothing settled.
+            reserved = self._reserve(
+                order, self._reference_price(order, current), save=not market or self.futures
+            )
             order.save()
-            if order.type == OrderType.MARKET:
+            if market:
                 self._trades_made[order.pk] = []
                 self._fill_market_now(order, current)
                 made = self._trades_made.pop(order.pk)
+                if reserved.unsaved:
+                    reserved.save(update_fields=["free", "used"])
                 if order.status == OrderStatus.FILLED and all(_as_stored(t) for t in made):
                     self._filled_at_once[order.pk] = made
             return self._to_order(order)
@@ -432,8 +439,12 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
                 )
         return amount, price, stop_price
 
-    def _reserve(self, order: PaperOrder, ref_price: Decimal) -> None:
-        """Hold what the order may spend: quote (with the higher fee) for buys and futures margin, base for spot sells."""
+    def _reserve(self, order: PaperOrder, ref_price: Decimal, *, save: bool = True) -> PaperBalance:
+        """Hold what the order may spend: quote (with the higher fee) for buys and futures margin, base for spot sells.
+
+        The balance row it moved; with ``save=False`` the caller writes it (its ``unsaved`` is
+        true until some ``save`` does).
+        """
         maker, taker = self._fees
         if self.futures:
             asset = order.quote
@@ -453,8 +464,12 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
             )
         balance.free -= need
         balance.used += need
-        balance.save(update_fields=["free", "used"])
+        if save:
+            balance.save(update_fields=["free", "used"])
+        else:
+            balance.unsaved = True
         order.reserved = need
+        return balance
 
     def _reserved_asset(self, order: PaperOrder) -> str:
         return order.quote if self.futures or order.side == OrderSide.BUY else order.base
