@@ -469,6 +469,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="20 s per phase, serve only, 20 users")
     parser.add_argument("--skip-orders", action="store_true")
+    parser.add_argument("--skip-reads", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.server, args.users = 20, ["serve"], 20
@@ -505,12 +506,15 @@ def main() -> None:
                 process, base = start_server(kind, args.processes, tmp / f"{kind}.log")
                 try:
                     warm_up(base, users)
-                    meter = CpuMeter(process)
-                    rows = run_locust(base=base, user_class="Reader", rps=args.read_rps, seconds=args.seconds,
-                                      users_file=users_file, tmp=tmp, meter=meter)  # fmt: skip
-                    results.append((label, "reads", report("reads", rows, READ_TARGET_P95_MS, args.read_rps)))
-                    meter.report(rows)
-                    print(f"    load: {load_average()}")
+                    if not args.skip_reads:
+                        meter = CpuMeter(process)
+                        rows = run_locust(base=base, user_class="Reader", rps=args.read_rps, seconds=args.seconds,
+                                          users_file=users_file, tmp=tmp, meter=meter)  # fmt: skip
+                        results.append(
+                            (label, "reads", report("reads", rows, READ_TARGET_P95_MS, args.read_rps))
+                        )
+                        meter.report(rows)
+                        print(f"    load: {load_average()}")
                     if not args.skip_orders:
                         meter = CpuMeter(process)
                         rows = run_locust(base=base, user_class="Trader", rps=args.order_rps,

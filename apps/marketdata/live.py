@@ -18,6 +18,9 @@ import hashlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -277,12 +280,46 @@ def _store_live_candles(exchange: str, symbol: str, timeframe: str, candle_ms: i
 
 
 # ------------------------------------------------------------------ public API
+# Inside ``tickers_kept``: the tickers read so far, by (exchange, symbol).
+_kept_tickers: ContextVar[dict[tuple[str, str], dict[str, Any]] | None] = ContextVar(
+    "kept_tickers", default=None
+)
+
+
+@contextmanager
+def tickers_kept() -> Iterator[None]:
+    """Inside this block each market's ticker is read once, then kept (in this thread or task).
+
+    One operation sees one price: an order is checked, reserved and filled at the same ticker,
+    with one cache round trip instead of one per step. A block inside another joins the outer one.
+    """
+    if _kept_tickers.get() is not None:
+        yield
+        return
+    token = _kept_tickers.set({})
+    try:
+        yield
+    finally:
+        _kept_tickers.reset(token)
+
+
 def ticker(*, exchange: str, symbol: str) -> dict[str, Any]:
     """Last price and 24h stats, JSON-able (prices as decimal strings), cached briefly.
 
     ``source`` says where it came from: ``live`` (the exchange's ticker) or
-    ``replay`` (the offline feed over stored candles).
+    ``replay`` (the offline feed over stored candles). Inside ``tickers_kept`` a market's
+    ticker is read once.
     """
+    kept = _kept_tickers.get()
+    if kept is None:
+        return _ticker(exchange, symbol)
+    found = kept.get((exchange, symbol))
+    if found is None:
+        found = kept[(exchange, symbol)] = _ticker(exchange, symbol)
+    return found
+
+
+def _ticker(exchange: str, symbol: str) -> dict[str, Any]:
     # The paper exchange asks for the price several times per order: a warm ticker is found
     # through the market id remembered for the name, without reading the catalog row again.
     # In the cache page's "prices" family; the name is the caller's text (any characters), so the

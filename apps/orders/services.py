@@ -46,6 +46,7 @@ from apps.exchanges.gateway import (
 )
 from apps.exchanges.gateway import Order as RemoteOrder
 from apps.exchanges.models import ExchangeConnection, PaperAccount
+from apps.marketdata import live
 from apps.orders.enums import PRICED_TYPES, TRIGGERED_TYPES, OrderSide, OrderStatus, OrderType, TimeInForce
 from apps.orders.lifecycle import transition
 from apps.orders.models import Fill, Order, Position, account_filter
@@ -311,6 +312,7 @@ def _resolve_account(*, owner, account: Account) -> Account:
 
 
 @events_batched()
+@live.tickers_kept()  # checked, reserved and filled at one price
 def order_place(
     *,
     owner,
@@ -803,8 +805,6 @@ def positions_mark() -> int:
     Prices come from market data (``live.ticker``: the exchange live, the replay feed offline);
     a market without a price is left as it is until the next run. Replays' accounts are skipped.
     """
-    from apps.marketdata import live
-
     open_positions = Position.objects.filter(size__gt=0).exclude(paper_account__replay_id__isnull=False)
     prices: dict[tuple[str, str], Decimal | None] = {}
     moved = 0

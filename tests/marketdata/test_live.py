@@ -72,6 +72,19 @@ def test_a_warm_ticker_is_found_by_name_without_the_catalog_and_never_as_another
     assert live._market_ids[live._name_digest("binance", "BTC/USDT")] == btc.id
 
 
+def test_inside_tickers_kept_a_market_is_priced_once(xrpeth):
+    from django.core.cache import cache
+
+    key = f"marketdata:ticker:{xrpeth.id}"
+    with live.tickers_kept():
+        first = live.ticker(exchange="binance", symbol="XRP/ETH")
+        cache.set(key, {**first, "last": "1.23"}, 60)  # the cached ticker moves on meanwhile
+        assert live.ticker(exchange="binance", symbol="XRP/ETH") is first  # kept: one price
+        with live.tickers_kept():  # an inner block joins the outer one
+            assert live.latest_price(exchange="binance", symbol="XRP/ETH") == Decimal(first["last"])
+    assert live.ticker(exchange="binance", symbol="XRP/ETH")["last"] == "1.23"  # outside: read again
+
+
 def test_live_order_book_and_trades(online):
     services.market_ensure(exchange="binance", symbol="BTC/USDT")
     book = live.order_book(exchange="binance", symbol="BTC/USDT", limit=2)
