@@ -62,9 +62,10 @@ def test_a_paper_market_order_stays_under_its_query_budget_whatever_the_history(
 #: balance rows locked by one query; the market's catalog row kept while the catalog is unchanged;
 #: no savepoint around the risk bookkeeping of a fill; the balances not read before the account's
 #: lock, where the reservation is the check; the paper exchange's retry lookup skipped for a client
-#: id generated in the same transaction; a market order's reservation written with its settlement).
+#: id generated in the same transaction; a market order's reservation written with its settlement,
+#: and its paper order inserted with its fill, not inserted and then updated).
 #: Pinned, not a budget with room: a query that comes back fails here.
-PINNED_QUERIES = 21
+PINNED_QUERIES = 20
 #: SQLite keeps an amount as a float (apps/core/money.py), so the paper exchange's trades are
 #: read back rather than taken as it made them, and the fees are summed by the database.
 SQLITE_EXTRA = 2

@@ -146,7 +146,8 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
         self._spot_side: dict[str, int] = {}
         self._volumes: dict[str, float | None] = {}
         # Trades of the orders this gateway filled whole as it placed them: a filled order trades
-        # no more, so ``fetch_order_trades`` answers them without a query.
+        # no more, so ``fetch_order_trades`` answers them without a query. ``_trades_made``: the
+        # trades of the market order being placed, by ``id()`` of the order (not yet stored).
         self._trades_made: dict[int, list[PaperTrade]] = {}
         self._filled_at_once: dict[int, list[PaperTrade]] = {}
 
@@ -352,17 +353,21 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
                 spec = self._funding_spec(order.symbol, position.funded_until, now)
                 self._charge_funding(position, Bar(now, *(float(current),) * 4, 0.0), spec)
             self._check_position_limit(order, self._reference_price(order, current))
-            market = order.type == OrderType.MARKET
-            # A spot market order settles at once: its reservation is written with the settlement
-            # (one UPDATE of the balance, not two), or below if nothing settled.
-            reserved = self._reserve(
-                order, self._reference_price(order, current), save=not market or self.futures
-            )
-            order.save()
-            if market:
-                self._trades_made[order.pk] = []
-                self._fill_market_now(order, current)
-                made = self._trades_made.pop(order.pk)
+            # A spot market order settles at once: it is inserted with its fill and its reservation
+            # written with the settlement (one INSERT of the order and one UPDATE of the balance,
+            # not two of each), or both are written below if nothing settled.
+            at_once = order.type == OrderType.MARKET and not self.futures
+            reserved = self._reserve(order, self._reference_price(order, current), save=not at_once)
+            if not at_once:
+                order.save()
+            if order.type == OrderType.MARKET:
+                made = self._trades_made[id(order)] = []
+                try:
+                    self._fill_market_now(order, current)
+                finally:
+                    del self._trades_made[id(order)]
+                if order.pk is None:
+                    order.save()
                 if reserved.unsaved:
                     reserved.save(update_fields=["free", "used"])
                 if order.status == OrderStatus.FILLED and all(_as_stored(t) for t in made):
@@ -521,6 +526,13 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
         order.filled += qty
         order.cost += cost
         order.fee += fee
+        # The order is written before its trade: a market order being placed is inserted here,
+        # once, with its fill (``create_order``).
+        if order.filled >= order.amount:
+            self._finish(order, OrderStatus.FILLED)
+        else:
+            order.status = OrderStatus.PARTIALLY_FILLED
+            order.save()
         trade = PaperTrade.objects.create(
             order=order,
             account=self.account,
@@ -535,13 +547,8 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
             timestamp=timestamp,
             realized_pnl=pnl,
         )
-        if order.pk in self._trades_made:
-            self._trades_made[order.pk].append(trade)
-        if order.filled >= order.amount:
-            self._finish(order, OrderStatus.FILLED)
-        else:
-            order.status = OrderStatus.PARTIALLY_FILLED
-            order.save()
+        if id(order) in self._trades_made:
+            self._trades_made[id(order)].append(trade)
         self._publish_fill(order, price, qty, fee, timestamp)
         self._spot_side.clear()  # holdings of a base asset changed
         if self.futures:
