@@ -7,7 +7,7 @@ above that, hence 38 digits. Every stored amount, price and fee uses these
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_UP, Decimal
 
 from django.db import models
 
@@ -21,6 +21,17 @@ ZERO = Decimal("0")
 def quantize_amount(value: Decimal, rounding: str = ROUND_HALF_EVEN) -> Decimal:
     """``value`` rounded to the places a stored amount keeps."""
     return value.quantize(AMOUNT_QUANTUM, rounding=rounding)
+
+
+#: The places an amount is shown with in a message (one satoshi).
+SHOWN_QUANTUM = Decimal("1e-8")
+
+
+def shown_need(value: Decimal) -> str:
+    """An amount an order needs, for a message: rounded up to ``SHOWN_QUANTUM`` (never
+    understated), without padding zeros. ``Decimal("68763854.887776434235850101")`` ->
+    ``"68763854.88777644"``, where the 18 places a stored amount keeps helped nobody."""
+    return f"{value.quantize(SHOWN_QUANTUM, rounding=ROUND_UP).normalize():f}"
 
 
 def as_stored(value: Decimal) -> Decimal:

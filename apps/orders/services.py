@@ -34,7 +34,7 @@ from django.utils import timezone
 
 from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.events import events_batched, publish_event
-from apps.core.money import ZERO, as_stored, quantize_amount
+from apps.core.money import ZERO, as_stored, quantize_amount, shown_need
 from apps.exchanges.gateway import (
     ExchangeError,
     ExchangeGateway,
@@ -296,8 +296,7 @@ def _check_balance(
         asset = base
     if free < need:
         raise InsufficientFunds(
-            f"Insufficient {asset}: this order needs {quantize_amount(need).normalize():f}, "
-            f"{free.normalize():f} is available.",
+            f"Insufficient {asset}: this order needs {shown_need(need)}, {free.normalize():f} is available.",
             fields={"amount": "insufficient balance"},
         )
 

@@ -8,7 +8,7 @@ import pytest
 from django.apps import apps
 from django.db import connection, models
 
-from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES, as_stored, quantize_amount
+from apps.core.money import AMOUNT_DIGITS, AMOUNT_PLACES, as_stored, quantize_amount, shown_need
 
 # marketdata keeps its own market-step columns until it moves to core (not this app's change).
 MONEY_APPS = ("orders", "exchanges", "risk", "portfolio", "bots")
@@ -51,3 +51,9 @@ def test_as_stored_is_what_postgresql_keeps_of_an_amount_with_more_places():
             cursor.execute(f"SELECT %s::numeric({AMOUNT_DIGITS}, {AMOUNT_PLACES})", [value])
             assert cursor.fetchone()[0] == as_stored(value), value
     assert as_stored(Decimal("0.0000000000000000005")) != quantize_amount(Decimal("0.0000000000000000005"))
+
+
+def test_a_needed_amount_is_shown_to_the_satoshi_and_never_understated():
+    assert shown_need(Decimal("68763854.887776434235850101")) == "68763854.88777644"
+    assert shown_need(Decimal("1002.000000000000000000")) == "1002"
+    assert shown_need(Decimal("0.000000001")) == "0.00000001"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import types
 from decimal import Decimal
 
@@ -118,7 +119,9 @@ def test_precision_minimum_and_unknown_fields_are_400_with_every_field(auth_clie
 @pytest.mark.django_db
 def test_order_beyond_the_balance_is_400_insufficient_funds(auth_client, account, market):
     body = {"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "100"}
-    assert_error(auth_client.post(LIST, body, format="json"), 400, "insufficient_funds", "amount")
+    error = assert_error(auth_client.post(LIST, body, format="json"), 400, "insufficient_funds", "amount")
+    need = re.search(r"this order needs ([0-9.]+),", error["message"]).group(1)
+    assert len(need.partition(".")[2]) <= 8, error["message"]  # to the satoshi, not 18 places
     assert Order.objects.count() == 0
 
 

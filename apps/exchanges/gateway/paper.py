@@ -63,7 +63,7 @@ from apps.backtests.engine.slippage import SlippageModel
 from apps.backtests.engine.tiers import LeverageTiers
 from apps.core.api import response_cache
 from apps.core.events import publish_event
-from apps.core.money import ZERO, as_stored
+from apps.core.money import ZERO, as_stored, shown_need
 from apps.exchanges.gateway.base import (
     OHLCV,
     AccountBalance,
@@ -463,7 +463,7 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
         balance = self._balance(asset)
         if balance.free < need:
             raise InsufficientFunds(
-                f"Insufficient {asset}: this order needs {need.normalize():f}, "
+                f"Insufficient {asset}: this order needs {shown_need(need)}, "
                 f"{balance.free.normalize():f} is available.",
                 fields={"amount": "insufficient balance"},
             )
