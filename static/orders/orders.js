@@ -65,7 +65,11 @@
     const value = Number(input.value);
     if (!step || !input.value.trim() || !Number.isFinite(value)) return;
     const units = value / step;
-    const rounded = input.dataset.step === "amount" ? Math.floor(units + 1e-9) : Math.round(units);
+    // 1000 / 0.00001 is 99999999.99999999 in floats: a value on the step (to a float's error,
+    // relative to its size) keeps its step; otherwise an amount goes down to the step below.
+    const near = Math.round(units);
+    const onStep = Math.abs(units - near) <= 1e-9 * Math.max(1, Math.abs(units));
+    const rounded = input.dataset.step === "amount" && !onStep ? Math.floor(units) : near;
     const text = (rounded * step).toFixed(decimals(input.dataset.step === "amount" ? m.amount_step : m.price_step));
     if (text !== input.value) { input.value = text; preview(); }
   }

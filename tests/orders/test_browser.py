@@ -112,6 +112,12 @@ def test_ticket_rounds_to_the_markets_steps_and_shows_each_bad_field(page, candl
     page.fill("#ticket-amount", "0.0123456")
     page.locator("#ticket-amount").blur()
     expect(page.locator("#ticket-amount")).to_have_value("0.01234")  # down to the amount step
+    page.fill("#ticket-amount", "1000")  # on the step, though 1000 / 0.00001 is 99999999.99999999 in floats
+    page.locator("#ticket-amount").blur()
+    expect(page.locator("#ticket-amount")).to_have_value("1000.00000")
+    page.fill("#ticket-amount", "0.0123456")
+    page.locator("#ticket-amount").blur()
+    expect(page.locator("#ticket-amount")).to_have_value("0.01234")
     page.fill("#ticket-price", "10000")
     # A bracket whose legs are on the wrong sides of a buy: both fields are flagged at once.
     page.fill("#ticket-stop-loss", "11000")
