@@ -193,9 +193,6 @@ class PaperBalance(models.Model):
             ),
         ]
 
-    # Changed in memory and not written yet (the paper exchange's deferred reservation).
-    unsaved = False
-
     def __str__(self) -> str:
         return f"{self.asset} {self.free}+{self.used}"
 
@@ -204,7 +201,6 @@ class PaperBalance(models.Model):
         self.free = float_residue_cleared(self.free, vendor=connection.vendor)
         self.used = float_residue_cleared(self.used, vendor=connection.vendor)
         super().save(*args, **kwargs)
-        self.unsaved = False
 
     @property
     def total(self) -> Decimal:

@@ -147,6 +147,13 @@ def test_partial_fills_take_at_most_the_volume_share_of_each_candle(paper, paper
     order = gateway.create_order(req("buy", "market", "8"))
     first_cap = d(btc_1h.volume[49] * 0.002)
     assert order.status == "partially_filled" and order.filled == min(Decimal("8"), first_cap)
+    # Its reservation is written with its settlement (one UPDATE): what is stored is still the
+    # reservation of the part that did not fill.
+    stored = PaperOrder.objects.get(pk=order.id)
+    usdt = PaperBalance.objects.get(account=paper_account, asset="USDT")
+    (trade,) = PaperTrade.objects.filter(order=stored)
+    assert stored.reserved > 0 and usdt.used == stored.reserved
+    assert usdt.free + usdt.used + trade.cost + trade.fee == Decimal("10000000")
     replay.cursor = 70
     done = gateway.fetch_order(order.id, "BTC/USDT")
     trades = gateway.fetch_my_trades("BTC/USDT")
@@ -161,25 +168,6 @@ def test_partial_fills_take_at_most_the_volume_share_of_each_candle(paper, paper
     if done.filled == 8:
         assert done.status == "filled"
     assert gateway.fetch_balance().get("BTC").free == done.filled
-
-
-@pytest.mark.postgres_decimals
-def test_a_partly_filled_market_order_keeps_its_rest_reserved_in_the_database(paper_account, replay, btc_1h):
-    # The reservation of a market order is written with its settlement (one UPDATE): what is
-    # stored must still be the reservation of the part that did not fill.
-    paper_account.max_volume_fraction = Decimal("0.002")
-    paper_account.save()
-    services.paper_account_set_balances(account=paper_account, balances={"USDT": "10000000"})
-    gateway = PaperGateway(paper_account, prices=replay, markets={})
-    replay.cursor = 50
-    placed = gateway.create_order(req("buy", "market", "8"))
-    assert placed.status == "partially_filled"
-    stored = PaperOrder.objects.get(pk=placed.id)
-    usdt = PaperBalance.objects.get(account=paper_account, asset="USDT")
-    (trade,) = PaperTrade.objects.filter(order=stored)
-    assert stored.reserved > 0 and usdt.used == stored.reserved
-    assert usdt.free + usdt.used + trade.cost + trade.fee == Decimal("10000000")
-    assert PaperBalance.objects.get(account=paper_account, asset="BTC").free == trade.amount
 
 
 def test_a_retried_client_order_id_is_found_unless_the_caller_just_made_it(paper, replay):

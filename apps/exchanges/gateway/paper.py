@@ -354,8 +354,9 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
                 self._charge_funding(position, Bar(now, *(float(current),) * 4, 0.0), spec)
             self._check_position_limit(order, self._reference_price(order, current))
             # A spot market order settles at once: it is inserted with its fill and its reservation
-            # written with the settlement (one INSERT of the order and one UPDATE of the balance,
-            # not two of each), or both are written below if nothing settled.
+            # written with the settlement (which saves the reserved asset's row): one INSERT of
+            # the order and one UPDATE of the balance, not two of each. Both are written below
+            # if nothing traded.
             at_once = order.type == OrderType.MARKET and not self.futures
             reserved = self._reserve(order, self._reference_price(order, current), save=not at_once)
             if not at_once:
@@ -368,7 +369,7 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
                     del self._trades_made[id(order)]
                 if order.pk is None:
                     order.save()
-                if reserved.unsaved:
+                if at_once and not made:
                     reserved.save(update_fields=["free", "used"])
                 if order.status == OrderStatus.FILLED and all(_as_stored(t) for t in made):
                     self._filled_at_once[order.pk] = made
@@ -447,8 +448,7 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
     def _reserve(self, order: PaperOrder, ref_price: Decimal, *, save: bool = True) -> PaperBalance:
         """Hold what the order may spend: quote (with the higher fee) for buys and futures margin, base for spot sells.
 
-        The balance row it moved; with ``save=False`` the caller writes it (its ``unsaved`` is
-        true until some ``save`` does).
+        The balance row it moved; with ``save=False`` the caller writes it.
         """
         maker, taker = self._fees
         if self.futures:
@@ -471,8 +471,6 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
         balance.used += need
         if save:
             balance.save(update_fields=["free", "used"])
-        else:
-            balance.unsaved = True
         order.reserved = need
         return balance
 
