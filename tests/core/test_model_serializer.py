@@ -8,8 +8,8 @@ import pytest
 from rest_framework import serializers
 
 from apps.bots.api.serializers import BotSerializer
-from apps.core.api.serializers import ModelSerializer
-from apps.orders.api.serializers import OrderDetailSerializer, OrderSerializer
+from apps.core.api.serializers import ModelSerializer, SharedFieldsMixin
+from apps.orders.api.serializers import OrderDetailSerializer, OrderInputSerializer, OrderSerializer
 from apps.orders.models import Order
 from tests.factories import BotFactory, FillFactory, OrderFactory
 
@@ -51,12 +51,80 @@ def test_bots_render_exactly_as_drf_renders_them(user):
     ]
 
 
+class _Unshared(OrderDetailSerializer):
+    shared_fields = False
+
+
 def test_fields_are_fresh_per_instance_and_nested_children_keep_their_parent(user):
-    first, second = OrderDetailSerializer(), OrderDetailSerializer()
+    first, second = _Unshared(), _Unshared()
     assert first.fields["amount"] is not second.fields["amount"]
     assert first.fields["amount"].parent is first and second.fields["amount"].parent is second
     assert first.fields["fills"].child is not second.fields["fills"].child
     assert first.fields["fills"].parent is first and second.fields["fills"].parent is second
+
+
+def test_a_class_that_shares_its_fields_builds_them_once_and_a_partial_instance_its_own():
+    first, second = OrderDetailSerializer(), OrderDetailSerializer(context={"request": object()})
+    assert first.fields is second.fields
+    assert first.fields["fills"].child.fields is second.fields["fills"].child.fields
+    # Bound to a serializer of their own, with no request, and none can be left there (drf-spectacular
+    # writes its schema request into the context of each nested serializer it describes).
+    first.fields["fills"].child.context.update({"request": object()})
+    second.fields["fills"].child.context["view"] = object()
+    assert second.fields["amount"].context == {} and first.fields["fills"].child.context == {}
+    body = {"symbol": "BTC/USDT", "side": "buy", "type": "market", "amount": "1"}
+    assert OrderInputSerializer(data=body).fields is OrderInputSerializer(data={}).fields
+    partial = OrderInputSerializer(data={"amount": "2"}, partial=True)
+    assert partial.fields is not OrderInputSerializer(data=body).fields
+    assert partial.is_valid(), partial.errors  # its own fields see that it is partial
+    assert not OrderInputSerializer(data={"amount": "2"}).is_valid()
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def _context_readers(serializer) -> list[str]:
+    found = []
+    for name, field in serializer.fields.items():
+        child = getattr(field, "child", None)
+        nested = field if isinstance(field, serializers.BaseSerializer) and child is None else child
+        if isinstance(nested, serializers.BaseSerializer):
+            found += [f"{name}.{inner}" for inner in _context_readers(nested)]
+        elif isinstance(
+            field, serializers.SerializerMethodField | serializers.HyperlinkedRelatedField
+        ) or getattr(getattr(field, "default", None), "requires_context", False):
+            found.append(name)
+    return found
+
+
+def test_no_class_that_shares_its_fields_has_one_that_reads_the_request():
+    # Shared fields are bound to a serializer with no context: one that asks for the request (a
+    # method field, a hyperlink, a current-user default) would see none.
+    import apps.orders.api.serializers  # noqa: F401 - the classes that opt in
+
+    shared = {
+        cls
+        for cls in _subclasses(SharedFieldsMixin)
+        if cls.shared_fields and cls.__module__.startswith("apps.")
+    }
+    assert {OrderSerializer, OrderDetailSerializer, OrderInputSerializer} <= shared
+    assert {cls.__name__: _context_readers(cls()) for cls in shared} == {cls.__name__: [] for cls in shared}
+
+
+def test_the_check_for_request_readers_finds_them():
+    class _Reads(OrderDetailSerializer):
+        mine = serializers.SerializerMethodField()
+
+        class Meta(OrderDetailSerializer.Meta):
+            fields = [*OrderDetailSerializer.Meta.fields, "mine"]
+
+        def get_mine(self, order):
+            return self.context["request"].user.pk
+
+    assert _context_readers(_Reads()) == ["mine"]
 
 
 class _Thing:

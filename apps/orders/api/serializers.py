@@ -44,6 +44,8 @@ ORDER_FIELDS = [
 
 
 class FillSerializer(ModelSerializer):
+    shared_fields = True  # nothing here reads the context (nor do TradeSerializer's)
+
     # Declared: a property would otherwise be rendered through float.
     cost = serializers.DecimalField(max_digits=None, decimal_places=None, read_only=True)
 
@@ -64,6 +66,8 @@ class FillSerializer(ModelSerializer):
 
 
 class OrderSerializer(ModelSerializer):
+    shared_fields = True  # nothing here reads the context (nor do OrderDetailSerializer's)
+
     # Declared: a property would otherwise be rendered through float. Decimals travel as strings.
     remaining = serializers.DecimalField(max_digits=None, decimal_places=None, read_only=True)
 
@@ -97,6 +101,8 @@ class AccountInputSerializer(StrictSerializer):
 
 class OrderInputSerializer(AccountInputSerializer):
     """A manual order. ``stop_loss``/``take_profit`` make a market or limit entry a bracket."""
+
+    shared_fields = True  # nothing here reads the context
 
     symbol = serializers.CharField(max_length=60)
     side = serializers.ChoiceField(choices=OrderSide.choices)
@@ -144,6 +150,8 @@ class TradeSerializer(FillSerializer):
 
 
 class PositionSerializer(ModelSerializer):
+    shared_fields = True  # nothing here reads the context
+
     class Meta:
         model = Position
         fields = [
