@@ -35,7 +35,8 @@ def order_detail(*, user, order: Order) -> Order:
     """
     if order.owner_id != user.pk:
         raise NotFound("Order not found.")
-    prefetch_related_objects([order], _fills(), "legs")
+    if not {"fills", "legs"} <= getattr(order, "_prefetched_objects_cache", {}).keys():
+        prefetch_related_objects([order], _fills(), "legs")
     return order
 
 

@@ -29,7 +29,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from apps.core.errors import Conflict, NotFound, ValidationFailed
@@ -583,7 +583,7 @@ def _submit(
         if not legs:
             # As if read with prefetch_related("legs"): the bracket rules and the answer's
             # ``legs`` see none without asking the database.
-            order._prefetched_objects_cache = {"legs": Order.objects.none()}
+            order._prefetched_objects_cache = {"legs": _prefetched(order.legs.all(), [])}
         gateway = gateway or account_gateway(_account_of(order))
         request = _request(order, as_market=as_market)
         if new_client_id:
@@ -626,9 +626,7 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway, *, fres
     if fresh:
         for fill in new_fills:  # as the database reads them back
             fill.price, fill.amount, fill.fee = map(as_stored, (fill.price, fill.amount, fill.fee))
-        fills = order.fills.all()  # as prefetch_related leaves it: no query
-        fills._result_cache = sorted(new_fills, key=lambda fill: (fill.timestamp, fill.pk))
-        fills._prefetch_done = True
+        fills = _prefetched(order.fills.all(), sorted(new_fills, key=lambda fill: (fill.timestamp, fill.pk)))
         order._prefetched_objects_cache = {**getattr(order, "_prefetched_objects_cache", {}), "fills": fills}
     transition(order, status, reason=remote.reason if status not in Order.OPEN_STATUSES else "")
     order.filled = min(max(order.filled, remote.filled or ZERO), order.amount)
@@ -636,7 +634,8 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway, *, fres
         order.average_price = remote.average
     order.fee = _fills_fee(order, recorded, new_fills, fresh=fresh) or remote.fee or ZERO
     order.fee_asset = order.fee_asset or remote.fee_asset or ""
-    order.save()
+    # Fresh, the rest of the row is as this transaction just wrote it.
+    order.save(update_fields=ORDER_ANSWER_FIELDS if fresh else None)
     if (order.status, order.filled) != before or new_fills:
         _publish_order(order)
     for fill in new_fills:
@@ -645,6 +644,20 @@ def _record(order: Order, remote: RemoteOrder, gateway: ExchangeGateway, *, fres
         # Futures: leverage, margin mode and liquidation price are the exchange's to tell.
         _sync_positions(_account_of(order), gateway)
     _after_status(order, gateway)
+
+
+#: What sending an order and recording the exchange's answer change on it (``_submit``, ``_record``).
+ORDER_ANSWER_FIELDS = [
+    "held",
+    "exchange_order_id",
+    "status",
+    "reason",
+    "filled",
+    "average_price",
+    "fee",
+    "fee_asset",
+    "updated_at",
+]
 
 
 def _fills_fee(
@@ -782,9 +795,23 @@ def _apply_to_position(order: Order, fill: Fill) -> Position:
     )
     position.mark_price = fill.price
     _mark(position)
-    position.save()
+    if Order.owner.is_cached(order):  # the owner as the caller holds it (risk tracking reads its time zone)
+        position.owner = order.owner
+    position.save(update_fields=POSITION_FILL_FIELDS)
     _publish_position(position)
     return position
+
+
+#: What a fill changes on its position (the rest is the account's and the exchange's to set).
+POSITION_FILL_FIELDS = [
+    "side",
+    "size",
+    "average_entry",
+    "realized_pnl",
+    "mark_price",
+    "unrealized_pnl",
+    "updated_at",
+]
 
 
 def _mark(position: Position) -> None:
@@ -837,7 +864,7 @@ def _after_status(order: Order, gateway: ExchangeGateway) -> None:
     """Bracket rules after ``order``'s status changed: arm legs on entry fill, one-cancels-other."""
     if order.role == Order.Role.ENTRY:
         if order.status == OrderStatus.FILLED:
-            legs = list(order.legs.filter(status=OrderStatus.PENDING, held=True).order_by("pk"))
+            legs = _held_legs(order)
             if getattr(gateway, "supports_oco", False) and len(legs) == 2:
                 leg_ids = [leg.pk for leg in legs]
                 transaction.on_commit(lambda: _submit_oco(leg_ids, gateway))
@@ -857,6 +884,23 @@ def _after_status(order: Order, gateway: ExchangeGateway) -> None:
             Order.objects.select_for_update().filter(parent_id=order.parent_id).exclude(pk=order.pk).open()
         ):
             _cancel_locked(sibling, gateway, reason=f"{order.get_role_display()} filled")
+
+
+def _held_legs(order: Order) -> list[Order]:
+    """The entry's legs still held for it (pending), by id; those prefetched if they were (no query)."""
+    prefetched = getattr(order, "_prefetched_objects_cache", {}).get("legs")
+    if prefetched is None:
+        return list(order.legs.filter(status=OrderStatus.PENDING, held=True).order_by("pk"))
+    return sorted(
+        (leg for leg in prefetched if leg.status == OrderStatus.PENDING and leg.held), key=lambda leg: leg.pk
+    )
+
+
+def _prefetched(queryset: QuerySet, rows: list) -> QuerySet:
+    """``queryset`` holding ``rows`` as ``prefetch_related`` leaves it: read without a query."""
+    queryset._result_cache = rows
+    queryset._prefetch_done = True
+    return queryset
 
 
 def _submit_oco(leg_ids: list[int], gateway: ExchangeGateway) -> None:

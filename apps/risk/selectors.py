@@ -359,5 +359,15 @@ def risk_snapshot_history(*, user, limit: int = 96) -> list[RiskSnapshot]:
 
 
 def kill_switch_is_on(*, user_id: int) -> bool:
-    """Whether the user's kill switch is engaged (``order_place`` refuses new orders then)."""
-    return RiskProfile.objects.filter(owner_id=user_id, kill_switch=True).exists()
+    """Whether the user's kill switch is engaged (``order_place`` refuses new orders then).
+
+    Asked for every order: a statement built once per process (as ``_rows_sql``), not an ORM compile.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_kill_switch_sql(), [user_id])
+        return cursor.fetchone() is not None
+
+
+@functools.cache
+def _kill_switch_sql() -> str:
+    return f"SELECT 1 FROM {_table(RiskProfile)} WHERE owner_id = %s AND kill_switch LIMIT 1"  # noqa: S608

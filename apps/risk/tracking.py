@@ -44,7 +44,14 @@ def _position_saved(sender, instance: Position, created: bool, **kwargs) -> None
         return
     # A trade closed when a long/short position shrank or flipped; an opening fill's fee is no trade result.
     closed = side != Position.Side.FLAT and (instance.side != side or instance.size < size)
-    services.risk_state_record_realized(owner_id=instance.owner_id, change=change, closed_trade=closed)
+    # The owner's time zone where the saver holds the owner (no query for it otherwise).
+    owner = instance.owner if Position.owner.is_cached(instance) else None
+    services.risk_state_record_realized(
+        owner_id=instance.owner_id,
+        change=change,
+        closed_trade=closed,
+        owner_timezone=getattr(owner, "timezone", None),
+    )
 
 
 @receiver(post_save, sender=Fill, dispatch_uid="risk_fill_saved")

@@ -11,6 +11,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 import websockets
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -21,6 +23,7 @@ from apps.orders.models import Position
 from apps.risk import monitoring
 from apps.risk import services as risk
 from apps.risk.models import RiskAlert, RiskSnapshot, RiskState
+from apps.risk.selectors import local_today
 from apps.risk.signals import risk_alert_raised
 from tests.factories import BotFactory, PaperAccountFactory, UserFactory
 from tests.support import aio
@@ -99,6 +102,32 @@ def test_a_closed_losing_trade_counts_toward_today_and_the_streak(user):
     position.save()
     state.refresh_from_db()
     assert state.day_realized == Decimal("-10") and state.consecutive_losses == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("held", [True, False], ids=["owner held", "owner not held"])
+def test_a_trade_result_moves_the_owners_local_day_whether_or_not_the_saver_holds_the_owner(user, held):
+    user.timezone = "Pacific/Kiritimati"  # UTC+14: its day is not UTC's for 14 hours of each
+    user.save(update_fields=["timezone"])
+    account = PaperAccountFactory(user=user)
+    lose_today(user, account, "40")  # today's row, streak 1
+    state = RiskState.objects.get(owner=user)
+    assert state.day == local_today("Pacific/Kiritimati", timezone.now())
+    position = Position.objects.get(owner=user)
+    position.side, position.size, position.average_entry, position.mark_price = "long", 1, Decimal("900"), 900
+    position.save()  # opening again: no trade result
+    position = Position.objects.get(pk=position.pk)  # its owner not loaded
+    if held:
+        position.owner = user  # as the orders service does with the order's owner
+    position.side, position.size, position.realized_pnl = "flat", Decimal("0"), Decimal("-45.5")
+    with CaptureQueriesContext(connection) as queries:
+        position.save()
+    state.refresh_from_db()
+    assert state.day_realized == Decimal("-45.5") and state.consecutive_losses == 2
+    assert state.last_loss_at is not None and state.day == local_today("Pacific/Kiritimati", timezone.now())
+    on_state = [q["sql"].split()[0] for q in queries.captured_queries if "risk_riskstate" in q["sql"]]
+    # Held (on PostgreSQL), today's row is moved by one UPDATE without reading it first.
+    assert on_state == (["UPDATE"] if held and connection.vendor == "postgresql" else ["SELECT", "UPDATE"])
 
 
 @pytest.mark.django_db
