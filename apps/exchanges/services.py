@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from apps.core.compiled import compiled
 from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.events import publish_event
 from apps.exchanges.catalog import SUPPORTED_EXCHANGES
@@ -266,6 +267,11 @@ def _parse_balances(balances: dict[str, Any]) -> dict[str, Decimal]:
     return out
 
 
+@compiled
+def _own_paper_account(user_id: int, bot_id: int | None):
+    return PaperAccount.objects.filter(user_id=user_id, bot_id=bot_id, replay_id=None).order_by("pk")[:1]
+
+
 def paper_account_get_or_create(
     *, user, bot_id: int | None = None, exchange: str = "binance"
 ) -> PaperAccount:
@@ -277,9 +283,9 @@ def paper_account_get_or_create(
         raise NotFound("Bot not found.")
     # The common case (it exists) is one read, outside any transaction: every order placed
     # without an account names comes through here.
-    account = PaperAccount.objects.filter(user=user, bot_id=bot_id, replay_id=None).first()
-    if account is not None:
-        return account
+    found = _own_paper_account(user.pk, bot_id)
+    if found:
+        return found[0]
     with transaction.atomic():
         account, created = PaperAccount.objects.get_or_create(
             user=user,

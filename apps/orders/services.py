@@ -32,6 +32,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
+from apps.core.compiled import compiled
 from apps.core.errors import Conflict, NotFound, ValidationFailed
 from apps.core.events import events_batched, publish_event
 from apps.core.money import ZERO, as_stored, quantize_amount, shown_need
@@ -768,8 +769,13 @@ def _when(ms: int | None) -> datetime:
 def _apply_to_position(order: Order, fill: Fill) -> Position:
     """Move the account's position in the market by one fill (average entry, realized P&L)."""
     account = _account_of(order)
-    position, _ = Position.objects.select_for_update().get_or_create(
-        symbol=order.symbol, **account_filter(account), defaults={"owner_id": order.owner_id}
+    found = _locked_position(order.symbol, order.paper_account_id, order.connection_id)
+    position = (
+        found[0]
+        if found
+        else Position.objects.select_for_update().get_or_create(
+            symbol=order.symbol, **account_filter(account), defaults={"owner_id": order.owner_id}
+        )[0]
     )
     signed = position.size if position.side == Position.Side.LONG else -position.size
     delta = fill.amount if order.side == OrderSide.BUY else -fill.amount
@@ -812,6 +818,12 @@ POSITION_FILL_FIELDS = [
     "unrealized_pnl",
     "updated_at",
 ]
+
+
+@compiled  # asked by every fill (apps/core/compiled.py)
+def _locked_position(symbol: str, paper_account_id: int | None, connection_id: int | None):
+    account = {"paper_account_id": paper_account_id} if paper_account_id else {"connection_id": connection_id}
+    return Position.objects.select_for_update().filter(symbol=symbol, **account)
 
 
 def _mark(position: Position) -> None:

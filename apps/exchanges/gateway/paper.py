@@ -62,6 +62,7 @@ from apps.backtests.engine import fills
 from apps.backtests.engine.slippage import SlippageModel
 from apps.backtests.engine.tiers import LeverageTiers
 from apps.core.api import response_cache
+from apps.core.compiled import compiled
 from apps.core.events import publish_event
 from apps.core.money import ZERO, as_stored, shown_need
 from apps.exchanges.gateway.base import (
@@ -106,6 +107,17 @@ SIMULATED_TYPES = (
 #: (a market refresh, an admin's edit, from any process) makes the next order read the row again.
 KEPT_MARKETS_MAX = 10_000
 _kept_markets = response_cache.KeptPerProcess(KEPT_MARKETS_MAX)
+
+
+# Asked by every order (apps/core/compiled.py): compiled once per process.
+@compiled
+def _locked_account(pk: int):
+    return PaperAccount.objects.select_for_update().filter(pk=pk)
+
+
+@compiled
+def _locked_balances(account_id: int, assets: list[str]):
+    return PaperBalance.objects.select_for_update().filter(account_id=account_id, asset__in=assets)
 
 
 def _as_stored(trade: PaperTrade) -> bool:
@@ -167,7 +179,10 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
         return None if mvf is None else float(mvf)
 
     def _lock(self) -> PaperAccount:
-        self.account = PaperAccount.objects.select_for_update().get(pk=self.account.pk)
+        found = _locked_account(self.account.pk)
+        if not found:
+            raise PaperAccount.DoesNotExist("PaperAccount matching query does not exist.")
+        self.account = found[0]
         return self.account
 
     def _balance(self, asset: str) -> PaperBalance:
@@ -186,9 +201,7 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
         is still made by ``_balance`` when it is asked for)."""
         wanted = [asset for asset in assets if asset not in self._balances]
         if len(wanted) > 1:
-            for balance in PaperBalance.objects.select_for_update().filter(
-                account=self.account, asset__in=wanted
-            ):
+            for balance in _locked_balances(self.account.pk, wanted):
                 self._balances[balance.asset] = balance
 
     def _market_info(self, symbol: str) -> MarketInfo | None:

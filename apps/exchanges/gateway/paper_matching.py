@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.backtests.engine import fills
+from apps.core.compiled import compiled
 from apps.exchanges.gateway.base import to_decimal
 from apps.exchanges.gateway.paper_common import SIDE_SIGN, dec, q, split_symbol
 from apps.exchanges.gateway.prices import Bar, PriceSource
@@ -66,6 +67,11 @@ class Candidate:
     slip: bool
 
 
+@compiled  # asked by every order (apps/core/compiled.py)
+def _open_symbols(account_id: int):
+    return PaperOrder.objects.filter(account_id=account_id).open().order_by().values_list("symbol", flat=True)
+
+
 class PaperMatching:
     """Matching passes of a ``PaperGateway``: ``match`` (every read), ``on_price`` (a new price)."""
 
@@ -107,7 +113,7 @@ class PaperMatching:
 
     def _active_symbols(self, symbol: str | None) -> list[str]:
         # A set: unsorted (the orders' default ordering would make PostgreSQL sort them first).
-        symbols = set(self.account.orders.open().order_by().values_list("symbol", flat=True))
+        symbols = set(_open_symbols(self.account.pk))
         if self.futures:
             symbols |= set(self.account.positions.exclude(size=0).order_by().values_list("symbol", flat=True))
         if symbol:
