@@ -589,6 +589,8 @@ def _submit(
         request = _request(order, as_market=as_market)
         if new_client_id:
             request = replace(request, new_client_id=True)
+        if refuse_unaffordable:  # a refusal rolls the placement back whole (re-raised below)
+            request = replace(request, in_caller_transaction=True)
         try:
             remote = gateway.create_order(request)
         except (InvalidOrder, InsufficientFunds) as exc:

@@ -64,9 +64,10 @@ def test_a_paper_market_order_stays_under_its_query_budget_whatever_the_history(
 #: lock, where the reservation is the check; the paper exchange's retry lookup skipped for a client
 #: id generated in the same transaction; a market order's reservation written with its settlement,
 #: and its paper order inserted with its fill, not inserted and then updated; today's risk state
-#: moved by one UPDATE, not read first).
+#: moved by one UPDATE, not read first; no savepoint of the paper exchange's own inside the
+#: placement's transaction).
 #: Pinned, not a budget with room: a query that comes back fails here.
-PINNED_QUERIES = 19
+PINNED_QUERIES = 17
 #: SQLite keeps an amount as a float (apps/core/money.py), so the paper exchange's trades are
 #: read back rather than taken as it made them, the fees are summed by the database, and today's
 #: risk state is read and added to in Python (not added to by the database, in floats).

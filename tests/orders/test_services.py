@@ -394,3 +394,19 @@ def test_status_transitions_follow_the_one_table(current, new, legal):
         with pytest.raises(Conflict) as err:
             lifecycle.transition(order, new)
         assert err.value.status == 409
+
+
+def test_a_refusal_inside_the_placement_is_recorded_on_the_order_and_nothing_else_is_written(
+    place, paper_account
+):
+    # An order the paper exchange refuses once it holds the account's lock (a reduce-only close of
+    # what is not held: no pre-check) is stored as rejected with the reason; what the exchange began
+    # (a balance row for the asset) is undone by its savepoint. A spot order it may only refuse for
+    # funds has none (OrderRequest.in_caller_transaction): that refusal rolls back the placement
+    # whole (test_order_beyond_the_balance_is_refused_and_nothing_is_written).
+    before = sorted(paper_account.balances.values_list("asset", "free", "used"))
+    order = place(side="sell", amount=Decimal("5"), reduce_only=True)  # a close of what is not held
+    assert order.status == "rejected" and "insufficient" in order.reason.lower()
+    assert PaperOrder.objects.count() == 0
+    assert sorted(paper_account.balances.values_list("asset", "free", "used")) == before
+    assert place().status == "filled"  # the account is not left locked or broken

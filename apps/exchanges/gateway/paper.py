@@ -50,6 +50,7 @@ share in ``paper_common``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import uuid
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
@@ -347,7 +348,8 @@ class PaperGateway(PaperFutures, PaperMatching, ExchangeGateway):
 
     def create_order(self, request: OrderRequest) -> Order:
         fields = self._validated(request)
-        with transaction.atomic():
+        in_caller_transaction = request.in_caller_transaction and connection.in_atomic_block
+        with contextlib.nullcontext() if in_caller_transaction else transaction.atomic():
             self._lock()
             self._forget()
             if request.client_order_id and not request.new_client_id:
