@@ -49,6 +49,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group("real_services"))
 
 
+@pytest.fixture(autouse=True)
+def _debounce_windows_forgotten():
+    """Each test starts knowing no debounce window of an earlier one (``apps.core.cache.first_in_window``):
+    ids come round again (SQLite reuses a rolled-back row's), and a test may delete the key."""
+    from apps.core import cache as debounce_memory
+
+    debounce_memory.forget()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _flush_by_delete():
     """Transactional tests (``transaction=True``) end with a flush of every table: on PostgreSQL a

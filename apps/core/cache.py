@@ -15,6 +15,7 @@ its contract is Django's: ``ValueError`` when the key does not exist.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, ClassVar
 
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
@@ -59,3 +60,37 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server: Any, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = SharedPoolRedisCacheClient
+
+
+# ------------------------------------------------------------------------------ debouncing
+_held: dict[str, float] = {}
+_held_lock = threading.Lock()
+
+
+def first_in_window(key: str, seconds: int) -> bool:
+    """Whether this call opens ``key``'s window of ``seconds`` (the first of a burst, across processes).
+
+    The window is the cache's (``cache.add``: atomic, one winner). A window this process opened is
+    known to last until it ends, so calls inside it answer without a round trip (a fill debounce
+    is asked for every fill); a window another process opened costs one. Nothing deletes such a
+    key early: that is what makes the memory exact (``forget`` empties it, for the tests).
+    """
+    from django.core.cache import cache
+
+    now = time.monotonic()
+    if _held.get(key, 0.0) > now:
+        return False
+    if not cache.add(key, 1, timeout=seconds):
+        return False
+    with _held_lock:
+        if len(_held) > 10_000:  # (the expired ones go)
+            for stale in [k for k, until in _held.items() if until <= now]:
+                del _held[stale]
+        _held[key] = now + seconds - 0.05  # within the cache's own expiry, set just now
+    return True
+
+
+def forget() -> None:
+    """Drop what ``first_in_window`` knows (a test that empties the cache empties this too)."""
+    with _held_lock:
+        _held.clear()

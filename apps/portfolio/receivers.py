@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from django.core.cache import cache
 from django.db import transaction
+
+from apps.core.cache import first_in_window
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +35,8 @@ def snapshot_after_fill(sender, instance, created: bool, raw: bool = False, **kw
     def enqueue() -> None:
         from apps.portfolio.tasks import portfolio_snapshot_user
 
-        # cache.add is atomic: only the first fill of a burst schedules the snapshot.
-        if cache.add(f"portfolio:fill-snapshot:{user_id}", 1, timeout=FILL_DEBOUNCE_SECONDS):
+        # Only the first fill of a burst schedules the snapshot.
+        if first_in_window(f"portfolio:fill-snapshot:{user_id}", FILL_DEBOUNCE_SECONDS):
             try:
                 portfolio_snapshot_user.apply_async((user_id,), countdown=FILL_DEBOUNCE_SECONDS)
             except Exception:  # a broker outage must not fail the fill; the beat snapshots anyway

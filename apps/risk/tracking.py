@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_init, post_save
 from django.dispatch import receiver
 
+from apps.core.cache import first_in_window
 from apps.orders.models import Fill, Position
 from apps.risk import services
 from apps.risk.models import NotificationChannel, RiskLimit, RiskProfile
@@ -64,7 +65,7 @@ def _fill_saved(sender, instance: Fill, created: bool, **kwargs) -> None:
 
 def monitor_soon(owner_id: int) -> None:
     """Enqueue one monitor run for the user unless one is already due (debounce through the cache)."""
-    if not cache.add(f"risk:monitor-due:{owner_id}", 1, timeout=FILL_DEBOUNCE_SECONDS):
+    if not first_in_window(f"risk:monitor-due:{owner_id}", FILL_DEBOUNCE_SECONDS):
         return
     try:
         from celery import current_app

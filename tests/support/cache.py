@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from django.core.cache import cache
 
+from apps.core import cache as debounce_memory
 from apps.ops import cachekeys
 
 
 def clear_cache() -> None:
+    debounce_memory.forget()  # the windows this process knows of go with the keys
     if not cachekeys.cache_is_redis():
         cache.clear()
         return
