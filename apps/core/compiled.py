@@ -86,11 +86,12 @@ class _Statement:
             (index, functions, expression)
             for index, (functions, expression) in compiler.get_converters(columns).items()
         ]
-        wanted = {value: index for index, value in enumerate(stand_ins) if isinstance(value, int | str)}
-        wanted = {value: index for value, index in wanted.items() if not isinstance(value, bool)}
+        # The stand-ins (ints and strings; ``None`` and booleans are part of the shape, not arguments).
+        wanted = {value: index for index, value in enumerate(stand_ins) if type(value) in (int, str)}
         # Each parameter: ("arg", index of the argument it stands for) or ("const", the value it is).
+        # (An int may come back wrapped, psycopg's ``Int8`` for a bigint column: an int still.)
         self.params = [
-            ("arg", wanted[param]) if _hashable(param) and param in wanted else ("const", param)
+            ("arg", wanted[param]) if isinstance(param, int | str) and param in wanted else ("const", param)
             for param in params
         ]
         found = {index for kind, index in self.params if kind == "arg"}
@@ -115,14 +116,6 @@ class _Statement:
                 value = convert(value, expression, connection)
             row[index] = value
         return row
-
-
-def _hashable(value: Any) -> bool:
-    try:
-        hash(value)
-    except TypeError:
-        return False
-    return True
 
 
 def compiled(build: Callable[..., QuerySet]) -> Callable[..., list]:

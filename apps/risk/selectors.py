@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from apps.core.compiled import compiled
 from apps.core.errors import NotFound, ValidationFailed
 from apps.exchanges.models import PaperAccount, PaperBalance
 from apps.orders.models import Order, Position
@@ -361,13 +362,11 @@ def risk_snapshot_history(*, user, limit: int = 96) -> list[RiskSnapshot]:
 def kill_switch_is_on(*, user_id: int) -> bool:
     """Whether the user's kill switch is engaged (``order_place`` refuses new orders then).
 
-    Asked for every order: a statement built once per process (as ``_rows_sql``), not an ORM compile.
+    Asked for every order: compiled once per process (apps/core/compiled.py).
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_kill_switch_sql(), [user_id])
-        return cursor.fetchone() is not None
+    return bool(_engaged(user_id))
 
 
-@functools.cache
-def _kill_switch_sql() -> str:
-    return f"SELECT 1 FROM {_table(RiskProfile)} WHERE owner_id = %s AND kill_switch LIMIT 1"  # noqa: S608
+@compiled
+def _engaged(user_id: int):
+    return RiskProfile.objects.filter(owner_id=user_id, kill_switch=True).values_list("pk", flat=True)[:1]
